@@ -1,0 +1,229 @@
+"""Command line: flags and MP_* environment variables -> Config -> a running Server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mailpit_py import __version__
+from mailpit_py.config import (
+    Config,
+    ConfigError,
+    parse_duration,
+    parse_size,
+)
+from mailpit_py.smtp import AddressInUse
+from mailpit_py.store import StoreError
+
+log = logging.getLogger("mailpit_py")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flags, its environment variable and the Config field it fills."""
+
+    flags: tuple[str, ...]
+    env: str
+    field: str
+    help: str
+    convert: Callable[[str, str], Any] | None = None  # (value, flag) -> field value
+    boolean: bool = False
+    metavar: str | None = None
+
+
+def _int(value: str, flag: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{flag}: {value!r} is not a whole number") from None
+
+
+def _db(value: str, flag: str) -> str | None:
+    return value or None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        ("-s", "--smtp"),
+        "MP_SMTP_BIND_ADDR",
+        "smtp_addr",
+        "SMTP listen address, HOST:PORT ([::1]:1025 for IPv6, port 0 for any free port)",
+        metavar="ADDR",
+    ),
+    Option(
+        ("-d", "--database"),
+        "MP_DATABASE",
+        "database",
+        "SQLite database file to keep messages across restarts; ':memory:' keeps them in "
+        "memory; default: a temporary file removed at exit",
+        _db,
+        metavar="PATH",
+    ),
+    Option(
+        ("-m", "--max"),
+        "MP_MAX_MESSAGES",
+        "max_messages",
+        "keep at most this many messages, pruning the oldest (0 = unlimited)",
+        _int,
+        metavar="N",
+    ),
+    Option(
+        ("--max-age",),
+        "MP_MAX_AGE",
+        "max_age",
+        "prune messages older than this, e.g. 12h or 3d (default: no age limit)",
+        parse_duration,
+        metavar="AGE",
+    ),
+    Option(
+        ("--max-message-size",),
+        "MP_MAX_MESSAGE_SIZE",
+        "max_message_size",
+        "largest message accepted, in bytes or with a unit (50MB, 512k); larger ones get 552",
+        parse_size,
+        metavar="SIZE",
+    ),
+    Option(
+        ("--smtp-max-recipients",),
+        "MP_SMTP_MAX_RECIPIENTS",
+        "smtp_max_recipients",
+        "most recipients per message; more get 452",
+        _int,
+        metavar="N",
+    ),
+    Option(
+        ("--smtp-timeout",),
+        "MP_SMTP_TIMEOUT",
+        "smtp_timeout",
+        "close an idle SMTP connection with 421 after this long, e.g. 300s or 5m",
+        parse_duration,
+        metavar="DURATION",
+    ),
+    Option(
+        ("--smtp-hostname",),
+        "MP_SMTP_HOSTNAME",
+        "smtp_hostname",
+        "the host name the SMTP server greets with",
+        metavar="NAME",
+    ),
+    Option(
+        ("--smtp-session-history",),
+        "MP_SMTP_SESSION_HISTORY",
+        "session_history",
+        "how many SMTP session logs to keep, delivered or not (0 = none)",
+        _int,
+        metavar="N",
+    ),
+    Option(("--label",), "MP_LABEL", "label", "a label for this instance", metavar="TEXT"),
+    Option(("-q", "--quiet"), "MP_QUIET", "quiet", "log only warnings and errors", boolean=True),
+    Option(
+        ("-v", "--verbose"),
+        "MP_VERBOSE",
+        "verbose",
+        "log details (each SMTP session)",
+        boolean=True,
+    ),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Config()
+    parser = argparse.ArgumentParser(
+        prog="mailpit-py",
+        description="A local-development mail catcher: every message sent to the SMTP port is "
+        "stored, never delivered. Each option can also be set by the environment variable "
+        "shown.",
+    )
+    for opt in OPTIONS:
+        default = getattr(defaults, opt.field)
+        shown = "" if default in (None, "", False) else f" (default: {default})"
+        text = f"{opt.help}{shown} [env {opt.env}]"
+        if opt.boolean:
+            parser.add_argument(
+                *opt.flags, dest=opt.field, action="store_true", default=None, help=text
+            )
+        else:
+            parser.add_argument(
+                *opt.flags, dest=opt.field, default=None, help=text, metavar=opt.metavar
+            )
+    parser.add_argument("--version", action="version", version=f"mailpit-py {__version__}")
+    return parser
+
+
+def config_from(argv: Sequence[str] | None, environ: dict[str, str]) -> Config:
+    """Flags win over MP_* variables, which win over defaults."""
+    args = build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        raw = getattr(args, opt.field)
+        source = opt.flags[-1]
+        if raw is None and opt.env in environ:
+            raw, source = environ[opt.env], opt.env
+            if opt.boolean:
+                if raw.strip().lower() not in _TRUE | _FALSE:
+                    raise ConfigError(f"{opt.env}: {raw!r} is not true or false")
+                raw = raw.strip().lower() in _TRUE
+        if raw is None:
+            continue
+        if opt.boolean:
+            values[opt.field] = bool(raw)
+        elif opt.convert is not None:
+            values[opt.field] = opt.convert(raw, source)
+        else:
+            values[opt.field] = raw
+    return Config(**values).validate()
+
+
+def _setup_logging(config: Config) -> None:
+    level = logging.WARNING if config.quiet else logging.DEBUG if config.verbose else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    # aiosmtpd logs every command at INFO; ours says what matters once per message.
+    logging.getLogger("mail.log").setLevel(logging.DEBUG if config.verbose else logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mailpit_py.server import Server  # heavy imports after argument errors are reported
+
+    try:
+        config = config_from(argv, dict(os.environ))
+    except ConfigError as exc:
+        print(f"mailpit-py: error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config)
+    stop = threading.Event()
+    server = Server(config)
+    try:
+        server.start()
+    except (AddressInUse, StoreError) as exc:
+        print(f"mailpit-py: error: {exc}", file=sys.stderr)
+        return 2
+    assert server.mailbox is not None
+    db = server.mailbox.database_path
+    where = "temporary, removed at exit" if config.database is None else "kept"
+    log.info(
+        "mailpit-py %s: SMTP on %s, database %s (%s)",
+        __version__,
+        server.smtp.address_text if server.smtp else "?",
+        db,
+        where,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    log.info("shutting down")
+    server.stop()
+    return 0

@@ -1,0 +1,116 @@
+"""Typed mailbox events and a thread-safe publish/subscribe bus that never blocks a publisher."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event; `type` is the websocket frame's Type (Mailpit's names)."""
+
+    type: ClassVar[str] = ""
+    data: Any = None
+
+    def to_api(self) -> dict[str, Any]:
+        return {"Type": self.type, "Data": self.data}
+
+
+@dataclass(frozen=True)
+class NewMessage(Event):
+    type: ClassVar[str] = "new"
+
+
+@dataclass(frozen=True)
+class Update(Event):
+    type: ClassVar[str] = "update"
+
+
+@dataclass(frozen=True)
+class Delete(Event):
+    type: ClassVar[str] = "delete"
+
+
+@dataclass(frozen=True)
+class Truncate(Event):
+    type: ClassVar[str] = "truncate"
+
+
+@dataclass(frozen=True)
+class Prune(Event):
+    type: ClassVar[str] = "prune"
+
+
+@dataclass(frozen=True)
+class Stats(Event):
+    type: ClassVar[str] = "stats"
+
+
+@dataclass(frozen=True)
+class SmtpError(Event):
+    type: ClassVar[str] = "error"
+
+
+@dataclass
+class Subscription:
+    """One subscriber's bounded queue; `dropped` is set when it fell behind and was cut off."""
+
+    bus: Bus
+    queue: queue.Queue[Event] = field(default_factory=lambda: queue.Queue(maxsize=1000))
+    dropped: threading.Event = field(default_factory=threading.Event)
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None after `timeout` seconds (lets a handler notice a gone peer)."""
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.bus.unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Bus:
+    """Fan-out of events to subscribers; publish() never blocks (DESIGN.md convention 4)."""
+
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._subs: list[Subscription] = []
+        self._queue_size = queue_size
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription(self, queue.Queue(maxsize=self._queue_size))
+        with self._lock:
+            self._subs.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._subs)
+
+    def publish(self, event: Event) -> None:
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            try:
+                sub.queue.put_nowait(event)
+            except queue.Full:
+                # A subscriber that falls behind is dropped rather than slowing delivery; it
+                # sees `dropped` set and reconnects (and reloads its view) when it wants more.
+                sub.dropped.set()
+                self.unsubscribe(sub)

@@ -1,0 +1,476 @@
+"""The mailbox service: the only writer. Delivers, reads, lists, deletes, marks and prunes
+messages, and publishes an event after every commit."""
+
+from __future__ import annotations
+
+import html as htmllib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from mailpit_py import events
+from mailpit_py.config import Config
+from mailpit_py.ids import new_id
+from mailpit_py.models import Address, Envelope, ParsedMessage
+from mailpit_py.parse import parse_message
+from mailpit_py.store import MEMORY, MessageRecord, SessionRecord, Store
+from mailpit_py.timefmt import rfc3339
+
+log = logging.getLogger("mailpit_py.mailbox")
+
+
+class MessageNotFound(LookupError):
+    """No message with that ID (or no message at all, for `latest`)."""
+
+    def __init__(self, msg_id: str) -> None:
+        super().__init__(
+            "no messages in the mailbox" if msg_id == "latest" else f"message {msg_id!r} not found"
+        )
+        self.msg_id = msg_id
+
+
+class SessionNotFound(LookupError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"SMTP session {session_id!r} not found")
+
+
+def _addr_json(addrs: Sequence[Address]) -> str:
+    return json.dumps([a.to_api() for a in addrs], ensure_ascii=False)
+
+
+def summary_to_api(row: Any) -> dict[str, Any]:
+    """A store summary row -> Mailpit's MessageSummary JSON object."""
+    from_list = json.loads(row["from_json"])
+    return {
+        "ID": row["uid"],
+        "MessageID": row["message_id"],
+        "Read": bool(row["read"]),
+        "From": from_list[0] if from_list else {"Name": "", "Address": ""},
+        "To": json.loads(row["to_json"]),
+        "Cc": json.loads(row["cc_json"]),
+        "Bcc": json.loads(row["bcc_json"]),
+        "ReplyTo": json.loads(row["reply_to_json"]),
+        "Subject": row["subject"],
+        "Created": rfc3339(row["created"]),
+        "Username": row["username"],
+        "Tags": json.loads(row["tags_json"]),
+        "Size": row["size"],
+        "Attachments": row["attachments"],
+        "Snippet": row["snippet"],
+    }
+
+
+def record_summary(rec: MessageRecord) -> dict[str, Any]:
+    """The MessageSummary of a just-stored record, without reading it back."""
+    return summary_to_api(
+        {
+            "uid": rec.uid,
+            "message_id": rec.message_id,
+            "read": 0,
+            "from_json": rec.from_json,
+            "to_json": rec.to_json,
+            "cc_json": rec.cc_json,
+            "bcc_json": rec.bcc_json,
+            "reply_to_json": rec.reply_to_json,
+            "subject": rec.subject,
+            "created": rec.created,
+            "username": rec.username,
+            "tags_json": json.dumps(sorted(set(rec.tags))),
+            "size": rec.size,
+            "attachments": rec.attachments,
+            "snippet": rec.snippet,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as read back: summary fields, what was parsed at ingest, and its SMTP exchange."""
+
+    summary: dict[str, Any]
+    detail: dict[str, Any]
+    transcript: list[list[Any]]
+    session_id: str
+
+    @property
+    def id(self) -> str:
+        return str(self.summary["ID"])
+
+    def to_api(self) -> dict[str, Any]:
+        """Mailpit's Message object, plus our own Warnings, Envelope and SessionID."""
+        d = self.detail
+        s = self.summary
+        return {
+            "ID": s["ID"],
+            "MessageID": s["MessageID"],
+            "Read": s["Read"],
+            "From": s["From"],
+            "To": s["To"],
+            "Cc": s["Cc"],
+            "Bcc": s["Bcc"],
+            "ReplyTo": s["ReplyTo"],
+            "ReturnPath": d["ReturnPath"],
+            "Subject": s["Subject"],
+            "ListUnsubscribe": d["ListUnsubscribe"],
+            "Date": d["Date"] or s["Created"],
+            "Created": s["Created"],
+            "Tags": s["Tags"],
+            "Username": s["Username"],
+            "Text": d["Text"],
+            "HTML": d["HTML"],
+            "Size": s["Size"],
+            "Inline": d["Inline"],
+            "Attachments": d["Attachments"],
+            "Warnings": d["Warnings"],
+            "Envelope": d["Envelope"],
+            "SessionID": self.session_id,
+        }
+
+    def headers(self) -> dict[str, list[str]]:
+        """Mailpit's headers object: each name with its values in order."""
+        out: dict[str, list[str]] = {}
+        for name, value in self.detail["Headers"]:
+            out.setdefault(name, []).append(value)
+        return out
+
+    def transcript_to_api(self) -> list[dict[str, Any]]:
+        return [{"Time": t, "Dir": d, "Line": line} for t, d, line in self.transcript]
+
+
+_TAG_RE = re.compile(r"<(script|style|head)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+
+
+def _html_text(html: str) -> str:
+    return htmllib.unescape(_TAG_RE.sub(" ", html))
+
+
+def build_record(
+    uid: str,
+    parsed: ParsedMessage,
+    raw: bytes,
+    *,
+    created: float,
+    username: str,
+    session_uid: str,
+    transcript: Sequence[Sequence[Any]],
+    envelope: Envelope,
+) -> MessageRecord:
+    """Turn a parsed message into what the store keeps (pure; runs off the writer thread)."""
+    parts = [*parsed.inline, *parsed.attachments]
+    detail = {
+        "ReturnPath": parsed.return_path,
+        "ListUnsubscribe": parsed.list_unsubscribe.to_api(),
+        "Date": rfc3339(parsed.date) if parsed.date else "",
+        "Text": parsed.text,
+        "HTML": parsed.html,
+        "Inline": [p.to_api() for p in parsed.inline],
+        "Attachments": [p.to_api() for p in parsed.attachments],
+        "Headers": [list(h) for h in parsed.headers],
+        "Warnings": list(parsed.warnings),
+        "Envelope": {"From": envelope.mail_from, "To": list(envelope.rcpt_to)},
+        "MessageIDGenerated": parsed.message_id_generated,
+    }
+    every = [
+        *([parsed.from_addr] if parsed.from_addr else []),
+        *parsed.to,
+        *parsed.cc,
+        *parsed.bcc,
+        *parsed.reply_to,
+    ]
+    fts = (
+        parsed.subject,
+        " ".join(f"{a.name} {a.address}" for a in every),
+        parsed.text or _html_text(parsed.html),
+        " ".join(p.filename for p in parts),
+        "\n".join(f"{n}: {v}" for n, v in parsed.headers),
+    )
+    return MessageRecord(
+        uid=uid,
+        mailbox="default",
+        created=created,
+        size=len(raw),
+        message_id=parsed.message_id,
+        subject=parsed.subject,
+        from_json=_addr_json([parsed.from_addr] if parsed.from_addr else []),
+        to_json=_addr_json(parsed.to),
+        cc_json=_addr_json(parsed.cc),
+        bcc_json=_addr_json(parsed.bcc),
+        reply_to_json=_addr_json(parsed.reply_to),
+        username=username,
+        snippet=parsed.snippet,
+        attachments=len(parsed.attachments),
+        session_uid=session_uid,
+        raw=raw,
+        detail=json.dumps(detail, ensure_ascii=False),
+        transcript=json.dumps(list(transcript), ensure_ascii=False),
+        parts=[(p.part_id, p.content_type, p.data) for p in parts],
+        tags=list(parsed.tags),
+        fts=fts,
+    )
+
+
+class Mailbox:
+    """The service every reader and writer goes through (SMTP, API, CLI, fixtures)."""
+
+    def __init__(
+        self, config: Config, bus: events.Bus | None = None, *, busy_timeout: float = 5.0
+    ) -> None:
+        self.config = config
+        self.bus = bus or events.Bus()
+        self._temp_path: str | None = None
+        path = config.database
+        if path is None:
+            # Mailpit's default: a temporary database that disappears with the process.
+            fd, path = tempfile.mkstemp(prefix="mailpit-py-", suffix=".db")
+            os.close(fd)
+            os.unlink(path)
+            self._temp_path = path
+        self.store = Store(path, busy_timeout=busy_timeout)
+        self.database_path = path if path != MEMORY else MEMORY
+        # Parsing happens here, off the SMTP event loop and off the writer, so a 20 MB message
+        # delays neither other sessions nor other commits.
+        self._parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
+        self._stats_dirty = threading.Event()
+        self._closing = threading.Event()
+        self._stats_thread = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
+        self._stats_thread.start()
+        self.accepted = 0
+        self.accepted_size = 0
+        self.deleted = 0
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def deliver(
+        self,
+        envelope: Envelope,
+        raw: bytes,
+        *,
+        uid: str | None = None,
+        username: str = "",
+        session_uid: str = "",
+        transcript: Sequence[Sequence[Any]] = (),
+        received_at: float | None = None,
+    ) -> Future[str]:
+        """Store a message; the future gives its ID once committed (or raises StoreError)."""
+        uid = uid or new_id()
+        created = received_at if received_at is not None else time.time()
+        done: Future[str] = Future()
+
+        def prepare() -> MessageRecord:
+            parsed = parse_message(raw, envelope)
+            return build_record(
+                uid,
+                parsed,
+                raw,
+                created=created,
+                username=username,
+                session_uid=session_uid,
+                transcript=transcript,
+                envelope=envelope,
+            )
+
+        def store_it(prepared: Future[MessageRecord]) -> None:
+            try:
+                rec = prepared.result()
+            except Exception as exc:  # parse never raises; this is a bug, still answer
+                log.exception("preparing message %s failed", uid)
+                done.set_exception(exc)
+                return
+            cfg = self.config
+
+            def job(store: Store) -> list[str]:
+                store.insert_message(rec)
+                older = time.time() - cfg.max_age if cfg.max_age else None
+                return store.prune(cfg.max_messages, older)
+
+            self.store.submit(job).add_done_callback(lambda f: committed(f, rec))
+
+        def committed(fut: Future[list[str]], rec: MessageRecord) -> None:
+            try:
+                pruned = fut.result()
+            except Exception as exc:
+                done.set_exception(exc)
+                return
+            self.accepted += 1
+            self.accepted_size += rec.size
+            # Published after the commit (DESIGN.md convention 4), in commit order.
+            self.bus.publish(events.NewMessage(record_summary(rec)))
+            if pruned:
+                self.deleted += len(pruned)
+                self.bus.publish(events.Prune({"IDs": pruned}))
+            self._stats_dirty.set()
+            log.info(
+                "message %s from <%s> to %s subject %r size %d",
+                uid,
+                envelope.mail_from,
+                ", ".join(f"<{r}>" for r in envelope.rcpt_to),
+                rec.subject,
+                rec.size,
+            )
+            done.set_result(uid)
+
+        self._parsers.submit(prepare).add_done_callback(store_it)
+        return done
+
+    def record_session(self, rec: SessionRecord) -> None:
+        """Keep an SMTP session's log (bounded); fire and forget, it acknowledges nothing."""
+        keep = self.config.session_history
+        if keep > 0:
+            self.store.submit(lambda store: store.insert_session(rec, keep))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def resolve(self, msg_id: str) -> str:
+        if msg_id == "latest":
+            uid = self.store.latest_uid()
+            if uid is None:
+                raise MessageNotFound(msg_id)
+            return uid
+        return msg_id
+
+    def get(self, msg_id: str, *, mark_read: bool = False) -> StoredMessage:
+        uid = self.resolve(msg_id)
+        found = self.store.message_data(uid)
+        if found is None:
+            raise MessageNotFound(msg_id)
+        row, detail, transcript = found
+        summary = summary_to_api(row)
+        if mark_read and not summary["Read"]:
+            self.mark_read([uid], True)
+            summary["Read"] = True
+        return StoredMessage(
+            summary, json.loads(detail), json.loads(transcript), row["session_uid"]
+        )
+
+    def summary(self, msg_id: str) -> dict[str, Any]:
+        row = self.store.summary(self.resolve(msg_id))
+        if row is None:
+            raise MessageNotFound(msg_id)
+        return summary_to_api(row)
+
+    def list(self, start: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        """Summaries, newest first."""
+        return [summary_to_api(r) for r in self.store.list_summaries(start, limit)]
+
+    def counts(self) -> tuple[int, int]:
+        """(total, unread)."""
+        return self.store.counts()
+
+    def raw(self, msg_id: str) -> bytes:
+        data = self.store.raw(self.resolve(msg_id))
+        if data is None:
+            raise MessageNotFound(msg_id)
+        return data
+
+    def part(self, msg_id: str, part_id: str) -> tuple[str, bytes]:
+        uid = self.resolve(msg_id)
+        found = self.store.part(uid, part_id)
+        if found is None:
+            if self.store.summary(uid) is None:
+                raise MessageNotFound(msg_id)
+            raise MessageNotFound(f"{msg_id}/part/{part_id}")
+        return found
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        row = self.store.session(session_id)
+        if row is None:
+            raise SessionNotFound(session_id)
+        return session_to_api(row)
+
+    def sessions(self, start: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        return [session_to_api(r) for r in self.store.sessions(start, limit)]
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def mark_read(self, uids: Sequence[str] | None, read: bool = True) -> list[str]:
+        changed = self.store.write(lambda s: s.set_read(uids, read))
+        for uid in changed:
+            self.bus.publish(events.Update({"ID": uid, "Read": read}))
+        if changed:
+            self._stats_dirty.set()
+        return changed
+
+    def delete(self, uids: Sequence[str]) -> list[str]:
+        gone = self.store.write(lambda s: s.delete_messages(uids))
+        for uid in gone:
+            self.bus.publish(events.Delete({"ID": uid}))
+        self.deleted += len(gone)
+        self._stats_dirty.set()
+        return gone
+
+    def delete_all(self) -> int:
+        n = self.store.write(lambda s: s.delete_all())
+        self.deleted += n
+        self.bus.publish(events.Truncate())
+        self._stats_dirty.set()
+        return n
+
+    def prune(self) -> list[str]:
+        cfg = self.config
+        older = time.time() - cfg.max_age if cfg.max_age else None
+        pruned = self.store.write(lambda s: s.prune(cfg.max_messages, older))
+        if pruned:
+            self.deleted += len(pruned)
+            self.bus.publish(events.Prune({"IDs": pruned}))
+            self._stats_dirty.set()
+        return pruned
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _stats_loop(self) -> None:
+        # Stats are throttled: many deliveries in a burst give one event per quarter second.
+        last_age_check = time.monotonic()
+        while not self._closing.is_set():
+            if self._stats_dirty.wait(timeout=1.0):
+                self._stats_dirty.clear()
+                try:
+                    total, unread = self.counts()
+                except Exception:
+                    continue
+                self.bus.publish(events.Stats({"Total": total, "Unread": unread}))
+                self._closing.wait(0.25)
+            if self.config.max_age and time.monotonic() - last_age_check > 60:
+                last_age_check = time.monotonic()
+                try:
+                    self.prune()
+                except Exception:
+                    log.exception("pruning by age failed")
+
+    def close(self) -> None:
+        """Finish in-flight deliveries, close the database, remove a temporary one."""
+        self._closing.set()
+        self._parsers.shutdown(wait=True)
+        self.store.close()
+        self._stats_thread.join(timeout=5)
+        if self._temp_path:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                try:
+                    os.unlink(self._temp_path + suffix)
+                except FileNotFoundError:
+                    pass
+
+
+def session_to_api(row: Any) -> dict[str, Any]:
+    return {
+        "ID": row["uid"],
+        "Started": rfc3339(row["started"]),
+        "Ended": rfc3339(row["ended"]),
+        "Peer": row["peer"],
+        "Local": row["local"],
+        "Helo": row["helo"],
+        "TLS": bool(row["tls"]),
+        "Username": row["username"],
+        "Outcome": row["outcome"],
+        "Messages": json.loads(row["messages"]),
+        "Transcript": [
+            {"Time": t, "Dir": d, "Line": line} for t, d, line in json.loads(row["transcript"])
+        ],
+    }

@@ -1,0 +1,584 @@
+"""SQLite storage: schema and migrations, one writer thread with group commit, and queries.
+
+Only `mailbox` calls this module, so a second backend (PostgreSQL is planned) is an addition
+behind the same narrow interface rather than a rewrite. Nothing here knows about the web or SMTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MEMORY = ":memory:"
+
+# Each entry moves the schema one version on; PRAGMA user_version records how far a file got.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a stable order and future UIDs
+        uid TEXT NOT NULL UNIQUE,              -- the API's ID
+        mailbox TEXT NOT NULL DEFAULT 'default',
+        created REAL NOT NULL,
+        read INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        from_json TEXT NOT NULL,
+        to_json TEXT NOT NULL,
+        cc_json TEXT NOT NULL,
+        bcc_json TEXT NOT NULL,
+        reply_to_json TEXT NOT NULL,
+        username TEXT NOT NULL DEFAULT '',
+        snippet TEXT NOT NULL,
+        attachments INTEGER NOT NULL,
+        session_uid TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX messages_mailbox_id ON messages (mailbox, id);
+    CREATE INDEX messages_created ON messages (created);
+    CREATE INDEX messages_unread ON messages (mailbox, read);
+    -- Large columns live apart so that listing never pages through raw bytes.
+    CREATE TABLE message_data (
+        id INTEGER PRIMARY KEY,
+        raw BLOB NOT NULL,
+        detail TEXT NOT NULL,      -- JSON: everything parsed at ingest that the views show
+        transcript TEXT NOT NULL   -- JSON: the SMTP exchange that delivered this message
+    );
+    CREATE TABLE parts (
+        message INTEGER NOT NULL,
+        part_id TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX parts_message_part ON parts (message, part_id);
+    CREATE TABLE tags (
+        message INTEGER NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (message, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_tag ON tags (tag);
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid TEXT NOT NULL UNIQUE,
+        started REAL NOT NULL,
+        ended REAL NOT NULL,
+        peer TEXT NOT NULL,
+        local TEXT NOT NULL,
+        helo TEXT NOT NULL,
+        tls INTEGER NOT NULL,
+        username TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        messages TEXT NOT NULL,    -- JSON list of message uids delivered in the session
+        transcript TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE messages_fts USING fts5 (
+        subject, addresses, body, attachments, headers,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    """,
+]
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (disk full, locked past the deadline, closed)."""
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """One message as the store keeps it; built by mailbox from the parsed message."""
+
+    uid: str
+    mailbox: str
+    created: float
+    size: int
+    message_id: str
+    subject: str
+    from_json: str
+    to_json: str
+    cc_json: str
+    bcc_json: str
+    reply_to_json: str
+    username: str
+    snippet: str
+    attachments: int
+    session_uid: str
+    raw: bytes
+    detail: str
+    transcript: str
+    parts: Sequence[tuple[str, str, bytes]]  # (part_id, content_type, data)
+    tags: Sequence[str]
+    fts: tuple[str, str, str, str, str]  # subject, addresses, body, attachments, headers
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    uid: str
+    started: float
+    ended: float
+    peer: str
+    local: str
+    helo: str
+    tls: bool
+    username: str
+    outcome: str
+    messages: Sequence[str]
+    transcript: str
+
+
+SUMMARY_COLUMNS = (
+    "m.id, m.uid, m.created, m.read, m.size, m.message_id, m.subject, m.from_json, m.to_json, "
+    "m.cc_json, m.bcc_json, m.reply_to_json, m.username, m.snippet, m.attachments, m.session_uid, "
+    "(SELECT json_group_array(tag) FROM (SELECT tag FROM tags t WHERE t.message = m.id "
+    "ORDER BY tag)) AS tags_json"
+)
+
+
+class Store:
+    """A SQLite database: one writer thread (group commit), a read connection per thread."""
+
+    def __init__(self, path: str, *, busy_timeout: float = 5.0, batch_max: int = 256) -> None:
+        self.path = path
+        self.memory = path == MEMORY
+        self._busy_timeout = busy_timeout
+        self._batch_max = batch_max
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        # In memory there is one connection, so reads and the writer's batches take turns.
+        self._mem_lock = threading.RLock()
+        self._jobs: queue.Queue[tuple[Callable[[Store], Any], Future[Any]] | None] = queue.Queue()
+        self._closed = False
+        self.last_batch_size = 0
+        self._wconn = self._connect()
+        self._migrate()
+        self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self._writer.start()
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # explicit BEGIN/COMMIT: the writer batches transactions
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self.path!r}: {exc}") from exc
+        try:
+            if not self.memory:
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode is durable against process crashes, which is what a
+                # catcher needs; FULL would fsync every commit.
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA temp_store=MEMORY")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot use database {self.path!r}: {exc}") from exc
+        with self._conns_lock:
+            self._all_conns.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._wconn
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"database {self.path!r} has schema version {version}, newer than this "
+                    f"mailpit_py knows ({len(MIGRATIONS)}): upgrade mailpit_py or use another file"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _statements(MIGRATIONS[number]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prepare database {self.path!r}: {exc}") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for queries from the calling thread."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        if self.memory:
+            with self._mem_lock:
+                yield self._wconn
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        yield conn
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    def submit(self, job: Callable[[Store], T]) -> Future[T]:
+        """Run `job(store)` in the writer thread; the future resolves after its batch commits."""
+        fut: Future[T] = Future()
+        if self._closed:
+            fut.set_exception(StoreError("the store is closed"))
+            return fut
+        self._jobs.put((job, fut))
+        return fut
+
+    def write(self, job: Callable[[Store], T], timeout: float | None = 30.0) -> T:
+        return self.submit(job).result(timeout)
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            batch = [item]
+            # Group commit: whatever queued up while the last batch committed goes in one
+            # transaction, so N concurrent deliveries cost one commit, not N.
+            while len(batch) < self._batch_max:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._jobs.put(None)
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Callable[[Store], Any], Future[Any]]]) -> None:
+        conn = self._wconn
+        results: list[tuple[Future[Any], bool, Any]] = []
+        with self._mem_lock if self.memory else nullcontext():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                for _, fut in batch:
+                    fut.set_exception(StoreError(f"database busy: {exc}"))
+                return
+            for job, fut in batch:
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    conn.execute("SAVEPOINT job")
+                    value = job(self)
+                    conn.execute("RELEASE job")
+                    results.append((fut, True, value))
+                except Exception as exc:  # one bad job must not sink the rest of the batch
+                    log.exception("store job failed")
+                    try:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                    except sqlite3.Error:
+                        pass
+                    results.append((fut, False, exc))
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                for fut, _, _ in results:
+                    fut.set_exception(StoreError(f"commit failed: {exc}"))
+                return
+        self.last_batch_size = len(batch)
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(
+                    value if isinstance(value, StoreError) else StoreError(str(value))
+                )
+
+    def close(self) -> None:
+        """Finish queued writes, then close every connection."""
+        if self._closed:
+            return
+        self._jobs.put(None)
+        self._writer.join(timeout=30)
+        self._closed = True
+        with self._conns_lock:
+            for conn in self._all_conns:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all_conns.clear()
+
+    # -- writes (writer thread only, inside a batch) -------------------------------------------
+
+    def insert_message(self, rec: MessageRecord) -> int:
+        conn = self._wconn
+        cur = conn.execute(
+            "INSERT INTO messages (uid, mailbox, created, size, message_id, subject, from_json, "
+            "to_json, cc_json, bcc_json, reply_to_json, username, snippet, attachments, "
+            "session_uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.uid,
+                rec.mailbox,
+                rec.created,
+                rec.size,
+                rec.message_id,
+                rec.subject,
+                rec.from_json,
+                rec.to_json,
+                rec.cc_json,
+                rec.bcc_json,
+                rec.reply_to_json,
+                rec.username,
+                rec.snippet,
+                rec.attachments,
+                rec.session_uid,
+            ),
+        )
+        rowid = cur.lastrowid
+        conn.execute(
+            "INSERT INTO message_data (id, raw, detail, transcript) VALUES (?,?,?,?)",
+            (rowid, rec.raw, rec.detail, rec.transcript),
+        )
+        if rec.parts:
+            conn.executemany(
+                "INSERT INTO parts (message, part_id, content_type, data) VALUES (?,?,?,?)",
+                [(rowid, pid, ctype, data) for pid, ctype, data in rec.parts],
+            )
+        if rec.tags:
+            conn.executemany(
+                "INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)",
+                [(rowid, t) for t in rec.tags],
+            )
+        conn.execute(
+            "INSERT INTO messages_fts (rowid, subject, addresses, body, attachments, headers) "
+            "VALUES (?,?,?,?,?,?)",
+            (rowid, *rec.fts),
+        )
+        return int(rowid or 0)
+
+    def _delete_rowids(self, rowids: Sequence[int]) -> None:
+        conn = self._wconn
+        for chunk in _chunks(rowids, 500):
+            marks = ",".join("?" * len(chunk))
+            for table, col in (
+                ("messages", "id"),
+                ("message_data", "id"),
+                ("parts", "message"),
+                ("tags", "message"),
+                ("messages_fts", "rowid"),
+            ):
+                conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
+
+    def delete_messages(self, uids: Sequence[str]) -> list[str]:
+        """Delete these messages; returns the uids that existed."""
+        found: list[tuple[int, str]] = []
+        for chunk in _chunks(list(uids), 500):
+            marks = ",".join("?" * len(chunk))
+            found += self._wconn.execute(
+                f"SELECT id, uid FROM messages WHERE uid IN ({marks})", chunk
+            ).fetchall()
+        self._delete_rowids([r[0] for r in found])
+        return [r[1] for r in found]
+
+    def delete_all(self) -> int:
+        conn = self._wconn
+        n = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+        # Unqualified DELETEs take SQLite's fast truncate path (no per-row work).
+        for table in ("messages", "message_data", "parts", "tags", "messages_fts"):
+            conn.execute(f"DELETE FROM {table}")
+        return n
+
+    def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
+        """Mark these (or all, when None) read/unread; returns the uids that changed."""
+        conn = self._wconn
+        flag = 1 if read else 0
+        if uids is None:
+            rows = conn.execute("SELECT uid FROM messages WHERE read != ?", (flag,)).fetchall()
+            conn.execute("UPDATE messages SET read = ? WHERE read != ?", (flag, flag))
+            return [r[0] for r in rows]
+        changed: list[str] = []
+        for chunk in _chunks(list(uids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT uid FROM messages WHERE read != ? AND uid IN ({marks})", (flag, *chunk)
+            ).fetchall()
+            conn.execute(
+                f"UPDATE messages SET read = ? WHERE read != ? AND uid IN ({marks})",
+                (flag, flag, *chunk),
+            )
+            changed += [r[0] for r in rows]
+        return changed
+
+    def prune(self, max_messages: int, older_than: float | None) -> list[str]:
+        """Delete beyond the newest `max_messages` (0: no limit) and older than a time."""
+        conn = self._wconn
+        rows: list[tuple[int, str]] = []
+        if max_messages > 0:
+            rows += conn.execute(
+                "SELECT id, uid FROM messages ORDER BY id DESC LIMIT -1 OFFSET ?", (max_messages,)
+            ).fetchall()
+        if older_than is not None:
+            rows += conn.execute(
+                "SELECT id, uid FROM messages WHERE created < ?", (older_than,)
+            ).fetchall()
+        if not rows:
+            return []
+        unique = dict(rows)
+        self._delete_rowids(list(unique))
+        return list(unique.values())
+
+    def insert_session(self, rec: SessionRecord, keep: int) -> None:
+        conn = self._wconn
+        conn.execute(
+            "INSERT OR REPLACE INTO sessions (uid, started, ended, peer, local, helo, tls, "
+            "username, outcome, messages, transcript) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.uid,
+                rec.started,
+                rec.ended,
+                rec.peer,
+                rec.local,
+                rec.helo,
+                int(rec.tls),
+                rec.username,
+                rec.outcome,
+                json.dumps(list(rec.messages)),
+                rec.transcript,
+            ),
+        )
+        conn.execute(
+            "DELETE FROM sessions WHERE id <= (SELECT id FROM sessions ORDER BY id DESC "
+            "LIMIT 1 OFFSET ?)",
+            (keep,),
+        )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def counts(self) -> tuple[int, int]:
+        """(total, unread)."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(read = 0), 0) FROM messages"
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def list_summaries(self, start: int = 0, limit: int = 50) -> list[sqlite3.Row]:
+        with self.reading() as conn:
+            return (
+                _dict_cursor(conn)
+                .execute(
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT ? OFFSET ?",
+                    (limit, start),
+                )
+                .fetchall()
+            )
+
+    def summary(self, uid: str) -> sqlite3.Row | None:
+        with self.reading() as conn:
+            return (
+                _dict_cursor(conn)
+                .execute(f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.uid = ?", (uid,))
+                .fetchone()
+            )
+
+    def latest_uid(self) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute("SELECT uid FROM messages ORDER BY id DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def message_data(self, uid: str) -> tuple[sqlite3.Row, str, str] | None:
+        """(summary row, detail JSON, transcript JSON) for one message."""
+        with self.reading() as conn:
+            row = (
+                _dict_cursor(conn)
+                .execute(
+                    f"SELECT {SUMMARY_COLUMNS}, d.detail, d.transcript FROM messages m "
+                    "JOIN message_data d ON d.id = m.id WHERE m.uid = ?",
+                    (uid,),
+                )
+                .fetchone()
+            )
+        if row is None:
+            return None
+        return row, row["detail"], row["transcript"]
+
+    def raw(self, uid: str) -> bytes | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT d.raw FROM messages m JOIN message_data d ON d.id = m.id WHERE m.uid = ?",
+                (uid,),
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def part(self, uid: str, part_id: str) -> tuple[str, bytes] | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT p.content_type, p.data FROM messages m JOIN parts p ON p.message = m.id "
+                "WHERE m.uid = ? AND p.part_id = ?",
+                (uid, part_id),
+            ).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def session(self, uid: str) -> sqlite3.Row | None:
+        with self.reading() as conn:
+            return (
+                _dict_cursor(conn)
+                .execute("SELECT * FROM sessions WHERE uid = ?", (uid,))
+                .fetchone()
+            )
+
+    def sessions(self, start: int = 0, limit: int = 50) -> list[sqlite3.Row]:
+        with self.reading() as conn:
+            return (
+                _dict_cursor(conn)
+                .execute("SELECT * FROM sessions ORDER BY id DESC LIMIT ? OFFSET ?", (limit, start))
+                .fetchall()
+            )
+
+    def size_bytes(self) -> int:
+        if self.memory:
+            with self.reading() as conn:
+                pages = conn.execute("PRAGMA page_count").fetchone()[0]
+                size = conn.execute("PRAGMA page_size").fetchone()[0]
+            return int(pages * size)
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(self.path + suffix)
+            except OSError:
+                pass
+        return total
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement keeps triggers whole)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not buf.strip().startswith("--"):
+        out.append(buf.strip())
+    return out
+
+
+def _chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+def _dict_cursor(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    return cur

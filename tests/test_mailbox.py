@@ -1,0 +1,302 @@
+"""The mailbox service and its SQLite store: persistence, retention, events, FTS, batching."""
+
+from __future__ import annotations
+
+import smtplib
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import make_server, wait_until
+from mailpit_py import events
+from mailpit_py.config import Config
+from mailpit_py.mailbox import Mailbox, MessageNotFound
+from mailpit_py.models import Envelope
+from mailpit_py.store import MIGRATIONS, Store, StoreError
+
+ENV = Envelope("a@example.com", ("b@example.com",))
+
+
+def raw_message(subject: str, body: str = "Hello.") -> bytes:
+    return (
+        f"From: Ann <a@example.com>\r\nTo: Bob <b@example.com>\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject}@example.com>\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\n"
+        f"\r\n{body}\r\n"
+    ).encode()
+
+
+def deliver(mb: Mailbox, subject: str, body: str = "Hello.", **kw) -> str:
+    return mb.deliver(ENV, raw_message(subject, body), **kw).result(timeout=10)
+
+
+@pytest.fixture
+def mailbox():
+    mb = Mailbox(Config(database=":memory:"))
+    yield mb
+    mb.close()
+
+
+def test_messages_read_state_and_sessions_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "keep.db"
+    with make_server(database=str(db)) as mp:
+        with smtplib.SMTP(*mp.smtp_address) as client:
+            client.sendmail("a@example.com", ["b@example.com"], raw_message("first"))
+            client.sendmail("a@example.com", ["b@example.com"], raw_message("second"))
+        first = mp.mailbox.list()[1]["ID"]
+        mp.mailbox.get(first, mark_read=True)
+    assert db.exists()  # a named database is kept at exit
+    with make_server(database=str(db)) as mp:
+        listed = mp.mailbox.list()
+        assert [m["Subject"] for m in listed] == ["second", "first"]
+        assert [m["Read"] for m in listed] == [False, True]
+        assert mp.mailbox.counts() == (2, 1)
+        assert mp.mailbox.raw(first) == raw_message("first")
+        assert mp.mailbox.sessions()[0]["Outcome"] == "delivered"
+
+
+def test_temporary_default_database_is_removed_at_exit() -> None:
+    mp = make_server(database=None).start()
+    path = Path(mp.mailbox.database_path)
+    deliver(mp.mailbox, "temp")
+    assert path.exists()
+    mp.stop()
+    assert not path.exists()
+    assert not Path(str(path) + "-wal").exists()
+
+
+def test_memory_database_behaves_like_a_file(mailbox: Mailbox) -> None:
+    uid = deliver(mailbox, "in memory")
+    assert mailbox.get(uid).summary["Subject"] == "in memory"
+    assert mailbox.counts() == (1, 1)
+    mailbox.delete([uid])
+    assert mailbox.counts() == (0, 0)
+
+
+def test_file_database_uses_wal_and_current_schema_version(tmp_path: Path) -> None:
+    db = tmp_path / "wal.db"
+    mb = Mailbox(Config(database=str(db)))
+    mb.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+
+
+def test_a_database_from_a_newer_version_is_refused_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "future.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this mailpit_py knows"):
+        Store(str(db))
+
+
+def test_unopenable_database_path_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store(str(tmp_path / "missing-dir" / "x.db"))
+
+
+def test_list_is_newest_first_with_paging_and_latest(mailbox: Mailbox) -> None:
+    for i in range(7):
+        deliver(mailbox, f"m{i}")
+    assert [m["Subject"] for m in mailbox.list(0, 3)] == ["m6", "m5", "m4"]
+    assert [m["Subject"] for m in mailbox.list(3, 3)] == ["m3", "m2", "m1"]
+    assert [m["Subject"] for m in mailbox.list(6, 3)] == ["m0"]
+    assert mailbox.get("latest").summary["Subject"] == "m6"
+
+
+def test_get_of_a_missing_message_raises_not_found_naming_it(mailbox: Mailbox) -> None:
+    with pytest.raises(MessageNotFound, match="nope"):
+        mailbox.get("nope")
+    with pytest.raises(MessageNotFound, match="no messages"):
+        mailbox.get("latest")
+
+
+def test_summary_has_mailpit_fields_and_rfc3339_created(mailbox: Mailbox) -> None:
+    uid = deliver(mailbox, "fields")
+    s = mailbox.get(uid).summary
+    assert set(s) >= {
+        "ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "ReplyTo", "Subject",
+        "Created", "Username", "Tags", "Size", "Attachments", "Snippet",
+    }  # fmt: skip
+    assert s["From"] == {"Name": "Ann", "Address": "a@example.com"}
+    assert s["To"] == [{"Name": "Bob", "Address": "b@example.com"}]
+    assert s["Cc"] == [] and s["Tags"] == []
+    assert s["MessageID"] == "fields@example.com"
+    assert s["Created"].endswith("Z") and "." in s["Created"]
+
+
+def test_get_with_mark_read_marks_it_and_publishes_update(mailbox: Mailbox) -> None:
+    uid = deliver(mailbox, "unread")
+    with mailbox.bus.subscribe() as sub:
+        assert mailbox.get(uid, mark_read=True).summary["Read"] is True
+        event = sub.get(timeout=5)
+        while isinstance(event, events.Stats):
+            event = sub.get(timeout=5)
+    assert isinstance(event, events.Update)
+    assert event.data == {"ID": uid, "Read": True}
+    assert mailbox.counts() == (1, 0)
+    mailbox.mark_read([uid], False)
+    assert mailbox.counts() == (1, 1)
+    assert mailbox.mark_read(None, True) == [uid]
+    assert mailbox.counts() == (1, 0)
+
+
+def test_new_message_event_is_published_after_the_commit(mailbox: Mailbox) -> None:
+    seen: list[bool] = []
+    with mailbox.bus.subscribe() as sub:
+        uid = deliver(mailbox, "evented")
+        event = sub.get(timeout=5)
+        # The subscriber can read what the event announces: it was committed first.
+        seen.append(mailbox.get(event.data["ID"]).summary["Subject"] == "evented")
+    assert isinstance(event, events.NewMessage)
+    assert event.data["ID"] == uid
+    assert event.to_api()["Type"] == "new"
+    assert seen == [True]
+
+
+def test_delete_some_and_all_publish_delete_and_truncate(mailbox: Mailbox) -> None:
+    a, b, c = (deliver(mailbox, s) for s in ("a", "b", "c"))
+    with mailbox.bus.subscribe() as sub:
+        assert mailbox.delete([a, "unknown"]) == [a]
+        got = [sub.get(timeout=5) for _ in range(1)]
+        assert isinstance(got[0], events.Delete) and got[0].data == {"ID": a}
+        assert mailbox.delete_all() == 2
+        kinds = set()
+        while (e := sub.get(timeout=0.5)) is not None:
+            kinds.add(type(e))
+    assert events.Truncate in kinds
+    assert mailbox.counts() == (0, 0)
+    with pytest.raises(MessageNotFound):
+        mailbox.raw(b)
+
+
+def test_max_messages_prunes_the_oldest_and_publishes_prune() -> None:
+    mb = Mailbox(Config(database=":memory:", max_messages=3))
+    try:
+        with mb.bus.subscribe() as sub:
+            uids = [deliver(mb, f"m{i}") for i in range(5)]
+            pruned: list[str] = []
+            while (e := sub.get(timeout=0.5)) is not None:
+                if isinstance(e, events.Prune):
+                    pruned += e.data["IDs"]
+        assert [m["Subject"] for m in mb.list()] == ["m4", "m3", "m2"]
+        assert sorted(pruned) == sorted(uids[:2])
+    finally:
+        mb.close()
+
+
+def test_max_age_prunes_older_messages() -> None:
+    mb = Mailbox(Config(database=":memory:", max_age=3600))
+    try:
+        deliver(mb, "ancient", received_at=time.time() - 7200)
+        deliver(mb, "fresh")
+        assert [m["Subject"] for m in mb.list()] == ["fresh"]
+    finally:
+        mb.close()
+
+
+def test_zero_max_messages_means_unlimited() -> None:
+    mb = Mailbox(Config(database=":memory:", max_messages=0))
+    try:
+        for i in range(30):
+            deliver(mb, f"m{i}")
+        assert mb.counts()[0] == 30
+    finally:
+        mb.close()
+
+
+def test_full_text_index_follows_inserts_and_deletes(mailbox: Mailbox) -> None:
+    uid = deliver(mailbox, "invoice", body="The zanzibar quarterly report.")
+    deliver(mailbox, "other", body="Nothing here.")
+
+    def fts(term: str) -> list[int]:
+        with mailbox.store.reading() as conn:
+            rows = conn.execute(
+                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", (term,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    assert len(fts("zanzibar")) == 1
+    assert len(fts("subject:invoice")) == 1
+    assert len(fts("addresses:bob")) == 2
+    mailbox.delete([uid])
+    assert fts("zanzibar") == []
+    mailbox.delete_all()
+    assert fts("addresses:bob") == []
+
+
+def test_concurrent_writes_are_committed_in_one_batch(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "batch.db"))
+    gate = threading.Event()
+    try:
+        # Hold the writer in a first job so the next ones queue up, then release it.
+        entered = threading.Event()
+        blocker = store.submit(lambda s: (entered.set(), gate.wait(10)))
+        assert entered.wait(10)
+        futures = [
+            store.submit(lambda s, i=i: s._wconn.execute("SELECT ?", (i,)).fetchone()[0])
+            for i in range(50)
+        ]
+        gate.set()
+        blocker.result(10)
+        assert [f.result(10) for f in futures] == list(range(50))
+        assert store.last_batch_size == 50
+    finally:
+        store.close()
+
+
+def test_a_failing_job_does_not_sink_its_batch(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "jobs.db"))
+    gate = threading.Event()
+    try:
+        entered = threading.Event()
+        store.submit(lambda s: (entered.set(), gate.wait(10)))
+        assert entered.wait(10)
+
+        def bad(s: Store) -> None:
+            s._wconn.execute("INSERT INTO tags (message, tag) VALUES (1, 'x')")
+            raise ValueError("boom")
+
+        good = store.submit(lambda s: s._wconn.execute("INSERT INTO tags VALUES (2, 'y')"))
+        failed = store.submit(bad)
+        gate.set()
+        good.result(10)
+        with pytest.raises(StoreError, match="boom"):
+            failed.result(10)
+        with store.reading() as conn:
+            assert conn.execute("SELECT message, tag FROM tags").fetchall() == [(2, "y")]
+    finally:
+        store.close()
+
+
+def test_a_slow_subscriber_is_dropped_without_blocking_delivery() -> None:
+    bus = events.Bus(queue_size=3)
+    slow = bus.subscribe()
+    fast = bus.subscribe()
+    for i in range(10):
+        bus.publish(events.Delete({"ID": str(i)}))
+        fast.get(timeout=1)
+    assert slow.dropped.is_set()
+    assert bus.subscriber_count == 1
+    assert not fast.dropped.is_set()
+
+
+def test_sessions_are_bounded_to_the_history_size() -> None:
+    with make_server(session_history=3) as mp:
+        for _ in range(6):
+            with smtplib.SMTP(*mp.smtp_address) as client:
+                client.noop()
+        wait_until(lambda: mp.smtp.sessions_total == 6, what="6 sessions")
+        # Session records are written after each connection closes; wait for the sixth.
+        wait_until(
+            lambda: (
+                len(mp.mailbox.store.sessions(0, 100)) == 3
+                and mp.mailbox.store.write(lambda s: True)
+            ),
+            what="3 kept sessions",
+        )
+        assert all(s["Outcome"] == "no mail" for s in mp.mailbox.sessions())

@@ -1,0 +1,366 @@
+"""The SMTP listener against real clients: replies, limits, pipelining, sizes, concurrency."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import sqlite3
+import threading
+from email.message import EmailMessage
+
+import pytest
+
+from helpers import RawClient, make_server, wait_until
+from mailpit_py import events
+from mailpit_py.server import Server
+
+
+def simple_message(subject: str = "Hello", body: str = "Hi there.\n") -> bytes:
+    return (
+        f"From: Sender <sender@example.com>\r\nTo: rcpt@example.org\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject.replace(' ', '-')}@example.com>\r\n"
+        f"Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n{body}"
+    ).encode()
+
+
+def test_port_zero_binds_a_free_port_and_reports_it(server: Server) -> None:
+    host, port = server.smtp_address
+    assert host == "127.0.0.1"
+    assert port > 0
+    with smtplib.SMTP(host, port) as client:
+        assert client.noop()[0] == 250
+
+
+def test_ipv6_listener_accepts_mail(server_factory) -> None:
+    mp = server_factory(smtp_addr="[::1]:0")
+    host, port = mp.smtp_address
+    assert host == "::1"
+    with smtplib.SMTP(host, port) as client:
+        client.sendmail("a@example.com", ["b@example.com"], simple_message())
+    assert mp.mailbox.counts() == (1, 1)
+
+
+def test_ehlo_advertises_size_8bitmime_smtputf8_pipelining_enhancedstatuscodes(
+    server_factory,
+) -> None:
+    mp = server_factory(max_message_size=1234567)
+    with smtplib.SMTP(*mp.smtp_address) as client:
+        code, _ = client.ehlo("client.example")
+        assert code == 250
+        assert client.esmtp_features["size"] == "1234567"
+        for ext in ("8bitmime", "smtputf8", "pipelining", "enhancedstatuscodes"):
+            assert ext in client.esmtp_features, ext
+
+
+def test_greeting_is_220_with_hostname(raw_client) -> None:
+    c = raw_client()
+    assert c.greeting.startswith("220 test.local ")
+
+
+def test_any_helo_sender_and_recipient_are_accepted_including_null_sender(
+    server: Server, raw_client
+) -> None:
+    c = raw_client()
+    assert c.cmd("HELO whatever-name_that's.odd").startswith("250 ")
+    assert c.cmd("MAIL FROM:<>").startswith("250 2.1.0")
+    assert c.cmd("RCPT TO:<anyone@anywhere.invalid>").startswith("250 2.1.5")
+    assert c.cmd("RCPT TO:<postmaster>").startswith("250 2.1.5")
+    assert c.cmd("DATA").startswith("354")
+    c.send(simple_message("bounce") + b"\r\n.\r\n")
+    reply = c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as ")
+    msg = server.mailbox.get(reply.rsplit(" ", 1)[1])
+    assert msg.detail["ReturnPath"] == ""
+    assert msg.detail["Envelope"] == {
+        "From": "",
+        "To": ["anyone@anywhere.invalid", "postmaster"],
+    }
+
+
+def test_data_reply_names_the_id_of_the_committed_message(server: Server, raw_client) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    c.send(simple_message("committed") + b"\r\n.\r\n")
+    reply = c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as ")
+    msg_id = reply.rsplit(" ", 1)[1]
+    # No waiting: the 250 comes only after the commit, so the message is readable at once.
+    assert server.mailbox.get(msg_id).summary["Subject"] == "committed"
+
+
+def test_mail_with_size_over_the_limit_gets_552(server_factory) -> None:
+    mp = server_factory(max_message_size=1000)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    reply = c.cmd("MAIL FROM:<a@example.com> SIZE=5000")
+    assert reply.startswith("552 5.3.4"), reply
+    assert c.cmd("MAIL FROM:<a@example.com> SIZE=500").startswith("250 2.1.0")
+    c.close()
+
+
+def test_data_over_the_limit_gets_552_and_the_session_goes_on(server_factory) -> None:
+    mp = server_factory(max_message_size=2000)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")  # no SIZE: the limit is enforced while reading DATA
+    c.cmd("RCPT TO:<b@example.com>")
+    assert c.cmd("DATA").startswith("354")
+    c.send(simple_message(body=("y" * 70 + "\r\n") * 100) + b".\r\n")
+    assert c.reply().startswith("552 5.3.4")
+    assert c.cmd("RSET").startswith("250")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    c.send(simple_message("small") + b"\r\n.\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    c.close()
+    assert [m["Subject"] for m in mp.mailbox.list()] == ["small"]
+
+
+def test_too_many_recipients_get_452(server_factory) -> None:
+    mp = server_factory(smtp_max_recipients=3)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    for i in range(3):
+        assert c.cmd(f"RCPT TO:<r{i}@example.com>").startswith("250 2.1.5")
+    assert c.cmd("RCPT TO:<r3@example.com>").startswith("452 4.5.3")
+    assert c.cmd("DATA").startswith("354")
+    c.send(simple_message() + b"\r\n.\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    c.close()
+    assert mp.mailbox.get("latest").detail["Envelope"]["To"] == [
+        "r0@example.com",
+        "r1@example.com",
+        "r2@example.com",
+    ]
+
+
+def test_commands_out_of_order_get_503(raw_client) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    assert c.cmd("RCPT TO:<b@example.com>").startswith("503 5.5.1")
+    assert c.cmd("DATA").startswith("503 5.5.1")
+    assert c.cmd("MAIL FROM:<a@example.com>").startswith("250")
+    assert c.cmd("MAIL FROM:<a@example.com>").startswith("503 5.5.1")
+    assert c.cmd("DATA").startswith("503 5.5.1")
+
+
+def test_mail_before_helo_gets_503(raw_client) -> None:
+    c = raw_client()
+    assert c.cmd("MAIL FROM:<a@example.com>").startswith("503 5.5.1")
+
+
+def test_bad_syntax_gets_501(raw_client) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    assert c.cmd("MAIL a@example.com").startswith("501 5.5.4")
+    assert c.cmd("MAIL FROM:<a@example.com>").startswith("250")
+    assert c.cmd("RCPT <b@example.com>").startswith("501 5.5.4")
+    assert c.cmd("EHLO").startswith("501 5.5.4")
+
+
+def test_unknown_command_gets_500(raw_client) -> None:
+    c = raw_client()
+    assert c.cmd("FROBNICATE now").startswith("500 5.5.2")
+    assert c.cmd("NOOP").startswith("250 2.0.0")
+
+
+def test_idle_client_gets_421_after_the_timeout(server_factory) -> None:
+    mp = server_factory(smtp_timeout=0.3)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    # The server speaks first after the idle timeout: no sleep needed, just read.
+    assert c.reply().startswith("421 4.4.2")
+    assert c.file.readline() == b""  # and then closes
+    c.close()
+    sessions = wait_until(mp.mailbox.sessions, what="the session record")
+    assert sessions[0]["Outcome"] == "timeout"
+
+
+def test_pipelined_commands_in_one_write_all_get_answers(server: Server, raw_client) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    c.send(
+        b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+        b"RCPT TO:<c@example.com>\r\nDATA\r\n"
+    )
+    assert c.reply().startswith("250 2.1.0")
+    assert c.reply().startswith("250 2.1.5")
+    assert c.reply().startswith("250 2.1.5")
+    assert c.reply().startswith("354")
+    # Data, end and the next commands pipelined too (RFC 2920 allows commands after DATA's end).
+    c.send(simple_message("piped") + b"\r\n.\r\nRSET\r\nNOOP\r\n")
+    assert c.reply().startswith("250 2.0.0 Ok: queued as")
+    assert c.reply().startswith("250")
+    assert c.reply().startswith("250")
+    assert server.mailbox.get("latest").summary["Subject"] == "piped"
+
+
+def test_smtputf8_address_and_utf8_subject(server: Server) -> None:
+    msg = EmailMessage()
+    msg["From"] = "Jöran <jöran@exämple.com>"
+    msg["To"] = "用户@例子.广告"
+    msg["Subject"] = "Grüße, 你好"
+    msg.set_content("Ünïcödé body\n")
+    with smtplib.SMTP(*server.smtp_address) as client:
+        client.send_message(msg, mail_options=["SMTPUTF8"])
+    stored = server.mailbox.get("latest")
+    assert stored.summary["Subject"] == "Grüße, 你好"
+    assert stored.detail["Envelope"]["From"] == "jöran@exämple.com"
+    assert stored.detail["Envelope"]["To"] == ["用户@例子.广告"]
+    assert "Ünïcödé" in stored.detail["Text"]
+
+
+def test_8bitmime_body_is_stored_byte_exact(server: Server) -> None:
+    raw = (
+        b"From: a@example.com\r\nTo: b@example.com\r\nSubject: latin\r\n"
+        b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\nCaf\xe9 cr\xe8me\r\n"
+    )
+    with smtplib.SMTP(*server.smtp_address) as client:
+        client.ehlo()
+        client.sendmail("a@example.com", ["b@example.com"], raw, mail_options=["BODY=8BITMIME"])
+    assert server.mailbox.raw("latest") == raw
+    assert "Café crème" in server.mailbox.get("latest").detail["Text"]
+
+
+def test_dot_stuffed_lines_are_unstuffed(server: Server, raw_client) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    c.send(b"Subject: dots\r\n\r\n..leading dot\r\n...\r\nend\r\n.\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    assert server.mailbox.raw("latest") == b"Subject: dots\r\n\r\n.leading dot\r\n..\r\nend\r\n"
+
+
+def test_lines_over_998_octets_are_accepted_and_warned(server: Server, raw_client) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    long_line = b"L" * 5000
+    c.send(simple_message("long") + long_line + b"\r\n.\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    stored = server.mailbox.get("latest")
+    assert long_line in server.mailbox.raw("latest")
+    assert any("998" in w for w in stored.detail["Warnings"]), stored.detail["Warnings"]
+
+
+def test_bare_lf_line_endings_are_accepted(server: Server, raw_client) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    c.send(b"Subject: bare lf\nFrom: a@example.com\n\nline one\nline two\n.\n")
+    assert c.reply().startswith("250 2.0.0")
+    stored = server.mailbox.get("latest")
+    assert stored.summary["Subject"] == "bare lf"
+    assert "line two" in stored.detail["Text"]
+    assert (
+        server.mailbox.raw("latest")
+        == b"Subject: bare lf\nFrom: a@example.com\n\nline one\nline two\n"
+    )
+
+
+def test_many_messages_on_one_connection_with_rset(server: Server) -> None:
+    with smtplib.SMTP(*server.smtp_address) as client:
+        for i in range(20):
+            client.sendmail("a@example.com", ["b@example.com"], simple_message(f"n{i}"))
+            if i % 5 == 0:
+                client.rset()
+    assert server.mailbox.counts()[0] == 20
+    subjects = [m["Subject"] for m in server.mailbox.list(limit=100)]
+    assert subjects == [f"n{i}" for i in reversed(range(20))]
+
+
+def test_20_mb_message_is_stored_intact(server_factory) -> None:
+    mp = server_factory(database=None)
+    line = b"0123456789" * 7 + b"\r\n"
+    raw = simple_message("big") + line * (20 * 1024 * 1024 // len(line))
+    with smtplib.SMTP(*mp.smtp_address) as client:
+        client.sendmail("a@example.com", ["b@example.com"], raw)
+    assert mp.mailbox.raw("latest") == raw
+    assert mp.mailbox.get("latest").summary["Size"] == len(raw)
+
+
+def test_16_concurrent_clients_200_messages_each_none_lost_none_duplicated(
+    server_factory,
+) -> None:
+    mp = server_factory(database=None, max_messages=0)
+    errors: list[BaseException] = []
+
+    def send(client_no: int) -> None:
+        try:
+            with smtplib.SMTP(*mp.smtp_address) as client:
+                for i in range(200):
+                    client.sendmail(
+                        "a@example.com", ["b@example.com"], simple_message(f"c{client_no}-m{i}")
+                    )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    subjects = [m["Subject"] for m in mp.mailbox.list(limit=5000)]
+    assert len(subjects) == 3200
+    assert set(subjects) == {f"c{n}-m{i}" for n in range(16) for i in range(200)}
+
+
+def test_a_locked_database_gets_451_and_a_retry_succeeds(tmp_path) -> None:
+    db = tmp_path / "locked.db"
+    mp = Server(make_server(database=str(db)).config, busy_timeout=0.2).start()
+    try:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # hold the write lock, as another process might
+        with smtplib.SMTP(*mp.smtp_address) as client:
+            with pytest.raises(smtplib.SMTPDataError) as info:
+                client.sendmail("a@example.com", ["b@example.com"], simple_message("retry"))
+            assert info.value.smtp_code == 451
+            assert info.value.smtp_error.startswith(b"4.3.0")
+            blocker.execute("ROLLBACK")
+            client.sendmail("a@example.com", ["b@example.com"], simple_message("retry"))
+        blocker.close()
+        assert [m["Subject"] for m in mp.mailbox.list()] == ["retry"]
+    finally:
+        mp.stop()
+
+
+def test_every_4xx_5xx_reply_publishes_an_error_event(server: Server, raw_client) -> None:
+    with server.bus.subscribe() as sub:
+        c = raw_client()
+        c.cmd("BOGUS")
+        event = sub.get(timeout=5)
+        while event is not None and not isinstance(event, events.SmtpError):
+            event = sub.get(timeout=5)
+    assert isinstance(event, events.SmtpError)
+    assert event.to_api()["Type"] == "error"
+    assert event.data["Type"] == "smtpd"
+    assert event.data["IP"] == "127.0.0.1"
+    assert event.data["Message"].startswith("500 5.5.2")
+
+
+def test_client_that_disconnects_mid_data_stores_nothing(server: Server) -> None:
+    sock = socket.create_connection(server.smtp_address)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(b"HELO me\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+    for _ in range(4):
+        f.readline()
+    sock.sendall(b"Subject: cut\r\n\r\npartial")
+    f.close()  # the file object holds the socket open
+    sock.close()
+    sessions = wait_until(server.mailbox.sessions, what="the session record")
+    assert sessions[0]["Outcome"] == "dropped"
+    assert server.mailbox.counts() == (0, 0)
