@@ -16,6 +16,7 @@ from mailpit_py import __version__
 from mailpit_py.config import (
     Config,
     ConfigError,
+    normalize_webroot,
     parse_duration,
     parse_size,
 )
@@ -56,6 +57,21 @@ OPTIONS: tuple[Option, ...] = (
         "smtp_addr",
         "SMTP listen address, HOST:PORT ([::1]:1025 for IPv6, port 0 for any free port)",
         metavar="ADDR",
+    ),
+    Option(
+        ("-l", "--listen"),
+        "MP_UI_BIND_ADDR",
+        "http_addr",
+        "HTTP listen address for the web UI and API, HOST:PORT (port 0 for any free port)",
+        metavar="ADDR",
+    ),
+    Option(
+        ("--webroot",),
+        "MP_WEBROOT",
+        "webroot",
+        "serve the web UI and API under this URL path prefix, e.g. /mail/",
+        normalize_webroot,
+        metavar="PATH",
     ),
     Option(
         ("-d", "--database"),
@@ -213,9 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = server.mailbox.database_path
     where = "temporary, removed at exit" if config.database is None else "kept"
     log.info(
-        "mailpit-py %s: SMTP on %s, database %s (%s)",
+        "mailpit-py %s: SMTP on %s, web UI and API on %s, database %s (%s)",
         __version__,
         server.smtp.address_text if server.smtp else "?",
+        server.http_url,
         db,
         where,
     )

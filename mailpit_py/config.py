@@ -18,6 +18,8 @@ class Config:
     """Every setting of a mailpit_py instance; the CLI maps flags and MP_* variables onto it."""
 
     smtp_addr: str = "127.0.0.1:1025"
+    http_addr: str = "127.0.0.1:8025"
+    webroot: str = "/"  # URL path prefix of the UI and API, e.g. "/mail/"
     database: str | None = None  # None: a temporary file removed at exit; ":memory:" in memory
     max_messages: int = 500  # 0 = unlimited
     max_age: float | None = None  # seconds; None = keep regardless of age
@@ -34,6 +36,11 @@ class Config:
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
         split_hostport(self.smtp_addr, "--smtp")
+        split_hostport(self.http_addr, "--listen")
+        if not re.fullmatch(r"/([A-Za-z0-9._~!$&'()*+,;=:@%-]+/)*", self.webroot):
+            raise ConfigError(
+                f"--webroot: {self.webroot!r} is not a URL path: use e.g. / or /mail/"
+            )
         if self.max_messages < 0:
             raise ConfigError("--max must be 0 (unlimited) or a positive number of messages")
         if self.max_age is not None and self.max_age <= 0:
@@ -47,6 +54,12 @@ class Config:
         if self.session_history < 0:
             raise ConfigError("--smtp-session-history must be 0 or a positive number")
         return self
+
+
+def normalize_webroot(value: str, flag: str = "--webroot") -> str:
+    """`mail`, `/mail`, `/mail/` -> `/mail/` (Mailpit accepts each form)."""
+    parts = [p for p in value.strip().split("/") if p]
+    return "/" + "".join(p + "/" for p in parts)
 
 
 def field_names() -> list[str]:

@@ -11,16 +11,18 @@ import re
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from mailpit_py import events
+from mailpit_py import __version__, events
 from mailpit_py.config import Config
 from mailpit_py.ids import new_id
 from mailpit_py.models import Address, Envelope, ParsedMessage
 from mailpit_py.parse import parse_message
+from mailpit_py.search import index_text, parse_query
 from mailpit_py.store import MEMORY, MessageRecord, SessionRecord, Store
 from mailpit_py.timefmt import rfc3339
 
@@ -141,10 +143,34 @@ class StoredMessage:
             out.setdefault(name, []).append(value)
         return out
 
+    def part_filename(self, part_id: str) -> str:
+        for part in (*self.detail["Inline"], *self.detail["Attachments"]):
+            if part["PartID"] == part_id:
+                return str(part["FileName"])
+        return ""
+
+    def html_with_parts(self, part_url: str) -> str:
+        """The HTML body with `cid:` references pointed at the part URLs (RFC 2392)."""
+        html = str(self.detail["HTML"])
+        if "cid:" not in html:
+            return html
+        by_cid = {
+            p["ContentID"]: p["PartID"]
+            for p in (*self.detail["Inline"], *self.detail["Attachments"])
+            if p["ContentID"]
+        }
+
+        def swap(m: re.Match[str]) -> str:
+            pid = by_cid.get(urllib.parse.unquote(m.group(2)))
+            return f"{m.group(1)}{part_url}{pid}" if pid else m.group(0)
+
+        return _CID_REF.sub(swap, html)
+
     def transcript_to_api(self) -> list[dict[str, Any]]:
         return [{"Time": t, "Dir": d, "Line": line} for t, d, line in self.transcript]
 
 
+_CID_REF = re.compile(r"""(["'(=\s])cid:([^"')\s>]+)""", re.I)
 _TAG_RE = re.compile(r"<(script|style|head)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
 
 
@@ -162,6 +188,7 @@ def build_record(
     session_uid: str,
     transcript: Sequence[Sequence[Any]],
     envelope: Envelope,
+    origin: dict[str, Any] | None = None,
 ) -> MessageRecord:
     """Turn a parsed message into what the store keeps (pure; runs off the writer thread)."""
     parts = [*parsed.inline, *parsed.attachments]
@@ -175,7 +202,12 @@ def build_record(
         "Attachments": [p.to_api() for p in parsed.attachments],
         "Headers": [list(h) for h in parsed.headers],
         "Warnings": list(parsed.warnings),
-        "Envelope": {"From": envelope.mail_from, "To": list(envelope.rcpt_to)},
+        # The envelope and where it came from (HELO name, peer, TLS, AUTH user): ours, additive.
+        "Envelope": {
+            "From": envelope.mail_from,
+            "To": list(envelope.rcpt_to),
+            **(origin or {}),
+        },
         "MessageIDGenerated": parsed.message_id_generated,
     }
     every = [
@@ -186,11 +218,11 @@ def build_record(
         *parsed.reply_to,
     ]
     fts = (
-        parsed.subject,
-        " ".join(f"{a.name} {a.address}" for a in every),
-        parsed.text or _html_text(parsed.html),
-        " ".join(p.filename for p in parts),
-        "\n".join(f"{n}: {v}" for n, v in parsed.headers),
+        index_text(parsed.subject),
+        index_text(" ".join(f"{a.name} {a.address}" for a in every)),
+        index_text(parsed.text or _html_text(parsed.html)),
+        index_text(" ".join(p.filename for p in parts)),
+        index_text("\n".join(f"{n}: {v}" for n, v in parsed.headers)),
     )
     return MessageRecord(
         uid=uid,
@@ -207,12 +239,14 @@ def build_record(
         username=username,
         snippet=parsed.snippet,
         attachments=len(parsed.attachments),
+        inline_count=len(parsed.inline),
         session_uid=session_uid,
         raw=raw,
         detail=json.dumps(detail, ensure_ascii=False),
         transcript=json.dumps(list(transcript), ensure_ascii=False),
         parts=[(p.part_id, p.content_type, p.data) for p in parts],
         tags=list(parsed.tags),
+        headers=list(parsed.headers),
         fts=fts,
     )
 
@@ -258,6 +292,8 @@ class Mailbox:
         session_uid: str = "",
         transcript: Sequence[Sequence[Any]] = (),
         received_at: float | None = None,
+        tags: Sequence[str] = (),
+        origin: dict[str, Any] | None = None,
     ) -> Future[str]:
         """Store a message; the future gives its ID once committed (or raises StoreError)."""
         uid = uid or new_id()
@@ -266,6 +302,8 @@ class Mailbox:
 
         def prepare() -> MessageRecord:
             parsed = parse_message(raw, envelope)
+            if tags:
+                parsed = replace(parsed, tags=tuple(clean_tags([*parsed.tags, *tags])))
             return build_record(
                 uid,
                 parsed,
@@ -275,6 +313,7 @@ class Mailbox:
                 session_uid=session_uid,
                 transcript=transcript,
                 envelope=envelope,
+                origin=origin,
             )
 
         def store_it(prepared: Future[MessageRecord]) -> None:
@@ -360,6 +399,35 @@ class Mailbox:
         """Summaries, newest first."""
         return [summary_to_api(r) for r in self.store.list_summaries(start, limit)]
 
+    def search(
+        self, query: str, start: int = 0, limit: int = 50, tz: str = ""
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """(summaries newest first, matches, unread matches); SearchError on a bad query."""
+        terms = parse_query(query, tz)
+        rows = self.store.search(terms, start, limit)
+        matched, unread = self.store.count_matches(terms)
+        return [summary_to_api(r) for r in rows], matched, unread
+
+    def delete_search(self, query: str, tz: str = "") -> list[str]:
+        """Delete exactly what the same query lists."""
+        terms = parse_query(query, tz)
+        gone = self.store.write(lambda s: s.delete_messages(s.uids_matching(terms)))
+        for uid in gone:
+            self.bus.publish(events.Delete({"ID": uid}))
+        self.deleted += len(gone)
+        self._stats_dirty.set()
+        return gone
+
+    def mark_search(self, query: str, read: bool = True, tz: str = "") -> list[str]:
+        """Mark exactly what the same query lists."""
+        terms = parse_query(query, tz)
+        changed = self.store.write(lambda s: s.set_read(s.uids_matching(terms), read))
+        for uid in changed:
+            self.bus.publish(events.Update({"ID": uid, "Read": read}))
+        if changed:
+            self._stats_dirty.set()
+        return changed
+
     def counts(self) -> tuple[int, int]:
         """(total, unread)."""
         return self.store.counts()
@@ -413,6 +481,29 @@ class Mailbox:
         self._stats_dirty.set()
         return n
 
+    def tags(self) -> list[str]:
+        return list(self.store.tag_counts())
+
+    def tag_counts(self) -> dict[str, int]:
+        return self.store.tag_counts()
+
+    def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[str]:
+        """Give these messages exactly these tags (Mailpit's PUT /api/v1/tags)."""
+        clean = clean_tags(tags)
+        return self._publish_tags(self.store.write(lambda s: s.set_tags(uids, clean)))
+
+    def rename_tag(self, old: str, new: str) -> list[str]:
+        (new_clean,) = clean_tags([new]) or [""]
+        return self._publish_tags(self.store.write(lambda s: s.rename_tag(old, new_clean)))
+
+    def delete_tag(self, tag: str) -> list[str]:
+        return self._publish_tags(self.store.write(lambda s: s.rename_tag(tag, "")))
+
+    def _publish_tags(self, changed: list[tuple[str, list[str]]]) -> list[str]:
+        for uid, tags in changed:
+            self.bus.publish(events.Update({"ID": uid, "Tags": tags}))
+        return [uid for uid, _ in changed]
+
     def prune(self) -> list[str]:
         cfg = self.config
         older = time.time() - cfg.max_age if cfg.max_age else None
@@ -435,7 +526,7 @@ class Mailbox:
                     total, unread = self.counts()
                 except Exception:
                     continue
-                self.bus.publish(events.Stats({"Total": total, "Unread": unread}))
+                self.bus.publish(events.Stats(stats_data(total, unread)))
                 self._closing.wait(0.25)
             if self.config.max_age and time.monotonic() - last_age_check > 60:
                 last_age_check = time.monotonic()
@@ -456,6 +547,24 @@ class Mailbox:
                     os.unlink(self._temp_path + suffix)
                 except FileNotFoundError:
                     pass
+
+
+def stats_data(total: int, unread: int) -> dict[str, Any]:
+    """The Data of a `stats` event, as Mailpit sends it."""
+    return {"Total": total, "Unread": unread, "Version": __version__}
+
+
+_TAG_SPACE = re.compile(r"\s+")
+
+
+def clean_tags(tags: Sequence[str]) -> list[str]:
+    """Trim, collapse inner whitespace, drop empties and duplicates, keep order."""
+    out: list[str] = []
+    for tag in tags:
+        t = _TAG_SPACE.sub(" ", str(tag)).strip()[:100]
+        if t and t not in out:
+            out.append(t)
+    return out
 
 
 def session_to_api(row: Any) -> dict[str, Any]:

@@ -41,6 +41,8 @@ SNIPPET_HTML_SCAN = 512 * 1024
 # Accept anything printable up to the colon, plus 8-bit bytes (seen in the wild) and obsolete
 # whitespace before the colon (RFC 5322 section 4.5.1).
 _FIELD_RE = re.compile(rb"([^\x00-\x20\x7f:]+)[ \t]*:")
+# The same, taking the value and its continuation lines (RFC 5322 section 2.2.3) in one go.
+_FIELD_LINES_RE = re.compile(rb"([^\x00-\x20\x7f:]+)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)\n?")
 # RFC 2047 section 2 encoded-word; "*lang" after the charset is RFC 2231 section 5.
 _ENCODED_WORD_RE = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?]*)\?=")
 # RFC 2045 section 5.1 parameters, read leniently: spaces around "=", missing ";" separators,
@@ -58,11 +60,16 @@ _B64_TRAILER = "text after the end of the data"
 _QP_BAD_RE = re.compile(rb"=(?![0-9A-Fa-f]{2}|[ \t]*\r?\n|[ \t]*\Z)")
 _WS_RE = re.compile(r"\s+")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u034f\u00ad"), None)
+_INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u034f\u00ad]")
 _TAG_NAME_RE = re.compile(r"/?([a-zA-Z][a-zA-Z0-9]*)")
 _META_CHARSET_RE = re.compile(
     rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I
 )
 _MSGID_RE = re.compile(r"<([^<>]*)>")
+_ADDR_SPEC = r"[^\s\"<>,;:@()\[\]\\]+@[^\s\"<>,;:@()\[\]\\]+"
+_SIMPLE_ADDRESS_RE = re.compile(
+    rf"""\s*(?:(?:"([^"\\]*)"|([^"<>,;:@()\[\]\\]*?))\s*<({_ADDR_SPEC})>|({_ADDR_SPEC}))\s*"""
+)
 _ZONE_RE = re.compile(r"(?:[+-]\d{4}|UT|GMT|UTC|Z|[ECMP][SD]T)$", re.I)
 _PLUS_RE = re.compile(r"^(.*?)\+(.*?)@", re.S)
 _TAG_INVALID_RE = re.compile(r"[^a-zA-Z0-9\-_. ]")
@@ -72,6 +79,8 @@ _JOIN_RE = re.compile(r">(.*?)<", re.S)
 
 # Tags whose content is not text (dropped entirely) and tags that do not break words.
 _SKIP_CONTENT_TAGS = frozenset({"script", "style", "head", "title", "template"})
+_CLOSING_TAG_RE = {name: re.compile(f"</{name}", re.I) for name in _SKIP_CONTENT_TAGS}
+_BODY_TAG_RE = re.compile("<body", re.I)
 _INLINE_TAGS = frozenset(
     {"a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "dfn", "em", "font", "i"}
     | {"kbd", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup"}
@@ -241,7 +250,7 @@ def _decode_text(raw: bytes, label: str | None, where: str, warn: Warn) -> str:
         for codec in chain:
             try:
                 return raw.decode(codec)
-            except (UnicodeDecodeError, LookupError):
+            except (UnicodeError, LookupError, ValueError, TypeError):
                 continue
     try:
         text = raw.decode("utf-8")
@@ -286,11 +295,19 @@ def _read_header_block(
     obsolete whitespace before the colon and a missing empty line (the body then starts at the
     first line that is not a field, as most parsers do).
     """
-    fields: list[tuple[bytes, list[bytes]]] = []
+    fields: list[tuple[bytes, bytes]] = []
+    match_field = _FIELD_LINES_RE.match
     pos = start
     first = True
     body_start = end
     while pos < end:
+        # Fast path: one regex call takes a field with all its continuation lines.
+        match = match_field(data, pos, end)
+        if match is not None:
+            fields.append((match.group(1), match.group(2)))
+            pos = match.end()
+            first = False
+            continue
         nl = data.find(b"\n", pos, end)
         line_end, next_pos = (end, end) if nl < 0 else (nl, nl + 1)
         line = data[pos:line_end]
@@ -301,44 +318,42 @@ def _read_header_block(
             break
         if line[0] in (32, 9):
             if fields:
-                fields[-1][1].append(line)
+                fields[-1] = (fields[-1][0], fields[-1][1] + b"\n" + line)
             else:
                 stripped = line.lstrip(b" \t")
                 match = _FIELD_RE.match(stripped)
                 if match:
                     warn(f"{where}: the first header line starts with whitespace")
-                    fields.append((match.group(1), [stripped[match.end() :]]))
+                    fields.append((match.group(1), stripped[match.end() :]))
                 elif stripped:
                     warn(f"{where}: the first header line starts with whitespace; ignored")
-        else:
-            match = _FIELD_RE.match(line)
-            if match:
-                fields.append((match.group(1), [line[match.end() :]]))
-            elif not (first and line.startswith(b"From ")):
-                # RFC 5322 section 2.1: only an empty line may end the header section.
-                if fields:
-                    warn(
-                        f"{where}: the header section does not end with an empty line "
-                        "(RFC 5322 section 2.1); the rest is read as the body"
-                    )
-                else:
-                    warn(f"{where}: there are no header fields")
-                body_start = pos
-                break
+        elif not (first and line.startswith(b"From ")):
+            # RFC 5322 section 2.1: only an empty line may end the header section.
+            if fields:
+                warn(
+                    f"{where}: the header section does not end with an empty line "
+                    "(RFC 5322 section 2.1); the rest is read as the body"
+                )
+            else:
+                warn(f"{where}: there are no header fields")
+            body_start = pos
+            break
         first = False
         pos = next_pos
     result: list[tuple[str, bytes]] = []
-    for raw_name, pieces in fields:
+    for raw_name, value in fields:
         try:
             name = raw_name.decode("ascii")
         except UnicodeDecodeError:
             name = raw_name.decode("utf-8", "replace")
-        if len(pieces) == 1:
-            value = pieces[0].strip(b" \t")
-        else:
+        if b"\n" in value:
             # Unfold (RFC 5322 section 2.2.3), one space per fold like Go's textproto, dropping
             # whitespace-only continuation lines (obsolete syntax, RFC 5322 section 4.2).
-            value = b" ".join(p for p in (piece.strip(b" \t") for piece in pieces) if p)
+            value = b" ".join(
+                p for p in (piece.strip(b" \t\r") for piece in value.split(b"\n")) if p
+            )
+        else:
+            value = value.strip(b" \t\r")
         result.append((name, value))
     return result, body_start
 
@@ -376,7 +391,7 @@ def _header_text(value: bytes, name: str, charset: str | None, warn: Warn) -> st
             continue
         try:
             text = value.decode(codec)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError, ValueError, TypeError):
             continue
         label = _charset_label(charset or codec)
         warn(f"{name} header contains raw 8-bit bytes that are not UTF-8, decoded as {label}")
@@ -550,11 +565,21 @@ def _param_text(value: str, where: str, charset: str | None, warn: Warn) -> str:
 
 def _addresses(value: str, where: str, warn: Warn) -> list[Address]:
     """Parse an address-list; groups are flattened, entries without an addr-spec dropped."""
+    pairs = _simple_addresses(value)
+    if pairs is None:
+        try:
+            pairs = getaddresses([value], **_GETADDRESSES_OPTIONS)
+        except Exception:
+            # The stdlib parser recurses once per ":" (group syntax) and gives up on hostile
+            # input; parse the comma-separated pieces one by one so good addresses survive.
+            warn(f"{where} could not be parsed as a whole; unparsable entries were dropped")
+            pairs = []
+            for piece in _split_list(value):
+                try:
+                    pairs.extend(getaddresses([piece], **_GETADDRESSES_OPTIONS))
+                except Exception:
+                    continue
     result: list[Address] = []
-    try:
-        pairs = getaddresses([value], **_GETADDRESSES_OPTIONS)
-    except Exception:  # the stdlib address parser is not hardened against every input
-        pairs = []
     for name, addr in pairs:
         addr = addr.strip()
         if "@" not in addr:
@@ -562,6 +587,66 @@ def _addresses(value: str, where: str, warn: Warn) -> list[Address]:
         if "=?" in name:
             name = _decode_words(name, where, warn)
         result.append(Address(name=name.strip(), address=addr))
+    return result
+
+
+def _split_list(value: str) -> list[str]:
+    """Split an address-list at commas that are outside quotes, comments and angle brackets."""
+    pieces: list[str] = []
+    depth = 0
+    quoted = False
+    start = 0
+    index = 0
+    size = len(value)
+    while index < size:
+        char = value[index]
+        if quoted:
+            if char == "\\":
+                index += 1
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char in "(<":
+            depth += 1
+        elif char in ")>":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            pieces.append(value[start:index])
+            start = index + 1
+        index += 1
+    pieces.append(value[start:])
+    return [piece for piece in pieces if piece.strip()]
+
+
+def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
+    """Fast path for the everyday forms ('a@b', 'Name <a@b>', '"Name" <a@b>', lists of them).
+
+    Returns None when anything unusual (comments, groups, escapes, quoted commas) is present,
+    leaving those to the full RFC 5322 parser in the standard library.
+    """
+    match = _SIMPLE_ADDRESS_RE.fullmatch(value)
+    if match is not None:
+        pieces = [match]
+    elif '"' in value:
+        return None
+    else:
+        pieces = []
+        for piece in value.split(","):
+            if not piece or piece.isspace():
+                continue
+            match = _SIMPLE_ADDRESS_RE.fullmatch(piece)
+            if match is None:
+                return None
+            pieces.append(match)
+    result = []
+    for match in pieces:
+        quoted, phrase, angle, bare = match.groups()
+        if bare is not None:
+            result.append(("", bare))
+        else:
+            name = quoted if quoted is not None else " ".join((phrase or "").split())
+            result.append((name, angle))
     return result
 
 
@@ -633,7 +718,7 @@ def _list_unsubscribe(value: str, post: str) -> ListUnsubscribe:
 
 def _clean_tag(tag: str) -> str:
     """Mailpit's tag cleaning: odd characters become spaces, spaces collapse."""
-    return _WS_RE.sub(" ", _TAG_INVALID_RE.sub(" ", tag)).strip()
+    return " ".join(_TAG_INVALID_RE.sub(" ", tag).split())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,10 +730,11 @@ def _decode_transfer(body: bytes, cte: str, where: str, warn: Warn) -> tuple[byt
     if cte in _IDENTITY_CTE:
         return body, ""
     if cte == "base64":
-        data, problem = _b64_lenient(body)
-        if problem and problem != _B64_TRAILER and _PROSE_RE.search(body, 0, 1024):
+        if any(_PROSE_RE.search(line) for line in body[:1024].lstrip().split(b"\n", 3)[:3]):
+            # Encoders never put spaces inside base64 lines: this is text mislabelled as base64.
             warn(f"{where}: declared as base64 but the content is not base64; shown as it is")
             return body, ""
+        data, problem = _b64_lenient(body)
         if problem:
             warn(f"{where}: base64 data has {problem}; decoded what was possible")
         return data, ""
@@ -710,7 +796,6 @@ def _html_to_text(markup: str, enough: int | None = None) -> tuple[str, bool]:
     """
     out: list[str] = []
     size = len(markup)
-    lower: str | None = None
     pos = 0
     collected = 0
     stopped = False
@@ -745,16 +830,15 @@ def _html_to_text(markup: str, enough: int | None = None) -> tuple[str, bool]:
         name = match.group(1).lower()
         pos = gt + 1
         if name in _SKIP_CONTENT_TAGS and markup[lt + 1] != "/":
-            if lower is None:
-                lower = markup.lower()
-            close = lower.find("</" + name, pos)
-            if close < 0 and name == "head":
-                close = lower.find("<body", pos)
-            if close < 0:
+            found = _CLOSING_TAG_RE[name].search(markup, pos)
+            if found is None and name == "head":
+                # Sloppy HTML without </head>: the body still starts at <body>.
+                found = _BODY_TAG_RE.search(markup, pos)
+            if found is None:
                 if name in ("head", "title"):
                     continue
                 break
-            gt = markup.find(">", close)
+            gt = markup.find(">", found.start())
             pos = size if gt < 0 else gt + 1
             out.append(" ")
             continue
@@ -763,17 +847,26 @@ def _html_to_text(markup: str, enough: int | None = None) -> tuple[str, bool]:
     text = "".join(out)
     if "&" in text:
         text = html_lib.unescape(text)
-    return _WS_RE.sub(" ", text.translate(_INVISIBLE)).strip(), stopped
+    return _collapse(text), stopped
+
+
+def _collapse(text: str) -> str:
+    """Whitespace runs to one space, invisible formatting characters removed."""
+    if _INVISIBLE_RE.search(text):
+        text = text.translate(_INVISIBLE)
+    return " ".join(text.split())
 
 
 def _snippet(text: str, markup: str) -> str:
     """About SNIPPET_LENGTH characters of text, cut at a word boundary."""
-    if text.strip():
-        head = text[: SNIPPET_LENGTH * 20]
-        collapsed = _WS_RE.sub(" ", head.translate(_INVISIBLE)).strip()
-        if len(collapsed) < SNIPPET_LENGTH and len(head) < len(text):
-            collapsed = _WS_RE.sub(" ", text.translate(_INVISIBLE)).strip()
-    elif markup.strip():
+    if text and not text.isspace():
+        # Only the start matters; widen the window when it is mostly whitespace.
+        window = SNIPPET_LENGTH * 3
+        collapsed = _collapse(text[:window])
+        while len(collapsed) <= SNIPPET_LENGTH and window < len(text):
+            window *= 8
+            collapsed = _collapse(text[:window])
+    elif markup and not markup.isspace():
         scan = markup[:SNIPPET_HTML_SCAN]
         collapsed, stopped = _html_to_text(scan, SNIPPET_LENGTH * 4)
         if stopped and len(collapsed) < SNIPPET_LENGTH:
@@ -797,47 +890,35 @@ def _snippet(text: str, markup: str) -> str:
 class _Leaf:
     """A non-multipart entity found while walking the MIME tree."""
 
-    __slots__ = (
-        "part_id",
-        "fields",
-        "data",
-        "start",
-        "end",
-        "ctype",
-        "params",
-        "in_related",
-        "forced_text",
-    )
+    __slots__ = ("part_id", "lookup", "data", "start", "end", "ctype", "params", "in_related")
 
     def __init__(
         self,
         part_id: str,
-        fields: list[tuple[str, bytes]],
+        lookup: dict[str, bytes],
         data: bytes,
         start: int,
         end: int,
         ctype: str,
         params: dict[str, str],
         in_related: bool,
-        forced_text: bool = False,
     ) -> None:
         self.part_id = part_id
-        self.fields = fields
+        self.lookup = lookup  # lowercased field name -> first value
         self.data = data
         self.start = start
         self.end = end
         self.ctype = ctype
         self.params = params
         self.in_related = in_related
-        self.forced_text = forced_text
 
 
-def _field(fields: list[tuple[str, bytes]], name: str) -> bytes | None:
-    """The first field called `name` (lowercase), or None."""
-    for key, value in fields:
-        if key.lower() == name:
-            return value
-    return None
+def _lookup(fields: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """Lowercased field name -> value of its first occurrence."""
+    result: dict[str, bytes] = {}
+    for name, value in fields:
+        result.setdefault(name.lower(), value)
+    return result
 
 
 def _split_multipart(
@@ -886,40 +967,43 @@ def _split_multipart(
     return parts, closed
 
 
-def _walk(data: bytes, warn: Warn) -> tuple[list[tuple[str, bytes]], list[_Leaf]]:
+def _walk(data: bytes, warn: Warn) -> tuple[list[tuple[str, bytes]], dict[str, bytes], list[_Leaf]]:
     """Read the root header and walk the MIME tree iteratively, in document order.
 
-    Returns the root fields and the leaves with IMAP-style part numbers (RFC 3501 section
-    6.4.5): a non-multipart root is "1"; message/rfc822 parts are leaves (not descended into).
+    Returns the root fields (and their lookup) and the leaves with IMAP-style part numbers
+    (RFC 3501 section 6.4.5): a non-multipart root is "1"; message/rfc822 parts are leaves, not
+    descended into (an enclosed message is an attachment).
     """
     root_fields, body_start = _read_header_block(data, 0, len(data), "Message", warn)
+    root_lookup = _lookup(root_fields)
     leaves: list[_Leaf] = []
-    # Stack entries: part_id, fields, buffer, start, end, default type, in_related, depth.
-    stack: list[tuple[str, list[tuple[str, bytes]], bytes, int, int, str, bool, int]] = [
-        ("", root_fields, data, body_start, len(data), "text/plain", False, 0)
+    # Stack entries: part_id, lookup, buffer, start, end, default type, in_related, depth.
+    stack: list[tuple[str, dict[str, bytes], bytes, int, int, str, bool, int]] = [
+        ("", root_lookup, data, body_start, len(data), "text/plain", False, 0)
     ]
     too_many = False
     while stack:
-        part_id, fields, buf, start, end, default_type, in_related, depth = stack.pop()
+        part_id, lookup, buf, start, end, default_type, in_related, depth = stack.pop()
         where = f"Part {part_id}" if part_id else "Message"
-        raw_type = _field(fields, "content-type")
+        leaf_id = part_id or "1"
+        raw_type = lookup.get("content-type")
         if raw_type is None:
             ctype, params = default_type, {}
         else:
             ctype, params = _parse_params(raw_type.decode("latin-1"), f"{where} Content-Type", warn)
             if ctype.count("/") != 1 or not all(ctype.split("/")):
+                # RFC 2045 section 5.2: an invalid Content-Type means text/plain.
                 if ctype:
                     warn(f"{where}: invalid Content-Type {_short(ctype)!r}, read as text/plain")
                 ctype = "text/plain"
-        leaf_id = part_id or "1"
         if not ctype.startswith("multipart/"):
-            leaves.append(_Leaf(leaf_id, fields, buf, start, end, ctype, params, in_related))
+            leaves.append(_Leaf(leaf_id, lookup, buf, start, end, ctype, params, in_related))
             continue
         if depth >= MAX_DEPTH:
             warn(f"{where}: MIME nesting is deeper than {MAX_DEPTH} levels; not parsed further")
-            leaves.append(_Leaf(leaf_id, fields, buf, start, end, ctype, params, in_related))
+            leaves.append(_Leaf(leaf_id, lookup, buf, start, end, ctype, params, in_related))
             continue
-        cte_raw = _field(fields, "content-transfer-encoding")
+        cte_raw = lookup.get("content-transfer-encoding")
         cte = cte_raw.decode("latin-1").strip().lower() if cte_raw else ""
         if cte not in _IDENTITY_CTE:
             # RFC 2045 section 6.4 forbids encoding a multipart; undo it and carry on.
@@ -929,47 +1013,37 @@ def _walk(data: bytes, warn: Warn) -> tuple[list[tuple[str, bytes]], list[_Leaf]
         boundary = params.get("boundary", "")
         if not boundary:
             warn(f"{where}: {ctype} has no boundary parameter (RFC 2046 section 5.1.1)")
-            leaves.append(
-                _Leaf(leaf_id, fields, buf, start, end, "text/plain", params, in_related, True)
-            )
+            # Show the body as text rather than lose it.
+            leaves.append(_Leaf(leaf_id, lookup, buf, start, end, "text/plain", params, in_related))
             continue
         codec = "utf-8" if isinstance(boundary, _Decoded) else "latin-1"
         ranges, closed = _split_multipart(buf, start, end, boundary.encode(codec, "replace"))
         if not ranges:
             warn(f"{where}: {ctype} boundary {_short(boundary)!r} never appears in the body")
-            if not buf[start:end].strip():
-                continue
-            leaves.append(
-                _Leaf(leaf_id, fields, buf, start, end, "text/plain", params, in_related, True)
-            )
+            if buf[start:end].strip():
+                leaves.append(
+                    _Leaf(leaf_id, lookup, buf, start, end, "text/plain", params, in_related)
+                )
             continue
         if not closed:
             warn(f"{where}: {ctype} has no closing boundary delimiter (RFC 2046 section 5.1.1)")
+        # RFC 2046 section 5.1.5: in a digest, parts are messages unless they say otherwise.
         child_default = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
         child_related = in_related or ctype == "multipart/related"
+        room = MAX_PARTS - len(leaves) - len(stack)
+        if len(ranges) > room:
+            too_many = True
+            ranges = ranges[: max(0, room)]
         children = []
         for number, (s, e) in enumerate(ranges, 1):
             child_id = f"{part_id}.{number}" if part_id else str(number)
             child_fields, child_body = _read_header_block(buf, s, e, f"Part {child_id}", warn)
-            children.append(
-                (
-                    child_id,
-                    child_fields,
-                    buf,
-                    child_body,
-                    e,
-                    child_default,
-                    child_related,
-                    depth + 1,
-                )
-            )
-        if len(leaves) + len(stack) + len(children) > MAX_PARTS:
-            too_many = True
-            children = children[: max(0, MAX_PARTS - len(leaves) - len(stack))]
+            child = (child_id, _lookup(child_fields), buf, child_body, e, child_default)
+            children.append((*child, child_related, depth + 1))
         stack.extend(reversed(children))
     if too_many:
         warn(f"Message has more than {MAX_PARTS} MIME parts; the rest were not parsed")
-    return root_fields, leaves
+    return root_fields, root_lookup, leaves
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1090,7 +1164,7 @@ def _minimal(raw: object, envelope: Envelope, warnings: _Warnings) -> ParsedMess
         list_unsubscribe=ListUnsubscribe(),
         text=text,
         html="",
-        snippet=_WS_RE.sub(" ", text[:1000]).strip()[:SNIPPET_LENGTH],
+        snippet=_collapse(text[:1000])[:SNIPPET_LENGTH],
         attachments=(),
         inline=(),
         warnings=tuple(warnings.items),
@@ -1102,29 +1176,23 @@ def _parse(
     raw: bytes, envelope: Envelope, received_at: datetime | None, warn: _Warnings
 ) -> ParsedMessage:
     mail_from, rcpts = _envelope_parts(envelope)
-    if not raw.strip():
+    if not raw or raw.isspace():
         warn("Message is empty")
     _line_warnings(raw, warn)
-    root_fields, leaves = _walk(raw, warn)
+    root_fields, root_lookup, leaves = _walk(raw, warn)
 
     # The charset of the message body is the best guess for raw 8-bit bytes in its headers.
-    root_type = _field(root_fields, "content-type")
-    root_charset = (
-        _parse_params(root_type.decode("latin-1"))[1].get("charset", "") if root_type else ""
-    )
-    fallback = root_charset or None
+    root_type = root_lookup.get("content-type")
+    fallback = _parse_params(root_type.decode("latin-1"))[1].get("charset") if root_type else None
 
     headers: list[tuple[str, str]] = []
-    by_name: dict[str, list[tuple[str, bytes]]] = {}
-    x_tags: list[str] = []
+    # Lowercased name -> [(name, 8-bit-recovered text, fully decoded text)], in order.
+    by_name: dict[str, list[tuple[str, str, str]]] = {}
     for name, value in root_fields:
-        decoded = _decoded_header(value, name, fallback, warn)
+        text = _header_text(value, name, fallback, warn)
+        decoded = _decode_words(text, f"{name} header", warn) if "=?" in text else text
         headers.append((name, decoded))
-        key = name.lower()
-        by_name.setdefault(key, []).append((name, value))
-        if key == "x-tags":
-            x_tags.append(decoded)
-    firsts = {key: values[0] for key, values in by_name.items()}
+        by_name.setdefault(name.lower(), []).append((name, text, decoded))
     for key in _SINGLE_FIELDS:
         if len(by_name.get(key, ())) > 1:
             name = by_name[key][0][0]
@@ -1132,22 +1200,17 @@ def _parse(
             warn(f"{name} header appears {count} times; RFC 5322 section 3.6 allows one")
 
     def text_of(key: str) -> str | None:
-        if key not in firsts:
-            return None
-        name, value = firsts[key]
-        return _header_text(value, name, fallback, warn)
+        values = by_name.get(key)
+        return values[0][1] if values else None
 
     def decoded_of(key: str) -> str:
-        if key not in firsts:
-            return ""
-        name, value = firsts[key]
-        return _decoded_header(value, name, fallback, warn)
+        values = by_name.get(key)
+        return values[0][2] if values else ""
 
     lists: dict[str, list[Address]] = {}
     for key in _ADDRESS_FIELDS:
         lists[key] = []
-        for name, value in by_name.get(key, ()):
-            text = _header_text(value, name, fallback, warn)
+        for name, text, _decoded in by_name.get(key, ()):
             lists[key].extend(_addresses(text, f"{name} header", warn))
 
     from_text = text_of("from")
@@ -1210,7 +1273,7 @@ def _parse(
     text, markup, attachments, inline = _bodies(leaves, warn)
 
     tags: dict[str, str] = {}
-    for value in x_tags:
+    for _name, _text, value in by_name.get("x-tags", ()):
         for tag in value.split(","):
             cleaned = _clean_tag(tag)
             if cleaned:
@@ -1261,7 +1324,7 @@ def _bodies(leaves: list[_Leaf], warn: Warn) -> tuple[str, str, list[Part], list
     for leaf in leaves:
         where = f"Part {leaf.part_id}"
         charset = leaf.params.get("charset", "")
-        raw_disp = _field(leaf.fields, "content-disposition")
+        raw_disp = leaf.lookup.get("content-disposition")
         disposition, disp_params = ("", {})
         if raw_disp is not None:
             disp_text = raw_disp.decode("latin-1")
@@ -1270,7 +1333,7 @@ def _bodies(leaves: list[_Leaf], warn: Warn) -> tuple[str, str, list[Part], list
             )
         if disposition not in ("attachment", "inline"):
             disposition = ""
-        cte_raw = _field(leaf.fields, "content-transfer-encoding")
+        cte_raw = leaf.lookup.get("content-transfer-encoding")
         cte = cte_raw.decode("latin-1").strip().lower() if cte_raw else ""
         if cte_raw is not None and not cte:
             warn(f"{where}: empty Content-Transfer-Encoding, treated as 7bit")
@@ -1316,7 +1379,7 @@ def _bodies(leaves: list[_Leaf], warn: Warn) -> tuple[str, str, list[Part], list
             filename = uu_name
         if not filename and leaf.ctype in ("message/rfc822", "message/global"):
             filename = _enclosed_subject(data) + ".eml"
-        raw_cid = _field(leaf.fields, "content-id")
+        raw_cid = leaf.lookup.get("content-id")
         content_id = ""
         if raw_cid is not None:
             cid_text = _header_text(raw_cid, f"{where} Content-ID", fallback, warn).strip()
@@ -1355,8 +1418,8 @@ def _strip_bom(text: str) -> str:
 def _enclosed_subject(data: bytes) -> str:
     """The Subject of an enclosed message, for naming it "<subject>.eml"."""
     fields, _ = _read_header_block(data, 0, min(len(data), 256 * 1024), "", _ignore)
-    value = _field(fields, "subject")
+    value = _lookup(fields).get("subject")
     if value is None:
         return "message"
-    subject = _WS_RE.sub(" ", _decoded_header(value, "Subject", None, _ignore)).strip()
+    subject = " ".join(_decoded_header(value, "Subject", None, _ignore).split())
     return subject or "message"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from types import TracebackType
 
 from mailpit_py import events
 from mailpit_py.config import Config
+from mailpit_py.http import HttpServer
 from mailpit_py.mailbox import Mailbox
 from mailpit_py.smtp import SmtpServer
 
@@ -22,19 +24,29 @@ class Server:
         self.bus = events.Bus()
         self.mailbox: Mailbox | None = None
         self.smtp: SmtpServer | None = None
+        self.http: HttpServer | None = None
+        self.started = time.time()
 
     def start(self) -> Server:
+        from mailpit_py.webapp import create_app  # Flask loads only when serving
+
+        self.started = time.time()
         self.mailbox = Mailbox(self.config, self.bus, busy_timeout=self._busy_timeout)
         try:
             self.smtp = SmtpServer(self.config, self.mailbox, self.bus)
             self.smtp.start()
+            self.http = HttpServer(create_app(self.mailbox, self.bus, self), self.config.http_addr)
+            self.http.start()
         except BaseException:
-            self.mailbox.close()
+            self.stop()
             raise
         return self
 
     def stop(self) -> None:
         """Stop listening, let in-flight messages commit, close (and maybe remove) the store."""
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None
@@ -47,6 +59,36 @@ class Server:
         """(host, port) the SMTP listener is bound to (the real port when 0 was asked)."""
         assert self.smtp is not None, "server not started"
         return self.smtp.address
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        assert self.http is not None, "server not started"
+        return self.http.address
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the UI and API, webroot included, ending in '/'."""
+        assert self.http is not None, "server not started"
+        return self.http.url + self.config.webroot
+
+    # -- what the web app asks of the running instance (webapp.Runtime) --
+
+    def smtp_rejected(self) -> int:
+        return self.smtp.rejected if self.smtp else 0
+
+    def not_ready(self) -> str:
+        """Empty when SMTP, the store and HTTP all are up; else what is not."""
+        if self.smtp is None or not self.smtp.address[1]:
+            return "SMTP is not listening"
+        if self.http is None:
+            return "HTTP is not listening"
+        if self.mailbox is None:
+            return "the store is closed"
+        try:
+            self.mailbox.counts()
+        except Exception as exc:
+            return f"the store does not answer: {exc}"
+        return ""
 
     def __enter__(self) -> Server:
         return self.start()

@@ -265,6 +265,13 @@ class CatcherSMTP(SMTP):
             session_uid=self._server_session_id,
             transcript=[*snapshot, [offset, "S", ok_reply]],
             received_at=time.time(),
+            origin={
+                "Helo": self.session.host_name or "",
+                "Peer": _fmt_addr(self.session.peer),
+                "TLS": self.session.ssl is not None,
+                "Username": _username(self.session),
+                "Protocol": "ESMTP" if self.session.extended_smtp else "SMTP",
+            },
         )
         self._server.inflight_add(fut)
         try:

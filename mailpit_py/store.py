@@ -18,6 +18,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from mailpit_py.search import Term
+from mailpit_py.search_sql import build_where
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -87,6 +90,17 @@ MIGRATIONS: list[str] = [
         tokenize = 'unicode61 remove_diacritics 2'
     );
     """,
+    # 2: inline-part counts for has:inline, and header values for header:Name:value search.
+    """
+    ALTER TABLE messages ADD COLUMN inline_count INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE headers (
+        message INTEGER NOT NULL,
+        name TEXT NOT NULL COLLATE NOCASE,
+        value TEXT NOT NULL
+    );
+    CREATE INDEX headers_name ON headers (name, message);
+    CREATE INDEX headers_message ON headers (message);
+    """,
 ]
 
 
@@ -112,12 +126,14 @@ class MessageRecord:
     username: str
     snippet: str
     attachments: int
+    inline_count: int
     session_uid: str
     raw: bytes
     detail: str
     transcript: str
     parts: Sequence[tuple[str, str, bytes]]  # (part_id, content_type, data)
     tags: Sequence[str]
+    headers: Sequence[tuple[str, str]]
     fts: tuple[str, str, str, str, str]  # subject, addresses, body, attachments, headers
 
 
@@ -138,7 +154,8 @@ class SessionRecord:
 
 SUMMARY_COLUMNS = (
     "m.id, m.uid, m.created, m.read, m.size, m.message_id, m.subject, m.from_json, m.to_json, "
-    "m.cc_json, m.bcc_json, m.reply_to_json, m.username, m.snippet, m.attachments, m.session_uid, "
+    "m.cc_json, m.bcc_json, m.reply_to_json, m.username, m.snippet, m.attachments, "
+    "m.inline_count, m.session_uid, "
     "(SELECT json_group_array(tag) FROM (SELECT tag FROM tags t WHERE t.message = m.id "
     "ORDER BY tag)) AS tags_json"
 )
@@ -323,7 +340,7 @@ class Store:
         cur = conn.execute(
             "INSERT INTO messages (uid, mailbox, created, size, message_id, subject, from_json, "
             "to_json, cc_json, bcc_json, reply_to_json, username, snippet, attachments, "
-            "session_uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "inline_count, session_uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.uid,
                 rec.mailbox,
@@ -339,6 +356,7 @@ class Store:
                 rec.username,
                 rec.snippet,
                 rec.attachments,
+                rec.inline_count,
                 rec.session_uid,
             ),
         )
@@ -357,6 +375,11 @@ class Store:
                 "INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)",
                 [(rowid, t) for t in rec.tags],
             )
+        if rec.headers:
+            conn.executemany(
+                "INSERT INTO headers (message, name, value) VALUES (?,?,?)",
+                [(rowid, n, v) for n, v in rec.headers],
+            )
         conn.execute(
             "INSERT INTO messages_fts (rowid, subject, addresses, body, attachments, headers) "
             "VALUES (?,?,?,?,?,?)",
@@ -373,6 +396,7 @@ class Store:
                 ("message_data", "id"),
                 ("parts", "message"),
                 ("tags", "message"),
+                ("headers", "message"),
                 ("messages_fts", "rowid"),
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
@@ -392,7 +416,7 @@ class Store:
         conn = self._wconn
         n = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
         # Unqualified DELETEs take SQLite's fast truncate path (no per-row work).
-        for table in ("messages", "message_data", "parts", "tags", "messages_fts"):
+        for table in ("messages", "message_data", "parts", "tags", "headers", "messages_fts"):
             conn.execute(f"DELETE FROM {table}")
         return n
 
@@ -434,6 +458,43 @@ class Store:
         unique = dict(rows)
         self._delete_rowids(list(unique))
         return list(unique.values())
+
+    def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:
+        """Give these messages exactly these tags; returns (uid, tags) of those that exist."""
+        conn = self._wconn
+        out: list[tuple[str, list[str]]] = []
+        wanted = sorted(set(tags))
+        for uid in uids:
+            row = conn.execute("SELECT id FROM messages WHERE uid = ?", (uid,)).fetchone()
+            if row is None:
+                continue
+            conn.execute("DELETE FROM tags WHERE message = ?", (row[0],))
+            conn.executemany(
+                "INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)",
+                [(row[0], t) for t in wanted],
+            )
+            out.append((uid, wanted))
+        return out
+
+    def rename_tag(self, old: str, new: str) -> list[tuple[str, list[str]]]:
+        """Rename a tag everywhere (merging into `new` where both exist)."""
+        conn = self._wconn
+        ids = [r[0] for r in conn.execute("SELECT message FROM tags WHERE tag = ?", (old,))]
+        for mid in ids:
+            conn.execute("DELETE FROM tags WHERE message = ? AND tag = ?", (mid, old))
+            if new:
+                conn.execute("INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)", (mid, new))
+        return self._tags_of_ids(ids)
+
+    def _tags_of_ids(self, ids: Sequence[int]) -> list[tuple[str, list[str]]]:
+        out = []
+        for mid in ids:
+            uid = self._wconn.execute("SELECT uid FROM messages WHERE id = ?", (mid,)).fetchone()
+            tags = self._wconn.execute(
+                "SELECT tag FROM tags WHERE message = ? ORDER BY tag", (mid,)
+            ).fetchall()
+            out.append((uid[0], [t[0] for t in tags]))
+        return out
 
     def insert_session(self, rec: SessionRecord, keep: int) -> None:
         conn = self._wconn
@@ -481,6 +542,38 @@ class Store:
                 .fetchall()
             )
 
+    def search(self, terms: Sequence[Term], start: int = 0, limit: int = 50) -> list[sqlite3.Row]:
+        """Summaries matching the search terms, newest first, paged in SQL."""
+        where, params = build_where(terms)
+        with self.reading() as conn:
+            return (
+                _dict_cursor(conn)
+                .execute(
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {where} "
+                    "ORDER BY m.id DESC LIMIT ? OFFSET ?",
+                    (*params, limit, start),
+                )
+                .fetchall()
+            )
+
+    def count_matches(self, terms: Sequence[Term]) -> tuple[int, int]:
+        """(matches, unread matches)."""
+        where, params = build_where(terms)
+        with self.reading() as conn:
+            row = conn.execute(
+                f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {where}",
+                tuple(params),
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def uids_matching(self, terms: Sequence[Term]) -> list[str]:
+        """Every uid matching (for delete or mark by search); writer thread only."""
+        where, params = build_where(terms)
+        rows = self._wconn.execute(
+            f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.id DESC", tuple(params)
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def summary(self, uid: str) -> sqlite3.Row | None:
         with self.reading() as conn:
             return (
@@ -488,6 +581,13 @@ class Store:
                 .execute(f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.uid = ?", (uid,))
                 .fetchone()
             )
+
+    def tag_counts(self) -> dict[str, int]:
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag COLLATE NOCASE"
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
 
     def latest_uid(self) -> str | None:
         with self.reading() as conn:

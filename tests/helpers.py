@@ -32,7 +32,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
 
 
 def make_server(**overrides: Any) -> Server:
-    cfg = {"smtp_addr": "127.0.0.1:0", "database": ":memory:", "smtp_hostname": "test.local"}
+    cfg = {
+        "smtp_addr": "127.0.0.1:0",
+        "http_addr": "127.0.0.1:0",
+        "database": ":memory:",
+        "smtp_hostname": "test.local",
+    }
     cfg.update(overrides)
     return Server(Config(**cfg))
 

@@ -9,6 +9,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -95,14 +96,16 @@ def test_address_in_use_exits_2_and_says_how_to_fix_it() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("--smtp", f"127.0.0.1:{port}", "-d", ":memory:")
+        result = run_cli("--smtp", f"127.0.0.1:{port}", "-l", "127.0.0.1:0", "-d", ":memory:")
     assert result.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in result.stderr
     assert "Choose another with --smtp" in result.stderr
 
 
 def test_unreadable_database_path_exits_2(tmp_path: Path) -> None:
-    result = run_cli("-s", "127.0.0.1:0", "-d", str(tmp_path / "no" / "such" / "dir.db"))
+    result = run_cli(
+        "-s", "127.0.0.1:0", "-l", "127.0.0.1:0", "-d", str(tmp_path / "no" / "such" / "dir.db")
+    )
     assert result.returncode == 2
     assert "cannot open database" in result.stderr
 
@@ -118,7 +121,7 @@ def test_help_lists_every_flag_and_variable() -> None:
 
 def test_a_real_run_logs_each_message_and_stops_cleanly_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mailpit_py", "--smtp", "127.0.0.1:0"],
+        [sys.executable, "-m", "mailpit_py", "--smtp", "127.0.0.1:0", "--listen", "127.0.0.1:0"],
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -126,9 +129,15 @@ def test_a_real_run_logs_each_message_and_stops_cleanly_on_sigterm() -> None:
     try:
         assert proc.stderr is not None
         banner = proc.stderr.readline()
-        m = re.search(r"SMTP on 127\.0\.0\.1:(\d+), database (\S+) \(temporary", banner)
+        m = re.search(
+            r"SMTP on 127\.0\.0\.1:(\d+), web UI and API on (http://127\.0\.0\.1:\d+/), "
+            r"database (\S+) \(temporary",
+            banner,
+        )
         assert m, banner
-        port, db = int(m.group(1)), Path(m.group(2))
+        port, db = int(m.group(1)), Path(m.group(3))
+        with urllib.request.urlopen(m.group(2) + "livez", timeout=10) as resp:
+            assert resp.status == 200
         assert db.exists()
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.sendmail(

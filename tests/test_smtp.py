@@ -71,10 +71,13 @@ def test_any_helo_sender_and_recipient_are_accepted_including_null_sender(
     assert reply.startswith("250 2.0.0 Ok: queued as ")
     msg = server.mailbox.get(reply.rsplit(" ", 1)[1])
     assert msg.detail["ReturnPath"] == ""
-    assert msg.detail["Envelope"] == {
-        "From": "",
-        "To": ["anyone@anywhere.invalid", "postmaster"],
-    }
+    envelope = msg.detail["Envelope"]
+    assert envelope["From"] == ""
+    assert envelope["To"] == ["anyone@anywhere.invalid", "postmaster"]
+    assert envelope["Helo"] == "whatever-name_that's.odd"
+    assert envelope["Peer"].startswith("127.0.0.1:")
+    assert envelope["TLS"] is False
+    assert envelope["Protocol"] == "SMTP"
 
 
 def test_data_reply_names_the_id_of_the_committed_message(server: Server, raw_client) -> None:

@@ -1,0 +1,173 @@
+"""Builds a MIME message from a Mailpit send-API request body (pure: no I/O, no web imports)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+from email import policy
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from typing import Any
+
+from mailpit_py.models import Envelope
+
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 section 2.2: printable ASCII except ':'
+_STRUCTURAL = {"content-type", "content-transfer-encoding", "mime-version"}
+
+
+class ComposeError(ValueError):
+    """The request body cannot become a message; the text says which field and why."""
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ComposeError(f"{key} must be a string")
+    return value
+
+
+def _address(value: Any, where: str) -> tuple[str, str]:
+    if not isinstance(value, dict):
+        raise ComposeError(f"{where} must be an object with Email and Name")
+    email, name = value.get("Email"), value.get("Name", "") or ""
+    if not isinstance(email, str) or "@" not in email or any(c in email for c in "<>\r\n ,"):
+        raise ComposeError(f"{where}.Email must be an email address, got {email!r}")
+    if not isinstance(name, str) or "\n" in name or "\r" in name:
+        raise ComposeError(f"{where}.Name must be a single-line string")
+    return name, email
+
+
+def _addresses(body: dict[str, Any], key: str) -> list[tuple[str, str]]:
+    value = body.get(key) or []
+    if not isinstance(value, list):
+        raise ComposeError(f"{key} must be a list of {{Email, Name}} objects")
+    return [_address(v, f"{key}[{i}]") for i, v in enumerate(value)]
+
+
+def _plain_addresses(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+        raise ComposeError(f"{key} must be a list of email address strings")
+    return list(value)
+
+
+def _format(pairs: list[tuple[str, str]]) -> str:
+    return ", ".join(formataddr(p) if p[0].isascii() else _utf8_addr(*p) for p in pairs)
+
+
+def _utf8_addr(name: str, email: str) -> str:
+    local, _, domain = email.rpartition("@")
+    return str(HeaderAddress(display_name=name, username=local, domain=domain))
+
+
+def _attachments(body: dict[str, Any]) -> list[dict[str, Any]]:
+    value = body.get("Attachments") or []
+    if not isinstance(value, list):
+        raise ComposeError("Attachments must be a list of objects")
+    out = []
+    for i, att in enumerate(value):
+        where = f"Attachments[{i}]"
+        if not isinstance(att, dict):
+            raise ComposeError(f"{where} must be an object")
+        content, filename = att.get("Content"), att.get("Filename")
+        if not isinstance(content, str):
+            raise ComposeError(f"{where}.Content must be base64 text")
+        if not isinstance(filename, str) or not filename.strip():
+            raise ComposeError(f"{where}.Filename is required")
+        try:
+            data = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            raise ComposeError(f"{where}.Content is not valid base64") from None
+        ctype = att.get("ContentType") or mimetypes.guess_type(filename)[0]
+        ctype = ctype or "application/octet-stream"
+        if not isinstance(ctype, str) or ctype.count("/") != 1:
+            raise ComposeError(f"{where}.ContentType must look like type/subtype")
+        cid = att.get("ContentID") or ""
+        if not isinstance(cid, str):
+            raise ComposeError(f"{where}.ContentID must be a string")
+        out.append({"data": data, "filename": filename, "ctype": ctype.lower(), "cid": cid})
+    return out
+
+
+def compose(body: dict[str, Any]) -> tuple[Envelope, bytes, list[str]]:
+    """(envelope, raw message, tags) for a send-API body; ComposeError when it is not valid."""
+    if "From" not in body:
+        raise ComposeError("From is required")
+    sender = _address(body["From"], "From")
+    to, cc = _addresses(body, "To"), _addresses(body, "Cc")
+    reply_to = _addresses(body, "ReplyTo")
+    bcc = _plain_addresses(body, "Bcc")
+    if not (to or cc or bcc):
+        raise ComposeError("at least one recipient is required in To, Cc or Bcc")
+    subject, text, html = _text(body, "Subject"), _text(body, "Text"), _text(body, "HTML")
+    tags = body.get("Tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ComposeError("Tags must be a list of strings")
+    headers = body.get("Headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ComposeError("Headers must be an object of header names to string values")
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ComposeError(f"Headers: {name!r} is not a valid header name")
+        if name.lower() in _STRUCTURAL:
+            raise ComposeError(f"Headers: {name} is set by the MIME structure and cannot be given")
+        if "\r" in value or "\n" in value:
+            raise ComposeError(f"Headers: the value of {name} must be a single line")
+    attachments = _attachments(body)
+
+    msg = EmailMessage(policy=policy.SMTPUTF8)
+    msg["From"] = _format([sender])
+    if to:
+        msg["To"] = _format(to)
+    if cc:
+        msg["Cc"] = _format(cc)
+    if reply_to:
+        msg["Reply-To"] = _format(reply_to)
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = make_msgid(domain=sender[1].rpartition("@")[2] or "mailpit-py")
+    for name, value in headers.items():
+        del msg[name]
+        msg[name] = value
+
+    inline = [a for a in attachments if a["cid"]]
+    files = [a for a in attachments if not a["cid"]]
+    if text or not html:
+        msg.set_content(text)
+    if html:
+        if text:
+            msg.add_alternative(html, subtype="html")
+            html_part = msg.get_payload()[-1]
+        else:
+            msg.set_content(html, subtype="html")
+            html_part = msg
+        for a in inline:
+            maintype, subtype = a["ctype"].split("/")
+            html_part.add_related(
+                a["data"],
+                maintype,
+                subtype,
+                cid=f"<{a['cid']}>",
+                filename=a["filename"],
+                disposition="inline",
+            )
+    else:
+        files += inline  # inline parts without HTML to refer to them are plain attachments
+    for a in files:
+        maintype, subtype = a["ctype"].split("/")
+        if maintype == "text":
+            msg.add_attachment(
+                a["data"].decode("utf-8", "replace"), subtype=subtype, filename=a["filename"]
+            )
+        else:
+            msg.add_attachment(a["data"], maintype, subtype, filename=a["filename"])
+
+    recipients = [e for _, e in to] + [e for _, e in cc] + bcc
+    return Envelope(sender[1], tuple(recipients)), msg.as_bytes(), list(tags)

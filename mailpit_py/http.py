@@ -1,0 +1,79 @@
+"""Serves the Flask app in-process on a threaded WSGI server (port 0 supported)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from mailpit_py.config import split_hostport
+from mailpit_py.smtp import AddressInUse
+
+log = logging.getLogger("mailpit_py.http")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Request lines go to debug logging, not stderr: one line per message is what users read."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug('%s "%s" %s %s', self.address_string(), self.requestline, code, size)
+
+
+class HttpServer:
+    def __init__(self, app: Flask, addr: str) -> None:
+        self.app = app
+        self.addr = addr
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.address: tuple[str, int] = ("", 0)
+
+    def start(self) -> None:
+        host, port = split_hostport(self.addr, "--listen")
+        try:
+            # Bind here: werkzeug exits the process on a bind error instead of raising.
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, port), family=family, backlog=128)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(
+                    f"{self.addr} is already in use: is another mail catcher running? "
+                    "Choose another with --listen"
+                ) from exc
+            raise AddressInUse(f"cannot listen on {self.addr}: {exc.strerror}") from exc
+        try:
+            self._server = make_server(
+                host,
+                sock.getsockname()[1],
+                self.app,
+                threaded=True,
+                request_handler=_QuietHandler,
+                fd=sock.fileno(),
+            )
+        finally:
+            sock.close()  # werkzeug works on its own duplicate of the descriptor
+        self._server.daemon_threads = True
+        self.address = (host, self._server.socket.getsockname()[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        host = f"[{host}]" if ":" in host else host
+        if host in ("0.0.0.0", "[::]"):
+            host = "localhost"
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            if self._thread is not None:  # shutdown() waits for a serve_forever() that ran
+                self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

@@ -1,0 +1,64 @@
+"""The Flask application: REST API, event websocket and the web UI, under an optional webroot."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from flask import Flask
+from flask_sock import Sock
+from werkzeug.exceptions import NotFound
+
+from mailpit_py import events
+from mailpit_py.mailbox import Mailbox
+from mailpit_py.webapp import errors, ws
+from mailpit_py.webapp.api import api
+
+PING_INTERVAL = 25  # seconds: keeps idle websockets open through proxies that cut silent ones
+
+
+class Runtime(Protocol):
+    """What the app needs to know about the running instance."""
+
+    started: float
+
+    def smtp_rejected(self) -> int: ...
+
+    def not_ready(self) -> str: ...
+
+
+def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        MAILBOX=mailbox,
+        BUS=bus,
+        RUNTIME=runtime,
+        WS_CLIENTS=ws.ClientCount(),
+        SOCK_SERVER_OPTIONS={"ping_interval": PING_INTERVAL},
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=mailbox.config.max_message_size * 2,  # base64 in JSON grows by 4/3
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    errors.register(app)
+    app.register_blueprint(api)
+    ws.register(app, Sock(app))
+    webroot = mailbox.config.webroot
+    if webroot != "/":
+        app.wsgi_app = WebrootMiddleware(app.wsgi_app, webroot)  # type: ignore[method-assign]
+    return app
+
+
+class WebrootMiddleware:
+    """Serves the app under a path prefix (Mailpit's --webroot); elsewhere answers 404."""
+
+    def __init__(self, app: Any, webroot: str) -> None:
+        self.app = app
+        self.prefix = webroot.rstrip("/")
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+            environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
+            return self.app(environ, start_response)
+        return NotFound(f"mailpit_py is served under {self.prefix}/")(environ, start_response)

@@ -1,0 +1,381 @@
+"""REST API v1 views, Mailpit-compatible: thin, every read and write goes through the mailbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import time
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from mailpit_py import __version__
+from mailpit_py.compose import ComposeError, compose
+from mailpit_py.mailbox import Mailbox, MessageNotFound, StoredMessage
+from mailpit_py.webapp.errors import BadRequest
+
+api = Blueprint("api", __name__)
+OK = "ok"
+
+
+def mailbox() -> Mailbox:
+    return current_app.config["MAILBOX"]  # type: ignore[no-any-return]
+
+
+def runtime() -> Any:
+    return current_app.config["RUNTIME"]
+
+
+# -- request helpers ---------------------------------------------------------------------------
+
+
+def int_arg(name: str, default: int, minimum: int = 0, maximum: int = 1_000_000) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def json_body(*, required: bool) -> dict[str, Any]:
+    data = request.get_data(cache=True)
+    if not data.strip():
+        if required:
+            raise BadRequest("a JSON object body is required")
+        return {}
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def str_list(body: dict[str, Any], key: str) -> list[str] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{key} must be a list of strings")
+    return value
+
+
+def bool_field(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{key} must be true or false")
+    return value
+
+
+def resolve(msg_id: str) -> str:
+    """`latest`, optionally narrowed by ?query=, or the ID itself."""
+    if msg_id == "latest" and request.args.get("query"):
+        found, _, _ = mailbox().search(request.args["query"], 0, 1, request.args.get("tz", ""))
+        if not found:
+            raise MessageNotFound("latest")
+        return str(found[0]["ID"])
+    return mailbox().resolve(msg_id)
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def listing(messages: list[dict[str, Any]], matched: int, unread_matched: int) -> Response:
+    total, unread = mailbox().counts()
+    return jsonify(
+        {
+            "total": total,
+            "unread": unread,
+            "count": len(messages),
+            "messages_count": matched,
+            "messages_unread": unread_matched,
+            "start": int_arg("start", 0),
+            "tags": mailbox().tags(),
+            "messages": messages,
+        }
+    )
+
+
+@api.get("/api/v1/messages")
+def list_messages() -> Response:
+    start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
+    total, unread = mailbox().counts()
+    return listing(mailbox().list(start, limit), total, unread)
+
+
+@api.put("/api/v1/messages")
+def mark_messages() -> str:
+    body = json_body(required=False)
+    read = bool_field(body, "Read", False)
+    ids = str_list(body, "IDs")
+    search = body.get("Search")
+    if search is not None and not isinstance(search, str):
+        raise BadRequest("Search must be a string")
+    if ids:
+        mailbox().mark_read(ids, read)
+    elif search:
+        mailbox().mark_search(search, read, str(body.get("TZ") or request.args.get("tz", "")))
+    else:
+        mailbox().mark_read(None, read)
+    return OK
+
+
+@api.delete("/api/v1/messages")
+def delete_messages() -> str:
+    ids = str_list(json_body(required=False), "IDs")
+    if ids:
+        mailbox().delete(ids)
+    else:
+        mailbox().delete_all()  # Mailpit: an empty or missing body deletes everything
+    return OK
+
+
+@api.get("/api/v1/search")
+def search() -> Response:
+    query = request.args.get("query", "")
+    start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
+    found, matched, unread = mailbox().search(query, start, limit, request.args.get("tz", ""))
+    return listing(found, matched, unread)
+
+
+@api.delete("/api/v1/search")
+def delete_search() -> str:
+    query = request.args.get("query", "")
+    if not query.strip():
+        raise BadRequest("query is required (to delete everything, use DELETE /api/v1/messages)")
+    mailbox().delete_search(query, request.args.get("tz", ""))
+    return OK
+
+
+@api.get("/api/v1/message/<msg_id>")
+def message(msg_id: str) -> Response:
+    return jsonify(mailbox().get(resolve(msg_id), mark_read=True).to_api())
+
+
+@api.get("/api/v1/message/<msg_id>/headers")
+def headers(msg_id: str) -> Response:
+    return jsonify(mailbox().get(resolve(msg_id)).headers())
+
+
+@api.get("/api/v1/message/<msg_id>/raw")
+def raw(msg_id: str) -> Response:
+    uid = resolve(msg_id)
+    resp = Response(mailbox().raw(uid), mimetype="text/plain")
+    if request.args.get("dl") in ("1", "true"):
+        resp.headers["Content-Disposition"] = f'attachment; filename="{uid}.eml"'
+    return resp
+
+
+@api.get("/api/v1/message/<msg_id>/part/<part_id>")
+def part(msg_id: str, part_id: str) -> Response:
+    uid = resolve(msg_id)
+    content_type, data = mailbox().part(uid, part_id)
+    resp = Response(data, content_type=content_type or "application/octet-stream")
+    name = mailbox().get(uid).part_filename(part_id)
+    if name:
+        resp.headers["Content-Disposition"] = _disposition("inline", name)
+    return resp
+
+
+@api.get("/api/v1/message/<msg_id>/smtp")
+def smtp_transcript(msg_id: str) -> Response:
+    msg = mailbox().get(resolve(msg_id))
+    return jsonify(
+        {
+            "ID": msg.id,
+            "SessionID": msg.session_id,
+            "Envelope": msg.detail["Envelope"],
+            "Transcript": msg.transcript_to_api(),
+        }
+    )
+
+
+@api.get("/api/v1/sessions")
+def sessions() -> Response:
+    start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
+    return jsonify({"start": start, "sessions": mailbox().sessions(start, limit)})
+
+
+@api.get("/api/v1/session/<session_id>")
+def session(session_id: str) -> Response:
+    return jsonify(mailbox().session(session_id))
+
+
+# -- send --------------------------------------------------------------------------------------
+
+
+@api.post("/api/v1/send")
+def send() -> tuple[Response, int] | Response:
+    try:
+        body = json_body(required=True)
+        envelope, raw_bytes, tags = compose(body)
+    except (BadRequest, ComposeError) as exc:
+        return jsonify({"Error": str(exc)}), 400
+    peer = request.remote_addr or ""
+    now = time.time()
+    uid = (
+        mailbox()
+        .deliver(
+            envelope,
+            raw_bytes,
+            transcript=[
+                [0.0, "I", f"received over HTTP: POST {request.path} from {peer}"],
+                [0.0, "I", f"envelope: MAIL FROM:<{envelope.mail_from}>"],
+                *([0.0, "I", f"envelope: RCPT TO:<{r}>"] for r in envelope.rcpt_to),
+            ],
+            received_at=now,
+            tags=tags,
+            origin={
+                "Helo": "",
+                "Peer": peer,
+                "TLS": request.is_secure,
+                "Username": "",
+                "Protocol": "HTTP",
+            },
+        )
+        .result(timeout=60)
+    )
+    return jsonify({"ID": uid})
+
+
+# -- tags --------------------------------------------------------------------------------------
+
+
+@api.get("/api/v1/tags")
+def tags() -> Response:
+    return jsonify(mailbox().tags())
+
+
+@api.put("/api/v1/tags")
+def set_tags() -> str:
+    body = json_body(required=True)
+    ids = str_list(body, "IDs")
+    new_tags = str_list(body, "Tags")
+    if not ids:
+        raise BadRequest("IDs must list at least one message ID")
+    mailbox().set_tags(ids, new_tags or [])
+    return OK
+
+
+@api.put("/api/v1/tags/<path:tag>")
+def rename_tag(tag: str) -> str:
+    name = json_body(required=True).get("Name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("Name must be the new, non-empty tag name")
+    mailbox().rename_tag(tag, name)
+    return OK
+
+
+@api.delete("/api/v1/tags/<path:tag>")
+def delete_tag(tag: str) -> str:
+    mailbox().delete_tag(tag)
+    return OK
+
+
+# -- instance ----------------------------------------------------------------------------------
+
+
+@api.get("/api/v1/info")
+def info() -> Response:
+    mb = mailbox()
+    rt = runtime()
+    total, unread = mb.counts()
+    return jsonify(
+        {
+            "Version": __version__,
+            "LatestVersion": "",
+            "Database": mb.database_path,
+            "DatabaseSize": mb.store.size_bytes(),
+            "Messages": total,
+            "Unread": unread,
+            "Tags": mb.tag_counts(),
+            "RuntimeStats": {
+                "Memory": _rss_bytes(),
+                "MessagesDeleted": mb.deleted,
+                "SMTPAccepted": mb.accepted,
+                "SMTPAcceptedSize": mb.accepted_size,
+                "SMTPIgnored": 0,
+                "SMTPRejected": rt.smtp_rejected(),
+                "Uptime": int(time.time() - rt.started),
+            },
+        }
+    )
+
+
+@api.get("/api/v1/webui")
+def webui() -> Response:
+    cfg = mailbox().config
+    return jsonify(
+        {
+            "Label": cfg.label,
+            "MessageRelay": {
+                "Enabled": False,
+                "SMTPServer": "",
+                "ReturnPath": "",
+                "AllowedRecipients": "",
+                "BlockedRecipients": "",
+                "OverrideFrom": "",
+                "PreserveMessageIDs": False,
+            },
+            "SpamAssassin": False,
+            "ChaosEnabled": False,
+            "DuplicatesIgnored": False,
+            "HideDeleteAllButton": False,
+        }
+    )
+
+
+@api.get("/api/v1/swagger.json")
+def swagger() -> Response:
+    spec = resources.files("mailpit_py.webapp").joinpath("swagger.json").read_text("utf-8")
+    return Response(spec, mimetype="application/json")
+
+
+@api.get("/view/<msg_id>.html")
+def view_html(msg_id: str) -> Response:
+    msg: StoredMessage = mailbox().get(resolve(msg_id))
+    base = request.script_root + f"/api/v1/message/{msg.id}/part/"
+    return Response(msg.html_with_parts(base), mimetype="text/html")
+
+
+@api.get("/view/<msg_id>.txt")
+def view_text(msg_id: str) -> Response:
+    return Response(mailbox().get(resolve(msg_id)).detail["Text"], mimetype="text/plain")
+
+
+@api.get("/livez")
+def livez() -> str:
+    return OK
+
+
+@api.get("/readyz")
+def readyz() -> Response | tuple[str, int]:
+    problem = runtime().not_ready()
+    if problem:
+        return f"not ready: {problem}\n", 503
+    return Response(OK)
+
+
+def _disposition(kind: str, filename: str) -> str:
+    ascii_name = re.sub(r'[^\x20-\x7e]|["\\]', "_", filename)
+    if ascii_name == filename:
+        return f'{kind}; filename="{filename}"'
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
