@@ -118,3 +118,15 @@ def test_a_client_that_falls_behind_is_disconnected_and_others_are_not(mp: Serve
         for ws in (slow, fast):
             with contextlib.suppress(Exception):
                 ws.close()
+
+
+def test_events_are_served_under_the_webroot_too() -> None:
+    with make_server(webroot="/mail/") as mp:
+        assert mp.http_url.endswith("/mail/")
+        ws = connect(mp)
+        try:
+            with smtplib.SMTP(*mp.smtp_address) as client:
+                client.sendmail("a@example.com", ["b@example.com"], b"Subject: rooted\r\n\r\n.\r\n")
+            assert next_of(ws, "new")["Data"]["Subject"] == "rooted"
+        finally:
+            ws.close()

@@ -367,3 +367,30 @@ def test_client_that_disconnects_mid_data_stores_nothing(server: Server) -> None
     sessions = wait_until(server.mailbox.sessions, what="the session record")
     assert sessions[0]["Outcome"] == "dropped"
     assert server.mailbox.counts() == (0, 0)
+
+
+def test_stop_lets_an_in_flight_message_commit_before_closing(tmp_path) -> None:
+    db = tmp_path / "inflight.db"
+    mp = Server(make_server(database=str(db)).config, busy_timeout=20).start()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the delivery in flight until released
+    replies: list[str] = []
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    c.send(simple_message("in flight") + b"\r\n.\r\n")
+    wait_until(lambda: mp.smtp._inflight, what="the delivery to be in flight")
+    stopper = threading.Thread(target=mp.stop)
+    stopper.start()  # shutdown begins while the message waits for the database
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    replies.append(c.reply())
+    stopper.join(30)
+    c.close()
+    assert not stopper.is_alive()
+    assert replies[0].startswith("250 2.0.0 Ok: queued as ")
+    check = sqlite3.connect(db)
+    assert check.execute("SELECT subject FROM messages").fetchall() == [("in flight",)]
+    check.close()
