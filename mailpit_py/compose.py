@@ -15,6 +15,9 @@ from typing import Any
 from mailpit_py.models import Envelope
 
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 section 2.2: printable ASCII except ':'
+# Everything str.splitlines() breaks on: the email package treats each as a line break, so a
+# value holding one would split a header (header injection) or be refused deep inside it.
+_LINE_BREAK = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _STRUCTURAL = {"content-type", "content-transfer-encoding", "mime-version"}
 
 
@@ -22,23 +25,37 @@ class ComposeError(ValueError):
     """The request body cannot become a message; the text says which field and why."""
 
 
-def _text(body: dict[str, Any], key: str) -> str:
+def _text(body: dict[str, Any], key: str, *, one_line: bool = False) -> str:
     value = body.get(key, "")
     if value is None:
         return ""
     if not isinstance(value, str):
         raise ComposeError(f"{key} must be a string")
+    if one_line:
+        _single_line(value, key)
     return value
+
+
+def _single_line(value: str, where: str) -> None:
+    if _LINE_BREAK.search(value):
+        raise ComposeError(f"{where} must be a single line (it contains a line break)")
 
 
 def _address(value: Any, where: str) -> tuple[str, str]:
     if not isinstance(value, dict):
         raise ComposeError(f"{where} must be an object with Email and Name")
     email, name = value.get("Email"), value.get("Name", "") or ""
-    if not isinstance(email, str) or "@" not in email or any(c in email for c in "<>\r\n ,"):
+    if (
+        not isinstance(email, str)
+        or "@" not in email
+        or any(c in email for c in '<>" ,;()[]\\')
+        or _LINE_BREAK.search(email)
+        or not email.isprintable()
+    ):
         raise ComposeError(f"{where}.Email must be an email address, got {email!r}")
-    if not isinstance(name, str) or "\n" in name or "\r" in name:
-        raise ComposeError(f"{where}.Name must be a single-line string")
+    if not isinstance(name, str):
+        raise ComposeError(f"{where}.Name must be a string")
+    _single_line(name, f"{where}.Name")
     return name, email
 
 
@@ -57,7 +74,9 @@ def _plain_addresses(body: dict[str, Any], key: str) -> list[str]:
 
 
 def _format(pairs: list[tuple[str, str]]) -> str:
-    return ", ".join(formataddr(p) if p[0].isascii() else _utf8_addr(*p) for p in pairs)
+    return ", ".join(
+        formataddr(p) if p[0].isascii() and p[1].isascii() else _utf8_addr(*p) for p in pairs
+    )
 
 
 def _utf8_addr(name: str, email: str) -> str:
@@ -79,6 +98,7 @@ def _attachments(body: dict[str, Any]) -> list[dict[str, Any]]:
             raise ComposeError(f"{where}.Content must be base64 text")
         if not isinstance(filename, str) or not filename.strip():
             raise ComposeError(f"{where}.Filename is required")
+        _single_line(filename, f"{where}.Filename")
         try:
             data = base64.b64decode(content, validate=True)
         except (binascii.Error, ValueError):
@@ -88,8 +108,8 @@ def _attachments(body: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(ctype, str) or ctype.count("/") != 1:
             raise ComposeError(f"{where}.ContentType must look like type/subtype")
         cid = att.get("ContentID") or ""
-        if not isinstance(cid, str):
-            raise ComposeError(f"{where}.ContentID must be a string")
+        if not isinstance(cid, str) or any(c in cid for c in "<> ") or _LINE_BREAK.search(cid):
+            raise ComposeError(f"{where}.ContentID must be a single word without <> or spaces")
         out.append({"data": data, "filename": filename, "ctype": ctype.lower(), "cid": cid})
     return out
 
@@ -104,7 +124,8 @@ def compose(body: dict[str, Any]) -> tuple[Envelope, bytes, list[str]]:
     bcc = _plain_addresses(body, "Bcc")
     if not (to or cc or bcc):
         raise ComposeError("at least one recipient is required in To, Cc or Bcc")
-    subject, text, html = _text(body, "Subject"), _text(body, "Text"), _text(body, "HTML")
+    subject = _text(body, "Subject", one_line=True)
+    text, html = _text(body, "Text"), _text(body, "HTML")
     tags = body.get("Tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ComposeError("Tags must be a list of strings")
@@ -118,8 +139,7 @@ def compose(body: dict[str, Any]) -> tuple[Envelope, bytes, list[str]]:
             raise ComposeError(f"Headers: {name!r} is not a valid header name")
         if name.lower() in _STRUCTURAL:
             raise ComposeError(f"Headers: {name} is set by the MIME structure and cannot be given")
-        if "\r" in value or "\n" in value:
-            raise ComposeError(f"Headers: the value of {name} must be a single line")
+        _single_line(value, f"Headers: the value of {name}")
     attachments = _attachments(body)
 
     msg = EmailMessage(policy=policy.SMTPUTF8)

@@ -61,6 +61,7 @@ class Subscription:
     bus: Bus
     queue: queue.Queue[Event] = field(default_factory=lambda: queue.Queue(maxsize=1000))
     dropped: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)  # the bus shut down
 
     def get(self, timeout: float | None = None) -> Event | None:
         """The next event, or None after `timeout` seconds (lets a handler notice a gone peer)."""
@@ -102,6 +103,13 @@ class Bus:
     def subscriber_count(self) -> int:
         with self._lock:
             return len(self._subs)
+
+    def close(self) -> None:
+        """End every subscription (server shutdown): their readers stop and close."""
+        with self._lock:
+            subs, self._subs = self._subs, []
+        for sub in subs:
+            sub.ended.set()
 
     def publish(self, event: Event) -> None:
         with self._lock:

@@ -67,6 +67,8 @@ def parse_query(query: str, tz: str = "") -> list[Term]:
     """
     zone = _zone(tz)
     terms: list[Term] = []
+    # Control characters (NUL included) separate words; none can be searched for.
+    query = _CONTROL_RE.sub(" ", query)
     for token, starts_quoted in _tokens(query):
         term = _term(token, starts_quoted, zone)
         if term is not None:
@@ -198,11 +200,18 @@ def _timestamp(kind: str, value: str, zone: tzinfo) -> float:
     return when.timestamp()
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_SIZE = 2**62  # SQLite integers are 64-bit; no message is anywhere near this
+
+
 def _size(kind: str, value: str) -> int:
     match = _SIZE_RE.fullmatch(value)
     if match is None:
         raise SearchError(f"{kind}: needs a size such as 1M or 500k, got {value!r}")
-    return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
+    size = float(match[1]) * _SIZE_UNITS[match[2].lower()]
+    if not size < _MAX_SIZE:
+        raise SearchError(f"{kind}: {value!r} is too large a size")
+    return int(size)
 
 
 # Scripts written without spaces between words. FTS5's unicode61 tokenizer would take a whole

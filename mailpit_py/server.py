@@ -44,6 +44,7 @@ class Server:
 
     def stop(self) -> None:
         """Stop listening, let in-flight messages commit, close (and maybe remove) the store."""
+        self.bus.close()  # websocket handlers end and close their sockets
         if self.http is not None:
             self.http.stop()
             self.http = None

@@ -453,3 +453,10 @@ def test_swagger_spec_is_served_and_lists_every_route(http: Http, mp: Server) ->
         "/livez",
     ):
         assert path in paths, path
+
+
+def test_delete_search_refuses_a_query_with_nothing_to_search_for(mp: Server, http: Http) -> None:
+    send(mp, plain("keep me"))
+    code, _, body = http.call("DELETE", "api/v1/search?query=%3F")
+    assert code == 400 and b"would delete every message" in body
+    assert http.json("GET", "api/v1/messages")["total"] == 1

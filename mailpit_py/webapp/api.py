@@ -19,7 +19,11 @@ from mailpit_py.mailbox import Mailbox, MessageNotFound, StoredMessage
 from mailpit_py.webapp.errors import BadRequest
 
 api = Blueprint("api", __name__)
-OK = "ok"
+
+
+def ok() -> Response:
+    """Mailpit's answer to a successful change: the text `ok`."""
+    return Response("ok", mimetype="text/plain")
 
 
 def mailbox() -> Mailbox:
@@ -77,7 +81,7 @@ def bool_field(body: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def resolve(msg_id: str) -> str:
+def resolve(msg_id: str) -> Response:
     """`latest`, optionally narrowed by ?query=, or the ID itself."""
     if msg_id == "latest" and request.args.get("query"):
         found, _, _ = mailbox().search(request.args["query"], 0, 1, request.args.get("tz", ""))
@@ -114,7 +118,7 @@ def list_messages() -> Response:
 
 
 @api.put("/api/v1/messages")
-def mark_messages() -> str:
+def mark_messages() -> Response:
     body = json_body(required=False)
     read = bool_field(body, "Read", False)
     ids = str_list(body, "IDs")
@@ -127,17 +131,17 @@ def mark_messages() -> str:
         mailbox().mark_search(search, read, str(body.get("TZ") or request.args.get("tz", "")))
     else:
         mailbox().mark_read(None, read)
-    return OK
+    return ok()
 
 
 @api.delete("/api/v1/messages")
-def delete_messages() -> str:
+def delete_messages() -> Response:
     ids = str_list(json_body(required=False), "IDs")
     if ids:
         mailbox().delete(ids)
     else:
         mailbox().delete_all()  # Mailpit: an empty or missing body deletes everything
-    return OK
+    return ok()
 
 
 @api.get("/api/v1/search")
@@ -149,12 +153,12 @@ def search() -> Response:
 
 
 @api.delete("/api/v1/search")
-def delete_search() -> str:
+def delete_search() -> Response:
     query = request.args.get("query", "")
     if not query.strip():
         raise BadRequest("query is required (to delete everything, use DELETE /api/v1/messages)")
     mailbox().delete_search(query, request.args.get("tz", ""))
-    return OK
+    return ok()
 
 
 @api.get("/api/v1/message/<msg_id>")
@@ -257,29 +261,29 @@ def tags() -> Response:
 
 
 @api.put("/api/v1/tags")
-def set_tags() -> str:
+def set_tags() -> Response:
     body = json_body(required=True)
     ids = str_list(body, "IDs")
     new_tags = str_list(body, "Tags")
     if not ids:
         raise BadRequest("IDs must list at least one message ID")
     mailbox().set_tags(ids, new_tags or [])
-    return OK
+    return ok()
 
 
 @api.put("/api/v1/tags/<path:tag>")
-def rename_tag(tag: str) -> str:
+def rename_tag(tag: str) -> Response:
     name = json_body(required=True).get("Name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("Name must be the new, non-empty tag name")
     mailbox().rename_tag(tag, name)
-    return OK
+    return ok()
 
 
 @api.delete("/api/v1/tags/<path:tag>")
-def delete_tag(tag: str) -> str:
+def delete_tag(tag: str) -> Response:
     mailbox().delete_tag(tag)
-    return OK
+    return ok()
 
 
 # -- instance ----------------------------------------------------------------------------------
@@ -354,16 +358,16 @@ def view_text(msg_id: str) -> Response:
 
 
 @api.get("/livez")
-def livez() -> str:
-    return OK
+def livez() -> Response:
+    return ok()
 
 
 @api.get("/readyz")
-def readyz() -> Response | tuple[str, int]:
+def readyz() -> Response:
     problem = runtime().not_ready()
     if problem:
-        return f"not ready: {problem}\n", 503
-    return Response(OK)
+        return Response(f"not ready: {problem}\n", status=503, mimetype="text/plain")
+    return ok()
 
 
 def _disposition(kind: str, filename: str) -> str:

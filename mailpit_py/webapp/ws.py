@@ -30,12 +30,14 @@ def register(app: Flask, sock: Sock) -> None:
             # knows that every later change will reach it.
             total, unread = current_app.config["MAILBOX"].counts()
             ws.send(json.dumps(events.Stats(stats_data(total, unread)).to_api()))
-            while ws.connected and not sub.dropped.is_set():
+            while ws.connected and not (sub.dropped.is_set() or sub.ended.is_set()):
                 event = sub.get(timeout=WAIT)
                 if event is None:
                     continue
                 ws.send(json.dumps(event.to_api(), ensure_ascii=False))
-        if sub.dropped.is_set():
+        if sub.ended.is_set():
+            ws.close(reason=1001, message="server shutting down")
+        elif sub.dropped.is_set():
             # Fell behind: close so the client reconnects and reloads its view.
             ws.close(reason=1013, message="too slow: reconnect")
 
