@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Event:
     """Base of every event; `type` is the websocket frame's Type (Mailpit's names)."""
 
@@ -17,6 +19,11 @@ class Event:
 
     def to_api(self) -> dict[str, Any]:
         return {"Type": self.type, "Data": self.data}
+
+    @cached_property
+    def frame(self) -> str:
+        """The JSON text frame, encoded once however many clients receive it."""
+        return json.dumps(self.to_api(), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -344,7 +344,8 @@ class Mailbox:
             self.accepted += 1
             self.accepted_size += rec.size
             # Published after the commit (DESIGN.md convention 4), in commit order.
-            self.bus.publish(events.NewMessage(record_summary(rec)))
+            if self.bus.subscriber_count:  # building the summary costs; skip it for nobody
+                self.bus.publish(events.NewMessage(record_summary(rec)))
             if pruned:
                 self.deleted += len(pruned)
                 self.bus.publish(events.Prune({"IDs": pruned}))

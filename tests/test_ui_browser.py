@@ -267,8 +267,10 @@ def test_remote_images_are_blocked_until_allowed_for_the_message(
     send(server, "Tracking pixel", html='<p>hi</p><img src="http://127.0.0.1:9/pixel.gif">')
     open_message(page, "Tracking pixel")
     expect(page.locator("#remote-banner")).to_be_visible()
-    srcdoc = page.locator("#html-frame").get_attribute("srcdoc")
-    assert "img-src data: http" in srcdoc and "img-src *" not in srcdoc
+    # Wait for the frame's document rather than read it at once (it is set asynchronously).
+    frame = page.locator("#html-frame")
+    expect(frame).to_have_attribute("srcdoc", re.compile(r"img-src data: http"))
+    assert "img-src *" not in (frame.get_attribute("srcdoc") or "")
     page.locator("#allow-remote").click()
     expect(page.locator("#remote-banner")).to_have_count(0)
     expect(page.locator("#html-frame")).to_have_attribute("srcdoc", re.compile(r"img-src \*"))

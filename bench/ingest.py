@@ -1,0 +1,419 @@
+"""SMTP ingest benchmark: mailpit_py against a bare aiosmtpd sink, under the same load.
+
+One run starts two servers, each in its own subprocess (so neither shares a GIL with the load
+generator nor with the other):
+
+* ``sink``: plain aiosmtpd ``SMTP`` protocol on ``loop.create_server`` (no ``Controller``),
+  whose ``handle_DATA`` answers "250 OK" and throws the message away: the reference.
+* ``mailpit_py``: the real CLI entry point (``mailpit_py.cli.main``) with
+  ``-s 127.0.0.1:0 -l 127.0.0.1:0 -m 0 -q``, so its default store (a temporary SQLite file) and
+  nothing pruned. A thin wrapper prints the bound SMTP port and the database path once the
+  server has started.
+
+Load comes from the shared generator ``smtpload`` (``../shared/bin/smtpload`` from the repo root,
+or ``$MAILPIT_PY_SMTPLOAD``), itself a separate process, in three modes:
+
+* ``reuse``: 8 connections, each sending many messages over one session;
+* ``serial``: 1 connection, one message after another;
+* ``fresh``: 8 connections, a new connection (EHLO ... QUIT) for every message.
+
+After a short warm-up each mode runs ``--repeat`` times per server, alternating which server
+goes first; the table shows the median msgs/s. mailpit_py acknowledges DATA only after the
+commit, so after every run the rows of its ``messages`` table (read with sqlite3 from here) must
+have grown by exactly the number sent; the exit status is 1 if any message was lost or any run
+failed.
+
+Usage: .venv/bin/python bench/ingest.py [-n 2000] [--repeat 3] [--size 2000] [--warmup 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import select
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SMTPLOAD = REPO.parent / "shared" / "bin" / "smtpload"
+HOST = "127.0.0.1"  # loopback only
+TARGETS = ("sink", "mailpit_py")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    connections: int
+    fresh: bool
+    label: str
+
+
+MODES = (
+    Mode("reuse", 8, False, "8 conns, reused sessions"),
+    Mode("serial", 1, False, "1 conn, sequential"),
+    Mode("fresh", 8, True, "8 conns, new conn per msg"),
+)
+
+
+# -- the servers under test (run in child processes) ---------------------------------------------
+
+
+def _exit_on_stdin_eof(on_eof: Callable[[], None]) -> None:
+    """Stop when the parent goes away (its end of our stdin closes), even if it was killed."""
+
+    def watch() -> None:
+        # os.read on the raw descriptor: a daemon thread blocked inside sys.stdin's buffered
+        # reader makes interpreter shutdown abort ("could not acquire lock").
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        on_eof()
+
+    threading.Thread(target=watch, name="stdin-eof", daemon=True).start()
+
+
+class DiscardHandler:
+    """aiosmtpd handler: accept every message, keep nothing."""
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return "250 OK"
+
+
+async def _serve_sink() -> None:
+    import logging
+
+    from aiosmtpd.smtp import SMTP
+
+    # aiosmtpd logs every command at INFO; mailpit_py silences it the same way.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handler = DiscardHandler()
+    server = await loop.create_server(
+        # A fixed hostname: the default would call socket.getfqdn() for every connection.
+        lambda: SMTP(handler, hostname="localhost", enable_SMTPUTF8=True),
+        host=HOST,
+        port=0,
+    )
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    _exit_on_stdin_eof(lambda: loop.call_soon_threadsafe(stop.set))
+    port = server.sockets[0].getsockname()[1]
+    print(f"READY port={port} db=-", flush=True)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+
+
+def _serve_mailpit() -> int:
+    sys.path.insert(0, str(REPO))
+    from mailpit_py import cli
+    from mailpit_py.config import field_names
+    from mailpit_py.server import Server
+
+    original_start = Server.start
+
+    def start_and_report(self: Server) -> Server:
+        original_start(self)
+        assert self.mailbox is not None
+        _host, port = self.smtp_address
+        print(f"READY port={port} db={self.mailbox.database_path}", flush=True)
+        return self
+
+    Server.start = start_and_report  # type: ignore[method-assign]
+    # cli.main turns SIGTERM into a clean stop (in-flight commits, temp file removed).
+    _exit_on_stdin_eof(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    argv = ["-s", f"{HOST}:0", "-m", "0", "-q"]
+    if "http_addr" in field_names():
+        # The web UI/API listener: loopback and a free port, never the fixed default 8025.
+        argv += ["-l", f"{HOST}:0"]
+    return cli.main(argv)
+
+
+def serve(kind: str) -> int:
+    if kind == "sink":
+        asyncio.run(_serve_sink())
+        return 0
+    return _serve_mailpit()
+
+
+# -- the driver --------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    stderr: IO[bytes]  # the child's stderr, kept in a temporary file to show problems
+    port: int = 0
+    db: str | None = None
+
+    def stderr_tail(self, lines: int = 8) -> list[str]:
+        self.stderr.seek(0)
+        text = self.stderr.read().decode(errors="replace")
+        return [line for line in text.splitlines() if line.strip()][-lines:]
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU of the server process, all threads (Linux /proc; else None)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM (a clean shutdown), then SIGKILL if it does not exit in time."""
+        proc = self.proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+@dataclass
+class RunResult:
+    sent: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class Tally:
+    rates: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    p50: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    p99: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    cpu_us: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # server CPU/msg
+    lost: dict[str, int] = field(default_factory=dict)  # mode -> messages not stored / not sent
+    failures: list[str] = field(default_factory=list)
+
+
+def start_child(kind: str, timeout: float = 30.0) -> Child:
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the Child, read after it exits
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve", kind],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        cwd=REPO,
+    )
+    child = Child(kind, proc, err)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            break
+        if proc.poll() is not None:
+            break
+    m = re.match(rb"READY port=(\d+) db=(.*)", line.strip())
+    if not m:
+        child.stop(grace=5)
+        why = " | ".join(child.stderr_tail()) or f"no READY line within {timeout:.0f}s"
+        raise RuntimeError(f"{kind} server did not start (exit {proc.returncode}): {why}")
+    child.port = int(m.group(1))
+    db = m.group(2).decode()
+    child.db = None if db == "-" else db
+    return child
+
+
+def stored_count(db: str) -> int:
+    """Rows in mailpit_py's messages table, read independently of mailpit_py's code."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+    finally:
+        conn.close()
+
+
+_RESULT = re.compile(
+    r"sent=(\d+) seconds=([\d.]+) rate=(\d+)/s p50=([\d.]+)ms p99=([\d.]+)ms", re.ASCII
+)
+
+
+def run_load(smtpload: Path, port: int, n: int, mode: Mode, size: int) -> RunResult:
+    cmd = [sys.executable, str(smtpload), HOST, str(port), "-n", str(n)]
+    cmd += ["-c", str(mode.connections), "--size", str(size)]
+    if mode.fresh:
+        cmd.append("--fresh")
+    timeout = max(120.0, n / 10)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    m = _RESULT.search(out.stdout)
+    if out.returncode != 0 or not m:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"smtpload exit {out.returncode}: {' | '.join(tail)}")
+    sent, seconds = int(m.group(1)), float(m.group(2))
+    return RunResult(sent, sent / seconds, float(m.group(4)), float(m.group(5)))
+
+
+def one_run(
+    tally: Tally, smtpload: Path, child: Child, mode: Mode, n: int, size: int, tag: str
+) -> RunResult | None:
+    key = (mode.name, child.name)
+    before = stored_count(child.db) if child.db else 0
+    cpu0 = child.cpu_seconds()
+    try:
+        res = run_load(smtpload, child.port, n, mode, size)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        tally.failures.append(f"{tag} {mode.name} -> {child.name}: {exc}")
+        res = None
+    cpu1 = child.cpu_seconds()
+    sent = res.sent if res else 0
+    if child.db:
+        stored = stored_count(child.db) - before
+        if res is None:
+            # smtpload gave up part way: count what it managed, which must all be stored.
+            sent = stored
+        if stored != sent or sent != n:
+            tally.lost[mode.name] = tally.lost.get(mode.name, 0) + max(n - stored, 0)
+            tally.failures.append(
+                f"{tag} {mode.name} -> {child.name}: asked {n}, sent {sent}, stored {stored}"
+            )
+    elif res is None or sent != n:
+        tally.lost[mode.name] = tally.lost.get(mode.name, 0) + n - sent
+    if res is not None and tag != "warmup":
+        tally.rates.setdefault(key, []).append(res.rate)
+        tally.p50.setdefault(key, []).append(res.p50_ms)
+        tally.p99.setdefault(key, []).append(res.p99_ms)
+        if cpu0 is not None and cpu1 is not None and res.sent:
+            tally.cpu_us.setdefault(key, []).append((cpu1 - cpu0) / res.sent * 1e6)
+    return res
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(tally: Tally, modes: tuple[Mode, ...], n: int, size: int, repeat: int) -> None:
+    print()
+    print(f"ingest: {n} msgs/mode, ~{size} B each, median of {repeat}, {os.cpu_count()} CPUs")
+    print("(mp = mailpit_py; CPU = server process, all threads, per message)")
+    head = (
+        f"{'mode':<26} {'sink msgs/s':>11} {'mailpit_py msgs/s':>17} {'ratio':>5}"
+        f"  {'CPU us/msg sink/mp':>18}  {'mp p50/p99 ms':>13}"
+    )
+    print(head)
+    print("-" * len(head))
+    for mode in modes:
+        sink = _median(tally.rates.get((mode.name, "sink"), []))
+        mp = _median(tally.rates.get((mode.name, "mailpit_py"), []))
+        ratio = mp / sink if sink > 0 else float("nan")
+        cpu = [_median(tally.cpu_us.get((mode.name, t), [])) for t in TARGETS]
+        cpu_text = f"{cpu[0]:.0f} / {cpu[1]:.0f}"
+        p50 = _median(tally.p50.get((mode.name, "mailpit_py"), []))
+        p99 = _median(tally.p99.get((mode.name, "mailpit_py"), []))
+        lat = f"{p50:.1f} / {p99:.1f}"
+        print(
+            f"{mode.label:<26} {sink:>11.0f} {mp:>17.0f} {ratio:>5.2f}  {cpu_text:>18}  {lat:>13}"
+        )
+    print()
+    for mode in modes:
+        runs = []
+        for target in TARGETS:
+            rates = tally.rates.get((mode.name, target), [])
+            runs.append(f"{target} " + ", ".join(f"{r:.0f}" for r in rates))
+        print(f"  msgs/s per run, {mode.name:<7} " + "; ".join(runs))
+
+
+def find_smtpload() -> Path:
+    env = os.environ.get("MAILPIT_PY_SMTPLOAD")
+    path = Path(env) if env else DEFAULT_SMTPLOAD
+    if not path.is_file():
+        raise RuntimeError(
+            f"smtpload not found at {path}: set MAILPIT_PY_SMTPLOAD to the load generator"
+        )
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("-n", type=int, default=2000, help="messages per mode and run (2000)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per mode and server (3)")
+    ap.add_argument("--size", type=int, default=2000, help="approximate message size (2000)")
+    ap.add_argument("--warmup", type=int, default=200, help="warm-up messages per server (200)")
+    ap.add_argument(
+        "--modes", default=",".join(m.name for m in MODES), help="comma list: reuse,serial,fresh"
+    )
+    ap.add_argument("--serve", choices=TARGETS, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        return serve(args.serve)
+
+    wanted = {s.strip() for s in args.modes.split(",") if s.strip()}
+    modes = tuple(m for m in MODES if m.name in wanted)
+    if not modes or args.n <= 0 or args.repeat <= 0:
+        ap.error("need at least one known mode, -n > 0 and --repeat > 0")
+    tally = Tally()
+    children: list[Child] = []
+    try:
+        smtpload = find_smtpload()
+        for kind in TARGETS:
+            children.append(start_child(kind))
+        mp = next(c for c in children if c.name == "mailpit_py")
+        print(
+            f"sink on {HOST}:{children[0].port}; mailpit_py on {HOST}:{mp.port} "
+            f"(database {mp.db}); load: {smtpload}",
+            flush=True,
+        )
+        if args.warmup > 0:
+            for child in children:
+                for mode in modes:
+                    one_run(tally, smtpload, child, mode, args.warmup, args.size, "warmup")
+        for rep in range(args.repeat):
+            for mode in modes:
+                order = children if (rep + MODES.index(mode)) % 2 == 0 else children[::-1]
+                for child in order:
+                    res = one_run(tally, smtpload, child, mode, args.n, args.size, f"#{rep + 1}")
+                    shown = f"{res.rate:7.0f} msgs/s" if res else "   FAILED"
+                    print(f"  run {rep + 1} {mode.name:<7} {child.name:<11} {shown}", flush=True)
+        total = stored_count(mp.db) if mp.db else 0
+        expected = (max(args.warmup, 0) + args.n * args.repeat) * len(modes)
+    except RuntimeError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for child in children:
+            child.stop()
+
+    print_table(tally, modes, args.n, args.size, args.repeat)
+    print()
+    print(f"mailpit_py stored {total} of {expected} messages sent in this run (warm-up included)")
+    for mode in modes:
+        lost = tally.lost.get(mode.name, 0)
+        print(f"  {mode.name:<7} {'OK, none lost' if not lost else f'LOST {lost}'}")
+    for child in children:
+        if child.proc.returncode not in (0, -signal.SIGTERM):
+            tally.failures.append(f"{child.name} server exited with {child.proc.returncode}")
+        for line in child.stderr_tail():
+            print(f"  {child.name} stderr: {line}")
+        child.stderr.close()
+    for failure in tally.failures:
+        print(f"  problem: {failure}")
+    bad = bool(tally.failures) or any(tally.lost.values()) or total != expected
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
