@@ -87,6 +87,12 @@ def start_mailpit() -> tuple[subprocess.Popen[str], int, str]:
     return proc, int(m.group(1)), m.group(2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(port: int, n: int) -> float:
     out = subprocess.run(
         [sys.executable, str(SMTPLOAD), "127.0.0.1", str(port), "-n", str(n), "-c", "8"],
@@ -129,12 +135,14 @@ def main() -> int:
     proc, port, url = start_mailpit()
     bare: list[float] = []
     live: list[float] = []
+    cpu: dict[str, list[float]] = {"none": [], "ws": []}
     lost = False
     try:
         load(port, 200)  # warm-up
         for r in range(args.repeat):
             order = ("none", "ws") if r % 2 == 0 else ("ws", "none")
             for which in order:
+                before = cpu_seconds(proc.pid)
                 if which == "none":
                     bare.append(load(port, args.n))
                 else:
@@ -143,13 +151,16 @@ def main() -> int:
                     if min(counts) < args.n:
                         lost = True
                         print(f"clients missed events: received {counts} of {args.n}")
+                cpu[which].append((cpu_seconds(proc.pid) - before) / args.n * 1e6)
     finally:
         proc.terminate()
         proc.wait(30)
     b, w = statistics.median(bare), statistics.median(live)
-    print(f"{'clients':>8} {'msgs/s (median)':>16}")
-    print(f"{0:>8} {b:>16.0f}")
-    print(f"{args.clients:>8} {w:>16.0f}")
+    cb, cw = statistics.median(cpu["none"]), statistics.median(cpu["ws"])
+    print(f"{'clients':>8} {'msgs/s (median)':>16} {'server CPU us/msg':>18}")
+    print(f"{0:>8} {b:>16.0f} {cb:>18.0f}")
+    print(f"{args.clients:>8} {w:>16.0f} {cw:>18.0f}")
+    print(f"server CPU per message with {args.clients} clients / none: {cw / cb:.2f}")
     print(f"ratio with {args.clients} websocket clients / none: {w / b:.2f} (target >= 0.90)")
     return 1 if lost else 0
 

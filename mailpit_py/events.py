@@ -26,37 +26,37 @@ class Event:
         return json.dumps(self.to_api(), ensure_ascii=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NewMessage(Event):
     type: ClassVar[str] = "new"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Update(Event):
     type: ClassVar[str] = "update"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Delete(Event):
     type: ClassVar[str] = "delete"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Truncate(Event):
     type: ClassVar[str] = "truncate"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Prune(Event):
     type: ClassVar[str] = "prune"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Stats(Event):
     type: ClassVar[str] = "stats"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SmtpError(Event):
     type: ClassVar[str] = "error"
 

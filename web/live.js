@@ -48,15 +48,10 @@ export class Live {
     }
     this.ws = ws;
     let opened = false;
+    let subscribed = false;
     ws.onopen = () => {
       opened = true;
       this.delay = MIN_DELAY;
-      this.stopPolling();
-      this.setState('live');
-      // Anything that happened while we were away: reload the view once.
-      if (this.wasLive || this.missed) this.poll().catch(() => {});
-      this.wasLive = true;
-      this.missed = false;
     };
     ws.onmessage = (ev) => {
       let frame;
@@ -64,6 +59,16 @@ export class Live {
         frame = JSON.parse(ev.data);
       } catch {
         return;
+      }
+      if (!subscribed) {
+        // The server's first frame (stats) comes once it is subscribed: only from here on is
+        // no change missed. Reload the view once to catch what happened before that moment.
+        subscribed = true;
+        this.stopPolling();
+        this.setState('live');
+        this.poll().catch(() => {});
+        this.wasLive = true;
+        this.missed = false;
       }
       this.onEvent(frame);
     };
