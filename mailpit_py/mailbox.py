@@ -473,6 +473,9 @@ class Mailbox:
             raise SessionNotFound(session_id)
         return session_to_api(row)
 
+    def session_count(self) -> int:
+        return self.store.session_count()
+
     def sessions(self, start: int = 0, limit: int = 50) -> list[dict[str, Any]]:
         return [session_to_api(r) for r in self.store.sessions(start, limit)]
 

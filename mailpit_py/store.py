@@ -652,6 +652,10 @@ class Store:
                 .fetchone()
             )
 
+    def session_count(self) -> int:
+        with self.reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
+
     def sessions(self, start: int = 0, limit: int = 50) -> list[sqlite3.Row]:
         with self.reading() as conn:
             return (

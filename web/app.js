@@ -988,11 +988,14 @@ async function loadSessions() {
     ),
   );
   $('#sessions-empty').hidden = state.sessions.length > 0;
+  const total = typeof data.total === 'number' ? data.total : null;
+  const shown = `${(state.sessionsStart + 1).toLocaleString()}–${(state.sessionsStart + state.sessions.length).toLocaleString()}`;
   $('#sessions-page-info').textContent = state.sessions.length
-    ? `${(state.sessionsStart + 1).toLocaleString()}–${(state.sessionsStart + state.sessions.length).toLocaleString()}`
+    ? (total === null ? shown : `${shown} of ${total.toLocaleString()}`)
     : '';
   $('#sessions-prev').disabled = state.sessionsStart === 0;
-  $('#sessions-next').disabled = state.sessions.length < PAGE;
+  $('#sessions-next').disabled =
+    total === null ? state.sessions.length < PAGE : state.sessionsStart + state.sessions.length >= total;
   if (state.sessionId) await renderSession(state.sessionId);
 }
 

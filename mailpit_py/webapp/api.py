@@ -207,7 +207,13 @@ def smtp_transcript(msg_id: str) -> Response:
 @api.get("/api/v1/sessions")
 def sessions() -> Response:
     start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
-    return jsonify({"start": start, "sessions": mailbox().sessions(start, limit)})
+    return jsonify(
+        {
+            "total": mailbox().session_count(),
+            "start": start,
+            "sessions": mailbox().sessions(start, limit),
+        }
+    )
 
 
 @api.get("/api/v1/session/<session_id>")

@@ -1,0 +1,143 @@
+"""Reads at scale: fills a database with N messages, then times the calls the UI and API make.
+
+Messages go in through `Mailbox.deliver` (the same parse and store path as SMTP, without the
+sockets): mostly small ones, 1 in 100 with a 100 KB attachment. Then it times, best of 5,
+opening the existing database, the first page of the list, a deep page, the counts, a word
+search, a `header:` and a `from:` search and opening a message, and with `--ui` the first
+screen of the web UI in headless Chromium. Issue 11 has the targets (first page < 10 ms, deep
+page < 20 ms, searches < 50 ms, open < 10 ms, start-up < 1 s, RSS < 150 MB).
+
+    .venv/bin/python bench/scale.py [-n 100000] [--db PATH] [--keep] [--ui]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mailpit_py.config import Config
+from mailpit_py.mailbox import Mailbox
+from mailpit_py.models import Envelope
+
+ENVELOPE = Envelope("sender@example.com", ("user@example.org",))
+ATTACHMENT = base64.encodebytes(b"A" * 100_000).replace(b"\n", b"\r\n")
+
+
+def message(i: int) -> bytes:
+    head = (
+        f"From: Sender {i % 97} <s{i % 97}@example.com>\r\nTo: user{i % 50}@example.org\r\n"
+        f"X-Campaign: c{i % 10}\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\n"
+    )
+    if i % 100:
+        return (
+            f"{head}Subject: Hello {i} word{i % 1000}\r\n\r\n"
+            f"Body of message {i}, lorem ipsum dolor sit amet {i % 777}.\r\n"
+        ).encode()
+    return (
+        (
+            f"{head}Subject: Report {i} quarterly\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/mixed; boundary=B\r\n\r\n"
+            "--B\r\nContent-Type: text/plain\r\n\r\n"
+            f"See the attached report {i}.\r\n"
+            f"--B\r\nContent-Type: application/pdf; name=r{i}.pdf\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + ATTACHMENT
+        + b"--B--\r\n"
+    )
+
+
+def fill(path: str, n: int) -> None:
+    mb = Mailbox(Config(database=path, max_messages=0))
+    started = time.perf_counter()
+    pending = []
+    for i in range(n):
+        pending.append(mb.deliver(ENVELOPE, message(i)))
+        if len(pending) >= 2000:  # keep memory flat; the writer batches what is queued
+            for fut in pending:
+                fut.result()
+            pending.clear()
+    for fut in pending:
+        fut.result()
+    mb.close()
+    print(f"stored {n} messages in {time.perf_counter() - started:.1f} s")
+
+
+def best(label: str, fn: Callable[[], Any], runs: int = 5) -> None:
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    print(f"  {label:<34} {min(times) * 1000:8.2f} ms")
+
+
+def ui_first_screen(path: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from playwright.sync_api import sync_playwright
+
+    from mailpit_py.server import Server
+
+    cfg = Config(smtp_addr="127.0.0.1:0", http_addr="127.0.0.1:0", database=path, max_messages=0)
+    with Server(cfg) as mp, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        for _ in range(3):
+            t = time.perf_counter()
+            page.goto(mp.http_url)
+            page.locator("#list .row").first.wait_for()
+            rows = page.locator("#list .row").count()
+            print(f"  UI first screen (rows: {rows}) {(time.perf_counter() - t) * 1000:12.0f} ms")
+        browser.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=100_000)
+    parser.add_argument("--db", help="database file (reused when it exists)")
+    parser.add_argument("--keep", action="store_true", help="keep the database file")
+    parser.add_argument("--ui", action="store_true", help="also time the web UI's first screen")
+    args = parser.parse_args()
+    path = args.db or os.path.join(tempfile.mkdtemp(prefix="mailpit-scale-"), "scale.db")
+    try:
+        if not os.path.exists(path):
+            fill(path, args.n)
+        t = time.perf_counter()
+        mb = Mailbox(Config(database=path, max_messages=0))
+        opened = (time.perf_counter() - t) * 1000
+        total, _ = mb.counts()
+        print(f"{total} messages, {os.path.getsize(path) / 1e6:.0f} MB; opened in {opened:.1f} ms")
+        best("list, first page (50)", lambda: mb.list(0, 50))
+        best(f"list, page at {total - 1000}", lambda: mb.list(max(0, total - 1000), 50))
+        best("counts (total, unread)", mb.counts)
+        best("search 'quarterly'", lambda: mb.search("quarterly", 0, 50))
+        best("search header:X-Campaign:c3", lambda: mb.search("header:X-Campaign:c3", 0, 50))
+        best("search from:s42@", lambda: mb.search("from:s42@", 0, 50))
+        uid = mb.list(min(500, total - 1), 1)[0]["ID"]
+        best("open a message", lambda: mb.get(uid))
+        mb.close()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  {'peak RSS':<34} {rss:8.0f} MB")
+        if args.ui:
+            ui_first_screen(path)
+    finally:
+        if not args.keep and not args.db:
+            for suffix in ("", "-wal", "-shm"):
+                Path(path + suffix).unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
