@@ -394,3 +394,46 @@ def test_stop_lets_an_in_flight_message_commit_before_closing(tmp_path) -> None:
     check = sqlite3.connect(db)
     assert check.execute("SELECT subject FROM messages").fetchall() == [("in flight",)]
     check.close()
+
+
+def test_transcript_masks_auth_secrets_and_records_data_as_its_size(
+    server: Server, raw_client
+) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    secret = "AHVzZXIAc2VjcmV0LXBhc3N3b3Jk"  # base64 of \0user\0secret-password
+    c.cmd(f"AUTH PLAIN {secret}")  # refused without TLS, but the line must not leak
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    body = simple_message("sized", body="The body text itself.\r\n")
+    c.send(body + b".\r\n")
+    msg_id = c.reply().rsplit(" ", 1)[1]
+    c.cmd("QUIT")
+    lines = [line for _, _, line in server.mailbox.get(msg_id).transcript]
+    assert "AUTH PLAIN ****" in lines
+    assert not any(secret in line for line in lines)
+    n_lines = body.count(b"\n")
+    assert f"[message data: {len(body)} octets, {n_lines} lines]" in lines
+    assert not any("The body text itself" in line for line in lines)
+    session = wait_until(server.mailbox.sessions, what="the session record")[0]
+    assert not any(secret in t["Line"] for t in session["Transcript"])
+
+
+def test_each_message_keeps_the_preamble_and_only_its_own_transaction(server: Server) -> None:
+    with smtplib.SMTP(*server.smtp_address) as client:
+        client.ehlo("first-helo")
+        client.sendmail("one@example.com", ["x@example.com"], simple_message("one"))
+        client.sendmail("two@example.com", ["y@example.com"], simple_message("two"))
+    second = server.mailbox.get("latest")
+    lines = [line for _, _, line in second.transcript]
+    assert any(line.lower().startswith("ehlo first-helo") for line in lines)  # the preamble
+    assert any("two@example.com" in line for line in lines)
+    assert not any("one@example.com" in line for line in lines)  # not the first transaction
+    assert lines[-1] == f"250 2.0.0 Ok: queued as {second.id}"
+    session = wait_until(
+        lambda: server.mailbox.session(second.session_id) if server.mailbox.sessions() else None,
+        what="the session record",
+    )
+    assert session["Outcome"] == "delivered"
+    assert len(session["Messages"]) == 2 and second.id in session["Messages"]
