@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 import threading
@@ -38,12 +37,7 @@ class HttpServer:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.create_server((host, port), family=family, backlog=128)
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise AddressInUse(
-                    f"{self.addr} is already in use: is another mail catcher running? "
-                    "Choose another with --listen"
-                ) from exc
-            raise AddressInUse(f"cannot listen on {self.addr}: {exc.strerror}") from exc
+            raise AddressInUse.explain(exc, self.addr, "--listen") from exc
         try:
             self._server = make_server(
                 host,

@@ -8,10 +8,8 @@ import errno
 import json
 import logging
 import re
-import socket
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -297,10 +295,7 @@ class CatcherSMTP(SMTP):
         scan = 0
         dropped = 0
         while True:
-            try:
-                chunk = await reader.read(65536)
-            except (asyncio.CancelledError, ConnectionError):
-                raise
+            chunk = await reader.read(65536)
             if not chunk:
                 # EOF mid-DATA: the client gave up; close so the session ends and is recorded.
                 if self.transport is not None:
@@ -443,7 +438,6 @@ class SmtpServer:
         self.address: tuple[str, int] = ("", 0)
         self.sessions_total = 0
         self.rejected = 0
-        self.on_session_end: Callable[[SessionRecord], None] | None = None
 
     @property
     def address_text(self) -> str:
@@ -519,8 +513,6 @@ class SmtpServer:
             return
         log.debug("session %s from %s: %s", rec.uid, rec.peer, rec.outcome)
         self.mailbox.record_session(rec)
-        if self.on_session_end:
-            self.on_session_end(rec)
 
     def _factory(self) -> CatcherSMTP:
         proto = CatcherSMTP(self)
@@ -554,12 +546,7 @@ class SmtpServer:
         try:
             started.result(timeout=30)
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise AddressInUse(
-                    f"{self.config.smtp_addr} is already in use: is another mail catcher "
-                    "running? Choose another with --smtp"
-                ) from exc
-            raise AddressInUse(f"cannot listen on {self.config.smtp_addr}: {exc.strerror}") from exc
+            raise AddressInUse.explain(exc, self.config.smtp_addr, "--smtp") from exc
         log.debug("SMTP listening on %s", self.address_text)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -597,8 +584,13 @@ class SmtpServer:
 
 
 class AddressInUse(OSError):
-    """The listen address is taken; the message says what to do."""
+    """The listen address cannot be bound; the message says what to do."""
 
-
-def is_ipv6_available() -> bool:
-    return socket.has_ipv6
+    @classmethod
+    def explain(cls, exc: OSError, addr: str, flag: str) -> AddressInUse:
+        if exc.errno == errno.EADDRINUSE:
+            return cls(
+                f"{addr} is already in use: is another mail catcher running? "
+                f"Choose another with {flag}"
+            )
+        return cls(f"cannot listen on {addr}: {exc.strerror or exc}")
