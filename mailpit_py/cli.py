@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailpit_py import __version__
+from mailpit_py import __version__, commands
 from mailpit_py.config import (
     Config,
     ConfigError,
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local-development mail catcher: every message sent to the SMTP port is "
         "stored, never delivered. Each option can also be set by the environment variable "
         "shown.",
+        epilog=commands.summary(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for opt in OPTIONS:
         default = getattr(defaults, opt.field)
@@ -210,6 +212,19 @@ def _setup_logging(config: Config) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a sub-command (`mailpit-py sendmail ...`), or else the server."""
+    if argv is None:
+        argv = sys.argv[1:]
+        # Installed or linked as `sendmail`: behave as sendmail (issue 7).
+        if os.path.basename(sys.argv[0]) == "sendmail":
+            return commands.run("sendmail", argv)
+    argv = list(argv)
+    if argv and argv[0] in commands.COMMANDS:
+        return commands.run(argv[0], argv[1:])
+    return serve(argv)
+
+
+def serve(argv: Sequence[str]) -> int:
     from mailpit_py.server import Server  # heavy imports after argument errors are reported
 
     try:

@@ -182,12 +182,9 @@ def compose(body: dict[str, Any]) -> tuple[Envelope, bytes, list[str]]:
         files += inline  # inline parts without HTML to refer to them are plain attachments
     for a in files:
         maintype, subtype = a["ctype"].split("/")
-        if maintype == "text":
-            msg.add_attachment(
-                a["data"].decode("utf-8", "replace"), subtype=subtype, filename=a["filename"]
-            )
-        else:
-            msg.add_attachment(a["data"], maintype, subtype, filename=a["filename"])
+        # As bytes (base64), text files too: their bytes come back exactly, with no line
+        # ending added and no charset guessed.
+        msg.add_attachment(a["data"], maintype, subtype, filename=a["filename"])
 
     recipients = [e for _, e in to] + [e for _, e in cc] + bcc
     return Envelope(sender[1], tuple(recipients)), msg.as_bytes(), list(tags)

@@ -125,6 +125,8 @@ class CatcherSMTP(SMTP):
         self._outcome = ""
         self._quit = False
         self._errors = 0
+        self._storing = False
+        self._eof_while_storing = False
         super().__init__(
             server,  # the handler: hooks for RCPT
             data_size_limit=cfg.max_message_size,
@@ -272,15 +274,29 @@ class CatcherSMTP(SMTP):
             },
         )
         self._server.inflight_add(fut)
+        self._storing = True
         try:
-            await asyncio.wait_for(asyncio.wrap_future(fut), STORE_DEADLINE)
+            # shield: a cancelled session must not cancel the delivery itself.
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), STORE_DEADLINE)
         except Exception as exc:
             # Storage first (issue 2): a message that is not committed is never acknowledged.
             log.error("storing message from %s failed: %s", _fmt_addr(self.session.peer), exc)
             await self.push("451 4.3.0 Error: message could not be stored, try again later")
             return
+        finally:
+            self._storing = False
         self._delivered.append(uid)
         await self.push(ok_reply)
+        if self._eof_while_storing and self.transport is not None:
+            self.transport.close()  # the client had half-closed: it has its answer now
+
+    def eof_received(self) -> bool | None:
+        if self._storing:
+            # The client sent its data and half-closed: keep the write side open so it still
+            # hears whether its message was stored, instead of aiosmtpd cancelling the session.
+            self._eof_while_storing = True
+            return True
+        return super().eof_received()
 
     async def _read_data(self) -> tuple[bytes | None, bool]:
         """Read up to the lone-dot line; returns (unstuffed bytes, over the size limit).

@@ -461,3 +461,16 @@ def test_delete_search_refuses_a_query_with_nothing_to_search_for(mp: Server, ht
     code, _, body = http.call("DELETE", "api/v1/search?query=%3F")
     assert code == 400 and b"would delete every message" in body
     assert http.json("GET", "api/v1/messages")["total"] == 1
+
+
+def test_send_api_text_attachment_comes_back_byte_exact(mp: Server, http: Http) -> None:
+    body = {
+        "From": {"Email": "a@example.com"},
+        "To": [{"Email": "b@example.com"}],
+        "Text": "see file",
+        "Attachments": [{"Content": base64.b64encode(b"hello").decode(), "Filename": "h.txt"}],
+    }
+    sent = http.json("POST", "api/v1/send", body)
+    (att,) = http.json("GET", f"api/v1/message/{sent['ID']}")["Attachments"]
+    assert att["ContentType"] == "text/plain"
+    assert http.call("GET", f"api/v1/message/{sent['ID']}/part/{att['PartID']}")[2] == b"hello"

@@ -437,3 +437,19 @@ def test_each_message_keeps_the_preamble_and_only_its_own_transaction(server: Se
     )
     assert session["Outcome"] == "delivered"
     assert len(session["Messages"]) == 2 and second.id in session["Messages"]
+
+
+def test_a_client_that_half_closes_after_its_data_still_gets_250(server: Server) -> None:
+    sock = socket.create_connection(server.smtp_address, timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(b"HELO me\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+    for _ in range(4):
+        f.readline()
+    sock.sendall(simple_message("half closed") + b"\r\n.\r\n")
+    sock.shutdown(socket.SHUT_WR)  # done writing; still reading
+    reply = f.readline().decode()
+    f.close()
+    sock.close()
+    assert reply.startswith("250 2.0.0 Ok: queued as ")
+    assert server.mailbox.get(reply.split()[-1]).summary["Subject"] == "half closed"

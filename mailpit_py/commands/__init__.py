@@ -1,0 +1,33 @@
+"""Sub-commands of `mailpit-py` (issue 7): one module per command, each with main(argv)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+# name -> one-line summary; the module mailpit_py.commands.<name> has main(argv) -> int.
+COMMANDS: dict[str, str] = {
+    "sendmail": "a drop-in sendmail: read a message on stdin and send it to mailpit-py",
+    "send": "send a test message and show the SMTP conversation (like swaks)",
+    "ingest": "import .eml files, mbox files and Maildir folders",
+    "dump": "export messages as .eml files",
+    "readyz": "exit 0 when an instance is ready (for Docker health checks)",
+    "config": "print every setting, its effective value and where it came from",
+}
+
+
+def run(name: str, argv: Sequence[str]) -> int:
+    """Run one sub-command with the arguments that follow its name."""
+    module = importlib.import_module(f"mailpit_py.commands.{name}")
+    return int(module.main(list(argv)))
+
+
+def summary() -> str:
+    """The sub-command list shown at the end of `mailpit-py --help`."""
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"  {n.ljust(width)}  {text}" for n, text in COMMANDS.items()]
+    return (
+        "commands (run `mailpit-py COMMAND --help` for each):\n"
+        + "\n".join(lines)
+        + "\n\nwithout a command, mailpit-py runs the server with the options above."
+    )

@@ -1,0 +1,99 @@
+"""What the sub-commands share: sysexits codes, addresses, errors and a progress line."""
+
+from __future__ import annotations
+
+import email.utils
+import sys
+import time
+from collections.abc import Iterable
+from email.message import Message
+from typing import IO
+
+from mailpit_py.config import ConfigError, split_hostport
+
+# sysexits.h, as sendmail uses them.
+EX_OK = 0
+EX_USAGE = 64
+EX_DATAERR = 65
+EX_NOINPUT = 66
+EX_UNAVAILABLE = 69
+EX_SOFTWARE = 70
+EX_CANTCREAT = 73
+EX_IOERR = 74
+EX_TEMPFAIL = 75
+
+DEFAULT_SMTP_ADDR = "127.0.0.1:1025"
+
+
+class CommandError(Exception):
+    """A failure to report on stderr as `mailpit-py NAME: error: ...` with an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def smtp_target(value: str, flag: str = "--smtp-addr") -> tuple[str, int]:
+    """HOST:PORT to connect to; 0.0.0.0 and :: (listen-all) mean this host."""
+    try:
+        host, port = split_hostport(value, flag)
+    except ConfigError as exc:
+        raise CommandError(str(exc), EX_USAGE) from None
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if port == 0:
+        raise CommandError(
+            f"{flag}: {value!r} has port 0: give the port the server listens on", EX_USAGE
+        )
+    return host, port
+
+
+def refused_hint(what: str, address: str, exc: BaseException, flag: str) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return (
+        f"cannot connect to {what} at {address} ({reason}): is mailpit-py running there? "
+        f"Start it with `mailpit-py`, or point {flag} at the address it listens on"
+    )
+
+
+def header_addresses(msg: Message, names: Iterable[str]) -> list[str]:
+    """Bare addresses from the given headers, in order, without duplicates."""
+    values: list[str] = []
+    for name in names:
+        values.extend(str(v) for v in msg.get_all(name, []))
+    found: list[str] = []
+    for _, addr in email.utils.getaddresses(values):
+        addr = addr.strip()
+        if addr and "@" in addr and addr not in found:
+            found.append(addr)
+    return found
+
+
+def error(prog: str, message: str) -> None:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+
+class Progress:
+    """A one-line counter on stderr, redrawn at most ten times a second, only on a TTY."""
+
+    def __init__(self, label: str, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.label = label
+        self._last = 0.0
+        self._drawn = False
+
+    def update(self, text: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= 0.1:
+            self._last = now
+            self.stream.write(f"\r{self.label}: {text}\x1b[K")
+            self.stream.flush()
+            self._drawn = True
+
+    def done(self) -> None:
+        if self.enabled and self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

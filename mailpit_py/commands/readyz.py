@@ -1,0 +1,100 @@
+"""`mailpit-py readyz`: exit 0 when an instance answers GET /readyz with 200 (health checks)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+
+from mailpit_py.commands._common import error
+
+PROG = "mailpit-py readyz"
+
+EXAMPLES = """\
+exit status: 0 ready; 1 not ready (or not reachable) when the wait ran out; 2 bad usage.
+
+examples:
+  mailpit-py readyz                                   # the instance on this host
+  mailpit-py readyz --url http://127.0.0.1:8025/mail/ # one with a --webroot
+  mailpit-py readyz --wait 30 && run-my-tests          # wait for it to come up
+  Dockerfile: HEALTHCHECK CMD mailpit-py readyz
+"""
+
+
+def default_url(environ: dict[str, str]) -> str:
+    """The instance this host's MP_UI_BIND_ADDR and MP_WEBROOT describe (the Docker case)."""
+    from mailpit_py.config import Config, normalize_webroot
+
+    addr = environ.get("MP_UI_BIND_ADDR") or Config.http_addr
+    host, _, port = addr.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]"):
+        host = "127.0.0.1"
+    webroot = normalize_webroot(environ.get("MP_WEBROOT", "/"))
+    return f"http://{host}:{port}{webroot}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Exit 0 when a mailpit-py (or Mailpit) instance answers GET /readyz with "
+        "200: SMTP, the store and HTTP are all up.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--url",
+        help="base URL of the instance, webroot included (default: from MP_UI_BIND_ADDR and "
+        "MP_WEBROOT, else http://127.0.0.1:8025/)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep trying for this long before giving up (default: try once)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    return parser
+
+
+def check(url: str, timeout: float) -> str:
+    """Empty when ready; else why not."""
+    try:
+        with urllib.request.urlopen(url + "readyz", timeout=timeout) as resp:
+            if resp.status == 200:
+                return ""
+            return f"{url}readyz answered {resp.status}"
+    except urllib.error.HTTPError as exc:
+        body = exc.read(500).decode(errors="replace").strip()
+        return f"{url}readyz answered {exc.code}" + (f": {body}" if body else "")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return (
+            f"cannot reach {url} ({reason}): is mailpit-py running there? Start it with "
+            "`mailpit-py`, or pass --url with the address of its web UI"
+        )
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    url = args.url or default_url(dict(os.environ))
+    if not url.endswith("/"):
+        url += "/"
+    deadline = time.monotonic() + max(args.wait, 0.0)
+    pause = threading.Event()
+    while True:
+        problem = check(url, timeout=min(5.0, max(args.wait, 1.0)))
+        if not problem:
+            if not args.quiet:
+                print(f"ready: {url}")
+            return 0
+        if time.monotonic() >= deadline:
+            if not args.quiet:
+                waited = f" (waited {args.wait:g}s)" if args.wait else ""
+                error(PROG, problem + waited)
+            return 1
+        pause.wait(min(0.2, max(deadline - time.monotonic(), 0.0)))

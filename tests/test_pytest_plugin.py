@@ -1,0 +1,194 @@
+"""The pytest plugin (pytest11 entry point), exercised with pytester on small test files."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import make_server
+
+pytest_plugins = ["pytester"]
+
+SEND = """
+import smtplib
+
+import pytest
+
+
+def send(mailpit, subject, to=("b@example.com",), body="hello"):
+    head = f"From: a@example.com\\r\\nTo: {', '.join(to)}\\r\\nSubject: {subject}\\r\\n"
+    raw = f"{head}\\r\\n{body}\\r\\n"
+    with smtplib.SMTP(mailpit.smtp_host, mailpit.smtp_port) as smtp:
+        return smtp.sendmail("a@example.com", list(to), raw)
+"""
+
+
+def test_each_test_gets_an_empty_mailbox_and_typed_messages(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        SEND
+        + """
+PORTS = set()
+
+
+@pytest.mark.parametrize("n", range(3))
+def test_own_mail_only(mailpit, n):
+    PORTS.add(mailpit.smtp_port)
+    assert mailpit.messages() == []
+    send(mailpit, f"mail {n}", to=("x@example.com", "y@example.com"), body=f"body {n}")
+    [msg] = mailpit.wait_for(subject=f"mail {n}")
+    assert msg.text.strip() == f"body {n}"
+    assert [a.address for a in msg.to] == ["x@example.com", "y@example.com"]
+    assert msg.envelope.mail_from == "a@example.com"
+    assert msg.transcript[-1].line.startswith("250 ")
+    assert [m.subject for m in mailpit.messages()] == [f"mail {n}"]
+    assert mailpit.client.get(msg.id).subject == f"mail {n}"
+
+
+def test_one_server_per_session(mailpit):
+    assert PORTS == {mailpit.smtp_port}
+"""
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+
+
+def test_wait_for_filters_and_counts(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        SEND
+        + """
+def test_filters(mailpit):
+    send(mailpit, "Welcome Ann", to=("ann@example.com",))
+    send(mailpit, "Reset password", to=("bob@example.com",))
+    send(mailpit, "Welcome Bob", to=("bob@example.com",))
+    both = mailpit.wait_for(count=2, subject="welcome")
+    assert [m.subject for m in both] == ["Welcome Ann", "Welcome Bob"]
+    assert [m.subject for m in mailpit.wait_for(to="bob@", subject="reset")] == ["Reset password"]
+    assert len(mailpit.wait_for(count=3)) == 3
+    assert [m.subject for m in mailpit.wait_for(query="subject:password")] == ["Reset password"]
+    mailpit.assert_sent(subjects=["Welcome Ann", "Reset password", "Welcome Bob"],
+                        recipients=["ann@example.com", "bob@example.com", "bob@example.com"])
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_failures_list_what_arrived_with_a_readable_diff(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        SEND
+        + """
+def test_wait_times_out(mailpit):
+    send(mailpit, "Hello there", to=("ann@example.com",))
+    mailpit.wait_for(subject="Invoice", timeout=0.3)
+
+
+def test_subjects_differ(mailpit):
+    send(mailpit, "First")
+    send(mailpit, "Third")
+    mailpit.assert_sent(subjects=["First", "Second"])
+
+
+def test_nothing_expected(mailpit):
+    send(mailpit, "Oops")
+    mailpit.wait_for()
+    mailpit.assert_nothing_sent()
+"""
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*timed out after 0.3s waiting for 1 message(s) matching subject='Invoice';"
+            " 0 matched. 1 arrived:",
+            "*'Hello there' from a@example.com to ann@example.com",
+            "*subjects differ (- expected, + actual):*",
+            "*-'Second'",
+            "*+'Third'",
+            "*expected no messages, got 1:*",
+            "*'Oops' from a@example.com to b@example.com",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_marker_gives_a_test_its_own_server_with_those_settings(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        SEND
+        + """
+SESSION = []
+
+
+def test_session_server(mailpit):
+    SESSION.append(mailpit.smtp_port)
+
+
+@pytest.mark.mailpit(smtp_max_recipients=2, max_message_size=2000)
+def test_limits(mailpit):
+    assert mailpit.smtp_port not in SESSION
+    refused = send(mailpit, "three", to=("a@x.org", "b@x.org", "c@x.org"))
+    assert list(refused) == ["c@x.org"]
+    with pytest.raises(smtplib.SMTPException) as err:
+        send(mailpit, "big", body="x" * 5000)
+    assert "552" in str(err.value)
+    assert mailpit.wait_for(count=1)[0].recipients == ("a@x.org", "b@x.org")
+"""
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_mailpit_url_attaches_to_a_running_instance(pytester: pytest.Pytester) -> None:
+    with make_server(max_messages=0) as mp:
+        host, port = mp.smtp_address
+        pytester.makepyfile(
+            SEND
+            + """
+def test_first(mailpit):
+    assert mailpit.server is None
+    assert mailpit.messages() == []
+    send(mailpit, "remote one")
+    assert [m.subject for m in mailpit.wait_for()] == ["remote one"]
+
+
+def test_second_starts_empty(mailpit):
+    assert mailpit.messages() == []
+    send(mailpit, "remote two")
+    mailpit.assert_subjects("remote two")
+
+
+@pytest.mark.mailpit(max_message_size=10)
+def test_marker_is_skipped(mailpit):
+    pass
+"""
+        )
+        import smtplib
+
+        with smtplib.SMTP(host, port) as smtp:  # left over before the run: cleared
+            smtp.sendmail("a@example.com", ["b@example.com"], b"Subject: old\r\n\r\nx\r\n")
+        result = pytester.runpytest(
+            "-p", "no:randomly", "--mailpit-url", mp.http_url, "--mailpit-smtp", f"{host}:{port}"
+        )
+        result.assert_outcomes(passed=2, skipped=1)
+        assert [m["Subject"] for m in mp.mailbox.list()] == ["remote two"]
+
+
+def test_each_xdist_worker_has_its_own_server(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(
+        SEND
+        + """
+import os
+
+
+@pytest.mark.parametrize("n", range(8))
+def test_isolated(mailpit, n, tmp_path_factory):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    out = tmp_path_factory.getbasetemp().parent.parent / f"port-{worker}"
+    out.write_text(str(mailpit.smtp_port))
+    send(mailpit, f"mail {n}")
+    assert [m.subject for m in mailpit.wait_for()] == [f"mail {n}"]
+    assert [m.subject for m in mailpit.messages()] == [f"mail {n}"]
+"""
+    )
+    result = pytester.runpytest("-n", "2", "--basetemp", str(pytester.path / "bt"))
+    result.assert_outcomes(passed=8)
+    ports = {p.read_text() for p in pytester.path.glob("port-gw*")}
+    assert len(ports) == 2, ports
