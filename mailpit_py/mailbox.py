@@ -358,7 +358,8 @@ class Mailbox:
                 rec.subject,
                 rec.size,
             )
-            done.set_result(uid)
+            if not done.done():  # a caller may have given up (cancelled); the commit stands
+                done.set_result(uid)
 
         if len(raw) <= INLINE_PARSE_LIMIT:
             # Small messages are parsed right here: a hop to another thread costs more than
