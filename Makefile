@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test chromium lint format bench clean
+.PHONY: run test sysdeps lint format bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mailpit_py needs Python 3.11 or newer: run make PYTHON=python3.11 (or newer)")'
@@ -24,18 +24,23 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/mailpit-py $(ARGS)
 
-test: $(VENV)/.installed-test chromium
+test: $(VENV)/.installed-test sysdeps
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-# The browser tests drive Debian's Chromium (`playwright install` cannot download browsers here).
-chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# Real peers the tests drive, from Debian: Chromium for the browser tests (`playwright install`
+# cannot download browsers here), swaks as a second SMTP client, spamd for the SpamAssassin check.
+DEBIAN_TEST_PACKAGES := chromium swaks spamassassin spamd
+DEBIAN_TEST_COMMANDS := /usr/bin/chromium /usr/bin/swaks /usr/sbin/spamd
+
+sysdeps:
+	@missing=""; for c in $(DEBIAN_TEST_COMMANDS); do [ -x $$c ] || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && apt-get install -y -qq chromium; \
+		echo "installing Debian packages for the tests: $(DEBIAN_TEST_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TEST_PACKAGES); \
 	else \
-		echo "note: /usr/bin/chromium is missing, so the browser UI tests will skip;" \
-		     "install it with: sudo apt-get install chromium"; \
+		echo "note:$$missing missing, so the tests that need them will skip;" \
+		     "install them with: sudo apt-get install $(DEBIAN_TEST_PACKAGES)"; \
 	fi
 
 lint: $(VENV)/.installed-test
