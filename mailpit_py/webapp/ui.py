@@ -32,16 +32,18 @@ TYPES = {
 
 
 def web_root() -> Traversable:
-    """The folder holding index.html: the installed package data, else the checkout's web/."""
+    """The folder holding index.html: the source checkout's web/, else the installed package's."""
+    # A checkout beside this package wins, so a second work tree (git worktree) sharing one
+    # editable install still serves its own web/ files.
+    repo = Path(__file__).resolve().parent.parent.parent
+    if (repo / "pyproject.toml").is_file() and (repo / "web" / "index.html").is_file():
+        return repo / "web"
     try:
         root = resources.files("mailpit_py.web")
         if root.joinpath("index.html").is_file():
             return root
     except (ModuleNotFoundError, TypeError):
         pass
-    checkout = Path(__file__).resolve().parent.parent.parent / "web"
-    if (checkout / "index.html").is_file():
-        return checkout
     raise FileNotFoundError("the web UI files (web/index.html) are missing from this install")
 
 
