@@ -24,6 +24,7 @@ from mailpit_py.models import Address, Envelope, ParsedMessage
 from mailpit_py.parse import parse_message
 from mailpit_py.search import SearchError, index_text, parse_query
 from mailpit_py.store import MEMORY, MessageRecord, SessionRecord, Store
+from mailpit_py.telemetry import Telemetry
 from mailpit_py.timefmt import rfc3339
 
 log = logging.getLogger("mailpit_py.mailbox")
@@ -262,6 +263,8 @@ class Mailbox:
     ) -> None:
         self.config = config
         self.bus = bus or events.Bus()
+        # Counters every layer bumps (SMTP, store, websocket, relay, webhook); metrics read them.
+        self.telemetry = Telemetry()
         self._temp_path: str | None = None
         path = config.database
         if path is None:
