@@ -459,3 +459,16 @@ def test_send_errors_are_clear(mp: Server, dead_addr: str, tmp_path: Path, capsy
             == 69
         )
         assert "552" in capsys.readouterr().err
+
+
+def test_send_tls_and_auth_errors_say_what_the_server_lacks(mp: Server, capsys) -> None:
+    base = ["send", "--server", smtp_addr(mp), "--to", "a@example.com"]
+    assert main([*base, "--starttls"]) == 69
+    assert "does not offer STARTTLS" in capsys.readouterr().err
+    assert main([*base, "--auth", "user:secret"]) == 69
+    assert "does not offer AUTH" in capsys.readouterr().err
+    assert main([*base, "--tls"]) == 69
+    assert "TLS handshake" in capsys.readouterr().err
+    assert main([*base, "--auth", "nocolon"]) == 64
+    assert "use USER:PASS" in capsys.readouterr().err
+    assert stored(mp) == []

@@ -1,7 +1,4 @@
-"""`mailpit-py send`: a test-mail tool in the spirit of swaks; prints the SMTP conversation.
-
-TLS and AUTH (`--tls`, `--starttls`, `--auth`) are not here yet: the server does not offer them.
-"""
+"""`mailpit-py send`: a test-mail tool in the spirit of swaks; prints the SMTP conversation."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ import mimetypes
 import os
 import smtplib
 import socket
+import ssl
 import sys
 from collections.abc import Sequence
 from email.message import EmailMessage
@@ -21,6 +19,7 @@ from typing import Any
 from mailpit_py.commands._common import (
     DEFAULT_SMTP_ADDR,
     EX_NOINPUT,
+    EX_NOPERM,
     EX_OK,
     EX_TEMPFAIL,
     EX_UNAVAILABLE,
@@ -38,8 +37,12 @@ EXAMPLES = f"""\
 The conversation is printed as it happens: "->" what was sent, "<-" what the server said
 (message content is summarized, not printed).
 
+TLS certificates are not verified unless --tls-verify is given (a catcher's certificate is
+usually self-signed). AUTH secrets are masked in the printed conversation.
+
 exit status: 0 accepted; 64 bad usage; 66 an --attach file is missing; 69 refused for good
-(5xx); 75 connection refused or a temporary refusal (4xx).
+(5xx) or TLS/AUTH not offered; 75 connection refused or a temporary refusal (4xx); 77
+authentication failed.
 
 examples:
   {PROG} --to you@example.com
@@ -47,7 +50,11 @@ examples:
       --attach report.pdf --header "X-Campaign: spring"
   {PROG} --to you@example.com --html "<p>Hello <b>there</b></p>" --server 127.0.0.1:2525
   echo "body from stdin" | {PROG} --to you@example.com --body -
+  {PROG} --to you@example.com --starttls --auth user:secret
+  {PROG} --to you@example.com --tls --server 127.0.0.1:1465 --auth user:secret --auth-type LOGIN
 """
+
+AUTH_TYPES = ("PLAIN", "LOGIN", "CRAM-MD5")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--server",
         metavar="ADDR",
         help=f"SMTP server, HOST:PORT (default: ${ENV_ADDR}, else {DEFAULT_SMTP_ADDR})",
+    )
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--starttls", action="store_true", help="upgrade to TLS with STARTTLS")
+    tls.add_argument("--tls", action="store_true", help="implicit TLS from the start (SMTPS)")
+    parser.add_argument(
+        "--tls-verify",
+        action="store_true",
+        help="verify the server certificate and host name (default: accept any)",
+    )
+    parser.add_argument("--auth", metavar="USER:PASS", help="authenticate with AUTH")
+    parser.add_argument(
+        "--auth-type",
+        type=str.upper,
+        choices=AUTH_TYPES,
+        metavar="MECH",
+        help="AUTH mechanism: PLAIN, LOGIN or CRAM-MD5 (default: the best one offered)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print the conversation")
     return parser
@@ -118,12 +141,11 @@ def build_message(args: argparse.Namespace, sender: str) -> EmailMessage:
     return msg
 
 
-class TalkingSMTP(smtplib.SMTP):
-    """smtplib that prints each command and reply, swaks-style."""
+class Talking:
+    """Mixin for smtplib clients: prints each command and reply, swaks-style, secrets masked."""
 
-    def __init__(self, *args: Any, out: Any = None, **kwargs: Any) -> None:
-        self.out = out
-        super().__init__(*args, **kwargs)
+    out: Any = None
+    _masking = False  # inside an AUTH exchange: what we send is a secret
 
     def send(self, s: Any) -> None:
         if self.out is not None:
@@ -134,17 +156,138 @@ class TalkingSMTP(smtplib.SMTP):
             else:
                 for line in lines:
                     if line:
-                        print(f" -> {line.decode(errors='replace')}", file=self.out)
-        super().send(s)
+                        print(f" -> {self._shown(line)}", file=self.out)
+        super().send(s)  # type: ignore[misc]
+
+    def _shown(self, line: bytes) -> str:
+        text = line.decode(errors="replace")
+        if text.upper().startswith("AUTH "):
+            self._masking = True
+            words = text.split(" ")
+            return " ".join(words[:2] + ["****"] * (len(words) > 2))
+        return "****" if self._masking else text
 
     def getreply(self) -> tuple[int, bytes]:
-        code, msg = super().getreply()
+        code, msg = super().getreply()  # type: ignore[misc]
+        if code != 334:  # 334 asks for more of the AUTH exchange
+            self._masking = False
         if self.out is not None:
             lines = msg.decode(errors="replace").split("\n") or [""]
             for i, line in enumerate(lines):
                 sep = " " if i == len(lines) - 1 else "-"
                 print(f"<-  {code}{sep}{line}", file=self.out)
         return code, msg
+
+
+class TalkingSMTP(Talking, smtplib.SMTP):
+    def __init__(self, *args: Any, out: Any = None, **kwargs: Any) -> None:
+        self.out = out
+        super().__init__(*args, **kwargs)
+
+
+class TalkingSMTPS(Talking, smtplib.SMTP_SSL):
+    def __init__(self, *args: Any, out: Any = None, **kwargs: Any) -> None:
+        self.out = out
+        super().__init__(*args, **kwargs)
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def split_auth(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise CommandError(f"--auth {value!r}: use USER:PASS", EX_USAGE)
+    return user, password
+
+
+def connect(args: argparse.Namespace, address: tuple[str, int], addr_text: str, out: Any) -> Any:
+    """Open the session (TLS from the start with --tls), then STARTTLS and AUTH when asked."""
+    context = tls_context(args.tls_verify)
+    try:
+        if args.tls:
+            client: Any = TalkingSMTPS(address[0], address[1], timeout=60, out=out, context=context)
+        else:
+            client = TalkingSMTP(address[0], address[1], timeout=60, out=out)
+    except ssl.SSLError as exc:
+        raise CommandError(
+            f"TLS handshake with {addr_text} failed ({exc.reason or exc}): does the server "
+            "speak implicit TLS on that port? Without --tls, try --starttls",
+            EX_UNAVAILABLE,
+        ) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise CommandError(
+            refused_hint("the SMTP server", addr_text, exc, f"--server or ${ENV_ADDR}"),
+            EX_TEMPFAIL,
+        ) from None
+    try:
+        if args.tls and out is not None:
+            print(f"=== TLS started ({describe_tls(client.sock)})", file=out)
+        if args.starttls:
+            client.ehlo()
+            if not client.has_extn("starttls"):
+                raise CommandError(
+                    f"{addr_text} does not offer STARTTLS (start it with --smtp-tls-cert)",
+                    EX_UNAVAILABLE,
+                )
+            client.starttls(context=context)
+            if out is not None:
+                print(f"=== TLS started ({describe_tls(client.sock)})", file=out)
+            client.ehlo()
+        if args.auth is not None:
+            authenticate(client, args, addr_text)
+    except CommandError:
+        client.close()
+        raise
+    except (OSError, smtplib.SMTPException) as exc:
+        client.close()
+        raise CommandError(f"STARTTLS with {addr_text} failed: {exc}", EX_UNAVAILABLE) from None
+    return client
+
+
+def describe_tls(sock: Any) -> str:
+    cipher = sock.cipher() if hasattr(sock, "cipher") else None
+    return f"{sock.version()}, {cipher[0]}" if cipher else "TLS"
+
+
+def authenticate(client: Any, args: argparse.Namespace, addr_text: str) -> None:
+    user, password = split_auth(args.auth)
+    client.ehlo_or_helo_if_needed()
+    if not client.has_extn("auth"):
+        raise CommandError(
+            f"{addr_text} does not offer AUTH here"
+            + ("" if (args.tls or args.starttls) else " (it may need --starttls or --tls first)"),
+            EX_UNAVAILABLE,
+        )
+    try:
+        if args.auth_type:
+            client.user, client.password = user, password
+            method = {
+                "PLAIN": client.auth_plain,
+                "LOGIN": client.auth_login,
+                "CRAM-MD5": client.auth_cram_md5,
+            }[args.auth_type]
+            code, reply = client.auth(args.auth_type, method, initial_response_ok=True)
+        else:
+            code, reply = client.login(user, password)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise CommandError(
+            f"{addr_text} refused the credentials for {user!r}: {exc.smtp_code} "
+            f"{exc.smtp_error.decode(errors='replace')}",
+            EX_NOPERM,
+        ) from None
+    except smtplib.SMTPResponseException as exc:
+        raise CommandError(
+            f"{addr_text} refused AUTH: {exc.smtp_code} {exc.smtp_error.decode(errors='replace')}",
+            EX_TEMPFAIL if 400 <= exc.smtp_code < 500 else EX_UNAVAILABLE,
+        ) from None
+    except smtplib.SMTPException as exc:
+        raise CommandError(f"AUTH with {addr_text} failed: {exc}", EX_UNAVAILABLE) from None
 
 
 def main(argv: Sequence[str]) -> int:
@@ -157,13 +300,9 @@ def main(argv: Sequence[str]) -> int:
         msg = build_message(args, sender)
         if out is not None:
             print(f"=== Trying {addr_text}...", file=out)
-        try:
-            client = TalkingSMTP(address[0], address[1], timeout=60, out=out)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise CommandError(
-                refused_hint("the SMTP server", addr_text, exc, f"--server or ${ENV_ADDR}"),
-                EX_TEMPFAIL,
-            ) from None
+        if args.auth is not None:
+            split_auth(args.auth)  # a usage error before any connection
+        client = connect(args, address, addr_text, out)
         try:
             refused = client.send_message(msg, sender, args.to)
             client.quit()
