@@ -278,9 +278,13 @@ def _address_json(item: str | tuple[str, str] | Address) -> dict[str, str]:
 class Client:
     """The REST API of a mailpit_py or Mailpit instance at `url` (e.g. http://127.0.0.1:8025/)."""
 
-    def __init__(self, url: str, timeout: float = 10) -> None:
+    def __init__(self, url: str, timeout: float = 10, auth: tuple[str, str] | None = None) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.timeout = timeout
+        # HTTP basic auth, for an instance started with --ui-auth-file.
+        self._authorization = (
+            "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode() if auth else None
+        )
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -302,6 +306,8 @@ class Client:
         req = urllib.request.Request(url, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        if self._authorization:
+            req.add_header("Authorization", self._authorization)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return bytes(resp.read())
@@ -438,3 +444,8 @@ class Client:
         if attachments:
             body["Attachments"] = [_attachment_json(a) for a in attachments]
         return str(self._json("POST", "api/v1/send", body)["ID"])
+
+    def release(self, msg_id: str, to: Sequence[str]) -> None:
+        """Relay a stored message to these recipients through the configured upstream server."""
+        mid = urllib.parse.quote(msg_id, safe="")
+        self._ok("POST", f"api/v1/message/{mid}/release", {"To": list(to)})

@@ -157,3 +157,43 @@ def test_importing_the_package_client_and_plugin_loads_no_server_code() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_release_posts_mailpits_body_with_basic_auth_when_given() -> None:
+    import http.server
+    import json
+    import threading
+
+    seen: list[tuple[str, str, dict, str | None]] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.command, self.path, body, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=httpd.serve_forever)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        Client(url, auth=("ann", "pw:1")).release("abc/1", ["x@example.com"])
+        Client(url).release("id2", ["y@example.com", "z@example.com"])
+    finally:
+        httpd.shutdown()
+        thread.join()
+    assert seen == [
+        (
+            "POST",
+            "/api/v1/message/abc%2F1/release",
+            {"To": ["x@example.com"]},
+            "Basic YW5uOnB3OjE=",
+        ),
+        ("POST", "/api/v1/message/id2/release", {"To": ["y@example.com", "z@example.com"]}, None),
+    ]

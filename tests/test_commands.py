@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -387,6 +388,29 @@ def test_progress_draws_only_on_a_tty() -> None:
         bar.done()
     assert "\ringest: 3 imported" in tty.getvalue() and tty.getvalue().endswith("\r\x1b[K")
     assert pipe.getvalue() == ""
+    bar = Progress("dump", tty)
+    bar.total = 8
+    bar.update("2 written", force=True, count=2)
+    assert "\rdump: [######..................]  25% 2/8 2 written" in tty.getvalue()
+
+
+def test_ingest_counts_what_it_will_import_for_the_progress_bar(tmp_path: Path) -> None:
+    from mailpit_py.commands.ingest import count_messages, messages
+
+    files = corpus_files()
+    (tmp_path / "tree").mkdir()
+    md = stdlib_mailbox.Maildir(str(tmp_path / "tree" / "Maildir"), create=True)
+    for f in files[:3]:
+        md.add(f.read_bytes())
+    box = stdlib_mailbox.mbox(str(tmp_path / "archive.mbox"), create=True)
+    for f in files[3:8]:
+        box.add(f.read_bytes())
+    box.close()
+    (tmp_path / "tree" / "one.eml").write_bytes(files[8].read_bytes())
+    (tmp_path / "tree" / "notes.txt").write_text("not mail")
+    for path, expected in ((tmp_path / "tree", 4), (tmp_path / "archive.mbox", 5)):
+        assert count_messages(path) == expected
+        assert len(list(messages(path, Counter()))) == expected
 
 
 # -- send -------------------------------------------------------------------------------------

@@ -75,24 +75,37 @@ def error(prog: str, message: str) -> None:
 
 
 class Progress:
-    """A one-line counter on stderr, redrawn at most ten times a second, only on a TTY."""
+    """A progress line on stderr, redrawn at most ten times a second, only on a TTY.
+
+    With a known total it is a bar (`[#####.....] 50% 5/10`); without one, a counter.
+    """
+
+    WIDTH = 24
 
     def __init__(self, label: str, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.label = label
+        self.total: int | None = None
         self._last = 0.0
         self._drawn = False
 
-    def update(self, text: str, force: bool = False) -> None:
+    def update(self, text: str, force: bool = False, count: int | None = None) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if force or now - self._last >= 0.1:
             self._last = now
-            self.stream.write(f"\r{self.label}: {text}\x1b[K")
+            self.stream.write(f"\r{self.label}: {self.bar(count)}{text}\x1b[K")
             self.stream.flush()
             self._drawn = True
+
+    def bar(self, count: int | None) -> str:
+        if count is None or not self.total:
+            return ""
+        share = min(count / self.total, 1.0)
+        filled = round(share * self.WIDTH)
+        return f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {share:4.0%} {count}/{self.total} "
 
     def done(self) -> None:
         if self.enabled and self._drawn:

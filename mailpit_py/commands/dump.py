@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 class ApiSource:
     def __init__(self, url: str) -> None:
         self.url = url if url.endswith("/") else url + "/"
+        self.total: int | None = None  # known once the first page arrives
 
     def _get(self, path: str) -> bytes:
         try:
@@ -97,6 +98,7 @@ class ApiSource:
             else:
                 page = json.loads(self._get(f"api/v1/messages?start={start}&limit={PAGE}"))
             found = page.get("messages") or []
+            self.total = int(page.get("messages_count", 0))
             for m in found:
                 yield m["ID"]
             start += len(found)
@@ -116,6 +118,7 @@ class DatabaseSource:
         from mailpit_py.mailbox import Mailbox
         from mailpit_py.store import StoreError
 
+        self.total: int | None = None
         if not Path(path).is_file():
             raise CommandError(f"{path}: no such database file", EX_NOINPUT)
         try:
@@ -139,6 +142,7 @@ class DatabaseSource:
             start += len(page)
             if len(page) < PAGE:
                 break
+        self.total = len(out)
         yield from out
 
     def raw(self, msg_id: str) -> bytes:
@@ -179,7 +183,8 @@ def main(argv: Sequence[str]) -> int:
                     f"cannot write {out / msg_id}.eml: {exc}", EX_CANTCREAT
                 ) from None
             written += 1
-            progress.update(f"{written} written")
+            progress.total = source.total
+            progress.update(f"{written} written", count=written)
     except CommandError as exc:
         progress.done()
         error(PROG, str(exc))

@@ -123,6 +123,31 @@ def messages(path: Path, skipped: Counter[str]) -> Iterator[Item]:
         yield from single(path)
 
 
+def count_messages(path: Path) -> int:
+    """How many messages `messages(path)` will yield, cheaply (for the progress bar)."""
+    try:
+        if path.is_dir():
+            if is_maildir(path):
+                return sum(len(os.listdir(path / d)) for d in ("cur", "new"))
+            total = 0
+            for root, dirs, files in os.walk(path):
+                here = Path(root)
+                for d in list(dirs):
+                    if is_maildir(here / d):
+                        dirs.remove(d)
+                        total += count_messages(here / d)
+                total += sum(1 for name in files if name.lower().endswith(".eml"))
+            return total
+        with path.open("rb") as f:
+            if f.read(5) != b"From ":
+                return 1
+            f.seek(0)
+            # mbox: each message starts with a "From " line at the start of a line.
+            return sum(1 for line in f if line.startswith(b"From "))
+    except OSError:
+        return 1
+
+
 def single(path: Path) -> Iterator[Item]:
     try:
         yield str(path), path.read_bytes()
@@ -292,6 +317,9 @@ def main(argv: Sequence[str]) -> int:
     failed: Counter[str] = Counter()
     missing = False
     progress = Progress("ingest")
+    if progress.enabled:
+        progress.total = sum(count_messages(Path(p)) for p in args.paths)
+    done = 0
     try:
         target.open()
         for path_text in args.paths:
@@ -321,9 +349,11 @@ def main(argv: Sequence[str]) -> int:
                         failed[why] += 1
                         if not args.quiet:
                             error(PROG, f"{where}: {why}")
+                done += 1
                 progress.update(
                     f"{imported} imported, {sum(skipped.values())} skipped, "
-                    f"{sum(failed.values())} failed"
+                    f"{sum(failed.values())} failed",
+                    count=done,
                 )
     except CommandError as exc:
         progress.done()
