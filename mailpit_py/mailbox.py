@@ -422,8 +422,7 @@ class Mailbox:
     ) -> tuple[list[dict[str, Any]], int, int]:
         """(summaries newest first, matches, unread matches); SearchError on a bad query."""
         terms = parse_query(query, tz)
-        rows = self.store.search(terms, start, limit)
-        matched, unread = self.store.count_matches(terms)
+        rows, matched, unread = self.store.search_page(terms, start, limit)
         return [summary_to_api(r) for r in rows], matched, unread
 
     def delete_search(self, query: str, tz: str = "") -> list[str]:

@@ -181,8 +181,9 @@ def _compare(sql: str) -> Callable[[Term], tuple[str, list[Any]]]:
 
 
 def _header(term: Term) -> tuple[str, list[Any]]:
-    # headers.name is COLLATE NOCASE, so = is case-insensitive and uses headers_name.
-    sql = "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id AND h.name = ?"
+    # headers.name is COLLATE NOCASE, so = is case-insensitive; the (name, message, value) index
+    # answers the whole subquery, read once rather than probed per message.
+    sql = "m.id IN (SELECT h.message FROM headers h WHERE h.name = ?"
     params: list[Any] = [term.name]
     if term.value != "":
         like, values = _like("h.value", str(term.value))
@@ -190,6 +191,10 @@ def _header(term: Term) -> tuple[str, list[Any]]:
         params += values
     return sql + ")", params
 
+
+# Kinds whose clause reads every candidate row (no index narrows them): a search with one of
+# these is cheaper evaluated once for both its page and its counts (Store.search_page).
+SCANNING_KINDS = frozenset({*ADDRESS_KINDS, "addressed", "subject", "message-id", "header"})
 
 _BUILDERS: dict[str, Callable[[Term], tuple[str, list[Any]]]] = {
     **dict.fromkeys(ADDRESS_KINDS, _address),

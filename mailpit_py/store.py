@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mailpit_py.search import Term
-from mailpit_py.search_sql import build_where
+from mailpit_py.search_sql import SCANNING_KINDS, build_where
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,6 +27,29 @@ T = TypeVar("T")
 MEMORY = ":memory:"
 
 # Each entry moves the schema one version on; PRAGMA user_version records how far a file got.
+# The counters table follows messages through these; delete_all drops and recreates them so
+# that emptying the mailbox keeps SQLite's truncate fast path (triggers would force per-row).
+COUNTER_TRIGGERS: tuple[str, ...] = (
+    """CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN
+        UPDATE counters SET value = value + 1 WHERE name = 'total';
+        UPDATE counters SET value = value + 1 WHERE name = 'unread' AND new.read = 0;
+    END""",
+    """CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN
+        UPDATE counters SET value = value - 1 WHERE name = 'total';
+        UPDATE counters SET value = value - 1 WHERE name = 'unread' AND old.read = 0;
+    END""",
+    """CREATE TRIGGER messages_count_read AFTER UPDATE OF read ON messages
+        WHEN (old.read = 0) != (new.read = 0) BEGIN
+        UPDATE counters SET value = value + (CASE WHEN new.read = 0 THEN 1 ELSE -1 END)
+            WHERE name = 'unread';
+    END""",
+)
+COUNTER_TRIGGER_NAMES = ("messages_count_insert", "messages_count_delete", "messages_count_read")
+FTS_SCHEMA = """CREATE VIRTUAL TABLE messages_fts USING fts5 (
+        subject, addresses, body, attachments, headers,
+        tokenize = 'unicode61 remove_diacritics 2'
+    )"""
+
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE messages (
@@ -100,6 +123,20 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX headers_name ON headers (name, message);
     CREATE INDEX headers_message ON headers (message);
+    """,
+    # 3: total and unread kept by triggers (counting 100k rows took 10 ms per list call), and
+    # header values in the name index so header: searches read the index alone.
+    """
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO counters SELECT 'total', count(*) FROM messages;
+    INSERT INTO counters SELECT 'unread', count(*) FROM messages WHERE read = 0;
+    """
+    + "\n".join(f"{trigger};" for trigger in COUNTER_TRIGGERS)
+    + """
+    DROP INDEX headers_name;
+    CREATE INDEX headers_name_value ON headers (name, message, value);
+    -- The ids alone: OFFSET steps over this slim index, not over the table's fat rows.
+    CREATE INDEX messages_ids ON messages (id);
     """,
 ]
 
@@ -201,6 +238,10 @@ class Store:
                 # catcher needs; FULL would fsync every commit.
                 conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA temp_store=MEMORY")
+            # Debian's SQLite is built with secure_delete on: every freed page is zeroed and
+            # written again, which made emptying 100k messages take 2.2 s instead of 0.2 s.
+            # Overwriting caught test mail buys nothing.
+            conn.execute("PRAGMA secure_delete=0")
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot use database {self.path!r}: {exc}") from exc
@@ -432,9 +473,18 @@ class Store:
     def delete_all(self) -> int:
         conn = self._wconn
         n = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
-        # Unqualified DELETEs take SQLite's fast truncate path (no per-row work).
-        for table in ("messages", "message_data", "parts", "tags", "headers", "messages_fts"):
+        # Unqualified DELETEs take SQLite's fast truncate path (no per-row work) only on tables
+        # without triggers, so the counter triggers step aside inside this transaction.
+        for name in COUNTER_TRIGGER_NAMES:
+            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        for table in ("messages", "message_data", "parts", "tags", "headers"):
             conn.execute(f"DELETE FROM {table}")
+        # An FTS5 table deletes row by row (1.2 s at 100k messages); recreating it is instant.
+        conn.execute("DROP TABLE messages_fts")
+        conn.execute(FTS_SCHEMA)
+        conn.execute("UPDATE counters SET value = 0")
+        for trigger in COUNTER_TRIGGERS:
+            conn.execute(trigger)
         return n
 
     def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
@@ -541,23 +591,27 @@ class Store:
     # -- reads ---------------------------------------------------------------------------------
 
     def counts(self) -> tuple[int, int]:
-        """(total, unread)."""
+        """(total, unread), kept by triggers, so constant time at any size."""
         with self.reading() as conn:
-            row = conn.execute(
-                "SELECT count(*), coalesce(sum(read = 0), 0) FROM messages"
-            ).fetchone()
-        return int(row[0]), int(row[1])
+            values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+        return int(values.get("total", 0)), int(values.get("unread", 0))
 
     def list_summaries(self, start: int = 0, limit: int = 50) -> list[sqlite3.Row]:
         with self.reading() as conn:
-            return (
-                _dict_cursor(conn)
-                .execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT ? OFFSET ?",
-                    (limit, start),
-                )
-                .fetchall()
-            )
+            cursor = _dict_cursor(conn)
+            if start <= 0:
+                return cursor.execute(
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT ?",
+                    (limit,),
+                ).fetchall()
+            # OFFSET steps over rows; stepping over the slim ids index instead of the table finds
+            # a deep page's first id 5x faster, then the page is a range read.
+            return cursor.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= ("
+                "SELECT id FROM messages INDEXED BY messages_ids "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?) ORDER BY m.id DESC LIMIT ?",
+                (start, limit),
+            ).fetchall()
 
     def search(self, terms: Sequence[Term], start: int = 0, limit: int = 50) -> list[sqlite3.Row]:
         """Summaries matching the search terms, newest first, paged in SQL."""
@@ -572,6 +626,38 @@ class Store:
                 )
                 .fetchall()
             )
+
+    def search_page(
+        self, terms: Sequence[Term], start: int = 0, limit: int = 50
+    ) -> tuple[list[sqlite3.Row], int, int]:
+        """(page of summaries, matches, unread matches) for a search.
+
+        Terms that scan (header values, addresses, subjects) are evaluated once: every match's
+        (id, read) is read in one pass and the page is cut from it, instead of one scan for the
+        page and another for the counts.
+        """
+        if not any(t.kind in SCANNING_KINDS for t in terms):
+            return self.search(terms, start, limit), *self.count_matches(terms)
+        where, params = build_where(terms)
+        with self.reading() as conn:
+            found = conn.execute(
+                f"SELECT m.id, m.read FROM messages m WHERE {where} ORDER BY m.id DESC",
+                tuple(params),
+            ).fetchall()
+            page = [row[0] for row in found[max(start, 0) : max(start, 0) + limit]]
+            rows: list[sqlite3.Row] = []
+            if page:
+                marks = ",".join("?" * len(page))
+                rows = (
+                    _dict_cursor(conn)
+                    .execute(
+                        f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ({marks}) "
+                        "ORDER BY m.id DESC",
+                        page,
+                    )
+                    .fetchall()
+                )
+        return rows, len(found), sum(1 for row in found if not row[1])
 
     def count_matches(self, terms: Sequence[Term]) -> tuple[int, int]:
         """(matches, unread matches)."""
