@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -460,6 +460,23 @@ class Mailbox:
         if data is None:
             raise MessageNotFound(msg_id)
         return data
+
+    def raw_stream(self, msg_id: str) -> tuple[int, Iterator[bytes]]:
+        """(size, chunks) of the raw message, for sending big ones without holding them whole."""
+        found = self.store.raw_stream(self.resolve(msg_id))
+        if found is None:
+            raise MessageNotFound(msg_id)
+        return found
+
+    def part_stream(self, msg_id: str, part_id: str) -> tuple[str, int, Iterator[bytes]]:
+        """(content type, size, chunks) of a decoded part; MessageNotFound like part()."""
+        uid = self.resolve(msg_id)
+        found = self.store.part_stream(uid, part_id)
+        if found is None:
+            if self.store.summary(uid) is None:
+                raise MessageNotFound(msg_id)
+            raise MessageNotFound(f"{msg_id}/part/{part_id}")
+        return found
 
     def part(self, msg_id: str, part_id: str) -> tuple[str, bytes]:
         uid = self.resolve(msg_id)

@@ -334,12 +334,17 @@ class CatcherSMTP(SMTP):
             if leftover:
                 # Pipelined commands after the data belong to the command loop.
                 reader._buffer[0:0] = leftover
-            data = bytes(buf[:body_end])
-            if too_big or (limit and len(data) > limit):
+            if too_big or (limit and body_end > limit):
                 return b"", True
-            # Dot-unstuffing (RFC 5321 section 4.5.2): a leading dot on any line is removed.
-            if data.startswith(b"."):
-                data = data[1:]
+            # One copy out, then the buffer goes, so a 50 MB message is held at most twice here
+            # (slicing first would copy it twice more).
+            del buf[body_end:]
+            if buf.startswith(b"."):
+                del buf[0]
+            data = bytes(buf)
+            del buf
+            # Dot-unstuffing (RFC 5321 section 4.5.2): a leading dot on any line is removed;
+            # replace() returns the same object when there is none.
             return data.replace(b"\n.", b"\n"), False
 
     # -- timeouts and the end of the session ---------------------------------------------

@@ -27,6 +27,9 @@ T = TypeVar("T")
 MEMORY = ":memory:"
 
 # Each entry moves the schema one version on; PRAGMA user_version records how far a file got.
+# Values larger than this are written and read in pieces of this size (zeroblob + blobopen).
+BLOB_CHUNK = 1 << 20
+
 # The counters table follows messages through these; delete_all drops and recreates them so
 # that emptying the mailbox keeps SQLite's truncate fast path (triggers would force per-row).
 COUNTER_TRIGGERS: tuple[str, ...] = (
@@ -137,6 +140,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX headers_name_value ON headers (name, message, value);
     -- The ids alone: OFFSET steps over this slim index, not over the table's fat rows.
     CREATE INDEX messages_ids ON messages (id);
+    -- raw moves to the end of its row: SQLite writes a zeroblob lazily only in the last
+    -- column, and a big message is written into one in pieces (a 50 MB message cost 106 MB
+    -- of memory to insert in the middle of the row, 2 MB at its end).
+    CREATE TABLE message_data_v3 (
+        id INTEGER PRIMARY KEY,
+        detail TEXT NOT NULL,      -- JSON: everything parsed at ingest that the views show
+        transcript TEXT NOT NULL,  -- JSON: the SMTP exchange that delivered this message
+        raw BLOB NOT NULL
+    );
+    INSERT INTO message_data_v3 (id, detail, transcript, raw)
+        SELECT id, detail, transcript, raw FROM message_data;
+    DROP TABLE message_data;
+    ALTER TABLE message_data_v3 RENAME TO message_data;
     """,
 ]
 
@@ -418,16 +434,33 @@ class Store:
                 rec.session_uid,
             ),
         )
-        rowid = cur.lastrowid
-        conn.execute(
-            "INSERT INTO message_data (id, raw, detail, transcript) VALUES (?,?,?,?)",
-            (rowid, rec.raw, rec.detail, rec.transcript),
-        )
-        if rec.parts:
-            conn.executemany(
-                "INSERT INTO parts (message, part_id, content_type, data) VALUES (?,?,?,?)",
-                [(rowid, pid, ctype, data) for pid, ctype, data in rec.parts],
+        rowid = int(cur.lastrowid or 0)
+        if len(rec.raw) <= BLOB_CHUNK:
+            conn.execute(
+                "INSERT INTO message_data (id, raw, detail, transcript) VALUES (?,?,?,?)",
+                (rowid, rec.raw, rec.detail, rec.transcript),
             )
+        else:
+            conn.execute(
+                "INSERT INTO message_data (id, detail, transcript, raw) VALUES (?,?,?,zeroblob(?))",
+                (rowid, rec.detail, rec.transcript, len(rec.raw)),
+            )
+            _write_blob(conn, "message_data", "raw", rowid, rec.raw)
+        small = [
+            (rowid, pid, ctype, data) for pid, ctype, data in rec.parts if len(data) <= BLOB_CHUNK
+        ]
+        if small:
+            conn.executemany(
+                "INSERT INTO parts (message, part_id, content_type, data) VALUES (?,?,?,?)", small
+            )
+        for pid, ctype, data in rec.parts:
+            if len(data) > BLOB_CHUNK:
+                part_row = conn.execute(
+                    "INSERT INTO parts (message, part_id, content_type, data) "
+                    "VALUES (?,?,?,zeroblob(?))",
+                    (rowid, pid, ctype, len(data)),
+                ).lastrowid
+                _write_blob(conn, "parts", "data", int(part_row or 0), data)
         if rec.tags:
             conn.executemany(
                 "INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)",
@@ -721,6 +754,45 @@ class Store:
             ).fetchone()
         return bytes(row[0]) if row else None
 
+    def raw_stream(self, uid: str) -> tuple[int, Iterator[bytes]] | None:
+        """(size, chunks) of a raw message, read from the database as the chunks are taken."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT d.id, length(d.raw) FROM messages m JOIN message_data d ON d.id = m.id "
+                "WHERE m.uid = ?",
+                (uid,),
+            ).fetchone()
+        if row is None:
+            return None
+        return int(row[1]), self._blob_chunks("message_data", "raw", int(row[0]), int(row[1]))
+
+    def part_stream(self, uid: str, part_id: str) -> tuple[str, int, Iterator[bytes]] | None:
+        """(content type, size, chunks) of a decoded part, streamed like raw_stream."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT p.rowid, p.content_type, length(p.data) FROM messages m "
+                "JOIN parts p ON p.message = m.id WHERE m.uid = ? AND p.part_id = ?",
+                (uid, part_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return row[1], int(row[2]), self._blob_chunks("parts", "data", int(row[0]), int(row[2]))
+
+    def _blob_chunks(self, table: str, column: str, rowid: int, size: int) -> Iterator[bytes]:
+        # Up to BLOB_CHUNK bytes per step, so a 40 MB attachment never sits whole in memory.
+        # In memory, reads hold the one connection's lock, which a slow client must not keep.
+        if self.memory or size <= BLOB_CHUNK:
+            with self.reading() as conn:
+                row = conn.execute(
+                    f"SELECT {column} FROM {table} WHERE rowid = ?", (rowid,)
+                ).fetchone()
+            if row is not None:
+                yield bytes(row[0])
+            return
+        with self.reading() as conn, conn.blobopen(table, column, rowid, readonly=True) as blob:
+            while chunk := blob.read(BLOB_CHUNK):
+                yield chunk
+
     def part(self, uid: str, part_id: str) -> tuple[str, bytes] | None:
         with self.reading() as conn:
             row = conn.execute(
@@ -763,6 +835,14 @@ class Store:
             except OSError:
                 pass
         return total
+
+
+def _write_blob(conn: sqlite3.Connection, table: str, column: str, rowid: int, data: bytes) -> None:
+    """Fill a zeroblob in place: binding a big value makes SQLite copy it whole first."""
+    view = memoryview(data)
+    with conn.blobopen(table, column, rowid) as blob:
+        for offset in range(0, len(view), BLOB_CHUNK):
+            blob.write(view[offset : offset + BLOB_CHUNK])
 
 
 def _statements(script: str) -> list[str]:

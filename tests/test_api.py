@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import smtplib
 import urllib.error
@@ -208,6 +209,31 @@ def test_part_returns_decoded_bytes_with_content_type(mp: Server, http: Http) ->
     assert body == PNG and headers["Content-Type"] == "image/png"
     code, _, body = http.call("GET", "api/v1/message/latest/part/9.9")
     assert code == 404 and b"9.9" in body
+
+
+@pytest.mark.parametrize("database", ["file", ":memory:"])
+def test_big_raw_and_parts_are_stored_and_streamed_back_byte_exact(database: str, tmp_path) -> None:
+    # Over the store's 1 MB piece size, so raw and part go in and out in pieces.
+    blob = os.urandom(2_500_000)
+    body = base64.encodebytes(blob).replace(b"\n", b"\r\n").decode()
+    raw = (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: big\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        '--B\r\nContent-Type: application/octet-stream; name="blob.bin"\r\n'
+        f"Content-Transfer-Encoding: base64\r\n\r\n{body}--B--\r\n"
+    ).encode()
+    path = str(tmp_path / "big.db") if database == "file" else database
+    with make_server(max_messages=0, database=path) as server:
+        send(server, raw)
+        http = Http(server.http_url)
+        (part,) = http.json("GET", "api/v1/message/latest")["Attachments"]
+        code, headers, data = http.call("GET", f"api/v1/message/latest/part/{part['PartID']}")
+        assert code == 200 and data == blob
+        assert headers["Content-Length"] == str(len(blob))
+        code, headers, data = http.call("GET", "api/v1/message/latest/raw")
+        assert code == 200 and data == raw and headers["Content-Length"] == str(len(raw))
+        assert server.mailbox is not None and server.mailbox.raw("latest") == raw
 
 
 def test_view_html_points_cid_images_at_their_parts_and_view_txt(mp: Server, http: Http) -> None:

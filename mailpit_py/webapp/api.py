@@ -174,7 +174,9 @@ def headers(msg_id: str) -> Response:
 @api.get("/api/v1/message/<msg_id>/raw")
 def raw(msg_id: str) -> Response:
     uid = resolve(msg_id)
-    resp = Response(mailbox().raw(uid), mimetype="text/plain")
+    size, chunks = mailbox().raw_stream(uid)  # streamed: a 50 MB message is never whole here
+    resp = Response(chunks, mimetype="text/plain")
+    resp.headers["Content-Length"] = str(size)
     if request.args.get("dl") in ("1", "true"):
         resp.headers["Content-Disposition"] = f'attachment; filename="{uid}.eml"'
     return resp
@@ -183,8 +185,9 @@ def raw(msg_id: str) -> Response:
 @api.get("/api/v1/message/<msg_id>/part/<part_id>")
 def part(msg_id: str, part_id: str) -> Response:
     uid = resolve(msg_id)
-    content_type, data = mailbox().part(uid, part_id)
-    resp = Response(data, content_type=content_type or "application/octet-stream")
+    content_type, size, chunks = mailbox().part_stream(uid, part_id)
+    resp = Response(chunks, content_type=content_type or "application/octet-stream")
+    resp.headers["Content-Length"] = str(size)
     name = mailbox().get(uid).part_filename(part_id)
     if name:
         resp.headers["Content-Disposition"] = _disposition("inline", name)
