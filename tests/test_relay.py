@@ -142,6 +142,34 @@ def test_release_goes_through_starttls_and_auth_with_mailpits_header_changes(
     assert b"Bcc: secret@hidden.test" in mp.mailbox.raw(uid)
 
 
+@pytest.mark.parametrize(
+    ("auth", "tls"),
+    [("login", False), ("cram-md5", False), ("plain", True)],
+    ids=["starttls-login", "starttls-cram-md5", "implicit-tls-plain"],
+)
+def test_release_authenticates_with_each_method_over_starttls_or_tls(
+    relay_server: Callable[..., Server], tmp_path: Path, auth: str, tls: bool
+) -> None:
+    with UpstreamServer(starttls=not tls, implicit_tls=tls) as up:
+        keys: dict[str, Any] = {"auth": auth, "starttls": not tls, "tls": tls}
+        if auth == "cram-md5":
+            keys |= {"secret": PASSWORD, "password": None}
+        mp, uid = caught(relay_server, up, tmp_path, **keys)
+        status, text = http(mp, "POST", f"api/v1/message/{uid}/release", {"To": ["t@ok.test"]})
+        assert (status, text) == (200, "ok")
+        (got,) = up.received
+        assert got.username == USER and got.tls
+
+
+def test_a_wrong_password_is_a_final_failure_naming_the_upstreams_reply(
+    relay_server: Callable[..., Server], upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    mp, uid = caught(relay_server, upstream, tmp_path, password="wrong")
+    status, text = http(mp, "POST", f"api/v1/message/{uid}/release", {"To": ["t@ok.test"]})
+    assert status == 502 and "535" in text
+    assert upstream.received == []
+
+
 def test_release_keeps_ids_with_preserve_message_ids_and_overrides_from(
     relay_server: Callable[..., Server], upstream: UpstreamServer, tmp_path: Path
 ) -> None:
@@ -283,6 +311,26 @@ def test_a_451_is_retried_after_a_backoff_and_then_delivered(
     assert mp.mailbox.telemetry.counter("relay_attempts") == {("retry",): 1, ("sent",): 1}
 
 
+def test_only_the_temporarily_refused_recipient_is_retried(
+    relay_server: Callable[..., Server], upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    upstream.rcpt_replies["carol@example.test"] = ["452 4.2.2 mailbox full"]
+    mp = relay_server(smtp_relay_config=relay_yaml(tmp_path, upstream.port), smtp_relay_all=True)
+    send(mp, ["bob@example.test", "carol@example.test"])
+    uid = only_id(mp)
+    got = wait_until(lambda: len(upstream.received) == 2 and upstream.received, what="2 copies")
+    assert [r.rcpts for r in got] == [["bob@example.test"], ["carol@example.test"]]
+    attempts = wait_until(
+        lambda: len(history(mp, uid)["Attempts"]) == 2 and history(mp, uid)["Attempts"],
+        what="two attempts",
+    )
+    assert [(a["To"], a["Outcome"]) for a in attempts] == [
+        (["bob@example.test", "carol@example.test"], "partial"),
+        (["carol@example.test"], "sent"),
+    ]
+    assert "<carol@example.test> 452 4.2.2 mailbox full" in attempts[0]["Reply"]
+
+
 def test_a_550_is_final_and_not_retried(
     relay_server: Callable[..., Server], upstream: UpstreamServer, tmp_path: Path
 ) -> None:
@@ -382,3 +430,15 @@ def test_forward_smtp_errors_relays_inside_the_session_and_returns_the_refusal(
     newest = mp.mailbox.list()[0]["ID"]
     assert history(mp, newest)["Attempts"][0]["Outcome"] == "failed"
     assert history(mp, newest)["Queue"] == []  # the client was told: nothing to retry here
+
+
+def test_forward_smtp_errors_answers_451_when_the_upstream_is_down(
+    relay_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    cfg = relay_yaml(tmp_path, free_port(), **{"forward-smtp-errors": True})
+    mp = relay_server(smtp_relay_config=cfg, smtp_relay_all=True)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(mp, ["bob@example.test"])
+    assert refused.value.smtp_code == 451
+    assert b"relay to 127.0.0.1:" in refused.value.smtp_error
+    assert len(mp.mailbox.list()) == 1  # kept all the same

@@ -4,8 +4,11 @@ scripted refusals) and a DNS stub that answers MX and A queries from a dict, bot
 from __future__ import annotations
 
 import asyncio
+import hmac
+import secrets
 import socket
 import threading
+import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,17 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
+        """CRAM-MD5 (RFC 2195), which aiosmtpd lacks: the secret is PASSWORD."""
+        challenge = f"<{secrets.token_hex(8)}@upstream.test>".encode()
+        response = await server.challenge_auth(challenge)
+        if not isinstance(response, bytes):
+            return AuthResult(success=False, handled=True)
+        user, _, digest = response.partition(b" ")
+        expected = hmac.new(PASSWORD.encode(), challenge, "md5").hexdigest().encode()
+        ok = user == USER.encode() and hmac.compare_digest(digest, expected)
+        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(user, b""))
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.owner.data_replies:
             return self.owner.data_replies.pop(0)
@@ -55,10 +69,16 @@ class _Handler:
                 list(envelope.rcpt_tos),
                 envelope.original_content or envelope.content,
                 login.decode() if isinstance(login, bytes) else str(login or ""),
-                session.ssl is not None,
+                # STARTTLS sets session.ssl; implicit TLS shows on the transport only.
+                session.ssl is not None or _on_tls(server),
             )
         )
         return "250 2.0.0 Ok: upstream got it"
+
+
+def _on_tls(server: Any) -> bool:
+    transport = server.transport
+    return transport is not None and transport.get_extra_info("ssl_object") is not None
 
 
 class UpstreamServer:
@@ -75,6 +95,7 @@ class UpstreamServer:
         auth: bool = True,
         port: int = 0,
         address: str = "127.0.0.1",
+        implicit_tls: bool = False,
     ) -> None:
         self.received: list[Received] = []
         self.rcpt_replies: dict[str, list[str]] = {}
@@ -86,7 +107,12 @@ class UpstreamServer:
         self.loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
-        self._tls = server_context("sans:localhost,127.0.0.1", None, "--test") if starttls else None
+        self.implicit_tls = implicit_tls
+        self._tls = (
+            server_context("sans:localhost,127.0.0.1", None, "--test")
+            if starttls or implicit_tls
+            else None
+        )
 
     def _authenticate(
         self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
@@ -98,13 +124,20 @@ class UpstreamServer:
         return AuthResult(success=ok, handled=False, auth_data=data)
 
     def _factory(self) -> SMTP:
+        with warnings.catch_warnings():
+            # Implicit TLS: aiosmtpd only knows STARTTLS, so it warns that AUTH is not tied to
+            # TLS; here the whole connection is TLS from the first byte.
+            warnings.simplefilter("ignore", UserWarning)
+            return self._protocol()
+
+    def _protocol(self) -> SMTP:
         return SMTP(
             _Handler(self),
             hostname="upstream.test",
-            tls_context=self._tls,
+            tls_context=None if self.implicit_tls else self._tls,
             authenticator=self._authenticate if self.auth else None,
             auth_required=self.auth,
-            auth_require_tls=self.starttls,
+            auth_require_tls=self.starttls and not self.implicit_tls,
             loop=self.loop,
         )
 
@@ -116,7 +149,11 @@ class UpstreamServer:
             try:
                 self._server = self.loop.run_until_complete(
                     self.loop.create_server(
-                        self._factory, host=self.host, port=self.port, reuse_address=True
+                        self._factory,
+                        host=self.host,
+                        port=self.port,
+                        reuse_address=True,
+                        ssl=self._tls if self.implicit_tls else None,
                     )
                 )
             except Exception as exc:
