@@ -341,7 +341,7 @@ class Mailbox:
                 return
             cfg = self.config
 
-            plan = self.outbox_plan(envelope, origin or {}) if self.outbox_plan else []
+            plan = self._plan_outbox(envelope, origin or {})
 
             def job(store: Store) -> list[str]:
                 store.insert_message(rec)
@@ -558,6 +558,17 @@ class Mailbox:
         return pruned
 
     # -- relay outbox (issue 6) ----------------------------------------------------------
+
+    def _plan_outbox(
+        self, envelope: Envelope, origin: dict[str, Any]
+    ) -> list[tuple[str, str, list[str]]]:
+        if self.outbox_plan is None:
+            return []
+        try:
+            return self.outbox_plan(envelope, origin)
+        except Exception:  # a relay bug must not cost the message its 250
+            log.exception("planning the relay of a new message failed")
+            return []
 
     def queue_relay(
         self, msg_id: str, kind: str, mail_from: str, rcpts: Sequence[str], raw: bytes

@@ -195,7 +195,7 @@ class Relay:
                 for row in due:
                     if self._stop.is_set():
                         return
-                    self._attempt(row)
+                    self._attempt_safely(row)
                 if due:
                     continue
                 nxt = self.mailbox.outbox_next_time()
@@ -207,6 +207,23 @@ class Relay:
             timeout = 5.0 if nxt is None else min(5.0, max(0.0, nxt - time.time()))
             ready.wait(timeout)
             ready.clear()
+
+    def _attempt_safely(self, row: Any) -> None:
+        """An unexpected error (a bug) is recorded as a retry an hour away, so the worker
+        neither dies nor spins on the same item."""
+        try:
+            self._attempt(row)
+        except StoreError:
+            raise
+        except Exception as exc:
+            log.exception("relay attempt of outbox item %s failed", row["id"])
+            rcpts = json.loads(row["recipients"])
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            result = Result("", {r: (0, error) for r in rcpts})
+            self._record(
+                row["id"], row["message_uid"], row["kind"], rcpts, result, "retry", "pending",
+                rcpts, time.time() + MAX_DELAY,
+            )  # fmt: skip
 
     def _attempt(self, row: Any) -> None:
         kind = row["kind"]

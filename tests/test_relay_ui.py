@@ -48,7 +48,7 @@ def test_release_dialog_shows_a_refusal_then_releases_and_the_relay_tab_lists_it
     assert up.received == []
 
     page.locator("#release-to").fill("tester@ok.test")
-    dialog.locator("button[value=ok]").click()
+    page.locator("#release-to").press("Enter")  # Enter releases (Cancel is the form's default)
     expect(dialog).to_be_hidden()
     expect(page.locator("#toast")).to_contain_text("Released to tester@ok.test")
     wait_until(lambda: up.received, what="the released copy")

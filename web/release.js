@@ -51,8 +51,22 @@ export function openRelease(m, config, done) {
       refreshRelayTab(m.ID);
     }
   };
+  // Enter in the field means Release (the form's first button, its default, is Cancel).
+  const onKey = (e) => {
+    if (e.key !== 'Enter') return;
+    e.preventDefault();
+    submit.click();
+  };
+  input.addEventListener('keydown', onKey);
   form.addEventListener('submit', onSubmit);
-  dlg.addEventListener('close', () => form.removeEventListener('submit', onSubmit), { once: true });
+  dlg.addEventListener(
+    'close',
+    () => {
+      form.removeEventListener('submit', onSubmit);
+      input.removeEventListener('keydown', onKey);
+    },
+    { once: true },
+  );
   dlg.returnValue = '';
   dlg.showModal();
 }
