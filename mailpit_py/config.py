@@ -34,7 +34,8 @@ class Config:
     verbose: bool = False
     # --- relay and release (issue 6) ---
     smtp_relay_config: str = ""  # YAML file with Mailpit's relay keys
-    smtp_relay_env: tuple[tuple[str, str], ...] = ()  # MP_SMTP_RELAY_*/MP_SMTP_FORWARD_* seen
+    # The MP_SMTP_RELAY_*/MP_SMTP_FORWARD_* variables seen (passwords among them: no repr).
+    smtp_relay_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     smtp_relay_all: bool = False  # relay every message to its recipients
     smtp_relay_matching: str = ""  # regex: relay only to matching recipients
     smtp_relay_mx: bool = False  # no relay host: deliver to the recipients' MX hosts

@@ -70,8 +70,8 @@ class Upstream:
     allow_insecure: bool = False
     auth: str = "none"
     username: str = ""
-    password: str = ""
-    secret: str = ""
+    password: str = field(default="", repr=False)
+    secret: str = field(default="", repr=False)
     return_path: str = ""
     override_from: str = ""
     forward_smtp_errors: bool = False

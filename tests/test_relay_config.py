@@ -3,6 +3,7 @@ error that names what to fix; MP_SMTP_RELAY_* variables work without a file."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,26 @@ def test_the_cli_refuses_to_start_with_a_bad_relay_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "line 2: unknown key 'prot'" in done.stderr
+
+
+def test_mailpit_py_config_masks_relay_passwords() -> None:
+    env = {
+        "MP_SMTP_RELAY_HOST": "127.0.0.1",
+        "MP_SMTP_RELAY_AUTH": "plain",
+        "MP_SMTP_RELAY_USERNAME": "me",
+        "MP_SMTP_RELAY_PASSWORD": "hunter2-relay",
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "mailpit_py", "config", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hunter2-relay" not in done.stdout
+    assert "MP_SMTP_RELAY_USERNAME" in done.stdout and "me" in done.stdout
+    assert "hunter2-relay" not in repr(config_from([], env))
