@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import json
 import smtplib
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -287,6 +288,24 @@ def test_forward_copies_every_message_to_the_fixed_addresses(
     assert headers_of(got.data)["Bcc"] == "secret@hidden.test"  # a forward is a full copy
     attempt = wait_until(lambda: history(mp, uid)["Attempts"], what="the attempt")[0]
     assert attempt["Kind"] == "forward" and attempt["Outcome"] == "sent"
+
+
+def test_a_hung_upstream_never_holds_up_the_smtp_session(
+    relay_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    # An upstream that accepts connections and never says a word.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        mp = relay_server(
+            smtp_relay_config=relay_yaml(tmp_path, silent.getsockname()[1]), smtp_relay_all=True
+        )
+        assert send(mp, ["bob@example.test"]) == {}  # the 250 came while the relay waits
+        uid = only_id(mp)
+        conn, _ = silent.accept()  # the worker is connected, waiting for a greeting
+        (item,) = history(mp, uid)["Queue"]
+        assert (item["State"], item["Attempts"]) == ("pending", 0)
+        conn.close()  # let the attempt end (as a dropped connection)
+        attempt = wait_until(lambda: history(mp, uid)["Attempts"], what="the attempt")[0]
+        assert attempt["Outcome"] == "retry"
 
 
 # -- retries -----------------------------------------------------------------------------------
