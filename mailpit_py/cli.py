@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailpit_py import __version__, commands
+from mailpit_py import __version__, commands, relay_config
 from mailpit_py.config import (
     Config,
     ConfigError,
@@ -146,6 +146,67 @@ OPTIONS: tuple[Option, ...] = (
         "log details (each SMTP session)",
         boolean=True,
     ),
+    # --- relay and release (issue 6) ---
+    Option(
+        ("--smtp-relay-config",),
+        "MP_SMTP_RELAY_CONFIG",
+        "smtp_relay_config",
+        "YAML file naming the SMTP server that releases and auto-relays go through "
+        "(Mailpit's keys; or set MP_SMTP_RELAY_HOST and friends)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--smtp-relay-all",),
+        "MP_SMTP_RELAY_ALL",
+        "smtp_relay_all",
+        "relay every message to its recipients as well as keeping it",
+        boolean=True,
+    ),
+    Option(
+        ("--smtp-relay-matching",),
+        "MP_SMTP_RELAY_MATCHING",
+        "smtp_relay_matching",
+        "relay messages to the recipients matching this regular expression",
+        metavar="REGEX",
+    ),
+    Option(
+        ("--smtp-relay-mx",),
+        "MP_SMTP_RELAY_MX",
+        "smtp_relay_mx",
+        "without a relay host, deliver to each recipient domain's MX hosts",
+        boolean=True,
+    ),
+    Option(
+        ("--smtp-relay-mx-nameserver",),
+        "MP_SMTP_RELAY_MX_NAMESERVER",
+        "smtp_relay_mx_nameserver",
+        "DNS server for MX lookups, HOST:PORT (default: the system's resolvers)",
+        metavar="ADDR",
+    ),
+    Option(
+        ("--smtp-relay-retry-delay",),
+        "MP_SMTP_RELAY_RETRY_DELAY",
+        "smtp_relay_retry_delay",
+        "wait before retrying a temporary relay failure; doubles each time, e.g. 30s",
+        parse_duration,
+        metavar="DURATION",
+    ),
+    Option(
+        ("--smtp-relay-max-attempts",),
+        "MP_SMTP_RELAY_MAX_ATTEMPTS",
+        "smtp_relay_max_attempts",
+        "relay attempts before a temporary failure is given up",
+        _int,
+        metavar="N",
+    ),
+    Option(
+        ("--smtp-forward-config",),
+        "MP_SMTP_FORWARD_CONFIG",
+        "smtp_forward_config",
+        "YAML file: forward a copy of every message to fixed addresses (Mailpit's keys; or "
+        "set MP_SMTP_FORWARD_HOST and MP_SMTP_FORWARD_TO)",
+        metavar="FILE",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -199,6 +260,7 @@ def config_from(argv: Sequence[str] | None, environ: dict[str, str]) -> Config:
             values[opt.field] = opt.convert(raw, source)
         else:
             values[opt.field] = raw
+    values["smtp_relay_env"] = relay_config.env_pairs(environ)  # issue 6: no flags for these
     return Config(**values).validate()
 
 

@@ -32,6 +32,17 @@ class Config:
     label: str = ""
     quiet: bool = False
     verbose: bool = False
+    # --- relay and release (issue 6) ---
+    smtp_relay_config: str = ""  # YAML file with Mailpit's relay keys
+    # The MP_SMTP_RELAY_*/MP_SMTP_FORWARD_* variables seen (passwords among them: no repr).
+    smtp_relay_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    smtp_relay_all: bool = False  # relay every message to its recipients
+    smtp_relay_matching: str = ""  # regex: relay only to matching recipients
+    smtp_relay_mx: bool = False  # no relay host: deliver to the recipients' MX hosts
+    smtp_relay_mx_nameserver: str = ""  # HOST:PORT of the DNS server for MX lookups
+    smtp_relay_retry_delay: float = 30.0  # seconds before the first retry; doubles each time
+    smtp_relay_max_attempts: int = 8  # attempts before a temporary failure becomes final
+    smtp_forward_config: str = ""  # YAML file: copy every message to fixed addresses
 
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
@@ -53,6 +64,10 @@ class Config:
             raise ConfigError("--smtp-timeout must be a positive duration such as 300s or 5m")
         if self.session_history < 0:
             raise ConfigError("--smtp-session-history must be 0 or a positive number")
+        # --- relay and release (issue 6) ---
+        from mailpit_py import relay_config  # it imports ConfigError from here
+
+        relay_config.validate(self)
         return self
 
 

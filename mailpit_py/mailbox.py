@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,6 +31,10 @@ log = logging.getLogger("mailpit_py.mailbox")
 
 
 INLINE_PARSE_LIMIT = 256 * 1024  # bytes; larger messages are parsed off the caller's thread
+
+
+# (envelope, origin) -> [(kind, envelope sender, recipients)] to queue with a new message.
+OutboxPlan = Callable[[Envelope, dict[str, Any]], list[tuple[str, str, list[str]]]]
 
 
 class MessageNotFound(LookupError):
@@ -285,6 +289,12 @@ class Mailbox:
         self.accepted = 0
         self.accepted_size = 0
         self.deleted = 0
+        # Issue 6 (relay.py sets these): which outbox items a new message gets, committed in the
+        # same transaction; the event tells the relay worker there is something to send; the
+        # inline hook relays inside the SMTP session (forward-smtp-errors).
+        self.outbox_plan: OutboxPlan | None = None
+        self.outbox_ready = threading.Event()
+        self.relay_inline: Callable[[str, Envelope, bytes], str] | None = None
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -331,14 +341,18 @@ class Mailbox:
                 return
             cfg = self.config
 
+            plan = self._plan_outbox(envelope, origin or {})
+
             def job(store: Store) -> list[str]:
                 store.insert_message(rec)
+                for kind, mail_from, rcpts in plan:  # issue 6: queued with the message
+                    store.outbox_add(uid, kind, mail_from, rcpts, raw, created)
                 older = time.time() - cfg.max_age if cfg.max_age else None
                 return store.prune(cfg.max_messages, older)
 
-            self.store.submit(job).add_done_callback(lambda f: committed(f, rec))
+            self.store.submit(job).add_done_callback(lambda f: committed(f, rec, bool(plan)))
 
-        def committed(fut: Future[list[str]], rec: MessageRecord) -> None:
+        def committed(fut: Future[list[str]], rec: MessageRecord, queued: bool) -> None:
             try:
                 pruned = fut.result()
             except Exception as exc:
@@ -353,6 +367,8 @@ class Mailbox:
                 self.deleted += len(pruned)
                 self.bus.publish(events.Prune({"IDs": pruned}))
             self._stats_dirty.set()
+            if queued:
+                self.outbox_ready.set()
             log.info(
                 "message %s from <%s> to %s subject %r size %d",
                 uid,
@@ -556,6 +572,88 @@ class Mailbox:
             self.bus.publish(events.Prune({"IDs": pruned}))
             self._stats_dirty.set()
         return pruned
+
+    # -- relay outbox (issue 6) ----------------------------------------------------------
+
+    def _plan_outbox(
+        self, envelope: Envelope, origin: dict[str, Any]
+    ) -> list[tuple[str, str, list[str]]]:
+        if self.outbox_plan is None:
+            return []
+        try:
+            return self.outbox_plan(envelope, origin)
+        except Exception:  # a relay bug must not cost the message its 250
+            log.exception("planning the relay of a new message failed")
+            return []
+
+    def queue_relay(
+        self, msg_id: str, kind: str, mail_from: str, rcpts: Sequence[str], raw: bytes
+    ) -> int:
+        """Queue what to send for a stored message (the relay worker sends it); its outbox id."""
+        uid = self.resolve(msg_id)
+        now = time.time()
+        item = self.store.write(lambda s: s.outbox_add(uid, kind, mail_from, rcpts, raw, now))
+        self.outbox_ready.set()
+        return item
+
+    def outbox_due(self, now: float) -> list[Any]:
+        return self.store.outbox_due(now)
+
+    def outbox_next_time(self) -> float | None:
+        return self.store.outbox_next_time()
+
+    def outbox_item(self, item_id: int) -> Any:
+        return self.store.outbox_item(item_id)
+
+    def record_relay_attempt(
+        self,
+        item_id: int,
+        attempt: dict[str, Any],
+        *,
+        state: str,
+        recipients: Sequence[str],
+        next_attempt: float,
+    ) -> None:
+        self.store.write(
+            lambda s: s.outbox_record(
+                item_id, attempt, state=state, recipients=recipients, next_attempt=next_attempt
+            )
+        )
+        self.telemetry.inc("relay_attempts", attempt["outcome"])
+
+    def relay_history(self, msg_id: str) -> dict[str, Any]:
+        """The message's relay queue entries and attempts, as the API shows them."""
+        uid = self.resolve(msg_id)
+        if self.store.summary(uid) is None:
+            raise MessageNotFound(msg_id)
+        items, attempts = self.store.relay_history(uid)
+        return {
+            "ID": uid,
+            "Queue": [
+                {
+                    "ID": r["id"],
+                    "Kind": r["kind"],
+                    "From": r["mail_from"],
+                    "To": json.loads(r["recipients"]),
+                    "Created": rfc3339(r["created"]),
+                    "Attempts": r["attempts"],
+                    "NextAttempt": rfc3339(r["next_attempt"]) if r["state"] == "pending" else "",
+                    "State": r["state"],
+                }
+                for r in items
+            ],
+            "Attempts": [
+                {
+                    "Time": rfc3339(a["at"]),
+                    "Kind": a["kind"],
+                    "To": json.loads(a["recipients"]),
+                    "Server": a["server"],
+                    "Reply": a["reply"],
+                    "Outcome": a["outcome"],
+                }
+                for a in attempts
+            ],
+        }
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from mailpit_py import events
 from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
 from mailpit_py.mailbox import Mailbox
+from mailpit_py.relay import Relay
 from mailpit_py.smtp import SmtpServer
 
 log = logging.getLogger("mailpit_py")
@@ -25,6 +26,7 @@ class Server:
         self.mailbox: Mailbox | None = None
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
+        self.relay: Relay | None = None  # issue 6
         self.started = time.time()
 
     def start(self) -> Server:
@@ -33,6 +35,7 @@ class Server:
         self.started = time.time()
         self.mailbox = Mailbox(self.config, self.bus, busy_timeout=self._busy_timeout)
         try:
+            self.relay = Relay(self.config, self.mailbox).start()  # issue 6: before SMTP opens
             self.smtp = SmtpServer(self.config, self.mailbox, self.bus)
             self.smtp.start()
             self.http = HttpServer(create_app(self.mailbox, self.bus, self), self.config.http_addr)
@@ -51,6 +54,9 @@ class Server:
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None
+        if self.relay is not None:  # issue 6: the outbox keeps what is not sent yet
+            self.relay.stop()
+            self.relay = None
         if self.mailbox is not None:
             self.mailbox.close()
             self.mailbox = None

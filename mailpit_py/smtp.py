@@ -286,6 +286,15 @@ class CatcherSMTP(SMTP):
         finally:
             self._storing = False
         self._delivered.append(uid)
+        # --- relay (issue 6, relay.py): with forward-smtp-errors the message is relayed now and
+        # the upstream's refusal is this session's answer instead of the 250.
+        relay_inline = self._server.mailbox.relay_inline
+        if relay_inline is not None:
+            refusal = await self._server.loop.run_in_executor(None, relay_inline, uid, env, raw)
+            if refusal:
+                await self.push(refusal)
+                return
+        # --- end relay (issue 6)
         await self.push(ok_reply)
         if self._eof_while_storing and self.transport is not None:
             self.transport.close()  # the client had half-closed: it has its answer now

@@ -154,6 +154,35 @@ MIGRATIONS: list[str] = [
     DROP TABLE message_data;
     ALTER TABLE message_data_v3 RENAME TO message_data;
     """,
+    # 4 (issue 6): the relay outbox, kept across restarts, and every relay attempt's outcome.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_uid TEXT NOT NULL,
+        kind TEXT NOT NULL,          -- release, relay or forward
+        mail_from TEXT NOT NULL,     -- the envelope sender to use
+        recipients TEXT NOT NULL,    -- JSON list still to deliver to
+        raw BLOB NOT NULL,           -- what to send: a copy, so pruning cannot lose it
+        created REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending'  -- pending, sent or failed
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt);
+    CREATE INDEX outbox_message ON outbox (message_uid);
+    CREATE TABLE relay_attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_uid TEXT NOT NULL,
+        outbox_id INTEGER NOT NULL,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        recipients TEXT NOT NULL,    -- JSON list
+        server TEXT NOT NULL,
+        reply TEXT NOT NULL,         -- the upstream's reply or the connection error
+        outcome TEXT NOT NULL        -- sent, partial, retry or failed
+    );
+    CREATE INDEX relay_attempts_message ON relay_attempts (message_uid);
+    """,
 ]
 
 
@@ -820,6 +849,91 @@ class Store:
                 _dict_cursor(conn)
                 .execute("SELECT * FROM sessions ORDER BY id DESC LIMIT ? OFFSET ?", (limit, start))
                 .fetchall()
+            )
+
+    # -- relay outbox (issue 6) -----------------------------------------------------------------
+
+    def outbox_add(
+        self, uid: str, kind: str, mail_from: str, rcpts: Sequence[str], raw: bytes, now: float
+    ) -> int:
+        """Queue a delivery (writer thread only); returns its outbox id."""
+        cur = self._wconn.execute(
+            "INSERT INTO outbox (message_uid, kind, mail_from, recipients, raw, created, "
+            "next_attempt) VALUES (?,?,?,?,?,?,?)",
+            (uid, kind, mail_from, json.dumps(list(rcpts)), raw, now, now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def outbox_due(self, now: float, limit: int = 20) -> list[sqlite3.Row]:
+        with self.reading() as conn:
+            return (
+                _dict_cursor(conn)
+                .execute(
+                    "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt <= ? "
+                    "ORDER BY next_attempt, id LIMIT ?",
+                    (now, limit),
+                )
+                .fetchall()
+            )
+
+    def outbox_next_time(self) -> float | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT min(next_attempt) FROM outbox WHERE state = 'pending'"
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def outbox_record(
+        self,
+        item_id: int,
+        attempt: dict[str, Any],
+        *,
+        state: str,
+        recipients: Sequence[str],
+        next_attempt: float,
+    ) -> None:
+        """Log one attempt and move the item on (writer thread only); a done item drops its copy."""
+        conn = self._wconn
+        conn.execute(
+            "INSERT INTO relay_attempts (message_uid, outbox_id, at, kind, recipients, server, "
+            "reply, outcome) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                attempt["message_uid"],
+                item_id,
+                attempt["at"],
+                attempt["kind"],
+                json.dumps(list(attempt["recipients"])),
+                attempt["server"],
+                attempt["reply"],
+                attempt["outcome"],
+            ),
+        )
+        conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, state = ?, recipients = ?, "
+            "next_attempt = ?, raw = CASE WHEN ? = 'pending' THEN raw ELSE x'' END WHERE id = ?",
+            (state, json.dumps(list(recipients)), next_attempt, state, item_id),
+        )
+
+    def relay_history(self, uid: str) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+        """(outbox items, attempts) of one message, oldest first."""
+        with self.reading() as conn:
+            cur = _dict_cursor(conn)
+            items = cur.execute(
+                "SELECT id, kind, mail_from, recipients, created, attempts, next_attempt, state "
+                "FROM outbox WHERE message_uid = ? ORDER BY id",
+                (uid,),
+            ).fetchall()
+            attempts = cur.execute(
+                "SELECT * FROM relay_attempts WHERE message_uid = ? ORDER BY id", (uid,)
+            ).fetchall()
+        return items, attempts
+
+    def outbox_item(self, item_id: int) -> sqlite3.Row | None:
+        with self.reading() as conn:
+            return (
+                _dict_cursor(conn)
+                .execute("SELECT * FROM outbox WHERE id = ?", (item_id,))
+                .fetchone()
             )
 
     def size_bytes(self) -> int:

@@ -7,6 +7,7 @@ import {
   highlightHtml, plural,
 } from './dom.js';
 import { Live } from './live.js';
+import { openRelease, relayPanel, relayShown } from './release.js';
 
 const PAGE = 50;
 const SEARCH_PAUSE = 250; // ms of typing pause before the search runs
@@ -534,6 +535,7 @@ function messageTabs(m) {
     { key: 'headers', label: 'Headers' },
     { key: 'raw', label: 'Raw' },
     { key: 'smtp', label: 'SMTP' },
+    relayShown(state.config) ? { key: 'relay', label: 'Relay' } : null, // issue 6: release.js
     { key: 'warnings', label: 'Warnings', count: m.Warnings?.length || 0 },
     files ? { key: 'attachments', label: 'Attachments', count: files } : null,
   ].filter(Boolean);
@@ -755,6 +757,7 @@ const TABS = {
       transcript(data.Transcript || []),
     );
   },
+  relay: (m) => relayPanel(m), // issue 6: release.js
   async warnings(m) {
     const w = m.Warnings || [];
     if (!w.length) return h('p', { class: 'muted pad', text: 'No warnings: the parser noticed nothing unusual in this message.' });
@@ -915,32 +918,7 @@ function openTagDialog() {
 }
 
 function openReleaseDialog() {
-  const m = state.message;
-  if (!m || !state.config?.MessageRelay?.Enabled) return;
-  const dlg = $('#release-dialog');
-  const input = $('#release-to');
-  const relay = state.config.MessageRelay;
-  $('#release-server').textContent = relay.SMTPServer ? `Through ${relay.SMTPServer}` : '';
-  input.value = localStorage.getItem('mp.releaseTo') || (m.To || []).map((a) => a.Address).join(', ');
-  $('#release-error').hidden = true;
-  dlg.returnValue = '';
-  dlg.showModal();
-  dlg.addEventListener(
-    'close',
-    async () => {
-      if (dlg.returnValue !== 'ok') return;
-      const to = input.value.split(/[,;\s]+/).map((a) => a.trim()).filter(Boolean);
-      if (!to.length) return;
-      localStorage.setItem('mp.releaseTo', to.join(', '));
-      try {
-        await api.release(m.ID, to);
-        toast(`Released to ${to.join(', ')}`);
-      } catch (err) {
-        showError(err);
-      }
-    },
-    { once: true },
-  );
+  openRelease(state.message, state.config, toast); // issue 6: release.js
 }
 
 // -- the sessions page -------------------------------------------------------------------------

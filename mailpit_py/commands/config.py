@@ -32,6 +32,9 @@ def mask(name: str, value: Any) -> Any:
     """Secrets never print: a field named like one, or a password inside a URL."""
     if value in (None, "", False):
         return value
+    if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        # (name, value) pairs such as smtp_relay_env (issue 6): each masked by its own name.
+        return [[k, mask(k, v)] for k, v in value]
     if _SECRET.search(name):
         return "********"
     if isinstance(value, str):

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from mailpit_py import __version__
 from mailpit_py.compose import ComposeError, compose
 from mailpit_py.mailbox import Mailbox, MessageNotFound, StoredMessage
+from mailpit_py.relay import Relay, RelayError
 from mailpit_py.webapp.errors import BadRequest
 
 api = Blueprint("api", __name__)
@@ -207,6 +208,37 @@ def smtp_transcript(msg_id: str) -> Response:
     )
 
 
+# -- relay and release (issue 6) ---------------------------------------------------------------
+
+
+def relay_service() -> Relay:
+    relay = getattr(runtime(), "relay", None)
+    if relay is None or relay.settings.relay is None:
+        raise RelayError(
+            "relaying is not configured: start with --smtp-relay-config FILE, "
+            "MP_SMTP_RELAY_HOST or --smtp-relay-mx"
+        )
+    return relay  # type: ignore[no-any-return]
+
+
+@api.post("/api/v1/message/<msg_id>/release")
+def release(msg_id: str) -> Response:
+    uid = resolve(msg_id)
+    to = str_list(json_body(required=True), "To")
+    if not to:
+        raise BadRequest("To must list at least one recipient address")
+    mailbox().summary(uid)  # 404 before anything else
+    outcome = relay_service().release(uid, to)
+    if outcome == "sent":
+        return ok()
+    return Response(outcome, status=202, mimetype="text/plain")
+
+
+@api.get("/api/v1/message/<msg_id>/relay")
+def relay_history(msg_id: str) -> Response:
+    return jsonify(mailbox().relay_history(resolve(msg_id)))
+
+
 @api.get("/api/v1/sessions")
 def sessions() -> Response:
     start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
@@ -331,21 +363,29 @@ def webui() -> Response:
     return jsonify(
         {
             "Label": cfg.label,
-            "MessageRelay": {
-                "Enabled": False,
-                "SMTPServer": "",
-                "ReturnPath": "",
-                "AllowedRecipients": "",
-                "BlockedRecipients": "",
-                "OverrideFrom": "",
-                "PreserveMessageIDs": False,
-            },
+            "MessageRelay": _message_relay(),
             "SpamAssassin": False,
             "ChaosEnabled": False,
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,
         }
     )
+
+
+def _message_relay() -> dict[str, Any]:
+    relay = getattr(runtime(), "relay", None)
+    if relay is not None:
+        return relay.webui()  # type: ignore[no-any-return]
+    return {
+        "Enabled": False,
+        "SMTPServer": "",
+        "ReturnPath": "",
+        "AllowedRecipients": "",
+        "BlockedRecipients": "",
+        "OverrideFrom": "",
+        "PreserveMessageIDs": False,
+        "Forwarding": False,
+    }
 
 
 @api.get("/api/v1/swagger.json")

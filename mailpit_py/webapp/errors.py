@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from mailpit_py.mailbox import MessageNotFound, SessionNotFound
+from mailpit_py.relay import RelayError, RelayFailed
 from mailpit_py.search import SearchError
 from mailpit_py.store import StoreError
 
@@ -35,6 +36,14 @@ def register(app: Flask) -> None:
     @app.errorhandler(BadRequest)
     def bad_request(exc: BadRequest) -> Response:
         return text(400, str(exc))
+
+    @app.errorhandler(RelayError)
+    def relay_refused(exc: RelayError) -> Response:
+        return text(400, str(exc))
+
+    @app.errorhandler(RelayFailed)
+    def relay_failed(exc: RelayFailed) -> Response:
+        return text(502, str(exc))
 
     @app.errorhandler(SearchError)
     def bad_search(exc: SearchError) -> Response:
