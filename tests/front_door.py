@@ -66,6 +66,20 @@ def newest_session(mp: Server, count: int = 1) -> dict[str, Any]:
     return sessions[0]  # type: ignore[no-any-return]
 
 
+def logged_anywhere(mp: Server, prefix: str) -> str:
+    """Wait until some recorded session has a log line starting with `prefix`; return it."""
+    assert mp.mailbox is not None
+
+    def find() -> str | None:
+        for session in mp.mailbox.sessions():
+            for line in lines(session):
+                if line.startswith(prefix):
+                    return line
+        return None
+
+    return wait_until(find, what=f"a session log line {prefix!r}")  # type: ignore[no-any-return]
+
+
 def lines(session: dict[str, Any]) -> list[str]:
     return [t["Line"] for t in session["Transcript"]]
 
