@@ -172,6 +172,7 @@ class CatcherSMTP(SMTP):
         self._storing = False
         self._eof_while_storing = False
         self._lost = False
+        self._handshaking = False
         self._rule: tuple[str, str] | None = None  # the rule of the refusal being sent
         self._context_rule = ""  # the rule of any refusal during this command (AUTH)
         self._auth_failures = 0
@@ -391,8 +392,15 @@ class CatcherSMTP(SMTP):
         with its reason and ends only this session."""
         assert self.tls_context is not None and self.transport is not None
         waiter = self.loop.create_future()
+        # Our idle timeout ends a silent handshake first (_timeout_cb); asyncio's is a backstop.
+        self._handshaking = True
         self._tls_protocol = sslproto.SSLProtocol(
-            self.loop, self, self.tls_context, waiter, server_side=True
+            self.loop,
+            self,
+            self.tls_context,
+            waiter,
+            server_side=True,
+            ssl_handshake_timeout=self._timeout_duration * 2,
         )
         self._original_transport = self.transport
         self._original_transport.set_protocol(self._tls_protocol)
@@ -400,11 +408,20 @@ class CatcherSMTP(SMTP):
         self._tls_protocol.connection_made(self._original_transport)
         try:
             await waiter  # on success the SSL layer calls connection_made (new session)
+            if self.session is None or self.session.ssl is None:
+                # A connection closed mid-handshake wakes the waiter without an error.
+                raise ConnectionResetError("closed before the handshake completed")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
-            if isinstance(exc, ConnectionError):
+            if self._outcome == "timeout":
+                reason = f"no TLS handshake within {self._timeout_duration:g}s" + (
+                    " (a client speaking plain SMTP to this implicit-TLS port?)"
+                    if self._server.config.smtp_require_tls
+                    else ""
+                )
+            elif isinstance(exc, ConnectionResetError):
                 reason = f"the client closed the connection during the handshake ({reason})"
             self.transcript.add("I", f"TLS handshake failed: {reason}")
             self._outcome = "tls failed"
@@ -412,6 +429,8 @@ class CatcherSMTP(SMTP):
             # The SSL layer never told us of the connection, so it will not report its end.
             self.connection_lost(exc)
             return False
+        finally:
+            self._handshaking = False
         return True
 
     # -- commands ------------------------------------------------------------------------
@@ -733,7 +752,9 @@ class CatcherSMTP(SMTP):
 
     def _timeout_cb(self) -> None:
         self._outcome = "timeout"
-        if self.transport is not None and not self.transport.is_closing():
+        if self._handshaking:
+            pass  # nothing can be said mid-handshake; _start_tls logs why it failed
+        elif self.transport is not None and not self.transport.is_closing():
             reply = f"421 4.4.2 {self.hostname} Error: timeout exceeded, closing connection"
             self.transcript.add("S", reply)
             self._refused(reply, "timeout", f"idle for {self._server.config.smtp_timeout:g}s")

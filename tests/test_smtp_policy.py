@@ -4,9 +4,11 @@ event and its counter; connection limits, client lists, rate limit, greylist, re
 from __future__ import annotations
 
 import asyncio
+import json
 import smtplib
 
 import pytest
+from simple_websocket import Client
 
 from front_door import (
     lines,
@@ -288,3 +290,30 @@ def test_policy_variables_map_onto_the_config() -> None:
     assert config.smtp_ignore_rejected_recipients is True
     assert (config.smtp_max_connections_per_ip, config.smtp_rate_limit) == (4, 30)
     assert config.smtp_greylist == 300 and config.smtp_reverse_dns is True
+
+
+def test_a_refusal_reaches_the_websocket_as_an_error_event_with_its_rule(server_factory) -> None:
+    mp = server_factory(smtp_allowed_recipients=r"@example\.com$")
+    ws = Client.connect(mp.http_url.replace("http://", "ws://") + "api/events")
+    try:
+        assert json.loads(ws.receive(timeout=10))["Type"] == "stats"  # subscribed from here on
+        c = RawClient(mp.smtp_address)
+        c.cmd("EHLO me")
+        c.cmd("MAIL FROM:<a@example.com>")
+        assert c.cmd("RCPT TO:<x@elsewhere.org>").startswith("550 5.1.0")
+        c.close()
+        while True:
+            frame = ws.receive(timeout=10)
+            assert frame is not None, "no error event on the websocket"
+            event = json.loads(frame)
+            if event["Type"] == "error":
+                break
+    finally:
+        ws.close()
+    assert event["Data"] == {
+        "Level": "error",
+        "Type": "smtpd",
+        "IP": "127.0.0.1",
+        "Message": "550 5.1.0 Error: recipient <x@elsewhere.org> is not allowed",
+        "Rule": "allowed-recipients",
+    }

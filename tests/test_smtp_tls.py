@@ -131,6 +131,30 @@ def test_failed_implicit_tls_handshake_is_logged_and_others_are_still_served(
     assert mp.mailbox.get("latest").summary["Subject"] == "still serving"
 
 
+def test_a_plain_client_waiting_on_the_implicit_tls_port_is_told_apart(server_factory) -> None:
+    mp = server_factory(smtp_tls_cert="sans:localhost", smtp_require_tls=True, smtp_timeout=0.3)
+    c = socket.create_connection(mp.smtp_address, timeout=10)
+    assert c.recv(100) == b""  # waited for a greeting that never comes; closed at the timeout
+    c.close()
+    session = newest_session(mp)
+    assert session["Outcome"] == "tls failed"
+    assert (
+        "TLS handshake failed: no TLS handshake within 0.3s (a client speaking plain SMTP to "
+        "this implicit-TLS port?)"
+    ) in lines(session)
+
+
+def test_a_client_that_leaves_mid_handshake_is_logged(server_factory) -> None:
+    mp = server_factory(smtp_tls_cert="sans:localhost", smtp_require_tls=True)
+    socket.create_connection(mp.smtp_address, timeout=10).close()
+    session = newest_session(mp)
+    assert session["Outcome"] == "tls failed"
+    assert any(
+        line.startswith("TLS handshake failed: the client closed the connection")
+        for line in lines(session)
+    )
+
+
 def test_failed_starttls_handshake_is_logged(server_factory) -> None:
     mp = server_factory(smtp_tls_cert="sans:localhost")
     c = RawClient(mp.smtp_address)
