@@ -135,6 +135,12 @@ def test_plain_text_mechanisms_before_tls_get_538_and_are_not_offered(server_fac
         event = next_error(sub)
         c.close()
     assert event["Rule"] == "auth-encryption"
+    log = lines(newest_session(mp))
+    refused = log.index("538 5.7.11 Encryption required for requested authentication mechanism")
+    assert log[refused + 1] == (
+        "rule auth-encryption: LOGIN over a plain connection: STARTTLS first "
+        "(or start with --smtp-auth-allow-insecure)"
+    )
 
 
 def test_cram_md5_works_before_tls(server_factory) -> None:

@@ -164,7 +164,9 @@ def test_max_connections_gets_421_at_connect_and_frees_up(server_factory) -> Non
 def test_max_connections_per_ip_gets_421(server_factory) -> None:
     mp = server_factory(smtp_max_connections_per_ip=1)
     first = RawClient(mp.smtp_address)
-    second = RawClient(mp.smtp_address)
+    with mp.bus.subscribe() as sub:
+        second = RawClient(mp.smtp_address)
+        assert next_error(sub)["Rule"] == "max-connections-per-ip"
     assert first.greeting.startswith("220")
     assert second.greeting == (
         "421 4.7.0 Error: too many connections from 127.0.0.1, try again later"
@@ -217,6 +219,12 @@ def test_greylisting_defers_the_first_try_and_accepts_a_retry_after_the_delay(
     assert mp.mailbox.get("latest").detail["Envelope"]["To"] == ["user@example.org"]
     log = lines(newest_session(mp))
     assert any(line.startswith("rule greylist: first try from 127.0.0.1 for") for line in log)
+    # A later connection from the same client (as a queue's retry is) passes straight away.
+    again = RawClient(mp.smtp_address)
+    again.cmd("EHLO me")
+    again.cmd("MAIL FROM:<app@example.com>")
+    assert again.cmd("RCPT TO:<user@example.org>") == "250 2.1.5 OK"
+    again.close()
 
 
 def test_reverse_dns_goes_into_the_log_and_a_received_header(server_factory) -> None:

@@ -24,6 +24,14 @@ from mailpit_py.config import ConfigError
 from mailpit_py.server import Server
 
 
+def hangs_up(sock: socket.socket) -> bool:
+    """True when the server closes the connection without sending anything (FIN or RST)."""
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
 def test_starttls_is_advertised_before_tls_only_and_the_message_records_tls(
     server_factory,
 ) -> None:
@@ -117,7 +125,7 @@ def test_failed_implicit_tls_handshake_is_logged_and_others_are_still_served(
     with mp.bus.subscribe() as sub:
         plain = socket.create_connection(mp.smtp_address, timeout=10)
         plain.sendall(b"EHLO plain-text-client\r\n")  # not a TLS ClientHello
-        assert plain.recv(100) == b""  # the server hangs up, no greeting in clear text
+        assert hangs_up(plain)  # no greeting in clear text
         plain.close()
         event = next_error(sub)
     assert event["Rule"] == "tls-handshake"
@@ -134,7 +142,7 @@ def test_failed_implicit_tls_handshake_is_logged_and_others_are_still_served(
 def test_a_plain_client_waiting_on_the_implicit_tls_port_is_told_apart(server_factory) -> None:
     mp = server_factory(smtp_tls_cert="sans:localhost", smtp_require_tls=True, smtp_timeout=0.3)
     c = socket.create_connection(mp.smtp_address, timeout=10)
-    assert c.recv(100) == b""  # waited for a greeting that never comes; closed at the timeout
+    assert hangs_up(c)  # waited for a greeting that never comes; closed at the timeout
     c.close()
     session = newest_session(mp)
     assert session["Outcome"] == "tls failed"
@@ -161,7 +169,7 @@ def test_failed_starttls_handshake_is_logged(server_factory) -> None:
     c.cmd("EHLO me")
     assert c.cmd("STARTTLS").startswith("220")
     c.send(b"this is no ClientHello\r\n")
-    assert c.file.readline() == b""
+    assert hangs_up(c.sock)
     c.close()
     session = newest_session(mp)
     assert session["Outcome"] == "tls failed"
