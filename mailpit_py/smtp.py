@@ -241,7 +241,7 @@ class CatcherSMTP(SMTP):
         reply = self._with_enhanced_code(reply)
         text = reply.decode("utf-8", "replace")
         chaos = self._server.chaos
-        if chaos is not None:
+        if chaos is not None and reply[3:4] != b"-":  # once per reply, before its last line
             pause = chaos.delay()
             if pause:
                 await asyncio.sleep(pause)  # the Delay trigger: a slow server
