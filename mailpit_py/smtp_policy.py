@@ -108,6 +108,9 @@ class Policy:
         if not limit:
             return None
         sent = self._recent(ip)
+        if not sent:
+            del self._sent[ip]  # no memory kept for quiet clients
+            return None
         if len(sent) < limit:
             return None
         wait = max(1, math.ceil(sent[0] + RATE_WINDOW - self.clock()))
