@@ -207,6 +207,147 @@ OPTIONS: tuple[Option, ...] = (
         "set MP_SMTP_FORWARD_HOST and MP_SMTP_FORWARD_TO)",
         metavar="FILE",
     ),
+    # --- SMTP TLS, AUTH, access policy and chaos (issue 5) ---
+    Option(
+        ("--smtp-tls-cert",),
+        "MP_SMTP_TLS_CERT",
+        "smtp_tls_cert",
+        "PEM certificate for STARTTLS, or sans:HOST1,HOST2 for a self-signed one",
+        metavar="FILE",
+    ),
+    Option(("--smtp-tls-key",), "MP_SMTP_TLS_KEY", "smtp_tls_key", "PEM key", metavar="FILE"),
+    Option(
+        ("--smtp-require-starttls",),
+        "MP_SMTP_REQUIRE_STARTTLS",
+        "smtp_require_starttls",
+        "refuse commands other than EHLO, HELO, NOOP, RSET, STARTTLS, QUIT before STARTTLS (530)",
+        boolean=True,
+    ),
+    Option(
+        ("--smtp-require-tls",),
+        "MP_SMTP_REQUIRE_TLS",
+        "smtp_require_tls",
+        "implicit TLS: the SMTP listener speaks TLS from the start (SMTPS, as on port 465)",
+        boolean=True,
+    ),
+    Option(
+        ("--smtp-auth-file",),
+        "MP_SMTP_AUTH_FILE",
+        "smtp_auth_file",
+        "file of user:password lines (bcrypt hashes accepted); AUTH is then required",
+        metavar="FILE",
+    ),
+    Option(
+        ("--smtp-auth",),
+        "MP_SMTP_AUTH",
+        "smtp_auth",
+        "user:password pairs separated by spaces; AUTH is then required",
+        metavar="PAIRS",
+    ),
+    Option(
+        ("--smtp-auth-accept-any",),
+        "MP_SMTP_AUTH_ACCEPT_ANY",
+        "smtp_auth_accept_any",
+        "accept any AUTH user and password (AUTH stays optional)",
+        boolean=True,
+    ),
+    Option(
+        ("--smtp-auth-allow-insecure",),
+        "MP_SMTP_AUTH_ALLOW_INSECURE",
+        "smtp_auth_allow_insecure",
+        "allow PLAIN and LOGIN over connections without TLS",
+        boolean=True,
+    ),
+    Option(
+        ("--smtp-allowed-recipients",),
+        "MP_SMTP_ALLOWED_RECIPIENTS",
+        "smtp_allowed_recipients",
+        "regular expression; other recipients get 550 5.1.0",
+        metavar="REGEX",
+    ),
+    Option(
+        ("--smtp-ignore-rejected-recipients",),
+        "MP_SMTP_IGNORE_REJECTED_RECIPIENTS",
+        "smtp_ignore_rejected_recipients",
+        "accept recipients --smtp-allowed-recipients refuses with 250, and drop them",
+        boolean=True,
+    ),
+    Option(
+        ("--smtp-allow-ips",),
+        "MP_SMTP_ALLOW_IPS",
+        "smtp_allow_ips",
+        "only these client addresses or CIDR networks may connect (others get 554 5.7.1)",
+        metavar="CIDRS",
+    ),
+    Option(
+        ("--smtp-deny-ips",),
+        "MP_SMTP_DENY_IPS",
+        "smtp_deny_ips",
+        "client addresses or CIDR networks refused with 554 5.7.1",
+        metavar="CIDRS",
+    ),
+    Option(
+        ("--smtp-max-connections",),
+        "MP_SMTP_MAX_CONNECTIONS",
+        "smtp_max_connections",
+        "most simultaneous SMTP connections; more get 421 4.7.0 (0 = unlimited)",
+        _int,
+        metavar="N",
+    ),
+    Option(
+        ("--smtp-max-connections-per-ip",),
+        "MP_SMTP_MAX_CONNECTIONS_PER_IP",
+        "smtp_max_connections_per_ip",
+        "most simultaneous connections from one address; more get 421 4.7.0 (0 = unlimited)",
+        _int,
+        metavar="N",
+    ),
+    Option(
+        ("--smtp-rate-limit",),
+        "MP_SMTP_RATE_LIMIT",
+        "smtp_rate_limit",
+        "messages per minute from one address; more get 451 4.7.1 (0 = unlimited)",
+        _int,
+        metavar="N",
+    ),
+    Option(
+        ("--smtp-greylist",),
+        "MP_SMTP_GREYLIST",
+        "smtp_greylist",
+        "defer the first try of each (client, sender, recipient) with 451 4.7.1 for this long",
+        parse_duration,
+        metavar="DURATION",
+    ),
+    Option(
+        ("--smtp-reverse-dns",),
+        "MP_SMTP_REVERSE_DNS",
+        "smtp_reverse_dns",
+        "look up the client's name (short timeout) for the log and a Received: header",
+        boolean=True,
+    ),
+    Option(
+        ("--enable-chaos",),
+        "MP_ENABLE_CHAOS",
+        "enable_chaos",
+        "enable chaos (fault injection) and its API, /api/v1/chaos",
+        boolean=True,
+    ),
+    Option(
+        ("--chaos-triggers",),
+        "MP_CHAOS_TRIGGERS",
+        "chaos_triggers",
+        "e.g. Sender:451:10,Recipient:451:5,Authentication:535:5 (STAGE:CODE:PERCENT; also "
+        "Connect, Helo, Data, Drop:PERCENT, Delay:250ms[:PERCENT]); enables chaos",
+        metavar="TRIGGERS",
+    ),
+    Option(
+        ("--chaos-seed",),
+        "MP_CHAOS_SEED",
+        "chaos_seed",
+        "seed the chaos dice so a run repeats exactly",
+        _int,
+        metavar="N",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -299,7 +440,7 @@ def serve(argv: Sequence[str]) -> int:
     server = Server(config)
     try:
         server.start()
-    except (AddressInUse, StoreError) as exc:
+    except (AddressInUse, StoreError, ConfigError) as exc:
         print(f"mailpit-py: error: {exc}", file=sys.stderr)
         return 2
     assert server.mailbox is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from dataclasses import dataclass, field, fields
@@ -43,6 +44,27 @@ class Config:
     smtp_relay_retry_delay: float = 30.0  # seconds before the first retry; doubles each time
     smtp_relay_max_attempts: int = 8  # attempts before a temporary failure becomes final
     smtp_forward_config: str = ""  # YAML file: copy every message to fixed addresses
+    # --- SMTP TLS, AUTH, access policy and chaos (issue 5) ---
+    smtp_tls_cert: str = ""  # PEM file, or `sans:host1,host2` for a self-signed one
+    smtp_tls_key: str = ""
+    smtp_require_starttls: bool = False
+    smtp_require_tls: bool = False  # implicit TLS (SMTPS, as on port 465)
+    smtp_auth_file: str = ""
+    smtp_auth: str = ""  # `user:password` pairs separated by spaces (MP_SMTP_AUTH)
+    smtp_auth_accept_any: bool = False
+    smtp_auth_allow_insecure: bool = False
+    smtp_allowed_recipients: str = ""  # regular expression
+    smtp_ignore_rejected_recipients: bool = False
+    smtp_allow_ips: str = ""  # CIDR list, comma or space separated; empty = everyone
+    smtp_deny_ips: str = ""
+    smtp_max_connections: int = 0  # 0 = unlimited
+    smtp_max_connections_per_ip: int = 0
+    smtp_rate_limit: int = 0  # messages per minute per client address; 0 = unlimited
+    smtp_greylist: float = 0.0  # seconds a new (client, sender, recipient) waits; 0 = off
+    smtp_reverse_dns: bool = False
+    enable_chaos: bool = False
+    chaos_triggers: str = ""
+    chaos_seed: int | None = None
 
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
@@ -68,7 +90,86 @@ class Config:
         from mailpit_py import relay_config  # it imports ConfigError from here
 
         relay_config.validate(self)
+        self._validate_smtp_front_door()
         return self
+
+    def _validate_smtp_front_door(self) -> None:
+        """Issue 5: refuse settings that could never work, saying how to fix them."""
+        fix_cert = (
+            "add --smtp-tls-cert FILE --smtp-tls-key FILE (PEM), or --smtp-tls-cert "
+            "sans:localhost for a self-signed certificate"
+        )
+        if self.smtp_tls_key and not self.smtp_tls_cert:
+            raise ConfigError(f"--smtp-tls-key is set without a certificate: {fix_cert}")
+        sans = self.smtp_tls_cert.startswith("sans:")
+        if self.smtp_tls_cert and not sans and not self.smtp_tls_key:
+            raise ConfigError(
+                "--smtp-tls-cert needs --smtp-tls-key (or use --smtp-tls-cert sans:HOST "
+                "for a self-signed certificate)"
+            )
+        for flag, on in (
+            ("--smtp-require-starttls", self.smtp_require_starttls),
+            ("--smtp-require-tls", self.smtp_require_tls),
+        ):
+            if on and not self.smtp_tls_cert:
+                raise ConfigError(f"{flag} needs a certificate: {fix_cert}")
+        if self.smtp_require_starttls and self.smtp_require_tls:
+            raise ConfigError(
+                "--smtp-require-starttls and --smtp-require-tls exclude each other: "
+                "--smtp-require-tls makes the whole connection TLS (port 465 style)"
+            )
+        if self.smtp_auth_accept_any and (self.smtp_auth_file or self.smtp_auth):
+            raise ConfigError(
+                "--smtp-auth-accept-any accepts everyone: drop it, or drop --smtp-auth-file "
+                "and MP_SMTP_AUTH"
+            )
+        auth_on = bool(self.smtp_auth_accept_any or self.smtp_auth_file or self.smtp_auth)
+        if auth_on and not self.smtp_tls_cert and not self.smtp_auth_allow_insecure:
+            raise ConfigError(
+                "SMTP AUTH sends passwords, which needs TLS: add --smtp-tls-cert FILE "
+                "--smtp-tls-key FILE (or --smtp-tls-cert sans:localhost), or allow logins "
+                "over plain connections with --smtp-auth-allow-insecure"
+            )
+        if self.smtp_allowed_recipients:
+            try:
+                re.compile(self.smtp_allowed_recipients)
+            except re.error as exc:
+                raise ConfigError(
+                    f"--smtp-allowed-recipients: {self.smtp_allowed_recipients!r} is not a "
+                    f"regular expression: {exc}"
+                ) from None
+        parse_networks(self.smtp_allow_ips, "--smtp-allow-ips")
+        parse_networks(self.smtp_deny_ips, "--smtp-deny-ips")
+        for flag, value in (
+            ("--smtp-max-connections", self.smtp_max_connections),
+            ("--smtp-max-connections-per-ip", self.smtp_max_connections_per_ip),
+            ("--smtp-rate-limit", self.smtp_rate_limit),
+        ):
+            if value < 0:
+                raise ConfigError(f"{flag} must be 0 (unlimited) or a positive number")
+        if self.smtp_greylist < 0:
+            raise ConfigError("--smtp-greylist must be 0 (off) or a duration such as 60s")
+        from mailpit_py.chaos import parse_triggers  # chaos imports this module
+
+        parse_triggers(self.chaos_triggers, "--chaos-triggers")
+
+
+def parse_networks(
+    value: str, flag: str
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`10.0.0.0/8, ::1 192.168.1.7` -> networks (a bare address is a /32 or /128)."""
+    nets = []
+    for item in re.split(r"[,\s]+", value.strip()):
+        if not item:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{flag}: {item!r} is not an IP address or CIDR network: use e.g. "
+                "127.0.0.1, 10.0.0.0/8 or fd00::/8"
+            ) from None
+    return tuple(nets)
 
 
 def normalize_webroot(value: str, flag: str = "--webroot") -> str:

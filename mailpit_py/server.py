@@ -7,6 +7,7 @@ import time
 from types import TracebackType
 
 from mailpit_py import events
+from mailpit_py.chaos import Chaos
 from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
 from mailpit_py.mailbox import Mailbox
@@ -82,6 +83,10 @@ class Server:
 
     def smtp_rejected(self) -> int:
         return self.smtp.rejected if self.smtp else 0
+
+    def chaos(self) -> Chaos | None:
+        """The live chaos triggers, or None when chaos is off (the API then answers 400)."""
+        return self.smtp.chaos if self.smtp else None
 
     def not_ready(self) -> str:
         """Empty when SMTP, the store and HTTP all are up; else what is not."""

@@ -5,24 +5,40 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json
 import logging
 import re
 import threading
 import time
+from asyncio import sslproto
+from base64 import b64decode
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from email.utils import formatdate
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
 from mailpit_py import events
+from mailpit_py.chaos import Chaos, parse_triggers
 from mailpit_py.config import Config, split_hostport
 from mailpit_py.ids import new_id
 from mailpit_py.mailbox import Mailbox
 from mailpit_py.models import Envelope
+from mailpit_py.smtp_auth import (
+    MAX_FAILURES,
+    PLAIN_TEXT_MECHANISMS,
+    SmtpAuth,
+    cram_md5_challenge,
+    split_cram_md5,
+    split_plain,
+)
+from mailpit_py.smtp_policy import REVERSE_DNS_TIMEOUT, Policy, Refusal, reverse_dns
 from mailpit_py.store import SessionRecord
+from mailpit_py.tls import server_context
 
 log = logging.getLogger("mailpit_py.smtp")
 
@@ -59,6 +75,10 @@ _ENHANCED = {
 }
 _HAS_ENHANCED = re.compile(rb"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}(?: |$)")
 _MAIL_RCPT_OK = {"MAIL": "2.1.0", "RCPT": "2.1.5"}
+# The rule named for a 4xx/5xx reply that no policy marked (aiosmtpd's own checks and ours).
+_DEFAULT_RULES = {"552": "message-size", "452": "max-recipients", "451": "storage"}
+# RFC 3207 section 4: what a client may send before STARTTLS when TLS is required.
+_BEFORE_STARTTLS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "STARTTLS", "QUIT"})
 
 
 class Transcript:
@@ -76,14 +96,17 @@ class Transcript:
         self.entries.append([offset, direction, line])
 
     def begin_transaction(self) -> None:
-        if self.preamble_end is None:
-            self.preamble_end = len(self.entries)
         self.txn_start = len(self.entries)
 
     def for_message(self) -> list[list[Any]]:
-        """The session preamble plus the current MAIL..DATA exchange."""
-        pre = self.entries[: self.preamble_end if self.preamble_end is not None else 0]
-        return [*pre, *self.entries[self.txn_start :]]
+        """The session preamble plus the current MAIL..DATA exchange.
+
+        The preamble is everything before the first message's MAIL (EHLO, STARTTLS, AUTH and
+        any refused attempts), so later messages do not repeat earlier transactions.
+        """
+        if self.preamble_end is None:
+            self.preamble_end = self.txn_start
+        return [*self.entries[: self.preamble_end], *self.entries[self.txn_start :]]
 
 
 class _RecordingReader:
@@ -111,6 +134,26 @@ class _RecordingReader:
         setattr(self._inner, name, value)
 
 
+class _Session(SmtpSession):
+    """aiosmtpd's session without the warning its deprecated login_data logs on every AUTH."""
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
+class _Envelope(SmtpEnvelope):
+    """aiosmtpd's envelope plus the recipients --smtp-ignore-rejected-recipients dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ignored: list[str] = []
+
+
 class CatcherSMTP(SMTP):
     """aiosmtpd's protocol with our transcript, replies, DATA reader and storage contract."""
 
@@ -121,21 +164,38 @@ class CatcherSMTP(SMTP):
         self._in_auth = False
         self._in_ehlo = False
         self._last_command = ""
+        self._last_code = ""
         self._delivered: list[str] = []
         self._outcome = ""
         self._quit = False
         self._errors = 0
         self._storing = False
         self._eof_while_storing = False
+        self._lost = False
+        self._handshaking = False
+        self._rule: tuple[str, str] | None = None  # the rule of the refusal being sent
+        self._context_rule = ""  # the rule of any refusal during this command (AUTH)
+        self._auth_failures = 0
+        self._connect_refusal: Refusal | None = None
+        self._rdns: asyncio.Task[str] | None = None
+        self.ip = ""
         super().__init__(
-            server,  # the handler: hooks for RCPT
+            server,  # the handler: hooks for MAIL, RCPT, EHLO and HELO
             data_size_limit=cfg.max_message_size,
             enable_SMTPUTF8=True,
             hostname=cfg.smtp_hostname,
             ident=IDENT,
+            tls_context=server.tls_context,
             timeout=cfg.smtp_timeout,
             loop=server.loop,
         )
+        # We decide per mechanism whether TLS is needed (smtp_AUTH), and check AUTH ourselves.
+        self._auth_require_tls = False
+        self._auth_required = server.auth.required
+        if server.gated:
+            # Checks before every command (STARTTLS required, chaos Drop); only when configured,
+            # so the default path costs nothing extra.
+            self._smtp_methods = {n: self._gate(n, m) for n, m in self._smtp_methods.items()}
 
     # -- recording -----------------------------------------------------------------------
 
@@ -147,6 +207,12 @@ class CatcherSMTP(SMTP):
             peer = transport.get_extra_info("peername")
             sock = transport.get_extra_info("sockname")
             self.transcript.add("I", f"connected from {_fmt_addr(peer)} to {_fmt_addr(sock)}")
+            self.ip = str(peer[0]) if isinstance(peer, tuple) else ""
+            policy = self._server.policy
+            over_limit = policy.opened(self.ip)  # counted even when refused: closed() pairs it
+            self._connect_refusal = policy.client(self.ip) or over_limit
+            if self._server.config.smtp_reverse_dns and self.ip:
+                self._rdns = self._server.loop.create_task(self._reverse_dns())
         else:
             cipher = transport.get_extra_info("cipher")
             self.transcript.add(
@@ -173,11 +239,91 @@ class CatcherSMTP(SMTP):
     async def push(self, status: str | bytes) -> None:
         reply = status.encode("utf-8") if isinstance(status, str) else status
         reply = self._with_enhanced_code(reply)
-        self.transcript.add("S", reply.decode("utf-8", "replace"))
+        text = reply.decode("utf-8", "replace")
+        chaos = self._server.chaos
+        if chaos is not None and reply[3:4] != b"-":  # once per reply, before its last line
+            pause = chaos.delay()
+            if pause:
+                await asyncio.sleep(pause)  # the Delay trigger: a slow server
+        self._last_code = text[:3]
+        self.transcript.add("S", text)
         if reply[:1] in (b"4", b"5"):
-            self._errors += 1
-            self._server.smtp_error(self, reply.decode("utf-8", "replace"))
+            rule, detail = self._rule or (
+                self._context_rule or _DEFAULT_RULES.get(self._last_code, "protocol"),
+                "",
+            )
+            self._rule = None
+            self._refused(text, rule, detail)
         await super().push(reply)
+        if reply.startswith(b"421"):
+            self._hang_up()  # 421 closes the transmission channel (RFC 5321 section 3.8)
+
+    def _refused(self, reply: str, rule: str, detail: str) -> None:
+        """Every refusal: its rule in the session log, an `error` event and a counter."""
+        self._errors += 1
+        self.transcript.add("I", f"rule {rule}: {detail}" if detail else f"rule {rule}")
+        self._server.smtp_error(self, reply, rule)
+
+    def mark(self, refusal: Refusal) -> str:
+        """For handler hooks that return their reply: remember its rule; returns the reply."""
+        self._rule = (refusal.rule, refusal.detail)
+        return refusal.reply
+
+    async def refuse(self, refusal: Refusal) -> None:
+        await self.push(self.mark(refusal))
+
+    def _hang_up(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        task = self._handler_coroutine
+        if task is not None and not task.done():
+            task.cancel()
+
+    def chaos_refusal(self, stage: str) -> Refusal | None:
+        """The refusal of a chaos trigger when it fires at this stage (see chaos.py)."""
+        chaos = self._server.chaos
+        code = chaos.fire(stage) if chaos is not None else None
+        if code is None:
+            return None
+        enhanced = _ENHANCED.get(str(code), f"{str(code)[0]}.0.0")
+        return Refusal(
+            f"{code} {enhanced} Error: chaos {stage} trigger",
+            f"chaos-{stage.lower()}",
+            f"the chaos {stage} trigger fired",
+        )
+
+    async def _chaos_refused(self, stage: str) -> bool:
+        refusal = self.chaos_refusal(stage)
+        if refusal is None:
+            return False
+        await self.refuse(refusal)
+        return True
+
+    def _gate(self, name: str, method: Callable[[Any], Awaitable[None]]) -> Any:
+        async def gated(arg: Any) -> None:
+            server = self._server
+            if (
+                server.config.smtp_require_starttls
+                and self._tls_protocol is None
+                and name not in _BEFORE_STARTTLS
+            ):
+                await self.refuse(
+                    Refusal(
+                        "530 5.7.0 Must issue a STARTTLS command first",
+                        "require-starttls",
+                        f"{name} before STARTTLS",
+                    )
+                )
+                return
+            if server.chaos is not None and server.chaos.drop():
+                self.transcript.add("I", f"chaos Drop trigger at {name}: closed without a reply")
+                self._outcome = "dropped by chaos"
+                server.smtp_error(self, f"connection dropped at {name} (chaos)", "chaos-drop")
+                self._hang_up()
+                return
+            await method(arg)
+
+        return functools.wraps(method)(gated)  # HELP reads the syntax attributes
 
     def _with_enhanced_code(self, reply: bytes) -> bytes:
         code = reply[:3].decode("ascii", "replace")
@@ -193,9 +339,105 @@ class CatcherSMTP(SMTP):
         sep = reply[3:4] or b" "
         return reply[:3] + sep + enhanced.encode() + b" " + reply[4:]
 
+    # -- connection and TLS ----------------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        server = self._server
+        if server.config.smtp_require_tls and not await self._start_tls():
+            return  # implicit TLS (SMTPS): nothing is said before the handshake
+        refusal = self._connect_refusal or self.chaos_refusal("Connect")
+        if refusal is None:
+            await super()._handle_client()
+            return
+        # The refusal replaces the greeting. After a 421 we close; after a 554 RFC 5321
+        # section 3.1 says to wait for QUIT and answer anything else with 503.
+        self._outcome = "refused"
+        await self.refuse(refusal)
+        if self.transport is not None and not refusal.reply.startswith("421"):
+            await self._refused_session(refusal)
+
+    async def _refused_session(self, refusal: Refusal) -> None:
+        while self.transport is not None:
+            try:
+                line = await self._reader.readuntil()
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                break
+            if line.strip().upper() == b"QUIT":
+                self._quit = True
+                await self.push("221 2.0.0 Bye")
+                break
+            await self.refuse(
+                Refusal(
+                    "503 5.5.1 Error: this connection was refused, send QUIT",
+                    refusal.rule,
+                    refusal.detail,
+                )
+            )
+        self._hang_up()
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if arg:
+            await self.push("501 5.5.4 Syntax: STARTTLS")
+        elif not self.tls_context:
+            await self.push("454 4.7.0 TLS not available")
+        elif self._tls_protocol is not None:
+            await self.push("503 5.5.1 Error: TLS is already active")
+        else:
+            await self.push("220 2.0.0 Ready to start TLS")
+            await self._start_tls()
+
+    async def _start_tls(self) -> bool:
+        """Switch the connection to TLS (STARTTLS or implicit); a failed handshake is logged
+        with its reason and ends only this session."""
+        assert self.tls_context is not None and self.transport is not None
+        waiter = self.loop.create_future()
+        # Our idle timeout ends a silent handshake first (_timeout_cb); asyncio's is a backstop.
+        self._handshaking = True
+        self._tls_protocol = sslproto.SSLProtocol(
+            self.loop,
+            self,
+            self.tls_context,
+            waiter,
+            server_side=True,
+            ssl_handshake_timeout=self._timeout_duration * 2,
+        )
+        self._original_transport = self.transport
+        self._original_transport.set_protocol(self._tls_protocol)
+        self.transport = self._tls_protocol._app_transport
+        self._tls_protocol.connection_made(self._original_transport)
+        try:
+            await waiter  # on success the SSL layer calls connection_made (new session)
+            if self.session is None or self.session.ssl is None:
+                # A connection closed mid-handshake wakes the waiter without an error.
+                raise ConnectionResetError("closed before the handshake completed")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            if self._outcome == "timeout":
+                reason = f"no TLS handshake within {self._timeout_duration:g}s" + (
+                    " (a client speaking plain SMTP to this implicit-TLS port?)"
+                    if self._server.config.smtp_require_tls
+                    else ""
+                )
+            elif isinstance(exc, ConnectionResetError):
+                reason = f"the client closed the connection during the handshake ({reason})"
+            self.transcript.add("I", f"TLS handshake failed: {reason}")
+            self._outcome = "tls failed"
+            self._server.smtp_error(self, f"TLS handshake failed: {reason}", "tls-handshake")
+            # The SSL layer never told us of the connection, so it will not report its end.
+            self.connection_lost(exc)
+            return False
+        finally:
+            self._handshaking = False
+        return True
+
     # -- commands ------------------------------------------------------------------------
 
     async def smtp_EHLO(self, hostname: str) -> None:
+        if hostname and await self._chaos_refused("Helo"):
+            return
         self._in_ehlo = True
         try:
             await super().smtp_EHLO(hostname)
@@ -203,6 +445,8 @@ class CatcherSMTP(SMTP):
             self._in_ehlo = False
 
     async def smtp_HELO(self, hostname: str) -> None:
+        if hostname and await self._chaos_refused("Helo"):
+            return
         self._in_ehlo = True
         try:
             await super().smtp_HELO(hostname)
@@ -211,10 +455,124 @@ class CatcherSMTP(SMTP):
 
     async def smtp_AUTH(self, arg: str) -> None:
         self._in_auth = True
+        self._context_rule = "auth"
         try:
-            await super().smtp_AUTH(arg)
+            await self._auth(arg)
         finally:
             self._in_auth = False
+            self._context_rule = ""
+
+    async def _auth(self, arg: str) -> None:
+        auth = self._server.auth
+        assert self.session is not None
+        if not auth.enabled:
+            await self.push("502 5.5.1 Error: authentication is not enabled on this server")
+            return
+        if await self.check_helo_needed("EHLO"):
+            return
+        args = (arg or "").split()
+        if args:
+            args[0] = args[0].upper()  # mechanism names are case-insensitive (RFC 4954)
+        mech = args[0] if args else ""
+        ready = self.session.extended_smtp and not self.session.authenticated
+        if ready and mech in self._auth_methods:
+            if (
+                mech in PLAIN_TEXT_MECHANISMS
+                and self._tls_protocol is None
+                and not auth.allow_insecure
+            ):
+                await self.refuse(
+                    Refusal(
+                        "538 5.7.11 Encryption required for requested authentication mechanism",
+                        "auth-encryption",
+                        f"{mech} over a plain connection: STARTTLS first "
+                        "(or start with --smtp-auth-allow-insecure)",
+                    )
+                )
+                return
+            if await self._chaos_refused("Authentication"):
+                return
+        self._last_code = ""
+        await super().smtp_AUTH(" ".join(args))
+        if self._last_code == "535":
+            self._auth_failures += 1
+            if self._auth_failures >= MAX_FAILURES:
+                await self.refuse(
+                    Refusal(
+                        "421 4.7.0 Error: too many failed authentication attempts, closing",
+                        "auth-failures",
+                        f"{self._auth_failures} failed AUTH attempts in this session",
+                    )
+                )
+
+    async def check_auth_needed(self, caller_method: str) -> bool:
+        assert self.session is not None
+        if self._auth_required and not self.session.authenticated:
+            await self.refuse(
+                Refusal(
+                    "530 5.7.0 Authentication required",
+                    "auth-required",
+                    f"{caller_method} before AUTH",
+                )
+            )
+            return True
+        return False
+
+    # AUTH mechanisms (aiosmtpd finds auth_* methods; auth_CRAM__MD5 is "CRAM-MD5"). Ours check
+    # passwords off the event loop and leave the password out of the session.
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        blob = await self._initial_or_challenge(args, b"")
+        pair = split_plain(blob) if blob is not None else None
+        if blob is not None and pair is None:
+            await self.push("501 5.5.2 Error: cannot split the PLAIN credentials")
+        if pair is None:
+            return AuthResult(success=False, handled=True)
+        return await self._login("PLAIN", *pair)
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        user = await self._initial_or_challenge(args, b"Username:")
+        password = await self._challenge(b"Password:") if user is not None else None
+        if user is None or password is None:
+            return AuthResult(success=False, handled=True)
+        return await self._login(
+            "LOGIN", user.decode("utf-8", "replace"), password.decode("utf-8", "replace")
+        )
+
+    async def auth_CRAM__MD5(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) > 1:
+            await self.push("501 5.5.4 Error: CRAM-MD5 takes no initial response")
+            return AuthResult(success=False, handled=True)
+        challenge = cram_md5_challenge(self.hostname)
+        blob = await self._challenge(challenge)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        pair = split_cram_md5(blob)
+        ok = pair is not None and self._server.auth.check_cram_md5(pair[0], challenge, pair[1])
+        return self._auth_result("CRAM-MD5", pair[0] if pair else "", ok)
+
+    async def _challenge(self, challenge: bytes) -> bytes | None:
+        blob = await self.challenge_auth(challenge)
+        return None if blob is MISSING else blob  # type: ignore[return-value]
+
+    async def _initial_or_challenge(self, args: list[str], challenge: bytes) -> bytes | None:
+        if len(args) == 1:
+            return await self._challenge(challenge)
+        try:
+            return b64decode(args[1].encode(), validate=True)
+        except ValueError:
+            await self.push("501 5.5.2 Error: cannot decode base64")
+            return None
+
+    async def _login(self, mech: str, user: str, password: str) -> AuthResult:
+        return self._auth_result(mech, user, await self._server.auth.check(user, password))
+
+    def _auth_result(self, mech: str, user: str, ok: bool) -> AuthResult:
+        if ok:
+            self.transcript.add("I", f"authenticated as {user!r} with {mech}")
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        self._rule = ("auth-failed", f"{mech} credentials for {user!r} rejected")
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
 
     async def smtp_QUIT(self, arg: str) -> None:
         self._quit = True
@@ -226,7 +584,8 @@ class CatcherSMTP(SMTP):
         if await self.check_auth_needed("DATA"):
             return
         assert self.envelope is not None and self.session is not None
-        if not self.envelope.rcpt_tos:
+        ignored = getattr(self.envelope, "ignored", None)
+        if not self.envelope.rcpt_tos and not ignored:
             await self.push("503 5.5.1 Error: need RCPT command")
             return
         if arg:
@@ -246,6 +605,15 @@ class CatcherSMTP(SMTP):
                 f"{self.data_size_limit} octets"
             )
             return
+        if not self.envelope.rcpt_tos:
+            # Every recipient was dropped by --smtp-ignore-rejected-recipients: accepted, not kept.
+            self._set_post_data_state()
+            self.transcript.add("I", "message discarded: every recipient was ignored")
+            await self.push("250 2.0.0 Ok: discarded, no allowed recipients")
+            return
+        if await self._chaos_refused("Data"):
+            self._set_post_data_state()
+            return
         mail_from = self.envelope.mail_from or ""
         env = Envelope(
             # aiosmtpd keeps the null sender as "<>"; the envelope says "" (RFC 5321 4.5.5).
@@ -254,6 +622,8 @@ class CatcherSMTP(SMTP):
         )
         self._set_post_data_state()
         uid = new_id()
+        if self._rdns is not None:
+            raw = self._received_header(await self._rdns, uid, raw) + raw
         ok_reply = f"250 2.0.0 Ok: queued as {uid}"
         snapshot = self.transcript.for_message()
         offset = round((time.monotonic() - self.transcript.t0) * 1000, 1)
@@ -286,6 +656,7 @@ class CatcherSMTP(SMTP):
         finally:
             self._storing = False
         self._delivered.append(uid)
+        self._server.policy.delivered(self.ip)
         # --- relay (issue 6, relay.py): with forward-smtp-errors the message is relayed now and
         # the upstream's refusal is this session's answer instead of the 250.
         relay_inline = self._server.mailbox.relay_inline
@@ -298,6 +669,41 @@ class CatcherSMTP(SMTP):
         await self.push(ok_reply)
         if self._eof_while_storing and self.transport is not None:
             self.transport.close()  # the client had half-closed: it has its answer now
+
+    def _create_session(self) -> SmtpSession:
+        return _Session(self.loop)
+
+    def _create_envelope(self) -> SmtpEnvelope:
+        return _Envelope()
+
+    async def _reverse_dns(self) -> str:
+        """Started at connect; bounded by a short timeout so it never holds the session up."""
+        try:
+            name = await asyncio.wait_for(self._server.reverse_lookup(self.ip), REVERSE_DNS_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            self.transcript.add("I", f"reverse DNS of {self.ip}: no answer in time")
+            return ""
+        except Exception as exc:
+            self.transcript.add("I", f"reverse DNS of {self.ip}: {str(exc) or type(exc).__name__}")
+            return ""
+        self.transcript.add("I", f"reverse DNS of {self.ip}: {name}")
+        return name
+
+    def _received_header(self, rdns: str, uid: str, raw: bytes) -> bytes:
+        """The trace header an MTA adds (RFC 5321 section 4.4), with the reverse DNS name."""
+        s = self.session
+        assert s is not None
+        proto = "ESMTP" if s.extended_smtp else "SMTP"
+        if s.extended_smtp:  # RFC 3848: S for TLS, A for AUTH
+            proto += ("S" if s.ssl is not None else "") + ("A" if s.authenticated else "")
+        eol = "\n" if b"\n" in raw and not raw.split(b"\n", 1)[0].endswith(b"\r") else "\r\n"
+        return (
+            f"Received: from {s.host_name or 'unknown'} ({rdns or 'unknown'} [{self.ip}]){eol}"
+            f"\tby {self.hostname} (mailpit-py) with {proto} id {uid};{eol}"
+            f"\t{formatdate(localtime=True)}{eol}"
+        ).encode("utf-8", "replace")
 
     def eof_received(self) -> bool | None:
         if self._storing:
@@ -360,16 +766,24 @@ class CatcherSMTP(SMTP):
 
     def _timeout_cb(self) -> None:
         self._outcome = "timeout"
-        if self.transport is not None and not self.transport.is_closing():
+        if self._handshaking:
+            pass  # nothing can be said mid-handshake; _start_tls logs why it failed
+        elif self.transport is not None and not self.transport.is_closing():
             reply = f"421 4.4.2 {self.hostname} Error: timeout exceeded, closing connection"
             self.transcript.add("S", reply)
-            self._server.smtp_error(self, reply)
+            self._refused(reply, "timeout", f"idle for {self._server.config.smtp_timeout:g}s")
             self.transport.write(reply.encode() + b"\r\n")
         super()._timeout_cb()
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._lost:
+            return  # a failed TLS handshake reports it already
+        self._lost = True
         was_open = self.transport is not None
         super().connection_lost(error)
+        self._server.policy.closed(self.ip)
+        if self._rdns is not None:
+            self._rdns.cancel()
         if was_open:
             self._server.session_ended(self)
 
@@ -468,12 +882,43 @@ class SmtpServer:
         self.address: tuple[str, int] = ("", 0)
         self.sessions_total = 0
         self.rejected = 0
+        # Issue 5: each raises ConfigError (naming the flag) when it cannot be set up.
+        self.tls_context = (
+            server_context(config.smtp_tls_cert, config.smtp_tls_key, "--smtp-tls")
+            if config.smtp_tls_cert
+            else None
+        )
+        self.auth = SmtpAuth.from_config(config)
+        self.policy = Policy(config)
+        self.chaos = (
+            Chaos(parse_triggers(config.chaos_triggers), config.chaos_seed)
+            if config.enable_chaos or config.chaos_triggers
+            else None
+        )
+        self.gated = bool(config.smtp_require_starttls or self.chaos)
+        # Replaceable (tests): ip -> PTR name; smtp.py bounds it with REVERSE_DNS_TIMEOUT.
+        self.reverse_lookup: Callable[[str], Awaitable[str]] = reverse_dns
 
     @property
     def address_text(self) -> str:
         return _fmt_addr(self.address)
 
     # -- aiosmtpd handler hooks -----------------------------------------------------------
+
+    async def handle_MAIL(
+        self,
+        server: CatcherSMTP,
+        session: SmtpSession,
+        envelope: SmtpEnvelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        refusal = self.policy.rate(server.ip) or server.chaos_refusal("Sender")
+        if refusal is not None:
+            return server.mark(refusal)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self,
@@ -488,6 +933,20 @@ class SmtpServer:
                 f"452 4.5.3 Error: too many recipients (at most "
                 f"{self.config.smtp_max_recipients} per message)"
             )
+        refusal = self.policy.recipient(address)
+        if refusal is not None and self.config.smtp_ignore_rejected_recipients:
+            # Accepted with 250 and dropped: what a silently filtering relay does.
+            envelope.ignored.append(address)
+            server.transcript.add("I", f"recipient ignored: {refusal.detail}")
+            self.mailbox.telemetry.inc("smtp_ignored_recipients")
+            return "250 2.1.5 OK"
+        refusal = (
+            refusal
+            or self.policy.greylist(server.ip, envelope.mail_from or "", address)
+            or server.chaos_refusal("Recipient")
+        )
+        if refusal is not None:
+            return server.mark(refusal)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -501,8 +960,13 @@ class SmtpServer:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
+        # AUTH only where it can be used (plain-text mechanisms need TLS unless allowed).
+        lines = [r for r in responses[:-1] if not r.startswith("250-AUTH")]
+        mechanisms = self.auth.offered(encrypted=server._tls_protocol is not None)
+        if mechanisms:
+            lines.append("250-AUTH " + " ".join(mechanisms))
         # aiosmtpd ends with "250 HELP"; we add what it does not advertise (RFC 2920, 2034).
-        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+        return [*lines, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
 
     async def handle_HELO(
         self, server: CatcherSMTP, session: SmtpSession, envelope: SmtpEnvelope, hostname: str
@@ -516,14 +980,14 @@ class SmtpServer:
 
     # -- bookkeeping ----------------------------------------------------------------------
 
-    def smtp_error(self, proto: CatcherSMTP, reply: str) -> None:
-        if reply.startswith("5"):
-            self.rejected += 1
-        peer = proto.session.peer if proto.session else None
-        ip = peer[0] if isinstance(peer, tuple) else ""
-        self.bus.publish(
-            events.SmtpError({"Level": "error", "Type": "smtpd", "IP": ip, "Message": reply})
-        )
+    def smtp_error(self, proto: CatcherSMTP, message: str, rule: str) -> None:
+        """A refusal (or a fault such as a failed handshake): counted and pushed to the UI."""
+        if message[:1] in ("4", "5"):
+            if message.startswith("5"):
+                self.rejected += 1
+            self.mailbox.telemetry.inc("smtp_replies", f"{message[0]}xx", rule)
+        data = {"Level": "error", "Type": "smtpd", "IP": proto.ip, "Message": message}
+        self.bus.publish(events.SmtpError({**data, "Rule": rule}))
 
     def inflight_add(self, fut: Future[Any]) -> None:
         with self._inflight_lock:
@@ -542,6 +1006,7 @@ class SmtpServer:
             log.exception("could not record SMTP session")
             return
         log.debug("session %s from %s: %s", rec.uid, rec.peer, rec.outcome)
+        self.mailbox.telemetry.inc("smtp_sessions", rec.outcome)
         self.mailbox.record_session(rec)
 
     def _factory(self) -> CatcherSMTP:
@@ -598,6 +1063,8 @@ class SmtpServer:
             for proto in list(self._protocols):
                 if proto.transport is not None:
                     proto.transport.close()
+            # Two turns: close() schedules connection_lost, which records the session.
+            await asyncio.sleep(0)
             await asyncio.sleep(0)
 
         if self.loop.is_running():
@@ -605,11 +1072,18 @@ class SmtpServer:
             self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         self._thread = None
-        # Let closed transports run their callbacks so sessions are recorded.
+        if self.loop.is_running():
+            # The loop thread did not stop in time (a very loaded machine): leave the loop to it
+            # rather than close a running loop.
+            log.warning("the SMTP event loop did not stop within 10 s")
+            return
+        # Let closed transports run their callbacks so sessions are recorded; not possible from
+        # a thread that runs an event loop of its own (Playwright's sync API does), where the
+        # shutdown coroutine's last steps have already given them their turn.
         try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # none here: run the loop once more
             self.loop.run_until_complete(asyncio.sleep(0))
-        except RuntimeError:
-            pass
         self.loop.close()
 
 

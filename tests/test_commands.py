@@ -232,6 +232,10 @@ def test_config_masks_secrets() -> None:
     from mailpit_py.commands.config import mask
 
     assert mask("smtp_auth_password", "hunter2") == "********"
+    assert mask("smtp_auth", "ann:pw bob:pw2") == "********"
+    assert mask("MP_UI_AUTH", "ann:pw") == "********"
+    assert mask("smtp_auth_accept_any", True) is True  # a switch is not a secret
+    assert mask("smtp_auth_file", "/etc/mail/users") == "/etc/mail/users"
     assert mask("relay_url", "smtp://bob:hunter2@host:25") == "smtp://bob:********@host:25"
     assert mask("label", "plain") == "plain"
 

@@ -25,12 +25,14 @@ examples:
   mailpit-py config --smtp 0.0.0.0:2525 --json
 """
 
-_SECRET = re.compile(r"pass|secret|token|auth|key", re.I)
+# Settings whose value is a secret: passwords, tokens, and inline credential lists such as
+# smtp_auth (MP_SMTP_AUTH's user:password pairs). A file path or an on/off switch is not one.
+_SECRET = re.compile(r"pass|secret|token|(^|_)auth$", re.I)
 
 
 def mask(name: str, value: Any) -> Any:
     """Secrets never print: a field named like one, or a password inside a URL."""
-    if value in (None, "", False):
+    if value in (None, "") or isinstance(value, bool | int | float):
         return value
     if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
         # (name, value) pairs such as smtp_relay_env (issue 6): each masked by its own name.

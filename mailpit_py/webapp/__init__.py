@@ -26,6 +26,8 @@ class Runtime(Protocol):
 
     def not_ready(self) -> str: ...
 
+    def chaos(self) -> Any: ...
+
 
 def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
     app = Flask(__name__, static_folder=None)

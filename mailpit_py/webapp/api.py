@@ -14,6 +14,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from mailpit_py import __version__
+from mailpit_py.chaos import Chaos, ChaosError
 from mailpit_py.compose import ComposeError, compose
 from mailpit_py.mailbox import Mailbox, MessageNotFound, StoredMessage
 from mailpit_py.relay import Relay, RelayError
@@ -365,7 +366,7 @@ def webui() -> Response:
             "Label": cfg.label,
             "MessageRelay": _message_relay(),
             "SpamAssassin": False,
-            "ChaosEnabled": False,
+            "ChaosEnabled": runtime().chaos() is not None,
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,
         }
@@ -386,6 +387,26 @@ def _message_relay() -> dict[str, Any]:
         "PreserveMessageIDs": False,
         "Forwarding": False,
     }
+
+
+@api.get("/api/v1/chaos")
+def chaos_get() -> Response:
+    return jsonify(_chaos().to_api())
+
+
+@api.put("/api/v1/chaos")
+def chaos_put() -> Response:
+    try:
+        return jsonify(_chaos().update_from_api(json_body(required=True)))
+    except ChaosError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _chaos() -> Chaos:
+    chaos = runtime().chaos()
+    if chaos is None:
+        raise BadRequest("chaos is not enabled: start with --enable-chaos or --chaos-triggers")
+    return chaos  # type: ignore[no-any-return]
 
 
 @api.get("/api/v1/swagger.json")
