@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -285,6 +285,9 @@ class Mailbox:
         self.accepted = 0
         self.accepted_size = 0
         self.deleted = 0
+        # Called with each new message's ID after its commit (the message checks of issue 9
+        # queue it there); a hook must return at once and never raise.
+        self.after_commit: list[Callable[[str], None]] = []
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -353,6 +356,11 @@ class Mailbox:
                 self.deleted += len(pruned)
                 self.bus.publish(events.Prune({"IDs": pruned}))
             self._stats_dirty.set()
+            for hook in self.after_commit:
+                try:
+                    hook(uid)
+                except Exception:
+                    log.exception("after-commit hook failed for %s", uid)
             log.info(
                 "message %s from <%s> to %s subject %r size %d",
                 uid,
@@ -470,6 +478,21 @@ class Mailbox:
                 raise MessageNotFound(msg_id)
             raise MessageNotFound(f"{msg_id}/part/{part_id}")
         return found
+
+    def checks(self, msg_id: str) -> dict[str, Any] | None:
+        """The stored check results of a message (issue 9), None when not checked yet."""
+        uid = self.resolve(msg_id)
+        found = self.store.checks(uid)
+        if found is None:
+            if self.store.summary(uid) is None:
+                raise MessageNotFound(msg_id)
+            return None
+        return json.loads(found)  # type: ignore[no-any-return]
+
+    def save_checks(self, uid: str, result: dict[str, Any]) -> bool:
+        """Keep a message's check results; False when it was deleted meanwhile."""
+        text = json.dumps(result, ensure_ascii=False)
+        return self.store.write(lambda s: s.save_checks(uid, time.time(), text))
 
     def session(self, session_id: str) -> dict[str, Any]:
         row = self.store.session(session_id)

@@ -7,6 +7,7 @@ import time
 from types import TracebackType
 
 from mailpit_py import events
+from mailpit_py.checks.service import Checks
 from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
 from mailpit_py.mailbox import Mailbox
@@ -25,6 +26,7 @@ class Server:
         self.mailbox: Mailbox | None = None
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
+        self.checks: Checks | None = None
         self.started = time.time()
 
     def start(self) -> Server:
@@ -33,9 +35,12 @@ class Server:
         self.started = time.time()
         self.mailbox = Mailbox(self.config, self.bus, busy_timeout=self._busy_timeout)
         try:
+            self.checks = Checks(self.config, self.mailbox).start()
             self.smtp = SmtpServer(self.config, self.mailbox, self.bus)
             self.smtp.start()
-            self.http = HttpServer(create_app(self.mailbox, self.bus, self), self.config.http_addr)
+            app = create_app(self.mailbox, self.bus, self)
+            app.config["CHECKS"] = self.checks
+            self.http = HttpServer(app, self.config.http_addr)
             self.http.start()
         except BaseException:
             self.stop()
@@ -51,6 +56,9 @@ class Server:
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None
+        if self.checks is not None:
+            self.checks.stop()
+            self.checks = None
         if self.mailbox is not None:
             self.mailbox.close()
             self.mailbox = None

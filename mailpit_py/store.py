@@ -101,6 +101,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX headers_name ON headers (name, message);
     CREATE INDEX headers_message ON headers (message);
     """,
+    # 3: message checks (issue 9): DKIM/SPF/DMARC, blocklists, headers, spam score, as JSON.
+    """
+    CREATE TABLE message_checks (
+        message INTEGER PRIMARY KEY,
+        checked REAL NOT NULL,
+        result TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -415,6 +423,7 @@ class Store:
                 ("tags", "message"),
                 ("headers", "message"),
                 ("messages_fts", "rowid"),
+                ("message_checks", "message"),
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
 
@@ -433,7 +442,15 @@ class Store:
         conn = self._wconn
         n = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
         # Unqualified DELETEs take SQLite's fast truncate path (no per-row work).
-        for table in ("messages", "message_data", "parts", "tags", "headers", "messages_fts"):
+        for table in (
+            "messages",
+            "message_data",
+            "parts",
+            "tags",
+            "headers",
+            "messages_fts",
+            "message_checks",
+        ):
             conn.execute(f"DELETE FROM {table}")
         return n
 
@@ -538,7 +555,26 @@ class Store:
             (keep,),
         )
 
+    def save_checks(self, uid: str, checked: float, result: str) -> bool:
+        """Keep a message's check results (issue 9); False when the message is gone."""
+        cur = self._wconn.execute(
+            "INSERT OR REPLACE INTO message_checks (message, checked, result) "
+            "SELECT id, ?, ? FROM messages WHERE uid = ?",
+            (checked, result, uid),
+        )
+        return cur.rowcount > 0
+
     # -- reads ---------------------------------------------------------------------------------
+
+    def checks(self, uid: str) -> str | None:
+        """A message's stored check results (JSON), or None when not checked yet."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT c.result FROM messages m JOIN message_checks c ON c.message = m.id "
+                "WHERE m.uid = ?",
+                (uid,),
+            ).fetchone()
+        return row[0] if row else None
 
     def counts(self) -> tuple[int, int]:
         """(total, unread)."""

@@ -337,7 +337,7 @@ def webui() -> Response:
                 "OverrideFrom": "",
                 "PreserveMessageIDs": False,
             },
-            "SpamAssassin": False,
+            "SpamAssassin": bool(cfg.enable_spamassassin),
             "ChaosEnabled": False,
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,
