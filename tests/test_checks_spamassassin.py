@@ -11,6 +11,7 @@ import smtplib
 import socket
 import subprocess
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,12 +165,14 @@ def test_unreachable_spamd_is_reported_and_the_mail_is_still_stored() -> None:
     assert f"spamd at 127.0.0.1:{port} is unreachable" in report["Error"]
 
 
-def test_sa_check_without_spamassassin_says_how_to_enable_it() -> None:
+def test_sa_check_without_spamassassin_is_400_saying_how_to_enable_it() -> None:
     with make_server(disable_checks=True) as mp:
         uid = deliver(mp, "hello", "off")
-        report = get_json(mp, f"/api/v1/message/{uid}/sa-check")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            get_json(mp, f"/api/v1/message/{uid}/sa-check")
         assert get_json(mp, "/api/v1/webui")["SpamAssassin"] is False
-    assert "--enable-spamassassin" in report["Error"]
+    assert err.value.code == 400
+    assert "--enable-spamassassin" in err.value.read().decode()
 
 
 def test_report_table_parsing_joins_wrapped_descriptions() -> None:

@@ -23,6 +23,10 @@ QUEUE_MAX = 10_000  # beyond this a burst is checked on demand instead (nothing 
 WORKERS = 2  # DNS waits, not CPU: two lookups in flight keep up with a test suite's bursts
 
 
+class NotApplicable(ValueError):
+    """The check cannot run on this message or instance (no HTML, SpamAssassin off)."""
+
+
 class Checks:
     """One per server; `start()` hooks it into the mailbox, `stop()` ends the workers."""
 
@@ -159,22 +163,25 @@ class Checks:
 
     def sa_check(self, msg_id: str) -> dict[str, Any]:
         if not self.config.enable_spamassassin:
-            return spamassassin.result(
-                error="SpamAssassin is not enabled: start with --enable-spamassassin HOST:PORT"
+            raise NotApplicable(
+                "SpamAssassin is not enabled: start with --enable-spamassassin HOST:PORT"
             )
         return dict(self.stored(msg_id)["SpamAssassin"])
 
     # -- on demand: HTML compatibility, links, thumbnails ---------------------------------------
 
     def html_check(self, msg_id: str) -> dict[str, Any]:
-        msg = self.mailbox.get(msg_id)
-        return html_check.check(str(msg.detail.get("HTML") or ""))
+        html = str(self.mailbox.get(msg_id).detail.get("HTML") or "")
+        if not html:
+            raise NotApplicable("message does not contain HTML")  # Mailpit's answer, a 400
+        return html_check.check(html)
 
     def link_check(self, msg_id: str, follow: bool) -> dict[str, Any]:
         msg = self.mailbox.get(msg_id)
         urls = extract_links(str(msg.detail.get("HTML") or ""), str(msg.detail.get("Text") or ""))
         return link_check.check(urls, follow, self.config.allow_internal_http_requests)
 
-    def thumbnail(self, msg_id: str, part_id: str) -> bytes:
-        _, data = self.mailbox.part(msg_id, part_id)
-        return thumbnail(data)
+    def thumbnail(self, msg_id: str, part_id: str) -> tuple[bytes, str]:
+        """(JPEG, the part's file name) for part/{PartID}/thumb."""
+        content_type, data = self.mailbox.part(msg_id, part_id)
+        return thumbnail(data, content_type), self.mailbox.get(msg_id).part_filename(part_id)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from mailpit_py.checks.service import Checks
-from mailpit_py.checks.thumbnail import NotAnImage
-from mailpit_py.webapp.api import mailbox, resolve
-from mailpit_py.webapp.errors import BadRequest
+from mailpit_py.checks.service import Checks, NotApplicable
+from mailpit_py.webapp.api import _disposition, mailbox, resolve
+from mailpit_py.webapp.errors import BadRequest, text
 
 checks_api = Blueprint("checks_api", __name__)
 
@@ -36,6 +35,11 @@ def header_check(msg_id: str) -> Response:
     return jsonify(checks().header_check(resolve(msg_id)))
 
 
+@checks_api.errorhandler(NotApplicable)
+def not_applicable(exc: NotApplicable) -> Response:
+    return text(400, str(exc))
+
+
 @checks_api.get("/api/v1/message/<msg_id>/html-check")
 def html_check(msg_id: str) -> Response:
     return jsonify(checks().html_check(resolve(msg_id)))
@@ -56,8 +60,8 @@ def sa_check(msg_id: str) -> Response:
 
 @checks_api.get("/api/v1/message/<msg_id>/part/<part_id>/thumb")
 def thumb(msg_id: str, part_id: str) -> Response:
-    try:
-        data = checks().thumbnail(resolve(msg_id), part_id)
-    except NotAnImage as exc:
-        raise BadRequest(f"part {part_id}: {exc}") from None
-    return Response(data, mimetype="image/jpeg")
+    data, name = checks().thumbnail(resolve(msg_id), part_id)
+    resp = Response(data, mimetype="image/jpeg")
+    if name:
+        resp.headers["Content-Disposition"] = _disposition("inline", name)
+    return resp
