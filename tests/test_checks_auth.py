@@ -5,6 +5,7 @@ checks running at ingest in the background."""
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 import urllib.error
 import urllib.request
@@ -423,3 +424,23 @@ def test_the_corpus_key_file_format_reads_as_txt_records() -> None:
     records = load_overrides(key_file())
     assert ("sed._domainkey.test.ex", "TXT") in records
     assert records[("brisbane._domainkey.football.example.com", "TXT")][0].startswith("v=DKIM1")
+
+
+def test_refresh_picks_up_a_key_added_to_the_override_file(tmp_path: Path) -> None:
+    # The developer's loop: the key is not published yet, they add it to the file, re-run.
+    zone = tmp_path / "keys.txt"
+    zone.write_text("# nothing yet\nunrelated.test TXT x\n")
+    raw = corpus_raw("mimekit/gmail.msg")
+    with make_server(dns_override=str(zone), dns_offline=True) as mp:
+        uid = send(mp, raw, "someone@gmail.com")
+        before = get_json(mp, f"/api/v1/message/{uid}/auth-check")
+        (sig,) = before["DKIM"]
+        assert sig["Result"] == "permerror" and sig["Reason"].startswith("key not found")
+        zone.write_text(Path(key_file()).read_text())
+        os.utime(zone, (1, 1))  # a different mtime even within the same clock tick
+        stale = get_json(mp, f"/api/v1/message/{uid}/auth-check")
+        fresh = get_json(mp, f"/api/v1/message/{uid}/auth-check?refresh=true")
+        again = get_json(mp, f"/api/v1/message/{uid}/auth-check")
+    assert stale == before  # stored: reading does not look DNS up again
+    assert [d["Result"] for d in fresh["DKIM"]] == ["pass"]
+    assert again == fresh  # the refreshed result is the stored one now

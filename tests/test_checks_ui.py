@@ -92,6 +92,11 @@ def test_checks_tab_shows_dkim_pass_and_the_authentication_results(
     )
     expect(page.locator(".check-note").first).to_contain_text("simulation")
     expect(page.locator('#requirements li[data-name="DKIM"]')).to_have_class("req-ok")
+    page.locator("#checks-rerun").click()  # runs the checks again and redraws the tab
+    expect(page.locator("#checks-rerun")).to_have_text("Run the checks again")
+    expect(page.locator("#auth-verdicts .verdict").first).to_have_text(
+        "DKIM (football.example.com) pass"
+    )
 
 
 def test_checks_tab_shows_html_problems_and_runs_the_link_check(

@@ -186,11 +186,14 @@ function linkSection(m) {
   );
 }
 
-// The Checks tab's content for message `m`; `config` is /api/v1/webui's answer.
-export async function renderChecks(m, config) {
+// The Checks tab's content for message `m`; `config` is /api/v1/webui's answer. With
+// `refresh` the stored checks run again (after a DNS record or the override file changed).
+export async function renderChecks(m, config, refresh = false) {
   const settle = (p) => p.then((v) => ({ v }), (e) => ({ e }));
-  const [auth, headers, blocklists, html, spam] = await Promise.all([
-    settle(getJson(msgPath(m.ID, 'auth-check'))),
+  const again = refresh ? { refresh: 'true' } : undefined;
+  // The stored checks are one computation: ask for one first so a refresh runs once.
+  const auth = await settle(getJson(msgPath(m.ID, 'auth-check'), again));
+  const [headers, blocklists, html, spam] = await Promise.all([
     settle(getJson(msgPath(m.ID, 'header-check'))),
     settle(getJson(msgPath(m.ID, 'blocklist-check'))),
     m.HTML ? settle(getJson(msgPath(m.ID, 'html-check'))) : Promise.resolve(null),
@@ -201,9 +204,27 @@ export async function renderChecks(m, config) {
     if (res.e) return section(title, h('p', { class: 'error', text: `Could not check: ${res.e.message}` }));
     return fn(res.v);
   };
-  return h(
+  const rerun = h('button', {
+    class: 'btn small',
+    type: 'button',
+    id: 'checks-rerun',
+    text: 'Run the checks again',
+    title: 'Look the DNS records up again (after publishing a key or editing the override file)',
+    onclick: async () => {
+      rerun.disabled = true;
+      rerun.textContent = 'Checking…';
+      try {
+        view.replaceWith(await renderChecks(m, config, true));
+      } catch (err) {
+        rerun.disabled = false;
+        rerun.textContent = `Failed: ${err.message}`;
+      }
+    },
+  });
+  const view = h(
     'div',
     { class: 'checks-view', id: 'checks-view' },
+    h('div', { class: 'tab-bar' }, h('span', { class: 'muted small', text: 'As a receiving mail server would judge this message' }), rerun),
     show(auth, authSection, 'Authentication'),
     show(headers, headerSection, 'Bulk-sender requirements'),
     show(spam, spamSection, 'Spam score'),
@@ -211,4 +232,5 @@ export async function renderChecks(m, config) {
     show(html, htmlSection, 'HTML compatibility'),
     linkSection(m),
   );
+  return view;
 }

@@ -107,6 +107,13 @@ class Resolver:
     def __post_init__(self) -> None:
         self._names = {name for name, _ in self.overrides}
 
+    def replace_overrides(self, overrides: dict[tuple[str, str], list[str]]) -> None:
+        """New override records (the file changed); cached network answers are dropped too."""
+        self.overrides = overrides
+        self._names = {name for name, _ in overrides}
+        with self._lock:
+            self._cache.clear()
+
     def query(self, name: str, rtype: str) -> list[str]:
         """Record values as text (MX: `pref host`); [] when the name has no such records.
         Raises DnsError("nxdomain") for a name that does not exist, "temperror" for a timeout."""

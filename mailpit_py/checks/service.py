@@ -4,6 +4,7 @@ commit (never delaying the SMTP 250), stores them, and answers the on-demand che
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -11,7 +12,7 @@ from typing import Any
 
 from mailpit_py import __version__
 from mailpit_py.checks import auth, dnsbl, header_check, html_check, link_check, spamassassin
-from mailpit_py.checks.dns import Resolver, load_overrides
+from mailpit_py.checks.dns import OverrideError, Resolver, load_overrides
 from mailpit_py.checks.links import extract_links
 from mailpit_py.checks.thumbnail import thumbnail
 from mailpit_py.config import Config
@@ -43,6 +44,25 @@ class Checks:
         self._inflight: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._override_mtime = self._mtime()
+
+    def _mtime(self) -> float:
+        try:
+            return os.stat(self.config.dns_override).st_mtime if self.config.dns_override else 0
+        except OSError:
+            return 0
+
+    def _reload_overrides(self) -> None:
+        """A developer edits the override file (a new DKIM key, an SPF record) and re-runs the
+        checks: pick the edit up without a restart. A broken edit keeps the last good file."""
+        mtime = self._mtime()
+        if mtime == self._override_mtime:
+            return
+        self._override_mtime = mtime
+        try:
+            self.resolver.replace_overrides(load_overrides(self.config.dns_override))
+        except OverrideError as exc:
+            log.warning("keeping the previous DNS overrides: %s", exc)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -84,7 +104,7 @@ class Checks:
             if uid is None or self._stopping.is_set():
                 return
             try:
-                self.ingest_checks(uid)
+                self.stored(uid)  # a reader may have asked (and stored) first
             except MessageNotFound:
                 pass  # deleted before its turn
             except Exception:
@@ -117,6 +137,7 @@ class Checks:
                 done.set()
 
     def compute(self, uid: str) -> dict[str, Any]:
+        self._reload_overrides()
         msg = self.mailbox.get(uid)
         raw = self.mailbox.raw(uid)
         envelope = msg.detail.get("Envelope") or {}
@@ -145,28 +166,29 @@ class Checks:
             result["SpamAssassin"] = spamassassin.check(cfg.enable_spamassassin, raw)
         return result
 
-    def stored(self, msg_id: str) -> dict[str, Any]:
-        """The stored checks, computed now when missing (checks off, or older messages)."""
-        found = self.mailbox.checks(msg_id)
+    def stored(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        """The stored checks, computed now when missing (checks off, or older messages) or
+        when a refresh is asked for (after publishing a key or editing --dns-override)."""
+        found = None if refresh else self.mailbox.checks(msg_id)
         if found is not None and ("SpamAssassin" in found or not self.config.enable_spamassassin):
             return found
         return self.ingest_checks(msg_id)
 
-    def auth_check(self, msg_id: str) -> dict[str, Any]:
-        return dict(self.stored(msg_id)["Auth"])
+    def auth_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        return dict(self.stored(msg_id, refresh)["Auth"])
 
-    def blocklist_check(self, msg_id: str) -> dict[str, Any]:
-        return dict(self.stored(msg_id)["Blocklists"])
+    def blocklist_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        return dict(self.stored(msg_id, refresh)["Blocklists"])
 
-    def header_check(self, msg_id: str) -> dict[str, Any]:
-        return dict(self.stored(msg_id)["Headers"])
+    def header_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        return dict(self.stored(msg_id, refresh)["Headers"])
 
-    def sa_check(self, msg_id: str) -> dict[str, Any]:
+    def sa_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
         if not self.config.enable_spamassassin:
             raise NotApplicable(
                 "SpamAssassin is not enabled: start with --enable-spamassassin HOST:PORT"
             )
-        return dict(self.stored(msg_id)["SpamAssassin"])
+        return dict(self.stored(msg_id, refresh)["SpamAssassin"])
 
     # -- on demand: HTML compatibility, links, thumbnails ---------------------------------------
 

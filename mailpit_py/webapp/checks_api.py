@@ -20,19 +20,26 @@ def checks() -> Checks:
     return found  # type: ignore[no-any-return]
 
 
+def flag(name: str) -> bool:
+    value = request.args.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0", ""):
+        raise BadRequest(f"{name} must be true or false, got {value!r}")
+    return value in ("true", "1")
+
+
 @checks_api.get("/api/v1/message/<msg_id>/auth-check")
 def auth_check(msg_id: str) -> Response:
-    return jsonify(checks().auth_check(resolve(msg_id)))
+    return jsonify(checks().auth_check(resolve(msg_id), flag("refresh")))
 
 
 @checks_api.get("/api/v1/message/<msg_id>/blocklist-check")
 def blocklist_check(msg_id: str) -> Response:
-    return jsonify(checks().blocklist_check(resolve(msg_id)))
+    return jsonify(checks().blocklist_check(resolve(msg_id), flag("refresh")))
 
 
 @checks_api.get("/api/v1/message/<msg_id>/header-check")
 def header_check(msg_id: str) -> Response:
-    return jsonify(checks().header_check(resolve(msg_id)))
+    return jsonify(checks().header_check(resolve(msg_id), flag("refresh")))
 
 
 @checks_api.errorhandler(NotApplicable)
@@ -47,15 +54,12 @@ def html_check(msg_id: str) -> Response:
 
 @checks_api.get("/api/v1/message/<msg_id>/link-check")
 def link_check(msg_id: str) -> Response:
-    follow = request.args.get("follow", "false").lower()
-    if follow not in ("true", "false", "1", "0", ""):
-        raise BadRequest(f"follow must be true or false, got {follow!r}")
-    return jsonify(checks().link_check(resolve(msg_id), follow in ("true", "1")))
+    return jsonify(checks().link_check(resolve(msg_id), flag("follow")))
 
 
 @checks_api.get("/api/v1/message/<msg_id>/sa-check")
 def sa_check(msg_id: str) -> Response:
-    return jsonify(checks().sa_check(resolve(msg_id)))
+    return jsonify(checks().sa_check(resolve(msg_id), flag("refresh")))
 
 
 @checks_api.get("/api/v1/message/<msg_id>/part/<part_id>/thumb")
