@@ -145,7 +145,11 @@ class _Evaluator:
 
     def matches(self, term: str, mech: str, domain: str, depth: int) -> bool:
         arg = re.sub(r"^[+\-~?]?[a-z0-9]+", "", term, flags=re.I)
-        value, cidr4, cidr6 = _split_cidr(arg, term)
+        # Dual CIDR lengths belong to a and mx only; ip6 networks carry their own prefix.
+        if mech in ("a", "mx"):
+            value, cidr4, cidr6 = _split_cidr(arg, term)
+        else:
+            value, cidr4, cidr6 = arg.lstrip(":"), 32, 128
         if mech == "all":
             return True
         if mech in ("ip4", "ip6"):
