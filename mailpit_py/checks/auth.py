@@ -88,8 +88,10 @@ def check(
     peer: str,
     client_ip: str,
     authserv_id: str,
+    from_address: str | None = None,
 ) -> dict[str, Any]:
-    """DKIM for every signature, SPF for the envelope sender, DMARC for the From domain."""
+    """DKIM for every signature, SPF for the envelope sender, DMARC for the From domain
+    (`from_address`, the RFC5322.From address, is read from `raw` when not given)."""
     real_ip = peer_ip(peer)
     ip = client_ip or real_ip or "127.0.0.1"
     simulated = bool(client_ip) or is_internal(ip)
@@ -109,7 +111,11 @@ def check(
         note = ""
     sigs = dkim_check.verify_all(raw, resolver)
     spf_result = spf.check_host(resolver, ip, mail_from, helo)
-    from_domain = header_from_domain(raw)
+    # The parsed From (ingest did that work already) when the caller has it; else parse.
+    if from_address is not None:
+        from_domain = from_address.rpartition("@")[2].strip().lower()
+    else:
+        from_domain = header_from_domain(raw)
     dmarc_result = dmarc.evaluate(
         resolver,
         from_domain,

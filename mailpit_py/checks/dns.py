@@ -16,6 +16,7 @@ import dns.reversename
 TYPES = ("A", "AAAA", "TXT", "MX", "CNAME", "PTR", "NS")
 CACHE_MAX_TTL = 300.0  # seconds: long enough for a burst of messages, short for a developer
 NEGATIVE_TTL = 60.0
+FAILURE_TTL = 10.0  # timeouts and server failures
 
 
 class DnsError(Exception):
@@ -136,9 +137,11 @@ class Resolver:
         try:
             values, ttl = self._lookup(name, rtype)
         except DnsError as exc:
-            if exc.kind == "nxdomain":
-                with self._lock:
-                    self._cache[key] = (now + NEGATIVE_TTL, exc)
+            # A failing resolver is remembered briefly too, so that a burst of messages during
+            # an outage does not wait out the timeout once per message.
+            ttl = NEGATIVE_TTL if exc.kind == "nxdomain" else FAILURE_TTL
+            with self._lock:
+                self._cache[key] = (now + ttl, exc)
             raise
         with self._lock:
             self._cache[key] = (now + min(ttl, CACHE_MAX_TTL), values)

@@ -150,6 +150,7 @@ class Checks:
             peer=str(envelope.get("Peer") or ""),
             client_ip=cfg.checks_client_ip,
             authserv_id=cfg.smtp_hostname,
+            from_address=str((msg.summary.get("From") or {}).get("Address") or ""),
         )
         urls = extract_links(str(msg.detail.get("HTML") or ""), str(msg.detail.get("Text") or ""))
         internal = not cfg.checks_client_ip and auth.is_internal(authn["ClientIP"])
