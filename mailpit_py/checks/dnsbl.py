@@ -12,6 +12,7 @@ from mailpit_py.checks.links import link_domains
 
 # Answer codes with a widely documented meaning (RFC 5782 2.3, 5; Spamhaus' published codes).
 CODES = {
+    "127.0.0.1": "not a listing: RFC 5782 5 keeps 127.0.0.1 unlisted; the list may be broken",
     "127.0.0.2": "listed (RFC 5782 test point; on Spamhaus ZEN: SBL, a known spam source)",
     "127.0.0.3": "listed: SBL CSS, snowshoe spam source",
     "127.0.0.4": "listed: XBL, an exploited or infected host",
@@ -77,7 +78,7 @@ def _lookup(resolver: Resolver, name: str, zone: str, kind: str, subject: str) -
     if not codes:
         return entry
     entry["Codes"] = [{"Code": c, "Meaning": explain(c)} for c in codes]
-    entry["Listed"] = any(not c.startswith("127.255.255.") for c in codes)
+    entry["Listed"] = any(not c.startswith("127.255.255.") and c != "127.0.0.1" for c in codes)
     try:
         entry["Text"] = " ".join(resolver.txt(name))
     except DnsError:

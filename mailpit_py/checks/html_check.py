@@ -282,24 +282,30 @@ def _scan_declarations(found: Found, decls: list[tuple[str, str]], line: int, co
 def _scan_stylesheet(found: Found, css: str, line: int, col: int) -> None:
     if "/*" in css:
         found.add("css-comments", line, col, "/* ... */")
-    css = re.sub(r"/\*.*?\*/", " ", css, flags=re.S)
+    # Comments become spaces, newlines kept, so offsets still give each rule's line.
+    css = re.sub(r"/\*.*?\*/", lambda m: re.sub(r"[^\n]", " ", m.group(0)), css, flags=re.S)
+
+    def at(offset: int) -> int:
+        return line + css.count("\n", 0, offset)
+
     for m in re.finditer(r"@([a-z-]+)([^{;]*)", css, re.I):
         name, prelude = m.group(1).lower(), m.group(2).lower()
-        slug = f"css-at-{name}"
-        found.add(slug, line, col, f"@{name}{prelude.rstrip()}"[:120])
+        where = at(m.start())
+        found.add(f"css-at-{name}", where, col, f"@{name}{prelude.rstrip()}"[:120])
         if name == "media":
             for feature, fslug in AT_MEDIA_FEATURES.items():
                 if feature in prelude:
-                    found.add(fslug, line, col, f"@media{prelude.rstrip()}")
+                    found.add(fslug, where, col, f"@media{prelude.rstrip()}")
     # Rule sets: selectors { declarations }, at-rule preludes excluded.
     for m in re.finditer(r"([^{}@;]+)\{([^{}]*)\}", css):
         selector, block = m.group(1).strip(), m.group(2)
         if selector.startswith(("from", "to")) or re.fullmatch(r"[\d.%,\s]+", selector):
             continue  # keyframe steps
+        where = at(m.start(1) + len(m.group(1)) - len(m.group(1).lstrip()))
         for kind, name in PSEUDO.findall(selector):
             prefix = "css-pseudo-element-" if kind == "::" else "css-pseudo-class-"
-            found.add(prefix + name.lower(), line, col, selector)
-        _scan_declarations(found, _declarations(block), line, col)
+            found.add(prefix + name.lower(), where, col, selector)
+        _scan_declarations(found, _declarations(block), where, col)
 
 
 def scan(html_text: str) -> Found:
