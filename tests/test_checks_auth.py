@@ -449,3 +449,20 @@ def test_refresh_picks_up_a_key_added_to_the_override_file(tmp_path: Path) -> No
     assert stale == before  # stored: reading does not look DNS up again
     assert [d["Result"] for d in fresh["DKIM"]] == ["pass"]
     assert again == fresh  # the refreshed result is the stored one now
+
+
+def test_the_checks_package_stays_below_the_web_layer() -> None:
+    import ast
+
+    import mailpit_py.checks
+
+    banned = ("flask", "flask_sock", "aiosmtpd", "mailpit_py.webapp", "mailpit_py.smtp", "sqlite3")
+    for path in Path(mailpit_py.checks.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(banned), f"{path.name} imports {name}"
