@@ -11,6 +11,7 @@ import smtplib
 import socket
 import subprocess
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -192,3 +193,36 @@ def test_report_table_parsing_joins_wrapped_descriptions() -> None:
         ("NO_RELAYS", -0.0),
     ]
     assert rules[1]["Description"].endswith("and on and continues here")
+
+
+def test_the_smtp_250_does_not_wait_for_the_checks() -> None:
+    # A spamd that holds every connection until told to let go: if the 250 waited on the
+    # checks, sendmail would block until the release below, which runs only after it.
+    release = threading.Event()
+    held: list[socket.socket] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hold() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+            release.wait(60)
+            conn.close()
+
+    threading.Thread(target=hold, daemon=True).start()
+    try:
+        with make_server(enable_spamassassin=f"127.0.0.1:{port}") as mp:
+            uid = deliver(mp, "hello", "nowait")  # returns on the 250
+            assert mp.mailbox is not None
+            wait_until(lambda: held, what="the checks to reach spamd")
+            assert mp.mailbox.checks(uid) is None  # still checking, yet the mail is stored
+            release.set()
+            stored = wait_until(lambda: mp.mailbox.checks(uid), timeout=30, what="checks")
+        assert "spamd at" in stored["SpamAssassin"]["Error"]
+    finally:
+        release.set()
+        listener.close()
