@@ -50,6 +50,10 @@ def _db(value: str, flag: str) -> str | None:
     return value or None
 
 
+def _zones(value: str, flag: str) -> tuple[str, ...]:
+    return tuple(z.strip() for z in value.split(",") if z.strip())
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         ("-s", "--smtp"),
@@ -347,6 +351,69 @@ OPTIONS: tuple[Option, ...] = (
         "seed the chaos dice so a run repeats exactly",
         _int,
         metavar="N",
+    ),
+    # --- message checks (issue 9) ---
+    Option(
+        ("--disable-checks",),
+        "MP_DISABLE_CHECKS",
+        "disable_checks",
+        "do not run the DKIM/SPF/DMARC, blocklist and header checks at ingest (they still run "
+        "when a message's checks are asked for)",
+        boolean=True,
+    ),
+    Option(
+        ("--dns-override",),
+        "MP_DNS_OVERRIDE",
+        "dns_override",
+        "file of DNS records (`name TYPE value` per line) the checks use before real DNS, "
+        "e.g. a DKIM key not yet published",
+        _db,
+        metavar="FILE",
+    ),
+    Option(
+        ("--dns-offline",),
+        "MP_DNS_OFFLINE",
+        "dns_offline",
+        "answer the checks' DNS lookups from --dns-override alone (no network)",
+        boolean=True,
+    ),
+    Option(
+        ("--dns-timeout",),
+        "MP_DNS_TIMEOUT",
+        "dns_timeout",
+        "how long one DNS lookup of the checks may take, e.g. 2s",
+        parse_duration,
+        metavar="DURATION",
+    ),
+    Option(
+        ("--checks-client-ip",),
+        "MP_CHECKS_CLIENT_IP",
+        "checks_client_ip",
+        "the sending server address SPF and blocklists evaluate (mail to a catcher comes from "
+        "localhost, so by default the result is marked as a simulation)",
+        metavar="IP",
+    ),
+    Option(
+        ("--checks-dnsbl",),
+        "MP_CHECKS_DNSBL",
+        "checks_dnsbl",
+        "comma-separated DNS blocklist zones to look the client address and link domains up in",
+        _zones,
+        metavar="ZONES",
+    ),
+    Option(
+        ("--allow-internal-http-requests",),
+        "MP_ALLOW_INTERNAL_HTTP_REQUESTS",
+        "allow_internal_http_requests",
+        "let the link check reach private, loopback and link-local addresses",
+        boolean=True,
+    ),
+    Option(
+        ("--enable-spamassassin",),
+        "MP_ENABLE_SPAMASSASSIN",
+        "enable_spamassassin",
+        "score messages with SpamAssassin's spamd at HOST:PORT",
+        metavar="HOST:PORT",
     ),
 )
 

@@ -65,6 +65,15 @@ class Config:
     enable_chaos: bool = False
     chaos_triggers: str = ""
     chaos_seed: int | None = None
+    # --- message checks (issue 9) ---
+    disable_checks: bool = False  # skip the authentication/blocklist/header checks at ingest
+    dns_override: str | None = None  # `name TYPE value` lines answered before real DNS
+    dns_offline: bool = False  # answer check lookups from dns_override alone
+    dns_timeout: float = 2.0  # seconds per check lookup
+    checks_client_ip: str = ""  # the address SPF and blocklists evaluate; "" = the real peer
+    checks_dnsbl: tuple[str, ...] = ()  # DNSBL/URIBL zones, e.g. ("zen.spamhaus.org",)
+    allow_internal_http_requests: bool = False  # link check may reach private addresses
+    enable_spamassassin: str = ""  # HOST:PORT of spamd; "" = off
 
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
@@ -91,6 +100,7 @@ class Config:
 
         relay_config.validate(self)
         self._validate_smtp_front_door()
+        self._validate_checks()
         return self
 
     def _validate_smtp_front_door(self) -> None:
@@ -152,6 +162,37 @@ class Config:
         from mailpit_py.chaos import parse_triggers  # chaos imports this module
 
         parse_triggers(self.chaos_triggers, "--chaos-triggers")
+
+    def _validate_checks(self) -> None:
+        """Message checks (issue 9)."""
+        import ipaddress
+
+        if self.checks_client_ip:
+            try:
+                ipaddress.ip_address(self.checks_client_ip)
+            except ValueError:
+                raise ConfigError(
+                    f"--checks-client-ip: {self.checks_client_ip!r} is not an IP address: "
+                    "use the address your mail server sends from, e.g. 203.0.113.7"
+                ) from None
+        if self.dns_timeout <= 0:
+            raise ConfigError("--dns-timeout must be a positive duration such as 2s")
+        if self.dns_offline and not self.dns_override:
+            raise ConfigError("--dns-offline needs --dns-override FILE to answer from")
+        if self.dns_override:
+            from mailpit_py.checks.dns import OverrideError, load_overrides
+
+            try:
+                load_overrides(self.dns_override)
+            except OverrideError as exc:
+                raise ConfigError(str(exc)) from None
+        for zone in self.checks_dnsbl:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\.?", zone):
+                raise ConfigError(
+                    f"--checks-dnsbl: {zone!r} is not a DNS zone: use e.g. zen.spamhaus.org"
+                )
+        if self.enable_spamassassin:
+            split_hostport(self.enable_spamassassin, "--enable-spamassassin")
 
 
 def parse_networks(

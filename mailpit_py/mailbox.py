@@ -295,6 +295,9 @@ class Mailbox:
         self.outbox_plan: OutboxPlan | None = None
         self.outbox_ready = threading.Event()
         self.relay_inline: Callable[[str, Envelope, bytes], str] | None = None
+        # Called with each new message's ID after its commit (the message checks of issue 9
+        # queue it there); a hook must return at once and never raise.
+        self.after_commit: list[Callable[[str], None]] = []
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -369,6 +372,11 @@ class Mailbox:
             self._stats_dirty.set()
             if queued:
                 self.outbox_ready.set()
+            for hook in self.after_commit:
+                try:
+                    hook(uid)
+                except Exception:
+                    log.exception("after-commit hook failed for %s", uid)
             log.info(
                 "message %s from <%s> to %s subject %r size %d",
                 uid,
@@ -502,6 +510,21 @@ class Mailbox:
                 raise MessageNotFound(msg_id)
             raise MessageNotFound(f"{msg_id}/part/{part_id}")
         return found
+
+    def checks(self, msg_id: str) -> dict[str, Any] | None:
+        """The stored check results of a message (issue 9), None when not checked yet."""
+        uid = self.resolve(msg_id)
+        found = self.store.checks(uid)
+        if found is None:
+            if self.store.summary(uid) is None:
+                raise MessageNotFound(msg_id)
+            return None
+        return json.loads(found)  # type: ignore[no-any-return]
+
+    def save_checks(self, uid: str, result: dict[str, Any]) -> bool:
+        """Keep a message's check results; False when it was deleted meanwhile."""
+        text = json.dumps(result, ensure_ascii=False)
+        return self.store.write(lambda s: s.save_checks(uid, time.time(), text))
 
     def session(self, session_id: str) -> dict[str, Any]:
         row = self.store.session(session_id)

@@ -8,6 +8,7 @@ from types import TracebackType
 
 from mailpit_py import events
 from mailpit_py.chaos import Chaos
+from mailpit_py.checks.service import Checks
 from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
 from mailpit_py.mailbox import Mailbox
@@ -28,6 +29,7 @@ class Server:
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
         self.relay: Relay | None = None  # issue 6
+        self.checks: Checks | None = None
         self.started = time.time()
 
     def start(self) -> Server:
@@ -37,9 +39,12 @@ class Server:
         self.mailbox = Mailbox(self.config, self.bus, busy_timeout=self._busy_timeout)
         try:
             self.relay = Relay(self.config, self.mailbox).start()  # issue 6: before SMTP opens
+            self.checks = Checks(self.config, self.mailbox).start()
             self.smtp = SmtpServer(self.config, self.mailbox, self.bus)
             self.smtp.start()
-            self.http = HttpServer(create_app(self.mailbox, self.bus, self), self.config.http_addr)
+            app = create_app(self.mailbox, self.bus, self)
+            app.config["CHECKS"] = self.checks
+            self.http = HttpServer(app, self.config.http_addr)
             self.http.start()
         except BaseException:
             self.stop()
@@ -58,6 +63,9 @@ class Server:
         if self.relay is not None:  # issue 6: the outbox keeps what is not sent yet
             self.relay.stop()
             self.relay = None
+        if self.checks is not None:
+            self.checks.stop()
+            self.checks = None
         if self.mailbox is not None:
             self.mailbox.close()
             self.mailbox = None

@@ -183,6 +183,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX relay_attempts_message ON relay_attempts (message_uid);
     """,
+    # 5: message checks (issue 9): DKIM/SPF/DMARC, blocklists, headers, spam score, as JSON.
+    """
+    CREATE TABLE message_checks (
+        message INTEGER PRIMARY KEY,
+        checked REAL NOT NULL,
+        result TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -518,6 +526,7 @@ class Store:
                 ("tags", "message"),
                 ("headers", "message"),
                 ("messages_fts", "rowid"),
+                ("message_checks", "message"),
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
 
@@ -539,7 +548,7 @@ class Store:
         # without triggers, so the counter triggers step aside inside this transaction.
         for name in COUNTER_TRIGGER_NAMES:
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-        for table in ("messages", "message_data", "parts", "tags", "headers"):
+        for table in ("messages", "message_data", "parts", "tags", "headers", "message_checks"):
             conn.execute(f"DELETE FROM {table}")
         # An FTS5 table deletes row by row (1.2 s at 100k messages); recreating it is instant.
         conn.execute("DROP TABLE messages_fts")
@@ -650,7 +659,26 @@ class Store:
             (keep,),
         )
 
+    def save_checks(self, uid: str, checked: float, result: str) -> bool:
+        """Keep a message's check results (issue 9); False when the message is gone."""
+        cur = self._wconn.execute(
+            "INSERT OR REPLACE INTO message_checks (message, checked, result) "
+            "SELECT id, ?, ? FROM messages WHERE uid = ?",
+            (checked, result, uid),
+        )
+        return cur.rowcount > 0
+
     # -- reads ---------------------------------------------------------------------------------
+
+    def checks(self, uid: str) -> str | None:
+        """A message's stored check results (JSON), or None when not checked yet."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT c.result FROM messages m JOIN message_checks c ON c.message = m.id "
+                "WHERE m.uid = ?",
+                (uid,),
+            ).fetchone()
+        return row[0] if row else None
 
     def counts(self) -> tuple[int, int]:
         """(total, unread), kept by triggers, so constant time at any size."""

@@ -98,6 +98,9 @@ def test_extensions_are_marked_and_the_websocket_is_described() -> None:
         "/api/v1/message/{ID}/relay",  # issue 6
         "/api/v1/sessions",
         "/api/v1/session/{SessionID}",
+        "/api/v1/message/{ID}/auth-check",
+        "/api/v1/message/{ID}/blocklist-check",
+        "/api/v1/message/{ID}/header-check",
     }
     message = SPEC["components"]["schemas"]["Message"]["properties"]
     for field in ("Created", "Read", "Warnings", "SessionID"):

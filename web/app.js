@@ -8,6 +8,7 @@ import {
 } from './dom.js';
 import { Live } from './live.js';
 import { openRelease, relayPanel, relayShown } from './release.js';
+import { renderChecks } from './checks.js';
 
 const PAGE = 50;
 const SEARCH_PAUSE = 250; // ms of typing pause before the search runs
@@ -537,6 +538,7 @@ function messageTabs(m) {
     { key: 'smtp', label: 'SMTP' },
     relayShown(state.config) ? { key: 'relay', label: 'Relay' } : null, // issue 6: release.js
     { key: 'warnings', label: 'Warnings', count: m.Warnings?.length || 0 },
+    { key: 'checks', label: 'Checks' },
     files ? { key: 'attachments', label: 'Attachments', count: files } : null,
   ].filter(Boolean);
 }
@@ -763,6 +765,7 @@ const TABS = {
     if (!w.length) return h('p', { class: 'muted pad', text: 'No warnings: the parser noticed nothing unusual in this message.' });
     return h('ul', { class: 'warnings' }, w.map((t) => h('li', { text: t })));
   },
+  checks: (m) => renderChecks(m, state.config),
   async attachments(m) {
     const parts = [...(m.Attachments || []).map((p) => ({ ...p, kind: 'attachment' })), ...(m.Inline || []).map((p) => ({ ...p, kind: 'inline' }))];
     return h(
@@ -775,7 +778,7 @@ const TABS = {
         return h(
           'li',
           { class: 'attachment' },
-          h('div', { class: 'preview' }, image ? h('img', { src: href, alt: '', loading: 'lazy' }) : h('span', { class: 'ext', text: (name.split('.').pop() || 'file').slice(0, 5).toUpperCase() })),
+          h('div', { class: 'preview' }, image ? h('img', { src: `${href}/thumb`, alt: '', loading: 'lazy' }) : h('span', { class: 'ext', text: (name.split('.').pop() || 'file').slice(0, 5).toUpperCase() })),
           h(
             'div',
             { class: 'att-info' },

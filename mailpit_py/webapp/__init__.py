@@ -12,6 +12,7 @@ from mailpit_py import events
 from mailpit_py.mailbox import Mailbox
 from mailpit_py.webapp import errors, ws
 from mailpit_py.webapp.api import api
+from mailpit_py.webapp.checks_api import checks_api
 from mailpit_py.webapp.ui import ui
 
 PING_INTERVAL = 25  # seconds: keeps idle websockets open through proxies that cut silent ones
@@ -44,6 +45,7 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     errors.register(app)
     app.register_blueprint(api)
+    app.register_blueprint(checks_api)
     app.register_blueprint(ui)
     ws.register(app, Sock(app))
     webroot = mailbox.config.webroot

@@ -365,7 +365,7 @@ def webui() -> Response:
         {
             "Label": cfg.label,
             "MessageRelay": _message_relay(),
-            "SpamAssassin": False,
+            "SpamAssassin": bool(cfg.enable_spamassassin),
             "ChaosEnabled": runtime().chaos() is not None,
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,

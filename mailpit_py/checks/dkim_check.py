@@ -1,0 +1,157 @@
+"""DKIM (RFC 6376, RFC 8463): verify every signature of a message with dkimpy and say, per
+signature, what was signed, with what, and why it failed."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import dkim
+
+from mailpit_py.checks.dns import DnsError, Resolver
+
+_quiet = logging.getLogger("mailpit_py.checks.dkim")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False  # dkimpy logs every failure at ERROR; our result says it instead
+
+
+@dataclass(frozen=True)
+class DkimSignature:
+    """The verdict on one DKIM-Signature header field."""
+
+    domain: str
+    selector: str
+    algorithm: str
+    canonicalization: str
+    identity: str
+    headers: list[str]
+    body_hash_ok: bool
+    signature_ok: bool
+    result: str  # RFC 8601: pass, fail, neutral, temperror, permerror
+    reason: str  # empty on pass
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "Domain": self.domain,
+            "Selector": self.selector,
+            "Algorithm": self.algorithm,
+            "Canonicalization": self.canonicalization,
+            "Identity": self.identity,
+            "SignedHeaders": self.headers,
+            "BodyHashOK": self.body_hash_ok,
+            "SignatureOK": self.signature_ok,
+            "Result": self.result,
+            "Reason": self.reason,
+        }
+
+
+def _tags(value: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in value.decode("ascii", "replace").split(";"):
+        if "=" in item:
+            k, v = item.split("=", 1)
+            out[k.strip()] = re.sub(r"\s+", "", v) if k.strip() in ("b", "bh", "h") else v.strip()
+    return out
+
+
+def verify_all(raw: bytes, resolver: Resolver) -> list[DkimSignature]:
+    """One verdict per DKIM-Signature, topmost first."""
+    try:
+        checker = dkim.DKIM(raw, logger=_quiet, timeout=resolver.timeout)
+    except Exception as exc:  # dkimpy raises on unparsable header blocks
+        return [_broken(f"the message headers cannot be read: {exc}")]
+    sigs = [v for k, v in checker.headers if k.lower() == b"dkim-signature"]
+    return [_verify_one(raw, i, _tags(value), resolver) for i, value in enumerate(sigs)]
+
+
+def _broken(reason: str, tags: dict[str, str] | None = None) -> DkimSignature:
+    t = tags or {}
+    return DkimSignature(
+        domain=t.get("d", ""),
+        selector=t.get("s", ""),
+        algorithm=t.get("a", ""),
+        canonicalization=t.get("c", "simple/simple"),
+        identity=t.get("i", ""),
+        headers=[h for h in t.get("h", "").split(":") if h],
+        body_hash_ok=False,
+        signature_ok=False,
+        result="permerror",
+        reason=reason,
+    )
+
+
+def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) -> DkimSignature:
+    key_problem: list[tuple[str, str]] = []  # (result, reason) found while fetching the key
+
+    def dnsfunc(name: bytes | str, timeout: float = 5) -> bytes | None:
+        qname = name.decode() if isinstance(name, bytes) else name
+        try:
+            records = resolver.txt(qname)
+        except DnsError as exc:
+            if exc.kind == "temperror":
+                key_problem.append(("temperror", f"key lookup failed: {exc}"))
+                raise dkim.DnsTimeoutError(str(exc)) from None
+            records = []
+        keys = [r for r in records if "p=" in r]
+        if not keys:
+            key_problem.append(("permerror", f"key not found: no DKIM key at {qname.rstrip('.')}"))
+            return None
+        key = keys[0]
+        if re.search(r"(^|;)\s*p=\s*(;|$)", key):
+            key_problem.append(("permerror", "revoked key: the key record has an empty p="))
+            return None
+        return key.encode()
+
+    base = dict(
+        domain=tags.get("d", ""),
+        selector=tags.get("s", ""),
+        algorithm=tags.get("a", ""),
+        canonicalization=tags.get("c", "simple/simple"),
+        identity=tags.get("i", "") or "@" + tags.get("d", ""),
+        headers=[h.strip().lower() for h in tags.get("h", "").split(":") if h.strip()],
+    )
+    checker = dkim.DKIM(raw, logger=_quiet, timeout=resolver.timeout)
+    try:
+        ok = checker.verify(idx=idx, dnsfunc=dnsfunc)
+    except dkim.ValidationError as exc:
+        text = str(exc)
+        if "body hash mismatch" in text:
+            return DkimSignature(
+                **base,
+                body_hash_ok=False,
+                signature_ok=False,
+                result="fail",
+                reason="body modified: the body hash does not match bh=",
+            )
+        return DkimSignature(
+            **base, body_hash_ok=False, signature_ok=False, result="permerror", reason=text
+        )
+    except dkim.DKIMException as exc:
+        return DkimSignature(
+            **base, body_hash_ok=False, signature_ok=False, result="permerror", reason=str(exc)
+        )
+    except Exception as exc:  # a malformed signature must not end the whole check
+        return DkimSignature(
+            **base,
+            body_hash_ok=False,
+            signature_ok=False,
+            result="permerror",
+            reason=f"cannot verify: {type(exc).__name__}: {exc}",
+        )
+    if key_problem:
+        result, reason = key_problem[0]
+        return DkimSignature(
+            **base, body_hash_ok=False, signature_ok=False, result=result, reason=reason
+        )
+    if ok:
+        return DkimSignature(**base, body_hash_ok=True, signature_ok=True, result="pass", reason="")
+    return DkimSignature(
+        **base,
+        body_hash_ok=True,
+        signature_ok=False,
+        result="fail",
+        reason="header modified: the body is intact but the signed header fields changed "
+        "(or the key does not match)",
+    )

@@ -1,0 +1,210 @@
+"""The checks service: runs the ingest checks of each new message on worker threads after its
+commit (never delaying the SMTP 250), stores them, and answers the on-demand checks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Any
+
+from mailpit_py import __version__
+from mailpit_py.checks import auth, dnsbl, header_check, html_check, link_check, spamassassin
+from mailpit_py.checks.dns import OverrideError, Resolver, load_overrides
+from mailpit_py.checks.links import extract_links
+from mailpit_py.checks.thumbnail import thumbnail
+from mailpit_py.config import Config
+from mailpit_py.mailbox import Mailbox, MessageNotFound
+
+log = logging.getLogger("mailpit_py.checks")
+
+QUEUE_MAX = 10_000  # beyond this a burst is checked on demand instead (nothing is lost)
+WORKERS = 2  # DNS waits, not CPU: two lookups in flight keep up with a test suite's bursts
+
+
+class NotApplicable(ValueError):
+    """The check cannot run on this message or instance (no HTML, SpamAssassin off)."""
+
+
+class Checks:
+    """One per server; `start()` hooks it into the mailbox, `stop()` ends the workers."""
+
+    def __init__(self, config: Config, mailbox: Mailbox) -> None:
+        self.config = config
+        self.mailbox = mailbox
+        self.resolver = Resolver(
+            load_overrides(config.dns_override),
+            timeout=config.dns_timeout,
+            offline=config.dns_offline,
+        )
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=QUEUE_MAX)
+        self._threads: list[threading.Thread] = []
+        self._inflight: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._override_mtime = self._mtime()
+
+    def _mtime(self) -> float:
+        try:
+            return os.stat(self.config.dns_override).st_mtime if self.config.dns_override else 0
+        except OSError:
+            return 0
+
+    def _reload_overrides(self) -> None:
+        """A developer edits the override file (a new DKIM key, an SPF record) and re-runs the
+        checks: pick the edit up without a restart. A broken edit keeps the last good file."""
+        mtime = self._mtime()
+        if mtime == self._override_mtime:
+            return
+        self._override_mtime = mtime
+        try:
+            self.resolver.replace_overrides(load_overrides(self.config.dns_override))
+        except OverrideError as exc:
+            log.warning("keeping the previous DNS overrides: %s", exc)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> Checks:
+        if not self.config.disable_checks:
+            for n in range(WORKERS):
+                t = threading.Thread(target=self._work, name=f"checks-{n}", daemon=True)
+                t.start()
+                self._threads.append(t)
+            self.mailbox.after_commit.append(self.enqueue)
+        return self
+
+    def stop(self) -> None:
+        """Unchecked messages stay unchecked (a reader computes them on demand later)."""
+        self._stopping.set()
+        if self.enqueue in self.mailbox.after_commit:
+            self.mailbox.after_commit.remove(self.enqueue)
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads.clear()
+
+    def enqueue(self, uid: str) -> None:
+        """Called after a message's commit: queue it, never block the delivery."""
+        try:
+            self._queue.put_nowait(uid)
+        except queue.Full:
+            self.mailbox.telemetry.inc("message_checks", "skipped")
+
+    def _work(self) -> None:
+        while True:
+            uid = self._queue.get()
+            if uid is None or self._stopping.is_set():
+                return
+            try:
+                self.stored(uid)  # a reader may have asked (and stored) first
+            except MessageNotFound:
+                pass  # deleted before its turn
+            except Exception:
+                log.exception("checks of message %s failed", uid)
+                self.mailbox.telemetry.inc("message_checks", "failed")
+
+    # -- the stored checks (authentication, blocklists, headers, spam score) -------------------
+
+    def ingest_checks(self, msg_id: str) -> dict[str, Any]:
+        """Run and store the checks of one message; concurrent callers share one run."""
+        uid = self.mailbox.resolve(msg_id)
+        with self._lock:
+            running = self._inflight.get(uid)
+            if running is None:
+                self._inflight[uid] = threading.Event()
+        if running is not None:
+            running.wait(timeout=60)
+            stored = self.mailbox.checks(uid)
+            if stored is not None:
+                return stored
+        try:
+            result = self.compute(uid)
+            self.mailbox.save_checks(uid, result)
+            self.mailbox.telemetry.inc("message_checks", "done")
+            return result
+        finally:
+            with self._lock:
+                done = self._inflight.pop(uid, None)
+            if done is not None:
+                done.set()
+
+    def compute(self, uid: str) -> dict[str, Any]:
+        self._reload_overrides()
+        msg = self.mailbox.get(uid)
+        raw = self.mailbox.raw(uid)
+        envelope = msg.detail.get("Envelope") or {}
+        cfg = self.config
+        authn = auth.check(
+            raw,
+            self.resolver,
+            mail_from=str(envelope.get("From") or ""),
+            helo=str(envelope.get("Helo") or ""),
+            peer=str(envelope.get("Peer") or ""),
+            client_ip=cfg.checks_client_ip,
+            authserv_id=cfg.smtp_hostname,
+            from_address=str((msg.summary.get("From") or {}).get("Address") or ""),
+        )
+        urls = extract_links(str(msg.detail.get("HTML") or ""), str(msg.detail.get("Text") or ""))
+        internal = not cfg.checks_client_ip and auth.is_internal(authn["ClientIP"])
+        result: dict[str, Any] = {
+            "Checked": time.time(),
+            "Version": __version__,
+            "Auth": authn,
+            "Blocklists": dnsbl.check(
+                self.resolver, cfg.checks_dnsbl, authn["ClientIP"], urls, internal
+            ),
+            "Headers": header_check.check(msg.detail, authn),
+        }
+        if cfg.enable_spamassassin:
+            result["SpamAssassin"] = spamassassin.check(cfg.enable_spamassassin, raw)
+        return result
+
+    def stored(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        """The stored checks, computed now when missing (checks off, or older messages) or
+        when a refresh is asked for (after publishing a key or editing --dns-override)."""
+        found = None if refresh else self.mailbox.checks(msg_id)
+        if found is not None and ("SpamAssassin" in found or not self.config.enable_spamassassin):
+            return found
+        return self.ingest_checks(msg_id)
+
+    def auth_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        return dict(self.stored(msg_id, refresh)["Auth"])
+
+    def blocklist_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        return dict(self.stored(msg_id, refresh)["Blocklists"])
+
+    def header_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        return dict(self.stored(msg_id, refresh)["Headers"])
+
+    def sa_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        if not self.config.enable_spamassassin:
+            raise NotApplicable(
+                "SpamAssassin is not enabled: start with --enable-spamassassin HOST:PORT"
+            )
+        return dict(self.stored(msg_id, refresh)["SpamAssassin"])
+
+    # -- on demand: HTML compatibility, links, thumbnails ---------------------------------------
+
+    def html_check(self, msg_id: str) -> dict[str, Any]:
+        html = str(self.mailbox.get(msg_id).detail.get("HTML") or "")
+        if not html:
+            raise NotApplicable("message does not contain HTML")  # Mailpit's answer, a 400
+        return html_check.check(html)
+
+    def link_check(self, msg_id: str, follow: bool) -> dict[str, Any]:
+        msg = self.mailbox.get(msg_id)
+        urls = extract_links(str(msg.detail.get("HTML") or ""), str(msg.detail.get("Text") or ""))
+        return link_check.check(urls, follow, self.config.allow_internal_http_requests)
+
+    def thumbnail(self, msg_id: str, part_id: str) -> tuple[bytes, str]:
+        """(JPEG, the part's file name) for part/{PartID}/thumb."""
+        content_type, data = self.mailbox.part(msg_id, part_id)
+        return thumbnail(data, content_type), self.mailbox.get(msg_id).part_filename(part_id)
