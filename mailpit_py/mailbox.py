@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailpit_py import __version__, events
 from mailpit_py.config import Config
@@ -172,6 +172,16 @@ class StoredMessage:
 
     def transcript_to_api(self) -> list[dict[str, Any]]:
         return [{"Time": t, "Dir": d, "Line": line} for t, d, line in self.transcript]
+
+
+class IndexEntry(NamedTuple):
+    """One message as mail clients number it: IMAP UID (never reused), ID, size, read, time."""
+
+    imap_uid: int
+    uid: str
+    size: int
+    read: int
+    created: float
 
 
 _CID_REF = re.compile(r"""(["'(=\s])cid:([^"')\s>]+)""", re.I)
@@ -461,6 +471,14 @@ class Mailbox:
         if data is None:
             raise MessageNotFound(msg_id)
         return data
+
+    def index(self, tag: str | None = None) -> list[IndexEntry]:
+        """Every message (or those with `tag`), oldest first, with its IMAP UID (POP3, IMAP)."""
+        return [IndexEntry(*row) for row in self.store.index(tag)]
+
+    def uid_validity(self) -> int:
+        """IMAP UIDVALIDITY: fixed for the life of the database (RFC 3501 section 2.3.1.1)."""
+        return int(self.store.meta("imap_uidvalidity") or 1)
 
     def part(self, msg_id: str, part_id: str) -> tuple[str, bytes]:
         uid = self.resolve(msg_id)

@@ -9,7 +9,9 @@ from types import TracebackType
 from mailpit_py import events
 from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
+from mailpit_py.mailaccess import access_for
 from mailpit_py.mailbox import Mailbox
+from mailpit_py.pop3 import Pop3Server
 from mailpit_py.smtp import SmtpServer
 
 log = logging.getLogger("mailpit_py")
@@ -25,6 +27,7 @@ class Server:
         self.mailbox: Mailbox | None = None
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
+        self.pop3: Pop3Server | None = None
         self.started = time.time()
 
     def start(self) -> Server:
@@ -37,6 +40,7 @@ class Server:
             self.smtp.start()
             self.http = HttpServer(create_app(self.mailbox, self.bus, self), self.config.http_addr)
             self.http.start()
+            self._start_mail_readers()
         except BaseException:
             self.stop()
             raise
@@ -45,6 +49,7 @@ class Server:
     def stop(self) -> None:
         """Stop listening, let in-flight messages commit, close (and maybe remove) the store."""
         self.bus.close()  # websocket handlers end and close their sockets
+        self._stop_mail_readers()
         if self.http is not None:
             self.http.stop()
             self.http = None
@@ -60,6 +65,26 @@ class Server:
         """(host, port) the SMTP listener is bound to (the real port when 0 was asked)."""
         assert self.smtp is not None, "server not started"
         return self.smtp.address
+
+    # -- POP3 and IMAP (issue 10) --
+
+    def _start_mail_readers(self) -> None:
+        assert self.mailbox is not None
+        pop3 = access_for(self.config, "pop3")
+        if pop3 is not None:
+            self.pop3 = Pop3Server(pop3, self.mailbox, self.config.label)
+            self.pop3.start()
+
+    def _stop_mail_readers(self) -> None:
+        if self.pop3 is not None:
+            self.pop3.stop()
+            self.pop3 = None
+
+    @property
+    def pop3_address(self) -> tuple[str, int]:
+        """(host, port) of the POP3 listener (the real port when 0 was asked)."""
+        assert self.pop3 is not None, "POP3 is not running (give --pop3 ADDR)"
+        return self.pop3.address
 
     @property
     def http_address(self) -> tuple[str, int]:
