@@ -480,6 +480,10 @@ class Mailbox:
         """IMAP UIDVALIDITY: fixed for the life of the database (RFC 3501 section 2.3.1.1)."""
         return int(self.store.meta("imap_uidvalidity") or 1)
 
+    def next_imap_uid(self) -> int:
+        """IMAP UIDNEXT: the UID the next message will get."""
+        return self.store.next_id()
+
     def part(self, msg_id: str, part_id: str) -> tuple[str, bytes]:
         uid = self.resolve(msg_id)
         found = self.store.part(uid, part_id)

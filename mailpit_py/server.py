@@ -9,6 +9,7 @@ from types import TracebackType
 from mailpit_py import events
 from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
+from mailpit_py.imap import ImapServer
 from mailpit_py.mailaccess import access_for
 from mailpit_py.mailbox import Mailbox
 from mailpit_py.pop3 import Pop3Server
@@ -28,6 +29,7 @@ class Server:
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
         self.pop3: Pop3Server | None = None
+        self.imap: ImapServer | None = None
         self.started = time.time()
 
     def start(self) -> Server:
@@ -74,17 +76,30 @@ class Server:
         if pop3 is not None:
             self.pop3 = Pop3Server(pop3, self.mailbox, self.config.label)
             self.pop3.start()
+        imap = access_for(self.config, "imap")
+        if imap is not None:
+            self.imap = ImapServer(imap, self.mailbox, self.config.label)
+            self.imap.start()
 
     def _stop_mail_readers(self) -> None:
         if self.pop3 is not None:
             self.pop3.stop()
             self.pop3 = None
+        if self.imap is not None:
+            self.imap.stop()
+            self.imap = None
 
     @property
     def pop3_address(self) -> tuple[str, int]:
         """(host, port) of the POP3 listener (the real port when 0 was asked)."""
         assert self.pop3 is not None, "POP3 is not running (give --pop3 ADDR)"
         return self.pop3.address
+
+    @property
+    def imap_address(self) -> tuple[str, int]:
+        """(host, port) of the IMAP listener (the real port when 0 was asked)."""
+        assert self.imap is not None, "IMAP is not running (give --imap ADDR)"
+        return self.imap.address
 
     @property
     def http_address(self) -> tuple[str, int]:

@@ -628,6 +628,12 @@ class Store:
                 ).fetchall()
         return [(int(r[0]), r[1], int(r[2]), int(r[3]), float(r[4])) for r in rows]
 
+    def next_id(self) -> int:
+        """The id the next message will get (AUTOINCREMENT never hands out one twice)."""
+        with self.reading() as conn:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+        return (int(row[0]) if row else 0) + 1
+
     def meta(self, name: str) -> str | None:
         with self.reading() as conn:
             row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

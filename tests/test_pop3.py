@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import poplib
 import shutil
-import smtplib
 import socket
 import ssl
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from helpers import corpus_dir, make_server, wait_until
+from helpers import corpus_dir, make_server, send_raw, wait_until
 from mailpit_py import events
 from mailpit_py.cli import config_from
 from mailpit_py.config import Config, ConfigError
@@ -29,16 +28,6 @@ AUTH = "ann:secret bob:pa55"
 def pop3_server() -> Iterator[Server]:
     with make_server(pop3_addr="127.0.0.1:0", pop3_auth=AUTH) as mp:
         yield mp
-
-
-def send(mp: Server, raw: bytes, rcpt: str = "rcpt@example.org") -> str:
-    with smtplib.SMTP(*mp.smtp_address) as client:
-        client.ehlo()
-        client.mail("sender@example.com", ["BODY=8BITMIME"])
-        client.rcpt(rcpt)
-        code, reply = client.data(raw)
-        assert code == 250, reply
-    return reply.decode().rsplit(" ", 1)[1]
 
 
 def login(mp: Server, user: str = "ann", password: str = "secret") -> poplib.POP3:
@@ -62,8 +51,8 @@ def message(subject: str, body: str = "Hello") -> bytes:
 
 
 def test_pop3_lists_retrieves_and_ids_messages_oldest_first(pop3_server: Server) -> None:
-    first = send(pop3_server, message("one", ".starts with a dot\r\n..two dots\r\n."))
-    second = send(pop3_server, message("two"))
+    first = send_raw(pop3_server, message("one", ".starts with a dot\r\n..two dots\r\n."))
+    second = send_raw(pop3_server, message("two"))
     client = login(pop3_server)
     try:
         assert client.stat() == (2, len(pop3_server.mailbox.raw(first)) + len(message("two")))
@@ -96,7 +85,7 @@ def test_pop3_retr_gives_every_corpus_message_byte_for_byte(
     root = corpus_dir()
     names = [e["file"] for e in json.loads((root / "manifest.json").read_text())["files"]]
     monkeypatch.setattr(poplib, "_MAXLINE", 10**7)  # real mail has lines over poplib's 2048
-    ids = [send(pop3_server, (root / name).read_bytes()) for name in names[:40]]
+    ids = [send_raw(pop3_server, (root / name).read_bytes()) for name in names[:40]]
     client = login(pop3_server)
     try:
         uidl = [line.split()[1].decode() for line in client.uidl()[1]]
@@ -110,8 +99,8 @@ def test_pop3_retr_gives_every_corpus_message_byte_for_byte(
 
 
 def test_pop3_dele_applies_at_quit_and_publishes_delete_events(pop3_server: Server) -> None:
-    keep = send(pop3_server, message("keep"))
-    gone = send(pop3_server, message("gone"))
+    keep = send_raw(pop3_server, message("keep"))
+    gone = send_raw(pop3_server, message("gone"))
     with pop3_server.bus.subscribe() as sub:
         client = login(pop3_server)
         assert client.dele(2).startswith(b"+OK")
@@ -134,7 +123,7 @@ def test_pop3_dele_applies_at_quit_and_publishes_delete_events(pop3_server: Serv
 
 
 def test_pop3_rset_and_a_dropped_connection_delete_nothing(pop3_server: Server) -> None:
-    send(pop3_server, message("a"))
+    send_raw(pop3_server, message("a"))
     client = login(pop3_server)
     client.dele(1)
     assert client.rset().startswith(b"+OK")
@@ -170,7 +159,7 @@ class Raw:
 
 
 def test_pop3_answers_misuse_with_err(pop3_server: Server) -> None:
-    send(pop3_server, message("x"))
+    send_raw(pop3_server, message("x"))
     raw = Raw(pop3_server.pop3_address)
     try:
         assert raw.greeting.startswith("+OK")
@@ -216,7 +205,7 @@ def test_pop3_stls_upgrades_then_logs_in() -> None:
     with make_server(
         pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_cert="sans:localhost,127.0.0.1"
     ) as mp:
-        send(mp, message("secret mail"))
+        send_raw(mp, message("secret mail"))
         client = poplib.POP3(*mp.pop3_address, timeout=10)
         assert "STLS" in client.capa()
         context = ssl.create_default_context()
@@ -240,7 +229,7 @@ def test_pop3_implicit_tls() -> None:
         pop3_tls_cert="sans:localhost",
         pop3_tls_implicit=True,
     ) as mp:
-        send(mp, message("over tls"))
+        send_raw(mp, message("over tls"))
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -260,8 +249,8 @@ def test_pop3_implicit_tls() -> None:
 def test_curl_lists_and_fetches_over_pop3(pop3_server: Server) -> None:
     root = corpus_dir()
     raw = (root / "mailpit/mime-attachment.eml").read_bytes()
-    msg_id = send(pop3_server, raw)
-    send(pop3_server, message("second"))
+    msg_id = send_raw(pop3_server, raw)
+    send_raw(pop3_server, message("second"))
     port = pop3_server.pop3_address[1]
     url = f"pop3://127.0.0.1:{port}/"
     fetched = subprocess.run(
