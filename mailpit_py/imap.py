@@ -118,7 +118,13 @@ class ImapServer:
         self.mailbox = mailbox
         self.label = label
         self.listener = LineServer(
-            "imap", access.addr, "--imap", self._session, tls=access.tls, implicit=access.implicit
+            "imap",
+            access.addr,
+            "--imap",
+            self._session,
+            tls=access.tls,
+            implicit=access.implicit,
+            telemetry=mailbox.telemetry,
         )
         # Flags other than \Seen (which is the read state the UI shows), by UID, shared by every
         # session while the server runs.
@@ -379,8 +385,10 @@ class ImapServer:
     async def _login(self, s: _Session, user: str, password: str) -> str:
         if not await s.conn.call(self.access.credentials.check, user, password):
             log.warning("IMAP login failed for %r from %s", user, s.conn.peer)
+            self.mailbox.telemetry.inc("imap_logins", "failed")
             return "NO [AUTHENTICATIONFAILED] invalid user name or password"
         s.user = user
+        self.mailbox.telemetry.inc("imap_logins", "ok")
         log.info("IMAP login %r from %s", user, s.conn.peer)
         return f"OK [CAPABILITY {self.capabilities(s)}] logged in"
 
@@ -527,7 +535,11 @@ class ImapServer:
         if folder is None:
             return "NO [TRYCREATE] no such mailbox: APPEND to INBOX or a tag"
         tags = [] if folder == "INBOX" else [folder]
-        future = self.mailbox.deliver(Envelope("", ()), args[-1], tags=tags, origin={"Via": "IMAP"})
+        # Where it came from, in the fields the SMTP envelope has (the API's Envelope).
+        origin = {"Peer": s.conn.peer, "TLS": s.conn.tls, "Username": s.user, "Protocol": "IMAP"}
+        future = self.mailbox.deliver(
+            Envelope("", ()), args[-1], username=s.user, tags=tags, origin=origin
+        )
         await asyncio.wrap_future(future)
         return "OK APPEND completed"
 

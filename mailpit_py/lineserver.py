@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from mailpit_py.config import split_hostport
 from mailpit_py.smtp import AddressInUse
+from mailpit_py.telemetry import Telemetry
 
 log = logging.getLogger("mailpit_py.lineserver")
 T = TypeVar("T")
@@ -99,6 +100,7 @@ class LineServer:
         *,
         tls: ssl.SSLContext | None = None,
         implicit: bool = False,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.name = name
         self.addr = addr
@@ -106,6 +108,7 @@ class LineServer:
         self.handler = handler
         self.tls = tls
         self.implicit = implicit and tls is not None
+        self.telemetry = telemetry  # <name>_connections: clients connected now
         self.loop = asyncio.new_event_loop()
         self.workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{name}-io")
         self.address: tuple[str, int] = ("", 0)
@@ -118,6 +121,8 @@ class LineServer:
         assert task is not None
         self._tasks.add(task)
         conn = Connection(self, reader, writer)
+        if self.telemetry is not None:
+            self.telemetry.add_gauge(f"{self.name}_connections", 1)
         try:
             await self.handler(conn)
         except asyncio.CancelledError:
@@ -129,6 +134,8 @@ class LineServer:
         finally:
             await conn.close()
             self._tasks.discard(task)
+            if self.telemetry is not None:
+                self.telemetry.add_gauge(f"{self.name}_connections", -1)
 
     def start(self) -> None:
         host, port = split_hostport(self.addr, self.flag)

@@ -74,6 +74,7 @@ class Pop3Server:
             self._session,
             tls=access.tls,
             implicit=access.implicit,
+            telemetry=mailbox.telemetry,
         )
 
     @property
@@ -190,9 +191,11 @@ class Pop3Server:
         user, s.user = s.user, ""
         if not rest or not await s.conn.call(self.access.credentials.check, user, rest):
             log.warning("POP3 login failed for %r from %s", user, s.conn.peer)
+            self.mailbox.telemetry.inc("pop3_logins", "failed")
             await self._err(s, "[AUTH] invalid user name or password")
             return False
         s.drop = await s.conn.call(self.mailbox.index)
+        self.mailbox.telemetry.inc("pop3_logins", "ok")
         s.authed = True
         s.user = user
         log.info("POP3 login %r from %s: %d messages", user, s.conn.peer, len(s.drop))

@@ -439,6 +439,7 @@ def test_imap_answers_misuse_with_bad_or_no(imap_server: Server) -> None:
         assert f.readline().startswith(b"+ ")
     # The client vanished while idling: the server goes on serving others.
     assert talk(imap_server, "d1 NOOP") == ["d1 OK NOOP completed"]
+    assert imap_server.mailbox.telemetry.counter("imap_logins") == {("failed",): 1, ("ok",): 2}
 
 
 def test_imap_starttls_and_implicit_tls() -> None:

@@ -189,6 +189,10 @@ def test_pop3_answers_misuse_with_err(pop3_server: Server) -> None:
         assert raw.file.readline() == b""  # closed after QUIT
     finally:
         raw.close()
+    logins = pop3_server.mailbox.telemetry.counter("pop3_logins")
+    assert logins == {("failed",): 2, ("ok",): 1}
+    telemetry = pop3_server.mailbox.telemetry
+    wait_until(lambda: telemetry.gauge("pop3_connections") == 0, what="the connection gauge")
 
 
 def test_pop3_password_may_hold_spaces_and_bcrypt_hashes(tmp_path: Path) -> None:
