@@ -47,6 +47,7 @@ from mailpit_py.models import Envelope
 log = logging.getLogger("mailpit_py.imap")
 
 IDLE_TIMEOUT = 30 * 60.0  # RFC 3501 section 5.4: an autologout timer of at least 30 minutes
+MAX_GARBAGE = 20  # untagged lines in a row before the server hangs up
 MAX_COMMAND_LITERAL = 1024 * 1024  # literals outside APPEND are names, passwords, search words
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -96,6 +97,7 @@ class _Session:
     entries: dict[int, IndexEntry] = field(default_factory=dict)
     generation: int = -1  # the server's change counter as of the last update sent
     parsed: OrderedDict[int, Entity] = field(default_factory=OrderedDict)
+    garbage: int = 0  # lines in a row without a tag: past a limit this is not an IMAP client
 
     @property
     def tag(self) -> str | None:
@@ -246,7 +248,12 @@ class ImapServer:
         try:
             first, _, rest = data.partition(b" ")
             if not _TAG.fullmatch(first):
+                s.garbage += 1
+                if s.garbage > MAX_GARBAGE:
+                    await self._send(s, "* BYE this does not look like IMAP")
+                    raise _Logout
                 raise ImapSyntaxError("a command starts with a tag")
+            s.garbage = 0
             tag = first.decode("ascii")
             tokens = tokenize(rest)
             if not tokens or not isinstance(tokens[0], Atom):
@@ -664,7 +671,7 @@ class ImapServer:
         if by_uid:
             largest = s.uids[-1] if s.uids else 0
             return [(n, uid) for n, uid in enumerate(s.uids, 1) if numbers.contains(uid, largest)]
-        if not numbers.bounded(len(s.uids)):
+        if s.uids and not numbers.bounded(len(s.uids)):  # empty: "1:*" finds nothing, no error
             raise ImapSyntaxError("no such message (the sequence number is beyond the last)")
         return [(n, uid) for n, uid in enumerate(s.uids, 1) if numbers.contains(n, len(s.uids))]
 
@@ -759,12 +766,18 @@ class ImapServer:
 
     def _fetch_content(self, entity: Entity, item: str) -> bytes:
         key = item.upper()
-        if key == "ENVELOPE":
-            return b"ENVELOPE " + envelope(entity)
-        if key == "BODYSTRUCTURE":
-            return b"BODYSTRUCTURE " + bodystructure(entity, extended=True)
-        if key == "BODY":
-            return b"BODY " + bodystructure(entity, extended=False)
+        if key in ("ENVELOPE", "BODYSTRUCTURE", "BODY"):
+            try:
+                if key == "ENVELOPE":
+                    return b"ENVELOPE " + envelope(entity)
+                return key.encode() + b" " + bodystructure(entity, key == "BODYSTRUCTURE")
+            except Exception:
+                # One odd message must not stop a client's sync: describe it as plain text.
+                log.exception("IMAP %s of a stored message failed", key)
+                if key == "ENVELOPE":
+                    return b"ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+                size = len(entity.raw) - entity.body_start
+                return key.encode() + b' ("TEXT" "PLAIN" NIL NIL NIL "7BIT" %d 0)' % size
         if key == "RFC822":
             return b"RFC822 " + literal(entity.raw)
         if key == "RFC822.HEADER":

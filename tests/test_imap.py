@@ -531,3 +531,32 @@ def test_imap_logins_default_to_the_pop3_list_and_are_required() -> None:
         Config(imap_addr="127.0.0.1:0").validate()
     with pytest.raises(ConfigError, match="--imap-tls-implicit needs --imap-tls-cert"):
         Config(imap_addr="127.0.0.1:0", imap_auth=AUTH, imap_tls_implicit=True).validate()
+
+
+def test_imap_hangs_up_on_a_client_that_is_not_speaking_imap(imap_server: Server) -> None:
+    with socket.create_connection(imap_server.imap_address, timeout=10) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"\x16\x03\x01 hello\r\n" * 30)
+        answers = [f.readline() for _ in range(22)]
+        assert answers[:20] == [b"* BAD a command starts with a tag\r\n"] * 20
+        assert answers[20] == b"* BYE this does not look like IMAP\r\n" and answers[21] == b""
+
+
+def test_imap_empty_mailbox_and_bare_lf_messages(imap_server: Server, imap: imaplib.IMAP4) -> None:
+    imap.select("INBOX")
+    assert imap.fetch("1:*", "(FLAGS)") == ("OK", [None])
+    assert imap.uid("FETCH", "1:*", "(FLAGS)") == ("OK", [None])
+    assert imap.search(None, "ALL") == ("OK", [b""])
+    raw = b"Subject: bare\nFrom: a@example.com\n\nline one\n.line two\n"
+    msg_id = send_raw(imap_server, raw)
+    imap.noop()
+    uid = uids(imap_server)[0]
+    stored = imap_server.mailbox.raw(msg_id)
+    assert fetch_literal(imap, uid, "BODY.PEEK[]") == stored
+    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]") == stored[stored.index(b"\n\n") + 2 :]
+    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]").startswith(b"line one\n.line two\n")
+    # EXAMINE is read-only: even a non-PEEK fetch leaves the message unread.
+    imap.select("INBOX", readonly=True)
+    fetch_literal(imap, uid, "BODY[]")
+    assert imap_server.mailbox.summary(msg_id)["Read"] is False

@@ -19,6 +19,7 @@ from helpers import corpus_dir, make_server, send_raw, wait_until
 from mailpit_py import events
 from mailpit_py.cli import config_from
 from mailpit_py.config import Config, ConfigError
+from mailpit_py.pop3 import top_of, wire_form
 from mailpit_py.server import Server
 
 AUTH = "ann:secret bob:pa55"
@@ -85,7 +86,7 @@ def test_pop3_retr_gives_every_corpus_message_byte_for_byte(
     root = corpus_dir()
     names = [e["file"] for e in json.loads((root / "manifest.json").read_text())["files"]]
     monkeypatch.setattr(poplib, "_MAXLINE", 10**7)  # real mail has lines over poplib's 2048
-    ids = [send_raw(pop3_server, (root / name).read_bytes()) for name in names[:40]]
+    ids = [send_raw(pop3_server, (root / name).read_bytes()) for name in names]
     client = login(pop3_server)
     try:
         uidl = [line.split()[1].decode() for line in client.uidl()[1]]
@@ -310,3 +311,22 @@ def test_cli_says_how_to_fix_pop3_without_logins() -> None:
     )
     assert result.returncode == 2
     assert "--pop3-auth-file" in result.stderr and "MP_POP3_AUTH" in result.stderr
+
+
+def test_wire_form_stuffs_dots_and_ends_every_line_in_crlf() -> None:
+    assert wire_form(b"") == b".\r\n"
+    assert wire_form(b"a\r\n.b\r\n..c\r\n.\r\n") == b"a\r\n..b\r\n...c\r\n..\r\n.\r\n"
+    assert wire_form(b"bare\nlf\n.x") == b"bare\r\nlf\r\n..x\r\n.\r\n"
+    assert top_of(b"A: 1\n\nl1\nl2\n", 1) == b"A: 1\n\nl1\n"
+    assert top_of(b"A: 1\r\nB: 2\r\n", 0) == b"A: 1\r\nB: 2\r\n"  # no body at all
+
+
+def test_pop3_hangs_up_on_a_client_that_is_not_speaking_pop3(pop3_server: Server) -> None:
+    raw = Raw(pop3_server.pop3_address)
+    try:
+        raw.sock.sendall(b"GET / HTTP/1.1\r\n" * 25)
+        answers = [raw.line() for _ in range(21)]
+        assert answers[:20] == ["-ERR unknown command 'GET'"] * 20
+        assert answers[20] == ""  # closed
+    finally:
+        raw.close()
