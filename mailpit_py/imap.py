@@ -4,8 +4,6 @@ RFC 2177): INBOX holds every message and each tag is a folder of its own."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import re
 import threading
@@ -40,7 +38,7 @@ from mailpit_py.imap_syntax import (
     tokenize,
 )
 from mailpit_py.lineserver import Connection, LineServer, LineTooLong
-from mailpit_py.mailaccess import Access
+from mailpit_py.mailaccess import Access, decode_plain
 from mailpit_py.mailbox import IndexEntry, Mailbox, MessageNotFound
 from mailpit_py.models import Envelope
 
@@ -417,13 +415,10 @@ class ImapServer:
             answer = line.decode("ascii", "replace").strip()
         if answer == "*":
             return "BAD authentication cancelled"
-        try:
-            decoded = base64.b64decode("" if answer == "=" else answer, validate=True)
-            authzid, user, password = decoded.decode("utf-8").split("\0")
-        except (binascii.Error, ValueError):
-            return "BAD that is not a base64 PLAIN response (authzid NUL user NUL password)"
-        if authzid and authzid != user:
-            return "NO [AUTHORIZATIONFAILED] cannot act as another user"
+        plain = decode_plain(answer)
+        if plain is None:
+            return "BAD not a PLAIN response: base64 of authzid NUL user NUL password"
+        user, password = plain
         return await self._login(s, user, password)
 
     # -- authenticated -----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -89,3 +91,16 @@ def access_for(config: Config, proto: str) -> Access | None:
     )
     implicit = context is not None and bool(getattr(config, f"{proto}_tls_implicit"))
     return Access(proto, addr, creds, context, implicit)
+
+
+def decode_plain(answer: str) -> tuple[str, str] | None:
+    """(user, password) from a SASL PLAIN response (RFC 4616), base64 `authzid NUL user NUL
+    password`; None when it is not one or asks to act as another user."""
+    try:
+        decoded = base64.b64decode("" if answer == "=" else answer, validate=True)
+        authzid, user, password = decoded.decode("utf-8").split("\0")
+    except (binascii.Error, ValueError):
+        return None
+    if authzid and authzid != user:
+        return None
+    return user, password

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailpit_py.lineserver import Connection, LineServer, LineTooLong
-from mailpit_py.mailaccess import Access
+from mailpit_py.mailaccess import Access, decode_plain
 from mailpit_py.mailbox import IndexEntry, Mailbox, MessageNotFound
 
 log = logging.getLogger("mailpit_py.pop3")
@@ -151,7 +151,7 @@ class Pop3Server:
     async def _cmd_capa(self, s: _Session, args: list[str], rest: str) -> bool:
         caps = ["TOP", "UIDL", "RESP-CODES", "PIPELINING", "IMPLEMENTATION mailpit-py"]
         if not s.authed:
-            caps.insert(0, "USER")
+            caps[:0] = ["USER", "SASL PLAIN"]
             if self.access.tls is not None and not s.conn.tls:
                 caps.append("STLS")
         await self._multi(s, "capability list follows", "\r\n".join(caps).encode())
@@ -189,18 +189,47 @@ class Pop3Server:
             return False
         # RFC 1939 section 7: the password may contain spaces; it is the rest of the line.
         user, s.user = s.user, ""
-        if not rest or not await s.conn.call(self.access.credentials.check, user, rest):
+        await self._login(s, user, rest)
+        return False
+
+    async def _cmd_auth(self, s: _Session, args: list[str], rest: str) -> bool:
+        """SASL PLAIN (RFC 5034), with or without an initial response."""
+        if s.authed:
+            await self._err(s, "already logged in")
+            return False
+        if not args:
+            await self._multi(s, "mechanisms follow", b"PLAIN")
+            return False
+        if args[0].upper() != "PLAIN" or len(args) > 2:
+            await self._err(s, f"mechanism {args[0][:20]} is not supported; use PLAIN")
+            return False
+        if len(args) == 2:
+            answer = args[1]
+        else:
+            await s.conn.write(b"+ \r\n")
+            answer = (await s.conn.readline(IDLE_TIMEOUT)).decode("ascii", "replace").strip()
+        if answer == "*":
+            await self._err(s, "authentication cancelled")
+            return False
+        plain = decode_plain(answer)
+        if plain is None:
+            await self._err(s, "not a usable PLAIN response: base64 of NUL user NUL password")
+            return False
+        await self._login(s, *plain)
+        return False
+
+    async def _login(self, s: _Session, user: str, password: str) -> None:
+        if not password or not await s.conn.call(self.access.credentials.check, user, password):
             log.warning("POP3 login failed for %r from %s", user, s.conn.peer)
             self.mailbox.telemetry.inc("pop3_logins", "failed")
             await self._err(s, "[AUTH] invalid user name or password")
-            return False
+            return
         s.drop = await s.conn.call(self.mailbox.index)
         self.mailbox.telemetry.inc("pop3_logins", "ok")
         s.authed = True
         s.user = user
         log.info("POP3 login %r from %s: %d messages", user, s.conn.peer, len(s.drop))
         await self._ok(s, f"logged in, {len(s.drop)} messages")
-        return False
 
     async def _cmd_quit(self, s: _Session, args: list[str], rest: str) -> bool:
         if not s.authed or not s.deleted:

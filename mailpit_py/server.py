@@ -76,10 +76,12 @@ class Server:
         if pop3 is not None:
             self.pop3 = Pop3Server(pop3, self.mailbox, self.config.label)
             self.pop3.start()
+            log.info("POP3 on %s:%d", *self.pop3.address)
         imap = access_for(self.config, "imap")
         if imap is not None:
             self.imap = ImapServer(imap, self.mailbox, self.config.label)
             self.imap.start()
+            log.info("IMAP on %s:%d", *self.imap.address)
 
     def _stop_mail_readers(self) -> None:
         if self.pop3 is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import imaplib
 import json
 import poplib
+import re
 import shutil
 import socket
 import ssl
@@ -330,3 +333,70 @@ def test_pop3_hangs_up_on_a_client_that_is_not_speaking_pop3(pop3_server: Server
         assert answers[20] == ""  # closed
     finally:
         raw.close()
+
+
+def test_pop3_auth_plain_with_and_without_an_initial_response(pop3_server: Server) -> None:
+    plain = base64.b64encode(b"\0bob\0pa55").decode()
+    raw = Raw(pop3_server.pop3_address)
+    try:
+        assert raw.cmd("CAPA") == "+OK capability list follows"
+        caps = []
+        while (line := raw.line()) != ".":
+            caps.append(line)
+        assert "SASL PLAIN" in caps and "USER" in caps
+        assert raw.cmd("AUTH CRAM-MD5") == "-ERR mechanism CRAM-MD5 is not supported; use PLAIN"
+        assert raw.cmd("AUTH PLAIN") == "+ "
+        assert raw.cmd("*") == "-ERR authentication cancelled"
+        assert raw.cmd("AUTH PLAIN !!!").startswith("-ERR not a usable PLAIN response")
+        other = base64.b64encode(b"ann\0bob\0pa55").decode()  # act as ann: refused
+        assert raw.cmd(f"AUTH PLAIN {other}").startswith("-ERR not a usable PLAIN response")
+        assert raw.cmd("AUTH PLAIN") == "+ "
+        assert raw.cmd(plain) == "+OK logged in, 0 messages"
+        assert raw.cmd(f"AUTH PLAIN {plain}") == "-ERR already logged in"
+    finally:
+        raw.close()
+    raw = Raw(pop3_server.pop3_address)
+    try:
+        assert raw.cmd(f"AUTH PLAIN {plain}") == "+OK logged in, 0 messages"  # RFC 5034 initial
+    finally:
+        raw.close()
+
+
+def test_cli_runs_pop3_and_imap_from_flags_and_variables(tmp_path: Path) -> None:
+    auth_file = tmp_path / "logins"
+    auth_file.write_text("ann:secret\n")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+        "MP_POP3_AUTH_FILE": str(auth_file),
+        "MP_IMAP_BIND_ADDR": "127.0.0.1:0",
+    }
+    args = ["--pop3", "127.0.0.1:0", "-s", "127.0.0.1:0", "-l", "127.0.0.1:0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailpit_py", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        ports: dict[str, int] = {}
+        while len(ports) < 2:
+            line = proc.stderr.readline()
+            assert line, "the server stopped before listening"
+            for proto in ("POP3", "IMAP"):
+                m = re.search(rf"{proto} on [\d.]+:(\d+)", line)
+                if m:
+                    ports[proto] = int(m.group(1))
+        pop = poplib.POP3("127.0.0.1", ports["POP3"], timeout=10)
+        pop.user("ann")
+        pop.pass_("secret")
+        assert pop.stat() == (0, 0)
+        pop.quit()
+        imap = imaplib.IMAP4("127.0.0.1", ports["IMAP"], timeout=10)
+        imap.login("ann", "secret")  # IMAP uses the POP3 logins
+        assert imap.select()[1] == [b"0"]
+        imap.logout()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
