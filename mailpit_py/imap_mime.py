@@ -54,7 +54,7 @@ def parse_entity(
     else:
         m = _HEADER_END.search(raw, start, end)
         body_start = m.end() if m else end
-    headers = _PARSER.parsebytes(raw[start:body_start])
+    headers = _PARSER.parsebytes(_lenient_header(raw[start:body_start]))
     ctype = (headers.get_content_type() if "content-type" in headers else default).lower()
     maintype, _, subtype = ctype.partition("/")
     entity = Entity(raw, start, body_start, end, headers, maintype, subtype or "plain")
@@ -62,6 +62,10 @@ def parse_entity(
         return entity
     if entity.multipart:
         boundary = headers.get_param("boundary")
+        if not isinstance(boundary, str) or not boundary:
+            # e.g. "multipart/mixed\n\tboundary=x" without its ";": find it as readers do.
+            found = _LOOSE_BOUNDARY.search(_raw_value(headers, "content-type") or "")
+            boundary = found.group(1) if found else None
         if isinstance(boundary, str) and boundary:
             child_default = "message/rfc822" if subtype == "digest" else "text/plain"
             for a, b in _split(raw, body_start, end, boundary.encode("utf-8", "surrogateescape")):
@@ -69,6 +73,23 @@ def parse_entity(
     elif ctype == "message/rfc822":
         entity.message = parse_entity(raw, body_start, end, "text/plain", depth + 1)
     return entity
+
+
+_LOOSE_BOUNDARY = re.compile(r'boundary\s*=\s*"?([^";\s]+)', re.I)
+_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+
+
+def _lenient_header(header: bytes) -> bytes:
+    """The header for parsing only: `Name :` read as `Name:` (RFC 5322 obsolete syntax) and
+    lines that are no field dropped, where the email package would end the header instead."""
+    out = []
+    for line in header.splitlines(keepends=True):
+        m = _FIELD.match(line)
+        if m:
+            out.append(m.group(1) + b":" + line[m.end() :])
+        elif line[:1] in (b" ", b"\t") and out:
+            out.append(line)
+    return b"".join(out) + b"\r\n"
 
 
 def _split(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:

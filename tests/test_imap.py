@@ -560,3 +560,43 @@ def test_imap_empty_mailbox_and_bare_lf_messages(imap_server: Server, imap: imap
     imap.select("INBOX", readonly=True)
     fetch_literal(imap, uid, "BODY[]")
     assert imap_server.mailbox.summary(msg_id)["Read"] is False
+
+
+def test_imapclient_parses_every_envelope_and_structure_and_idles(imap_server: Server) -> None:
+    from imapclient import IMAPClient
+
+    root = corpus_dir()
+    names = [e["file"] for e in json.loads((root / "manifest.json").read_text())["files"]]
+    ids = [send_raw(imap_server, (root / name).read_bytes()) for name in names]
+    client = IMAPClient("127.0.0.1", port=imap_server.imap_address[1], ssl=False, timeout=10)
+    client.login("ann", "secret")
+    client.select_folder("INBOX", readonly=True)
+    found = client.search()
+    assert len(found) == len(ids)
+    data = client.fetch(found, ["ENVELOPE", "BODYSTRUCTURE", "RFC822.SIZE"])
+    by_uid = {e.imap_uid: e.uid for e in imap_server.mailbox.index()}
+    for uid, item in data.items():
+        stored = imap_server.mailbox.get(by_uid[uid])
+        api = stored.to_api()
+        assert item[b"RFC822.SIZE"] == api["Size"]
+        # Every attachment and inline part the API lists is a leaf of the structure.
+        leaves = _leaves(item[b"BODYSTRUCTURE"])
+        assert len(leaves) >= len(api["Attachments"]) + len(api["Inline"]), by_uid[uid]
+        if not stored.detail["MessageIDGenerated"]:
+            assert api["MessageID"].encode() in (item[b"ENVELOPE"].message_id or b""), uid
+    client.select_folder("INBOX")
+    client.idle()
+    new_id = send_raw(imap_server, message("idle with IMAPClient"))
+    responses = client.idle_check(timeout=10)
+    client.idle_done()
+    assert (len(ids) + 1, b"EXISTS") in responses
+    assert imap_server.mailbox.summary(new_id)["Subject"] == "idle with IMAPClient"
+    client.logout()
+
+
+def _leaves(structure: object) -> list[object]:
+    """The single parts of a parsed BODYSTRUCTURE (IMAPClient's BodyData)."""
+    if getattr(structure, "is_multipart", False):
+        parts = structure[0]  # type: ignore[index]
+        return [leaf for part in parts for leaf in _leaves(part)]
+    return [structure]
