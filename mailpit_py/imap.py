@@ -464,8 +464,30 @@ class ImapServer:
     async def _cmd_create(self, s: _Session, tag: str, args: list[Token]) -> str:
         return "NO [CANNOT] folders are tags: tag a message (COPY it to a new name) instead"
 
-    _cmd_delete = _cmd_create
-    _cmd_rename = _cmd_create
+    async def _cmd_delete(self, s: _Session, tag: str, args: list[Token]) -> str:
+        """Deleting a tag's folder removes the tag everywhere; the messages stay in INBOX."""
+        if len(args) != 1:
+            raise ImapSyntaxError("DELETE takes a mailbox name")
+        folder = await s.conn.call(self._folder, args[0])
+        if folder is None:
+            return "NO [NONEXISTENT] no such mailbox"
+        if folder == "INBOX":
+            return "NO [CANNOT] INBOX cannot be deleted"
+        await s.conn.call(self.mailbox.delete_tag, folder)
+        return "OK DELETE completed (the tag is gone, the messages are in INBOX)"
+
+    async def _cmd_rename(self, s: _Session, tag: str, args: list[Token]) -> str:
+        """Renaming a tag's folder renames the tag."""
+        if len(args) != 2:
+            raise ImapSyntaxError("RENAME takes the old and the new mailbox name")
+        folder = await s.conn.call(self._folder, args[0])
+        if folder is None:
+            return "NO [NONEXISTENT] no such mailbox"
+        new = decode_mailbox(text(args[1]))
+        if folder == "INBOX" or new.upper() == "INBOX":
+            return "NO [CANNOT] INBOX cannot be renamed, nor a folder renamed to INBOX"
+        await s.conn.call(self.mailbox.rename_tag, folder, new)
+        return "OK RENAME completed"
 
     async def _cmd_subscribe(self, s: _Session, tag: str, args: list[Token]) -> str:
         return "OK every folder is subscribed"

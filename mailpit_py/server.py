@@ -125,6 +125,10 @@ class Server:
             return "SMTP is not listening"
         if self.http is None:
             return "HTTP is not listening"
+        if self.config.pop3_addr and self.pop3 is None:
+            return "POP3 is not listening"
+        if self.config.imap_addr and self.imap is None:
+            return "IMAP is not listening"
         if self.mailbox is None:
             return "the store is closed"
         try:

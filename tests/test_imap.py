@@ -504,6 +504,13 @@ def test_imap_folders_are_tags(imap_server: Server, imap: imaplib.IMAP4) -> None
     typ, data = imap.append("work", None, None, message("appended"))
     assert typ == "OK"
     assert imap_server.mailbox.summary("latest")["Tags"] == ["work"]
+    # RENAME and DELETE of a folder rename and remove its tag; INBOX stays as it is.
+    assert imap.rename("work", "done")[0] == "OK"
+    assert imap_server.mailbox.summary("latest")["Tags"] == ["done"]
+    assert imap.delete("done")[0] == "OK"
+    assert imap_server.mailbox.tags() == ["Größe"] and imap_server.mailbox.counts()[0] == 3
+    assert imap.delete("INBOX")[0] == "NO" and imap.rename("INBOX", "x")[0] == "NO"
+    assert imap.create("new")[0] == "NO"
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
