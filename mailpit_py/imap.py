@@ -643,6 +643,8 @@ class ImapServer:
             s.entries.pop(uid, None)
             if folder_tag is None:
                 self.flags.pop(uid, None)
+            else:  # it lives on in INBOX, where \Deleted would doom it at the next EXPUNGE
+                self.flags.get(uid, set()).discard("\\Deleted")
         if report:
             await self._send(s, "\r\n".join(lines))
 

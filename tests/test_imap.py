@@ -500,6 +500,11 @@ def test_imap_folders_are_tags(imap_server: Server, imap: imaplib.IMAP4) -> None
     imap.expunge()
     assert imap_server.mailbox.summary(a)["Tags"] == []
     assert imap_server.mailbox.counts()[0] == 2
+    imap.select("INBOX")
+    assert imap.search(None, "DELETED")[1] == [b""]  # untagged, not doomed in INBOX
+    imap.expunge()
+    assert imap_server.mailbox.counts()[0] == 2
+    imap.select("work")
     assert imap.list('""', "w%")[1] == [b'(\\HasNoChildren) "/" "work"']
     typ, data = imap.append("work", None, None, message("appended"))
     assert typ == "OK"
