@@ -79,6 +79,7 @@ _AUTHENTICATED = {
 _SELECTED = {"CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "UID"}
 # After these, an EXPUNGE response must wait (RFC 3501 section 7.4.1).
 _NO_EXPUNGE = {"FETCH", "STORE", "SEARCH"}
+_LOOK = {"NOOP", "CHECK", "SEARCH", "IDLE"}  # commands that ask "what is new?"
 
 
 class _Logout(Exception):
@@ -269,8 +270,12 @@ class ImapServer:
             if handler is None:
                 await self._send(s, f"{tag} BAD unknown command {command[:30]}")
                 return
-            if s.folder is not None:  # new mail first, so that a UID SEARCH finds it
-                await self._refresh(s, expunge=command not in _NO_EXPUNGE)
+            if s.folder is not None:
+                # New mail first. Commands that look for news read the mailbox even when the
+                # bus has not told us yet, so a client that just sent a message finds it.
+                sub = text(args[0]).upper() if command == "UID" and args else ""
+                force = command in _LOOK or sub == "SEARCH"
+                await self._refresh(s, expunge=command not in _NO_EXPUNGE, force=force)
             result = await handler(s, tag, args)
             if not result:
                 return  # the handler answered already (STARTTLS)
@@ -312,10 +317,10 @@ class ImapServer:
     async def _load(self, s: _Session) -> list[IndexEntry]:
         return await s.conn.call(self.mailbox.index, s.tag)
 
-    async def _refresh(self, s: _Session, expunge: bool) -> None:
+    async def _refresh(self, s: _Session, expunge: bool, force: bool = False) -> None:
         """Tell the client what changed since its last update: expunged messages (when that may
         be said now), new flags, and new messages (RFC 3501 section 7.3 and 7.4)."""
-        if s.generation == self.generation:
+        if s.generation == self.generation and not force:
             return
         generation = self.generation
         index = await self._load(s)
