@@ -588,8 +588,11 @@ class Mailbox:
         """Finish in-flight deliveries, close the database, remove a temporary one."""
         self._closing.set()
         self._parsers.shutdown(wait=True)
-        self.store.close()
+        # The stats thread may be mid-query: it ends before the connections close (closing a
+        # connection another thread is using crashed the process).
+        self._stats_dirty.set()
         self._stats_thread.join(timeout=5)
+        self.store.close()
         if self._temp_path:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 try:
