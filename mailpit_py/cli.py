@@ -415,6 +415,80 @@ OPTIONS: tuple[Option, ...] = (
         "score messages with SpamAssassin's spamd at HOST:PORT",
         metavar="HOST:PORT",
     ),
+    # --- POP3 and IMAP (issue 10) ---
+    Option(
+        ("--pop3",),
+        "MP_POP3_BIND_ADDR",
+        "pop3_addr",
+        "POP3 listen address, HOST:PORT, e.g. 127.0.0.1:1110 (default: off; needs logins)",
+        metavar="ADDR",
+    ),
+    Option(
+        ("--pop3-auth-file",),
+        "MP_POP3_AUTH_FILE",
+        "pop3_auth_file",
+        "file of user:password lines (bcrypt hashes from htpasswd -B too) allowed to log in "
+        "over POP3 (and IMAP, unless it has its own)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--pop3-auth",),
+        "MP_POP3_AUTH",
+        "pop3_auth",
+        "POP3 logins as space-separated user:password pairs",
+        metavar="PAIRS",
+    ),
+    Option(
+        ("--pop3-tls-cert",),
+        "MP_POP3_TLS_CERT",
+        "pop3_tls_cert",
+        "PEM certificate for POP3 STLS (or implicit TLS); sans:HOST,... makes a self-signed one",
+        metavar="FILE",
+    ),
+    Option(("--pop3-tls-key",), "MP_POP3_TLS_KEY", "pop3_tls_key", "PEM key", metavar="FILE"),
+    Option(
+        ("--pop3-tls-implicit",),
+        "MP_POP3_TLS_IMPLICIT",
+        "pop3_tls_implicit",
+        "POP3 speaks TLS from the first byte (POP3S, as Mailpit does) instead of offering STLS",
+        boolean=True,
+    ),
+    Option(
+        ("--imap",),
+        "MP_IMAP_BIND_ADDR",
+        "imap_addr",
+        "IMAP listen address, HOST:PORT, e.g. 127.0.0.1:1143 (default: off; needs logins)",
+        metavar="ADDR",
+    ),
+    Option(
+        ("--imap-auth-file",),
+        "MP_IMAP_AUTH_FILE",
+        "imap_auth_file",
+        "file of user:password lines allowed to log in over IMAP (default: the POP3 logins)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--imap-auth",),
+        "MP_IMAP_AUTH",
+        "imap_auth",
+        "IMAP logins as space-separated user:password pairs (default: the POP3 logins)",
+        metavar="PAIRS",
+    ),
+    Option(
+        ("--imap-tls-cert",),
+        "MP_IMAP_TLS_CERT",
+        "imap_tls_cert",
+        "PEM certificate for IMAP STARTTLS (or implicit TLS); sans:HOST,... self-signs one",
+        metavar="FILE",
+    ),
+    Option(("--imap-tls-key",), "MP_IMAP_TLS_KEY", "imap_tls_key", "PEM key", metavar="FILE"),
+    Option(
+        ("--imap-tls-implicit",),
+        "MP_IMAP_TLS_IMPLICIT",
+        "imap_tls_implicit",
+        "IMAP speaks TLS from the first byte (IMAPS) instead of offering STARTTLS",
+        boolean=True,
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}

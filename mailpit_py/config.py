@@ -74,6 +74,19 @@ class Config:
     checks_dnsbl: tuple[str, ...] = ()  # DNSBL/URIBL zones, e.g. ("zen.spamhaus.org",)
     allow_internal_http_requests: bool = False  # link check may reach private addresses
     enable_spamassassin: str = ""  # HOST:PORT of spamd; "" = off
+    # --- POP3 and IMAP (issue 10) ---
+    pop3_addr: str = ""  # "" = no POP3 server (Mailpit's usual port is 1110)
+    pop3_auth_file: str = ""  # htpasswd-style user:password lines
+    pop3_auth: str = ""  # "user:pass user2:pass2" (MP_POP3_AUTH)
+    pop3_tls_cert: str = ""  # PEM file or sans:host,...; enables STLS (or implicit TLS)
+    pop3_tls_key: str = ""
+    pop3_tls_implicit: bool = False  # TLS from the first byte (POP3S) instead of STLS
+    imap_addr: str = ""  # "" = no IMAP server
+    imap_auth_file: str = ""  # default: the POP3 credentials
+    imap_auth: str = ""
+    imap_tls_cert: str = ""  # PEM file or sans:host,...; enables STARTTLS (or implicit TLS)
+    imap_tls_key: str = ""
+    imap_tls_implicit: bool = False  # TLS from the first byte (IMAPS) instead of STARTTLS
 
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
@@ -101,6 +114,10 @@ class Config:
         relay_config.validate(self)
         self._validate_smtp_front_door()
         self._validate_checks()
+        # --- POP3 and IMAP (issue 10) ---
+        from mailpit_py.mailaccess import validate_mail_access  # it imports this module
+
+        validate_mail_access(self)
         return self
 
     def _validate_smtp_front_door(self) -> None:

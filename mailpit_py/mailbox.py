@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailpit_py import __version__, events
 from mailpit_py.config import Config
@@ -176,6 +176,16 @@ class StoredMessage:
 
     def transcript_to_api(self) -> list[dict[str, Any]]:
         return [{"Time": t, "Dir": d, "Line": line} for t, d, line in self.transcript]
+
+
+class IndexEntry(NamedTuple):
+    """One message as mail clients number it: IMAP UID (never reused), ID, size, read, time."""
+
+    imap_uid: int
+    uid: str
+    size: int
+    read: int
+    created: float
 
 
 _CID_REF = re.compile(r"""(["'(=\s])cid:([^"')\s>]+)""", re.I)
@@ -502,6 +512,18 @@ class Mailbox:
             raise MessageNotFound(f"{msg_id}/part/{part_id}")
         return found
 
+    def index(self, tag: str | None = None) -> list[IndexEntry]:
+        """Every message (or those with `tag`), oldest first, with its IMAP UID (POP3, IMAP)."""
+        return [IndexEntry(*row) for row in self.store.index(tag)]
+
+    def uid_validity(self) -> int:
+        """IMAP UIDVALIDITY: fixed for the life of the database (RFC 3501 section 2.3.1.1)."""
+        return int(self.store.meta("imap_uidvalidity") or 1)
+
+    def next_imap_uid(self) -> int:
+        """IMAP UIDNEXT: the UID the next message will get."""
+        return self.store.next_id()
+
     def part(self, msg_id: str, part_id: str) -> tuple[str, bytes]:
         uid = self.resolve(msg_id)
         found = self.store.part(uid, part_id)
@@ -703,8 +725,11 @@ class Mailbox:
         """Finish in-flight deliveries, close the database, remove a temporary one."""
         self._closing.set()
         self._parsers.shutdown(wait=True)
-        self.store.close()
+        # The stats thread may be mid-query: it ends before the connections close (closing a
+        # connection another thread is using crashed the process).
+        self._stats_dirty.set()
         self._stats_thread.join(timeout=5)
+        self.store.close()
         if self._temp_path:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 try:

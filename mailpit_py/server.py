@@ -11,7 +11,10 @@ from mailpit_py.chaos import Chaos
 from mailpit_py.checks.service import Checks
 from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
+from mailpit_py.imap import ImapServer
+from mailpit_py.mailaccess import access_for
 from mailpit_py.mailbox import Mailbox
+from mailpit_py.pop3 import Pop3Server
 from mailpit_py.relay import Relay
 from mailpit_py.smtp import SmtpServer
 
@@ -30,6 +33,8 @@ class Server:
         self.http: HttpServer | None = None
         self.relay: Relay | None = None  # issue 6
         self.checks: Checks | None = None
+        self.pop3: Pop3Server | None = None
+        self.imap: ImapServer | None = None
         self.started = time.time()
 
     def start(self) -> Server:
@@ -46,6 +51,7 @@ class Server:
             app.config["CHECKS"] = self.checks
             self.http = HttpServer(app, self.config.http_addr)
             self.http.start()
+            self._start_mail_readers()
         except BaseException:
             self.stop()
             raise
@@ -54,6 +60,7 @@ class Server:
     def stop(self) -> None:
         """Stop listening, let in-flight messages commit, close (and maybe remove) the store."""
         self.bus.close()  # websocket handlers end and close their sockets
+        self._stop_mail_readers()
         if self.http is not None:
             self.http.stop()
             self.http = None
@@ -75,6 +82,41 @@ class Server:
         """(host, port) the SMTP listener is bound to (the real port when 0 was asked)."""
         assert self.smtp is not None, "server not started"
         return self.smtp.address
+
+    # -- POP3 and IMAP (issue 10) --
+
+    def _start_mail_readers(self) -> None:
+        assert self.mailbox is not None
+        pop3 = access_for(self.config, "pop3")
+        if pop3 is not None:
+            self.pop3 = Pop3Server(pop3, self.mailbox, self.config.label)
+            self.pop3.start()
+            log.info("POP3 on %s:%d", *self.pop3.address)
+        imap = access_for(self.config, "imap")
+        if imap is not None:
+            self.imap = ImapServer(imap, self.mailbox, self.config.label)
+            self.imap.start()
+            log.info("IMAP on %s:%d", *self.imap.address)
+
+    def _stop_mail_readers(self) -> None:
+        if self.pop3 is not None:
+            self.pop3.stop()
+            self.pop3 = None
+        if self.imap is not None:
+            self.imap.stop()
+            self.imap = None
+
+    @property
+    def pop3_address(self) -> tuple[str, int]:
+        """(host, port) of the POP3 listener (the real port when 0 was asked)."""
+        assert self.pop3 is not None, "POP3 is not running (give --pop3 ADDR)"
+        return self.pop3.address
+
+    @property
+    def imap_address(self) -> tuple[str, int]:
+        """(host, port) of the IMAP listener (the real port when 0 was asked)."""
+        assert self.imap is not None, "IMAP is not running (give --imap ADDR)"
+        return self.imap.address
 
     @property
     def http_address(self) -> tuple[str, int]:
@@ -102,6 +144,10 @@ class Server:
             return "SMTP is not listening"
         if self.http is None:
             return "HTTP is not listening"
+        if self.config.pop3_addr and self.pop3 is None:
+            return "POP3 is not listening"
+        if self.config.imap_addr and self.imap is None:
+            return "IMAP is not listening"
         if self.mailbox is None:
             return "the store is closed"
         try:

@@ -191,6 +191,13 @@ MIGRATIONS: list[str] = [
         result TEXT NOT NULL
     );
     """,
+    # 6 (issue 10): facts about the database itself. IMAP's UIDVALIDITY is drawn once, when the
+    # database is made, so a file keeps it across restarts (the UIDs are messages.id, which
+    # AUTOINCREMENT never reuses) and a new database gets a new one.
+    """
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (name, value) VALUES ('imap_uidvalidity', abs(random() % 2147483646) + 1);
+    """,
 ]
 
 
@@ -781,6 +788,32 @@ class Store:
                 "SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag COLLATE NOCASE"
             ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+    def index(self, tag: str | None = None) -> list[tuple[int, str, int, int, float]]:
+        """(id, uid, size, read, created) of every message, or those with a tag, oldest first."""
+        with self.reading() as conn:
+            if tag is None:
+                rows = conn.execute(
+                    "SELECT id, uid, size, read, created FROM messages ORDER BY id"
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT m.id, m.uid, m.size, m.read, m.created FROM tags t "
+                    "JOIN messages m ON m.id = t.message WHERE t.tag = ? ORDER BY m.id",
+                    (tag,),
+                ).fetchall()
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), float(r[4])) for r in rows]
+
+    def next_id(self) -> int:
+        """The id the next message will get (AUTOINCREMENT never hands out one twice)."""
+        with self.reading() as conn:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+        return (int(row[0]) if row else 0) + 1
+
+    def meta(self, name: str) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
 
     def latest_uid(self) -> str | None:
         with self.reading() as conn:

@@ -73,6 +73,19 @@ class RawClient:
         self.sock.close()
 
 
+def send_raw(mp: Server, raw: bytes, rcpt: str = "rcpt@example.org") -> str:
+    """Send raw bytes over SMTP (8BITMIME) as one message; returns the new message's ID."""
+    import smtplib
+
+    with smtplib.SMTP(*mp.smtp_address) as client:
+        client.ehlo()
+        client.mail("sender@example.com", ["BODY=8BITMIME"])
+        client.rcpt(rcpt)
+        code, reply = client.data(raw)
+        assert code == 250, reply
+    return reply.decode().rsplit(" ", 1)[1]
+
+
 def corpus_dir() -> Path:
     """The shared real-world corpus; absent is a failure in CI and a skip elsewhere."""
     path = Path(os.environ.get("MAILPIT_PY_CORPUS", REPO.parent / "shared" / "corpus"))

@@ -1,0 +1,924 @@
+"""IMAP4rev1 server over the mailbox (RFC 3501, the parts mail clients use, plus IDLE from
+RFC 2177): INBOX holds every message and each tag is a folder of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailpit_py import events
+from mailpit_py.imap_mime import (
+    Entity,
+    bodystructure,
+    envelope,
+    parse_entity,
+    parse_section,
+    section_bytes,
+)
+from mailpit_py.imap_search import Candidate, compile_search
+from mailpit_py.imap_syntax import (
+    Atom,
+    ImapSyntaxError,
+    SequenceSet,
+    Token,
+    decode_mailbox,
+    encode_mailbox,
+    list_match,
+    literal,
+    literal_at_end,
+    string,
+    text,
+    tokenize,
+)
+from mailpit_py.lineserver import Connection, LineServer, LineTooLong
+from mailpit_py.mailaccess import Access, decode_plain
+from mailpit_py.mailbox import IndexEntry, Mailbox, MessageNotFound
+from mailpit_py.models import Envelope
+
+log = logging.getLogger("mailpit_py.imap")
+
+IDLE_TIMEOUT = 30 * 60.0  # RFC 3501 section 5.4: an autologout timer of at least 30 minutes
+MAX_GARBAGE = 20  # untagged lines in a row before the server hangs up
+MAX_COMMAND_LITERAL = 1024 * 1024  # literals outside APPEND are names, passwords, search words
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_FETCH_BODY = re.compile(r"(BODY|BODY\.PEEK)\[(.*)\](?:<(\d+)\.(\d+)>)?", re.I | re.S)
+# A tag is any ASTRING-CHAR but "+" (RFC 3501 section 9): no controls, spaces or specials.
+_TAG = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\+]+')
+_MACROS = {
+    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
+    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
+    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
+}
+# Which commands each state allows (RFC 3501 section 6).
+_ANY = {"CAPABILITY", "NOOP", "LOGOUT", "ID"}
+_NOT_AUTHENTICATED = {"STARTTLS", "AUTHENTICATE", "LOGIN"}
+_AUTHENTICATED = {
+    "SELECT",
+    "EXAMINE",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "LIST",
+    "LSUB",
+    "STATUS",
+    "APPEND",
+    "NAMESPACE",
+    "ENABLE",
+    "IDLE",
+}
+_SELECTED = {"CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "UID"}
+# After these, an EXPUNGE response must wait (RFC 3501 section 7.4.1).
+_NO_EXPUNGE = {"FETCH", "STORE", "SEARCH"}
+_LOOK = {"NOOP", "CHECK", "SEARCH", "IDLE"}  # commands that ask "what is new?"
+
+
+class _Logout(Exception):
+    """The session ends (LOGOUT, timeout, a client that cannot be understood)."""
+
+
+@dataclass
+class _Session:
+    conn: Connection
+    user: str = ""
+    folder: str | None = None  # None: nothing selected; "INBOX" or a tag name
+    readonly: bool = False
+    uids: list[int] = field(default_factory=list)  # UID of each message sequence number
+    entries: dict[int, IndexEntry] = field(default_factory=dict)
+    generation: int = -1  # the server's change counter as of the last update sent
+    parsed: OrderedDict[int, Entity] = field(default_factory=OrderedDict)
+    garbage: int = 0  # lines in a row without a tag: past a limit this is not an IMAP client
+
+    @property
+    def tag(self) -> str | None:
+        return None if self.folder in (None, "INBOX") else self.folder
+
+
+def internal_date(created: float) -> str:
+    t = time.gmtime(created)
+    return (
+        f"{t.tm_mday:02d}-{_MONTHS[t.tm_mon - 1]}-{t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
+    )
+
+
+class ImapServer:
+    """The IMAP listener: logins from `access`; every read and write goes through the mailbox."""
+
+    def __init__(self, access: Access, mailbox: Mailbox, label: str = "") -> None:
+        self.access = access
+        self.mailbox = mailbox
+        self.label = label
+        self.listener = LineServer(
+            "imap",
+            access.addr,
+            "--imap",
+            self._session,
+            tls=access.tls,
+            implicit=access.implicit,
+            telemetry=mailbox.telemetry,
+        )
+        # Flags other than \Seen (which is the read state the UI shows), by UID, shared by every
+        # session while the server runs.
+        self.flags: dict[int, set[str]] = {}
+        self.generation = 0  # bumped (on the listener loop) for each change in the mailbox
+        self._waiters: set[asyncio.Event] = set()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.listener.address
+
+    def start(self) -> None:
+        self.listener.start()
+        self._watcher = threading.Thread(target=self._watch, name="imap-bus", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.listener.stop()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+    # -- changes from the bus (new mail for IDLE, deletes, read state) -------------------------
+
+    def _watch(self) -> None:
+        interesting = (
+            events.NewMessage,
+            events.Delete,
+            events.Truncate,
+            events.Prune,
+            events.Update,
+        )
+        while not self._stopping.is_set():
+            with self.mailbox.bus.subscribe() as sub:
+                while not self._stopping.is_set() and not sub.ended.is_set():
+                    event = sub.get(timeout=0.25)
+                    if sub.dropped.is_set():
+                        self.listener.call_soon(self._bump)  # missed some: everyone re-reads
+                        break
+                    if isinstance(event, interesting):
+                        self.listener.call_soon(self._bump)
+                if sub.ended.is_set():
+                    return
+
+    def _bump(self) -> None:
+        self.generation += 1
+        for waiter in self._waiters:
+            waiter.set()
+
+    # -- the session loop -----------------------------------------------------------------------
+
+    def capabilities(self, s: _Session) -> str:
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "NAMESPACE", "UNSELECT", "ID"]
+        caps.append("CHILDREN")
+        if not s.user:
+            caps.append("AUTH=PLAIN")
+            if self.access.tls is not None and not s.conn.tls:
+                caps.append("STARTTLS")
+        return " ".join(caps)
+
+    async def _session(self, conn: Connection) -> None:
+        s = _Session(conn)
+        name = f"mailpit-py ({self.label})" if self.label else "mailpit-py"
+        await self._send(s, f"* OK [CAPABILITY {self.capabilities(s)}] {name} IMAP4rev1 ready")
+        try:
+            while True:
+                data = await self._read_command(s)
+                if data is None:
+                    return
+                await self._run(s, data)
+        except _Logout:
+            return
+
+    async def _read_command(self, s: _Session) -> bytes | None:
+        """One command with its literals inline; None when the client has gone."""
+        buf = bytearray()
+        while True:
+            try:
+                line = await s.conn.readline(IDLE_TIMEOUT)
+            except TimeoutError:
+                await self._send(s, "* BYE idle for too long, logging out")
+                return None
+            except LineTooLong:
+                await self._send(s, "* BYE command line too long")
+                return None
+            if not line:
+                return None
+            buf += line
+            announced = literal_at_end(line)
+            if announced is None:
+                return bytes(buf)
+            size, non_sync = announced
+            limit = self.mailbox.config.max_message_size
+            if size > max(limit, MAX_COMMAND_LITERAL):
+                tag = bytes(buf).split(b" ", 1)[0].decode("ascii", "replace")
+                if non_sync:  # the bytes are on their way and cannot be skipped safely
+                    await self._send(s, f"* BYE literal of {size} octets is too large")
+                    return None
+                await self._send(s, f"{tag} NO [TOOBIG] literal of {size} octets is too large")
+                return b""
+            if not non_sync:
+                await self._send(s, "+ go ahead")
+            data = await s.conn.readexactly(size, IDLE_TIMEOUT)
+            if len(data) < size:
+                return None
+            buf += data
+
+    async def _send(self, s: _Session, line: str | bytes) -> None:
+        data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+        await s.conn.write(data + b"\r\n")
+
+    async def _run(self, s: _Session, data: bytes) -> None:
+        if not data.strip():
+            return  # an empty line, or a command already answered while reading it
+        tag = "*"
+        try:
+            first, _, rest = data.partition(b" ")
+            if not _TAG.fullmatch(first):
+                s.garbage += 1
+                if s.garbage > MAX_GARBAGE:
+                    await self._send(s, "* BYE this does not look like IMAP")
+                    raise _Logout
+                raise ImapSyntaxError("a command starts with a tag")
+            s.garbage = 0
+            tag = first.decode("ascii")
+            tokens = tokenize(rest)
+            if not tokens or not isinstance(tokens[0], Atom):
+                raise ImapSyntaxError("a command name was expected after the tag")
+            tokens = [Atom(tag), *tokens]
+            command = tokens[1].upper()
+            args = tokens[2:]
+            refused = self._refuse(s, command)
+            if refused:
+                await self._send(s, f"{tag} BAD {refused}")
+                return
+            handler: Callable[[_Session, str, list[Token]], Awaitable[str]] | None = getattr(
+                self, f"_cmd_{command.lower()}", None
+            )
+            if handler is None:
+                await self._send(s, f"{tag} BAD unknown command {command[:30]}")
+                return
+            if s.folder is not None:
+                # New mail first. Commands that look for news read the mailbox even when the
+                # bus has not told us yet, so a client that just sent a message finds it.
+                sub = text(args[0]).upper() if command == "UID" and args else ""
+                force = command in _LOOK or sub == "SEARCH"
+                await self._refresh(s, expunge=command not in _NO_EXPUNGE, force=force)
+            result = await handler(s, tag, args)
+            if not result:
+                return  # the handler answered already (STARTTLS)
+            if s.folder is not None:
+                await self._refresh(s, expunge=command not in _NO_EXPUNGE)
+            await self._send(s, f"{tag} {result}")
+        except ImapSyntaxError as exc:
+            await self._send(s, f"{tag} BAD {exc}")
+        except MessageNotFound as exc:
+            await self._send(s, f"{tag} NO {exc}")
+        except (_Logout, ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("IMAP command failed")
+            await self._send(s, f"{tag} NO [SERVERBUG] internal error, see the server log")
+
+    def _refuse(self, s: _Session, command: str) -> str:
+        """Why `command` is not allowed in this state, or ''."""
+        if command in _ANY:
+            return ""
+        if command in _NOT_AUTHENTICATED:
+            return "already logged in" if s.user else ""
+        if command in _AUTHENTICATED or command in _SELECTED:
+            if not s.user:
+                return f"{command} needs a login first (LOGIN or AUTHENTICATE PLAIN)"
+            if command in _SELECTED and s.folder is None:
+                return f"{command} needs a selected mailbox (SELECT or EXAMINE first)"
+        return ""
+
+    # -- mailbox snapshot -------------------------------------------------------------------------
+
+    def _flags(self, s: _Session, uid: int) -> list[str]:
+        entry = s.entries.get(uid)
+        flags = sorted(self.flags.get(uid, ()))
+        if entry is not None and entry.read:
+            flags.insert(0, "\\Seen")
+        return flags
+
+    async def _load(self, s: _Session) -> list[IndexEntry]:
+        return await s.conn.call(self.mailbox.index, s.tag)
+
+    async def _refresh(self, s: _Session, expunge: bool, force: bool = False) -> None:
+        """Tell the client what changed since its last update: expunged messages (when that may
+        be said now), new flags, and new messages (RFC 3501 section 7.3 and 7.4)."""
+        if s.generation == self.generation and not force:
+            return
+        generation = self.generation
+        index = await self._load(s)
+        now = {e.imap_uid: e for e in index}
+        out: list[str] = []
+        if expunge:
+            for seq in range(len(s.uids), 0, -1):
+                uid = s.uids[seq - 1]
+                if uid not in now:
+                    out.append(f"* {seq} EXPUNGE")
+                    del s.uids[seq - 1]
+                    s.entries.pop(uid, None)
+            s.generation = generation  # else what cannot be said yet is said next time
+        for seq, uid in enumerate(s.uids, 1):
+            old, new = s.entries.get(uid), now.get(uid)
+            if new is None:
+                continue
+            s.entries[uid] = new
+            if old is not None and old.read != new.read:
+                out.append(f"* {seq} FETCH (FLAGS ({' '.join(self._flags(s, uid))}))")
+        last = s.uids[-1] if s.uids else 0
+        added = [e for e in index if e.imap_uid > last]
+        if added:
+            s.uids += [e.imap_uid for e in added]
+            s.entries.update((e.imap_uid, e) for e in added)
+            out.append(f"* {len(s.uids)} EXISTS")
+        if out:
+            await self._send(s, "\r\n".join(out))
+
+    def _folders(self) -> list[str]:
+        return ["INBOX", *self.mailbox.tags()]
+
+    def _folder(self, token: Token) -> str | None:
+        """The folder a mailbox name means (INBOX in any case, or a tag), or None."""
+        name = decode_mailbox(text(token))
+        if name.upper() == "INBOX":
+            return "INBOX"
+        return name if name in self.mailbox.tags() else None
+
+    # -- any state ---------------------------------------------------------------------------------
+
+    async def _cmd_capability(self, s: _Session, tag: str, args: list[Token]) -> str:
+        await self._send(s, f"* CAPABILITY {self.capabilities(s)}")
+        return "OK CAPABILITY completed"
+
+    async def _cmd_noop(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return "OK NOOP completed"
+
+    async def _cmd_check(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return "OK CHECK completed"
+
+    async def _cmd_logout(self, s: _Session, tag: str, args: list[Token]) -> str:
+        await self._send(s, "* BYE logging out")
+        await self._send(s, f"{tag} OK LOGOUT completed")
+        raise _Logout
+
+    async def _cmd_id(self, s: _Session, tag: str, args: list[Token]) -> str:
+        await self._send(s, '* ID ("name" "mailpit-py")')
+        return "OK ID completed"
+
+    # -- not authenticated -------------------------------------------------------------------------
+
+    async def _cmd_starttls(self, s: _Session, tag: str, args: list[Token]) -> str:
+        if self.access.tls is None:
+            return "NO STARTTLS is not available: the server has no --imap-tls-cert"
+        if s.conn.tls:
+            return "BAD already using TLS"
+        await self._send(s, f"{tag} OK begin TLS negotiation now")
+        await s.conn.start_tls()
+        return ""
+
+    async def _login(self, s: _Session, user: str, password: str) -> str:
+        if not await s.conn.call(self.access.credentials.check, user, password):
+            log.warning("IMAP login failed for %r from %s", user, s.conn.peer)
+            self.mailbox.telemetry.inc("imap_logins", "failed")
+            return "NO [AUTHENTICATIONFAILED] invalid user name or password"
+        s.user = user
+        self.mailbox.telemetry.inc("imap_logins", "ok")
+        log.info("IMAP login %r from %s", user, s.conn.peer)
+        return f"OK [CAPABILITY {self.capabilities(s)}] logged in"
+
+    async def _cmd_login(self, s: _Session, tag: str, args: list[Token]) -> str:
+        if len(args) != 2:
+            raise ImapSyntaxError("LOGIN takes a user name and a password")
+        return await self._login(s, text(args[0]), text(args[1]))
+
+    async def _cmd_authenticate(self, s: _Session, tag: str, args: list[Token]) -> str:
+        if not args or len(args) > 2:
+            raise ImapSyntaxError("AUTHENTICATE takes a mechanism and maybe an initial response")
+        if text(args[0]).upper() != "PLAIN":
+            return f"NO [CANNOT] mechanism {text(args[0])[:20]} is not supported; use PLAIN"
+        if len(args) == 2:
+            answer = text(args[1])  # SASL-IR (RFC 4959)
+        else:
+            await self._send(s, "+ ")
+            line = await s.conn.readline(IDLE_TIMEOUT)
+            answer = line.decode("ascii", "replace").strip()
+        if answer == "*":
+            return "BAD authentication cancelled"
+        plain = decode_plain(answer)
+        if plain is None:
+            return "BAD not a PLAIN response: base64 of authzid NUL user NUL password"
+        user, password = plain
+        return await self._login(s, user, password)
+
+    # -- authenticated -----------------------------------------------------------------------------
+
+    async def _cmd_select(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._select(s, args, readonly=False)
+
+    async def _cmd_examine(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._select(s, args, readonly=True)
+
+    async def _select(self, s: _Session, args: list[Token], readonly: bool) -> str:
+        if len(args) != 1:
+            raise ImapSyntaxError("SELECT and EXAMINE take a mailbox name")
+        s.folder = None
+        s.uids, s.entries = [], {}
+        folder = await s.conn.call(self._folder, args[0])
+        if folder is None:
+            return f"NO [NONEXISTENT] no mailbox {text(args[0])[:100]!r}: INBOX or a tag name"
+        s.folder, s.readonly = folder, readonly
+        s.generation = self.generation
+        index = await self._load(s)
+        s.uids = [e.imap_uid for e in index]
+        s.entries = {e.imap_uid: e for e in index}
+        validity, next_uid = await s.conn.call(self._uid_numbers)
+        unseen = next((n for n, e in enumerate(index, 1) if not e.read), None)
+        flags = " ".join(SYSTEM_FLAGS)
+        lines = [
+            f"* FLAGS ({flags})",
+            f"* OK [PERMANENTFLAGS ({'' if readonly else flags})] flags",
+            f"* {len(index)} EXISTS",
+            "* 0 RECENT",
+            *([f"* OK [UNSEEN {unseen}] first unseen"] if unseen else []),
+            f"* OK [UIDVALIDITY {validity}] UIDs valid",
+            f"* OK [UIDNEXT {next_uid}] predicted next UID",
+        ]
+        await self._send(s, "\r\n".join(lines))
+        mode = "READ-ONLY" if readonly else "READ-WRITE"
+        return f"OK [{mode}] {'EXAMINE' if readonly else 'SELECT'} completed"
+
+    def _uid_numbers(self) -> tuple[int, int]:
+        return self.mailbox.uid_validity(), self.mailbox.next_imap_uid()
+
+    async def _cmd_create(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return "NO [CANNOT] folders are tags: tag a message (COPY it to a new name) instead"
+
+    async def _cmd_delete(self, s: _Session, tag: str, args: list[Token]) -> str:
+        """Deleting a tag's folder removes the tag everywhere; the messages stay in INBOX."""
+        if len(args) != 1:
+            raise ImapSyntaxError("DELETE takes a mailbox name")
+        folder = await s.conn.call(self._folder, args[0])
+        if folder is None:
+            return "NO [NONEXISTENT] no such mailbox"
+        if folder == "INBOX":
+            return "NO [CANNOT] INBOX cannot be deleted"
+        await s.conn.call(self.mailbox.delete_tag, folder)
+        return "OK DELETE completed (the tag is gone, the messages are in INBOX)"
+
+    async def _cmd_rename(self, s: _Session, tag: str, args: list[Token]) -> str:
+        """Renaming a tag's folder renames the tag."""
+        if len(args) != 2:
+            raise ImapSyntaxError("RENAME takes the old and the new mailbox name")
+        folder = await s.conn.call(self._folder, args[0])
+        if folder is None:
+            return "NO [NONEXISTENT] no such mailbox"
+        new = decode_mailbox(text(args[1]))
+        if folder == "INBOX" or new.upper() == "INBOX":
+            return "NO [CANNOT] INBOX cannot be renamed, nor a folder renamed to INBOX"
+        await s.conn.call(self.mailbox.rename_tag, folder, new)
+        return "OK RENAME completed"
+
+    async def _cmd_subscribe(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return "OK every folder is subscribed"
+
+    _cmd_unsubscribe = _cmd_subscribe
+
+    async def _cmd_namespace(self, s: _Session, tag: str, args: list[Token]) -> str:
+        await self._send(s, '* NAMESPACE (("" "/")) NIL NIL')
+        return "OK NAMESPACE completed"
+
+    async def _cmd_enable(self, s: _Session, tag: str, args: list[Token]) -> str:
+        await self._send(s, "* ENABLED")
+        return "OK nothing to enable"
+
+    async def _cmd_list(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._list(s, args, "LIST")
+
+    async def _cmd_lsub(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._list(s, args, "LSUB")
+
+    async def _list(self, s: _Session, args: list[Token], command: str) -> str:
+        if len(args) != 2:
+            raise ImapSyntaxError(f"{command} takes a reference and a mailbox pattern")
+        reference, pattern = text(args[0]), text(args[1])
+        if not pattern:
+            await self._send(s, f'* {command} (\\Noselect) "/" ""')
+            return f"OK {command} completed"
+        lines = []
+        for folder in await s.conn.call(self._folders):
+            name = encode_mailbox(folder)
+            wanted = reference + pattern
+            if folder == "INBOX" and wanted.upper().startswith("INBOX"):
+                wanted = "INBOX" + wanted[5:]
+            if list_match(wanted, name):
+                lines.append(f'* {command} (\\HasNoChildren) "/" {string(name).decode()}')
+        if lines:
+            await self._send(s, "\r\n".join(lines))
+        return f"OK {command} completed"
+
+    async def _cmd_status(self, s: _Session, tag: str, args: list[Token]) -> str:
+        if len(args) != 2 or not isinstance(args[1], list):
+            raise ImapSyntaxError("STATUS takes a mailbox name and a list of items")
+        folder = await s.conn.call(self._folder, args[0])
+        if folder is None:
+            return "NO [NONEXISTENT] no such mailbox"
+        index = await s.conn.call(self.mailbox.index, None if folder == "INBOX" else folder)
+        validity, next_uid = await s.conn.call(self._uid_numbers)
+        values = {
+            "MESSAGES": len(index),
+            "RECENT": 0,
+            "UIDNEXT": next_uid,
+            "UIDVALIDITY": validity,
+            "UNSEEN": sum(1 for e in index if not e.read),
+        }
+        items = []
+        for item in args[1]:
+            key = text(item).upper()
+            if key not in values:
+                raise ImapSyntaxError(f"unknown STATUS item {key}")
+            items.append(f"{key} {values[key]}")
+        name = string(encode_mailbox(folder)).decode()
+        await self._send(s, f"* STATUS {name} ({' '.join(items)})")
+        return "OK STATUS completed"
+
+    async def _cmd_append(self, s: _Session, tag: str, args: list[Token]) -> str:
+        if len(args) < 2 or not isinstance(args[-1], bytes):
+            raise ImapSyntaxError("APPEND takes a mailbox, maybe flags and a date, and a literal")
+        folder = await s.conn.call(self._folder, args[0])
+        if folder is None:
+            return "NO [TRYCREATE] no such mailbox: APPEND to INBOX or a tag"
+        tags = [] if folder == "INBOX" else [folder]
+        # Where it came from, in the fields the SMTP envelope has (the API's Envelope).
+        origin = {"Peer": s.conn.peer, "TLS": s.conn.tls, "Username": s.user, "Protocol": "IMAP"}
+        future = self.mailbox.deliver(
+            Envelope("", ()), args[-1], username=s.user, tags=tags, origin=origin
+        )
+        await asyncio.wrap_future(future)
+        return "OK APPEND completed"
+
+    async def _cmd_idle(self, s: _Session, tag: str, args: list[Token]) -> str:
+        """RFC 2177: changes are pushed as they happen until the client says DONE."""
+        waiter = asyncio.Event()
+        self._waiters.add(waiter)
+        reading = asyncio.ensure_future(s.conn.readline(IDLE_TIMEOUT))
+        try:
+            await self._send(s, "+ idling")
+            while True:
+                waiter.clear()
+                if s.folder is not None:
+                    await self._refresh(s, expunge=True)
+                changed = asyncio.ensure_future(waiter.wait())
+                done, _ = await asyncio.wait(
+                    {reading, changed}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if reading in done:
+                    changed.cancel()
+                    break
+        finally:
+            self._waiters.discard(waiter)
+            if not reading.done():
+                reading.cancel()
+        try:
+            line = reading.result()
+        except TimeoutError:
+            await self._send(s, "* BYE idle for too long, logging out")
+            raise _Logout from None
+        if not line:
+            raise _Logout
+        if line.strip().upper() != b"DONE":
+            return "BAD expected DONE to end IDLE"
+        return "OK IDLE terminated"
+
+    # -- selected ----------------------------------------------------------------------------------
+
+    async def _cmd_close(self, s: _Session, tag: str, args: list[Token]) -> str:
+        if not s.readonly:
+            await self._expunge(s, None, report=False)
+        s.folder = None
+        s.uids, s.entries = [], {}
+        return "OK CLOSE completed"
+
+    async def _cmd_unselect(self, s: _Session, tag: str, args: list[Token]) -> str:
+        s.folder = None
+        s.uids, s.entries = [], {}
+        return "OK UNSELECT completed"
+
+    async def _cmd_expunge(self, s: _Session, tag: str, args: list[Token]) -> str:
+        if s.readonly:
+            return "NO mailbox is read-only (EXAMINE)"
+        await self._expunge(s, None, report=True)
+        return "OK EXPUNGE completed"
+
+    async def _expunge(self, s: _Session, only: set[int] | None, report: bool) -> None:
+        """Remove messages flagged \\Deleted: from the mailbox (INBOX) or from the tag."""
+        doomed = [
+            uid
+            for uid in s.uids
+            if "\\Deleted" in self.flags.get(uid, ()) and (only is None or uid in only)
+        ]
+        if not doomed:
+            return
+        ids = [s.entries[uid].uid for uid in doomed if uid in s.entries]
+        folder_tag = s.tag
+        if folder_tag is None:
+            await s.conn.call(self.mailbox.delete, ids)
+        else:
+            await s.conn.call(self._retag, ids, "", folder_tag)
+        lines = []
+        for uid in doomed:
+            seq = s.uids.index(uid) + 1
+            lines.append(f"* {seq} EXPUNGE")
+            del s.uids[seq - 1]
+            s.entries.pop(uid, None)
+            if folder_tag is None:
+                self.flags.pop(uid, None)
+            else:  # it lives on in INBOX, where \Deleted would doom it at the next EXPUNGE
+                self.flags.get(uid, set()).discard("\\Deleted")
+        if report:
+            await self._send(s, "\r\n".join(lines))
+
+    def _retag(self, ids: list[str], add: str = "", remove: str = "") -> None:
+        """Add or remove one tag on each of these messages (folders are tags)."""
+        for msg_id in ids:
+            try:
+                tags = self.mailbox.summary(msg_id)["Tags"]
+            except MessageNotFound:
+                continue
+            wanted = [t for t in tags if t != remove] + ([add] if add else [])
+            self.mailbox.set_tags([msg_id], wanted)
+
+    async def _cmd_uid(self, s: _Session, tag: str, args: list[Token]) -> str:
+        if not args or not isinstance(args[0], Atom):
+            raise ImapSyntaxError("UID takes FETCH, SEARCH, STORE or COPY")
+        sub = args[0].upper()
+        handlers = {
+            "FETCH": self._fetch,
+            "SEARCH": self._search,
+            "STORE": self._store,
+            "COPY": self._copy,
+        }
+        if sub not in handlers:
+            return f"BAD UID {sub[:20]} is not supported (FETCH, SEARCH, STORE, COPY)"
+        return await handlers[sub](s, args[1:], True)
+
+    async def _cmd_fetch(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._fetch(s, args, False)
+
+    async def _cmd_search(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._search(s, args, False)
+
+    async def _cmd_store(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._store(s, args, False)
+
+    async def _cmd_copy(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._copy(s, args, False)
+
+    def _targets(self, s: _Session, token: Token, by_uid: bool) -> list[tuple[int, int]]:
+        """(sequence number, UID) of the messages a set names, in mailbox order."""
+        numbers = SequenceSet.parse(text(token))
+        if by_uid:
+            largest = s.uids[-1] if s.uids else 0
+            return [(n, uid) for n, uid in enumerate(s.uids, 1) if numbers.contains(uid, largest)]
+        if s.uids and not numbers.bounded(len(s.uids)):  # empty: "1:*" finds nothing, no error
+            raise ImapSyntaxError("no such message (the sequence number is beyond the last)")
+        return [(n, uid) for n, uid in enumerate(s.uids, 1) if numbers.contains(n, len(s.uids))]
+
+    # FETCH (RFC 3501 section 6.4.5)
+
+    async def _fetch(self, s: _Session, args: list[Token], by_uid: bool) -> str:
+        if len(args) != 2:
+            raise ImapSyntaxError("FETCH takes a message set and data items")
+        targets = self._targets(s, args[0], by_uid)
+        spec = args[1]
+        items = [text(i) for i in (spec if isinstance(spec, list) else [spec])]
+        if len(items) == 1 and items[0].upper() in _MACROS and not isinstance(spec, list):
+            items = _MACROS[items[0].upper()]
+        for item in items:
+            self._check_item(item)
+        if by_uid and "UID" not in (i.upper() for i in items):
+            items = ["UID", *items]
+        marks_seen = not s.readonly and any(
+            i.upper().startswith("BODY[") or i.upper() in ("RFC822", "RFC822.TEXT") for i in items
+        )
+        for seq, uid in targets:
+            entry = s.entries.get(uid)
+            if entry is None:
+                continue
+            try:
+                response = await s.conn.call(self._fetch_one, s, seq, uid, entry, items, marks_seen)
+            except MessageNotFound:
+                continue  # deleted meanwhile; its EXPUNGE comes when it may be said
+            await s.conn.write(response + b"\r\n")
+        return "OK FETCH completed"
+
+    def _check_item(self, item: str) -> None:
+        simple = {
+            "FLAGS",
+            "UID",
+            "INTERNALDATE",
+            "RFC822.SIZE",
+            "RFC822",
+            "RFC822.HEADER",
+            "RFC822.TEXT",
+            "ENVELOPE",
+            "BODYSTRUCTURE",
+            "BODY",
+        }
+        if item.upper() in simple:
+            return
+        m = _FETCH_BODY.fullmatch(item)
+        if m is None:
+            raise ImapSyntaxError(f"unknown FETCH item {item[:40]}")
+        parse_section(m.group(2))
+
+    def _entity(self, s: _Session, uid: int, msg_id: str) -> Entity:
+        entity = s.parsed.get(uid)
+        if entity is None:
+            entity = parse_entity(self.mailbox.raw(msg_id))
+            s.parsed[uid] = entity
+            while len(s.parsed) > 8:
+                s.parsed.popitem(last=False)
+        return entity
+
+    def _fetch_one(
+        self,
+        s: _Session,
+        seq: int,
+        uid: int,
+        entry: IndexEntry,
+        items: list[str],
+        marks_seen: bool,
+    ) -> bytes:
+        """One `* n FETCH (...)` response (runs on a worker thread: it reads the store)."""
+        parts: list[bytes] = []
+        if marks_seen and not entry.read:
+            self.mailbox.mark_read([entry.uid], True)
+            entry = entry._replace(read=1)
+            s.entries[uid] = entry
+            if "FLAGS" not in (i.upper() for i in items):
+                items = [*items, "FLAGS"]
+        for item in items:
+            key = item.upper()
+            if key == "FLAGS":
+                parts.append(b"FLAGS (" + " ".join(self._flags(s, uid)).encode() + b")")
+            elif key == "UID":
+                parts.append(b"UID %d" % uid)
+            elif key == "INTERNALDATE":
+                parts.append(b'INTERNALDATE "' + internal_date(entry.created).encode() + b'"')
+            elif key == "RFC822.SIZE":
+                parts.append(b"RFC822.SIZE %d" % entry.size)
+            else:
+                entity = self._entity(s, uid, entry.uid)
+                parts.append(self._fetch_content(entity, item))
+        return b"* %d FETCH (" % seq + b" ".join(parts) + b")"
+
+    def _fetch_content(self, entity: Entity, item: str) -> bytes:
+        key = item.upper()
+        if key in ("ENVELOPE", "BODYSTRUCTURE", "BODY"):
+            try:
+                if key == "ENVELOPE":
+                    return b"ENVELOPE " + envelope(entity)
+                return key.encode() + b" " + bodystructure(entity, key == "BODYSTRUCTURE")
+            except Exception:
+                # One odd message must not stop a client's sync: describe it as plain text.
+                log.exception("IMAP %s of a stored message failed", key)
+                if key == "ENVELOPE":
+                    return b"ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+                size = len(entity.raw) - entity.body_start
+                return key.encode() + b' ("TEXT" "PLAIN" NIL NIL NIL "7BIT" %d 0)' % size
+        if key == "RFC822":
+            return b"RFC822 " + literal(entity.raw)
+        if key == "RFC822.HEADER":
+            return b"RFC822.HEADER " + literal(entity.header)
+        if key == "RFC822.TEXT":
+            return b"RFC822.TEXT " + literal(entity.body)
+        m = _FETCH_BODY.fullmatch(item)
+        assert m is not None
+        section = parse_section(m.group(2))
+        data = section_bytes(entity, section)
+        label = f"BODY[{m.group(2).upper() if not section.fields else m.group(2)}]"
+        if data is None:
+            data = b""
+        if m.group(3) is not None:
+            start, count = int(m.group(3)), int(m.group(4))
+            data = data[start : start + count]
+            label += f"<{start}>"
+        return label.encode() + b" " + literal(data)
+
+    # SEARCH (RFC 3501 section 6.4.4)
+
+    async def _search(self, s: _Session, args: list[Token], by_uid: bool) -> str:
+        if len(args) >= 2 and isinstance(args[0], Atom) and args[0].upper() == "CHARSET":
+            if text(args[1]).upper() not in ("UTF-8", "US-ASCII"):
+                return "NO [BADCHARSET (UTF-8 US-ASCII)] charset not supported"
+            args = args[2:]
+        predicate = compile_search(args)
+        found = await s.conn.call(self._search_run, s, predicate, by_uid)
+        await self._send(s, "* SEARCH" + "".join(f" {n}" for n in found))
+        return "OK SEARCH completed"
+
+    def _search_run(self, s: _Session, predicate: Any, by_uid: bool) -> list[int]:
+        largest_uid = s.uids[-1] if s.uids else 0
+        found = []
+        for seq, uid in enumerate(s.uids, 1):
+            entry = s.entries.get(uid)
+            if entry is None:
+                continue
+            candidate = Candidate(
+                seq,
+                uid,
+                entry.size,
+                entry.created,
+                set(self._flags(s, uid)),
+                lambda msg_id=entry.uid: self._search_data(msg_id),
+            )
+            try:
+                if predicate(candidate, len(s.uids), largest_uid):
+                    found.append(uid if by_uid else seq)
+            except MessageNotFound:
+                continue
+        return found
+
+    def _search_data(self, msg_id: str) -> dict[str, Any]:
+        stored = self.mailbox.get(msg_id)
+        body = f"{stored.detail['Text']}\n{stored.detail['HTML']}"
+        return {"headers": [tuple(h) for h in stored.detail["Headers"]], "text": body}
+
+    # STORE (RFC 3501 section 6.4.6)
+
+    async def _store(self, s: _Session, args: list[Token], by_uid: bool) -> str:
+        if len(args) < 3:
+            raise ImapSyntaxError("STORE takes a message set, FLAGS/+FLAGS/-FLAGS and flags")
+        if s.readonly:
+            return "NO mailbox is read-only (EXAMINE)"
+        targets = self._targets(s, args[0], by_uid)
+        action = text(args[1]).upper()
+        m = re.fullmatch(r"([+-]?)FLAGS(\.SILENT)?", action)
+        if m is None:
+            raise ImapSyntaxError(f"{action[:30]} is not FLAGS, +FLAGS or -FLAGS")
+        raw_flags = args[2] if isinstance(args[2], list) else args[2:]
+        flags = {_flag_name(text(f)) for f in raw_flags}
+        flags.discard("\\Recent")
+        mode, silent = m.group(1), bool(m.group(2))
+        seen_on, seen_off = [], []
+        for _, uid in targets:
+            entry = s.entries.get(uid)
+            if entry is None:
+                continue
+            current = set(self._flags(s, uid))
+            new = flags if mode == "" else current | flags if mode == "+" else current - flags
+            if ("\\Seen" in new) != bool(entry.read):
+                (seen_on if "\\Seen" in new else seen_off).append(uid)
+                s.entries[uid] = entry._replace(read=int("\\Seen" in new))
+            self.flags[uid] = new - {"\\Seen"}
+        for uids, read in ((seen_on, True), (seen_off, False)):
+            if uids:
+                # The read state the web UI shows: through the mailbox, which publishes it.
+                await s.conn.call(self.mailbox.mark_read, [s.entries[u].uid for u in uids], read)
+        if not silent:
+            lines = []
+            for seq, uid in targets:
+                if uid in s.entries:
+                    flag_text = " ".join(self._flags(s, uid))
+                    extra = f" UID {uid}" if by_uid else ""
+                    lines.append(f"* {seq} FETCH (FLAGS ({flag_text}){extra})")
+            if lines:
+                await self._send(s, "\r\n".join(lines))
+        return "OK STORE completed"
+
+    # COPY: to a tag folder tags the messages; INBOX holds everything already
+
+    async def _copy(self, s: _Session, args: list[Token], by_uid: bool) -> str:
+        if len(args) != 2:
+            raise ImapSyntaxError("COPY takes a message set and a mailbox")
+        targets = self._targets(s, args[0], by_uid)
+        name = decode_mailbox(text(args[1]))
+        if name.upper() == "INBOX":
+            return "OK COPY completed (INBOX holds every message already)"
+        ids = [s.entries[uid].uid for _, uid in targets if uid in s.entries]
+        await s.conn.call(self._retag, ids, name)
+        return "OK COPY completed (tagged)"
+
+
+def _flag_name(value: str) -> str:
+    """System flags in their canonical case (\\seen -> \\Seen); keywords as given."""
+    for flag in SYSTEM_FLAGS:
+        if value.lower() == flag.lower():
+            return flag
+    return value

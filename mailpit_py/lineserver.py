@@ -1,0 +1,201 @@
+"""An asyncio TCP listener on its own thread for line protocols (POP3, IMAP): implicit TLS,
+in-session TLS upgrades, idle timeouts, and a worker pool for blocking mailbox calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from mailpit_py.config import split_hostport
+from mailpit_py.smtp import AddressInUse
+from mailpit_py.telemetry import Telemetry
+
+log = logging.getLogger("mailpit_py.lineserver")
+T = TypeVar("T")
+
+MAX_LINE = 64 * 1024  # a command line longer than this is refused, not buffered without end
+
+
+class LineTooLong(Exception):
+    """The client sent a line longer than MAX_LINE."""
+
+
+class Connection:
+    """One client: line reads with a timeout, writes, and a TLS upgrade (STLS/STARTTLS)."""
+
+    def __init__(
+        self,
+        listener: LineServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.listener = listener
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
+        self.tls = writer.get_extra_info("ssl_object") is not None
+
+    async def readline(self, timeout: float | None) -> bytes:
+        """The next line with its ending; b"" at end of stream; TimeoutError when idle."""
+        try:
+            return await asyncio.wait_for(self.reader.readuntil(b"\n"), timeout)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+        except asyncio.LimitOverrunError as exc:
+            # Drop what was buffered of the long line so the session can go on (or end).
+            await self.reader.readexactly(exc.consumed)
+            raise LineTooLong from None
+        except (ConnectionError, ssl.SSLError):
+            return b""
+
+    async def readexactly(self, n: int, timeout: float | None) -> bytes:
+        try:
+            return await asyncio.wait_for(self.reader.readexactly(n), timeout)
+        except asyncio.IncompleteReadError:
+            return b""
+        except (ConnectionError, ssl.SSLError):
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def start_tls(self) -> None:
+        """Switch to TLS now (after the client asked and was told to go ahead)."""
+        context = self.listener.tls
+        assert context is not None
+        await self.writer.start_tls(context)
+        self.tls = True
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking mailbox call off the event loop (SQLite reads, waits for commits)."""
+        return await asyncio.get_running_loop().run_in_executor(self.listener.workers, fn, *args)
+
+    async def close(self) -> None:
+        try:
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+        except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError):
+            pass
+
+
+Handler = Callable[[Connection], Awaitable[None]]
+
+
+class LineServer:
+    """Listens on `addr` in a thread with its own event loop; each client runs `handler`."""
+
+    def __init__(
+        self,
+        name: str,
+        addr: str,
+        flag: str,
+        handler: Handler,
+        *,
+        tls: ssl.SSLContext | None = None,
+        implicit: bool = False,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.name = name
+        self.addr = addr
+        self.flag = flag
+        self.handler = handler
+        self.tls = tls
+        self.implicit = implicit and tls is not None
+        self.telemetry = telemetry  # <name>_connections: clients connected now
+        self.loop = asyncio.new_event_loop()
+        self.workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{name}-io")
+        self.address: tuple[str, int] = ("", 0)
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        conn = Connection(self, reader, writer)
+        if self.telemetry is not None:
+            self.telemetry.add_gauge(f"{self.name}_connections", 1)
+        try:
+            await self.handler(conn)
+        except asyncio.CancelledError:
+            pass
+        except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
+            log.debug("%s client %s: %s", self.name, conn.peer, exc)
+        except Exception:
+            log.exception("%s session with %s failed", self.name, conn.peer)
+        finally:
+            await conn.close()
+            self._tasks.discard(task)
+            if self.telemetry is not None:
+                self.telemetry.add_gauge(f"{self.name}_connections", -1)
+
+    def start(self) -> None:
+        host, port = split_hostport(self.addr, self.flag)
+        started: Future[None] = Future()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self._server = self.loop.run_until_complete(
+                    asyncio.start_server(
+                        self._client,
+                        host=host,
+                        port=port,
+                        reuse_address=True,
+                        ssl=self.tls if self.implicit else None,
+                        limit=MAX_LINE,
+                    )
+                )
+            except Exception as exc:
+                started.set_exception(exc)
+                return
+            sockname = self._server.sockets[0].getsockname()
+            self.address = (sockname[0], sockname[1])
+            started.set_result(None)
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        try:
+            started.result(timeout=30)
+        except OSError as exc:
+            self._thread.join(timeout=5)
+            self.loop.close()
+            raise AddressInUse.explain(exc, self.addr, self.flag) from exc
+        log.debug("%s listening on %s:%d", self.name, *self.address)
+
+    def stop(self) -> None:
+        """Stop accepting, end every session, then the loop and the worker pool."""
+        if self._thread is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=5)
+
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(15)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+        self.loop.close()
+        self.workers.shutdown(wait=True)
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on this listener's loop (from any thread); ignored once it stopped."""
+        try:
+            self.loop.call_soon_threadsafe(fn)
+        except RuntimeError:
+            pass

@@ -1,0 +1,614 @@
+"""IMAP4rev1 (RFC 3501) and IDLE (RFC 2177) with real clients: imaplib, curl; TLS; misuse."""
+
+from __future__ import annotations
+
+import base64
+import email
+import imaplib
+import json
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from email.policy import compat32
+from pathlib import Path
+
+import pytest
+
+from helpers import corpus_dir, make_server, send_raw, wait_until
+from mailpit_py import events
+from mailpit_py.config import Config, ConfigError
+from mailpit_py.imap_syntax import decode_mailbox, encode_mailbox
+from mailpit_py.server import Server
+
+AUTH = "ann:secret"
+
+
+@pytest.fixture
+def imap_server() -> Iterator[Server]:
+    with make_server(imap_addr="127.0.0.1:0", imap_auth=AUTH) as mp:
+        yield mp
+
+
+@pytest.fixture
+def imap(imap_server: Server) -> Iterator[imaplib.IMAP4]:
+    client = imaplib.IMAP4(*imap_server.imap_address, timeout=10)
+    client.login("ann", "secret")
+    yield client
+    try:
+        client.logout()
+    except (imaplib.IMAP4.abort, OSError):
+        pass
+
+
+def message(subject: str, body: str = "Hello", sender: str = "Ann <ann@example.com>") -> bytes:
+    head = f"From: {sender}\r\nTo: Bob <bob@example.org>\r\nSubject: {subject}\r\n"
+    return f"{head}Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n{body}\r\n".encode()
+
+
+def uids(mp: Server) -> list[int]:
+    return [e.imap_uid for e in mp.mailbox.index()]
+
+
+def fetch_literal(client: imaplib.IMAP4, uid: int, item: str) -> bytes:
+    typ, data = client.uid("FETCH", str(uid), f"({item})")
+    assert typ == "OK", data
+    pieces = [d for d in data if isinstance(d, tuple)]
+    assert len(pieces) == 1, data
+    return pieces[0][1]
+
+
+def test_imap_capability_login_and_select(imap_server: Server) -> None:
+    send_raw(imap_server, message("one"))
+    client = imaplib.IMAP4(*imap_server.imap_address, timeout=10)
+    assert "IDLE" in client.capabilities and "AUTH=PLAIN" in client.capabilities
+    assert "STARTTLS" not in client.capabilities  # no certificate configured
+    client.login("ann", "secret")
+    typ, data = client.select("INBOX")
+    assert (typ, data) == ("OK", [b"1"])
+    assert client.untagged_responses["UIDVALIDITY"] == [
+        str(imap_server.mailbox.uid_validity()).encode()
+    ]
+    assert client.untagged_responses["UIDNEXT"] == [str(uids(imap_server)[0] + 1).encode()]
+    assert client.untagged_responses["READ-WRITE"] == [b""]
+    assert client.list() == ("OK", [b'(\\HasNoChildren) "/" "INBOX"'])
+    assert client.select("inbox")[0] == "OK"  # INBOX is case-insensitive
+    client.logout()
+
+
+def test_imap_fetch_gives_every_corpus_message_byte_for_byte(
+    imap_server: Server, imap: imaplib.IMAP4
+) -> None:
+    root = corpus_dir()
+    names = [e["file"] for e in json.loads((root / "manifest.json").read_text())["files"]]
+    ids = [send_raw(imap_server, (root / name).read_bytes()) for name in names]
+    imap.select("INBOX", readonly=True)
+    by_id = {e.uid: e.imap_uid for e in imap_server.mailbox.index()}
+    for msg_id in ids:
+        stored = imap_server.mailbox.raw(msg_id)
+        assert fetch_literal(imap, by_id[msg_id], "BODY.PEEK[]") == stored, msg_id
+        typ, data = imap.uid("FETCH", str(by_id[msg_id]), "(RFC822.SIZE BODYSTRUCTURE ENVELOPE)")
+        assert typ == "OK" and f"RFC822.SIZE {len(stored)} ".encode() in _flat(data), msg_id
+    assert imap_server.mailbox.counts()[1] == len(ids)  # PEEK and EXAMINE mark nothing read
+
+
+def _flat(data: list[object]) -> bytes:
+    out = b""
+    for item in data:
+        if isinstance(item, tuple):
+            out += item[0] + item[1]
+        elif isinstance(item, bytes):
+            out += item
+    return out
+
+
+def test_imap_sections_partials_and_structure(imap_server: Server, imap: imaplib.IMAP4) -> None:
+    raw = (corpus_dir() / "mailpit/mime-attachment.eml").read_bytes()
+    msg_id = send_raw(imap_server, raw)
+    stored = imap_server.mailbox.raw(msg_id)
+    imap.select("INBOX")
+    uid = uids(imap_server)[0]
+    parsed = email.message_from_bytes(stored, policy=compat32)
+    header_end = stored.index(b"\r\n\r\n") + 4
+    assert fetch_literal(imap, uid, "BODY.PEEK[HEADER]") == stored[:header_end]
+    assert fetch_literal(imap, uid, "RFC822.HEADER") == stored[:header_end]
+    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]") == stored[header_end:]
+    assert fetch_literal(imap, uid, "BODY.PEEK[]<10.20>") == stored[10:30]
+    assert fetch_literal(imap, uid, "BODY.PEEK[]<99999999.5>") == b""
+    fields = fetch_literal(imap, uid, "BODY.PEEK[HEADER.FIELDS (Subject FROM)]")
+    assert fields == (f"From: {parsed['From']}\r\nSubject: {parsed['Subject']}\r\n\r\n".encode())
+    not_fields = fetch_literal(imap, uid, "BODY.PEEK[HEADER.FIELDS.NOT (Subject)]")
+    assert b"Subject:" not in not_fields and b"From:" in not_fields
+    # The part numbers are the PartIDs the API uses: the same bytes, once decoded.
+    message = imap_server.mailbox.get(msg_id).to_api()
+    for part in (*message["Attachments"], *message["Inline"]):
+        encoded = fetch_literal(imap, uid, f"BODY.PEEK[{part['PartID']}]")
+        assert base64.b64decode(encoded) == imap_server.mailbox.part(msg_id, part["PartID"])[1]
+        mime = fetch_literal(imap, uid, f"BODY.PEEK[{part['PartID']}.MIME]")
+        assert b"Content-Type:" in mime and mime.endswith(b"\r\n\r\n")
+    pdf_part = next(p for p in message["Attachments"] if p["FileName"] == "Sample PDF.pdf")
+    typ, data = imap.uid("FETCH", str(uid), "(BODYSTRUCTURE)")
+    structure = _flat(data)
+    assert b'"APPLICATION" "PDF" ("NAME" "Sample PDF.pdf")' in structure
+    assert b'("ATTACHMENT" ("FILENAME" "Sample PDF.pdf"))' in structure
+    assert b'"MIXED" ("BOUNDARY"' in structure and b'"RELATED"' in structure
+    assert pdf_part["PartID"] == "2"
+    typ, data = imap.uid("FETCH", str(uid), "(ENVELOPE)")
+    assert b'"inline + attachment" (("Sender Smith" NIL "sender2" "example.com"))' in _flat(data)
+    typ, data = imap.uid("FETCH", str(uid), "(BODY.PEEK[9] BODY.PEEK[1.TEXT])")
+    assert typ == "OK" and b"BODY[9] {0}" in _flat(data)
+
+
+def test_imap_nested_message_rfc822_sections() -> None:
+    inner = b"From: x@example.com\r\nSubject: inner\r\n\r\ninner body\r\n"
+    outer = (
+        b"From: a@example.com\r\nSubject: outer\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\npreamble\r\n--b1\r\n'
+        b"Content-Type: text/plain\r\n\r\nfirst\r\n--b1\r\n"
+        b"Content-Type: message/rfc822\r\n\r\n" + inner + b"--b1--\r\nepilogue\r\n"
+    )
+    with make_server(imap_addr="127.0.0.1:0", imap_auth=AUTH) as mp:
+        send_raw(mp, outer)
+        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
+        client.login("ann", "secret")
+        client.select()
+        assert fetch_literal(client, 1, "BODY.PEEK[1]") == b"first"
+        # The line break before a boundary belongs to the boundary (RFC 2046 section 5.1.1).
+        assert fetch_literal(client, 1, "BODY.PEEK[2]") == inner[:-2]
+        assert fetch_literal(client, 1, "BODY.PEEK[2.HEADER]").startswith(b"From: x@example.com")
+        assert fetch_literal(client, 1, "BODY.PEEK[2.TEXT]") == b"inner body"
+        assert fetch_literal(client, 1, "BODY.PEEK[2.1]") == b"inner body"
+        typ, data = client.fetch("1", "(BODYSTRUCTURE)")
+        structure = _flat(data)
+        size = len(inner) - 2
+        assert b'"MESSAGE" "RFC822" NIL NIL NIL "7BIT" %d (NIL "inner"' % size in structure
+        client.logout()
+
+
+def test_imap_seen_follows_the_read_state_the_ui_shows(
+    imap_server: Server, imap: imaplib.IMAP4
+) -> None:
+    msg_id = send_raw(imap_server, message("read me"))
+    imap.select("INBOX")
+    uid = uids(imap_server)[0]
+    assert imap.uid("FETCH", str(uid), "(FLAGS)")[1] == [f"1 (UID {uid} FLAGS ())".encode()]
+    with imap_server.bus.subscribe() as sub:
+        typ, data = imap.uid("FETCH", str(uid), "(BODY[TEXT])")
+        assert b"\\Seen" in _flat(data)  # fetching the body sets \Seen and says so
+        assert imap_server.mailbox.summary(msg_id)["Read"] is True
+
+        def update() -> bool:
+            event = sub.get(timeout=0.1)
+            return isinstance(event, events.Update) and event.data == {"ID": msg_id, "Read": True}
+
+        wait_until(update, what="the read event")
+    assert imap.store("1", "-FLAGS", "(\\Seen)") == ("OK", [b"1 (FLAGS ())"])
+    assert imap_server.mailbox.summary(msg_id)["Read"] is False
+    assert imap.store("1", "+FLAGS.SILENT", "(\\seen \\Flagged)") == ("OK", [None])
+    assert imap_server.mailbox.summary(msg_id)["Read"] is True
+    assert imap.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Seen \\Flagged))"]
+    # Marked unread in the UI: the client hears it at its next command.
+    imap_server.mailbox.mark_read([msg_id], False)
+    typ, data = imap.noop()
+    assert imap.untagged_responses.get("FETCH") == [b"1 (FLAGS (\\Flagged))"] or (
+        b"1 (FLAGS (\\Flagged))" in (imap.response("FETCH")[1] or [])
+    )
+
+
+def test_imap_search_keys(imap_server: Server, imap: imaplib.IMAP4) -> None:
+    first = send_raw(imap_server, message("Invoice March", "pay 100 EUR", "Ann <ann@example.com>"))
+    send_raw(imap_server, message("Lunch", "see you at noon " * 50, "Carl <carl@example.net>"))
+    send_raw(imap_server, message("Invoice April", "pay 200 EUR", "Dora <dora@example.com>"))
+    imap_server.mailbox.mark_read([first], True)
+    imap.select("INBOX")
+    all_uids = uids(imap_server)
+
+    def search(*criteria: str) -> list[int]:
+        typ, data = imap.search(None, *criteria)
+        assert typ == "OK", data
+        return [int(n) for n in data[0].split()]
+
+    assert search("ALL") == [1, 2, 3]
+    assert search("SEEN") == [1] and search("UNSEEN") == [2, 3]
+    assert search("SUBJECT", "invoice") == [1, 3]
+    assert search("FROM", "example.com") == [1, 3] and search("FROM", '"Carl"') == [2]
+    assert search("TO", "bob@example.org") == [1, 2, 3]
+    assert search("BODY", "noon") == [2] and search("TEXT", "Dora") == [3]
+    assert search("HEADER", "Subject", "april") == [3]
+    assert search("NOT", "SUBJECT", "invoice") == [2]
+    assert search("OR", "SUBJECT", "lunch", "FROM", "dora") == [2, 3]
+    assert search("LARGER", "500") == [2] and search("SMALLER", "500") == [1, 3]
+    assert search("SINCE", "1-Jan-2000") == [1, 2, 3] and search("BEFORE", "1-Jan-2000") == []
+    assert search("SENTON", "21-Nov-2026") == [1, 2, 3]
+    assert search("2:*") == [2, 3] and search("UID", f"{all_uids[2]}") == [3]
+    assert search("CHARSET", "UTF-8", "SUBJECT", "march") == [1]
+    assert search("(SUBJECT invoice UNSEEN)") == [3]
+    typ, data = imap.uid("SEARCH", "SUBJECT", "invoice")
+    assert data == [f"{all_uids[0]} {all_uids[2]}".encode()]
+    typ, data = imap.search("KOI8-R", "ALL")
+    assert typ == "NO" and b"BADCHARSET" in data[0]
+    with pytest.raises(imaplib.IMAP4.error, match="unknown search key"):
+        imap.search(None, "FROB")
+    with pytest.raises(imaplib.IMAP4.error, match="date"):
+        imap.search(None, "SINCE", "yesterday")
+
+
+def test_imap_expunge_deletes_through_the_mailbox(imap_server: Server, imap: imaplib.IMAP4) -> None:
+    keep = send_raw(imap_server, message("keep"))
+    gone = send_raw(imap_server, message("gone"))
+    imap.select("INBOX")
+    with imap_server.bus.subscribe() as sub:
+        assert imap.store("2", "+FLAGS", "(\\Deleted)")[0] == "OK"
+        assert imap_server.mailbox.counts()[0] == 2  # \Deleted alone removes nothing
+        assert imap.search(None, "DELETED")[1] == [b"2"]
+        assert imap.expunge() == ("OK", [b"2"])
+
+        def deleted() -> bool:
+            event = sub.get(timeout=0.1)
+            return isinstance(event, events.Delete) and event.data == {"ID": gone}
+
+        wait_until(deleted, what="the delete event")
+    assert [e.uid for e in imap_server.mailbox.index()] == [keep]
+    assert imap.fetch("1:*", "(FLAGS)")[1] == [b"1 (FLAGS ())"]
+    # CLOSE expunges without a word; EXAMINE makes the mailbox read-only.
+    imap.store("1", "+FLAGS", "(\\Deleted)")
+    assert imap.close()[0] == "OK"
+    assert imap_server.mailbox.counts()[0] == 0
+    send_raw(imap_server, message("third"))
+    imap.select("INBOX", readonly=True)
+    typ, data = imap.store("1", "+FLAGS", "(\\Deleted)")
+    assert typ == "NO" and b"read-only" in data[0]
+
+
+def test_imap_sees_deletes_and_new_mail_from_elsewhere(
+    imap_server: Server, imap: imaplib.IMAP4
+) -> None:
+    first = send_raw(imap_server, message("a"))
+    send_raw(imap_server, message("b"))
+    imap.select("INBOX")
+    imap_server.mailbox.delete([first])  # as the web UI does
+    wait_until(lambda: imap_server.imap.generation > 0, what="the IMAP server hearing it")
+    typ, data = imap.search(None, "ALL")  # SEARCH may not announce an expunge
+    assert data == [b"1 2"]
+    imap.noop()
+    assert imap.response("EXPUNGE") == ("EXPUNGE", [b"1"])
+    assert imap.search(None, "ALL")[1] == [b"1"]
+    send_raw(imap_server, message("c"))
+    wait_until(
+        lambda: imap.noop() and (imap.response("EXISTS")[1] or [b""])[-1] == b"2",
+        what="EXISTS after NOOP",
+    )
+
+
+def test_imap_idle_pushes_new_mail_and_expunges(imap_server: Server, imap: imaplib.IMAP4) -> None:
+    send_raw(imap_server, message("before"))
+    imap.select("INBOX")
+    tag = imap._new_tag()
+    imap.send(tag + b" IDLE\r\n")
+    assert imap.readline().startswith(b"+ ")
+    new = send_raw(imap_server, message("during idle"))
+    assert imap.readline() == b"* 2 EXISTS\r\n"
+    imap_server.mailbox.delete([new])
+    assert imap.readline() == b"* 2 EXPUNGE\r\n"
+    imap.send(b"DONE\r\n")
+    assert imap.readline() == tag + b" OK IDLE terminated\r\n"
+    assert imap.search(None, "ALL")[1] == [b"1"]
+
+
+def test_imap_uids_and_uidvalidity_survive_a_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "mail.db")
+    settings = {"imap_addr": "127.0.0.1:0", "imap_auth": AUTH, "database": db}
+    with make_server(**settings) as mp:
+        for n in range(3):
+            send_raw(mp, message(f"m{n}"))
+        mp.mailbox.delete([mp.mailbox.index()[2].uid])  # the newest: its UID is never reused
+        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
+        client.login("ann", "secret")
+        client.select()
+        before = (client.untagged_responses["UIDVALIDITY"], client.uid("SEARCH", "ALL")[1])
+        next_before = client.untagged_responses["UIDNEXT"]
+        client.logout()
+    with make_server(**settings) as mp:
+        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
+        client.login("ann", "secret")
+        client.select()
+        after = (client.untagged_responses["UIDVALIDITY"], client.uid("SEARCH", "ALL")[1])
+        assert after == before and before[1] == [b"1 2"]
+        assert client.untagged_responses["UIDNEXT"] == next_before == [b"4"]
+        send_raw(mp, message("new"))
+        assert client.uid("SEARCH", "ALL")[1] == [b"1 2 4"]
+        client.logout()
+    with make_server(imap_addr="127.0.0.1:0", imap_auth=AUTH) as other:
+        assert other.mailbox.uid_validity() != int(before[0][0])  # another database
+
+
+def test_imap_login_variants_literals_and_authenticate_plain(imap_server: Server) -> None:
+    client = imaplib.IMAP4(*imap_server.imap_address, timeout=10)
+    client.authenticate("PLAIN", lambda _: b"\0ann\0secret")
+    assert client.state == "AUTH"
+    client.logout()
+    with socket.create_connection(imap_server.imap_address, timeout=10) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        # A synchronizing literal waits for "+", LITERAL+ does not (RFC 7888).
+        sock.sendall(b"a1 LOGIN {3}\r\n")
+        assert f.readline().startswith(b"+ ")
+        sock.sendall(b"ann {6+}\r\nsecret\r\n")
+        assert f.readline().startswith(b"a1 OK")
+        sock.sendall(b"a2 LOGOUT\r\n")
+        assert f.readline().startswith(b"* BYE")
+    with socket.create_connection(imap_server.imap_address, timeout=10) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        plain = base64.b64encode(b"\0ann\0secret")
+        sock.sendall(b"a1 AUTHENTICATE PLAIN " + plain + b"\r\n")  # SASL-IR
+        assert f.readline().startswith(b"a1 OK [CAPABILITY")
+        sock.sendall(b"a2 AUTHENTICATE PLAIN\r\n")
+        assert f.readline() == b"a2 BAD already logged in\r\n"
+
+
+def talk(mp: Server, *lines: str, login: bool = False) -> list[str]:
+    """Send raw command lines; return each tagged (or untagged BAD) answer line."""
+    answers = []
+    with socket.create_connection(mp.imap_address, timeout=10) as sock:
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        if login:
+            sock.sendall(b"l0 LOGIN ann secret\r\n")
+            assert f.readline().startswith(b"l0 OK")
+        for line in lines:
+            sock.sendall(line.encode() + b"\r\n")
+            while True:
+                reply = f.readline().decode().rstrip("\r\n")
+                tag = line.split(" ", 1)[0]
+                if reply.startswith(tag + " ") or reply.startswith("* BAD") or not reply:
+                    answers.append(reply)
+                    break
+    return answers
+
+
+def test_imap_answers_misuse_with_bad_or_no(imap_server: Server) -> None:
+    send_raw(imap_server, message("x"))
+    before_login = talk(
+        imap_server,
+        "a1 SELECT INBOX",
+        "a2 FETCH 1 FLAGS",
+        'a3 LIST "" *',
+        "a4 FROB",
+        "a5 LOGIN ann wrong",
+        "a6 LOGIN ann",
+        "(bad",
+        "a7 AUTHENTICATE CRAM-MD5",
+        "a8 STARTTLS",
+        "a9 NOOP",
+    )
+    assert before_login == [
+        "a1 BAD SELECT needs a login first (LOGIN or AUTHENTICATE PLAIN)",
+        "a2 BAD FETCH needs a login first (LOGIN or AUTHENTICATE PLAIN)",
+        "a3 BAD LIST needs a login first (LOGIN or AUTHENTICATE PLAIN)",
+        "a4 BAD unknown command FROB",
+        "a5 NO [AUTHENTICATIONFAILED] invalid user name or password",
+        "a6 BAD LOGIN takes a user name and a password",
+        "* BAD a command starts with a tag",
+        "a7 NO [CANNOT] mechanism CRAM-MD5 is not supported; use PLAIN",
+        "a8 NO STARTTLS is not available: the server has no --imap-tls-cert",
+        "a9 OK NOOP completed",
+    ]
+    logged_in = talk(
+        imap_server,
+        "b1 FETCH 1 FLAGS",
+        "b2 SELECT Nowhere",
+        "b3 SELECT INBOX",
+        "b4 FETCH 5 FLAGS",
+        "b5 FETCH 1 (FROB)",
+        "b6 FETCH 1 BODY[HEADER.FIELDS]",
+        "b7 STORE 1 FLOGS (\\Seen)",
+        "b8 UID FROB 1",
+        "b9 FETCH 0 FLAGS",
+        "c1 CREATE Archive",
+        "c2 LOGIN ann secret",
+        "c3 FETCH 1 (FLAGS",
+        "c4 STATUS INBOX (MESSAGES FROB)",
+        login=True,
+    )
+    assert logged_in == [
+        "b1 BAD FETCH needs a selected mailbox (SELECT or EXAMINE first)",
+        "b2 NO [NONEXISTENT] no mailbox 'Nowhere': INBOX or a tag name",
+        "b3 OK [READ-WRITE] SELECT completed",
+        "b4 BAD no such message (the sequence number is beyond the last)",
+        "b5 BAD unknown FETCH item FROB",
+        "b6 BAD HEADER.FIELDS needs a list of header names",
+        "b7 BAD FLOGS is not FLAGS, +FLAGS or -FLAGS",
+        "b8 BAD UID FROB is not supported (FETCH, SEARCH, STORE, COPY)",
+        "b9 BAD '0' is not a message number or *",
+        "c1 NO [CANNOT] folders are tags: tag a message (COPY it to a new name) instead",
+        "c2 BAD already logged in",
+        "c3 BAD missing ')'",
+        "c4 BAD unknown STATUS item FROB",
+    ]
+    with socket.create_connection(imap_server.imap_address, timeout=10) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"i1 LOGIN ann secret\r\ni2 IDLE\r\n")
+        assert f.readline().startswith(b"i1 OK") and f.readline().startswith(b"+ ")
+        sock.sendall(b"NOT DONE\r\n")
+        assert f.readline() == b"i2 BAD expected DONE to end IDLE\r\n"
+        sock.sendall(b"i3 IDLE\r\n")
+        assert f.readline().startswith(b"+ ")
+    # The client vanished while idling: the server goes on serving others.
+    assert talk(imap_server, "d1 NOOP") == ["d1 OK NOOP completed"]
+    assert imap_server.mailbox.telemetry.counter("imap_logins") == {("failed",): 1, ("ok",): 2}
+
+
+def test_imap_starttls_and_implicit_tls() -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with make_server(
+        imap_addr="127.0.0.1:0", imap_auth=AUTH, imap_tls_cert="sans:localhost,127.0.0.1"
+    ) as mp:
+        send_raw(mp, message("tls"))
+        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
+        assert "STARTTLS" in client.capabilities
+        client.starttls(context)
+        assert isinstance(client.sock, ssl.SSLSocket)
+        assert "STARTTLS" not in client.capabilities
+        client.login("ann", "secret")
+        assert client.select()[1] == [b"1"]
+        client.logout()
+    with make_server(
+        imap_addr="127.0.0.1:0",
+        imap_auth=AUTH,
+        imap_tls_cert="sans:localhost",
+        imap_tls_implicit=True,
+    ) as mp:
+        send_raw(mp, message("tls"))
+        client = imaplib.IMAP4_SSL(*mp.imap_address, ssl_context=context, timeout=10)
+        assert "STARTTLS" not in client.capabilities
+        client.login("ann", "secret")
+        assert b"Subject: tls" in fetch_literal_seq(client, "1", "BODY.PEEK[HEADER]")
+        client.logout()
+
+
+def fetch_literal_seq(client: imaplib.IMAP4, seq: str, item: str) -> bytes:
+    client.select()
+    typ, data = client.fetch(seq, f"({item})")
+    return _flat(data)
+
+
+def test_imap_folders_are_tags(imap_server: Server, imap: imaplib.IMAP4) -> None:
+    a = send_raw(imap_server, message("a"), rcpt="dev+work@example.org")  # plus-address tag
+    b = send_raw(imap_server, message("b"))
+    imap_server.mailbox.set_tags([b], ["Größe"])
+    typ, folders = imap.list()
+    names = [decode_mailbox(re.findall(rb'"([^"]*)"$', f)[0].decode()) for f in folders]
+    assert names == ["INBOX", "Größe", "work"]
+    assert encode_mailbox("Größe") == "Gr&APYA3w-e"
+    assert imap.select("work") == ("OK", [b"1"])
+    assert imap.uid("SEARCH", "ALL")[1] == [str(uids(imap_server)[0]).encode()]
+    assert imap.status('"Gr&APYA3w-e"', "(MESSAGES UNSEEN)")[1] == [
+        b'"Gr&APYA3w-e" (MESSAGES 1 UNSEEN 1)'
+    ]
+    # COPY into a folder tags; EXPUNGE in a tag folder untags (the message stays in INBOX).
+    imap.select("INBOX")
+    assert imap.copy("1:2", "work")[0] == "OK"
+    assert imap_server.mailbox.summary(b)["Tags"] == ["Größe", "work"]
+    imap.select("work")
+    imap.store("1", "+FLAGS", "(\\Deleted)")
+    imap.expunge()
+    assert imap_server.mailbox.summary(a)["Tags"] == []
+    assert imap_server.mailbox.counts()[0] == 2
+    imap.select("INBOX")
+    assert imap.search(None, "DELETED")[1] == [b""]  # untagged, not doomed in INBOX
+    imap.expunge()
+    assert imap_server.mailbox.counts()[0] == 2
+    imap.select("work")
+    assert imap.list('""', "w%")[1] == [b'(\\HasNoChildren) "/" "work"']
+    typ, data = imap.append("work", None, None, message("appended"))
+    assert typ == "OK"
+    assert imap_server.mailbox.summary("latest")["Tags"] == ["work"]
+    # RENAME and DELETE of a folder rename and remove its tag; INBOX stays as it is.
+    assert imap.rename("work", "done")[0] == "OK"
+    assert imap_server.mailbox.summary("latest")["Tags"] == ["done"]
+    assert imap.delete("done")[0] == "OK"
+    assert imap_server.mailbox.tags() == ["Größe"] and imap_server.mailbox.counts()[0] == 3
+    assert imap.delete("INBOX")[0] == "NO" and imap.rename("INBOX", "x")[0] == "NO"
+    assert imap.create("new")[0] == "NO"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_lists_searches_and_fetches_over_imap(imap_server: Server) -> None:
+    raw = (corpus_dir() / "mailpit/mime-attachment.eml").read_bytes()
+    msg_id = send_raw(imap_server, raw)
+    uid = uids(imap_server)[0]
+    base = f"imap://127.0.0.1:{imap_server.imap_address[1]}/"
+
+    def curl(url: str, user: str = "ann:secret") -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["curl", "-sS", "--user", user, url], capture_output=True, timeout=30)
+
+    assert curl(base).stdout == b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n'
+    assert curl(base + f"INBOX;UID={uid}").stdout == imap_server.mailbox.raw(msg_id)
+    assert curl(base + "INBOX?SUBJECT%20inline").stdout == b"* SEARCH 1\r\n"
+    assert curl(base, "ann:wrong").returncode != 0
+
+
+def test_imap_logins_default_to_the_pop3_list_and_are_required() -> None:
+    with make_server(imap_addr="127.0.0.1:0", pop3_auth="pat:pw") as mp:
+        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
+        client.login("pat", "pw")
+        client.logout()
+    with pytest.raises(ConfigError, match="--imap 127.0.0.1:0 needs logins.*MP_IMAP_AUTH"):
+        Config(imap_addr="127.0.0.1:0").validate()
+    with pytest.raises(ConfigError, match="--imap-tls-implicit needs --imap-tls-cert"):
+        Config(imap_addr="127.0.0.1:0", imap_auth=AUTH, imap_tls_implicit=True).validate()
+
+
+def test_imap_hangs_up_on_a_client_that_is_not_speaking_imap(imap_server: Server) -> None:
+    with socket.create_connection(imap_server.imap_address, timeout=10) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"\x16\x03\x01 hello\r\n" * 30)
+        answers = [f.readline() for _ in range(22)]
+        assert answers[:20] == [b"* BAD a command starts with a tag\r\n"] * 20
+        assert answers[20] == b"* BYE this does not look like IMAP\r\n" and answers[21] == b""
+
+
+def test_imap_empty_mailbox_and_bare_lf_messages(imap_server: Server, imap: imaplib.IMAP4) -> None:
+    imap.select("INBOX")
+    assert imap.fetch("1:*", "(FLAGS)") == ("OK", [None])
+    assert imap.uid("FETCH", "1:*", "(FLAGS)") == ("OK", [None])
+    assert imap.search(None, "ALL") == ("OK", [b""])
+    raw = b"Subject: bare\nFrom: a@example.com\n\nline one\n.line two\n"
+    msg_id = send_raw(imap_server, raw)
+    imap.noop()
+    uid = uids(imap_server)[0]
+    stored = imap_server.mailbox.raw(msg_id)
+    assert fetch_literal(imap, uid, "BODY.PEEK[]") == stored
+    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]") == stored[stored.index(b"\n\n") + 2 :]
+    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]").startswith(b"line one\n.line two\n")
+    # EXAMINE is read-only: even a non-PEEK fetch leaves the message unread.
+    imap.select("INBOX", readonly=True)
+    fetch_literal(imap, uid, "BODY[]")
+    assert imap_server.mailbox.summary(msg_id)["Read"] is False
+
+
+def test_imapclient_parses_every_envelope_and_structure_and_idles(imap_server: Server) -> None:
+    from imapclient import IMAPClient
+
+    root = corpus_dir()
+    names = [e["file"] for e in json.loads((root / "manifest.json").read_text())["files"]]
+    ids = [send_raw(imap_server, (root / name).read_bytes()) for name in names]
+    client = IMAPClient("127.0.0.1", port=imap_server.imap_address[1], ssl=False, timeout=10)
+    client.login("ann", "secret")
+    client.select_folder("INBOX", readonly=True)
+    found = client.search()
+    assert len(found) == len(ids)
+    data = client.fetch(found, ["ENVELOPE", "BODYSTRUCTURE", "RFC822.SIZE"])
+    by_uid = {e.imap_uid: e.uid for e in imap_server.mailbox.index()}
+    for uid, item in data.items():
+        stored = imap_server.mailbox.get(by_uid[uid])
+        api = stored.to_api()
+        assert item[b"RFC822.SIZE"] == api["Size"]
+        # Every attachment and inline part the API lists is a leaf of the structure.
+        leaves = _leaves(item[b"BODYSTRUCTURE"])
+        assert len(leaves) >= len(api["Attachments"]) + len(api["Inline"]), by_uid[uid]
+        if not stored.detail["MessageIDGenerated"]:
+            assert api["MessageID"].encode() in (item[b"ENVELOPE"].message_id or b""), uid
+    client.select_folder("INBOX")
+    client.idle()
+    new_id = send_raw(imap_server, message("idle with IMAPClient"))
+    responses = client.idle_check(timeout=10)
+    client.idle_done()
+    assert (len(ids) + 1, b"EXISTS") in responses
+    assert imap_server.mailbox.summary(new_id)["Subject"] == "idle with IMAPClient"
+    client.logout()
+
+
+def _leaves(structure: object) -> list[object]:
+    """The single parts of a parsed BODYSTRUCTURE (IMAPClient's BodyData)."""
+    if getattr(structure, "is_multipart", False):
+        parts = structure[0]  # type: ignore[index]
+        return [leaf for part in parts for leaf in _leaves(part)]
+    return [structure]
