@@ -45,8 +45,53 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "mailpit(**settings): give this test its own mailpit_py server with these Config "
-        "settings, e.g. max_message_size=1000 or smtp_max_recipients=2",
+        "settings, e.g. max_message_size=1000 or smtp_max_recipients=2, or the shorthands "
+        "auth='user:pass', starttls=True, tls=True, chaos='Recipient:451:100', max_size=N",
     )
+
+
+def _self_signed_files() -> tuple[str, str]:
+    """A certificate for localhost and 127.0.0.1 and its key, as PEM files a client can trust."""
+    import tempfile
+    from pathlib import Path
+
+    from mailpit_py.tls import self_signed
+
+    cert, key = self_signed(["localhost", "127.0.0.1"])
+    folder = Path(tempfile.mkdtemp(prefix="mailpit-py-tls-"))
+    (folder / "cert.pem").write_bytes(cert)
+    (folder / "key.pem").write_bytes(key)
+    return str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+def marker_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The marker's shorthands -> Config fields; any Config field may also be given as is.
+
+    auth="user:pass ...": AUTH required with these users (over plain SMTP too, unless
+    starttls/tls asks for encryption first); starttls=True: STARTTLS with a self-signed
+    certificate, required before anything else; tls=True: implicit TLS (SMTPS);
+    chaos="Sender:451:100,...": chaos triggers (with chaos_seed= for a fixed sequence);
+    max_size=N: the size limit in bytes.
+    """
+    cfg = dict(settings)
+    auth = cfg.pop("auth", None)
+    starttls = bool(cfg.pop("starttls", False))
+    tls = bool(cfg.pop("tls", False))
+    chaos = cfg.pop("chaos", None)
+    max_size = cfg.pop("max_size", None)
+    if starttls or tls:
+        if not cfg.get("smtp_tls_cert"):
+            cfg["smtp_tls_cert"], cfg["smtp_tls_key"] = _self_signed_files()
+        cfg.setdefault("smtp_require_tls" if tls else "smtp_require_starttls", True)
+    if auth is not None:
+        cfg.setdefault("smtp_auth", auth)
+        if not (starttls or tls or cfg.get("smtp_tls_cert")):
+            cfg.setdefault("smtp_auth_allow_insecure", True)
+    if chaos is not None:
+        cfg.setdefault("chaos_triggers", chaos)
+    if max_size is not None:
+        cfg.setdefault("max_message_size", int(max_size))
+    return cfg
 
 
 def _start_server(**settings: Any) -> Server:
@@ -60,7 +105,7 @@ def _start_server(**settings: Any) -> Server:
         "max_messages": 0,
         "quiet": True,
     }
-    cfg.update(settings)
+    cfg.update(marker_settings(settings))
     return Server(Config(**cfg).validate()).start()
 
 
@@ -105,6 +150,10 @@ class Mailpit:
         self.server = server  # None when attached with --mailpit-url
         self.smtp_host, self.smtp_port = smtp_address
         self.url = client.url
+        # The server's TLS certificate (PEM file), for clients that verify: e.g.
+        # ssl.create_default_context(cafile=mailpit.tls_cert), or SSL_CERT_FILE for a framework.
+        cert = server.config.smtp_tls_cert if server is not None else ""
+        self.tls_cert: str | None = cert if cert and not cert.startswith("sans:") else None
         self._cache: dict[str, Message] = {}
 
     def __repr__(self) -> str:

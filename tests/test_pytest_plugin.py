@@ -135,6 +135,72 @@ def test_limits(mailpit):
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
+def test_marker_shorthands_give_a_server_that_demands_tls_auth_or_fails_on_purpose(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+import base64
+import smtplib
+import ssl
+
+import pytest
+
+MSG = b"Subject: secure\\r\\n\\r\\nbody\\r\\n"
+
+
+def insecure():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
+@pytest.mark.mailpit(starttls=True, auth="app:s3cret")
+def test_starttls_and_auth_required(mailpit):
+    with smtplib.SMTP(mailpit.smtp_host, mailpit.smtp_port) as smtp:
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            smtp.sendmail("a@x.org", ["b@x.org"], MSG)
+        assert refused.value.smtp_code == 530
+    with smtplib.SMTP(mailpit.smtp_host, mailpit.smtp_port) as smtp:
+        smtp.starttls(context=insecure())
+        smtp.ehlo()
+        smtp.user, smtp.password = "app", "wrong"
+        code, _ = smtp.docmd("AUTH", "PLAIN " + base64.b64encode(b"\\0app\\0wrong").decode())
+        assert code == 535
+        smtp.login("app", "s3cret")
+        smtp.sendmail("a@x.org", ["b@x.org"], MSG)
+    [msg] = mailpit.wait_for(subject="secure")
+    assert msg.envelope.username == "app" and msg.envelope.tls
+
+
+@pytest.mark.mailpit(tls=True)
+def test_implicit_tls(mailpit):
+    verified = ssl.create_default_context(cafile=mailpit.tls_cert)  # it names its certificate
+    with smtplib.SMTP_SSL(mailpit.smtp_host, mailpit.smtp_port, context=verified) as smtp:
+        smtp.sendmail("a@x.org", ["b@x.org"], MSG)
+    assert mailpit.wait_for(subject="secure")
+
+
+@pytest.mark.mailpit(auth="app:pw")
+def test_auth_over_plain_smtp(mailpit):
+    with smtplib.SMTP(mailpit.smtp_host, mailpit.smtp_port) as smtp:
+        smtp.login("app", "pw")
+        smtp.sendmail("a@x.org", ["b@x.org"], MSG)
+    assert mailpit.wait_for(subject="secure")
+
+
+@pytest.mark.mailpit(chaos="Recipient:451:100", max_size=100)
+def test_chaos_and_size(mailpit):
+    with smtplib.SMTP(mailpit.smtp_host, mailpit.smtp_port) as smtp:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            smtp.sendmail("a@x.org", ["b@x.org"], MSG)
+    assert refused.value.recipients["b@x.org"][0] == 451
+    mailpit.assert_nothing_sent()
+"""
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+
+
 def test_mailpit_url_attaches_to_a_running_instance(pytester: pytest.Pytester) -> None:
     with make_server(max_messages=0) as mp:
         host, port = mp.smtp_address

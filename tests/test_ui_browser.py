@@ -186,6 +186,13 @@ def open_message(page: Any, subject: str) -> None:
 
     row(page, subject).click()
     expect(page.locator("#message .msg-subject")).to_have_text(subject)
+    # No stray text between the subject and the header list (an absent tag row once showed
+    # as the word "null").
+    head_text = page.locator("#msg-head").evaluate(
+        "el => [...el.childNodes].filter(n => n.nodeType === Node.TEXT_NODE)"
+        ".map(n => n.textContent).join('')"
+    )
+    assert head_text.strip() == ""
 
 
 # -- the tests ---------------------------------------------------------------------------------

@@ -560,7 +560,8 @@ function renderMessageHead() {
   const row = (label, value) =>
     value ? [h('dt', { text: label }), h('dd', { text: value })] : null;
   const list = (a) => (a || []).map(addressText).join(', ');
-  head.replaceChildren(
+  // replaceChildren would show a null child as the text "null": drop the absent tag row.
+  const children = [
     h('h1', { class: 'msg-subject', text: m.Subject || '(no subject)' }),
     (m.Tags || []).length
       ? h('div', { class: 'msg-tags' }, m.Tags.map((t) => tagChip(t, () => setSearch(/[\s"]/.test(t) ? `tag:"${t}"` : `tag:${t}`))))
@@ -576,7 +577,8 @@ function renderMessageHead() {
       row('Date', formatFullTime(m.Date || m.Created)),
       row('Size', formatSize(m.Size)),
     ),
-  );
+  ];
+  head.replaceChildren(...children.filter(Boolean));
 }
 
 function updateReadButton() {
