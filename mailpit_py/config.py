@@ -32,6 +32,12 @@ class Config:
     label: str = ""
     quiet: bool = False
     verbose: bool = False
+    # --- observability and integrations (issue 8) ---
+    enable_prometheus: str = ""  # "": off; "true": /metrics on the UI listener; or ADDR:PORT
+    webhook_url: str = ""  # POST each new message's summary here
+    webhook_limit: int = 1  # webhook requests per second (0 = no limit), as Mailpit
+    log_file: str = ""  # append logs to this file instead of stderr
+    log_format: str = "text"  # text or json (one JSON object per line)
 
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
@@ -53,6 +59,17 @@ class Config:
             raise ConfigError("--smtp-timeout must be a positive duration such as 300s or 5m")
         if self.session_history < 0:
             raise ConfigError("--smtp-session-history must be 0 or a positive number")
+        # --- observability and integrations (issue 8) ---
+        if self.enable_prometheus not in ("", "true"):
+            split_hostport(self.enable_prometheus, "--enable-prometheus (true, false or ADDR:PORT)")
+        if self.webhook_url and not re.match(r"https?://[^/\s]+", self.webhook_url):
+            raise ConfigError(
+                f"--webhook-url: {self.webhook_url!r} is not an http:// or https:// URL"
+            )
+        if self.webhook_limit < 0:
+            raise ConfigError("--webhook-limit must be 0 (no limit) or requests per second")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"--log-format: {self.log_format!r} is not text or json")
         return self
 
 

@@ -29,15 +29,16 @@ class HttpServer:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.address: tuple[str, int] = ("", 0)
+        self.flag = "--listen"  # the option that set `addr`, named in errors
 
     def start(self) -> None:
-        host, port = split_hostport(self.addr, "--listen")
+        host, port = split_hostport(self.addr, self.flag)
         try:
             # Bind here: werkzeug exits the process on a bind error instead of raising.
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.create_server((host, port), family=family, backlog=128)
         except OSError as exc:
-            raise AddressInUse.explain(exc, self.addr, "--listen") from exc
+            raise AddressInUse.explain(exc, self.addr, self.flag) from exc
         try:
             self._server = make_server(
                 host,

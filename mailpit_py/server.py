@@ -6,11 +6,12 @@ import logging
 import time
 from types import TracebackType
 
-from mailpit_py import events
+from mailpit_py import events, metrics
 from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
 from mailpit_py.mailbox import Mailbox
 from mailpit_py.smtp import SmtpServer
+from mailpit_py.webhook import Webhook
 
 log = logging.getLogger("mailpit_py")
 
@@ -25,6 +26,8 @@ class Server:
         self.mailbox: Mailbox | None = None
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
+        self.metrics_http: HttpServer | None = None  # --enable-prometheus ADDR:PORT
+        self.webhook: Webhook | None = None
         self.started = time.time()
 
     def start(self) -> Server:
@@ -37,14 +40,41 @@ class Server:
             self.smtp.start()
             self.http = HttpServer(create_app(self.mailbox, self.bus, self), self.config.http_addr)
             self.http.start()
+            self._start_integrations()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _start_integrations(self) -> None:
+        """Metrics on their own listener and the webhook (issue 8)."""
+        from mailpit_py.webapp.observe import metrics_app
+
+        assert self.mailbox is not None
+        cfg = self.config
+        if cfg.enable_prometheus not in ("", "true"):
+            reg = metrics.registry(self.mailbox, self)
+            self.metrics_http = HttpServer(metrics_app(reg), cfg.enable_prometheus)
+            self.metrics_http.flag = "--enable-prometheus"
+            self.metrics_http.start()
+        if cfg.webhook_url:
+            self.webhook = Webhook(
+                cfg.webhook_url,
+                self.bus,
+                self.mailbox.telemetry,
+                limit=cfg.webhook_limit,
+                label=cfg.label,
+            ).start()
+
     def stop(self) -> None:
         """Stop listening, let in-flight messages commit, close (and maybe remove) the store."""
+        if self.webhook is not None:
+            self.webhook.stop()
+            self.webhook = None
         self.bus.close()  # websocket handlers end and close their sockets
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
+            self.metrics_http = None
         if self.http is not None:
             self.http.stop()
             self.http = None
@@ -86,10 +116,10 @@ class Server:
         if self.mailbox is None:
             return "the store is closed"
         try:
-            self.mailbox.counts()
+            problem = self.mailbox.health()
         except Exception as exc:
             return f"the store does not answer: {exc}"
-        return ""
+        return problem
 
     def __enter__(self) -> Server:
         return self.start()

@@ -97,6 +97,7 @@ def test_extensions_are_marked_and_the_websocket_is_described() -> None:
         "/api/v1/message/{ID}/smtp",
         "/api/v1/sessions",
         "/api/v1/session/{SessionID}",
+        "/api/v1/stats",
     }
     message = SPEC["components"]["schemas"]["Message"]["properties"]
     for field in ("Created", "Read", "Warnings", "SessionID"):
