@@ -197,6 +197,58 @@ OPTIONS: tuple[Option, ...] = (
         "text, or json for one JSON object per line (log collectors)",
         metavar="text|json",
     ),
+    # --- web UI and API access control (issue 5) ---
+    Option(
+        ("--ui-auth-file",),
+        "MP_UI_AUTH_FILE",
+        "ui_auth_file",
+        "require HTTP basic auth for the web UI, API and websocket: a file of user:password "
+        "lines (bcrypt hashes from htpasswd -B accepted)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--ui-auth",),
+        "MP_UI_AUTH",
+        "ui_auth",
+        "the same as space-separated user:password pairs (prefer the variable: a flag shows in ps)",
+        metavar="PAIRS",
+    ),
+    Option(
+        ("--send-api-auth-file",),
+        "MP_SEND_API_AUTH_FILE",
+        "send_api_auth_file",
+        "credentials for POST /api/v1/send alone (otherwise it takes the UI's)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--send-api-auth",),
+        "MP_SEND_API_AUTH",
+        "send_api_auth",
+        "the same as space-separated user:password pairs",
+        metavar="PAIRS",
+    ),
+    Option(
+        ("--send-api-auth-accept-any",),
+        "MP_SEND_API_AUTH_ACCEPT_ANY",
+        "send_api_auth_accept_any",
+        "POST /api/v1/send needs no credentials, even when the UI does",
+        boolean=True,
+    ),
+    Option(
+        ("--ui-tls-cert",),
+        "MP_UI_TLS_CERT",
+        "ui_tls_cert",
+        "serve the web UI and API over HTTPS with this PEM certificate (sans:host1,host2 makes "
+        "a self-signed one)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--ui-tls-key",),
+        "MP_UI_TLS_KEY",
+        "ui_tls_key",
+        "the PEM private key of --ui-tls-cert",
+        metavar="FILE",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024
 
@@ -38,6 +39,14 @@ class Config:
     webhook_limit: int = 1  # webhook requests per second (0 = no limit), as Mailpit
     log_file: str = ""  # append logs to this file instead of stderr
     log_format: str = "text"  # text or json (one JSON object per line)
+    # --- web UI and API access control (issue 5) ---
+    ui_auth_file: str = ""  # htpasswd-style user:password lines (bcrypt allowed) for UI and API
+    ui_auth: str = ""  # the same as space-separated user:password pairs (MP_UI_AUTH)
+    send_api_auth_file: str = ""  # the send API's own credentials (else the UI's)
+    send_api_auth: str = ""  # the same, inline (MP_SEND_API_AUTH)
+    send_api_auth_accept_any: bool = False  # the send API needs no credentials
+    ui_tls_cert: str = ""  # PEM file or sans:host1,host2 (self-signed): serve HTTPS
+    ui_tls_key: str = ""
 
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
@@ -70,6 +79,32 @@ class Config:
             raise ConfigError("--webhook-limit must be 0 (no limit) or requests per second")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"--log-format: {self.log_format!r} is not text or json")
+        # --- web UI and API access control (issue 5) ---
+        from mailpit_py.credentials import Credentials  # it imports this module
+
+        for path, flag in (
+            (self.ui_auth_file, "--ui-auth-file"),
+            (self.send_api_auth_file, "--send-api-auth-file"),
+        ):
+            if path:
+                Credentials.load(path, flag)
+        for inline, env in ((self.ui_auth, "MP_UI_AUTH"), (self.send_api_auth, "MP_SEND_API_AUTH")):
+            if inline.strip():
+                Credentials.parse(inline, env)
+        if self.ui_tls_key and not self.ui_tls_cert:
+            raise ConfigError("--ui-tls-key needs --ui-tls-cert (the certificate it belongs to)")
+        if self.ui_tls_cert and not self.ui_tls_cert.startswith("sans:"):
+            if not self.ui_tls_key:
+                raise ConfigError(
+                    "--ui-tls-key is needed with --ui-tls-cert (or use --ui-tls-cert sans:HOST "
+                    "for a self-signed certificate)"
+                )
+            for path, flag in (
+                (self.ui_tls_cert, "--ui-tls-cert"),
+                (self.ui_tls_key, "--ui-tls-key"),
+            ):
+                if not Path(path).is_file():
+                    raise ConfigError(f"{flag}: {path} does not exist or is not a file")
         return self
 
 

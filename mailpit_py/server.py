@@ -11,6 +11,7 @@ from mailpit_py.config import Config
 from mailpit_py.http import HttpServer
 from mailpit_py.mailbox import Mailbox
 from mailpit_py.smtp import SmtpServer
+from mailpit_py.tls import server_context
 from mailpit_py.webhook import Webhook
 
 log = logging.getLogger("mailpit_py")
@@ -38,7 +39,14 @@ class Server:
         try:
             self.smtp = SmtpServer(self.config, self.mailbox, self.bus)
             self.smtp.start()
-            self.http = HttpServer(create_app(self.mailbox, self.bus, self), self.config.http_addr)
+            self.http = HttpServer(
+                create_app(self.mailbox, self.bus, self),
+                self.config.http_addr,
+                # issue 5: HTTPS for the UI and API (a PEM pair, or sans: for a self-signed one)
+                server_context(self.config.ui_tls_cert, self.config.ui_tls_key, "--ui-tls")
+                if self.config.ui_tls_cert
+                else None,
+            )
             self.http.start()
             self._start_integrations()
         except BaseException:

@@ -10,7 +10,7 @@ from werkzeug.exceptions import NotFound
 
 from mailpit_py import events, metrics
 from mailpit_py.mailbox import Mailbox
-from mailpit_py.webapp import errors, ws
+from mailpit_py.webapp import auth, errors, ws
 from mailpit_py.webapp.api import api
 from mailpit_py.webapp.observe import observe
 from mailpit_py.webapp.ui import ui
@@ -42,6 +42,7 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     errors.register(app)
+    auth.install(app, mailbox.config)  # before every view, the websocket included
     app.register_blueprint(api)
     app.register_blueprint(ui)
     app.register_blueprint(observe)
