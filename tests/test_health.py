@@ -118,3 +118,14 @@ def test_info_runtime_statistics_follow_the_traffic(
     assert stats["MessagesDeleted"] == 1
     assert stats["Memory"] > 0
     assert info["DatabaseSize"] > 0
+
+
+def test_readyz_command_probes_an_https_instance(server_factory: Callable[..., Server]) -> None:
+    from mailpit_py.commands import run
+    from mailpit_py.commands.readyz import default_url
+
+    mp = server_factory(ui_tls_cert="sans:127.0.0.1", ui_auth="ann:secret")
+    assert mp.http_url.startswith("https://")
+    assert run("readyz", ["--url", mp.http_url]) == 0  # self-signed, behind auth: still probed
+    env = {"MP_UI_BIND_ADDR": "0.0.0.0:8025", "MP_UI_TLS_CERT": "sans:localhost"}
+    assert default_url(env) == "https://127.0.0.1:8025/"

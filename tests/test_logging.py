@@ -24,12 +24,15 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in complete.splitlines()]  # every line parses
 
 
-def smtp_address(log: Path) -> tuple[str, str]:
+def smtp_address(log: Path, proc: subprocess.Popen[str]) -> tuple[str, str]:
     """The SMTP address from the server's JSON start line, once it is written."""
-    start = wait_until(
-        lambda: next((r for r in json_lines(log) if r.get("event") == "start"), None),
-        what="the start line",
-    )
+
+    def started() -> dict[str, Any] | None:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+        return next((r for r in json_lines(log) if r.get("event") == "start"), None)
+
+    # A new interpreter importing Flask and aiosmtpd can take a while on a busy machine.
+    start = wait_until(started, timeout=60, what="the start line")
     host, port = start["smtp"].rsplit(":", 1)
     return host, port
 
@@ -60,7 +63,7 @@ def test_json_log_file_has_a_line_per_session_and_per_message(tmp_path: Path) ->
     log = tmp_path / "mailpit.log"
     proc = run_server(log)
     try:
-        host, port = smtp_address(log)
+        host, port = smtp_address(log, proc)
         with smtplib.SMTP(host, int(port)) as client:
             client.sendmail(
                 "app@example.com",
@@ -75,7 +78,7 @@ def test_json_log_file_has_a_line_per_session_and_per_message(tmp_path: Path) ->
             sessions = [r for r in lines if r.get("event") == "session"]
             return lines if len(sessions) == 2 else None
 
-        lines = wait_until(both, what="two session lines")
+        lines = wait_until(both, timeout=30, what="two session lines")
         [msg] = [r for r in lines if r.get("event") == "message"]
         assert msg["level"] == "info"
         assert msg["mail_from"] == "app@example.com"
@@ -101,7 +104,7 @@ def test_verbose_logs_the_conversation_at_debug(tmp_path: Path) -> None:
     log = tmp_path / "mailpit.log"
     proc = run_server(log, "--verbose")
     try:
-        host, port = smtp_address(log)
+        host, port = smtp_address(log, proc)
         with smtplib.SMTP(host, int(port)) as client:
             client.helo("client.example")
         wait_until(
