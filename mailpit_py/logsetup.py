@@ -10,6 +10,9 @@ import sys
 from typing import Any
 
 from mailpit_py.config import Config, ConfigError
+from mailpit_py.store import SessionRecord
+
+session_log = logging.getLogger("mailpit_py.session")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -60,3 +63,33 @@ def configure(config: Config) -> logging.Handler:
     # aiosmtpd logs every command at INFO; ours says what matters once per session and message.
     logging.getLogger("mail.log").setLevel(logging.DEBUG if config.verbose else logging.ERROR)
     return handler
+
+
+def log_session(rec: SessionRecord) -> None:
+    """One info line per SMTP session (its outcome and the refusals it got, with the fields a
+    log collector wants), then the whole conversation at debug."""
+    entries = json.loads(rec.transcript)
+    refusals = [line for _, direction, line in entries if direction == "S" and line[:1] in "45"]
+    session_log.info(
+        "SMTP session %s from %s (%s): %s, %d message(s)%s",
+        rec.uid,
+        rec.peer,
+        rec.helo or "no HELO",
+        rec.outcome,
+        len(rec.messages),
+        f", last refusal: {refusals[-1]}" if refusals else "",
+        extra={
+            "event": "session",
+            "id": rec.uid,
+            "peer": rec.peer,
+            "helo": rec.helo,
+            "tls": rec.tls,
+            "username": rec.username,
+            "outcome": rec.outcome,
+            "messages": list(rec.messages),
+            "refusals": refusals,
+        },
+    )
+    if session_log.isEnabledFor(logging.DEBUG):
+        for offset, direction, line in entries:
+            session_log.debug("session %s %8.1f ms %s %s", rec.uid, offset, direction, line)

@@ -20,6 +20,7 @@ from typing import Any
 from mailpit_py import __version__, events
 from mailpit_py.config import Config
 from mailpit_py.ids import new_id
+from mailpit_py.logsetup import log_session
 from mailpit_py.models import Address, Envelope, ParsedMessage
 from mailpit_py.parse import parse_message
 from mailpit_py.search import SearchError, index_text, parse_query
@@ -396,28 +397,7 @@ class Mailbox:
 
     def record_session(self, rec: SessionRecord) -> None:
         """Keep an SMTP session's log (bounded); fire and forget, it acknowledges nothing."""
-        # One line per session outcome at info, its conversation at debug (issue 8).
-        log.info(
-            "SMTP session %s from %s (%s): %s, %d message(s)",
-            rec.uid,
-            rec.peer,
-            rec.helo or "no HELO",
-            rec.outcome,
-            len(rec.messages),
-            extra={
-                "event": "session",
-                "id": rec.uid,
-                "peer": rec.peer,
-                "helo": rec.helo,
-                "tls": rec.tls,
-                "username": rec.username,
-                "outcome": rec.outcome,
-                "messages": list(rec.messages),
-            },
-        )
-        if log.isEnabledFor(logging.DEBUG):
-            for offset, direction, line in json.loads(rec.transcript):
-                log.debug("session %s %8.1f ms %s %s", rec.uid, offset, direction, line)
+        log_session(rec)  # one info line per session outcome, its conversation at debug
         keep = self.config.session_history
         if keep > 0:
             self.store.submit(lambda store: store.insert_session(rec, keep))

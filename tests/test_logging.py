@@ -71,7 +71,8 @@ def test_json_log_file_has_a_line_per_session_and_per_message(tmp_path: Path) ->
                 b"From: app@example.com\r\nSubject: Welcome aboard\r\n\r\nHi\r\n",
             )
         with smtplib.SMTP(host, int(port)) as client:
-            client.noop()  # a session that sends nothing
+            client.noop()  # a session that sends nothing but gets a refusal
+            assert client.docmd("RCPT TO:<x@example.com>")[0] == 503
 
         def both() -> list[dict[str, Any]] | None:
             lines = json_lines(log)
@@ -86,7 +87,10 @@ def test_json_log_file_has_a_line_per_session_and_per_message(tmp_path: Path) ->
         assert msg["subject"] == "Welcome aboard"
         assert "Welcome aboard" in msg["message"]
         sessions = [r for r in lines if r.get("event") == "session"]
-        assert [s["outcome"] for s in sessions] == ["delivered", "no mail"]
+        assert [s["outcome"] for s in sessions] == ["delivered", "rejected"]
+        assert sessions[0]["refusals"] == []
+        assert sessions[1]["refusals"][0].startswith("503 5.5.1")
+        assert "last refusal: 503 5.5.1" in sessions[1]["message"]
         assert sessions[0]["messages"] == [msg["id"]]
         assert all(s["level"] == "info" for s in sessions)
         # Without --verbose no conversation details are logged.
@@ -110,7 +114,7 @@ def test_verbose_logs_the_conversation_at_debug(tmp_path: Path) -> None:
         wait_until(
             lambda: any(
                 r["level"] == "debug"
-                and r["logger"] == "mailpit_py.mailbox"
+                and r["logger"] == "mailpit_py.session"
                 and "helo client.example" in r["message"].lower()
                 for r in json_lines(log)
             ),
