@@ -106,6 +106,11 @@ def test_stats_view_draws_its_charts(server: Server, open_page: Callable[..., An
     )
     assert widths[0] == 100.0 and 0 < widths[1] < 100.0
 
+    # New mail shows while the view is open (it reloads on the websocket's events).
+    deliver(server, "carol@example.com", ["g@four.test"])
+    expect(per_minute).to_contain_text("5 messages")
+    expect(view.locator('[data-chart="senders"] .bar-row')).to_have_count(3)
+
     # A reload keeps the view; Escape goes back to the inbox.
     page.reload()
     expect(page.locator('#stats-view [data-chart="per-minute"]')).to_be_visible()

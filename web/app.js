@@ -361,6 +361,7 @@ function onEvent({ Type: type, Data: data }) {
       break;
   }
   if (state.view === 'sessions' && (type === 'new' || type === 'error')) scheduleSessions();
+  if (state.view === 'stats' && (type === 'new' || type === 'error')) els.stats.soon();
 }
 
 function onNew(m) {

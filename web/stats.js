@@ -167,6 +167,12 @@ export class StatsView {
     return !this.el.hidden;
   }
 
+  // A burst of events gives one reload, half a second after the last.
+  soon() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.load(), 500);
+  }
+
   async load() {
     const seq = ++this.seq;
     clearTimeout(this.timer);
