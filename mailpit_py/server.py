@@ -65,6 +65,7 @@ class Server:
             self.metrics_http = HttpServer(metrics_app(reg), cfg.enable_prometheus)
             self.metrics_http.flag = "--enable-prometheus"
             self.metrics_http.start()
+            log.info("Prometheus metrics on %s/metrics", self.metrics_http.url)
         if cfg.webhook_url:
             self.webhook = Webhook(
                 cfg.webhook_url,
@@ -73,6 +74,7 @@ class Server:
                 limit=cfg.webhook_limit,
                 label=cfg.label,
             ).start()
+            log.info("webhook: posting each new message to %s", cfg.webhook_url)
 
     def stop(self) -> None:
         """Stop listening, let in-flight messages commit, close (and maybe remove) the store."""
