@@ -110,16 +110,15 @@ class Webhook:
     def enqueue(self, summary: dict[str, Any]) -> bool:
         """Queue one message summary; False (and counted as dropped) when the queue is full."""
         with self._cond:
-            if len(self._queue) >= self.queue_size:
-                self.dropped += 1
-                full = True
+            full = len(self._queue) >= self.queue_size
+            if full:
+                self.telemetry.inc("webhook_deliveries", "dropped")
+                self.dropped += 1  # after the counter: whoever sees this sees the metric too
             else:
                 self._queue.append(summary)
-                full = False
                 self._cond.notify()
             self.telemetry.set_gauge("webhook_queue", len(self._queue))
         if full:
-            self.telemetry.inc("webhook_deliveries", "dropped")
             log.warning(
                 "webhook: queue full (%d), dropped message %s", self.queue_size, summary.get("ID")
             )
