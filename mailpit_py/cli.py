@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailpit_py import __version__, commands, relay_config
+from mailpit_py import __version__, commands, logsetup, relay_config
 from mailpit_py.config import (
     Config,
     ConfigError,
@@ -37,6 +37,7 @@ class Option:
     convert: Callable[[str, str], Any] | None = None  # (value, flag) -> field value
     boolean: bool = False
     metavar: str | None = None
+    const: str | None = None  # the value of the flag given bare (e.g. --enable-prometheus)
 
 
 def _int(value: str, flag: str) -> int:
@@ -52,6 +53,16 @@ def _db(value: str, flag: str) -> str | None:
 
 def _zones(value: str, flag: str) -> tuple[str, ...]:
     return tuple(z.strip() for z in value.split(",") if z.strip())
+
+
+def _prometheus(value: str, flag: str) -> str:
+    """`true`/`false` (Mailpit's boolean) or a listen address for a separate listener."""
+    text = value.strip()
+    if text.lower() in _TRUE:
+        return "true"
+    if text.lower() in _FALSE:
+        return ""
+    return text
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -489,6 +500,98 @@ OPTIONS: tuple[Option, ...] = (
         "IMAP speaks TLS from the first byte (IMAPS) instead of offering STARTTLS",
         boolean=True,
     ),
+    # --- observability and integrations (issue 8) ---
+    Option(
+        ("--enable-prometheus",),
+        "MP_ENABLE_PROMETHEUS",
+        "enable_prometheus",
+        "serve Prometheus metrics: true (or the flag alone) at /metrics of the web UI, or "
+        "ADDR:PORT for a listener of their own",
+        _prometheus,
+        metavar="true|ADDR:PORT",
+        const="true",
+    ),
+    Option(
+        ("--webhook-url",),
+        "MP_WEBHOOK_URL",
+        "webhook_url",
+        "POST the summary of each new message to this URL (JSON, as Mailpit)",
+        metavar="URL",
+    ),
+    Option(
+        ("--webhook-limit",),
+        "MP_WEBHOOK_LIMIT",
+        "webhook_limit",
+        "webhook requests per second, 0 for no limit; events over it wait their turn",
+        _int,
+        metavar="N",
+    ),
+    Option(
+        ("--log-file",),
+        "MP_LOG_FILE",
+        "log_file",
+        "append the log to this file instead of standard error",
+        metavar="PATH",
+    ),
+    Option(
+        ("--log-format",),
+        "MP_LOG_FORMAT",
+        "log_format",
+        "text, or json for one JSON object per line (log collectors)",
+        metavar="text|json",
+    ),
+    # --- web UI and API access control (issue 5) ---
+    Option(
+        ("--ui-auth-file",),
+        "MP_UI_AUTH_FILE",
+        "ui_auth_file",
+        "require HTTP basic auth for the web UI, API and websocket: a file of user:password "
+        "lines (bcrypt hashes from htpasswd -B accepted)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--ui-auth",),
+        "MP_UI_AUTH",
+        "ui_auth",
+        "the same as space-separated user:password pairs (prefer the variable: a flag shows in ps)",
+        metavar="PAIRS",
+    ),
+    Option(
+        ("--send-api-auth-file",),
+        "MP_SEND_API_AUTH_FILE",
+        "send_api_auth_file",
+        "credentials for POST /api/v1/send alone (otherwise it takes the UI's)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--send-api-auth",),
+        "MP_SEND_API_AUTH",
+        "send_api_auth",
+        "the same as space-separated user:password pairs",
+        metavar="PAIRS",
+    ),
+    Option(
+        ("--send-api-auth-accept-any",),
+        "MP_SEND_API_AUTH_ACCEPT_ANY",
+        "send_api_auth_accept_any",
+        "POST /api/v1/send needs no credentials, even when the UI does",
+        boolean=True,
+    ),
+    Option(
+        ("--ui-tls-cert",),
+        "MP_UI_TLS_CERT",
+        "ui_tls_cert",
+        "serve the web UI and API over HTTPS with this PEM certificate (sans:host1,host2 makes "
+        "a self-signed one)",
+        metavar="FILE",
+    ),
+    Option(
+        ("--ui-tls-key",),
+        "MP_UI_TLS_KEY",
+        "ui_tls_key",
+        "the PEM private key of --ui-tls-cert",
+        metavar="FILE",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -512,6 +615,16 @@ def build_parser() -> argparse.ArgumentParser:
         if opt.boolean:
             parser.add_argument(
                 *opt.flags, dest=opt.field, action="store_true", default=None, help=text
+            )
+        elif opt.const is not None:
+            parser.add_argument(
+                *opt.flags,
+                dest=opt.field,
+                default=None,
+                help=text,
+                metavar=opt.metavar,
+                nargs="?",
+                const=opt.const,
             )
         else:
             parser.add_argument(
@@ -546,15 +659,6 @@ def config_from(argv: Sequence[str] | None, environ: dict[str, str]) -> Config:
     return Config(**values).validate()
 
 
-def _setup_logging(config: Config) -> None:
-    level = logging.WARNING if config.quiet else logging.DEBUG if config.verbose else logging.INFO
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
-    # aiosmtpd logs every command at INFO; ours says what matters once per message.
-    logging.getLogger("mail.log").setLevel(logging.DEBUG if config.verbose else logging.ERROR)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a sub-command (`mailpit-py sendmail ...`), or else the server."""
     if argv is None:
@@ -576,10 +680,10 @@ def serve(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"mailpit-py: error: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(config)
     stop = threading.Event()
     server = Server(config)
     try:
+        logsetup.configure(config)
         server.start()
     except (AddressInUse, StoreError, ConfigError) as exc:
         print(f"mailpit-py: error: {exc}", file=sys.stderr)
@@ -594,6 +698,12 @@ def serve(argv: Sequence[str]) -> int:
         server.http_url,
         db,
         where,
+        extra={
+            "event": "start",
+            "smtp": server.smtp.address_text if server.smtp else "",
+            "http": server.http_url,
+            "database": db,
+        },
     )
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -6,6 +6,7 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024
 
@@ -87,6 +88,20 @@ class Config:
     imap_tls_cert: str = ""  # PEM file or sans:host,...; enables STARTTLS (or implicit TLS)
     imap_tls_key: str = ""
     imap_tls_implicit: bool = False  # TLS from the first byte (IMAPS) instead of STARTTLS
+    # --- observability and integrations (issue 8) ---
+    enable_prometheus: str = ""  # "": off; "true": /metrics on the UI listener; or ADDR:PORT
+    webhook_url: str = ""  # POST each new message's summary here
+    webhook_limit: int = 1  # webhook requests per second (0 = no limit), as Mailpit
+    log_file: str = ""  # append logs to this file instead of stderr
+    log_format: str = "text"  # text or json (one JSON object per line)
+    # --- web UI and API access control (issue 5) ---
+    ui_auth_file: str = ""  # htpasswd-style user:password lines (bcrypt allowed) for UI and API
+    ui_auth: str = ""  # the same as space-separated user:password pairs (MP_UI_AUTH)
+    send_api_auth_file: str = ""  # the send API's own credentials (else the UI's)
+    send_api_auth: str = ""  # the same, inline (MP_SEND_API_AUTH)
+    send_api_auth_accept_any: bool = False  # the send API needs no credentials
+    ui_tls_cert: str = ""  # PEM file or sans:host1,host2 (self-signed): serve HTTPS
+    ui_tls_key: str = ""
 
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
@@ -118,6 +133,43 @@ class Config:
         from mailpit_py.mailaccess import validate_mail_access  # it imports this module
 
         validate_mail_access(self)
+        # --- observability and integrations (issue 8) ---
+        if self.enable_prometheus not in ("", "true"):
+            split_hostport(self.enable_prometheus, "--enable-prometheus (true, false or ADDR:PORT)")
+        if self.webhook_url and not re.match(r"https?://[^/\s]+", self.webhook_url):
+            raise ConfigError(
+                f"--webhook-url: {self.webhook_url!r} is not an http:// or https:// URL"
+            )
+        if self.webhook_limit < 0:
+            raise ConfigError("--webhook-limit must be 0 (no limit) or requests per second")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"--log-format: {self.log_format!r} is not text or json")
+        # --- web UI and API access control (issue 5) ---
+        from mailpit_py.credentials import Credentials  # it imports this module
+
+        for path, flag in (
+            (self.ui_auth_file, "--ui-auth-file"),
+            (self.send_api_auth_file, "--send-api-auth-file"),
+        ):
+            if path:
+                Credentials.load(path, flag)
+        for inline, env in ((self.ui_auth, "MP_UI_AUTH"), (self.send_api_auth, "MP_SEND_API_AUTH")):
+            if inline.strip():
+                Credentials.parse(inline, env)
+        if self.ui_tls_key and not self.ui_tls_cert:
+            raise ConfigError("--ui-tls-key needs --ui-tls-cert (the certificate it belongs to)")
+        if self.ui_tls_cert and not self.ui_tls_cert.startswith("sans:"):
+            if not self.ui_tls_key:
+                raise ConfigError(
+                    "--ui-tls-key is needed with --ui-tls-cert (or use --ui-tls-cert sans:HOST "
+                    "for a self-signed certificate)"
+                )
+            for path, flag in (
+                (self.ui_tls_cert, "--ui-tls-cert"),
+                (self.ui_tls_key, "--ui-tls-key"),
+            ):
+                if not Path(path).is_file():
+                    raise ConfigError(f"{flag}: {path} does not exist or is not a file")
         return self
 
     def _validate_smtp_front_door(self) -> None:

@@ -20,9 +20,11 @@ from typing import Any, NamedTuple
 from mailpit_py import __version__, events
 from mailpit_py.config import Config
 from mailpit_py.ids import new_id
+from mailpit_py.logsetup import log_session
 from mailpit_py.models import Address, Envelope, ParsedMessage
 from mailpit_py.parse import parse_message
 from mailpit_py.search import SearchError, index_text, parse_query
+from mailpit_py.stats import MinuteCounter, refusals
 from mailpit_py.store import MEMORY, MessageRecord, SessionRecord, Store
 from mailpit_py.telemetry import Telemetry
 from mailpit_py.timefmt import rfc3339
@@ -31,6 +33,8 @@ log = logging.getLogger("mailpit_py.mailbox")
 
 
 INLINE_PARSE_LIMIT = 256 * 1024  # bytes; larger messages are parsed off the caller's thread
+SIZE_CLASSES = (1024, 10 * 1024, 100 * 1024, 1024**2, 10 * 1024**2)  # bytes, statistics view
+STATS_TOP = 10  # senders and recipient domains listed by the statistics view
 
 
 # (envelope, origin) -> [(kind, envelope sender, recipients)] to queue with a new message.
@@ -288,6 +292,8 @@ class Mailbox:
             os.unlink(path)
             self._temp_path = path
         self.store = Store(path, busy_timeout=busy_timeout)
+        self.store.on_batch = self.telemetry.observe_batch
+        self.arrivals = MinuteCounter()  # messages stored per minute, for the statistics view
         self.database_path = path if path != MEMORY else MEMORY
         # Parsing happens here, off the SMTP event loop and off the writer, so a 20 MB message
         # delays neither other sessions nor other commits.
@@ -327,6 +333,7 @@ class Mailbox:
         """Store a message; the future gives its ID once committed (or raises StoreError)."""
         uid = uid or new_id()
         created = received_at if received_at is not None else time.time()
+        t0 = time.monotonic()  # the caller hands the message over at the end of DATA
         done: Future[str] = Future()
 
         def prepare() -> MessageRecord:
@@ -373,6 +380,8 @@ class Mailbox:
                 return
             self.accepted += 1
             self.accepted_size += rec.size
+            self.telemetry.observe_commit(time.monotonic() - t0)
+            self.arrivals.add()
             # Published after the commit (DESIGN.md convention 4), in commit order.
             if self.bus.subscriber_count:  # building the summary costs; skip it for nobody
                 self.bus.publish(events.NewMessage(record_summary(rec)))
@@ -394,6 +403,15 @@ class Mailbox:
                 ", ".join(f"<{r}>" for r in envelope.rcpt_to),
                 rec.subject,
                 rec.size,
+                extra={
+                    "event": "message",
+                    "id": uid,
+                    "mail_from": envelope.mail_from,
+                    "rcpt_to": list(envelope.rcpt_to),
+                    "subject": rec.subject,
+                    "size": rec.size,
+                    "session": session_uid,
+                },
             )
             if not done.done():  # a caller may have given up (cancelled); the commit stands
                 done.set_result(uid)
@@ -413,6 +431,7 @@ class Mailbox:
 
     def record_session(self, rec: SessionRecord) -> None:
         """Keep an SMTP session's log (bounded); fire and forget, it acknowledges nothing."""
+        log_session(rec)  # one info line per session outcome, its conversation at debug
         keep = self.config.session_history
         if keep > 0:
             self.store.submit(lambda store: store.insert_session(rec, keep))
@@ -488,6 +507,41 @@ class Mailbox:
     def counts(self) -> tuple[int, int]:
         """(total, unread)."""
         return self.store.counts()
+
+    def health(self) -> str:
+        """Empty when the store reads and writes; else what is wrong (for /readyz)."""
+        return self.store.health()
+
+    def statistics(self, now: float | None = None) -> dict[str, Any]:
+        """What the statistics view draws (GET /api/v1/stats): arrivals per minute over the
+        last hour, refusals by reason, message sizes, top senders and recipient domains."""
+        now = time.time() if now is None else now
+        sizes = self.store.size_histogram(SIZE_CLASSES)
+        total, unread = self.counts()
+        return {
+            "Generated": rfc3339(now),
+            "PerMinute": [
+                {"Minute": rfc3339(start), "Messages": n} for start, n in self.arrivals.series(now)
+            ],
+            "Refusals": refusals(self.telemetry),
+            "Sizes": [
+                {"UpTo": bound, "Messages": n}
+                for bound, n in zip([*SIZE_CLASSES, None], sizes, strict=True)
+            ],
+            "TopSenders": [
+                {"Address": a, "Messages": n} for a, n in self.store.top_senders(STATS_TOP)
+            ],
+            "TopRecipientDomains": [
+                {"Domain": d, "Messages": n} for d, n in self.store.top_recipient_domains(STATS_TOP)
+            ],
+            "Totals": {
+                "Messages": total,
+                "Unread": unread,
+                "Accepted": self.accepted,
+                "AcceptedSize": self.accepted_size,
+                "Deleted": self.deleted,
+            },
+        }
 
     def raw(self, msg_id: str) -> bytes:
         data = self.store.raw(self.resolve(msg_id))

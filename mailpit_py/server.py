@@ -6,7 +6,7 @@ import logging
 import time
 from types import TracebackType
 
-from mailpit_py import events
+from mailpit_py import events, metrics
 from mailpit_py.chaos import Chaos
 from mailpit_py.checks.service import Checks
 from mailpit_py.config import Config
@@ -17,6 +17,8 @@ from mailpit_py.mailbox import Mailbox
 from mailpit_py.pop3 import Pop3Server
 from mailpit_py.relay import Relay
 from mailpit_py.smtp import SmtpServer
+from mailpit_py.tls import server_context
+from mailpit_py.webhook import Webhook
 
 log = logging.getLogger("mailpit_py")
 
@@ -35,6 +37,8 @@ class Server:
         self.checks: Checks | None = None
         self.pop3: Pop3Server | None = None
         self.imap: ImapServer | None = None
+        self.metrics_http: HttpServer | None = None  # --enable-prometheus ADDR:PORT
+        self.webhook: Webhook | None = None
         self.started = time.time()
 
     def start(self) -> Server:
@@ -49,18 +53,54 @@ class Server:
             self.smtp.start()
             app = create_app(self.mailbox, self.bus, self)
             app.config["CHECKS"] = self.checks
-            self.http = HttpServer(app, self.config.http_addr)
+            self.http = HttpServer(
+                app,
+                self.config.http_addr,
+                # issue 5: HTTPS for the UI and API (a PEM pair, or sans: for a self-signed one)
+                server_context(self.config.ui_tls_cert, self.config.ui_tls_key, "--ui-tls")
+                if self.config.ui_tls_cert
+                else None,
+            )
             self.http.start()
             self._start_mail_readers()
+            self._start_integrations()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _start_integrations(self) -> None:
+        """Metrics on their own listener and the webhook (issue 8)."""
+        from mailpit_py.webapp.observe import metrics_app
+
+        assert self.mailbox is not None
+        cfg = self.config
+        if cfg.enable_prometheus not in ("", "true"):
+            reg = metrics.registry(self.mailbox, self)
+            self.metrics_http = HttpServer(metrics_app(reg), cfg.enable_prometheus)
+            self.metrics_http.flag = "--enable-prometheus"
+            self.metrics_http.start()
+            log.info("Prometheus metrics on %s/metrics", self.metrics_http.url)
+        if cfg.webhook_url:
+            self.webhook = Webhook(
+                cfg.webhook_url,
+                self.bus,
+                self.mailbox.telemetry,
+                limit=cfg.webhook_limit,
+                label=cfg.label,
+            ).start()
+            log.info("webhook: posting each new message to %s", cfg.webhook_url)
+
     def stop(self) -> None:
         """Stop listening, let in-flight messages commit, close (and maybe remove) the store."""
+        if self.webhook is not None:
+            self.webhook.stop()
+            self.webhook = None
         self.bus.close()  # websocket handlers end and close their sockets
         self._stop_mail_readers()
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
+            self.metrics_http = None
         if self.http is not None:
             self.http.stop()
             self.http = None
@@ -151,10 +191,10 @@ class Server:
         if self.mailbox is None:
             return "the store is closed"
         try:
-            self.mailbox.counts()
+            problem = self.mailbox.health()
         except Exception as exc:
             return f"the store does not answer: {exc}"
-        return ""
+        return problem
 
     def __enter__(self) -> Server:
         return self.start()

@@ -6,6 +6,7 @@ behind the same narrow interface rather than a rewrite. Nothing here knows about
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -274,6 +275,10 @@ class Store:
         self._jobs: queue.Queue[tuple[Callable[[Store], Any], Future[Any]] | None] = queue.Queue()
         self._closed = False
         self.last_batch_size = 0
+        self.on_batch: Callable[[int], None] | None = None  # told each committed batch's size
+        # Why the last transaction failed (busy, disk full, read-only), until one commits again;
+        # readiness reports it (issue 8).
+        self.write_error = ""
         self._wconn = self._connect()
         self._migrate()
         self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
@@ -387,6 +392,9 @@ class Store:
         if results is None:
             return
         self.last_batch_size = len(batch)
+        self.write_error = ""
+        if self.on_batch is not None:
+            self.on_batch(len(live))
         for fut, ok, value in results:
             if ok:
                 fut.set_result(value)
@@ -405,6 +413,7 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self.write_error = f"database busy: {exc}"
             for _, fut in batch:
                 fut.set_exception(StoreError(f"database busy: {exc}"))
             return None
@@ -431,10 +440,32 @@ class Store:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
+            self.write_error = f"commit failed: {exc}"
             for fut, _, _ in results:
                 fut.set_exception(StoreError(f"commit failed: {exc}"))
             return None
         return results
+
+    def health(self, timeout: float = 2.0) -> str:
+        """Empty when reads and writes work; else what does not (for /readyz).
+
+        After a failed write, a probe transaction through the writer tells whether writing
+        works again, so readiness recovers without waiting for the next message."""
+        if self._closed:
+            return "the store is closed"
+        if not self._writer.is_alive():
+            return "the database writer has stopped"
+        try:
+            with self.reading() as conn:
+                conn.execute("SELECT 1 FROM messages LIMIT 1").fetchall()
+        except (sqlite3.Error, StoreError) as exc:
+            return f"the database cannot be read: {exc}"
+        if self.write_error:
+            try:
+                self.write(lambda store: None, timeout=timeout)
+            except Exception as exc:
+                return f"the database cannot be written: {exc or 'no answer'}"
+        return ""
 
     def close(self) -> None:
         """Finish queued writes, then close every connection."""
@@ -996,6 +1027,42 @@ class Store:
                 .execute("SELECT * FROM outbox WHERE id = ?", (item_id,))
                 .fetchone()
             )
+
+    # -- statistics (issue 8: the statistics view) --------------------------------------------
+
+    def size_histogram(self, bounds: Sequence[int]) -> list[int]:
+        """Messages per size class: counts of size <= each bound, then of larger ones."""
+        edges = [-1, *(int(b) for b in bounds)]
+        cases = [f"sum(size > {lo} AND size <= {hi})" for lo, hi in itertools.pairwise(edges)]
+        cases.append(f"sum(size > {edges[-1]})")
+        with self.reading() as conn:
+            row = conn.execute(f"SELECT {', '.join(cases)} FROM messages").fetchone()
+        return [int(v or 0) for v in row]
+
+    def top_senders(self, limit: int = 10) -> list[tuple[str, int]]:
+        """The From addresses of the most messages."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT lower(json_extract(from_json, '$[0].Address')) AS a, count(*) AS n "
+                "FROM messages WHERE a IS NOT NULL AND a != '' GROUP BY a "
+                "ORDER BY n DESC, a LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(r[0], int(r[1])) for r in rows]
+
+    def top_recipient_domains(self, limit: int = 10) -> list[tuple[str, int]]:
+        """Domains of To, Cc and Bcc addresses, by how many messages name them."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "WITH r AS (SELECT DISTINCT m.id, lower(substr(json_extract(j.value, '$.Address'), "
+                "instr(json_extract(j.value, '$.Address'), '@') + 1)) AS d FROM messages m, "
+                "json_each(json_array(json(m.to_json), json(m.cc_json), json(m.bcc_json))) l, "
+                "json_each(l.value) j) "
+                "SELECT d, count(*) AS n FROM r WHERE d != '' GROUP BY d "
+                "ORDER BY n DESC, d LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(r[0], int(r[1])) for r in rows]
 
     def size_bytes(self) -> int:
         if self.memory:

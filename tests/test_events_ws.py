@@ -22,7 +22,10 @@ def mp() -> Server:
 
 def connect(mp: Server) -> Client:
     ws = Client.connect(mp.http_url.replace("http://", "ws://") + "api/events")
-    first = json.loads(ws.receive(timeout=10))
+    # Generous: on a machine running several suites at once the hello has taken over 10 s.
+    hello = ws.receive(timeout=30)
+    assert hello is not None, "no hello frame within 30 s"
+    first = json.loads(hello)
     # The server says hello with the counts once it is subscribed: nothing after this is missed.
     assert first["Type"] == "stats"
     assert set(first["Data"]) == {"Total", "Unread", "Version"}

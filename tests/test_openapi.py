@@ -101,6 +101,7 @@ def test_extensions_are_marked_and_the_websocket_is_described() -> None:
         "/api/v1/message/{ID}/auth-check",
         "/api/v1/message/{ID}/blocklist-check",
         "/api/v1/message/{ID}/header-check",
+        "/api/v1/stats",
     }
     message = SPEC["components"]["schemas"]["Message"]["properties"]
     for field in ("Created", "Read", "Warnings", "SessionID"):

@@ -9,6 +9,7 @@ import {
 import { Live } from './live.js';
 import { openRelease, relayPanel, relayShown } from './release.js';
 import { renderChecks } from './checks.js';
+import { statsView } from './stats.js';
 
 const PAGE = 50;
 const SEARCH_PAUSE = 250; // ms of typing pause before the search runs
@@ -65,13 +66,14 @@ const els = {
   inboxView: $('#inbox-view'),
   sessionsView: $('#sessions-view'),
   conn: $('#conn'),
+  stats: statsView(),
 };
 
 // -- URL state: ?q=search&start=50&m=ID or ?view=sessions&s=ID ------------------------------
 
 function readUrl() {
   const p = new URLSearchParams(location.search);
-  state.view = p.get('view') === 'sessions' ? 'sessions' : 'inbox';
+  state.view = ['sessions', 'stats'].includes(p.get('view')) ? p.get('view') : 'inbox';
   state.query = p.get('q') || '';
   state.start = Math.max(0, parseInt(p.get('start') || '0', 10) || 0);
   state.openId = p.get('m') || null;
@@ -80,7 +82,9 @@ function readUrl() {
 
 function writeUrl(push = false) {
   const u = new URL('./', base);
-  if (state.view === 'sessions') {
+  if (state.view === 'stats') {
+    u.searchParams.set('view', 'stats');
+  } else if (state.view === 'sessions') {
     u.searchParams.set('view', 'sessions');
     if (state.sessionId) u.searchParams.set('s', state.sessionId);
   } else {
@@ -102,6 +106,8 @@ window.addEventListener('popstate', () => {
     if (before.q !== state.query || before.start !== state.start) loadList();
     if (state.openId) openMessage(state.openId, { history: false });
     else closeMessage({ history: false });
+  } else if (state.view === 'stats') {
+    els.stats.load();
   } else {
     loadSessions();
   }
@@ -357,6 +363,7 @@ function onEvent({ Type: type, Data: data }) {
       break;
   }
   if (state.view === 'sessions' && (type === 'new' || type === 'error')) scheduleSessions();
+  if (state.view === 'stats' && (type === 'new' || type === 'error')) els.stats.soon();
 }
 
 function onNew(m) {
@@ -1061,6 +1068,7 @@ function goMessage(id) {
 function showView() {
   els.inboxView.hidden = state.view !== 'inbox';
   els.sessionsView.hidden = state.view !== 'sessions';
+  els.stats.el.hidden = state.view !== 'stats';
   for (const a of document.querySelectorAll('[data-nav]')) {
     const on = a.dataset.nav === state.view && !(state.view === 'inbox' && state.query.startsWith('tag:'));
     a.classList.toggle('active', on);
@@ -1074,6 +1082,7 @@ function rows() {
 }
 
 function moveSelection(delta) {
+  if (state.view === 'stats') return;
   if (state.view === 'sessions') {
     const all = rows();
     const i = all.findIndex((r) => r.dataset.id === state.sessionId);
@@ -1163,7 +1172,7 @@ document.addEventListener('keydown', (e) => {
         state.sessionId = null;
         els.sessionsView.classList.remove('has-message');
         writeUrl(true);
-      } else if (state.view === 'sessions') {
+      } else if (state.view !== 'inbox') {
         state.view = 'inbox';
         writeUrl(true);
         showView();
@@ -1282,6 +1291,11 @@ function wire() {
       closeNav();
       if (a.dataset.nav === 'sessions') {
         showSessions(null);
+      } else if (a.dataset.nav === 'stats') {
+        state.view = 'stats';
+        writeUrl(true);
+        showView();
+        els.stats.load();
       } else {
         state.view = 'inbox';
         setSearch('');
@@ -1367,6 +1381,7 @@ async function init() {
     showError(err);
   }
   if (state.view === 'sessions') loadSessions().catch(showError);
+  if (state.view === 'stats') els.stats.load();
   if (state.openId) openMessage(state.openId, { history: false });
   document.body.classList.add('ready');
 }

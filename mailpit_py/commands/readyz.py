@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import threading
 import time
 import urllib.error
@@ -34,7 +35,8 @@ def default_url(environ: dict[str, str]) -> str:
     if host in ("", "0.0.0.0", "[::]"):
         host = "127.0.0.1"
     webroot = normalize_webroot(environ.get("MP_WEBROOT", "/"))
-    return f"http://{host}:{port}{webroot}"
+    scheme = "https" if environ.get("MP_UI_TLS_CERT") else "http"  # --ui-tls-cert (issue 5)
+    return f"{scheme}://{host}:{port}{webroot}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 def check(url: str, timeout: float) -> str:
     """Empty when ready; else why not."""
     try:
-        with urllib.request.urlopen(url + "readyz", timeout=timeout) as resp:
+        # A health probe asks whether the instance answers, not who it is: its certificate is
+        # often self-signed (--ui-tls-cert sans:...), so it is not verified.
+        context = ssl._create_unverified_context() if url.startswith("https:") else None
+        with urllib.request.urlopen(url + "readyz", timeout=timeout, context=context) as resp:
             if resp.status == 200:
                 return ""
             return f"{url}readyz answered {resp.status}"

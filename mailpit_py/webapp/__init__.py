@@ -8,11 +8,12 @@ from flask import Flask
 from flask_sock import Sock
 from werkzeug.exceptions import NotFound
 
-from mailpit_py import events
+from mailpit_py import events, metrics
 from mailpit_py.mailbox import Mailbox
-from mailpit_py.webapp import errors, ws
+from mailpit_py.webapp import auth, errors, ws
 from mailpit_py.webapp.api import api
 from mailpit_py.webapp.checks_api import checks_api
+from mailpit_py.webapp.observe import observe
 from mailpit_py.webapp.ui import ui
 
 PING_INTERVAL = 25  # seconds: keeps idle websockets open through proxies that cut silent ones
@@ -36,7 +37,7 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
         MAILBOX=mailbox,
         BUS=bus,
         RUNTIME=runtime,
-        WS_CLIENTS=ws.ClientCount(),
+        WS_CLIENTS=ws.ClientCount(mailbox.telemetry),
         SOCK_SERVER_OPTIONS={"ping_interval": PING_INTERVAL},
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=mailbox.config.max_message_size * 2,  # base64 in JSON grows by 4/3
@@ -44,9 +45,16 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     errors.register(app)
+    auth.install(app, mailbox.config)  # before every view, the websocket included
     app.register_blueprint(api)
     app.register_blueprint(checks_api)
     app.register_blueprint(ui)
+    app.register_blueprint(observe)
+    prometheus = mailbox.config.enable_prometheus
+    if prometheus == "true":  # else off, or on its own listener (server.py)
+        app.config["METRICS"] = metrics.registry(mailbox, runtime)
+    elif prometheus:
+        app.config["METRICS_ELSEWHERE"] = f"http://{prometheus}"
     ws.register(app, Sock(app))
     webroot = mailbox.config.webroot
     if webroot != "/":

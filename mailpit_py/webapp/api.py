@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import resource
 import time
 from importlib import resources
 from typing import Any
@@ -18,6 +16,7 @@ from mailpit_py.chaos import Chaos, ChaosError
 from mailpit_py.compose import ComposeError, compose
 from mailpit_py.mailbox import Mailbox, MessageNotFound, StoredMessage
 from mailpit_py.relay import Relay, RelayError
+from mailpit_py.stats import rss_bytes
 from mailpit_py.webapp.errors import BadRequest
 
 api = Blueprint("api", __name__)
@@ -346,7 +345,7 @@ def info() -> Response:
             "Unread": unread,
             "Tags": mb.tag_counts(),
             "RuntimeStats": {
-                "Memory": _rss_bytes(),
+                "Memory": rss_bytes(),
                 "MessagesDeleted": mb.deleted,
                 "SMTPAccepted": mb.accepted,
                 "SMTPAcceptedSize": mb.accepted_size,
@@ -445,11 +444,3 @@ def _disposition(kind: str, filename: str) -> str:
     if ascii_name == filename:
         return f'{kind}; filename="{filename}"'
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

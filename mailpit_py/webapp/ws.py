@@ -15,6 +15,7 @@ from simple_websocket import ConnectionClosed
 
 from mailpit_py import events
 from mailpit_py.mailbox import stats_data
+from mailpit_py.telemetry import Telemetry
 
 log = logging.getLogger("mailpit_py.web")
 
@@ -83,15 +84,20 @@ def register(app: Flask, sock: Sock) -> None:
 class ClientCount:
     """How many websocket clients are connected (for metrics and tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, telemetry: Telemetry | None = None) -> None:
         self._lock = threading.Lock()
         self.value = 0
+        self._telemetry = telemetry
 
     def __enter__(self) -> ClientCount:
         with self._lock:
             self.value += 1
+            if self._telemetry is not None:
+                self._telemetry.set_gauge("ws_clients", self.value)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self.value -= 1
+            if self._telemetry is not None:
+                self._telemetry.set_gauge("ws_clients", self.value)

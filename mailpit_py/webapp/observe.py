@@ -1,0 +1,41 @@
+"""Observability views: Prometheus `/metrics` and the statistics behind the UI's stats view."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from prometheus_client import CollectorRegistry
+
+from mailpit_py import metrics
+from mailpit_py.mailbox import Mailbox
+from mailpit_py.webapp.errors import text
+
+observe = Blueprint("observe", __name__)
+
+
+@observe.get("/metrics")
+def prometheus() -> Response:
+    reg: CollectorRegistry | None = current_app.config.get("METRICS")
+    if reg is None:
+        where = current_app.config.get("METRICS_ELSEWHERE", "")
+        return text(
+            404,
+            f"metrics are served on their own listener at {where}/metrics"
+            if where
+            else "metrics are off: start with --enable-prometheus true (or ADDR:PORT)",
+        )
+    return Response(metrics.exposition(reg), content_type=metrics.CONTENT_TYPE)
+
+
+@observe.get("/api/v1/stats")
+def statistics() -> Response:
+    box: Mailbox = current_app.config["MAILBOX"]
+    return jsonify(box.statistics())
+
+
+def metrics_app(reg: CollectorRegistry) -> Flask:
+    """The app of the separate metrics listener (`--enable-prometheus ADDR:PORT`): /metrics only,
+    without the UI's authentication, as Mailpit does."""
+    app = Flask(__name__, static_folder=None)
+    app.config["METRICS"] = reg
+    app.add_url_rule("/metrics", "metrics", prometheus)
+    return app
