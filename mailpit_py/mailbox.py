@@ -303,6 +303,9 @@ class Mailbox:
         self._stats_thread = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
         self._stats_thread.start()
         self.accepted = 0
+        # When the last message was handed over (monotonic): background work such as the message
+        # checks waits for a quiet moment, so it never competes with a burst of SMTP for the CPU.
+        self.last_delivery = 0.0
         self.accepted_size = 0
         self.deleted = 0
         # Issue 6 (relay.py sets these): which outbox items a new message gets, committed in the
@@ -334,6 +337,7 @@ class Mailbox:
         uid = uid or new_id()
         created = received_at if received_at is not None else time.time()
         t0 = time.monotonic()  # the caller hands the message over at the end of DATA
+        self.last_delivery = t0
         done: Future[str] = Future()
 
         def prepare() -> MessageRecord:

@@ -313,6 +313,20 @@ def test_corpus_messages_delivered_over_smtp_are_checked_in_the_background() -> 
     )
 
 
+@pytest.mark.parametrize(("quiet", "max_defer"), [(3600.0, 0.2), (0.05, 3600.0)])
+def test_background_checks_wait_for_quiet_or_the_cap_and_are_never_lost(
+    quiet: float, max_defer: float
+) -> None:
+    raw = corpus_raw("mimekit/rfc8463-example.msg")
+    with make_server(dns_override=key_file(), dns_offline=True) as mp:
+        assert mp.mailbox is not None and mp.checks is not None
+        mp.checks.quiet, mp.checks.max_defer = quiet, max_defer
+        uids = [send(mp, raw, sender_of(raw)) for _ in range(3)]
+        for uid in uids:  # never quiet, yet done by the cap; or done once ingest pauses
+            stored = wait_until(lambda u=uid: mp.mailbox.checks(u), what="stored checks")
+            assert [s["Result"] for s in stored["Auth"]["DKIM"]] == ["pass", "pass"]
+
+
 def test_modified_corpus_message_over_smtp_fails_dkim(tmp_path: Path) -> None:
     raw = corpus_raw("dkimpy/test2.message").replace(b"\n\n", b"\n\nChanged!\n", 1)
     with make_server(dns_override=key_file(), dns_offline=True, disable_checks=True) as mp:
