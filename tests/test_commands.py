@@ -500,3 +500,31 @@ def test_send_tls_and_auth_errors_say_what_the_server_lacks(mp: Server, capsys) 
     assert main([*base, "--auth", "nocolon"]) == 64
     assert "use USER:PASS" in capsys.readouterr().err
     assert stored(mp) == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "settings"),
+    [
+        (["--starttls", "--auth-type", "LOGIN"], {"smtp_require_starttls": True}),
+        (["--tls", "--auth-type", "PLAIN"], {"smtp_require_tls": True}),
+        (["--starttls", "--auth-type", "CRAM-MD5"], {}),
+        (["--starttls"], {}),  # the best mechanism offered
+    ],
+)
+def test_send_with_tls_and_auth_against_a_server_that_requires_them(
+    flags: list[str], settings: dict, capsys
+) -> None:
+    with make_server(
+        smtp_tls_cert="sans:localhost", smtp_auth="app:s3cret pat:other", **settings
+    ) as secure:
+        base = ["send", "--server", smtp_addr(secure), "--to", "a@example.com"]
+        assert main([*base, *flags, "--auth", "app:wrong"]) == 77
+        assert "refused the credentials for 'app'" in capsys.readouterr().err
+        code = main([*base, *flags, "--auth", "app:s3cret", "--subject", "secured"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "=== TLS started (TLS" in out and "s3cret" not in out
+        assert re.search(r" -> AUTH \S+", out) and "<-  235" in out
+        [(api, _)] = stored(secure)
+        assert api["Subject"] == "secured" and api["Username"] == "app"
+        assert api["Envelope"]["TLS"] is True
