@@ -453,3 +453,53 @@ def test_a_client_that_half_closes_after_its_data_still_gets_250(server: Server)
     sock.close()
     assert reply.startswith("250 2.0.0 Ok: queued as ")
     assert server.mailbox.get(reply.split()[-1]).summary["Subject"] == "half closed"
+
+
+def test_the_fast_address_parser_agrees_with_aiosmtpds_on_every_form() -> None:
+    from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
+
+    from mailpit_py.smtp import CatcherSMTP
+
+    samples = [
+        "<a@b.c>",
+        "<a@b.c> SIZE=100 BODY=8BITMIME",
+        " <a@b.c>",
+        "<a@b.c>SIZE=1",
+        "<a@b.c>  X",
+        "<a.b+c@x-y.example>",
+        "<o'neil&co{1}@ex.org> SMTPUTF8",
+        "<a@b.c> (comment) SIZE=1",
+        "<>",
+        "<> SIZE=1",
+        "a@b.c",
+        '<"q u"@x>',
+        "<@route:a@b>",
+        "<a@[1.2.3.4]>",
+        "<a..b@x>",
+        "<.a@x>",
+        "<a.@x>",
+        "<a@x",
+        "<ü@x.de>",
+        "<a(comment)@b>",
+        "<a@b.c >",
+        "<a@b.>",
+        "<a@-b.c>",
+        "<a@b..c>",
+        "<" + "l" * 70 + "@x.org>",
+        "<a@b.c>\tSIZE=9",
+        "",
+    ]
+    ours = object.__new__(CatcherSMTP)
+    theirs = object.__new__(AiosmtpdSMTP)
+    for obj in (ours, theirs):
+        obj.local_part_limit = 64
+    for arg in samples:
+        assert ours._getaddr(arg) == theirs._getaddr(arg), arg
+
+
+def test_the_listener_runs_on_uvloop_unless_tls_is_configured() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    with make_server() as plain:
+        assert plain.smtp is not None and isinstance(plain.smtp.loop, uvloop.Loop)
+    with make_server(smtp_tls_cert="sans:localhost") as tls:
+        assert tls.smtp is not None and not isinstance(tls.smtp.loop, uvloop.Loop)
