@@ -4,6 +4,7 @@ enhanced status codes, and acknowledges DATA only after the message is committed
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import functools
 import json
@@ -89,6 +90,12 @@ _DEFAULT_RULES = {"552": "message-size", "452": "max-recipients", "451": "storag
 _BEFORE_STARTTLS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "STARTTLS", "QUIT"})
 
 
+# A session's own record keeps its preamble and this many of its latest transactions.
+KEEP_TRANSACTIONS = 10
+# ...and the IDs of at most this many of the messages it delivered (newest).
+KEEP_DELIVERED = 1000
+
+
 class Transcript:
     """The lines of one SMTP session with millisecond offsets; AUTH secrets are masked."""
 
@@ -98,13 +105,45 @@ class Transcript:
         self.entries: list[list[Any]] = []
         self.preamble_end: int | None = None  # index where the first transaction began
         self.txn_start = 0
+        self._starts: list[int] = []  # where each transaction after the first one began
+        self.omitted = 0  # transactions dropped from this session's record (see _trim)
 
     def add(self, direction: str, line: str) -> None:
         offset = round((time.monotonic() - self.t0) * 1000, 1)
         self.entries.append([offset, direction, line])
 
     def begin_transaction(self) -> None:
+        if self.preamble_end is not None:
+            self._starts.append(len(self.entries))
+            if len(self._starts) > 2 * KEEP_TRANSACTIONS:
+                self._trim()
         self.txn_start = len(self.entries)
+
+    def _trim(self) -> None:
+        """Drop all but the last KEEP_TRANSACTIONS transactions after the preamble.
+
+        A client that keeps one session open for hours (a queue worker) would otherwise grow
+        this list, and the session's row in the log, by every message it sends; each message
+        keeps its own transcript anyway.
+        """
+        assert self.preamble_end is not None
+        start = self.preamble_end + (1 if self.omitted else 0)  # after the earlier note
+        end = self._starts[-KEEP_TRANSACTIONS]
+        self.omitted += len(self._starts) - KEEP_TRANSACTIONS + (0 if self.omitted else 1)
+        del self.entries[start:end]
+        note = [
+            self.entries[start][0] if start < len(self.entries) else 0,
+            "I",
+            f"{self.omitted} earlier transactions of this session are not kept here "
+            "(each message keeps its own transcript)",
+        ]
+        if start == self.preamble_end:
+            self.entries.insert(start, note)
+            removed = end - start - 1
+        else:
+            self.entries[self.preamble_end] = note
+            removed = end - start
+        self._starts = [at - removed for at in self._starts[-KEEP_TRANSACTIONS:]]
 
     def for_message(self) -> list[list[Any]]:
         """The session preamble plus the current MAIL..DATA exchange.
@@ -173,7 +212,8 @@ class CatcherSMTP(SMTP):
         self._in_ehlo = False
         self._last_command = ""
         self._last_code = ""
-        self._delivered: list[str] = []
+        # The newest message IDs (bounded: a session may stay open for millions of messages).
+        self._delivered: collections.deque[str] = collections.deque(maxlen=KEEP_DELIVERED)
         self._outcome = ""
         self._quit = False
         self._errors = 0

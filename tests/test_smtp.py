@@ -439,6 +439,40 @@ def test_each_message_keeps_the_preamble_and_only_its_own_transaction(server: Se
     assert len(session["Messages"]) == 2 and second.id in session["Messages"]
 
 
+def test_a_long_session_keeps_a_bounded_record_yet_every_message_its_own_transcript(
+    server: Server, monkeypatch
+) -> None:
+    from mailpit_py import smtp as smtp_module
+
+    monkeypatch.setattr(smtp_module, "KEEP_DELIVERED", 7)
+    keep = smtp_module.KEEP_TRANSACTIONS
+    count = 3 * keep + 4  # trims more than once
+    with smtplib.SMTP(*server.smtp_address) as client:
+        client.ehlo("queue-worker")
+        for i in range(count):
+            client.sendmail(f"s{i}@example.com", ["x@example.com"], simple_message(f"m{i}"))
+    newest = server.mailbox.get("latest")
+    lines = [line for _, _, line in newest.transcript]
+    assert any(line.lower().startswith("ehlo queue-worker") for line in lines)  # the preamble
+    assert any(f"s{count - 1}@example.com" in line for line in lines)
+    assert not any("earlier transactions" in line for line in lines)
+    session = wait_until(
+        lambda: server.mailbox.session(newest.session_id) if server.mailbox.sessions() else None,
+        what="the session record",
+    )
+    text = [entry["Line"] for entry in session["Transcript"]]
+    assert any(line.lower().startswith("ehlo queue-worker") for line in text)  # preamble kept
+    senders = [line for line in text if line.upper().startswith("MAIL FROM:")]
+    assert len(senders) <= 2 * keep + 1
+    kept = [int(line.split("<s")[1].split("@")[0]) for line in senders]
+    first_kept = kept[0]
+    assert kept == list(range(first_kept, count))  # the latest, in order, none missing
+    (note,) = [line for line in text if "earlier transactions" in line]
+    assert note.startswith(f"{first_kept} earlier transactions")
+    assert session["Outcome"] == "delivered"
+    assert len(session["Messages"]) == 7 and session["Messages"][-1] == newest.id
+
+
 def test_a_client_that_half_closes_after_its_data_still_gets_250(server: Server) -> None:
     sock = socket.create_connection(server.smtp_address, timeout=10)
     f = sock.makefile("rb")
