@@ -131,11 +131,12 @@ def start_paced(
     connections: int = 8,
     size: int = 2000,
     reconnect_every: int = 0,
+    keep_sessions: int = 0,
 ) -> subprocess.Popen[str]:
     """bench/pace.py in its own process (no GIL shared with anything measured)."""
     cmd = [sys.executable, str(PACE), HOST, str(port), "--rate", str(rate)]
     cmd += ["--seconds", str(seconds), "-c", str(connections), "--size", str(size)]
-    cmd += ["--reconnect-every", str(reconnect_every)]
+    cmd += ["--reconnect-every", str(reconnect_every), "--keep-sessions", str(keep_sessions)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -5,7 +5,9 @@ at start + i/R, and the next free connection sends it then (or at once if the se
 So the rate holds while the server keeps up, and when it cannot, the line shows by how much the
 sender fell behind its schedule (`behind_max`) and the achieved rate drops below R.
 `--reconnect-every K` ends each session after K messages and opens a new one, so a long run
-also churns connections (a descriptor leak shows up in a soak).
+also churns connections (a descriptor leak shows up in a soak); `--keep-sessions N` exempts the
+first N connections, which keep one session for the whole run (as an app's pooled connection
+does, so per-session state that grows shows up too).
 
     .venv/bin/python bench/pace.py HOST PORT [--rate 500] [--seconds 10] [-c 8] [--size 2000]
 
@@ -80,8 +82,9 @@ class Pacer:
             pass
         w.close()
 
-    async def worker(self) -> None:
+    async def worker(self, number: int) -> None:
         a = self.args
+        reconnect_every = 0 if number < a.keep_sessions else a.reconnect_every
         conn = None
         in_session = 0
         loop = asyncio.get_running_loop()
@@ -105,7 +108,7 @@ class Pacer:
                 conn = None
                 continue
             self.latencies.append(loop.time() - began)
-            if a.reconnect_every and in_session >= a.reconnect_every:
+            if reconnect_every and in_session >= reconnect_every:
                 await self.quit(*conn)
                 conn = None
         if conn is not None:
@@ -114,7 +117,7 @@ class Pacer:
     async def run(self) -> str:
         self.start = asyncio.get_running_loop().time() + 0.05
         t0 = time.perf_counter()
-        await asyncio.gather(*(self.worker() for _ in range(self.args.c)))
+        await asyncio.gather(*(self.worker(i) for i in range(self.args.c)))
         took = time.perf_counter() - t0
         lat = sorted(self.latencies) or [0.0]
         sent = len(self.latencies)
@@ -134,6 +137,9 @@ def main() -> int:
     ap.add_argument("-c", type=int, default=8, help="connections (8)")
     ap.add_argument("--size", type=int, default=2000, help="approximate message size (2000)")
     ap.add_argument("--reconnect-every", type=int, default=0, help="new session after K (never)")
+    ap.add_argument(
+        "--keep-sessions", type=int, default=0, help="connections that never reconnect (0)"
+    )
     args = ap.parse_args()
     print(asyncio.run(Pacer(args).run()), flush=True)
     return 0

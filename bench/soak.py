@@ -2,10 +2,11 @@
 
 Starts mailpit_py (the CLI, in its own process, `--max 500`, a file database in a temporary
 directory) and sends it a steady `--rate` messages/s (bench/pace.py in its own process, 4
-connections, each starting a new session every 100 messages so connections churn too) for
-`--minutes`. Every `--interval` seconds it samples the server's resident memory (VmRSS from
-/proc/PID/status), the database file size and its -wal, the open file descriptors
-(/proc/PID/fd) and the thread count, and prints them as a table as it goes.
+connections: 2 keep one session for the whole run, as an app's pooled connection does, and 2
+start a new session every 100 messages, so connections churn too) for `--minutes`. Every
+`--interval` seconds it samples the server's resident memory (VmRSS from /proc/PID/status), the
+database file size and its -wal, the open file descriptors (/proc/PID/fd) and the thread count,
+and prints them as a table as it goes.
 
 Verdict, ignoring the first 20% of the samples (warm-up), with "early" the second fifth of the
 samples (20%-40% of the run) and "late" the last half (50%-100%):
@@ -37,6 +38,7 @@ from _common import finish_paced, proc_fds, proc_kb, proc_threads, start_mailpit
 MAX_MESSAGES = 500
 CONNECTIONS = 4
 RECONNECT_EVERY = 100
+KEEP_SESSIONS = 2
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,9 @@ def main() -> int:
     print(head)
     print("-" * len(head), flush=True)
     samples: list[Sample] = []
-    sender = start_paced(server.port, args.rate, seconds, CONNECTIONS, 2000, RECONNECT_EVERY)
+    sender = start_paced(
+        server.port, args.rate, seconds, CONNECTIONS, 2000, RECONNECT_EVERY, KEEP_SESSIONS
+    )
     died = False
     try:
         start = time.monotonic()
