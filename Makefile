@@ -51,8 +51,14 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The quick benchmarks (a few minutes); each prints its figures, and the target fails if one did.
+QUICK_BENCHES := "ingest.py -n 1000 --repeat 1" "scale.py -n 20000" "bigmail.py" \
+	"livepath.py --seconds 5 --repeat 1" "soak.py --minutes 1"
+
 bench: $(VENV)/.installed
-	$(BIN)/python bench/ingest.py
+	@status=0; for b in $(QUICK_BENCHES); do \
+		echo "== bench/$$b"; $(BIN)/python bench/$$b || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

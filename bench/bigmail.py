@@ -15,25 +15,13 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import smtplib
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from email.message import EmailMessage
 from email.policy import SMTP
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def proc_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
+from _common import proc_kb, start_mailpit
 
 
 def build(total_mb: int, attachment_mb: int) -> tuple[bytes, bytes]:
@@ -66,21 +54,8 @@ def main() -> int:
     parser.add_argument("--attachment-mb", type=int, default=40)
     args = parser.parse_args()
     raw, attachment = build(args.mb, args.attachment_mb)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailpit_py", "-s", "127.0.0.1:0", "-l", "127.0.0.1:0"]
-        + ["--max-message-size", "200MB"],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    assert proc.stderr is not None
-    banner = proc.stderr.readline()
-    m = re.search(r"SMTP on 127\.0\.0\.1:(\d+), web UI and API on (http://\S+/)", banner)
-    if not m:
-        proc.kill()
-        sys.exit(f"mailpit_py did not start: {banner!r}")
-    threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()  # type: ignore[union-attr]
-    port, url = int(m.group(1)), m.group(2)
+    server = start_mailpit("--max-message-size", "200MB")
+    proc, port, url = server.proc, server.port, server.url
     try:
         idle = proc_kb(proc.pid, "VmRSS")
         t = time.perf_counter()

@@ -46,9 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SMTPLOAD = REPO.parent / "shared" / "bin" / "smtpload"
-HOST = "127.0.0.1"  # loopback only
+from _common import HOST, REPO, SMTPLOAD, cpu_seconds
+
 TARGETS = ("sink", "mailpit_py")
 
 
@@ -169,11 +168,9 @@ class Child:
     def cpu_seconds(self) -> float | None:
         """User + system CPU of the server process, all threads (Linux /proc; else None)."""
         try:
-            with open(f"/proc/{self.proc.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            return cpu_seconds(self.proc.pid)
         except (OSError, IndexError):
             return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM (a clean shutdown), then SIGKILL if it does not exit in time."""
@@ -338,13 +335,11 @@ def print_table(tally: Tally, modes: tuple[Mode, ...], n: int, size: int, repeat
 
 
 def find_smtpload() -> Path:
-    env = os.environ.get("MAILPIT_PY_SMTPLOAD")
-    path = Path(env) if env else DEFAULT_SMTPLOAD
-    if not path.is_file():
+    if not SMTPLOAD.is_file():
         raise RuntimeError(
-            f"smtpload not found at {path}: set MAILPIT_PY_SMTPLOAD to the load generator"
+            f"smtpload not found at {SMTPLOAD}: set MAILPIT_PY_SMTPLOAD to the load generator"
         )
-    return path
+    return SMTPLOAD
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
-import threading
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SMTPLOAD = Path(os.environ.get("MAILPIT_PY_SMTPLOAD", REPO.parent / "shared" / "bin" / "smtpload"))
+from _common import SMTPLOAD, cpu_seconds, start_mailpit
 
 CLIENTS = r"""
 # Lightweight clients, like a browser's native websocket: raw sockets after the handshake,
@@ -69,30 +65,6 @@ print(json.dumps(counts), flush=True)
 """
 
 
-def start_mailpit() -> tuple[subprocess.Popen[str], int, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailpit_py", "-s", "127.0.0.1:0", "-l", "127.0.0.1:0", "-m", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    assert proc.stderr is not None
-    banner = proc.stderr.readline()
-    m = re.search(r"SMTP on 127\.0\.0\.1:(\d+), web UI and API on (http://\S+/)", banner)
-    if not m:
-        proc.kill()
-        sys.exit(f"mailpit_py did not start: {banner!r}")
-    # Keep reading its log so a full pipe never stalls it (one line per message at info).
-    threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()  # type: ignore[union-attr]
-    return proc, int(m.group(1)), m.group(2)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def load(port: int, n: int) -> float:
     out = subprocess.run(
         [sys.executable, str(SMTPLOAD), "127.0.0.1", str(port), "-n", str(n), "-c", "8"],
@@ -132,7 +104,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    proc, port, url = start_mailpit()
+    server = start_mailpit("-m", "0")
+    proc, port, url = server.proc, server.port, server.url
     bare: list[float] = []
     live: list[float] = []
     cpu: dict[str, list[float]] = {"none": [], "ws": []}
