@@ -28,6 +28,9 @@ T = TypeVar("T")
 MEMORY = ":memory:"
 
 # Each entry moves the schema one version on; PRAGMA user_version records how far a file got.
+# The SMTP session log keeps at most this many bytes of transcripts (besides its row count).
+SESSION_LOG_BYTES = 2 * 1024 * 1024
+
 # Values larger than this are written and read in pieces of this size (zeroblob + blobopen).
 BLOB_CHUNK = 1 << 20
 
@@ -198,6 +201,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     INSERT INTO meta (name, value) VALUES ('imap_uidvalidity', abs(random() % 2147483646) + 1);
+    """,
+    # 7: each session's size, so the session log is bounded in bytes too, without reading
+    # every transcript to add them up.
+    """
+    ALTER TABLE sessions ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -676,7 +684,7 @@ class Store:
         conn = self._wconn
         conn.execute(
             "INSERT OR REPLACE INTO sessions (uid, started, ended, peer, local, helo, tls, "
-            "username, outcome, messages, transcript) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "username, outcome, messages, transcript, bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.uid,
                 rec.started,
@@ -689,12 +697,21 @@ class Store:
                 rec.outcome,
                 json.dumps(list(rec.messages)),
                 rec.transcript,
+                len(rec.transcript),
             ),
         )
         conn.execute(
             "DELETE FROM sessions WHERE id <= (SELECT id FROM sessions ORDER BY id DESC "
             "LIMIT 1 OFFSET ?)",
             (keep,),
+        )
+        # ...and at most SESSION_LOG_BYTES of transcripts, newest first, so sessions that each
+        # carried many messages cannot make the log (and the database file) grow large.
+        conn.execute(
+            "DELETE FROM sessions WHERE id <= (SELECT id FROM (SELECT id, sum(bytes) OVER "
+            "(ORDER BY id DESC) AS total FROM sessions) WHERE total > ? ORDER BY id DESC "
+            "LIMIT 1) AND id < (SELECT max(id) FROM sessions)",  # the newest always stays
+            (SESSION_LOG_BYTES,),
         )
 
     def save_checks(self, uid: str, checked: float, result: str) -> bool:

@@ -304,6 +304,28 @@ def test_sessions_are_bounded_to_the_history_size() -> None:
         assert all(s["Outcome"] == "no mail" for s in mp.mailbox.sessions())
 
 
+def test_the_session_log_is_bounded_in_bytes_and_keeps_the_newest(monkeypatch) -> None:
+    from mailpit_py import store as store_module
+    from mailpit_py.store import SessionRecord
+
+    mb = Mailbox(Config(database=":memory:"))
+    try:
+
+        def record(n: int, size: int) -> SessionRecord:
+            return SessionRecord(
+                f"s{n}", 0.0, 1.0, "p", "l", "h", False, "", "no mail", (), "x" * size
+            )
+
+        monkeypatch.setattr(store_module, "SESSION_LOG_BYTES", 1000)
+        for n in range(10):
+            mb.store.write(lambda s, n=n: s.insert_session(record(n, 300), keep=100))
+        assert [r["uid"] for r in mb.store.sessions(0, 100)] == ["s9", "s8", "s7"]  # 900 bytes
+        mb.store.write(lambda s: s.insert_session(record(10, 5000), keep=100))
+        assert [r["uid"] for r in mb.store.sessions(0, 100)] == ["s10"]  # too big, yet newest
+    finally:
+        mb.close()
+
+
 def _true_counts(mb: Mailbox) -> tuple[int, int]:
     with mb.store.reading() as conn:
         row = conn.execute("SELECT count(*), coalesce(sum(read = 0), 0) FROM messages").fetchone()
@@ -350,6 +372,11 @@ def test_upgrading_a_version_2_database_counts_what_it_holds(tmp_path: Path) -> 
     for kind, name in extra:
         if name not in v2_names and not name.startswith("messages_fts_"):
             conn.execute(f"DROP {kind.upper()} IF EXISTS {name}")
+    for table in ("sessions", "messages", "message_data"):  # columns added since
+        v2_columns = {r[1] for r in v2.execute(f"PRAGMA table_info({table})")}
+        for column in [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]:
+            if column not in v2_columns:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     conn.executescript(
         "CREATE INDEX IF NOT EXISTS headers_name ON headers (name, message); "
         "PRAGMA user_version = 2;"
