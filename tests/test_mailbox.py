@@ -326,6 +326,39 @@ def test_the_session_log_is_bounded_in_bytes_and_keeps_the_newest(monkeypatch) -
         mb.close()
 
 
+def test_the_session_log_counts_follow_pruning_and_emptying_the_mailbox(tmp_path: Path) -> None:
+    from mailpit_py.store import SessionRecord
+
+    def truth(mb: Mailbox) -> tuple[int, int]:
+        with mb.store.reading() as conn:
+            row = conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM sessions").fetchone()
+        return int(row[0]), int(row[1])
+
+    def kept(mb: Mailbox) -> tuple[int, int]:
+        with mb.store.reading() as conn:
+            values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+        return int(values["sessions"]), int(values["session_bytes"])
+
+    path = str(tmp_path / "s.db")
+    mb = Mailbox(Config(database=path))
+    try:
+        for n in range(12):
+            rec = SessionRecord(f"s{n}", 0.0, 1.0, "p", "l", "h", False, "", "ok", (), "y" * n)
+            mb.store.write(lambda s, rec=rec: s.insert_session(rec, keep=5))
+        assert truth(mb) == kept(mb) == (5, 7 + 8 + 9 + 10 + 11)
+        assert mb.session_count() == 5
+        deliver(mb, "m")
+        mb.delete_all()  # empties messages, not the session log
+        assert truth(mb) == kept(mb) == (5, 45)
+    finally:
+        mb.close()
+    mb = Mailbox(Config(database=path))
+    try:
+        assert truth(mb) == kept(mb) == (5, 45)
+    finally:
+        mb.close()
+
+
 def _true_counts(mb: Mailbox) -> tuple[int, int]:
     with mb.store.reading() as conn:
         row = conn.execute("SELECT count(*), coalesce(sum(read = 0), 0) FROM messages").fetchone()
