@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Two base62 digits at a time: half the big-integer divisions (an ID is made for every message).
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
 def new_id() -> str:
     """A random ID, URL-safe and case-sensitive, from 128 random bits."""
-    n = uuid.uuid4().int
+    n = int.from_bytes(os.urandom(16))
     out = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        out.append(_ALPHABET[r])
+    for _ in range(11):
+        n, r = divmod(n, 3844)
+        out.append(_PAIRS[r])
     return "".join(out)

@@ -19,7 +19,15 @@ from concurrent.futures import Future
 from email.utils import formatdate
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
+from aiosmtpd.smtp import (
+    BOGUS_LIMIT,
+    MISSING,
+    SMTP,
+    AuthResult,
+    LoginPassword,
+    TLSSetupException,
+    syntax,
+)
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
@@ -302,7 +310,12 @@ class CatcherSMTP(SMTP):
             )
             self._rule = None
             self._refused(text, rule, detail)
-        await super().push(reply)
+        self._writer.write(reply + b"\r\n")
+        transport = self.transport
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+            # Only a reply that did not go out at once needs the flow-control wait (aiosmtpd
+            # awaits drain() after every reply).
+            await self._writer.drain()
         if reply.startswith(b"421"):
             self._hang_up()  # 421 closes the transmission channel (RFC 5321 section 3.8)
 
@@ -395,7 +408,7 @@ class CatcherSMTP(SMTP):
             return  # implicit TLS (SMTPS): nothing is said before the handshake
         refusal = self._connect_refusal or self.chaos_refusal("Connect")
         if refusal is None:
-            await super()._handle_client()
+            await self._command_loop()
             return
         # The refusal replaces the greeting. After a 421 we close; after a 554 RFC 5321
         # section 3.1 says to wait for QUIT and answer anything else with 503.
@@ -403,6 +416,103 @@ class CatcherSMTP(SMTP):
         await self.refuse(refusal)
         if self.transport is not None and not refusal.reply.startswith("421"):
             await self._refused_session(refusal)
+
+    async def _command_loop(self) -> None:
+        """aiosmtpd's command loop (`SMTP._handle_client`) with the same replies, leaner per line.
+
+        aiosmtpd's loop formats two log records per line even when its logger is off, and
+        re-arms a timer per command; lines are read here straight from the stream (recorded
+        as they come) rather than through the recording wrapper. Proxy protocol and command
+        call limits, which aiosmtpd supports and this server never enables, are left out.
+        """
+        assert self.session is not None
+        reader: asyncio.StreamReader = self._reader._inner  # type: ignore[attr-defined]
+        await self.push(f"220 {self.hostname} {self.__ident__}")
+        bogus_budget = BOGUS_LIMIT
+        methods = self._smtp_methods
+        while self.transport is not None:
+            try:
+                try:
+                    line = await reader.readuntil()
+                except asyncio.LimitOverrunError as error:
+                    # Line too long: read to its end before answering (as aiosmtpd does).
+                    self.record_client_line(b"[command line too long]")
+                    await reader.read(error.consumed)
+                    while True:
+                        try:
+                            await reader.readuntil()
+                            break
+                        except asyncio.LimitOverrunError as e:
+                            await reader.read(e.consumed)
+                    await self.push("500 Command line too long")
+                    continue
+                self.record_client_line(line)
+                line = line.rstrip(b"\r\n")
+                if not line:
+                    await self.push("500 Error: bad syntax")
+                    continue
+                command_bytes, _, arg_bytes = line.partition(b" ")
+                try:
+                    command = command_bytes.upper().decode("ascii")
+                except UnicodeDecodeError:
+                    await self.push("500 Error: bad syntax")
+                    continue
+                # UTF-8 with surrogateescape: the original bytes can be recovered (SMTPUTF8).
+                arg = str(arg_bytes.strip(), "utf-8", "surrogateescape") if arg_bytes else None
+                max_sz = (
+                    self.command_size_limits[command]
+                    if self.session.extended_smtp
+                    else self.command_size_limit
+                )
+                if len(line) > max_sz:
+                    await self.push("500 Command line too long")
+                    continue
+                if not self._tls_handshake_okay and command != "QUIT":
+                    await self.push("554 Command refused due to lack of security")
+                    continue
+                method = methods.get(command)
+                if method is None:
+                    bogus_budget -= 1
+                    if bogus_budget < 1:
+                        await self.push("502 5.5.1 Too many unrecognized commands, goodbye.")
+                        self.transport.close()
+                        continue
+                    await self.push(f'500 Error: command "{command}" not recognized')
+                    continue
+                self._reset_timeout()  # a valid command
+                await method(arg)
+            except (asyncio.CancelledError, ConnectionResetError):
+                # The connection went away (aiosmtpd cancels this task from connection_lost).
+                self._writer.close()
+                raise
+            except Exception as error:
+                status = None
+                try:
+                    status = await self.handle_exception(error)
+                except Exception as inner_error:
+                    status = f"500 Error: ({type(inner_error).__name__}) {inner_error}"
+                finally:
+                    if isinstance(error, TLSSetupException):
+                        self.transport.close()
+                        self.connection_lost(error)
+                    else:
+                        await self.push(status or "500 Error: Cannot describe error")
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Note the activity; the idle timer is re-armed only when it fires early, instead of a
+        new timer for every command as aiosmtpd does."""
+        now = self.loop.time()
+        self._idle_since = now
+        self._idle_limit = duration or self._timeout_duration
+        if self._timeout_handle is None or self._timeout_handle.cancelled():
+            self._timeout_handle = self.loop.call_at(now + self._idle_limit, self._idle_check)
+
+    def _idle_check(self) -> None:
+        due = self._idle_since + self._idle_limit
+        if self.loop.time() >= due:
+            self._timeout_cb()
+        else:
+            self._timeout_handle = self.loop.call_at(due, self._idle_check)
 
     async def _refused_session(self, refusal: Refusal) -> None:
         while self.transport is not None:

@@ -6,6 +6,7 @@ import smtplib
 import socket
 import sqlite3
 import threading
+import time
 from email.message import EmailMessage
 
 import pytest
@@ -182,6 +183,28 @@ def test_idle_client_gets_421_after_the_timeout(server_factory) -> None:
     c.close()
     sessions = wait_until(mp.mailbox.sessions, what="the session record")
     assert sessions[0]["Outcome"] == "timeout"
+
+
+def test_a_client_that_keeps_talking_is_not_timed_out(server_factory) -> None:
+    # The idle timer is re-armed lazily (smtp.py _reset_timeout): activity spread over more
+    # than one timeout period must keep the session open, and silence must still end it.
+    mp = server_factory(smtp_timeout=1.0)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    started = time.monotonic()
+    while time.monotonic() - started < 1.6:
+        assert c.cmd("NOOP").startswith("250 2.0.0")
+        time.sleep(0.1)  # pacing the client, not waiting for the server
+    assert c.reply().startswith("421 4.4.2")  # then silence: timed out
+    c.close()
+
+
+def test_an_over_long_command_line_gets_500_and_the_session_goes_on(raw_client) -> None:
+    c = raw_client()
+    c.cmd("EHLO me")
+    assert c.cmd("MAIL FROM:<" + "a" * 3000 + "@example.com>").startswith("500 5.5.2")
+    assert c.cmd("NOOP").startswith("250 2.0.0")
+    assert c.cmd("MAIL FROM:<a@example.com>").startswith("250 2.1.0")
 
 
 def test_pipelined_commands_in_one_write_all_get_answers(server: Server, raw_client) -> None:
