@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from asyncio import sslproto
@@ -17,7 +18,7 @@ from base64 import b64decode
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from email.utils import formatdate
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiosmtpd.smtp import (
     BOGUS_LIMIT,
@@ -26,6 +27,8 @@ from aiosmtpd.smtp import (
     AuthResult,
     LoginPassword,
     TLSSetupException,
+    _AuthMechAttr,
+    login_always_fail,
     syntax,
 )
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
@@ -214,7 +217,6 @@ class CatcherSMTP(SMTP):
 
     def __init__(self, server: SmtpServer) -> None:
         self._server = server
-        cfg = server.config
         self.transcript = Transcript()
         self._in_auth = False
         self._in_ehlo = False
@@ -235,16 +237,7 @@ class CatcherSMTP(SMTP):
         self._connect_refusal: Refusal | None = None
         self._rdns: asyncio.Task[str] | None = None
         self.ip = ""
-        super().__init__(
-            server,  # the handler: hooks for MAIL, RCPT, EHLO and HELO
-            data_size_limit=cfg.max_message_size,
-            enable_SMTPUTF8=True,
-            hostname=cfg.smtp_hostname,
-            ident=IDENT,
-            tls_context=server.tls_context,
-            timeout=cfg.smtp_timeout,
-            loop=server.loop,
-        )
+        self._smtp_init(server)
         # We decide per mechanism whether TLS is needed (smtp_AUTH), and check AUTH ourselves.
         self._auth_require_tls = False
         self._auth_required = server.auth.required
@@ -252,6 +245,55 @@ class CatcherSMTP(SMTP):
             # Checks before every command (STARTTLS required, chaos Drop); only when configured,
             # so the default path costs nothing extra.
             self._smtp_methods = {n: self._gate(n, m) for n, m in self._smtp_methods.items()}
+
+    def _smtp_init(self, server: SmtpServer) -> None:
+        """What aiosmtpd's `SMTP.__init__` sets up, for the arguments this server passes.
+
+        aiosmtpd finds the smtp_*, auth_* and handle_* methods with inspect.getmembers on every
+        new connection, which also evaluates every property: a quarter of the server's time
+        with a new connection per message. The names are found once per class here instead
+        (tests/test_smtp.py checks the result against aiosmtpd's own constructor).
+        """
+        cfg = server.config
+        self.__ident__ = IDENT
+        self.loop = server.loop
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=self.loop,
+        )
+        self.event_handler = server
+        self.data_size_limit = cfg.max_message_size
+        self.enable_SMTPUTF8 = True
+        self._decode_data = False
+        self.command_size_limits.clear()  # (aiosmtpd's class-wide dict, reset per connection)
+        self.hostname = cfg.smtp_hostname or socket.getfqdn()
+        self.tls_context = server.tls_context
+        self.require_starttls = False
+        self._timeout_duration = cfg.smtp_timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = True
+        self._proxy_timeout = None
+        self._authenticator = None
+        self._auth_callback = login_always_fail
+        self._auth_required = False
+        names = _method_names(type(self), type(server))
+        self._auth_methods = {
+            mech: _AuthMechAttr(getattr(self if builtin else server, attr), builtin)
+            for mech, attr, builtin in names.auth
+        }
+        self._handle_hooks = {hook: getattr(server, attr) for hook, attr in names.hooks}
+        self._ehlo_hook_ver = "new" if "EHLO" in self._handle_hooks else None
+        self._smtp_methods = {verb: getattr(self, attr) for verb, attr in names.commands}
+        self._enforce_call_limit = False
 
     # -- recording -----------------------------------------------------------------------
 
@@ -988,6 +1030,32 @@ class CatcherSMTP(SMTP):
             messages=tuple(self._delivered),
             transcript=_json(t.entries),
         )
+
+
+class _MethodNames(NamedTuple):
+    auth: tuple[tuple[str, str, bool], ...]  # (mechanism, attribute, on the protocol itself)
+    hooks: tuple[tuple[str, str], ...]  # (hook, handler attribute)
+    commands: tuple[tuple[str, str], ...]  # (verb, attribute)
+
+
+@functools.cache
+def _method_names(protocol: type, handler: type) -> _MethodNames:
+    """aiosmtpd's method discovery, done on the classes (once) instead of on each instance;
+    the same precedence: a handler's auth_* mechanism replaces the protocol's."""
+    auth: dict[str, tuple[str, str, bool]] = {}
+    for cls, builtin in ((protocol, True), (handler, False)):
+        for attr in sorted(dir(cls)):
+            if attr.startswith("auth_"):
+                func = getattr(cls, attr)
+                mech = getattr(
+                    func, "__auth_mechanism_name__", attr.replace("auth_", "").replace("__", "-")
+                )
+                auth[mech] = (mech, attr, builtin)
+    return _MethodNames(
+        auth=tuple(auth.values()),
+        hooks=tuple((a.replace("handle_", ""), a) for a in dir(handler) if a.startswith("handle_")),
+        commands=tuple((a.replace("smtp_", ""), a) for a in dir(protocol) if a.startswith("smtp_")),
+    )
 
 
 def _find_terminator(buf: bytearray, start: int) -> tuple[int, int] | None:

@@ -560,3 +560,35 @@ def test_the_listener_runs_on_uvloop_unless_tls_is_configured() -> None:
         assert plain.smtp is not None and isinstance(plain.smtp.loop, uvloop.Loop)
     with make_server(smtp_tls_cert="sans:localhost") as tls:
         assert tls.smtp is not None and not isinstance(tls.smtp.loop, uvloop.Loop)
+
+
+def test_the_protocol_is_set_up_as_aiosmtpds_own_constructor_would(server: Server) -> None:
+    # CatcherSMTP skips aiosmtpd's per-connection method discovery (smtp.py _smtp_init); this
+    # catches a drift when aiosmtpd changes what its constructor sets.
+    from aiosmtpd.smtp import SMTP
+
+    from mailpit_py.smtp import CatcherSMTP
+
+    smtp = server.smtp
+    ours = CatcherSMTP(smtp)
+    theirs = SMTP(
+        smtp,
+        data_size_limit=smtp.config.max_message_size,
+        enable_SMTPUTF8=True,
+        hostname=smtp.config.smtp_hostname,
+        ident="x",
+        tls_context=smtp.tls_context,
+        timeout=smtp.config.smtp_timeout,
+        loop=smtp.loop,
+    )
+    assert set(vars(theirs)) <= set(vars(ours))
+    # Same methods found, by name, bound to the same objects' functions.
+    theirs_for_ours = SMTP.__new__(CatcherSMTP)
+    SMTP.__init__(theirs_for_ours, smtp, hostname="x", loop=smtp.loop)
+    assert ours._smtp_methods.keys() == theirs_for_ours._smtp_methods.keys()
+    assert {k: (v.method.__name__, v.is_builtin) for k, v in ours._auth_methods.items()} == {
+        k: (v.method.__name__, v.is_builtin) for k, v in theirs_for_ours._auth_methods.items()
+    }
+    assert ours._handle_hooks.keys() == theirs_for_ours._handle_hooks.keys()
+    assert ours._ehlo_hook_ver == theirs_for_ours._ehlo_hook_ver == "new"
+    assert ours.hostname == theirs.hostname and ours.data_size_limit == theirs.data_size_limit
