@@ -68,6 +68,8 @@ def configure(config: Config) -> logging.Handler:
 def log_session(rec: SessionRecord) -> None:
     """One info line per SMTP session (its outcome and the refusals it got, with the fields a
     log collector wants), then the whole conversation at debug."""
+    if not session_log.isEnabledFor(logging.INFO):
+        return  # (--quiet) reading the transcript back costs more than the session's own log
     entries = json.loads(rec.transcript)
     refusals = [line for _, direction, line in entries if direction == "S" and line[:1] in "45"]
     session_log.info(

@@ -317,6 +317,36 @@ class Mailbox:
         # Called with each new message's ID after its commit (the message checks of issue 9
         # queue it there); a hook must return at once and never raise.
         self.after_commit: list[Callable[[str], None]] = []
+        self._index_missing()
+
+    def _index_missing(self) -> None:
+        """Index the messages whose search index rows were lost when the process stopped
+        without closing the store (they are written just after the message's commit)."""
+        rebuilt: list[tuple[int, MessageRecord]] = []
+        for rowid in self.store.unindexed():
+            found = self.store.raw_for_index(rowid)
+            if found is None:
+                continue
+            uid, raw, detail = found
+            env = json.loads(detail).get("Envelope") or {}
+            envelope = Envelope(str(env.get("From", "")), tuple(env.get("To") or ()))
+            rec = build_record(
+                uid,
+                parse_message(raw, envelope),
+                raw,
+                created=0.0,
+                username="",
+                session_uid="",
+                transcript=(),
+                envelope=envelope,
+            )
+            rebuilt.append((rowid, rec))
+        if rebuilt:
+            log.info("indexing %d messages for search that were not indexed", len(rebuilt))
+            self.store.write(
+                lambda s: [s.queue_index(r, rec.headers, rec.fts) for r, rec in rebuilt]
+            )
+            self.store.index_barrier()
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -400,23 +430,25 @@ class Mailbox:
                     hook(uid)
                 except Exception:
                     log.exception("after-commit hook failed for %s", uid)
-            log.info(
-                "message %s from <%s> to %s subject %r size %d",
-                uid,
-                envelope.mail_from,
-                ", ".join(f"<{r}>" for r in envelope.rcpt_to),
-                rec.subject,
-                rec.size,
-                extra={
-                    "event": "message",
-                    "id": uid,
-                    "mail_from": envelope.mail_from,
-                    "rcpt_to": list(envelope.rcpt_to),
-                    "subject": rec.subject,
-                    "size": rec.size,
-                    "session": session_uid,
-                },
-            )
+            # Its fields cost a little per message: skipped under --quiet.
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "message %s from <%s> to %s subject %r size %d",
+                    uid,
+                    envelope.mail_from,
+                    ", ".join(f"<{r}>" for r in envelope.rcpt_to),
+                    rec.subject,
+                    rec.size,
+                    extra={
+                        "event": "message",
+                        "id": uid,
+                        "mail_from": envelope.mail_from,
+                        "rcpt_to": list(envelope.rcpt_to),
+                        "subject": rec.subject,
+                        "size": rec.size,
+                        "session": session_uid,
+                    },
+                )
             if not done.done():  # a caller may have given up (cancelled); the commit stands
                 done.set_result(uid)
 
@@ -491,6 +523,7 @@ class Mailbox:
                 f"{query!r} has nothing to search for and would delete every message; "
                 "to delete everything, use DELETE /api/v1/messages"
             )
+        self.store.index_barrier()
         gone = self.store.write(lambda s: s.delete_messages(s.uids_matching(terms)))
         for uid in gone:
             self.bus.publish(events.Delete({"ID": uid}))
@@ -501,6 +534,7 @@ class Mailbox:
     def mark_search(self, query: str, read: bool = True, tz: str = "") -> list[str]:
         """Mark exactly what the same query lists."""
         terms = parse_query(query, tz)
+        self.store.index_barrier()
         changed = self.store.write(lambda s: s.set_read(s.uids_matching(terms), read))
         for uid in changed:
             self.bus.publish(events.Update({"ID": uid, "Read": read}))

@@ -31,6 +31,14 @@ MEMORY = ":memory:"
 # The SMTP session log keeps at most this many bytes of transcripts (besides its row count).
 SESSION_LOG_BYTES = 2 * 1024 * 1024
 
+# The search index (FTS rows and header rows) of new messages is written in a transaction of its
+# own after theirs: once the writer has had nothing to do for INDEX_DELAY seconds, or this many
+# messages or bytes of text are waiting (see Store._run_index). Every search first has it written
+# (index_barrier), so a message whose commit was confirmed is always found.
+INDEX_DELAY = 0.05
+INDEX_BATCH = 256
+INDEX_BATCH_BYTES = 8 << 20
+
 # Values larger than this are written and read in pieces of this size (zeroblob + blobopen).
 BLOB_CHUNK = 1 << 20
 
@@ -303,6 +311,10 @@ class Store:
         # Why the last transaction failed (busy, disk full, read-only), until one commits again;
         # readiness reports it (issue 8).
         self.write_error = ""
+        # (rowid, header rows, FTS columns) of committed messages not yet in the search index;
+        # writer thread only (other threads only test whether it is empty).
+        self._pending_index: list[tuple[int, Sequence[tuple[str, str]], Sequence[str]]] = []
+        self._pending_bytes = 0  # (roughly: the FTS text waiting)
         self._wconn = self._connect()
         self._migrate()
         self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
@@ -386,22 +398,121 @@ class Store:
 
     def _write_loop(self) -> None:
         while True:
-            item = self._jobs.get()
+            try:
+                item = self._jobs.get(timeout=INDEX_DELAY if self._pending_index else None)
+            except queue.Empty:
+                self._run_index()  # a quiet moment
+                continue
             if item is None:
+                self._run_index()  # nothing may be left unsearchable on a clean stop
                 return
-            batch = [item]
+            batch: list[tuple[Callable[[Store], Any], Future[Any]]] = []
+            barriers: list[Future[Any]] = []  # searches waiting for the index
             # Group commit: whatever queued up while the last batch committed goes in one
             # transaction, so N concurrent deliveries cost one commit, not N.
-            while len(batch) < self._batch_max:
+            while True:
+                if item[0] is _INDEX_NOW:
+                    barriers.append(item[1])
+                else:
+                    batch.append(item)
+                if len(batch) >= self._batch_max:
+                    break
                 try:
-                    nxt = self._jobs.get_nowait()
+                    item = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is None:
+                if item is None:
                     self._jobs.put(None)
                     break
-                batch.append(nxt)
-            self._run_batch(batch)
+            if batch:
+                self._run_batch(batch)
+            if (
+                barriers
+                or len(self._pending_index) >= INDEX_BATCH
+                or self._pending_bytes >= INDEX_BATCH_BYTES
+            ):
+                self._run_index()
+            for fut in barriers:
+                fut.set_result(None)
+
+    def _run_index(self) -> None:
+        """Write the waiting search index rows in a transaction of their own.
+
+        They are off the commit that answers the client's DATA (FTS5 writes a new segment per
+        transaction: ~300 us per message one at a time), and while a burst lasts they go in by
+        the hundred. A failure leaves them waiting for the next try.
+        """
+        pending = self._pending_index
+        if not pending:
+            return
+        taken = len(pending)
+        conn = self._wconn
+        with self._mem_lock if self.memory else nullcontext():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self._insert_index(pending[:taken])
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                log.warning("search index not written yet: %s", exc)
+                return
+        del pending[:taken]
+        self._pending_bytes = sum(len(text) for _, _, fts in pending for text in fts)
+
+    def _insert_index(
+        self, pending: list[tuple[int, Sequence[tuple[str, str]], Sequence[str]]]
+    ) -> None:
+        """Insert the index rows of those messages that still exist (some may be deleted)."""
+        conn = self._wconn
+        live: set[int] = set()
+        for chunk in _chunks([p[0] for p in pending], 500):
+            marks = ",".join("?" * len(chunk))
+            live.update(
+                r[0] for r in conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})", chunk)
+            )
+        rows = [p for p in pending if p[0] in live]
+        conn.executemany(
+            "INSERT INTO headers (message, name, value) VALUES (?,?,?)",
+            [(rowid, n, v) for rowid, headers, _ in rows for n, v in headers],
+        )
+        conn.executemany(
+            "INSERT INTO messages_fts (rowid, subject, addresses, body, attachments, headers) "
+            "VALUES (?,?,?,?,?,?)",
+            [(rowid, *fts) for rowid, _, fts in rows],
+        )
+
+    def _drop_index_from(self, mark: int) -> None:
+        """Forget the index rows queued by jobs that were rolled back."""
+        if len(self._pending_index) > mark:
+            del self._pending_index[mark:]
+            self._pending_bytes = sum(len(t) for _, _, fts in self._pending_index for t in fts)
+
+    def index_barrier(self, timeout: float | None = 30.0) -> None:
+        """Return once every message committed so far is in the search index (not from the
+        writer thread: a writer job sees only what was indexed before it)."""
+        if self._pending_index and not self._closed:
+            fut: Future[None] = Future()
+            self._jobs.put((_INDEX_NOW, fut))
+            fut.result(timeout)
+
+    def unindexed(self) -> list[int]:
+        """Rowids of messages missing from the search index: those whose index rows were
+        still waiting when the process stopped without closing the store."""
+        with self.reading() as conn:
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM messages WHERE id > "
+                    "(SELECT coalesce(max(rowid), 0) FROM messages_fts) ORDER BY id"
+                )
+            ]
+
+    def queue_index(
+        self, rowid: int, headers: Sequence[tuple[str, str]], fts: Sequence[str]
+    ) -> None:
+        """Add a message's index rows to the next index write (writer thread)."""
+        self._pending_index.append((rowid, headers, fts))
+        self._pending_bytes += sum(len(text) for text in fts)
 
     def _run_batch(self, batch: list[tuple[Callable[[Store], Any], Future[Any]]]) -> None:
         live = [(job, fut) for job, fut in batch if fut.set_running_or_notify_cancel()]
@@ -434,6 +545,9 @@ class Store:
         future has its exception). Without isolation a failing job raises _JobFailed."""
         conn = self._wconn
         results: list[tuple[Future[Any], bool, Any]] = []
+        # Index rows queued by a job that is rolled back go too (the retry queues its own, and
+        # its rowids may be the same numbers).
+        mark = len(self._pending_index)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -442,6 +556,7 @@ class Store:
                 fut.set_exception(StoreError(f"database busy: {exc}"))
             return None
         for job, fut in batch:
+            job_mark = len(self._pending_index)
             try:
                 if isolate:
                     conn.execute("SAVEPOINT job")
@@ -452,8 +567,10 @@ class Store:
             except Exception as exc:
                 if not isolate:
                     _rollback(conn)
+                    self._drop_index_from(mark)
                     raise _JobFailed from exc
                 log.exception("store job failed")
+                self._drop_index_from(job_mark)
                 try:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
@@ -464,6 +581,7 @@ class Store:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
+            self._drop_index_from(mark)
             self.write_error = f"commit failed: {exc}"
             for fut, _, _ in results:
                 fut.set_exception(StoreError(f"commit failed: {exc}"))
@@ -565,16 +683,7 @@ class Store:
                 "INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)",
                 [(rowid, t) for t in rec.tags],
             )
-        if rec.headers:
-            conn.executemany(
-                "INSERT INTO headers (message, name, value) VALUES (?,?,?)",
-                [(rowid, n, v) for n, v in rec.headers],
-            )
-        conn.execute(
-            "INSERT INTO messages_fts (rowid, subject, addresses, body, attachments, headers) "
-            "VALUES (?,?,?,?,?,?)",
-            (rowid, *rec.fts),
-        )
+        self.queue_index(rowid, rec.headers, rec.fts)
         return int(rowid or 0)
 
     def _delete_rowids(self, rowids: Sequence[int]) -> None:
@@ -784,6 +893,7 @@ class Store:
 
     def search(self, terms: Sequence[Term], start: int = 0, limit: int = 50) -> list[sqlite3.Row]:
         """Summaries matching the search terms, newest first, paged in SQL."""
+        self.index_barrier()
         where, params = build_where(terms)
         with self.reading() as conn:
             return (
@@ -807,6 +917,7 @@ class Store:
         """
         if not any(t.kind in SCANNING_KINDS for t in terms):
             return self.search(terms, start, limit), *self.count_matches(terms)
+        self.index_barrier()
         where, params = build_where(terms)
         with self.reading() as conn:
             found = conn.execute(
@@ -830,6 +941,7 @@ class Store:
 
     def count_matches(self, terms: Sequence[Term]) -> tuple[int, int]:
         """(matches, unread matches)."""
+        self.index_barrier()
         where, params = build_where(terms)
         with self.reading() as conn:
             row = conn.execute(
@@ -839,7 +951,8 @@ class Store:
         return int(row[0]), int(row[1])
 
     def uids_matching(self, terms: Sequence[Term]) -> list[str]:
-        """Every uid matching (for delete or mark by search); writer thread only."""
+        """Every uid matching (for delete or mark by search); writer thread only. The caller
+        runs `index_barrier()` first, so messages committed before the request are found."""
         where, params = build_where(terms)
         rows = self._wconn.execute(
             f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.id DESC", tuple(params)
@@ -907,6 +1020,16 @@ class Store:
         if row is None:
             return None
         return row, row["detail"], row["transcript"]
+
+    def raw_for_index(self, rowid: int) -> tuple[str, bytes, str] | None:
+        """(uid, raw, detail JSON) of a message by rowid, to rebuild its search index rows."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT m.uid, d.raw, d.detail FROM messages m JOIN message_data d ON d.id = m.id "
+                "WHERE m.id = ?",
+                (rowid,),
+            ).fetchone()
+        return (row[0], bytes(row[1]), row[2]) if row else None
 
     def raw(self, uid: str) -> bytes | None:
         with self.reading() as conn:
@@ -1147,6 +1270,10 @@ def _statements(script: str) -> list[str]:
 def _chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
+
+
+def _INDEX_NOW(store: Store) -> None:  # noqa: N802 - a sentinel job: "index now" (a search)
+    raise AssertionError("never run")
 
 
 class _JobFailed(Exception):

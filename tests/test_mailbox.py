@@ -216,6 +216,7 @@ def test_full_text_index_follows_inserts_and_deletes(mailbox: Mailbox) -> None:
     deliver(mailbox, "other", body="Nothing here.")
 
     def fts(term: str) -> list[int]:
+        mailbox.store.index_barrier()  # index rows are written just after the commit
         with mailbox.store.reading() as conn:
             rows = conn.execute(
                 "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", (term,)
@@ -435,3 +436,126 @@ def test_deep_pages_and_scanning_searches_page_like_offset(mailbox: Mailbox) -> 
     assert [m["ID"] for m in page] == expected[2:6]
     page, matched, unread = mailbox.search("from:a@example.com subject:n2", 0, 3)
     assert matched == 11 and unread == 10 and len(page) == 3
+
+
+# -- the search index, written just after each message's commit (store.py _run_index) ------------
+
+
+def _index_rows(mb: Mailbox) -> tuple[int, int, int]:
+    with mb.store.reading() as conn:
+        return (
+            conn.execute("SELECT count(*) FROM messages").fetchone()[0],
+            conn.execute("SELECT count(*) FROM messages_fts").fetchone()[0],
+            conn.execute("SELECT count(DISTINCT message) FROM headers").fetchone()[0],
+        )
+
+
+def test_every_committed_message_is_found_by_the_next_search(tmp_path: Path) -> None:
+    mb = Mailbox(Config(database=str(tmp_path / "s.db")))
+    try:
+        # Concurrent deliveries, each searched for the moment its commit is confirmed: by
+        # words (FTS) and by a header value (the headers table).
+        futures = [
+            mb.deliver(ENV, raw_message(f"needle{i}z subject", f"body w{i}z")) for i in range(40)
+        ]
+        for i, fut in enumerate(futures):
+            uid = fut.result(timeout=10)
+            assert [m["ID"] for m in mb.search(f"w{i}z")[0]] == [uid]
+            assert [m["ID"] for m in mb.search(f'header:Subject:"needle{i}z "')[0]] == [uid]
+        assert mb.mark_search("needle3z") == [futures[3].result()]
+        assert mb.delete_search("needle5z") == [futures[5].result()]
+        assert _index_rows(mb) == (39, 39, 39)
+    finally:
+        mb.close()
+
+
+def test_index_rows_lost_in_a_crash_are_rebuilt_at_start(tmp_path: Path, monkeypatch) -> None:
+    path = str(tmp_path / "crash.db")
+    mb = Mailbox(Config(database=path))
+    kept = deliver(mb, "indexed before", body="early words")
+    mb.store.index_barrier()
+    # From here the index rows never get written, as when the process is killed right after
+    # the commits; a message deleted meanwhile must not come back into the index either.
+    monkeypatch.setattr(Store, "_run_index", lambda self: None)
+    lost = [deliver(mb, f"lost {i}", body=f"unindexed{i} words") for i in range(3)]
+    mb.delete([lost[1]])
+    mb.close()
+    monkeypatch.undo()
+
+    mb = Mailbox(Config(database=path))
+    try:
+        assert [m["ID"] for m in mb.search("unindexed0")[0]] == [lost[0]]
+        assert [m["ID"] for m in mb.search("unindexed2")[0]] == [lost[2]]
+        assert mb.search("unindexed1")[0] == []
+        assert [m["ID"] for m in mb.search("early")[0]] == [kept]
+        assert [m["ID"] for m in mb.search('header:Subject:"lost 2"')[0]] == [lost[2]]
+        assert _index_rows(mb) == (3, 3, 3)
+    finally:
+        mb.close()
+
+
+def test_a_message_deleted_before_its_index_is_written_leaves_no_index_rows(tmp_path: Path) -> None:
+    store_path = str(tmp_path / "d.db")
+    mb = Mailbox(Config(database=store_path))
+    gate = threading.Event()
+    try:
+        entered = threading.Event()
+        # Hold the writer so delivery, deletion and the index write queue up in that order.
+        mb.store.submit(lambda s: (entered.set(), gate.wait(10)))
+        assert entered.wait(10)
+        fut = mb.deliver(ENV, raw_message("short lived", "gone soon"))
+        gate.set()
+        uid = fut.result(timeout=10)
+        mb.delete([uid])
+        mb.store.index_barrier()
+        assert _index_rows(mb) == (0, 0, 0)
+        assert mb.search("gone")[0] == []
+    finally:
+        gate.set()
+        mb.close()
+
+
+def test_index_rows_of_a_rolled_back_job_are_dropped(tmp_path: Path) -> None:
+    mb = Mailbox(Config(database=str(tmp_path / "r.db")))
+    gate = threading.Event()
+    try:
+        entered = threading.Event()
+        mb.store.submit(lambda s: (entered.set(), gate.wait(10)))
+        assert entered.wait(10)
+        good = mb.deliver(ENV, raw_message("good one", "kept words"))
+        rec = _record_for(mb, "doomed one", "doomed words")
+
+        def doomed(s: Store) -> None:
+            s.insert_message(rec)  # queues its index rows, then the job fails
+            raise ValueError("boom")
+
+        failed = mb.store.submit(doomed)
+        gate.set()
+        good_uid = good.result(timeout=10)
+        with pytest.raises(StoreError):
+            failed.result(10)
+        # The batch was rolled back and re-run without the failed job: only the good
+        # message's rows are in the index, under its own rowid.
+        assert [m["ID"] for m in mb.search("kept")[0]] == [good_uid]
+        assert mb.search("doomed")[0] == []
+        assert _index_rows(mb) == (1, 1, 1)
+    finally:
+        gate.set()
+        mb.close()
+
+
+def _record_for(mb: Mailbox, subject: str, body: str):  # type: ignore[no-untyped-def]
+    from mailpit_py.mailbox import build_record
+    from mailpit_py.parse import parse_message
+
+    raw = raw_message(subject, body)
+    return build_record(
+        "doomed0000000000000000",
+        parse_message(raw, ENV),
+        raw,
+        created=time.time(),
+        username="",
+        session_uid="",
+        transcript=(),
+        envelope=ENV,
+    )
