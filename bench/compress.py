@@ -20,6 +20,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from pace import make_msg  # ~2 KB of plain text, as ../shared/bin/smtpload sends
+
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 Codec = tuple[str, Callable[[bytes], bytes], Callable[[bytes], bytes]]
@@ -43,18 +45,6 @@ def codecs() -> list[Codec]:
     return found
 
 
-def text_message(i: int, size: int = 2000) -> bytes:
-    """Like ../shared/bin/smtpload's messages: ~2 KB of plain text."""
-    line = f"Lorem ipsum dolor sit amet {i} " * 2
-    body = "\r\n".join([line] * max(1, size // len(line)))
-    return (
-        f"From: Load Tester <load@example.com>\r\nTo: user{i % 50}@example.org\r\n"
-        f"Subject: load message {i}\r\nMessage-ID: <load-{i}@example.com>\r\n"
-        "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-    ).encode()
-
-
 def attachment_message(size: int) -> bytes:
     """A short HTML mail with a binary attachment (random bytes: a JPEG or PDF compresses
     little better), base64 in 76-character lines as mail clients send it."""
@@ -69,7 +59,7 @@ def attachment_message(size: int) -> bytes:
 
 
 def mixes() -> list[tuple[str, list[bytes]]]:
-    out = [("2 KB text (smtpload)", [text_message(i) for i in range(2000)])]
+    out = [("2 KB text (smtpload)", [make_msg(i, 2000) for i in range(2000)])]
     if CORPUS.is_dir():
         files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix in (".eml", ".txt"))
         corpus = [p.read_bytes() for p in files if p.name != "SOURCES.md"]
