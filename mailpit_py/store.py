@@ -217,9 +217,10 @@ MIGRATIONS: list[str] = [
     """,
     # 8: the session log's row count and size kept by triggers, and a slim index to walk its
     # oldest rows, so bounding it costs a few rows per new session, not a scan of the log
-    # (it was 15% of the server's time with a new connection per message).
+    # (it was 15% of the server's time with a new connection per message); `ended` is in it
+    # for the retention rule (insert_session).
     """
-    CREATE INDEX sessions_size ON sessions (id, bytes);
+    CREATE INDEX sessions_size ON sessions (id, bytes, ended);
     INSERT INTO counters SELECT 'sessions', count(*) FROM sessions;
     INSERT INTO counters SELECT 'session_bytes', coalesce(sum(bytes), 0) FROM sessions;
     CREATE TRIGGER sessions_count_insert AFTER INSERT ON sessions BEGIN
@@ -315,6 +316,9 @@ class Store:
         # writer thread only (other threads only test whether it is empty).
         self._pending_index: list[tuple[int, Sequence[tuple[str, str]], Sequence[str]]] = []
         self._pending_bytes = 0  # (roughly: the FTS text waiting)
+        # Arrival time of the newest message retention has pruned (writer thread): sessions that
+        # ended before it are older than anything kept, and go too (insert_session).
+        self._retired_until = 0.0
         self._wconn = self._connect()
         self._migrate()
         self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
@@ -753,18 +757,20 @@ class Store:
     def prune(self, max_messages: int, older_than: float | None) -> list[str]:
         """Delete beyond the newest `max_messages` (0: no limit) and older than a time."""
         conn = self._wconn
-        rows: list[tuple[int, str]] = []
+        rows: list[tuple[int, str, float]] = []
         if max_messages > 0:
             rows += conn.execute(
-                "SELECT id, uid FROM messages ORDER BY id DESC LIMIT -1 OFFSET ?", (max_messages,)
+                "SELECT id, uid, created FROM messages ORDER BY id DESC LIMIT -1 OFFSET ?",
+                (max_messages,),
             ).fetchall()
         if older_than is not None:
             rows += conn.execute(
-                "SELECT id, uid FROM messages WHERE created < ?", (older_than,)
+                "SELECT id, uid, created FROM messages WHERE created < ?", (older_than,)
             ).fetchall()
         if not rows:
             return []
-        unique = dict(rows)
+        self._retired_until = max(self._retired_until, *(r[2] for r in rows))
+        unique = {r[0]: r[1] for r in rows}
         self._delete_rowids(list(unique))
         return list(unique.values())
 
@@ -826,20 +832,27 @@ class Store:
             ),
         ).lastrowid
         # At most `keep` sessions and SESSION_LOG_BYTES of transcripts, so sessions that each
-        # carried many messages cannot make the log (and the database file) grow large. The
-        # counters (migration 8) say whether to prune; then the oldest rows go, a few at a time
-        # through the slim index, and the newest always stays.
+        # carried many messages cannot make the log (and the database file) grow large; and
+        # with message retention (--max, --max-age) no session older than every kept message,
+        # so the log turns over with the mailbox instead of filling up to its bounds. The
+        # counters (migration 8) say whether to prune by size; then the oldest rows go, a few at
+        # a time through the slim index, and the newest always stays.
         counters = dict(
             conn.execute(
                 "SELECT name, value FROM counters WHERE name IN ('sessions', 'session_bytes')"
             ).fetchall()
         )
         count, size = counters["sessions"], counters["session_bytes"]
-        if count <= keep and size <= SESSION_LOG_BYTES:
+        retired = self._retired_until
+        if count <= keep and size <= SESSION_LOG_BYTES and not retired:
             return
         cut = None
-        for rowid, nbytes in conn.execute("SELECT id, bytes FROM sessions ORDER BY id"):
-            if (count <= keep and size <= SESSION_LOG_BYTES) or rowid == newest:
+        for rowid, nbytes, ended in conn.execute(
+            "SELECT id, bytes, ended FROM sessions ORDER BY id"
+        ):
+            if rowid == newest or (
+                count <= keep and size <= SESSION_LOG_BYTES and ended >= retired
+            ):
                 break
             count -= 1
             size -= nbytes

@@ -554,3 +554,26 @@ def _record_for(mb: Mailbox, subject: str, body: str):  # type: ignore[no-untype
         transcript=(),
         envelope=ENV,
     )
+
+
+def test_with_retention_the_session_log_turns_over_with_the_mailbox(tmp_path: Path) -> None:
+    from mailpit_py.store import SessionRecord
+
+    def session(name: str, ended: float) -> SessionRecord:
+        return SessionRecord(name, ended - 1, ended, "p", "l", "h", False, "", "ok", (), "[]")
+
+    mb = Mailbox(Config(database=str(tmp_path / "t.db"), max_messages=2))
+    try:
+        t0 = time.time()
+        mb.store.write(lambda s: s.insert_session(session("before-all", t0 - 100), keep=100))
+        deliver(mb, "first", received_at=t0 - 50)
+        mb.store.write(lambda s: s.insert_session(session("between", t0 - 40), keep=100))
+        deliver(mb, "second", received_at=t0 - 30)
+        mb.store.write(lambda s: s.insert_session(session("after", t0 - 20), keep=100))
+        assert [r["uid"] for r in mb.store.sessions(0, 10)] == ["after", "between", "before-all"]
+        deliver(mb, "third", received_at=t0 - 10)  # "first" is pruned
+        mb.store.write(lambda s: s.insert_session(session("newest", t0), keep=100))
+        # Sessions that ended before the pruned message arrived go; later ones stay.
+        assert [r["uid"] for r in mb.store.sessions(0, 10)] == ["newest", "after", "between"]
+    finally:
+        mb.close()
