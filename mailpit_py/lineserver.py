@@ -8,11 +8,15 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from mailpit_py.config import split_hostport
 from mailpit_py.loopthread import LoopThread
 from mailpit_py.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from mailpit_py.mailaccess import Access
+    from mailpit_py.mailbox import Mailbox
 
 log = logging.getLogger("mailpit_py.lineserver")
 T = TypeVar("T")
@@ -173,3 +177,37 @@ class LineServer:
             self.loop.call_soon_threadsafe(fn)
         except RuntimeError:
             pass
+
+
+class MailReader:
+    """What the POP3 and IMAP servers share: a LineServer on their `access` settings whose
+    sessions run `_session`, with the mailbox's telemetry."""
+
+    protocol: ClassVar[str]  # "pop3" or "imap": its flag, thread and gauge names
+
+    def __init__(self, access: Access, mailbox: Mailbox, label: str = "") -> None:
+        self.access = access
+        self.mailbox = mailbox
+        self.label = label
+        self.listener = LineServer(
+            self.protocol,
+            access.addr,
+            f"--{self.protocol}",
+            self._session,
+            tls=access.tls,
+            implicit=access.implicit,
+            telemetry=mailbox.telemetry,
+        )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.listener.address
+
+    def start(self) -> None:
+        self.listener.start()
+
+    def stop(self) -> None:
+        self.listener.stop()
+
+    async def _session(self, conn: Connection) -> None:
+        raise NotImplementedError
