@@ -20,7 +20,7 @@ from mailpit_py.config import (
     parse_duration,
     parse_size,
 )
-from mailpit_py.smtp import AddressInUse
+from mailpit_py.loopthread import AddressInUse
 from mailpit_py.store import StoreError
 
 log = logging.getLogger("mailpit_py")

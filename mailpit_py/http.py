@@ -11,7 +11,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from mailpit_py.config import split_hostport
-from mailpit_py.smtp import AddressInUse
+from mailpit_py.loopthread import AddressInUse
 
 log = logging.getLogger("mailpit_py.http")
 

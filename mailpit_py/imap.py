@@ -37,7 +37,7 @@ from mailpit_py.imap_syntax import (
     text,
     tokenize,
 )
-from mailpit_py.lineserver import Connection, LineServer, LineTooLong
+from mailpit_py.lineserver import Connection, LineTooLong, MailReader
 from mailpit_py.mailaccess import Access, decode_plain
 from mailpit_py.mailbox import IndexEntry, Mailbox, MessageNotFound
 from mailpit_py.models import Envelope
@@ -111,22 +111,13 @@ def internal_date(created: float) -> str:
     )
 
 
-class ImapServer:
+class ImapServer(MailReader):
     """The IMAP listener: logins from `access`; every read and write goes through the mailbox."""
 
+    protocol = "imap"
+
     def __init__(self, access: Access, mailbox: Mailbox, label: str = "") -> None:
-        self.access = access
-        self.mailbox = mailbox
-        self.label = label
-        self.listener = LineServer(
-            "imap",
-            access.addr,
-            "--imap",
-            self._session,
-            tls=access.tls,
-            implicit=access.implicit,
-            telemetry=mailbox.telemetry,
-        )
+        super().__init__(access, mailbox, label)
         # Flags other than \Seen (which is the read state the UI shows), by UID, shared by every
         # session while the server runs.
         self.flags: dict[int, set[str]] = {}
@@ -135,18 +126,14 @@ class ImapServer:
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.listener.address
-
     def start(self) -> None:
-        self.listener.start()
+        super().start()
         self._watcher = threading.Thread(target=self._watch, name="imap-bus", daemon=True)
         self._watcher.start()
 
     def stop(self) -> None:
         self._stopping.set()
-        self.listener.stop()
+        super().stop()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None

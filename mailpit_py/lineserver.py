@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from mailpit_py.config import split_hostport
-from mailpit_py.smtp import AddressInUse
+from mailpit_py.loopthread import LoopThread
 from mailpit_py.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from mailpit_py.mailaccess import Access
+    from mailpit_py.mailbox import Mailbox
 
 log = logging.getLogger("mailpit_py.lineserver")
 T = TypeVar("T")
@@ -111,9 +114,7 @@ class LineServer:
         self.telemetry = telemetry  # <name>_connections: clients connected now
         self.loop = asyncio.new_event_loop()
         self.workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{name}-io")
-        self.address: tuple[str, int] = ("", 0)
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = LoopThread(name, name.upper(), self.loop)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -137,60 +138,37 @@ class LineServer:
             if self.telemetry is not None:
                 self.telemetry.add_gauge(f"{self.name}_connections", -1)
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the listener is bound to: the real port when 0 was asked."""
+        return self._runner.address
+
     def start(self) -> None:
         host, port = split_hostport(self.addr, self.flag)
-        started: Future[None] = Future()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            try:
-                self._server = self.loop.run_until_complete(
-                    asyncio.start_server(
-                        self._client,
-                        host=host,
-                        port=port,
-                        reuse_address=True,
-                        ssl=self.tls if self.implicit else None,
-                        limit=MAX_LINE,
-                    )
-                )
-            except Exception as exc:
-                started.set_exception(exc)
-                return
-            sockname = self._server.sockets[0].getsockname()
-            self.address = (sockname[0], sockname[1])
-            started.set_result(None)
-            self.loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
-        self._thread.start()
-        try:
-            started.result(timeout=30)
-        except OSError as exc:
-            self._thread.join(timeout=5)
-            self.loop.close()
-            raise AddressInUse.explain(exc, self.addr, self.flag) from exc
+        self._runner.start(
+            lambda: asyncio.start_server(
+                self._client,
+                host=host,
+                port=port,
+                reuse_address=True,
+                ssl=self.tls if self.implicit else None,
+                limit=MAX_LINE,
+            ),
+            self.addr,
+            self.flag,
+        )
         log.debug("%s listening on %s:%d", self.name, *self.address)
 
     def stop(self) -> None:
         """Stop accepting, end every session, then the loop and the worker pool."""
-        if self._thread is None:
-            return
 
-        async def shutdown() -> None:
-            if self._server is not None:
-                self._server.close()
+        async def end_sessions() -> None:
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=5)
 
-        if self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(15)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self._thread = None
-        self.loop.close()
+        self._runner.stop(end_sessions, wait=15)
         self.workers.shutdown(wait=True)
 
     def call_soon(self, fn: Callable[[], None]) -> None:
@@ -199,3 +177,37 @@ class LineServer:
             self.loop.call_soon_threadsafe(fn)
         except RuntimeError:
             pass
+
+
+class MailReader:
+    """What the POP3 and IMAP servers share: a LineServer on their `access` settings whose
+    sessions run `_session`, with the mailbox's telemetry."""
+
+    protocol: ClassVar[str]  # "pop3" or "imap": its flag, thread and gauge names
+
+    def __init__(self, access: Access, mailbox: Mailbox, label: str = "") -> None:
+        self.access = access
+        self.mailbox = mailbox
+        self.label = label
+        self.listener = LineServer(
+            self.protocol,
+            access.addr,
+            f"--{self.protocol}",
+            self._session,
+            tls=access.tls,
+            implicit=access.implicit,
+            telemetry=mailbox.telemetry,
+        )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.listener.address
+
+    def start(self) -> None:
+        self.listener.start()
+
+    def stop(self) -> None:
+        self.listener.stop()
+
+    async def _session(self, conn: Connection) -> None:
+        raise NotImplementedError

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mailpit_py.lineserver import Connection, LineServer, LineTooLong
-from mailpit_py.mailaccess import Access, decode_plain
-from mailpit_py.mailbox import IndexEntry, Mailbox, MessageNotFound
+from mailpit_py.lineserver import Connection, LineTooLong, MailReader
+from mailpit_py.mailaccess import decode_plain
+from mailpit_py.mailbox import IndexEntry, MessageNotFound
 
 log = logging.getLogger("mailpit_py.pop3")
 
@@ -60,32 +60,10 @@ class _Session:
     deleted: set[int] = field(default_factory=set)  # message numbers marked with DELE
 
 
-class Pop3Server:
+class Pop3Server(MailReader):
     """The POP3 listener: logins from `access`, reads and deletes through the mailbox."""
 
-    def __init__(self, access: Access, mailbox: Mailbox, label: str = "") -> None:
-        self.access = access
-        self.mailbox = mailbox
-        self.label = label
-        self.listener = LineServer(
-            "pop3",
-            access.addr,
-            "--pop3",
-            self._session,
-            tls=access.tls,
-            implicit=access.implicit,
-            telemetry=mailbox.telemetry,
-        )
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.listener.address
-
-    def start(self) -> None:
-        self.listener.start()
-
-    def stop(self) -> None:
-        self.listener.stop()
+    protocol = "pop3"
 
     # -- one client ---------------------------------------------------------------------------
 

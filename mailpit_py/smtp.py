@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import functools
 import json
 import logging
@@ -38,6 +37,8 @@ from mailpit_py import events
 from mailpit_py.chaos import Chaos, parse_triggers
 from mailpit_py.config import Config, split_hostport
 from mailpit_py.ids import new_id
+from mailpit_py.loopthread import AddressInUse as AddressInUse  # moved; still importable here
+from mailpit_py.loopthread import LoopThread
 from mailpit_py.mailbox import Mailbox
 from mailpit_py.models import Envelope
 from mailpit_py.smtp_auth import (
@@ -1126,12 +1127,10 @@ class SmtpServer:
         self.mailbox = mailbox
         self.bus = bus
         self.loop = new_event_loop(tls=bool(config.smtp_tls_cert))
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._runner = LoopThread("smtp", "SMTP", self.loop)
         self._protocols: set[CatcherSMTP] = set()
         self._inflight: set[Future[Any]] = set()
         self._inflight_lock = threading.Lock()
-        self.address: tuple[str, int] = ("", 0)
         self.sessions_total = 0
         self.rejected = 0
         # Issue 5: each raises ConfigError (naming the flag) when it cannot be set up.
@@ -1150,6 +1149,11 @@ class SmtpServer:
         self.gated = bool(config.smtp_require_starttls or self.chaos)
         # Replaceable (tests): ip -> PTR name; smtp.py bounds it with REVERSE_DNS_TIMEOUT.
         self.reverse_lookup: Callable[[str], Awaitable[str]] = reverse_dns
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the listener is bound to: the real port when 0 was asked."""
+        return self._runner.address
 
     @property
     def address_text(self) -> str:
@@ -1271,40 +1275,19 @@ class SmtpServer:
 
     def start(self) -> None:
         host, port = split_hostport(self.config.smtp_addr, "--smtp")
-        started: Future[None] = Future()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            try:
-                self._server = self.loop.run_until_complete(
-                    self.loop.create_server(self._factory, host=host, port=port, reuse_address=True)
-                )
-            except Exception as exc:
-                started.set_exception(exc)
-                return
-            # Port 0 asks the OS for a free port; read back what it chose (DESIGN.md trap).
-            sockname = self._server.sockets[0].getsockname()
-            self.address = (sockname[0], sockname[1])
-            started.set_result(None)
-            self.loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="smtp", daemon=True)
-        self._thread.start()
-        try:
-            started.result(timeout=30)
-        except OSError as exc:
-            raise AddressInUse.explain(exc, self.config.smtp_addr, "--smtp") from exc
+        self._runner.start(
+            lambda: self.loop.create_server(
+                self._factory, host=host, port=port, reuse_address=True
+            ),
+            self.config.smtp_addr,
+            "--smtp",
+        )
         log.debug("SMTP listening on %s", self.address_text)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let in-flight messages commit, then close every connection."""
-        if self._thread is None:
-            return
-        server = self._server
 
-        async def shutdown() -> None:
-            if server is not None:
-                server.close()
+        async def close_connections() -> None:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 with self._inflight_lock:
@@ -1319,34 +1302,4 @@ class SmtpServer:
             await asyncio.sleep(0)
             await asyncio.sleep(0)
 
-        if self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout + 5)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self._thread = None
-        if self.loop.is_running():
-            # The loop thread did not stop in time (a very loaded machine): leave the loop to it
-            # rather than close a running loop.
-            log.warning("the SMTP event loop did not stop within 10 s")
-            return
-        # Let closed transports run their callbacks so sessions are recorded; not possible from
-        # a thread that runs an event loop of its own (Playwright's sync API does), where the
-        # shutdown coroutine's last steps have already given them their turn.
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # none here: run the loop once more
-            self.loop.run_until_complete(asyncio.sleep(0))
-        self.loop.close()
-
-
-class AddressInUse(OSError):
-    """The listen address cannot be bound; the message says what to do."""
-
-    @classmethod
-    def explain(cls, exc: OSError, addr: str, flag: str) -> AddressInUse:
-        if exc.errno == errno.EADDRINUSE:
-            return cls(
-                f"{addr} is already in use: is another mail catcher running? "
-                f"Choose another with {flag}"
-            )
-        return cls(f"cannot listen on {addr}: {exc.strerror or exc}")
+        self._runner.stop(close_connections, wait=timeout + 5)

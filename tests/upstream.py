@@ -9,7 +9,6 @@ import secrets
 import socket
 import threading
 import warnings
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import dns.rdatatype
 import dns.rrset
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from mailpit_py.loopthread import LoopThread
 from mailpit_py.tls import server_context
 
 USER, PASSWORD = "relayuser", "relay-secret"
@@ -105,8 +105,7 @@ class UpstreamServer:
         self.host = address
         self.port = port
         self.loop = asyncio.new_event_loop()
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = LoopThread("upstream", "upstream SMTP", self.loop)
         self.implicit_tls = implicit_tls
         self._tls = (
             server_context("sans:localhost,127.0.0.1", None, "--test")
@@ -142,48 +141,27 @@ class UpstreamServer:
         )
 
     def start(self) -> UpstreamServer:
-        started: Future[None] = Future()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            try:
-                self._server = self.loop.run_until_complete(
-                    self.loop.create_server(
-                        self._factory,
-                        host=self.host,
-                        port=self.port,
-                        reuse_address=True,
-                        ssl=self._tls if self.implicit_tls else None,
-                    )
-                )
-            except Exception as exc:
-                started.set_exception(exc)
-                return
-            # Port 0: read back the port the OS chose (aiosmtpd's Controller cannot).
-            self.port = self._server.sockets[0].getsockname()[1]
-            started.set_result(None)
-            self.loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="upstream", daemon=True)
-        self._thread.start()
-        started.result(timeout=10)
+        self._runner.start(
+            lambda: self.loop.create_server(
+                self._factory,
+                host=self.host,
+                port=self.port,
+                reuse_address=True,
+                ssl=self._tls if self.implicit_tls else None,
+            ),
+            f"{self.host}:{self.port}",
+            "UpstreamServer(port=...)",
+        )
+        # Port 0: the port the OS chose (aiosmtpd's Controller cannot tell it).
+        self.port = self._runner.address[1]
         return self
 
     def stop(self) -> None:
-        if self._thread is None:
-            return
-        server = self._server
+        async def closed() -> None:
+            if self._runner.server is not None:
+                await self._runner.server.wait_closed()
 
-        async def shutdown() -> None:
-            if server is not None:
-                server.close()
-                await server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self._thread = None
-        self.loop.close()
+        self._runner.stop(closed, wait=10)
 
     def __enter__(self) -> UpstreamServer:
         return self.start()

@@ -21,14 +21,13 @@ from mailpit_py.commands._common import (
     EX_NOINPUT,
     EX_NOPERM,
     EX_OK,
-    EX_TEMPFAIL,
     EX_UNAVAILABLE,
     EX_USAGE,
     CommandError,
     error,
-    refused_hint,
     smtp_target,
 )
+from mailpit_py.commands._smtp import reply_exit_code, send_failure, smtp_connect
 
 PROG = "mailpit-py send"
 ENV_ADDR = "MP_SENDMAIL_SMTP_ADDR"
@@ -209,22 +208,16 @@ def split_auth(value: str) -> tuple[str, str]:
 def connect(args: argparse.Namespace, address: tuple[str, int], addr_text: str, out: Any) -> Any:
     """Open the session (TLS from the start with --tls), then STARTTLS and AUTH when asked."""
     context = tls_context(args.tls_verify)
-    try:
-        if args.tls:
-            client: Any = TalkingSMTPS(address[0], address[1], timeout=60, out=out, context=context)
-        else:
-            client = TalkingSMTP(address[0], address[1], timeout=60, out=out)
-    except ssl.SSLError as exc:
-        raise CommandError(
-            f"TLS handshake with {addr_text} failed ({exc.reason or exc}): does the server "
-            "speak implicit TLS on that port? Without --tls, try --starttls",
-            EX_UNAVAILABLE,
-        ) from None
-    except (OSError, smtplib.SMTPException) as exc:
-        raise CommandError(
-            refused_hint("the SMTP server", addr_text, exc, f"--server or ${ENV_ADDR}"),
-            EX_TEMPFAIL,
-        ) from None
+    client: Any = smtp_connect(
+        lambda: (
+            TalkingSMTPS(address[0], address[1], timeout=60, out=out, context=context)
+            if args.tls
+            else TalkingSMTP(address[0], address[1], timeout=60, out=out)
+        ),
+        addr_text,
+        f"--server or ${ENV_ADDR}",
+        tls_hint="does the server speak implicit TLS on that port? Without --tls, try --starttls",
+    )
     try:
         if args.tls and out is not None:
             print(f"=== TLS started ({describe_tls(client.sock)})", file=out)
@@ -284,7 +277,7 @@ def authenticate(client: Any, args: argparse.Namespace, addr_text: str) -> None:
     except smtplib.SMTPResponseException as exc:
         raise CommandError(
             f"{addr_text} refused AUTH: {exc.smtp_code} {exc.smtp_error.decode(errors='replace')}",
-            EX_TEMPFAIL if 400 <= exc.smtp_code < 500 else EX_UNAVAILABLE,
+            reply_exit_code([exc.smtp_code]),
         ) from None
     except smtplib.SMTPException as exc:
         raise CommandError(f"AUTH with {addr_text} failed: {exc}", EX_UNAVAILABLE) from None
@@ -306,20 +299,8 @@ def main(argv: Sequence[str]) -> int:
         try:
             refused = client.send_message(msg, sender, args.to)
             client.quit()
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [c for c, _ in exc.recipients.values()]
-            raise CommandError(
-                "every recipient was refused",
-                EX_TEMPFAIL if any(400 <= c < 500 for c in codes) else EX_UNAVAILABLE,
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            raise CommandError(
-                f"{addr_text} refused the message: {exc.smtp_code} "
-                f"{exc.smtp_error.decode(errors='replace')}",
-                EX_TEMPFAIL if 400 <= exc.smtp_code < 500 else EX_UNAVAILABLE,
-            ) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise CommandError(f"sending to {addr_text} failed: {exc}", EX_TEMPFAIL) from None
+            raise send_failure(exc, addr_text, lambda _: "every recipient was refused") from None
         finally:
             client.close()
         if refused:

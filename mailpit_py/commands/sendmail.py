@@ -24,7 +24,6 @@ from mailpit_py.commands._common import (
     EX_DATAERR,
     EX_OK,
     EX_TEMPFAIL,
-    EX_UNAVAILABLE,
     EX_USAGE,
     CommandError,
     error,
@@ -32,6 +31,7 @@ from mailpit_py.commands._common import (
     refused_hint,
     smtp_target,
 )
+from mailpit_py.commands._smtp import reply_exit_code, send_failure, smtp_connect
 
 PROG = "mailpit-py sendmail"
 ENV_ADDR = "MP_SENDMAIL_SMTP_ADDR"
@@ -189,53 +189,31 @@ def _user() -> str:
         return "nobody"
 
 
-def _reply_code(code: int) -> int:
-    return EX_TEMPFAIL if 400 <= code < 500 else EX_UNAVAILABLE
-
-
 def send(
     address: tuple[str, int], addr_text: str, sender: str, rcpts: list[str], raw: bytes
 ) -> None:
-    try:
-        client = smtplib.SMTP(address[0], address[1], timeout=60)
-    except (OSError, smtplib.SMTPException) as exc:
-        raise CommandError(
-            refused_hint("the SMTP server", addr_text, exc, f"--smtp-addr or ${ENV_ADDR}"),
-            EX_TEMPFAIL,
-        ) from None
+    client = smtp_connect(
+        lambda: smtplib.SMTP(address[0], address[1], timeout=60),
+        addr_text,
+        f"--smtp-addr or ${ENV_ADDR}",
+    )
     try:
         client.ehlo_or_helo_if_needed()
         options: list[str] = []
         if not all(s.isascii() for s in [sender, *rcpts]) and client.has_extn("smtputf8"):
             options.append("SMTPUTF8")
         refused = client.sendmail(sender, rcpts, raw, mail_options=options)
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [c for c, _ in exc.recipients.values()]
-        raise CommandError(
-            _refusals(exc.recipients) + "; nothing was sent",
-            EX_TEMPFAIL if any(400 <= c < 500 for c in codes) else EX_UNAVAILABLE,
-        ) from None
-    except smtplib.SMTPResponseException as exc:
-        text = (
-            exc.smtp_error.decode(errors="replace")
-            if isinstance(exc.smtp_error, bytes)
-            else str(exc.smtp_error)
-        )
-        raise CommandError(
-            f"{addr_text} refused the message: {exc.smtp_code} {text}", _reply_code(exc.smtp_code)
-        ) from None
     except (OSError, smtplib.SMTPException) as exc:
-        raise CommandError(f"sending to {addr_text} failed: {exc}", EX_TEMPFAIL) from None
+        raise send_failure(exc, addr_text, lambda r: _refusals(r) + "; nothing was sent") from None
     finally:
         try:
             client.quit()
         except (OSError, smtplib.SMTPException):
             client.close()
     if refused:
-        codes = [c for c, _ in refused.values()]
         raise CommandError(
             _refusals(refused) + "; the others were sent",
-            EX_TEMPFAIL if any(400 <= c < 500 for c in codes) else EX_UNAVAILABLE,
+            reply_exit_code(c for c, _ in refused.values()),
         )
 
 
