@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
+
+from mailpit_py import jsontext
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,7 +24,7 @@ class Event:
     @cached_property
     def frame(self) -> str:
         """The JSON text frame, encoded once however many clients receive it."""
-        return json.dumps(self.to_api(), ensure_ascii=False)
+        return jsontext.dumps(self.to_api())
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from mailpit_py import __version__, events
+from mailpit_py import __version__, events, jsontext
 from mailpit_py.config import Config
 from mailpit_py.ids import new_id
 from mailpit_py.logsetup import log_session
@@ -57,7 +57,7 @@ class SessionNotFound(LookupError):
 
 
 def _addr_json(addrs: Sequence[Address]) -> str:
-    return json.dumps([a.to_api() for a in addrs], ensure_ascii=False)
+    return jsontext.dumps([a.to_api() for a in addrs])
 
 
 def summary_to_api(row: Any) -> dict[str, Any]:
@@ -264,8 +264,8 @@ def build_record(
         inline_count=len(parsed.inline),
         session_uid=session_uid,
         raw=raw,
-        detail=json.dumps(detail, ensure_ascii=False),
-        transcript=json.dumps(list(transcript), ensure_ascii=False),
+        detail=jsontext.dumps(detail),
+        transcript=jsontext.dumps(list(transcript)),
         parts=[(p.part_id, p.content_type, p.data) for p in parts],
         tags=list(parsed.tags),
         headers=list(parsed.headers),

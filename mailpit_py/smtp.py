@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import json
 import logging
 import re
 import socket
@@ -33,7 +32,7 @@ from aiosmtpd.smtp import (
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from mailpit_py import events
+from mailpit_py import events, jsontext
 from mailpit_py.chaos import Chaos, parse_triggers
 from mailpit_py.config import Config, split_hostport
 from mailpit_py.ids import new_id
@@ -1099,7 +1098,7 @@ def _fmt_addr(addr: Any) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return jsontext.dumps(value)
 
 
 def new_event_loop(tls: bool) -> asyncio.AbstractEventLoop:
