@@ -845,15 +845,22 @@ class CatcherSMTP(SMTP):
         )
         self._server.inflight_add(fut)
         self._storing = True
+        # The commit's outcome comes back on this loop through one future of our own, with a
+        # deadline timer: a cancelled session never cancels the delivery itself, and this costs
+        # less per message than wait_for(shield(wrap_future(...))).
+        loop = self.loop
+        waiter: asyncio.Future[str] = loop.create_future()
+        fut.add_done_callback(lambda done: loop.call_soon_threadsafe(_settle, waiter, done))
+        timer = loop.call_later(STORE_DEADLINE, _expire, waiter)
         try:
-            # shield: a cancelled session must not cancel the delivery itself.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), STORE_DEADLINE)
+            await waiter
         except Exception as exc:
             # Storage first (issue 2): a message that is not committed is never acknowledged.
             log.error("storing message from %s failed: %s", _fmt_addr(self.session.peer), exc)
             await self.push("451 4.3.0 Error: message could not be stored, try again later")
             return
         finally:
+            timer.cancel()
             self._storing = False
         self._delivered.append(uid)
         self._server.policy.delivered(self.ip)
@@ -1077,6 +1084,25 @@ def _find_terminator(buf: bytearray, start: int) -> tuple[int, int] | None:
         if len(tail) < 2 and (not tail or tail == b"\r"):
             return None  # may complete with the next read
         pos = i + 1
+
+
+def _settle(waiter: asyncio.Future[str], done: Future[str]) -> None:
+    """Pass a delivery's outcome (from the store's thread) to the session waiting for it."""
+    if waiter.done():
+        return  # the deadline passed first (or the session went away)
+    if done.cancelled():
+        waiter.set_exception(RuntimeError("the delivery was cancelled"))
+        return
+    exc = done.exception()
+    if exc is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(done.result())
+
+
+def _expire(waiter: asyncio.Future[str]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"not committed within {STORE_DEADLINE:g} s"))
 
 
 def _username(session: SmtpSession) -> str:
