@@ -480,3 +480,14 @@ def test_the_checks_package_stays_below_the_web_layer() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith(banned), f"{path.name} imports {name}"
+
+
+def test_a_signature_is_looked_for_in_the_header_section_only() -> None:
+    from mailpit_py.checks.dkim_check import has_signature
+
+    assert has_signature(b"From: a@b\r\nDKIM-Signature: v=1; a=rsa-sha256\r\n\r\nbody\r\n")
+    assert has_signature(b"dkim-signature : v=1\nFrom: a@b\n\nbody\n")  # bare LF, any case
+    assert not has_signature(b"From: a@b\r\nX-DKIM-Signature: v=1\r\n\r\nbody\r\n")
+    # Quoted in the body (a forwarded message shown as text) is not a signature of this one.
+    assert not has_signature(b"From: a@b\r\n\r\nDKIM-Signature: v=1; d=example.com\r\n")
+    assert not has_signature(b"")

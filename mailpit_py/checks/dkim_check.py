@@ -56,8 +56,21 @@ def _tags(value: bytes) -> dict[str, str]:
     return out
 
 
+# A DKIM-Signature field at the start of a header line (RFC 6376 section 3.5), any case.
+_SIGNATURE_FIELD = re.compile(rb"(?:^|\n)dkim-signature[ \t]*:", re.IGNORECASE)
+
+
+def has_signature(raw: bytes) -> bool:
+    """Whether the header section holds a DKIM-Signature: most caught mail is unsigned, and
+    dkimpy would otherwise read (and copy) the whole message, attachments and all, to say so."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return bool(_SIGNATURE_FIELD.search(raw, 0, min(ends) if ends else len(raw)))
+
+
 def verify_all(raw: bytes, resolver: Resolver) -> list[DkimSignature]:
     """One verdict per DKIM-Signature, topmost first."""
+    if not has_signature(raw):
+        return []
     try:
         checker = dkim.DKIM(raw, logger=_quiet, timeout=resolver.timeout)
     except Exception as exc:  # dkimpy raises on unparsable header blocks

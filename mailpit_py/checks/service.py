@@ -159,9 +159,13 @@ class Checks:
     def compute(self, uid: str) -> dict[str, Any]:
         self._reload_overrides()
         msg = self.mailbox.get(uid)
-        raw = self.mailbox.raw(uid)
-        envelope = msg.detail.get("Envelope") or {}
         cfg = self.config
+        # The raw message only when something reads it: DKIM needs a signature to verify (the
+        # parsed headers say whether there is one), SpamAssassin takes the whole message. A
+        # 50 MB message is then not read back and held again just to find it unsigned.
+        signed = any(name.lower() == "dkim-signature" for name, _ in msg.detail["Headers"])
+        raw = self.mailbox.raw(uid) if signed or cfg.enable_spamassassin else b""
+        envelope = msg.detail.get("Envelope") or {}
         authn = auth.check(
             raw,
             self.resolver,
