@@ -635,10 +635,12 @@ class Mailbox:
             return None
         return json.loads(found)  # type: ignore[no-any-return]
 
-    def save_checks(self, uid: str, result: dict[str, Any]) -> bool:
-        """Keep a message's check results; False when it was deleted meanwhile."""
-        text = json.dumps(result, ensure_ascii=False)
-        return self.store.write(lambda s: s.save_checks(uid, time.time(), text))
+    def save_checks(self, uid: str, result: dict[str, Any]) -> Future[bool]:
+        """Keep a message's check results; the future says False when it was deleted meanwhile.
+
+        Not waited for by the checks worker, so a run of checked messages shares commits."""
+        text = jsontext.dumps(result)
+        return self.store.submit(lambda s: s.save_checks(uid, time.time(), text))
 
     def session(self, session_id: str) -> dict[str, Any]:
         row = self.store.session(session_id)

@@ -147,14 +147,20 @@ class Checks:
                 return stored
         try:
             result = self.compute(uid)
-            self.mailbox.save_checks(uid, result)
-            self.mailbox.telemetry.inc("message_checks", "done")
-            return result
-        finally:
-            with self._lock:
-                done = self._inflight.pop(uid, None)
-            if done is not None:
-                done.set()
+        except BaseException:
+            self._finished(uid)
+            raise
+        # Callers waiting for this run read the stored result: let them go once it is saved.
+        saved = self.mailbox.save_checks(uid, result)
+        saved.add_done_callback(lambda _: self._finished(uid))
+        self.mailbox.telemetry.inc("message_checks", "done")
+        return result
+
+    def _finished(self, uid: str) -> None:
+        with self._lock:
+            done = self._inflight.pop(uid, None)
+        if done is not None:
+            done.set()
 
     def compute(self, uid: str) -> dict[str, Any]:
         self._reload_overrides()
