@@ -690,6 +690,26 @@ class Store:
         self.queue_index(rowid, rec.headers, rec.fts)
         return int(rowid or 0)
 
+    def _forget_relays(self, uids: Sequence[str] | None) -> None:
+        """A deleted message's relay history goes with it (these, or every message when None);
+        an outbox item still pending stays, with its attempts: it carries its own copy of the
+        message and is delivered all the same."""
+        conn = self._wconn
+        not_pending = "outbox_id NOT IN (SELECT id FROM outbox WHERE state = 'pending')"
+        if uids is None:
+            conn.execute(f"DELETE FROM relay_attempts WHERE {not_pending}")
+            conn.execute("DELETE FROM outbox WHERE state != 'pending'")
+            return
+        for chunk in _chunks(list(uids), 500):
+            marks = ",".join("?" * len(chunk))
+            conn.execute(
+                f"DELETE FROM relay_attempts WHERE message_uid IN ({marks}) AND {not_pending}",
+                chunk,
+            )
+            conn.execute(
+                f"DELETE FROM outbox WHERE message_uid IN ({marks}) AND state != 'pending'", chunk
+            )
+
     def _delete_rowids(self, rowids: Sequence[int]) -> None:
         conn = self._wconn
         for chunk in _chunks(rowids, 500):
@@ -714,6 +734,7 @@ class Store:
                 f"SELECT id, uid FROM messages WHERE uid IN ({marks})", chunk
             ).fetchall()
         self._delete_rowids([r[0] for r in found])
+        self._forget_relays([r[1] for r in found])
         return [r[1] for r in found]
 
     def delete_all(self) -> int:
@@ -731,6 +752,7 @@ class Store:
         conn.execute("UPDATE counters SET value = 0 WHERE name IN ('total', 'unread')")
         for trigger in COUNTER_TRIGGERS:
             conn.execute(trigger)
+        self._forget_relays(None)
         return n
 
     def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
@@ -772,6 +794,7 @@ class Store:
         self._retired_until = max(self._retired_until, *(r[2] for r in rows))
         unique = {r[0]: r[1] for r in rows}
         self._delete_rowids(list(unique))
+        self._forget_relays(list(unique.values()))
         return list(unique.values())
 
     def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:

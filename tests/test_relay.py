@@ -461,3 +461,38 @@ def test_forward_smtp_errors_answers_451_when_the_upstream_is_down(
     assert refused.value.smtp_code == 451
     assert b"relay to 127.0.0.1:" in refused.value.smtp_error
     assert len(mp.mailbox.list()) == 1  # kept all the same
+
+
+def _relay_rows(mp: Server, uid: str) -> tuple[int, int]:
+    with mp.mailbox.store.reading() as conn:
+        return (
+            conn.execute("SELECT count(*) FROM outbox WHERE message_uid = ?", (uid,)).fetchone()[0],
+            conn.execute(
+                "SELECT count(*) FROM relay_attempts WHERE message_uid = ?", (uid,)
+            ).fetchone()[0],
+        )
+
+
+def test_a_deleted_messages_relay_history_goes_with_it_unless_still_pending(
+    relay_server: Callable[..., Server], upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    cfg = relay_yaml(tmp_path, upstream.port)
+    mp = relay_server(smtp_relay_config=cfg, smtp_relay_all=True)
+    for _ in range(3):
+        send(mp, ["bob@example.test"])
+    uids = [m["ID"] for m in wait_until(lambda: mp.mailbox.list()[2:] and mp.mailbox.list())]
+    for uid in uids:
+        wait_until(lambda uid=uid: _relay_rows(mp, uid) == (1, 1), what="the sent attempt")
+    mp.mailbox.delete([uids[0]])
+    assert _relay_rows(mp, uids[0]) == (0, 0)
+    assert _relay_rows(mp, uids[1]) == (1, 1)
+    # An item still waiting for its upstream stays with its attempts (it has its own copy).
+    mp.mailbox.store.write(
+        lambda s: s._wconn.execute(
+            "UPDATE outbox SET state = 'pending', next_attempt = 1e12 WHERE message_uid = ?",
+            (uids[2],),
+        )
+    )
+    mp.mailbox.delete_all()
+    assert _relay_rows(mp, uids[1]) == (0, 0)
+    assert _relay_rows(mp, uids[2]) == (1, 1)
