@@ -192,6 +192,18 @@ def _header(term: Term) -> tuple[str, list[Any]]:
     return sql + ")", params
 
 
+def ids_and_read_only(terms: Sequence[Term]) -> bool:
+    """Whether the clauses of these terms read nothing of a message's row but its id and read
+    flag (sets of ids from the FTS, headers and tags tables; is:read/unread/tagged)."""
+    for term in terms:
+        if term.kind in ("word", "phrase"):
+            if fts_phrase(str(term.value)) is None:
+                return False  # looks in subjects instead
+        elif term.kind not in ("header", "tag", "is"):
+            return False
+    return bool(terms)
+
+
 # Kinds whose clause reads every candidate row (no index narrows them): a search with one of
 # these is cheaper evaluated once for both its page and its counts (Store.search_page).
 SCANNING_KINDS = frozenset({*ADDRESS_KINDS, "addressed", "subject", "message-id", "header"})

