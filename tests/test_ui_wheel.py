@@ -19,11 +19,19 @@ import pytest
 from helpers import REPO
 
 BANNER = re.compile(r"web UI and API on (http://[^\s,]+)")
+# The installed copy must be the only one: PYTHONPATH (a work tree's checkout) would stand in
+# for it, and MP_* settings of the caller's shell would change the server's.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("MP_")}
 
 
 def run(*cmd: str | Path, cwd: Path, timeout: float = 300) -> str:
     proc = subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [str(c) for c in cmd],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=CLEAN_ENV,
     )
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -55,7 +63,7 @@ def test_installed_wheel_serves_the_ui(tmp_path: Path) -> None:
     ).strip()
     assert str(venv) in where, where
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MP_")}
+    env = CLEAN_ENV
     proc = subprocess.Popen(
         [bindir / "mailpit-py", "-s", "127.0.0.1:0", "-l", "127.0.0.1:0", "-d", ":memory:"],
         cwd=tmp_path,
