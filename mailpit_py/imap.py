@@ -119,8 +119,8 @@ class ImapServer(MailReader):
     def __init__(self, access: Access, mailbox: Mailbox, label: str = "") -> None:
         super().__init__(access, mailbox, label)
         # Flags other than \Seen (which is the read state the UI shows), by UID, shared by every
-        # session while the server runs.
-        self.flags: dict[int, set[str]] = {}
+        # session; kept in the store too, so they survive a restart.
+        self.flags: dict[int, set[str]] = mailbox.imap_flags()
         self.generation = 0  # bumped (on the listener loop) for each change in the mailbox
         self._waiters: set[asyncio.Event] = set()
         self._stopping = threading.Event()
@@ -634,9 +634,13 @@ class ImapServer(MailReader):
             del s.uids[seq - 1]
             s.entries.pop(uid, None)
             if folder_tag is None:
-                self.flags.pop(uid, None)
+                self.flags.pop(uid, None)  # (its stored flags went with the message)
             else:  # it lives on in INBOX, where \Deleted would doom it at the next EXPUNGE
                 self.flags.get(uid, set()).discard("\\Deleted")
+        if folder_tag is not None:
+            await s.conn.call(
+                self.mailbox.save_imap_flags, {uid: set(self.flags.get(uid, ())) for uid in doomed}
+            )
         if report:
             await self._send(s, "\r\n".join(lines))
 
@@ -874,6 +878,9 @@ class ImapServer(MailReader):
                 (seen_on if "\\Seen" in new else seen_off).append(uid)
                 s.entries[uid] = entry._replace(read=int("\\Seen" in new))
             self.flags[uid] = new - {"\\Seen"}
+        changed = {uid: set(self.flags[uid]) for _, uid in targets if uid in self.flags}
+        if changed:
+            await s.conn.call(self.mailbox.save_imap_flags, changed)
         for uids, read in ((seen_on, True), (seen_off, False)):
             if uids:
                 # The read state the web UI shows: through the mailbox, which publishes it.

@@ -612,6 +612,13 @@ class Mailbox:
         """IMAP UIDVALIDITY: fixed for the life of the database (RFC 3501 section 2.3.1.1)."""
         return int(self.store.meta("imap_uidvalidity") or 1)
 
+    def imap_flags(self) -> dict[int, set[str]]:
+        """IMAP flags other than \\Seen by IMAP UID, as clients last stored them."""
+        return self.store.imap_flags()
+
+    def save_imap_flags(self, changes: dict[int, set[str]]) -> None:
+        self.store.write(lambda s: s.set_imap_flags(changes))
+
     def next_imap_uid(self) -> int:
         """IMAP UIDNEXT: the UID the next message will get."""
         return self.store.next_id()

@@ -239,6 +239,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_id_read ON messages (id, read);
     DROP INDEX messages_ids;
     """,
+    # 10 (issue 10): IMAP flags other than \Seen (which is messages.read), so a client's
+    # \Flagged or \Answered survives a restart; they go with their message.
+    """
+    CREATE TABLE imap_flags (
+        message INTEGER NOT NULL,
+        flag TEXT NOT NULL,
+        PRIMARY KEY (message, flag)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -729,6 +738,7 @@ class Store:
                 ("headers", "message"),
                 ("messages_fts", "rowid"),
                 ("message_checks", "message"),
+                ("imap_flags", "message"),
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
 
@@ -751,7 +761,15 @@ class Store:
         # without triggers, so the counter triggers step aside inside this transaction.
         for name in COUNTER_TRIGGER_NAMES:
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-        for table in ("messages", "message_data", "parts", "tags", "headers", "message_checks"):
+        for table in (
+            "messages",
+            "message_data",
+            "parts",
+            "tags",
+            "headers",
+            "message_checks",
+            "imap_flags",
+        ):
             conn.execute(f"DELETE FROM {table}")
         # An FTS5 table deletes row by row (1.2 s at 100k messages); recreating it is instant.
         conn.execute("DROP TABLE messages_fts")
@@ -1039,6 +1057,24 @@ class Store:
         with self.reading() as conn:
             row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
         return (int(row[0]) if row else 0) + 1
+
+    def imap_flags(self) -> dict[int, set[str]]:
+        """IMAP flags other than \\Seen, by message id (the IMAP UID)."""
+        flags: dict[int, set[str]] = {}
+        with self.reading() as conn:
+            for message, flag in conn.execute("SELECT message, flag FROM imap_flags"):
+                flags.setdefault(int(message), set()).add(str(flag))
+        return flags
+
+    def set_imap_flags(self, changes: dict[int, set[str]]) -> None:
+        """Replace the flags of these messages (writer thread); gone messages are skipped."""
+        conn = self._wconn
+        for message, flags in changes.items():
+            conn.execute("DELETE FROM imap_flags WHERE message = ?", (message,))
+            conn.executemany(
+                "INSERT INTO imap_flags (message, flag) SELECT id, ? FROM messages WHERE id = ?",
+                [(flag, message) for flag in sorted(flags)],
+            )
 
     def meta(self, name: str) -> str | None:
         with self.reading() as conn:

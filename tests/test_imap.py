@@ -612,3 +612,28 @@ def _leaves(structure: object) -> list[object]:
         parts = structure[0]  # type: ignore[index]
         return [leaf for part in parts for leaf in _leaves(part)]
     return [structure]
+
+
+def test_flags_survive_a_restart_and_go_with_their_message(tmp_path: Path) -> None:
+    db = str(tmp_path / "flags.db")
+    settings = {"imap_addr": "127.0.0.1:0", "imap_auth": AUTH, "database": db}
+    with make_server(**settings) as mp:
+        for n in range(2):
+            send_raw(mp, message(f"m{n}"))
+        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
+        client.login("ann", "secret")
+        client.select()
+        assert client.uid("STORE", "1", "+FLAGS", r"(\Flagged $Important)")[0] == "OK"
+        assert client.uid("STORE", "2", "+FLAGS", r"(\Answered)")[0] == "OK"
+        client.logout()
+        mp.mailbox.delete([mp.mailbox.index()[1].uid])  # message 2 and its flags go
+    with make_server(**settings) as mp:
+        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
+        client.login("ann", "secret")
+        client.select()
+        typ, data = client.uid("FETCH", "1:*", "(FLAGS)")
+        assert typ == "OK" and len(data) == 1
+        assert b"\\Flagged" in data[0] and b"$Important" in data[0]
+        assert client.uid("STORE", "1", "-FLAGS", r"(\Flagged)")[0] == "OK"
+        client.logout()
+        assert mp.mailbox.imap_flags() == {1: {"$Important"}}
