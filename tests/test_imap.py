@@ -48,6 +48,14 @@ def message(subject: str, body: str = "Hello", sender: str = "Ann <ann@example.c
     return f"{head}Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n{body}\r\n".encode()
 
 
+def selected(mp: Server) -> imaplib.IMAP4:
+    """An imaplib client logged in as ann with INBOX selected."""
+    client = imaplib.IMAP4(*mp.imap_address, timeout=10)
+    client.login("ann", "secret")
+    client.select()
+    return client
+
+
 def uids(mp: Server) -> list[int]:
     return [e.imap_uid for e in mp.mailbox.index()]
 
@@ -304,16 +312,12 @@ def test_imap_uids_and_uidvalidity_survive_a_restart(tmp_path: Path) -> None:
         for n in range(3):
             send_raw(mp, message(f"m{n}"))
         mp.mailbox.delete([mp.mailbox.index()[2].uid])  # the newest: its UID is never reused
-        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
-        client.login("ann", "secret")
-        client.select()
+        client = selected(mp)
         before = (client.untagged_responses["UIDVALIDITY"], client.uid("SEARCH", "ALL")[1])
         next_before = client.untagged_responses["UIDNEXT"]
         client.logout()
     with make_server(**settings) as mp:
-        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
-        client.login("ann", "secret")
-        client.select()
+        client = selected(mp)
         after = (client.untagged_responses["UIDVALIDITY"], client.uid("SEARCH", "ALL")[1])
         assert after == before and before[1] == [b"1 2"]
         assert client.untagged_responses["UIDNEXT"] == next_before == [b"4"]
@@ -620,17 +624,13 @@ def test_flags_survive_a_restart_and_go_with_their_message(tmp_path: Path) -> No
     with make_server(**settings) as mp:
         for n in range(2):
             send_raw(mp, message(f"m{n}"))
-        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
-        client.login("ann", "secret")
-        client.select()
+        client = selected(mp)
         assert client.uid("STORE", "1", "+FLAGS", r"(\Flagged $Important)")[0] == "OK"
         assert client.uid("STORE", "2", "+FLAGS", r"(\Answered)")[0] == "OK"
         client.logout()
         mp.mailbox.delete([mp.mailbox.index()[1].uid])  # message 2 and its flags go
     with make_server(**settings) as mp:
-        client = imaplib.IMAP4(*mp.imap_address, timeout=10)
-        client.login("ann", "secret")
-        client.select()
+        client = selected(mp)
         typ, data = client.uid("FETCH", "1:*", "(FLAGS)")
         assert typ == "OK" and len(data) == 1
         assert b"\\Flagged" in data[0] and b"$Important" in data[0]
