@@ -650,8 +650,34 @@ def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
     return result
 
 
+# The date-time nearly every mailer writes (RFC 5322 section 3.3, numeric zone): read directly,
+# at a quarter of the cost of the general parser below, which takes everything else.
+_COMMON_DATE_RE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) "
+    r"(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})"
+)
+_MONTHS = {
+    m: n
+    for n, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
 def _parse_date(value: str, warn: Warn) -> datetime | None:
     """RFC 5322 section 3.3 date-time to an aware datetime, tolerating obsolete forms."""
+    m = _COMMON_DATE_RE.fullmatch(value.strip())
+    if m is not None:
+        day, month, year, hh, mm, ss, sign, zh, zm = m.groups()
+        try:
+            offset = (int(zh) * 3600 + int(zm) * 60) * (-1 if sign == "-" else 1)
+            zone = timezone(timedelta(seconds=offset))
+            return datetime(
+                int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=zone
+            )
+        except ValueError:
+            pass  # an impossible date or zone: the general route says what is wrong
     try:
         parts = parsedate_tz(value)
     except Exception:
@@ -1063,10 +1089,13 @@ def _line_warnings(raw: bytes, warn: Warn) -> None:
             )
     if len(raw) <= MAX_LINE:
         return
+    lines = raw.split(b"\n")
+    if max(map(len, lines)) <= MAX_LINE:
+        return  # the usual case, found without a Python loop over the lines
     longest = 0
     longest_line = 0
     count = 0
-    for number, line in enumerate(raw.split(b"\n"), 1):
+    for number, line in enumerate(lines, 1):
         size = len(line)
         if size > MAX_LINE:
             if line.endswith(b"\r"):

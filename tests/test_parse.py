@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -995,3 +996,27 @@ def test_parse_is_fast_on_a_small_plain_message() -> None:
     per_message = (time.perf_counter() - start) / runs
     # About 0.1 ms on a laptop; the bound leaves room for slow CI machines.
     assert per_message < 0.002
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sat, 21 Nov 2026 10:00:00 +0000",
+        "21 Nov 2026 10:00:00 -0530",
+        "Mon, 1 Jan 2024 00:00:00 +1400",
+        "Fri, 31 Feb 2025 10:00:00 +0000",  # impossible day
+        "Tue, 10 Jun 2025 12:00:00 +9999",  # impossible zone
+        "Thu, 13 Feb 2025 25:00:00 +0000",
+        "Sun, 29 Feb 2024 23:59:59 -0000",
+    ],
+)
+def test_the_common_date_form_reads_as_the_general_parser_does(value: str, monkeypatch) -> None:
+    from mailpit_py import parse as parse_module
+
+    def read(v: str) -> tuple[object, tuple[str, ...]]:
+        warnings = parse_module._Warnings()
+        return parse_module._parse_date(v, warnings), tuple(warnings.items)
+
+    fast = read(value)
+    monkeypatch.setattr(parse_module, "_COMMON_DATE_RE", re.compile(r"(?!)"))  # general route
+    assert fast == read(value)
