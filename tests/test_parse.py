@@ -1011,8 +1011,6 @@ def test_parse_is_fast_on_a_small_plain_message() -> None:
     ],
 )
 def test_the_common_date_form_reads_as_the_general_parser_does(value: str, monkeypatch) -> None:
-    from mailpit_py import parse as parse_module
-
     def read(v: str) -> tuple[object, tuple[str, ...]]:
         warnings = parse_module._Warnings()
         return parse_module._parse_date(v, warnings), tuple(warnings.items)
