@@ -35,6 +35,7 @@ log = logging.getLogger("mailpit_py.mailbox")
 INLINE_PARSE_LIMIT = 256 * 1024  # bytes; larger messages are parsed off the caller's thread
 SIZE_CLASSES = (1024, 10 * 1024, 100 * 1024, 1024**2, 10 * 1024**2)  # bytes, statistics view
 STATS_TOP = 10  # senders and recipient domains listed by the statistics view
+STATS_COSTLY = 0.1  # seconds: aggregates slower than this may be shown a little stale
 
 
 # (envelope, origin) -> [(kind, envelope sender, recipients)] to queue with a new message.
@@ -308,6 +309,8 @@ class Mailbox:
         self.last_delivery = 0.0
         self.accepted_size = 0
         self.deleted = 0
+        # (version, when, seconds it took, result) of the statistics view's costly aggregates.
+        self._aggregates_cache: tuple[tuple[int, int], float, float, Any] | None = None
         # Issue 6 (relay.py sets these): which outbox items a new message gets, committed in the
         # same transaction; the event tells the relay worker there is something to send; the
         # inline hook relays inside the SMTP session (forward-smtp-errors).
@@ -550,11 +553,31 @@ class Mailbox:
         """Empty when the store reads and writes; else what is wrong (for /readyz)."""
         return self.store.health()
 
+    def _aggregates(self) -> tuple[list[int], list[tuple[str, int]], list[tuple[str, int]]]:
+        """Sizes, top senders and top recipient domains: each reads every message (2 s at
+        100,000), so a result is reused while no message came or went, and otherwise for ten
+        times as long as it took when that was over STATS_COSTLY: a small mailbox is always
+        current, a large one is not rescanned at every reload of the view (every 10 s)."""
+        version = (self.accepted, self.deleted)
+        cached = self._aggregates_cache
+        now = time.monotonic()
+        if cached is not None and (
+            cached[0] == version or (cached[2] >= STATS_COSTLY and now - cached[1] < 10 * cached[2])
+        ):
+            return cached[3]
+        result = (
+            self.store.size_histogram(SIZE_CLASSES),
+            self.store.top_senders(STATS_TOP),
+            self.store.top_recipient_domains(STATS_TOP),
+        )
+        self._aggregates_cache = (version, now, time.monotonic() - now, result)
+        return result
+
     def statistics(self, now: float | None = None) -> dict[str, Any]:
         """What the statistics view draws (GET /api/v1/stats): arrivals per minute over the
         last hour, refusals by reason, message sizes, top senders and recipient domains."""
         now = time.time() if now is None else now
-        sizes = self.store.size_histogram(SIZE_CLASSES)
+        sizes, senders, domains = self._aggregates()
         total, unread = self.counts()
         return {
             "Generated": rfc3339(now),
@@ -566,12 +589,8 @@ class Mailbox:
                 {"UpTo": bound, "Messages": n}
                 for bound, n in zip([*SIZE_CLASSES, None], sizes, strict=True)
             ],
-            "TopSenders": [
-                {"Address": a, "Messages": n} for a, n in self.store.top_senders(STATS_TOP)
-            ],
-            "TopRecipientDomains": [
-                {"Domain": d, "Messages": n} for d, n in self.store.top_recipient_domains(STATS_TOP)
-            ],
+            "TopSenders": [{"Address": a, "Messages": n} for a, n in senders],
+            "TopRecipientDomains": [{"Domain": d, "Messages": n} for d, n in domains],
             "Totals": {
                 "Messages": total,
                 "Unread": unread,

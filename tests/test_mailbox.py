@@ -577,3 +577,28 @@ def test_with_retention_the_session_log_turns_over_with_the_mailbox(tmp_path: Pa
         assert [r["uid"] for r in mb.store.sessions(0, 10)] == ["newest", "after", "between"]
     finally:
         mb.close()
+
+
+def test_the_statistics_aggregates_are_reused_only_while_nothing_changed_or_they_are_costly(
+    monkeypatch,
+) -> None:
+    mb = Mailbox(Config(database=":memory:"))
+    try:
+        calls: list[int] = []
+        real = mb.store.top_senders
+        monkeypatch.setattr(mb.store, "top_senders", lambda n: calls.append(n) or real(n))
+        deliver(mb, "one")
+        assert [s["Messages"] for s in mb.statistics()["TopSenders"]] == [1]
+        mb.statistics()
+        assert len(calls) == 1  # nothing came or went: reused
+        deliver(mb, "two")
+        assert [s["Messages"] for s in mb.statistics()["TopSenders"]] == [2]  # cheap: current
+        assert len(calls) == 2
+        # A scan that took long (a large mailbox) is reused for ten times its cost.
+        version, _, _, result = mb._aggregates_cache
+        mb._aggregates_cache = (version, time.monotonic(), 60.0, result)
+        deliver(mb, "three")
+        assert [s["Messages"] for s in mb.statistics()["TopSenders"]] == [2]
+        assert len(calls) == 2
+    finally:
+        mb.close()
