@@ -132,20 +132,23 @@ class Site(BaseHTTPRequestHandler):
         try:
             if self.path.startswith("/slow"):
                 cls.release.wait(0.2)  # hold the request so concurrent ones overlap
-            if self.path == "/old":
-                self.send_response(301)
-                self.send_header("Location", "/ok")
-            elif self.path == "/nohead" and self.command == "HEAD":
-                self.send_response(405)
-            elif self.path in ("/ok", "/nohead") or self.path.startswith("/slow"):
-                self.send_response(200)
-            else:
-                self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
         finally:
+            # Counted while held, before the answer goes out: once the client has its answer it
+            # may send the next request before this thread gets to run again (a loaded machine
+            # then saw three "active" where the client never had more than two in flight).
             with cls.lock:
                 cls.active -= 1
+        if self.path == "/old":
+            self.send_response(301)
+            self.send_header("Location", "/ok")
+        elif self.path == "/nohead" and self.command == "HEAD":
+            self.send_response(405)
+        elif self.path in ("/ok", "/nohead") or self.path.startswith("/slow"):
+            self.send_response(200)
+        else:
+            self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     do_HEAD = _answer
     do_GET = _answer
