@@ -86,6 +86,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """User + system CPU time so far of each thread of a process (Linux /proc), by thread id."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[task.name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def busiest_share(before: dict[str, float], after: dict[str, float], wall: float) -> float:
+    """The busiest thread's CPU over `wall` seconds, as a share of that time (0-1)."""
+    if wall <= 0:
+        return float("nan")
+    return max((t - before.get(tid, 0.0) for tid, t in after.items()), default=0.0) / wall
+
+
 def proc_kb(pid: int, name: str) -> int:
     """A `kB` line of /proc/PID/status (VmRSS, VmHWM, ...)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

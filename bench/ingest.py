@@ -6,9 +6,9 @@ generator nor with the other):
 * ``sink``: plain aiosmtpd ``SMTP`` protocol on ``loop.create_server`` (no ``Controller``),
   whose ``handle_DATA`` answers "250 OK" and throws the message away: the reference.
 * ``mailpit_py``: the real CLI entry point (``mailpit_py.cli.main``) with
-  ``-s 127.0.0.1:0 -l 127.0.0.1:0 -m 0 -q``, so its default store (a temporary SQLite file) and
-  nothing pruned. A thin wrapper prints the bound SMTP port and the database path once the
-  server has started.
+  ``-s 127.0.0.1:0 -l 127.0.0.1:0 -m 0 -q --enable-prometheus true``, so its default store (a
+  temporary SQLite file) and nothing pruned. A thin wrapper prints the bound SMTP port, the
+  database path and the API's URL once the server has started.
 
 Load comes from the shared generator ``smtpload`` (``../shared/bin/smtpload`` from the repo root,
 or ``$MAILPIT_PY_SMTPLOAD``), itself a separate process, in three modes:
@@ -22,6 +22,10 @@ goes first; the table shows the median msgs/s. mailpit_py acknowledges DATA only
 commit, so after every run the rows of its ``messages`` table (read with sqlite3 from here) must
 have grown by exactly the number sent; the exit status is 1 if any message was lost or any run
 failed.
+
+Below the table: how busy each server's busiest thread (its event loop) was during the runs, and
+mailpit_py's mean time from the end of a message's DATA to its commit (from ``/metrics``): a
+loop that is far from busy while the rate is lower is waiting for commits, not computing.
 
 Usage: .venv/bin/python bench/ingest.py [-n 2000] [--repeat 3] [--size 2000] [--warmup 200]
 """
@@ -41,12 +45,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from _common import HOST, REPO, SMTPLOAD, cpu_seconds
+from _common import HOST, REPO, SMTPLOAD, busiest_share, cpu_seconds, thread_cpu
 
 TARGETS = ("sink", "mailpit_py")
 
@@ -129,13 +134,18 @@ def _serve_mailpit() -> int:
         original_start(self)
         assert self.mailbox is not None
         _host, port = self.smtp_address
-        print(f"READY port={port} db={self.mailbox.database_path}", flush=True)
+        web = self.http_url if self.http is not None else "-"
+        print(f"READY port={port} db={self.mailbox.database_path} web={web}", flush=True)
         return self
 
     Server.start = start_and_report  # type: ignore[method-assign]
     # cli.main turns SIGTERM into a clean stop (in-flight commits, temp file removed).
     _exit_on_stdin_eof(lambda: os.kill(os.getpid(), signal.SIGTERM))
     argv = ["-s", f"{HOST}:0", "-m", "0", "-q"]
+    if "enable_prometheus" in field_names():
+        # /metrics on the UI listener, for the DATA-to-commit latency (scraped between runs;
+        # the counters behind it are kept whether or not the endpoint is on).
+        argv += ["--enable-prometheus", "true"]
     if "http_addr" in field_names():
         # The web UI/API listener: loopback and a free port, never the fixed default 8025.
         argv += ["-l", f"{HOST}:0"]
@@ -159,6 +169,21 @@ class Child:
     stderr: IO[bytes]  # the child's stderr, kept in a temporary file to show problems
     port: int = 0
     db: str | None = None
+    web: str | None = None  # mailpit_py's API, for /metrics
+
+    def commit_latency(self) -> tuple[float, int] | None:
+        """(sum of seconds, count) of mailpit_py's DATA-to-commit histogram, from /metrics."""
+        if self.web is None:
+            return None
+        try:
+            with urllib.request.urlopen(f"{self.web}/metrics", timeout=10) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        found = dict(_COMMIT_METRIC.findall(text))
+        if "sum" not in found or "count" not in found:
+            return None
+        return float(found["sum"]), int(float(found["count"]))
 
     def stderr_tail(self, lines: int = 8) -> list[str]:
         self.stderr.seek(0)
@@ -201,6 +226,9 @@ class Tally:
     p50: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     p99: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     cpu_us: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # server CPU/msg
+    # The server's busiest thread (its event loop) during a run: CPU time over wall time.
+    busy: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    commit_ms: dict[str, list[float]] = field(default_factory=dict)  # mp: DATA end to commit
     after_us: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # ...after the run
     lost: dict[str, int] = field(default_factory=dict)  # mode -> messages not stored / not sent
     failures: list[str] = field(default_factory=list)
@@ -226,7 +254,7 @@ def start_child(kind: str, timeout: float = 30.0) -> Child:
             break
         if proc.poll() is not None:
             break
-    m = re.match(rb"READY port=(\d+) db=(.*)", line.strip())
+    m = re.match(rb"READY port=(\d+) db=(.*?)(?: web=(\S+))?$", line.strip())
     if not m:
         child.stop(grace=5)
         why = " | ".join(child.stderr_tail()) or f"no READY line within {timeout:.0f}s"
@@ -234,6 +262,8 @@ def start_child(kind: str, timeout: float = 30.0) -> Child:
     child.port = int(m.group(1))
     db = m.group(2).decode()
     child.db = None if db == "-" else db
+    web = (m.group(3) or b"-").decode()
+    child.web = None if web == "-" else web.rstrip("/")
     return child
 
 
@@ -249,6 +279,9 @@ def stored_count(db: str) -> int:
 _RESULT = re.compile(
     r"sent=(\d+) seconds=([\d.]+) rate=(\d+)/s p50=([\d.]+)ms p99=([\d.]+)ms", re.ASCII
 )
+
+
+_COMMIT_METRIC = re.compile(r"^mailpit_commit_latency_seconds_(sum|count) (\S+)$", re.M)
 
 
 def run_load(smtpload: Path, port: int, n: int, mode: Mode, size: int) -> RunResult:
@@ -293,6 +326,8 @@ def one_run(
     key = (mode.name, child.name)
     settle(children)
     before = stored_count(child.db) if child.db else 0
+    commits0 = child.commit_latency()
+    threads0, wall0 = thread_cpu(child.proc.pid), time.monotonic()
     cpu0 = child.cpu_seconds()
     try:
         res = run_load(smtpload, child.port, n, mode, size)
@@ -300,6 +335,8 @@ def one_run(
         tally.failures.append(f"{tag} {mode.name} -> {child.name}: {exc}")
         res = None
     cpu1 = child.cpu_seconds()
+    busy = busiest_share(threads0, thread_cpu(child.proc.pid), time.monotonic() - wall0)
+    commits1 = child.commit_latency()
     sent = res.sent if res else 0
     if child.db:
         stored = stored_count(child.db) - before
@@ -317,6 +354,10 @@ def one_run(
         tally.rates.setdefault(key, []).append(res.rate)
         tally.p50.setdefault(key, []).append(res.p50_ms)
         tally.p99.setdefault(key, []).append(res.p99_ms)
+        tally.busy.setdefault(key, []).append(busy)
+        if commits0 and commits1 and commits1[1] > commits0[1]:
+            mean = (commits1[0] - commits0[0]) / (commits1[1] - commits0[1])
+            tally.commit_ms.setdefault(mode.name, []).append(mean * 1000)
         if cpu0 is not None and cpu1 is not None and res.sent:
             tally.cpu_us.setdefault(key, []).append((cpu1 - cpu0) / res.sent * 1e6)
             # Work left for after the burst (the background checks): charged per message too.
@@ -356,6 +397,19 @@ def print_table(tally: Tally, modes: tuple[Mode, ...], n: int, size: int, repeat
         lat = f"{p50:.1f} / {p99:.1f}"
         print(
             f"{mode.label:<26} {sink:>11.0f} {mp:>17.0f} {ratio:>5.2f}  {cpu_text:>25}  {lat:>13}"
+        )
+    print()
+    print(
+        "Where mailpit_py waits: its event loop's thread is busy for this share of the run"
+        " (the sink's for comparison), and a message waits this long from the end of its DATA"
+        " to its commit (the 250 follows):"
+    )
+    for mode in modes:
+        busy = [_median(tally.busy.get((mode.name, t), [])) * 100 for t in TARGETS]
+        commit = _median(tally.commit_ms.get(mode.name, []))
+        print(
+            f"  {mode.label:<26} loop busy sink {busy[0]:3.0f}% / mp {busy[1]:3.0f}%,"
+            f"  DATA to commit {commit:.2f} ms"
         )
     print()
     for mode in modes:
