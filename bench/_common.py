@@ -80,22 +80,30 @@ def start_mailpit(*args: str) -> Mailpit:
     return server
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _stat_cpu(stat: Path) -> float:
+    """User + system CPU seconds from a /proc stat file (a process's or one thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), all its threads."""
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
 def thread_cpu(pid: int) -> dict[str, float]:
-    """User + system CPU time so far of each thread of a process (Linux /proc), by thread id."""
+    """User + system CPU time so far of each thread of a process (Linux /proc), by thread id;
+    empty once the process has gone."""
     out: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[task.name] = _stat_cpu(task / "stat")
         except OSError:
             continue  # the thread ended meanwhile
-        out[task.name] = (int(fields[11]) + int(fields[12])) / tick
     return out
 
 
