@@ -58,6 +58,8 @@ class SessionNotFound(LookupError):
 
 
 def _addr_json(addrs: Sequence[Address]) -> str:
+    if not addrs:
+        return "[]"  # most messages have no Cc, Bcc or Reply-To: skip the encoder
     return jsontext.dumps([a.to_api() for a in addrs])
 
 

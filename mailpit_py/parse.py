@@ -993,10 +993,13 @@ def _split_multipart(
     return parts, closed
 
 
-def _walk(data: bytes, warn: Warn) -> tuple[list[tuple[str, bytes]], dict[str, bytes], list[_Leaf]]:
+def _walk(
+    data: bytes, warn: Warn
+) -> tuple[list[tuple[str, bytes]], dict[str, bytes], dict[str, str], list[_Leaf]]:
     """Read the root header and walk the MIME tree iteratively, in document order.
 
-    Returns the root fields (and their lookup) and the leaves with IMAP-style part numbers
+    Returns the root fields (their lookup, and the parameters of the root's Content-Type) and
+    the leaves with IMAP-style part numbers
     (RFC 3501 section 6.4.5): a non-multipart root is "1"; message/rfc822 parts are leaves, not
     descended into (an enclosed message is an attachment).
     """
@@ -1008,6 +1011,7 @@ def _walk(data: bytes, warn: Warn) -> tuple[list[tuple[str, bytes]], dict[str, b
         ("", root_lookup, data, body_start, len(data), "text/plain", False, 0)
     ]
     too_many = False
+    root_params: dict[str, str] = {}
     while stack:
         part_id, lookup, buf, start, end, default_type, in_related, depth = stack.pop()
         where = f"Part {part_id}" if part_id else "Message"
@@ -1022,6 +1026,8 @@ def _walk(data: bytes, warn: Warn) -> tuple[list[tuple[str, bytes]], dict[str, b
                 if ctype:
                     warn(f"{where}: invalid Content-Type {_short(ctype)!r}, read as text/plain")
                 ctype = "text/plain"
+        if not part_id:
+            root_params = params
         if not ctype.startswith("multipart/"):
             leaves.append(_Leaf(leaf_id, lookup, buf, start, end, ctype, params, in_related))
             continue
@@ -1069,7 +1075,7 @@ def _walk(data: bytes, warn: Warn) -> tuple[list[tuple[str, bytes]], dict[str, b
         stack.extend(reversed(children))
     if too_many:
         warn(f"Message has more than {MAX_PARTS} MIME parts; the rest were not parsed")
-    return root_fields, root_lookup, leaves
+    return root_fields, root_lookup, root_params, leaves
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1208,11 +1214,10 @@ def _parse(
     if not raw or raw.isspace():
         warn("Message is empty")
     _line_warnings(raw, warn)
-    root_fields, root_lookup, leaves = _walk(raw, warn)
+    root_fields, _root_lookup, root_params, leaves = _walk(raw, warn)
 
     # The charset of the message body is the best guess for raw 8-bit bytes in its headers.
-    root_type = root_lookup.get("content-type")
-    fallback = _parse_params(root_type.decode("latin-1"))[1].get("charset") if root_type else None
+    fallback = root_params.get("charset")
 
     headers: list[tuple[str, str]] = []
     # Lowercased name -> [(name, 8-bit-recovered text, fully decoded text)], in order.
