@@ -228,22 +228,27 @@ class Tally:
     cpu_us: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # server CPU/msg
     # The server's busiest thread (its event loop) during a run: CPU time over wall time.
     busy: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    commit_ms: dict[str, list[float]] = field(default_factory=dict)  # mp: DATA end to commit
+    # mailpit_py: mean time from the end of DATA to the commit, from /metrics
+    commit_ms: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     after_us: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # ...after the run
     lost: dict[str, int] = field(default_factory=dict)  # mode -> messages not stored / not sent
     failures: list[str] = field(default_factory=list)
 
 
-def start_child(kind: str, timeout: float = 30.0) -> Child:
+def start_child(
+    kind: str, timeout: float = 30.0, tree: Path = REPO, name: str | None = None
+) -> Child:
+    """Start a server: `kind` "sink" or "mailpit_py", the latter from the checkout at `tree`
+    (this one by default; bench/ab.py passes another to compare two versions)."""
     err = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the Child, read after it exits
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve", kind],
+        [sys.executable, str(tree / "bench" / "ingest.py"), "--serve", kind],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=err,
-        cwd=REPO,
+        cwd=tree,
     )
-    child = Child(kind, proc, err)
+    child = Child(name or kind, proc, err)
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     line = b""
@@ -357,7 +362,7 @@ def one_run(
         tally.busy.setdefault(key, []).append(busy)
         if commits0 and commits1 and commits1[1] > commits0[1]:
             mean = (commits1[0] - commits0[0]) / (commits1[1] - commits0[1])
-            tally.commit_ms.setdefault(mode.name, []).append(mean * 1000)
+            tally.commit_ms.setdefault(key, []).append(mean * 1000)
         if cpu0 is not None and cpu1 is not None and res.sent:
             tally.cpu_us.setdefault(key, []).append((cpu1 - cpu0) / res.sent * 1e6)
             # Work left for after the burst (the background checks): charged per message too.
@@ -406,7 +411,7 @@ def print_table(tally: Tally, modes: tuple[Mode, ...], n: int, size: int, repeat
     )
     for mode in modes:
         busy = [_median(tally.busy.get((mode.name, t), [])) * 100 for t in TARGETS]
-        commit = _median(tally.commit_ms.get(mode.name, []))
+        commit = _median(tally.commit_ms.get((mode.name, "mailpit_py"), []))
         print(
             f"  {mode.label:<26} loop busy sink {busy[0]:3.0f}% / mp {busy[1]:3.0f}%,"
             f"  DATA to commit {commit:.2f} ms"
