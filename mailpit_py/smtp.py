@@ -232,6 +232,7 @@ class CatcherSMTP(SMTP):
         self._lost = False
         self._handshaking = False
         self._rule: tuple[str, str] | None = None  # the rule of the refusal being sent
+        self._held: list[bytes] = []  # the first lines of a multi-line reply, sent with its last
         self._context_rule = ""  # the rule of any refusal during this command (AUTH)
         self._auth_failures = 0
         self._connect_refusal: Refusal | None = None
@@ -352,7 +353,17 @@ class CatcherSMTP(SMTP):
             )
             self._rule = None
             self._refused(text, rule, detail)
-        self._writer.write(reply + b"\r\n")
+        if reply[3:4] == b"-":
+            # More lines of this reply follow (EHLO's extensions): the client reads nothing until
+            # the last one, so all go out in one write, not one system call and packet each.
+            self._held.append(reply + b"\r\n")
+            return
+        if self._held:
+            self._held.append(reply + b"\r\n")
+            self._writer.write(b"".join(self._held))
+            self._held.clear()
+        else:
+            self._writer.write(reply + b"\r\n")
         transport = self.transport
         if transport is None or transport.is_closing() or transport.get_write_buffer_size():
             # Only a reply that did not go out at once needs the flow-control wait (aiosmtpd

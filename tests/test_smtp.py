@@ -53,6 +53,32 @@ def test_ehlo_advertises_size_8bitmime_smtputf8_pipelining_enhancedstatuscodes(
             assert ext in client.esmtp_features, ext
 
 
+def test_multiline_ehlo_reply_goes_out_in_one_write(server_factory) -> None:
+    # The lines of a multi-line reply are sent together (one system call and one packet for
+    # EHLO's seven lines, not seven): the server side's stream writer is watched, the bytes
+    # still go through it to a real socket.
+    mp = server_factory()
+    with socket.create_connection(mp.smtp_address, timeout=10) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"220 ")
+        (proto,) = mp.smtp._protocols
+        writes: list[bytes] = []
+        real_write = proto._writer.write
+
+        def watched(data: bytes) -> None:
+            writes.append(bytes(data))
+            real_write(data)
+
+        proto._writer.write = watched
+        sock.sendall(b"EHLO client.example\r\n")
+        lines = [reader.readline()]
+        while lines[-1][3:4] == b"-":
+            lines.append(reader.readline())
+        reader.close()
+    assert len(lines) > 4 and lines[-1].startswith(b"250 ")
+    assert writes == [b"".join(lines)]
+
+
 def test_greeting_is_220_with_hostname(raw_client) -> None:
     c = raw_client()
     assert c.greeting.startswith("220 test.local ")
