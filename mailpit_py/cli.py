@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -672,6 +673,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(argv)
 
 
+def settle_gc() -> None:
+    """Take what start-up built out of the garbage collector's view, once the server runs.
+
+    The ~90,000 objects of the imported modules (Flask, aiosmtpd, dnspython...) live as long as
+    the process, yet every full collection walked them all: a 47 ms stop of every thread, and
+    16 us per message in all during a burst (5 ms with them frozen). Only the CLI's own process
+    does this; the pytest fixture leaves its host's collector alone.
+    """
+    gc.collect()  # what start-up left as garbage is freed, not frozen for good
+    gc.freeze()
+
+
 def serve(argv: Sequence[str]) -> int:
     from mailpit_py.server import Server  # heavy imports after argument errors are reported
 
@@ -689,6 +702,7 @@ def serve(argv: Sequence[str]) -> int:
         print(f"mailpit-py: error: {exc}", file=sys.stderr)
         return 2
     assert server.mailbox is not None
+    settle_gc()
     db = server.mailbox.database_path
     where = "temporary, removed at exit" if config.database is None else "kept"
     log.info(
