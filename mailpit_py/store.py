@@ -13,6 +13,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
@@ -37,6 +38,13 @@ SESSION_LOG_BYTES = 2 * 1024 * 1024
 # (index_barrier), so a message whose commit was confirmed is always found.
 INDEX_DELAY = 0.05
 INDEX_BATCH = 256
+
+# Group commit under concurrent load: when the queue runs dry before a batch has as many jobs as
+# the last one had, the writer waits up to this long (seconds, once per batch) for the rest. The
+# sessions whose messages are on their way would otherwise each cost a commit of their own;
+# with 8 sessions, batches of ~4 became ~8 and the server's CPU per message fell 605 -> 488 us.
+# A lone client never waits: its batches have one job, and one job is as many as the last.
+GROUP_LINGER = 0.0005
 INDEX_BATCH_BYTES = 8 << 20
 
 # Values larger than this are written and read in pieces of this size (zeroblob + blobopen).
@@ -311,11 +319,19 @@ SUMMARY_COLUMNS = (
 class Store:
     """A SQLite database: one writer thread (group commit), a read connection per thread."""
 
-    def __init__(self, path: str, *, busy_timeout: float = 5.0, batch_max: int = 256) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout: float = 5.0,
+        batch_max: int = 256,
+        linger: float = GROUP_LINGER,
+    ) -> None:
         self.path = path
         self.memory = path == MEMORY
         self._busy_timeout = busy_timeout
         self._batch_max = batch_max
+        self._linger = linger
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -430,6 +446,7 @@ class Store:
             barriers: list[Future[Any]] = []  # searches waiting for the index
             # Group commit: whatever queued up while the last batch committed goes in one
             # transaction, so N concurrent deliveries cost one commit, not N.
+            deadline = 0.0
             while True:
                 if item[0] is _INDEX_NOW:
                     barriers.append(item[1])
@@ -440,7 +457,14 @@ class Store:
                 try:
                     item = self._jobs.get_nowait()
                 except queue.Empty:
-                    break
+                    # (a search's barrier alone never waits: it is not a write)
+                    if not batch or len(batch) >= self.last_batch_size or self._linger <= 0:
+                        break
+                    deadline = deadline or time.monotonic() + self._linger
+                    try:
+                        item = self._jobs.get(timeout=max(deadline - time.monotonic(), 0.0))
+                    except queue.Empty:
+                        break
                 if item is None:
                     self._jobs.put(None)
                     break

@@ -6,7 +6,9 @@ import smtplib
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -265,6 +267,53 @@ def test_concurrent_writes_are_committed_in_one_batch(tmp_path: Path) -> None:
         blocker.result(10)
         assert [f.result(10) for f in futures] == list(range(50))
         assert store.last_batch_size == 50
+    finally:
+        store.close()
+
+
+def _batch_of(store: Store, size: int, job: Callable[[Store], Any] = lambda s: None) -> None:
+    """Make the store's last batch `size` jobs: hold the writer, queue them, release it."""
+    gate, entered = threading.Event(), threading.Event()
+    blocker = store.submit(lambda s: (entered.set(), gate.wait(10)))
+    assert entered.wait(10)
+    jobs = [store.submit(job) for _ in range(size)]
+    gate.set()
+    blocker.result(10)
+    for queued in jobs:
+        queued.result(10)
+    assert store.last_batch_size == size
+
+
+def test_under_concurrent_load_the_writer_waits_for_a_full_batch(tmp_path: Path) -> None:
+    # After a batch of 3, a job that finds the queue empty waits (up to the linger, here long
+    # enough never to run out) for as many as last time: A, B and C share one commit although B
+    # and C were submitted only once A had been taken from the queue.
+    store = Store(str(tmp_path / "linger.db"), linger=30.0)
+    batches: list[int] = []
+    try:
+        _batch_of(store, 3)
+        store.on_batch = batches.append
+        first = store.submit(lambda s: "A")
+        wait_until(store._jobs.empty, what="the writer to take A")
+        rest = [store.submit(lambda s, x=x: x) for x in "BC"]
+        assert [f.result(10) for f in (first, *rest)] == ["A", "B", "C"]
+        assert batches == [3]
+    finally:
+        store.close()
+
+
+def test_a_lone_writer_or_a_search_never_waits_for_company(tmp_path: Path) -> None:
+    # With a linger of 30 s, waiting would miss these 10 s deadlines.
+    store = Store(str(tmp_path / "alone.db"), linger=30.0)
+    try:
+        _batch_of(store, 1)  # one job at a time, as from a lone client
+        assert store.submit(lambda s: "alone").result(10) == "alone"
+        # A batch of 4 that leaves rows for the search index; then a search's barrier comes
+        # alone: it is not a write, and it does not wait for 3 more jobs.
+        _batch_of(store, 4, lambda s: s.queue_index(1, [("Subject", "x")], ("x", "", "", "", "")))
+        assert store._pending_index
+        store.index_barrier(timeout=10)
+        assert not store._pending_index
     finally:
         store.close()
 
