@@ -256,6 +256,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (message, flag)
     ) WITHOUT ROWID;
     """,
+    # 11: two indexes no query uses (nothing filters on the one mailbox there is; unread counts
+    # are kept by triggers, and is:unread reads messages_id_read), yet every message was
+    # inserted into both: the writer's work -13% per message, WAL frames 6.00 -> 5.41.
+    """
+    DROP INDEX IF EXISTS messages_mailbox_id;
+    DROP INDEX IF EXISTS messages_unread;
+    """,
 ]
 
 

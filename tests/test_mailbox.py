@@ -251,6 +251,28 @@ def test_header_values_are_searched_through_the_headers_table_not_the_word_index
     assert filled == 0
 
 
+def test_messages_carry_only_the_indexes_queries_use(tmp_path: Path) -> None:
+    # Every message is inserted into each index: one no query reads is pure cost (two such,
+    # on the mailbox column, were dropped by migration 11). The list pages by rowid; these are
+    # the uid lookups, retention by age, and the id/read index for deep pages and counts.
+    store = Store(str(tmp_path / "indexes.db"))
+    try:
+        with store.reading() as conn:
+            names = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'"
+                )
+            }
+            plan = conn.execute(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM messages WHERE read = 0"
+            ).fetchall()
+    finally:
+        store.close()
+    assert names == {"sqlite_autoindex_messages_1", "messages_created", "messages_id_read"}
+    assert "messages_id_read" in plan[0][3]
+
+
 def test_concurrent_writes_are_committed_in_one_batch(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "batch.db"))
     gate = threading.Event()
