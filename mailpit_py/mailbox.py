@@ -225,7 +225,7 @@ def build_record(
         "HTML": parsed.html,
         "Inline": [p.to_api() for p in parsed.inline],
         "Attachments": [p.to_api() for p in parsed.attachments],
-        "Headers": parsed.headers,  # (name, value) pairs: JSON arrays as lists would be
+        "Headers": parsed.headers,  # (name, value) tuples: JSON arrays, as lists would be
         "Warnings": list(parsed.warnings),
         # The envelope and where it came from (HELO name, peer, TLS, AUTH user): ours, additive.
         "Envelope": {
