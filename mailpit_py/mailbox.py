@@ -211,7 +211,7 @@ def build_record(
     created: float,
     username: str,
     session_uid: str,
-    transcript: Sequence[Sequence[Any]],
+    transcript: Sequence[Sequence[Any]] | str,
     envelope: Envelope,
     origin: dict[str, Any] | None = None,
 ) -> MessageRecord:
@@ -270,7 +270,7 @@ def build_record(
         session_uid=session_uid,
         raw=raw,
         detail=jsontext.dumps(detail),
-        transcript=jsontext.dumps(list(transcript)),
+        transcript=transcript if isinstance(transcript, str) else jsontext.dumps(list(transcript)),
         parts=[(p.part_id, p.content_type, p.data) for p in parts],
         tags=list(parsed.tags),
         headers=list(parsed.headers),
@@ -371,11 +371,54 @@ class Mailbox:
         origin: dict[str, Any] | None = None,
     ) -> Future[str]:
         """Store a message; the future gives its ID once committed (or raises StoreError)."""
+        done: Future[str] = Future()
+
+        def finish(stored: str | None, exc: BaseException | None) -> None:
+            if done.done():  # a caller may have given up (cancelled); the commit stands
+                return
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(str(stored))
+
+        self.deliver_then(
+            finish,
+            envelope,
+            raw,
+            uid=uid,
+            username=username,
+            session_uid=session_uid,
+            transcript=transcript,
+            received_at=received_at,
+            tags=tags,
+            origin=origin,
+        )
+        return done
+
+    def deliver_then(
+        self,
+        then: Callable[[str | None, BaseException | None], None],
+        envelope: Envelope,
+        raw: bytes,
+        *,
+        uid: str | None = None,
+        username: str = "",
+        session_uid: str = "",
+        transcript: Sequence[Sequence[Any]] | str = (),
+        received_at: float | None = None,
+        tags: Sequence[str] = (),
+        origin: dict[str, Any] | None = None,
+    ) -> None:
+        """Store a message, then call `then(uid, None)` once committed, or `then(None, error)`.
+
+        The SMTP path's form of deliver: no Future per message. `then` runs in the writer
+        thread (or here, when the store is closed) and must return at once. `transcript` may be
+        the JSON text already (an SMTP session renders its unchanging preamble once).
+        """
         uid = uid or new_id()
         created = received_at if received_at is not None else time.time()
         t0 = time.monotonic()  # the caller hands the message over at the end of DATA
         self.last_delivery = t0
-        done: Future[str] = Future()
 
         def prepare() -> MessageRecord:
             parsed = parse_message(raw, envelope)
@@ -398,7 +441,7 @@ class Mailbox:
                 rec = prepared.result()
             except Exception as exc:  # parse never raises; this is a bug, still answer
                 log.exception("preparing message %s failed", uid)
-                done.set_exception(exc)
+                then(None, exc)
                 return
             store_it(rec)
 
@@ -414,13 +457,13 @@ class Mailbox:
                 older = time.time() - cfg.max_age if cfg.max_age else None
                 return store.prune(cfg.max_messages, older)
 
-            self.store.submit(job).add_done_callback(lambda f: committed(f, rec, bool(plan)))
+            self.store.submit_then(job, lambda pruned, exc: committed(pruned, exc, rec, bool(plan)))
 
-        def committed(fut: Future[list[str]], rec: MessageRecord, queued: bool) -> None:
-            try:
-                pruned = fut.result()
-            except Exception as exc:
-                done.set_exception(exc)
+        def committed(
+            pruned: list[str] | None, exc: BaseException | None, rec: MessageRecord, queued: bool
+        ) -> None:
+            if exc is not None:
+                then(None, exc)
                 return
             self.accepted += 1
             self.accepted_size += rec.size
@@ -459,8 +502,7 @@ class Mailbox:
                         "session": session_uid,
                     },
                 )
-            if not done.done():  # a caller may have given up (cancelled); the commit stands
-                done.set_result(uid)
+            then(uid, None)
 
         if len(raw) <= INLINE_PARSE_LIMIT:
             # Small messages are parsed right here: a hop to another thread costs more than
@@ -469,12 +511,11 @@ class Mailbox:
                 rec = prepare()
             except Exception as exc:  # parse never raises; this is a bug, still answer
                 log.exception("preparing message %s failed", uid)
-                done.set_exception(exc)
-                return done
+                then(None, exc)
+                return
             store_it(rec)
         else:
             self._parsers.submit(prepare).add_done_callback(parsed_elsewhere)
-        return done
 
     def record_session(self, rec: SessionRecord) -> None:
         """Keep an SMTP session's log (bounded); fire and forget, it acknowledges nothing."""

@@ -9,12 +9,10 @@ import functools
 import logging
 import re
 import socket
-import threading
 import time
 from asyncio import sslproto
 from base64 import b64decode
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from email.utils import formatdate
 from typing import Any, NamedTuple
 
@@ -118,6 +116,7 @@ class Transcript:
         self.txn_start = 0
         self._starts: list[int] = []  # where each transaction after the first one began
         self.omitted = 0  # transactions dropped from this session's record (see _trim)
+        self._preamble_json: str | None = None  # its entries as JSON, without the brackets
 
     def add(self, direction: str, line: str) -> None:
         offset = round((time.monotonic() - self.t0) * 1000, 1)
@@ -156,15 +155,20 @@ class Transcript:
             removed = end - start
         self._starts = [at - removed for at in self._starts[-KEEP_TRANSACTIONS:]]
 
-    def for_message(self) -> list[list[Any]]:
-        """The session preamble plus the current MAIL..DATA exchange.
+    def for_message(self, last: list[Any]) -> str:
+        """The session preamble plus the current MAIL..DATA exchange and `last`, as JSON text.
 
         The preamble is everything before the first message's MAIL (EHLO, STARTTLS, AUTH and
-        any refused attempts), so later messages do not repeat earlier transactions.
+        any refused attempts), so later messages do not repeat earlier transactions. It never
+        changes once the first message began, so its JSON is written once per session, not for
+        every message a long session delivers.
         """
         if self.preamble_end is None:
             self.preamble_end = self.txn_start
-        return [*self.entries[: self.preamble_end], *self.entries[self.txn_start :]]
+        if self._preamble_json is None:
+            self._preamble_json = jsontext.dumps(self.entries[: self.preamble_end])[1:-1]
+        tail = jsontext.dumps([*self.entries[self.txn_start :], last])[1:-1]
+        return f"[{self._preamble_json}, {tail}]" if self._preamble_json else f"[{tail}]"
 
 
 class _RecordingReader:
@@ -836,42 +840,45 @@ class CatcherSMTP(SMTP):
         if self._rdns is not None:
             raw = self._received_header(await self._rdns, uid, raw) + raw
         ok_reply = f"250 2.0.0 Ok: queued as {uid}"
-        snapshot = self.transcript.for_message()
         offset = round((time.monotonic() - self.transcript.t0) * 1000, 1)
-        fut = self._server.mailbox.deliver(
-            env,
-            raw,
-            uid=uid,
-            username=_username(self.session),
-            session_uid=self._server_session_id,
-            transcript=[*snapshot, [offset, "S", ok_reply]],
-            received_at=time.time(),
-            origin={
-                "Helo": self.session.host_name or "",
-                "Peer": _fmt_addr(self.session.peer),
-                "TLS": self.session.ssl is not None,
-                "Username": _username(self.session),
-                "Protocol": "ESMTP" if self.session.extended_smtp else "SMTP",
-            },
-        )
-        self._server.inflight_add(fut)
-        self._storing = True
         # The commit's outcome comes back on this loop through one future of our own, with a
         # deadline timer: a cancelled session never cancels the delivery itself, and this costs
-        # less per message than wait_for(shield(wrap_future(...))).
+        # less per message than wait_for(shield(wrap_future(...))) or a Future per delivery.
         loop = self.loop
         waiter: asyncio.Future[str] = loop.create_future()
-        fut.add_done_callback(lambda done: loop.call_soon_threadsafe(_settle, waiter, done))
-        timer = loop.call_later(STORE_DEADLINE, _expire, waiter)
+        inflight = self._server.inflight
+        inflight.add(waiter)
+        self._storing = True
         try:
-            await waiter
+            self._server.mailbox.deliver_then(
+                lambda stored, exc: loop.call_soon_threadsafe(_settle, waiter, stored, exc),
+                env,
+                raw,
+                uid=uid,
+                username=_username(self.session),
+                session_uid=self._server_session_id,
+                transcript=self.transcript.for_message([offset, "S", ok_reply]),
+                received_at=time.time(),
+                origin={
+                    "Helo": self.session.host_name or "",
+                    "Peer": _fmt_addr(self.session.peer),
+                    "TLS": self.session.ssl is not None,
+                    "Username": _username(self.session),
+                    "Protocol": "ESMTP" if self.session.extended_smtp else "SMTP",
+                },
+            )
+            timer = loop.call_later(STORE_DEADLINE, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
         except Exception as exc:
             # Storage first (issue 2): a message that is not committed is never acknowledged.
             log.error("storing message from %s failed: %s", _fmt_addr(self.session.peer), exc)
             await self.push("451 4.3.0 Error: message could not be stored, try again later")
             return
         finally:
-            timer.cancel()
+            inflight.discard(waiter)
             self._storing = False
         self._delivered.append(uid)
         self._server.policy.delivered(self.ip)
@@ -1097,18 +1104,14 @@ def _find_terminator(buf: bytearray, start: int) -> tuple[int, int] | None:
         pos = i + 1
 
 
-def _settle(waiter: asyncio.Future[str], done: Future[str]) -> None:
+def _settle(waiter: asyncio.Future[str], stored: str | None, exc: BaseException | None) -> None:
     """Pass a delivery's outcome (from the store's thread) to the session waiting for it."""
     if waiter.done():
         return  # the deadline passed first (or the session went away)
-    if done.cancelled():
-        waiter.set_exception(RuntimeError("the delivery was cancelled"))
-        return
-    exc = done.exception()
     if exc is not None:
         waiter.set_exception(exc)
     else:
-        waiter.set_result(done.result())
+        waiter.set_result(str(stored))
 
 
 def _expire(waiter: asyncio.Future[str]) -> None:
@@ -1165,8 +1168,8 @@ class SmtpServer:
         self.loop = new_event_loop(tls=bool(config.smtp_tls_cert))
         self._runner = LoopThread("smtp", "SMTP", self.loop)
         self._protocols: set[CatcherSMTP] = set()
-        self._inflight: set[Future[Any]] = set()
-        self._inflight_lock = threading.Lock()
+        # Sessions waiting for their message's commit (this loop's futures, only touched on it).
+        self.inflight: set[asyncio.Future[str]] = set()
         self.sessions_total = 0
         self.rejected = 0
         # Issue 5: each raises ConfigError (naming the flag) when it cannot be set up.
@@ -1281,15 +1284,6 @@ class SmtpServer:
         data = {"Level": "error", "Type": "smtpd", "IP": proto.ip, "Message": message}
         self.bus.publish(events.SmtpError({**data, "Rule": rule}))
 
-    def inflight_add(self, fut: Future[Any]) -> None:
-        with self._inflight_lock:
-            self._inflight.add(fut)
-        fut.add_done_callback(self._inflight_done)
-
-    def _inflight_done(self, fut: Future[Any]) -> None:
-        with self._inflight_lock:
-            self._inflight.discard(fut)
-
     def session_ended(self, proto: CatcherSMTP) -> None:
         self._protocols.discard(proto)
         try:
@@ -1325,12 +1319,9 @@ class SmtpServer:
 
         async def close_connections() -> None:
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                with self._inflight_lock:
-                    pending = list(self._inflight)
-                if not pending:
-                    break
-                await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=0.5)
+            while self.inflight and time.monotonic() < deadline:
+                await asyncio.wait(list(self.inflight), timeout=0.5)
+            await asyncio.sleep(0)  # the sessions whose commits just ended send their answers
             for proto in list(self._protocols):
                 if proto.transport is not None:
                     proto.transport.close()

@@ -364,6 +364,53 @@ def test_a_failing_job_does_not_sink_its_batch(tmp_path: Path) -> None:
         store.close()
 
 
+def test_submit_then_reports_each_outcome_once_and_a_failing_callback_spares_the_writer(
+    tmp_path: Path,
+) -> None:
+    store = Store(str(tmp_path / "then.db"))
+    outcomes: list[tuple[Any, str]] = []
+    done = threading.Event()
+
+    def note(value: Any, exc: BaseException | None) -> None:
+        outcomes.append((value, type(exc).__name__ if exc else ""))
+
+    def explode(value: Any, exc: BaseException | None) -> None:
+        raise RuntimeError("a broken callback")
+
+    def boom(s: Store) -> None:
+        raise ValueError("boom")
+
+    try:
+        store.submit_then(lambda s: "ok", note)
+        store.submit_then(boom, note)
+        store.submit_then(lambda s: "ignored", explode)
+        store.submit_then(lambda s: "after", lambda v, e: (note(v, e), done.set()))
+        assert done.wait(10)
+        assert outcomes == [("ok", ""), (None, "StoreError"), ("after", "")]
+        assert store.write(lambda s: "still writing", timeout=10) == "still writing"
+    finally:
+        store.close()
+    store.submit_then(lambda s: "late", note)  # closed: told at once, never run
+    assert outcomes[-1] == (None, "StoreError")
+
+
+def test_deliver_then_calls_back_with_the_id_once_committed(mailbox: Mailbox) -> None:
+    got: list[tuple[str | None, BaseException | None]] = []
+    done = threading.Event()
+    mailbox.deliver_then(
+        lambda uid, exc: (got.append((uid, exc)), done.set()),
+        ENV,
+        raw_message("called back"),
+        transcript='[[0.0, "S", "220 ready"]]',
+    )
+    assert done.wait(10)
+    ((uid, exc),) = got
+    assert exc is None and uid
+    stored = mailbox.get(uid)
+    assert stored.summary["Subject"] == "called back"
+    assert stored.transcript == [[0.0, "S", "220 ready"]]
+
+
 def test_a_slow_subscriber_is_dropped_without_blocking_delivery() -> None:
     bus = events.Bus(queue_size=3)
     slow = bus.subscribe()

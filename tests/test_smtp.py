@@ -430,7 +430,7 @@ def test_stop_lets_an_in_flight_message_commit_before_closing(tmp_path) -> None:
     c.cmd("RCPT TO:<b@example.com>")
     c.cmd("DATA")
     c.send(simple_message("in flight") + b"\r\n.\r\n")
-    wait_until(lambda: mp.smtp._inflight, what="the delivery to be in flight")
+    wait_until(lambda: mp.smtp.inflight, what="the delivery to be in flight")
     stopper = threading.Thread(target=mp.stop)
     stopper.start()  # shutdown begins while the message waits for the database
     blocker.execute("ROLLBACK")
@@ -467,6 +467,28 @@ def test_transcript_masks_auth_secrets_and_records_data_as_its_size(
     assert not any("The body text itself" in line for line in lines)
     session = wait_until(server.mailbox.sessions, what="the session record")[0]
     assert not any(secret in t["Line"] for t in session["Transcript"])
+
+
+def test_transcript_json_is_the_preamble_and_the_current_transaction() -> None:
+    import json
+
+    from mailpit_py.smtp import Transcript
+
+    bare = Transcript()  # nothing before the first MAIL: no preamble to join
+    bare.begin_transaction()
+    bare.add("C", "MAIL FROM:<a@example.com>")
+    assert [e[1:] for e in json.loads(bare.for_message([1.0, "S", "250 ok"]))] == [
+        ["C", "MAIL FROM:<a@example.com>"],
+        ["S", "250 ok"],
+    ]
+    t = Transcript()
+    t.add("S", "220 hello")
+    t.add("C", "EHLO me")
+    for n in (1, 2):
+        t.begin_transaction()
+        t.add("C", f"MAIL FROM:<m{n}@example.com>")
+        lines = [e[2] for e in json.loads(t.for_message([9.5, "S", f"250 queued {n}"]))]
+        assert lines == ["220 hello", "EHLO me", f"MAIL FROM:<m{n}@example.com>", f"250 queued {n}"]
 
 
 def test_each_message_keeps_the_preamble_and_only_its_own_transaction(server: Server) -> None:
