@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from mailpit_py import __version__, events, jsontext
@@ -423,7 +423,7 @@ class Mailbox:
         def prepare() -> MessageRecord:
             parsed = parse_message(raw, envelope)
             if tags:
-                parsed = replace(parsed, tags=tuple(clean_tags([*parsed.tags, *tags])))
+                parsed = parsed._replace(tags=tuple(clean_tags([*parsed.tags, *tags])))
             return build_record(
                 uid,
                 parsed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,12 @@ class ListUnsubscribe:
         }
 
 
-@dataclass(frozen=True)
-class ParsedMessage:
-    """Everything the views need, derived once from the raw bytes at ingest."""
+class ParsedMessage(NamedTuple):
+    """Everything the views need, derived once from the raw bytes at ingest.
+
+    A NamedTuple, not a frozen dataclass: as immutable, and built in a third of the time (a
+    frozen dataclass sets each field through object.__setattr__; one is built per message).
+    """
 
     message_id: str  # without angle brackets
     message_id_generated: bool  # True when the message had none and one was made up

@@ -886,8 +886,10 @@ def _collapse(text: str) -> str:
 def _snippet(text: str, markup: str) -> str:
     """About SNIPPET_LENGTH characters of text, cut at a word boundary."""
     if text and not text.isspace():
-        # Only the start matters; widen the window when it is mostly whitespace.
-        window = SNIPPET_LENGTH * 3
+        # Only the start matters; widen the window when it is mostly whitespace. A quarter more
+        # than the snippet is almost always enough (ordinary text loses a little to line
+        # breaks), and collapsing is a split and a join: its cost follows the window.
+        window = SNIPPET_LENGTH + SNIPPET_LENGTH // 4
         collapsed = _collapse(text[:window])
         while len(collapsed) <= SNIPPET_LENGTH and window < len(text):
             window *= 8

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mailpit_py.search import Term
 from mailpit_py.search_sql import SCANNING_KINDS, build_where, ids_and_read_only
@@ -298,9 +298,9 @@ class Completion:
             log.exception("a store completion callback failed")
 
 
-@dataclass(frozen=True)
-class MessageRecord:
-    """One message as the store keeps it; built by mailbox from the parsed message."""
+class MessageRecord(NamedTuple):
+    """One message as the store keeps it; built by mailbox from the parsed message (a
+    NamedTuple for the same reason as models.ParsedMessage: one per message, built fast)."""
 
     uid: str
     mailbox: str
