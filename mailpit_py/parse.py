@@ -665,6 +665,11 @@ _MONTHS = {
 }
 
 
+# The fixed-offset zones met so far: few in practice, and a timedelta and a timezone per message
+# cost more than the lookup. Bounded all the same by what an offset can be (under +-24 h).
+_ZONES: dict[int, timezone] = {}
+
+
 def _parse_date(value: str, warn: Warn) -> datetime | None:
     """RFC 5322 section 3.3 date-time to an aware datetime, tolerating obsolete forms."""
     m = _COMMON_DATE_RE.fullmatch(value.strip())
@@ -672,7 +677,9 @@ def _parse_date(value: str, warn: Warn) -> datetime | None:
         day, month, year, hh, mm, ss, sign, zh, zm = m.groups()
         try:
             offset = (int(zh) * 3600 + int(zm) * 60) * (-1 if sign == "-" else 1)
-            zone = timezone(timedelta(seconds=offset))
+            zone = _ZONES.get(offset) or _ZONES.setdefault(
+                offset, timezone(timedelta(seconds=offset))
+            )
             return datetime(
                 int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=zone
             )

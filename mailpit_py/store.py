@@ -376,7 +376,9 @@ class Store:
         self._conns_lock = threading.Lock()
         # In memory there is one connection, so reads and the writer's batches take turns.
         self._mem_lock = threading.RLock()
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        # SimpleQueue: put and get in C. queue.Queue's are Python with a Condition, and run for
+        # every message on the SMTP loop and again in the writer, both holding the GIL.
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self.last_batch_size = 0
         self.on_batch: Callable[[int], None] | None = None  # told each committed batch's size
