@@ -412,8 +412,9 @@ class Mailbox:
         """Store a message, then call `then(uid, None)` once committed, or `then(None, error)`.
 
         The SMTP path's form of deliver: no Future per message. `then` runs in the writer
-        thread (or here, when the store is closed) and must return at once. `transcript` may be
-        the JSON text already (an SMTP session renders its unchanging preamble once).
+        thread, or, for a failure before the message reached it (a closed store, a parse that
+        raised), in the thread that met the failure; it must return at once. `transcript` may
+        be the JSON text already (an SMTP session renders its unchanging preamble once).
         """
         uid = uid or new_id()
         created = received_at if received_at is not None else time.time()
