@@ -17,11 +17,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from mailpit_py import __version__, events, jsontext
+from mailpit_py import __version__, detailcodec, events, jsontext
 from mailpit_py.config import Config
 from mailpit_py.ids import new_id
 from mailpit_py.logsetup import log_session
-from mailpit_py.models import Address, Envelope, ParsedMessage
+from mailpit_py.models import Address, Envelope, ParsedMessage, Part
 from mailpit_py.parse import parse_message
 from mailpit_py.search import SearchError, index_text, parse_query
 from mailpit_py.stats import MinuteCounter, refusals
@@ -57,10 +57,22 @@ class SessionNotFound(LookupError):
         super().__init__(f"SMTP session {session_id!r} not found")
 
 
+# Address lists -> their JSON: an app sends from the same few addresses to the same few, so
+# most messages find theirs here (bounded: emptied when full).
+_ADDR_JSON: dict[tuple[Address, ...], str] = {}
+ADDR_JSON_CACHE = 4096
+
+
 def _addr_json(addrs: Sequence[Address]) -> str:
     if not addrs:
         return "[]"  # most messages have no Cc, Bcc or Reply-To: skip the encoder
-    return jsontext.dumps([a.to_api() for a in addrs])
+    key = tuple(addrs)
+    text = _ADDR_JSON.get(key)
+    if text is None:
+        if len(_ADDR_JSON) >= ADDR_JSON_CACHE:
+            _ADDR_JSON.clear()
+        text = _ADDR_JSON[key] = jsontext.dumps([a.to_api() for a in addrs])
+    return text
 
 
 def summary_to_api(row: Any) -> dict[str, Any]:
@@ -217,40 +229,6 @@ def build_record(
 ) -> MessageRecord:
     """Turn a parsed message into what the store keeps (pure; runs off the writer thread)."""
     parts = [*parsed.inline, *parsed.attachments]
-    detail = {
-        "ReturnPath": parsed.return_path,
-        "ListUnsubscribe": parsed.list_unsubscribe.to_api(),
-        "Date": rfc3339(parsed.date) if parsed.date else "",
-        "Text": parsed.text,
-        "HTML": parsed.html,
-        "Inline": [p.to_api() for p in parsed.inline],
-        "Attachments": [p.to_api() for p in parsed.attachments],
-        "Headers": parsed.headers,  # (name, value) tuples: JSON arrays, as lists would be
-        "Warnings": list(parsed.warnings),
-        # The envelope and where it came from (HELO name, peer, TLS, AUTH user): ours, additive.
-        "Envelope": {
-            "From": envelope.mail_from,
-            "To": list(envelope.rcpt_to),
-            **(origin or {}),
-        },
-        "MessageIDGenerated": parsed.message_id_generated,
-    }
-    every = [
-        *([parsed.from_addr] if parsed.from_addr else []),
-        *parsed.to,
-        *parsed.cc,
-        *parsed.bcc,
-        *parsed.reply_to,
-    ]
-    fts = (
-        index_text(parsed.subject),
-        index_text(" ".join(f"{a.name} {a.address}" for a in every)),
-        index_text(parsed.text or _html_text(parsed.html)),
-        index_text(" ".join(p.filename for p in parts)),
-        # The headers column stays empty: no query reads it (free text searches what Mailpit's
-        # does, and header:Name:value has the headers table). Filling it cost ~10% of the index.
-        "",
-    )
     return MessageRecord(
         uid=uid,
         mailbox="default",
@@ -269,12 +247,56 @@ def build_record(
         inline_count=len(parsed.inline),
         session_uid=session_uid,
         raw=raw,
-        detail=jsontext.dumps(detail),
+        detail=detailcodec.encode(message_detail(parsed, envelope, origin)),
         transcript=transcript if isinstance(transcript, str) else jsontext.dumps(list(transcript)),
         parts=[(p.part_id, p.content_type, p.data) for p in parts],
         tags=list(parsed.tags),
         headers=list(parsed.headers),
-        fts=fts,
+        fts=_index_columns(parsed, parts),
+    )
+
+
+def message_detail(
+    parsed: ParsedMessage, envelope: Envelope, origin: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What the message view shows beyond the summary, as the store keeps it."""
+    return {
+        "ReturnPath": parsed.return_path,
+        "ListUnsubscribe": parsed.list_unsubscribe.to_api(),
+        "Date": rfc3339(parsed.date) if parsed.date else "",
+        "Text": parsed.text,
+        "HTML": parsed.html,
+        "Inline": [p.to_api() for p in parsed.inline],
+        "Attachments": [p.to_api() for p in parsed.attachments],
+        "Headers": parsed.headers,  # (name, value) tuples, read back as lists (detailcodec)
+        "Warnings": list(parsed.warnings),
+        # The envelope and where it came from (HELO name, peer, TLS, AUTH user): ours, additive.
+        "Envelope": {
+            "From": envelope.mail_from,
+            "To": list(envelope.rcpt_to),
+            **(origin or {}),
+        },
+        "MessageIDGenerated": parsed.message_id_generated,
+    }
+
+
+def _index_columns(parsed: ParsedMessage, parts: Sequence[Part]) -> tuple[str, ...]:
+    """The search index's columns: subject, addresses, body, attachment names, headers."""
+    every = [
+        *([parsed.from_addr] if parsed.from_addr else []),
+        *parsed.to,
+        *parsed.cc,
+        *parsed.bcc,
+        *parsed.reply_to,
+    ]
+    return (
+        index_text(parsed.subject),
+        index_text(" ".join(f"{a.name} {a.address}" for a in every)),
+        index_text(parsed.text or _html_text(parsed.html)),
+        index_text(" ".join(p.filename for p in parts)),
+        # The headers column stays empty: no query reads it (free text searches what Mailpit's
+        # does, and header:Name:value has the headers table). Filling it cost ~10% of the index.
+        "",
     )
 
 
@@ -335,7 +357,7 @@ class Mailbox:
             if found is None:
                 continue
             uid, raw, detail = found
-            env = json.loads(detail).get("Envelope") or {}
+            env = detailcodec.decode(detail).get("Envelope") or {}
             envelope = Envelope(str(env.get("From", "")), tuple(env.get("To") or ()))
             rec = build_record(
                 uid,
@@ -476,7 +498,8 @@ class Mailbox:
             if pruned:
                 self.deleted += len(pruned)
                 self.bus.publish(events.Prune({"IDs": pruned}))
-            self._stats_dirty.set()
+            if not self._stats_dirty.is_set():  # set() takes a Condition even when it is set
+                self._stats_dirty.set()
             if queued:
                 self.outbox_ready.set()
             for hook in self.after_commit:
@@ -546,7 +569,7 @@ class Mailbox:
             self.mark_read([uid], True)
             summary["Read"] = True
         return StoredMessage(
-            summary, json.loads(detail), json.loads(transcript), row["session_uid"]
+            summary, detailcodec.decode(detail), json.loads(transcript), row["session_uid"]
         )
 
     def summary(self, msg_id: str) -> dict[str, Any]:

@@ -7,9 +7,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Address:
-    """One mailbox: display name (decoded) and addr-spec."""
+class Address(NamedTuple):
+    """One mailbox: display name (decoded) and addr-spec.
+
+    A NamedTuple, not a frozen dataclass: the parser makes several per message, and a frozen
+    dataclass sets each field through object.__setattr__; its hash (the address JSON cache in
+    mailbox.py) is the tuple's, in C.
+    """
 
     name: str
     address: str
@@ -18,9 +22,11 @@ class Address:
         return {"Name": self.name, "Address": self.address}
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """What SMTP said, as opposed to what the headers say (RFC 5321 section 2.3.1)."""
+class Envelope(NamedTuple):
+    """What SMTP said, as opposed to what the headers say (RFC 5321 section 2.3.1).
+
+    A NamedTuple for the same reason as Address: one is made for every message.
+    """
 
     mail_from: str  # "" for the null sender <>
     rcpt_to: tuple[str, ...]

@@ -1236,7 +1236,8 @@ def _parse(
         decoded = _decode_words(text, f"{name} header", warn) if "=?" in text else text
         headers.append((name, decoded))
         by_name.setdefault(name.lower(), []).append((name, text, decoded))
-    for key in _SINGLE_FIELDS:
+    # (only when some name repeats: fewer names than fields)
+    for key in _SINGLE_FIELDS if len(by_name) < len(root_fields) else ():
         if len(by_name.get(key, ())) > 1:
             name = by_name[key][0][0]
             count = len(by_name[key])

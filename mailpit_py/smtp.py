@@ -953,7 +953,9 @@ class CatcherSMTP(SMTP):
         Lines may end in CRLF or a bare LF, and may be longer than 998 octets: real apps send
         both, so we accept them and let the parser warn (RFC 5321 section 4.5.3.1.6).
         """
-        reader = self._reader
+        # The stream itself, not the recording wrapper (its __getattr__ ran for every read):
+        # the data is recorded as one summary line, not line by line.
+        reader: asyncio.StreamReader = self._reader._inner  # type: ignore[attr-defined]
         limit = self.data_size_limit or 0
         buf = bytearray()
         too_big = False

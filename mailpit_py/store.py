@@ -263,6 +263,13 @@ MIGRATIONS: list[str] = [
     DROP INDEX IF EXISTS messages_mailbox_id;
     DROP INDEX IF EXISTS messages_unread;
     """,
+    # 12: message_data.detail of new rows is a pickle of plain data (detailcodec.py), no longer
+    # JSON text; older rows keep their JSON, which is read as before. No table changes: the
+    # version tells an older mailpit_py that it cannot read this file, instead of failing on
+    # the first new message.
+    """
+    -- detail: pickled plain data from here on
+    """,
 ]
 
 
@@ -319,7 +326,7 @@ class MessageRecord(NamedTuple):
     inline_count: int
     session_uid: str
     raw: bytes
-    detail: str
+    detail: bytes | str  # detailcodec.encode: a pickle, or JSON text for non-plain data
     transcript: str
     parts: Sequence[tuple[str, str, bytes]]  # (part_id, content_type, data)
     tags: Sequence[str]
@@ -1161,8 +1168,8 @@ class Store:
             row = conn.execute("SELECT uid FROM messages ORDER BY id DESC LIMIT 1").fetchone()
         return row[0] if row else None
 
-    def message_data(self, uid: str) -> tuple[sqlite3.Row, str, str] | None:
-        """(summary row, detail JSON, transcript JSON) for one message."""
+    def message_data(self, uid: str) -> tuple[sqlite3.Row, bytes | str, str] | None:
+        """(summary row, stored detail (detailcodec.py), transcript JSON) for one message."""
         with self.reading() as conn:
             row = (
                 _dict_cursor(conn)
@@ -1177,8 +1184,8 @@ class Store:
             return None
         return row, row["detail"], row["transcript"]
 
-    def raw_for_index(self, rowid: int) -> tuple[str, bytes, str] | None:
-        """(uid, raw, detail JSON) of a message by rowid, to rebuild its search index rows."""
+    def raw_for_index(self, rowid: int) -> tuple[str, bytes, bytes | str] | None:
+        """(uid, raw, stored detail) of a message by rowid, to rebuild its search index rows."""
         with self.reading() as conn:
             row = conn.execute(
                 "SELECT m.uid, d.raw, d.detail FROM messages m JOIN message_data d ON d.id = m.id "
