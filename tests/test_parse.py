@@ -796,6 +796,23 @@ def test_parse_reports_many_long_lines_in_one_warning() -> None:
     ]
 
 
+@pytest.mark.parametrize("lead", [0, 1, 250, 497, 498, 499, 500, 997, 998, 1500])
+@pytest.mark.parametrize("length", [998, 999])
+@pytest.mark.parametrize("ending", ["\r\n", "\n", ""])
+def test_a_line_over_998_octets_is_found_wherever_it_falls(
+    lead: int, length: int, ending: str
+) -> None:
+    # The check skips splitting the message when every aligned window of 499 octets holds a
+    # line feed; a long line must be found at any offset, also last and unterminated.
+    filler = "".join(f"{i % 10}" * 40 + "\r\n" for i in range(lead // 42 + 1))[:lead]
+    body = filler + ("\r\n" if filler and not filler.endswith("\n") else "")
+    raw = build(body=body + "y" * length + ending)
+    warned = [w for w in parse(raw).warnings if "octets long" in w or "longer than" in w]
+    assert bool(warned) == (length > 998), (lead, length, ending, warned)
+    if length > 998:
+        assert f"is {length} octets long" in warned[0]
+
+
 def test_parse_reports_bare_lf_line_endings() -> None:
     raw = b"From: a@example.com\nDate: Tue, 01 Jul 2025 10:00:00 +0000\nMessage-ID: <a@b>\n\nhi\n"
     msg = parse(raw)
