@@ -118,9 +118,12 @@ class Transcript:
         self.omitted = 0  # transactions dropped from this session's record (see _trim)
         self._preamble_json: str | None = None  # its entries as JSON, without the brackets
 
+    def offset(self) -> float:
+        """Milliseconds since the session began, to a tenth (round(x, 1) costs 2.5x this)."""
+        return int((time.monotonic() - self.t0) * 10000 + 0.5) / 10
+
     def add(self, direction: str, line: str) -> None:
-        offset = round((time.monotonic() - self.t0) * 1000, 1)
-        self.entries.append([offset, direction, line])
+        self.entries.append([self.offset(), direction, line])
 
     def begin_transaction(self) -> None:
         if self.preamble_end is not None:
@@ -840,7 +843,7 @@ class CatcherSMTP(SMTP):
         if self._rdns is not None:
             raw = self._received_header(await self._rdns, uid, raw) + raw
         ok_reply = f"250 2.0.0 Ok: queued as {uid}"
-        offset = round((time.monotonic() - self.transcript.t0) * 1000, 1)
+        offset = self.transcript.offset()
         # The commit's outcome comes back on this loop through one future of our own, with a
         # deadline timer: a cancelled session never cancels the delivery itself, and this costs
         # less per message than wait_for(shield(wrap_future(...))) or a Future per delivery.
