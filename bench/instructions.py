@@ -13,7 +13,8 @@ the message checks off (at 50x slower they would run mid-burst); callgrind dumps
 the warm-up and again after the measured messages, and the second dump is what the load cost.
 With 8 sessions (`--mode reuse`) batches vary from run to run, and so does the count, by ~4%.
 
-Usage: .venv/bin/python bench/instructions.py [--base REV] [--mode serial] [-n 1024]
+Usage: .venv/bin/python bench/instructions.py [--base REV] [--mode serial|reuse|fresh] [-n 1024]
+       [--keep FILE]
 Needs valgrind (Debian: `apt-get install valgrind`); without it, says so and exits 2.
 """
 
@@ -34,7 +35,9 @@ from _common import REPO
 from ab import remove_worktree, worktree
 from ingest import find_smtpload
 
-SESSIONS = {"serial": ["-c", "1"], "reuse": []}  # smtpload's arguments for each mode
+# smtpload's arguments for each mode; `fresh` is one client at a time with a new connection per
+# message, so serial and fresh differ by what a connection costs.
+SESSIONS = {"serial": ["-c", "1"], "reuse": [], "fresh": ["-c", "1", "--fresh"]}
 SETTLE = 3.0  # seconds of quiet before each dump (see count)
 _SUMMARY = re.compile(rb"^(?:summary|totals):\s*(\d+)", re.M)
 
@@ -56,8 +59,13 @@ def _ready(proc: subprocess.Popen[bytes], timeout: float) -> int:
     raise RuntimeError(f"the server under valgrind did not start within {timeout:.0f}s")
 
 
-def count(tree: Path, mode: str, n: int, warmup: int, size: int, smtpload: Path) -> float:
-    """Instructions per message of the server in `tree`, over `n` messages after `warmup`."""
+def count(
+    tree: Path, mode: str, n: int, warmup: int, size: int, smtpload: Path, keep: Path | None = None
+) -> float:
+    """Instructions per message of the server in `tree`, over `n` messages after `warmup`.
+
+    With `keep`, the measured dump is copied there for `callgrind_annotate`.
+    """
     with tempfile.TemporaryDirectory(prefix="mailpit-instr-") as tmp:
         out = Path(tmp) / "callgrind.out"
         proc = subprocess.Popen(
@@ -95,6 +103,8 @@ def count(tree: Path, mode: str, n: int, warmup: int, size: int, smtpload: Path)
             found = _SUMMARY.search(dump.read_bytes()) if dump.is_file() else None
             if found is None:
                 raise RuntimeError(f"no instruction total in {dump}")
+            if keep is not None:
+                shutil.copyfile(dump, keep)
             return int(found.group(1)) / n
         finally:
             if proc.stdin is not None:
@@ -118,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=1024, help="messages counted (1024)")
     ap.add_argument("--warmup", type=int, default=300, help="messages before counting (300)")
     ap.add_argument("--size", type=int, default=2000, help="approximate message size (2000)")
+    ap.add_argument("--keep", type=Path, help="copy this checkout's callgrind dump to this file")
     args = ap.parse_args(argv)
     if args.n <= 0 or args.warmup < 0:
         ap.error("need -n > 0 and --warmup >= 0")
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     smtpload = find_smtpload()
-    this = count(REPO, args.mode, args.n, args.warmup, args.size, smtpload)
+    this = count(REPO, args.mode, args.n, args.warmup, args.size, smtpload, args.keep)
     print(f"this ({REPO}): {this / 1000:,.0f}k instructions per message ({args.mode})")
     if args.base:
         with tempfile.TemporaryDirectory(prefix="mailpit-instr-base-") as tmp:
