@@ -5,9 +5,10 @@ sockets): mostly small ones; 1 in 100 has an attachment, of 100 KB mostly, and o
 500 messages), 1 MB (1 in 2,000) and 5 MB (1 in 10,000): at 100,000 messages about 250 MB of
 attachments. Then it times, best of 5, opening the existing database, the first page of the
 list, a deep page, the counts, a word search, a `header:` and a `from:` search, and opening a
-small message and one with a 5 MB attachment; with `--ui`, the first screen of the web UI in
-headless Chromium. Without --keep it then times deleting everything. Issue 11 has the targets
-(first page < 10 ms, deep page < 20 ms, searches < 50 ms, open < 10 ms, delete all < 2 s,
+small message and one with a 5 MB attachment; then the same reads, and the 5 MB attachment's
+download, through the REST API of a server on the file; with `--ui`, the first screen of the
+web UI in headless Chromium. Without --keep it then times deleting everything. Issue 11 has the
+targets (first page < 10 ms, deep page < 20 ms, searches < 50 ms, open < 10 ms, delete all < 2 s,
 start-up < 1 s, RSS < 150 MB).
 
     .venv/bin/python bench/scale.py [-n 100000] [--db PATH] [--keep] [--ui]
@@ -22,9 +23,11 @@ import resource
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mailpit_py.config import Config
 from mailpit_py.mailbox import Mailbox
@@ -93,6 +96,47 @@ def best(label: str, fn: Callable[[], Any], runs: int = 5) -> None:
     print(f"  {label:<34} {min(times) * 1000:8.2f} ms")
 
 
+def over_http(path: str, total: int, uid: str, big: str, part: str) -> None:
+    """The same reads through the REST API of a server on this database, timed by the client.
+
+    Each request opens its own connection, as urllib does, so the times are an upper bound of
+    the server's: they include the loopback round trip and the HTTP parsing on both ends.
+    """
+    from mailpit_py.server import Server
+
+    cfg = Config(
+        smtp_addr="127.0.0.1:0",
+        http_addr="127.0.0.1:0",
+        database=path,
+        max_messages=0,
+        disable_checks=True,  # checking the stored messages would compete with the timings
+    )
+    with Server(cfg) as mp:
+        api = mp.http_url.rstrip("/") + "/api/v1"
+
+        def get(url: str) -> bytes:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                return resp.read()
+
+        print(f"  over HTTP ({mp.http_url}, a new connection per request):")
+        best("  GET messages (first page)", lambda: get(f"{api}/messages?limit=50"))
+        best(
+            f"  GET messages?start={total - 1000}",
+            lambda: get(f"{api}/messages?start={max(0, total - 1000)}&limit=50"),
+        )
+        best("  GET search?query=quarterly", lambda: get(f"{api}/search?query=quarterly"))
+        best(
+            "  GET search?query=header:...",
+            lambda: get(f"{api}/search?query=" + quote("header:X-Campaign:c3")),
+        )
+        best("  GET message/ID", lambda: get(f"{api}/message/{uid}"))
+        size = len(get(f"{api}/message/{big}/part/{part}"))
+        best(
+            f"  GET part ({size / 1e6:.1f} MB attachment)",
+            lambda: get(f"{api}/message/{big}/part/{part}"),
+        )
+
+
 def ui_first_screen(path: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from playwright.sync_api import sync_playwright
@@ -142,13 +186,14 @@ def main() -> int:
         # One with a 5 MB attachment (message 0 has one, whatever -n).
         big = mb.search("larger:4M", 0, 1)[0][0]
         best(f"open one of {big['Size'] / 1e6:.1f} MB", lambda: mb.get(big["ID"]))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  {'peak RSS (the fill included)':<34} {rss:8.0f} MB")
+        over_http(path, total, uid, big["ID"], mb.get(big["ID"]).detail["Attachments"][0]["PartID"])
         if not args.keep:  # destructive, so only on a database this run may throw away
             t = time.perf_counter()
             mb.delete_all()
             print(f"  {'delete all':<34} {(time.perf_counter() - t) * 1000:8.0f} ms")
         mb.close()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"  {'peak RSS':<34} {rss:8.0f} MB")
         if args.ui:
             ui_first_screen(path)
     finally:
