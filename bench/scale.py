@@ -189,13 +189,13 @@ def main() -> int:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"  {'peak RSS (the fill included)':<34} {rss:8.0f} MB")
         over_http(path, total, uid, big["ID"], mb.get(big["ID"]).detail["Attachments"][0]["PartID"])
+        if args.ui:  # before deleting: an empty list would never show a row
+            ui_first_screen(path)
         if not args.keep:  # destructive, so only on a database this run may throw away
             t = time.perf_counter()
             mb.delete_all()
             print(f"  {'delete all':<34} {(time.perf_counter() - t) * 1000:8.0f} ms")
         mb.close()
-        if args.ui:
-            ui_first_screen(path)
     finally:
         if not args.keep and not args.db:
             for suffix in ("", "-wal", "-shm"):
