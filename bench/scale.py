@@ -146,7 +146,7 @@ def ui_first_screen(path: str) -> None:
     cfg = Config(smtp_addr="127.0.0.1:0", http_addr="127.0.0.1:0", database=path, max_messages=0)
     with Server(cfg) as mp, sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
+            executable_path=os.environ.get("MAILPIT_PY_CHROMIUM", "/usr/bin/chromium"),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 800})

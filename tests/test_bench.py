@@ -1,0 +1,99 @@
+"""The benchmarks in bench/ still run: each one, tiny, must finish and report what it checks.
+
+Benchmarks are not part of `make test` otherwise, so nothing else notices when one breaks (one
+ran its browser step on a database it had just emptied, and waited for rows that never came).
+These runs assert what the scripts verify (no message lost, every event in order, downloads
+byte-exact, retention held), never a speed or a ratio: speed is for `make bench`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_ui_browser import _need_browser
+
+from helpers import REPO
+
+BENCH = REPO / "bench"
+SMTPLOAD = Path(os.environ.get("MAILPIT_PY_SMTPLOAD", REPO.parent / "shared" / "bin" / "smtpload"))
+
+
+def bench(*argv: str, ok: bool = True) -> str:
+    """Run `bench/<argv>`; its output, after checking its exit status when `ok`."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / argv[0]), *argv[1:]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    if ok:
+        assert proc.returncode == 0, f"bench/{argv[0]} exited {proc.returncode}:\n{out[-3000:]}"
+    return out
+
+
+def need_smtpload() -> None:
+    # The shared load generator lives outside the repository, as the corpus does.
+    if not SMTPLOAD.is_file():
+        pytest.skip(f"the load generator is absent at {SMTPLOAD} (set MAILPIT_PY_SMTPLOAD)")
+
+
+def test_ingest_stores_every_message_it_sends_in_each_mode() -> None:
+    need_smtpload()
+    out = bench("ingest.py", "-n", "30", "--repeat", "1", "--warmup", "5")
+    for mode in ("reuse", "serial", "fresh"):
+        assert re.search(rf"^\s+{mode}\s+OK, none lost$", out, re.M), out
+    stored = re.search(r"mailpit_py stored (\d+) of (\d+) messages sent", out)
+    assert stored and stored[1] == stored[2] and int(stored[1]) >= 3 * 30, out  # (+ warm-ups)
+
+
+def test_ab_compares_this_checkout_with_head() -> None:
+    need_smtpload()
+    out = bench("ab.py", "-n", "30", "--rounds", "1", "--warmup", "5", "--mode", "serial")
+    assert "round  1: base" in out and "this / base median" in out, out
+
+
+def test_scale_times_every_read_and_the_ui_on_a_filled_mailbox() -> None:
+    _need_browser()
+    out = bench("scale.py", "-n", "300", "--ui")
+    assert "300 messages" in out, out
+    for label in (
+        "list, first page (50)",
+        "search header:X-Campaign:c3",
+        "open one of",
+        "GET messages (first page)",
+        "GET part (5.0 MB attachment)",
+        "UI first screen (rows: 50)",
+        "delete all",
+    ):
+        assert label in out, f"{label!r} missing:\n{out}"
+
+
+def test_bigmail_downloads_come_back_byte_exact() -> None:
+    out = bench("bigmail.py", "--mb", "2", "--attachment-mb", "1")
+    assert "downloads byte-exact" in out, out
+
+
+def test_livepath_clients_get_every_event_in_order() -> None:
+    out = bench("livepath.py", "--seconds", "1", "--repeat", "1", "--rate", "100", "--clients", "3")
+    assert "every event received, in order" in out, out
+
+
+def test_soak_holds_retention_without_errors() -> None:
+    # Too short to judge flatness (the verdict may say it is not), long enough to fill --max 500.
+    out = bench("soak.py", "--minutes", "0.2", "--rate", "60", "--interval", "1", ok=False)
+    assert ", 0 errors" in out, out
+    assert "messages kept at the end: 500 (--max 500); server exit status 0" in out, out
+    assert "verdict: " in out, out
+
+
+def test_compress_measures_each_mix() -> None:
+    out = bench("compress.py", "--rounds", "1")
+    for mix in ("2 KB text (smtpload)", "100 KB attachment", "5 MB attachment"):
+        assert mix in out and "zlib-1" in out, f"{mix!r} missing:\n{out}"
