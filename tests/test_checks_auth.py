@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from helpers import corpus_dir, make_server, wait_until
 from mailpit_py.checks import dmarc, spf
 from mailpit_py.checks.dkim_check import verify_all
 from mailpit_py.checks.dns import OverrideError, Resolver, load_overrides, parse_overrides
+from mailpit_py.checks.service import Checks
 from mailpit_py.cli import config_from
 from mailpit_py.config import Config, ConfigError
 from mailpit_py.server import Server
@@ -463,6 +467,91 @@ def test_refresh_picks_up_a_key_added_to_the_override_file(tmp_path: Path) -> No
     assert stale == before  # stored: reading does not look DNS up again
     assert [d["Result"] for d in fresh["DKIM"]] == ["pass"]
     assert again == fresh  # the refreshed result is the stored one now
+
+
+@contextmanager
+def _gmail_message_and_a_zone(tmp_path: Path) -> Iterator[tuple[Checks, Server, str, Path]]:
+    """A server with checks off (run on demand), the corpus's DKIM-signed gmail message in it,
+    and an override file without its key yet (`_publish_key` adds it)."""
+    zone = tmp_path / "keys.txt"
+    zone.write_text("unrelated.test TXT x\n")
+    # A database file: in memory, reads share the writer's one connection and would wait for
+    # a held writer too.
+    db = str(tmp_path / "mail.db")
+    with make_server(
+        dns_override=str(zone), dns_offline=True, disable_checks=True, database=db
+    ) as mp:
+        assert mp.checks is not None
+        uid = send(mp, corpus_raw("mimekit/gmail.msg"), "someone@gmail.com")
+        yield mp.checks, mp, uid, zone
+
+
+def _publish_key(zone: Path) -> None:
+    zone.write_text(Path(key_file()).read_text())
+    os.utime(zone, (1, 1))  # a different mtime even within the same clock tick
+
+
+@contextmanager
+def _writer_held(mp: Server) -> Iterator[None]:
+    """The store's writer thread blocked for the block's duration: commits queue up (with a
+    database file; in memory, reads would wait for it too)."""
+    assert mp.mailbox is not None
+    # What was submitted before is committed first (and its waiters let go), not held too.
+    mp.mailbox.store.write(lambda _store: None)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(_store: object) -> None:
+        holding.set()
+        release.wait(30)
+
+    mp.mailbox.store.submit(hold)
+    assert holding.wait(30)
+    try:
+        yield
+    finally:
+        release.set()
+
+
+def _in_thread(call: Callable[[], dict[str, Any]]) -> tuple[threading.Thread, list[Any]]:
+    """Start `call` in a thread; the list gets its answer."""
+    answers: list[Any] = []
+    thread = threading.Thread(target=lambda: answers.append(call()))
+    thread.start()
+    return thread, answers
+
+
+def test_a_read_right_after_a_refresh_waits_for_the_refreshed_result(tmp_path: Path) -> None:
+    # A check run answers its caller before its result is committed; a read that came next
+    # used to find the result from before the refresh (seen as a flaky CI run).
+    with _gmail_message_and_a_zone(tmp_path) as (checks, mp, uid, zone):
+        before = checks.auth_check(uid)
+        assert before["DKIM"][0]["Result"] == "permerror"
+        _publish_key(zone)
+        with _writer_held(mp):
+            fresh = checks.auth_check(uid, refresh=True)  # its result waits to be committed
+            assert fresh["DKIM"][0]["Result"] == "pass"
+            reader, reads = _in_thread(lambda: checks.auth_check(uid))
+            # Not answered while the refreshed result is uncommitted (the old one is stored).
+            reader.join(timeout=0.3)
+            assert reader.is_alive(), f"answered {reads} before the refresh was committed"
+        reader.join(30)
+        assert reads == [fresh]
+
+
+def test_a_refresh_does_not_take_the_result_of_a_run_started_before_it(tmp_path: Path) -> None:
+    with _gmail_message_and_a_zone(tmp_path) as (checks, mp, uid, zone):
+        with _writer_held(mp):
+            # The first read computes (nothing stored: checks are off) with the key missing;
+            # its run stays in flight until its result is committed.
+            assert checks.auth_check(uid)["DKIM"][0]["Result"] == "permerror"
+            _publish_key(zone)
+            refresher, refreshed = _in_thread(lambda: checks.auth_check(uid, refresh=True))
+            # It waits for the run in flight, whose result is not committed yet.
+            refresher.join(timeout=0.3)
+            assert refresher.is_alive(), f"answered {refreshed} before the first run was saved"
+        refresher.join(30)
+        assert [r["DKIM"][0]["Result"] for r in refreshed] == ["pass"]
+        assert checks.auth_check(uid)["DKIM"][0]["Result"] == "pass"
 
 
 def test_the_checks_package_stays_below_the_web_layer() -> None:

@@ -135,26 +135,37 @@ class Checks:
 
     # -- the stored checks (authentication, blocklists, headers, spam score) -------------------
 
-    def ingest_checks(self, msg_id: str) -> dict[str, Any]:
-        """Run and store the checks of one message; concurrent callers share one run."""
+    def ingest_checks(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
+        """Run and store the checks of one message; concurrent callers share one run.
+
+        A refresh does not share: it waits for a run in flight (which may have read the DNS
+        overrides before they changed) and then runs again.
+        """
         uid = self.mailbox.resolve(msg_id)
-        with self._lock:
-            running = self._inflight.get(uid)
-            if running is None:
-                self._inflight[uid] = threading.Event()
-        if running is not None:
-            running.wait(timeout=60)
-            stored = self.mailbox.checks(uid)
-            if stored is not None:
-                return stored
+        while True:
+            with self._lock:
+                running = self._inflight.get(uid)
+                if running is None:
+                    self._inflight[uid] = threading.Event()
+                    claimed = True
+                    break
+            if not running.wait(timeout=60):
+                claimed = False  # a run stuck elsewhere: compute without sharing it
+                break
+            if not refresh:
+                stored = self.mailbox.checks(uid)
+                if stored is not None:
+                    return stored
         try:
             result = self.compute(uid)
+            saved = self.mailbox.save_checks(uid, result)
         except BaseException:
-            self._finished(uid)
+            if claimed:
+                self._finished(uid)
             raise
         # Callers waiting for this run read the stored result: let them go once it is saved.
-        saved = self.mailbox.save_checks(uid, result)
-        saved.add_done_callback(lambda _: self._finished(uid))
+        if claimed:
+            saved.add_done_callback(lambda _: self._finished(uid))
         self.mailbox.telemetry.inc("message_checks", "done")
         return result
 
@@ -202,10 +213,20 @@ class Checks:
     def stored(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
         """The stored checks, computed now when missing (checks off, or older messages) or
         when a refresh is asked for (after publishing a key or editing --dns-override)."""
-        found = None if refresh else self.mailbox.checks(msg_id)
-        if found is not None and ("SpamAssassin" in found or not self.config.enable_spamassassin):
-            return found
-        return self.ingest_checks(msg_id)
+        uid = self.mailbox.resolve(msg_id)
+        if not refresh:
+            # A run in flight answers its caller before its result is committed: wait for it,
+            # so a read right after a refresh sees the refreshed result, not the one before.
+            with self._lock:
+                running = self._inflight.get(uid)
+            if running is not None:
+                running.wait(timeout=60)
+            found = self.mailbox.checks(uid)
+            if found is not None and (
+                "SpamAssassin" in found or not self.config.enable_spamassassin
+            ):
+                return found
+        return self.ingest_checks(uid, refresh)
 
     def auth_check(self, msg_id: str, refresh: bool = False) -> dict[str, Any]:
         return dict(self.stored(msg_id, refresh)["Auth"])
