@@ -20,6 +20,7 @@ import argparse
 import base64
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -198,8 +199,7 @@ def main() -> int:
         mb.close()
     finally:
         if not args.keep and not args.db:
-            for suffix in ("", "-wal", "-shm"):
-                Path(path + suffix).unlink(missing_ok=True)
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)  # made for this run
     return 0
 
 
