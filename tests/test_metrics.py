@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import make_server, wait_until
+from helpers import WsClient, make_server, wait_until
 from mailpit_py.config import Config, ConfigError
 from mailpit_py.server import Server
 
@@ -138,11 +138,10 @@ def test_each_server_reports_its_own_figures(server_factory: Callable[..., Serve
 def test_websocket_clients_gauge_counts_connected_clients(
     server_factory: Callable[..., Server],
 ) -> None:
-    from simple_websocket import Client
 
     mp = server_factory(enable_prometheus="true")
     url = mp.http_url + "metrics"
-    ws = Client.connect(mp.http_url.replace("http://", "ws://") + "api/events")
+    ws = WsClient.connect(mp.http_url.replace("http://", "ws://") + "api/events")
     try:
         ws.receive(timeout=10)  # the hello stats frame: subscribed
         assert value(scrape(url), "mailpit_websocket_clients") == 1

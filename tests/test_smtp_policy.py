@@ -8,7 +8,6 @@ import json
 import smtplib
 
 import pytest
-from simple_websocket import Client
 
 from front_door import (
     lines,
@@ -18,7 +17,7 @@ from front_door import (
     next_error,
     transaction,
 )
-from helpers import RawClient, wait_until
+from helpers import RawClient, WsClient, wait_until
 from mailpit_py.cli import config_from
 from mailpit_py.config import ConfigError
 from mailpit_py.server import Server
@@ -302,7 +301,7 @@ def test_policy_variables_map_onto_the_config() -> None:
 
 def test_a_refusal_reaches_the_websocket_as_an_error_event_with_its_rule(server_factory) -> None:
     mp = server_factory(smtp_allowed_recipients=r"@example\.com$")
-    ws = Client.connect(mp.http_url.replace("http://", "ws://") + "api/events")
+    ws = WsClient.connect(mp.http_url.replace("http://", "ws://") + "api/events")
     try:
         assert json.loads(ws.receive(timeout=10))["Type"] == "stats"  # subscribed from here on
         c = RawClient(mp.smtp_address)

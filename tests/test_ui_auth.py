@@ -15,10 +15,10 @@ from typing import Any
 
 import bcrypt
 import pytest
-from simple_websocket import Client
 from simple_websocket import ConnectionError as WebSocketError
 from test_ui_browser import CHROMIUM_ARGS, TIMEOUT, browser, wait_live  # noqa: F401
 
+from helpers import WsClient
 from mailpit_py.cli import config_from
 from mailpit_py.config import Config, ConfigError
 from mailpit_py.server import Server
@@ -98,11 +98,11 @@ def test_websocket_needs_credentials(server_factory: Callable[..., Server]) -> N
     mp = server_factory(ui_auth=USERS)
     url = mp.http_url.replace("http://", "ws://") + "api/events"
     with pytest.raises(WebSocketError) as refused:
-        Client.connect(url)
+        WsClient.connect(url)
     assert refused.value.status_code == 401
     with pytest.raises(WebSocketError):
-        Client.connect(url, headers={"Authorization": basic("ann", "wrong")})
-    ws = Client.connect(url, headers={"Authorization": basic("ann", "secret")})
+        WsClient.connect(url, headers={"Authorization": basic("ann", "wrong")})
+    ws = WsClient.connect(url, headers={"Authorization": basic("ann", "secret")})
     try:
         assert json.loads(ws.receive(timeout=10))["Type"] == "stats"
     finally:
@@ -181,7 +181,7 @@ def test_https_with_a_self_signed_certificate(server_factory: Callable[..., Serv
     with pytest.raises(urllib.error.URLError):  # a verifying client refuses a self-signed one
         urllib.request.urlopen(mp.http_url + "livez", timeout=10)
     # The websocket over TLS, with credentials.
-    ws = Client.connect(
+    ws = WsClient.connect(
         mp.http_url.replace("https://", "wss://") + "api/events",
         headers={"Authorization": basic("ann", "secret")},
         ssl_context=UNVERIFIED,
