@@ -920,7 +920,9 @@ function openTagDialog() {
       const tags = [...new Set(input.value.split(',').map((t) => t.trim()).filter(Boolean))];
       try {
         await api.setTags([m.ID], tags);
-        onUpdate({ ID: m.ID, Tags: tags });
+        // Sorted, as the server stores and reports them (its update event follows): shown in
+        // the typed order first, the chips would reorder a moment later.
+        onUpdate({ ID: m.ID, Tags: [...tags].sort() });
       } catch (err) {
         showError(err);
       }
