@@ -104,8 +104,8 @@ class WsClient(SimpleWsClient):
     simple_websocket 1.1.0 takes only the first event (the accepted handshake) from that read,
     and its reader thread looks at the rest only once more data comes in: a server that sends
     a frame right after its 101 (ours sends a stats frame on subscribing) had that frame held
-    back until the next one, so a test waiting for it timed out when the two bytes runs
-    arrived together (a CI run under load).
+    back until the next one, so a test waiting for it timed out whenever both came in one
+    read (a CI run under load).
     """
 
     def handshake(self) -> None:
