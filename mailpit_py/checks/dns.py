@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import dns.exception
 import dns.resolver
@@ -25,6 +26,15 @@ class DnsError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class _Failure(NamedTuple):
+    """A cached failed lookup: what to raise, not the exception that was raised. Raising one
+    exception instance again appends the raiser's frames to its __traceback__, so a cached
+    instance grew with every message and kept every checked message's frames alive."""
+
+    kind: str
+    message: str
 
 
 class OverrideError(ValueError):
@@ -101,12 +111,19 @@ class Resolver:
     overrides: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     timeout: float = 2.0
     offline: bool = False
+    # (host, port) of the DNS server to ask instead of the system's (tests point it at a stub).
+    nameserver: tuple[str, int] | None = None
     lookups: int = 0  # network lookups made (tests and metrics look at it)
-    _cache: dict[tuple[str, str], tuple[float, list[str] | DnsError]] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], tuple[float, list[str] | _Failure]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._names = {name for name, _ in self.overrides}
+        self._dns: dns.resolver.Resolver | None = None
+        if self.nameserver is not None:
+            self._dns = dns.resolver.Resolver(configure=False)
+            self._dns.nameservers = [self.nameserver[0]]
+            self._dns.port = self.nameserver[1]
 
     def replace_overrides(self, overrides: dict[tuple[str, str], list[str]]) -> None:
         """New override records (the file changed); cached network answers are dropped too."""
@@ -131,8 +148,8 @@ class Resolver:
         with self._lock:
             hit = self._cache.get(key)
         if hit and hit[0] > now:
-            if isinstance(hit[1], DnsError):
-                raise hit[1]
+            if isinstance(hit[1], _Failure):
+                raise DnsError(hit[1].kind, hit[1].message)
             return list(hit[1])
         try:
             values, ttl = self._lookup(name, rtype)
@@ -141,7 +158,7 @@ class Resolver:
             # an outage does not wait out the timeout once per message.
             ttl = NEGATIVE_TTL if exc.kind == "nxdomain" else FAILURE_TTL
             with self._lock:
-                self._cache[key] = (now + ttl, exc)
+                self._cache[key] = (now + ttl, _Failure(exc.kind, str(exc)))
             raise
         with self._lock:
             self._cache[key] = (now + min(ttl, CACHE_MAX_TTL), values)
@@ -150,7 +167,8 @@ class Resolver:
     def _lookup(self, name: str, rtype: str) -> tuple[list[str], float]:
         self.lookups += 1
         try:
-            answer = dns.resolver.resolve(
+            resolve = self._dns.resolve if self._dns is not None else dns.resolver.resolve
+            answer = resolve(
                 name + ".", rtype, lifetime=self.timeout, raise_on_no_answer=False, search=False
             )
         except dns.resolver.NXDOMAIN:
