@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailpit_py.lineserver import Connection, LineTooLong, MailReader
 from mailpit_py.mailaccess import decode_plain
@@ -38,6 +39,16 @@ def wire_form(data: bytes) -> bytes:
     return bytes(out)
 
 
+def wire_size(data: bytes) -> int:
+    """The octets of `data` as RETR sends it, before dot-stuffing (RFC 1939 sizes): bare LF
+    line endings count as CRLF, and a last line without an ending gets one."""
+    if not data:
+        return 0
+    lines = data.count(b"\n")
+    size = len(data) + lines - data.count(b"\r\n")
+    return size if data.endswith(b"\n") else size + 2 - data.endswith(b"\r")
+
+
 def top_of(raw: bytes, lines: int) -> bytes:
     """The header, the blank line and the first `lines` lines of the body (TOP)."""
     for sep in (b"\r\n\r\n", b"\n\n"):
@@ -58,12 +69,19 @@ class _Session:
     authed: bool = False
     drop: list[IndexEntry] = field(default_factory=list)  # the maildrop as of login
     deleted: set[int] = field(default_factory=set)  # message numbers marked with DELE
+    sizes: list[int] | None = None  # each message's size as sent, worked out at first need
 
 
 class Pop3Server(MailReader):
     """The POP3 listener: logins from `access`, reads and deletes through the mailbox."""
 
     protocol = "pop3"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Sizes as sent by message ID (messages never change): counting line endings reads
+        # every message, so a login after the first pays only for the new ones.
+        self._wire_sizes: dict[str, int] = {}
 
     # -- one client ---------------------------------------------------------------------------
 
@@ -227,14 +245,36 @@ class Pop3Server(MailReader):
 
     # -- TRANSACTION state (RFC 1939 section 5) -----------------------------------------------
 
+    def _measure(self, drop: list[IndexEntry]) -> list[int]:
+        """Each message's size as RETR sends it (worker thread: it reads the messages)."""
+        known = self._wire_sizes
+        sizes = []
+        for entry in drop:
+            size = known.get(entry.uid)
+            if size is None:
+                try:
+                    size = wire_size(self.mailbox.raw(entry.uid))
+                except MessageNotFound:
+                    size = entry.size  # gone meanwhile: RETR will say so
+            sizes.append(size)
+        self._wire_sizes = {e.uid: n for e, n in zip(drop, sizes, strict=True)}
+        return sizes
+
+    async def _sizes(self, s: _Session) -> list[int]:
+        if s.sizes is None:
+            s.sizes = await s.conn.call(self._measure, s.drop)
+        return s.sizes
+
     async def _cmd_stat(self, s: _Session, args: list[str], rest: str) -> bool:
         if await self._need_transaction(s):
-            live = [e for n, e in enumerate(s.drop, 1) if n not in s.deleted]
-            await self._ok(s, f"{len(live)} {sum(e.size for e in live)}")
+            sizes = await self._sizes(s)
+            live = [size for n, size in enumerate(sizes, 1) if n not in s.deleted]
+            await self._ok(s, f"{len(live)} {sum(live)}")
         return False
 
     async def _cmd_list(self, s: _Session, args: list[str], rest: str) -> bool:
-        await self._listing(s, args, lambda n, e: str(e.size), "scan listing")
+        sizes = await self._sizes(s) if s.authed else []
+        await self._listing(s, args, lambda n, e: str(sizes[n - 1]), "scan listing")
         return False
 
     async def _cmd_uidl(self, s: _Session, args: list[str], rest: str) -> bool:
@@ -277,7 +317,7 @@ class Pop3Server(MailReader):
         number = await self._target(s, args, "RETR takes one message number", len(args) == 1)
         raw = None if number is None else await self._raw(s, number)
         if raw is not None:
-            await self._multi(s, f"{len(raw)} octets", raw)
+            await self._multi(s, f"{wire_size(raw)} octets", raw)
         return False
 
     async def _cmd_top(self, s: _Session, args: list[str], rest: str) -> bool:

@@ -22,7 +22,7 @@ from helpers import corpus_dir, make_server, send_raw, wait_until
 from mailpit_py import events
 from mailpit_py.cli import config_from
 from mailpit_py.config import Config, ConfigError
-from mailpit_py.pop3 import top_of, wire_form
+from mailpit_py.pop3 import top_of, wire_form, wire_size
 from mailpit_py.server import Server
 
 AUTH = "ann:secret bob:pa55"
@@ -320,6 +320,8 @@ def test_wire_form_stuffs_dots_and_ends_every_line_in_crlf() -> None:
     assert wire_form(b"") == b".\r\n"
     assert wire_form(b"a\r\n.b\r\n..c\r\n.\r\n") == b"a\r\n..b\r\n...c\r\n..\r\n.\r\n"
     assert wire_form(b"bare\nlf\n.x") == b"bare\r\nlf\r\n..x\r\n.\r\n"
+    for data in (b"", b"\n", b"a\r\nb\n", b"x\r\r\ny\r", b"no ending", b"a\n\n.b\n"):
+        assert wire_size(data) == len(crlf(data)), data
     assert top_of(b"A: 1\n\nl1\nl2\n", 1) == b"A: 1\n\nl1\n"
     assert top_of(b"A: 1\r\nB: 2\r\n", 0) == b"A: 1\r\nB: 2\r\n"  # no body at all
 
@@ -400,3 +402,26 @@ def test_cli_runs_pop3_and_imap_from_flags_and_variables(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_pop3_sizes_are_the_octets_sent_for_bare_lf_messages(pop3_server: Server) -> None:
+    """RFC 1939 sizes count the message as sent (CRLF line endings, before dot-stuffing): a
+    message stored with bare LF endings lists the size RETR then delivers."""
+    from mailpit_py.models import Envelope
+
+    bare = b"From: a@example.com\nSubject: bare\n\n.dot line\nlast line without an ending"
+    stored = pop3_server.mailbox.deliver(Envelope("a@example.com", ("b@example.org",)), bare)
+    stored.result(timeout=10)
+    send_raw(pop3_server, message("crlf"))
+    client = login(pop3_server)
+    try:
+        _, listing, _ = client.list()
+        sizes = [int(line.split()[1]) for line in listing]
+        reply, lines, octets = client.retr(1)
+        assert octets == len(crlf(bare)) == sizes[0] != len(bare)
+        assert reply == f"+OK {octets} octets".encode()
+        assert client.list(1) == f"+OK 1 {octets}".encode()
+        assert client.retr(2)[2] == sizes[1] == len(message("crlf"))
+        assert client.stat() == (2, sum(sizes))
+    finally:
+        client.quit()
