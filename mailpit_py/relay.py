@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import smtplib
 import threading
 import time
@@ -17,7 +16,7 @@ from mailpit_py import relay_send
 from mailpit_py.config import Config
 from mailpit_py.mailbox import Mailbox
 from mailpit_py.models import Envelope
-from mailpit_py.relay_config import RelaySettings, Upstream, settings
+from mailpit_py.relay_config import RelaySettings, Upstream, address_rule, settings
 from mailpit_py.relay_send import Result
 from mailpit_py.store import StoreError
 
@@ -92,7 +91,8 @@ class Relay:
             return []
         rcpts = list(envelope.rcpt_to)
         if s.matching:
-            rcpts = [r for r in rcpts if re.search(s.matching, r)]
+            rule = address_rule(s.matching)
+            rcpts = [r for r in rcpts if rule.search(r)]
         elif not s.relay_all:
             return []
         return [r for r in rcpts if not s.relay.blocked(r)]

@@ -86,14 +86,23 @@ class Upstream:
 
     def allowed(self, address: str) -> str:
         """Empty when `address` may receive a release; else why not."""
-        if self.blocked_recipients and re.search(self.blocked_recipients, address):
+        if self.blocked(address):
             return f"{address} is blocked by blocked-recipients ({self.blocked_recipients})"
-        if self.allowed_recipients and not re.search(self.allowed_recipients, address):
+        if self.allowed_recipients and not address_rule(self.allowed_recipients).search(address):
             return f"{address} is not allowed by allowed-recipients ({self.allowed_recipients})"
         return ""
 
     def blocked(self, address: str) -> bool:
-        return bool(self.blocked_recipients and re.search(self.blocked_recipients, address))
+        return bool(
+            self.blocked_recipients and address_rule(self.blocked_recipients).search(address)
+        )
+
+
+def address_rule(pattern: str) -> re.Pattern[str]:
+    """A recipient rule (blocked-recipients, allowed-recipients, --smtp-relay-matching) as a
+    case-insensitive regular expression: domains are case-insensitive and mail systems treat
+    local parts so too, so `^ceo@` must also stop CEO@ (`(?-i:...)` makes a part exact)."""
+    return re.compile(pattern, re.IGNORECASE)  # re caches compiled patterns
 
 
 def load_relay(path: str, environ: Mapping[str, str], *, mx: bool) -> Upstream | None:
@@ -226,7 +235,7 @@ def _finish(values: dict[str, Any], where: str, *, require_host: bool, resolve: 
     ):
         if pattern:
             try:
-                re.compile(pattern)
+                address_rule(pattern)
             except re.error as exc:
                 raise ConfigError(f"{where}: {key} is not a regular expression: {exc}") from None
     for key, addr in (("return-path", up.return_path), ("override-from", up.override_from)):
@@ -286,7 +295,7 @@ def settings(config: Any) -> RelaySettings:
         )
     if config.smtp_relay_matching:
         try:
-            re.compile(config.smtp_relay_matching)
+            address_rule(config.smtp_relay_matching)
         except re.error as exc:
             raise ConfigError(f"--smtp-relay-matching is not a regular expression: {exc}") from None
     nameserver = None
