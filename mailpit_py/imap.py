@@ -47,6 +47,7 @@ log = logging.getLogger("mailpit_py.imap")
 IDLE_TIMEOUT = 30 * 60.0  # RFC 3501 section 5.4: an autologout timer of at least 30 minutes
 MAX_GARBAGE = 20  # untagged lines in a row before the server hangs up
 MAX_COMMAND_LITERAL = 1024 * 1024  # literals outside APPEND are names, passwords, search words
+PRE_AUTH_COMMAND = 8 * 1024  # before a login: room for LOGIN with literal name and password
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _FETCH_BODY = re.compile(r"(BODY|BODY\.PEEK)\[(.*)\](?:<(\d+)\.(\d+)>)?", re.I | re.S)
@@ -208,13 +209,13 @@ class ImapServer(MailReader):
             if announced is None:
                 return bytes(buf)
             size, non_sync = announced
-            limit = self.mailbox.config.max_message_size
-            if size > max(limit, MAX_COMMAND_LITERAL):
-                tag = bytes(buf).split(b" ", 1)[0].decode("ascii", "replace")
+            refused = self._literal_refused(s, bytes(buf), size)
+            if refused:
                 if non_sync:  # the bytes are on their way and cannot be skipped safely
-                    await self._send(s, f"* BYE literal of {size} octets is too large")
+                    await self._send(s, f"* BYE {refused}")
                     return None
-                await self._send(s, f"{tag} NO [TOOBIG] literal of {size} octets is too large")
+                tag = bytes(buf).split(b" ", 1)[0].decode("ascii", "replace")
+                await self._send(s, f"{tag} NO [TOOBIG] {refused}")
                 return b""
             if not non_sync:
                 await self._send(s, "+ go ahead")
@@ -222,6 +223,27 @@ class ImapServer(MailReader):
             if len(data) < size:
                 return None
             buf += data
+
+    def _literal_refused(self, s: _Session, command: bytes, size: int) -> str:
+        """Why a literal of `size` octets after `command` (so far) is refused, or ''.
+
+        Before a login nobody has shown they may store anything: a literal is a user name or a
+        password, so a few KB at most, or a stranger could make the server buffer 50 MB."""
+        total = len(command) + size
+        if not s.user:
+            if total > PRE_AUTH_COMMAND:
+                return (
+                    f"literal of {size} octets is too large before a login "
+                    f"(at most {PRE_AUTH_COMMAND} octets a command): log in first"
+                )
+            return ""
+        words = command.split(b" ", 3)
+        appending = len(words) > 1 and words[1].upper() == b"APPEND"
+        limit = self.mailbox.config.max_message_size if appending else MAX_COMMAND_LITERAL
+        if size > limit or total > limit + MAX_COMMAND_LITERAL:
+            what = "--max-message-size" if appending else "the limit for a command's literals"
+            return f"literal of {size} octets is too large ({what} is {limit})"
+        return ""
 
     async def _send(self, s: _Session, line: str | bytes) -> None:
         data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line

@@ -637,3 +637,53 @@ def test_flags_survive_a_restart_and_go_with_their_message(tmp_path: Path) -> No
         assert client.uid("STORE", "1", "-FLAGS", r"(\Flagged)")[0] == "OK"
         client.logout()
         assert mp.mailbox.imap_flags() == {1: {"$Important"}}
+
+
+def test_imap_refuses_big_literals_before_login_without_reading_them() -> None:
+    with make_server(imap_addr="127.0.0.1:0", imap_auth=AUTH, max_message_size=200_000) as mp:
+        with socket.create_connection(mp.imap_address, timeout=10) as sock:
+            f = sock.makefile("rb")
+            f.readline()
+            # Before a login, a literal may hold a user name or a password, no more.
+            sock.sendall(b"a1 APPEND INBOX {100000}\r\n")
+            answer = f.readline()
+            assert answer.startswith(b"a1 NO [TOOBIG]") and b"log in first" in answer, answer
+            sock.sendall(b"a2 LOGIN {3}\r\n")  # a literal password still works
+            assert f.readline().startswith(b"+ ")
+            sock.sendall(b"ann {6}\r\n")
+            assert f.readline().startswith(b"+ ")
+            sock.sendall(b"secret\r\n")
+            assert f.readline().startswith(b"a2 OK")
+            # Logged in, a message may be as large as --max-message-size, not larger.
+            sock.sendall(b"a3 APPEND INBOX {200001}\r\n")
+            assert f.readline().startswith(b"a3 NO [TOOBIG]")
+            data = message("just fits").ljust(200_000, b"x")
+            sock.sendall(b"a4 APPEND INBOX {200000}\r\n")
+            assert f.readline().startswith(b"+ ")
+            sock.sendall(data + b"\r\n")
+            assert f.readline().startswith(b"a4 OK")
+        assert mp.mailbox.counts()[0] == 1
+        # A non-synchronizing literal (LITERAL+) cannot be refused while its bytes are on the
+        # way: the server says why and hangs up, and never reads 50 MB into memory.
+        with socket.create_connection(mp.imap_address, timeout=10) as sock:
+            f = sock.makefile("rb")
+            f.readline()
+            sock.sendall(b"b1 LOGIN ann {50000000+}\r\n" + b"x" * 1000)
+            answer = f.readline()
+            assert answer.startswith(b"* BYE") and b"too large" in answer, answer
+            assert f.readline() == b""  # closed
+        # Many small literals in one command add up: bounded before a login too.
+        with socket.create_connection(mp.imap_address, timeout=10) as sock:
+            f = sock.makefile("rb")
+            f.readline()
+            sent = b"c1 LOGIN"
+            answer = b""
+            for _ in range(40):
+                sock.sendall(sent + b" {1000}\r\n")
+                answer = f.readline()
+                if not answer.startswith(b"+ "):
+                    break
+                sent = b"y" * 1000
+            assert answer.startswith(b"c1 NO [TOOBIG]"), answer
+            sock.sendall(b"c2 NOOP\r\n")
+            assert f.readline().startswith(b"c2 OK")
