@@ -305,20 +305,23 @@ def test_lines_over_998_octets_are_accepted_and_warned(server: Server, raw_clien
     assert any("998" in w for w in stored.detail["Warnings"]), stored.detail["Warnings"]
 
 
-def test_bare_lf_line_endings_are_accepted(server: Server, raw_client) -> None:
+def test_bare_lf_line_endings_are_accepted_and_stored_as_they_came(
+    server: Server, raw_client
+) -> None:
     c = raw_client()
     c.cmd("EHLO me")
     c.cmd("MAIL FROM:<a@example.com>")
     c.cmd("RCPT TO:<b@example.com>")
     c.cmd("DATA")
-    c.send(b"Subject: bare lf\nFrom: a@example.com\n\nline one\nline two\n.\n")
+    # "\n.\n" does not end the data: only CRLF "." CRLF does (see test_smtp_hardening.py).
+    c.send(b"Subject: bare lf\nFrom: a@example.com\n\nline one\n..two\n.\n\r\n.\r\n")
     assert c.reply().startswith("250 2.0.0")
     stored = server.mailbox.get("latest")
     assert stored.summary["Subject"] == "bare lf"
-    assert "line two" in stored.detail["Text"]
+    assert "line one" in stored.detail["Text"]
     assert (
         server.mailbox.raw("latest")
-        == b"Subject: bare lf\nFrom: a@example.com\n\nline one\nline two\n"
+        == b"Subject: bare lf\nFrom: a@example.com\n\nline one\n.two\n\n\r\n"
     )
 
 
