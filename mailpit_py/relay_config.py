@@ -239,6 +239,12 @@ def _finish(values: dict[str, Any], where: str, *, require_host: bool, resolve: 
             except re.error as exc:
                 raise ConfigError(f"{where}: {key} is not a regular expression: {exc}") from None
     for key, addr in (("return-path", up.return_path), ("override-from", up.override_from)):
+        if addr and re.search(r"[\x00-\x1f\x7f]", addr):
+            # Both are written into headers of every copy: a line break would add fields.
+            raise ConfigError(
+                f"{where}: {key} {addr!r} has a line break or control character: give one "
+                "address on one line, such as bounces@example.com"
+            )
         if addr and "@" not in parseaddr(addr)[1]:
             raise ConfigError(f"{where}: {key} {addr!r} is not an email address")
     to: list[str] = []
@@ -251,6 +257,9 @@ def _finish(values: dict[str, Any], where: str, *, require_host: bool, resolve: 
     up = replace(up, to=tuple(to))
     if up.override_from:
         up = replace(up, override_from=parseaddr(up.override_from)[1])
+    if up.return_path:
+        # The envelope sender and the Return-Path header take the bare address.
+        up = replace(up, return_path=parseaddr(up.return_path)[1])
     if resolve and up.host:
         try:
             socket.getaddrinfo(up.host, up.port, type=socket.SOCK_STREAM)

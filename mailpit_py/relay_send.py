@@ -3,6 +3,9 @@ header changes a released message gets on the way."""
 
 from __future__ import annotations
 
+import email.charset
+import email.errors
+import email.policy
 import email.utils
 import ipaddress
 import re
@@ -12,6 +15,8 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
+from email.headerregistry import Address
+from email.message import EmailMessage
 
 import dns.exception
 import dns.resolver
@@ -90,34 +95,70 @@ def _value(header: bytes) -> str:
     return re.sub(r"\r\n[ \t]", " ", text.decode("utf-8", "replace")).strip()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def one_line(text: str) -> str:
+    """`text` fit for a header value: CR, LF and other control characters become a space, so
+    nothing taken from a message (a decoded display name, an old value) can end the line and
+    start a field of its own, such as a Bcc that adds recipients."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
+def _field(name: str, value: str) -> bytes:
+    return f"{name}: {one_line(value)}".encode()
+
+
+def _from_field(display_name: str, address: str) -> bytes:
+    """From: with the kept name quoted or RFC 2047-encoded (and folded) by the email package;
+    the name is made one line first, whatever its encoded-words decoded to."""
+    name = one_line(display_name)
+    policy = email.policy.SMTP if address.isascii() else email.policy.SMTPUTF8
+    try:
+        msg = EmailMessage(policy=policy)
+        msg["From"] = Address(display_name=name, addr_spec=address)
+        return policy.fold_binary("From", msg["From"]).rstrip(b"\r\n")
+    except (ValueError, IndexError, email.errors.MessageError):
+        # An address the header registry will not take (a non-ASCII local part; override-from
+        # is checked loosely, as in Mailpit): the one-line name quoted or encoded by hand.
+        if not name:
+            return _field("From", address)
+        if name.isascii():
+            shown = '"' + email.utils.quote(name) + '"'
+        else:
+            shown = email.charset.Charset("utf-8").header_encode(name)
+        return _field("From", f"{shown} <{address}>")
+
+
 def rewrite(raw: bytes, up: Upstream, *, release: bool) -> bytes:
     """The message as sent: a release loses Bcc and gets a fresh Date and Message-ID (unless
-    preserve-message-ids); return-path and override-from apply to releases and forwards."""
+    preserve-message-ids); return-path and override-from apply to releases and forwards.
+    Every field written here is one line (or folded by the email package)."""
     fields, rest = split_message(raw)
     drop: set[str] = set()
-    add: list[str] = []
+    add: list[bytes] = []
     if release:
         drop.add("bcc")  # a Bcc line would tell every recipient who else got a copy
         if not up.preserve_message_ids:
             # Gmail and others hide a second message with a Message-ID they have seen.
             drop |= {"date", "message-id"}
-            add.append(f"Date: {email.utils.formatdate(localtime=True)}")
-            add.append(f"Message-ID: <{new_id()}@mailpit-py>")
+            add.append(_field("Date", email.utils.formatdate(localtime=True)))
+            add.append(_field("Message-ID", f"<{new_id()}@mailpit-py>"))
     if up.return_path:
         drop.add("return-path")
-        add.insert(0, f"Return-Path: <{up.return_path}>")
+        add.insert(0, _field("Return-Path", f"<{up.return_path}>"))
     if up.override_from:
         original = next((f for f in fields if _name(f) == "from"), None)
         name = ""
         if original is not None:
-            value = _value(original)
-            add.append(f"X-Original-From: {value}")
+            value = one_line(_value(original))
+            add.append(_field("X-Original-From", value))
             name = str(make_header(decode_header(email.utils.parseaddr(value)[0] or "")))
         drop.add("from")
-        add.append("From: " + email.utils.formataddr((name, up.override_from), charset="utf-8"))
+        add.append(_from_field(name, up.override_from))
     kept = [f for f in fields if _name(f) not in drop]
-    head = [a.encode("utf-8") for a in add] + kept
-    return b"\r\n".join(head) + (rest if rest else b"\r\n\r\n")
+    return b"\r\n".join(add + kept) + (rest if rest else b"\r\n\r\n")
 
 
 def envelope_sender(up: Upstream, original: str) -> str:
@@ -129,8 +170,18 @@ def envelope_sender(up: Upstream, original: str) -> str:
 
 
 def crlf(data: bytes) -> bytes:
-    """SMTP lines end in CRLF (RFC 5321 section 2.3.8); stored mail may have bare LFs."""
-    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+    """SMTP lines end in CRLF and CR and LF never stand alone (RFC 5321 section 2.3.8), but
+    stored mail may have either bare. A bare LF becomes CRLF. A bare CR becomes a space in the
+    header section (a receiver that ends a line there would read what follows as a field of
+    its own, such as a Bcc) and CRLF in the body (so dot-stuffing sees a line that starts
+    there: an upstream that took CR . CR as the end of the data could not be fed a second
+    message)."""
+    data = re.sub(rb"(?<!\r)\n", b"\r\n", data)
+    if b"\r" not in data.replace(b"\r\n", b""):
+        return data
+    end = data.find(b"\r\n\r\n")
+    head, body = (data[:end], data[end:]) if end >= 0 else (data, b"")
+    return _BARE_CR.sub(b" ", head) + _BARE_CR.sub(b"\r\n", body)
 
 
 def send(up: Upstream, mail_from: str, rcpts: Sequence[str], data: bytes) -> Result:
