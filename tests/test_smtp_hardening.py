@@ -125,3 +125,47 @@ def test_an_empty_message_and_a_terminator_split_across_writes(
     assert server.mailbox is not None
     assert server.mailbox.raw(empty_id) == b""
     assert server.mailbox.raw(split_id) == b"Subject: split\r\n\r\nbody\r\n"
+
+
+# -- the size limit counts the stored octets -----------------------------------------------
+
+
+def dotted_message(size: int) -> bytes:
+    """A message of exactly `size` octets (its last line ends in CRLF, as stored) in which
+    most lines start with a dot."""
+    head = b"Subject: dots\r\n\r\n"
+    line = b".dot line\r\n"
+    body = line * ((size - len(head) - 2) // len(line))
+    return head + body + b"x" * (size - len(head) - len(body) - 2) + b"\r\n"
+
+
+def stuffed(message: bytes) -> bytes:
+    """As a client sends it: a dot doubled at the start of every line, then the lone dot."""
+    lines = message.split(b"\r\n")
+    return b"\r\n".join(b"." + ln if ln.startswith(b".") else ln for ln in lines) + b".\r\n"
+
+
+def test_the_size_limit_counts_unstuffed_octets(server_factory) -> None:
+    limit = 20_000
+    mp = server_factory(max_message_size=limit)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    exact = dotted_message(limit)
+    assert len(exact) == limit
+    assert len(stuffed(exact)) > limit + 1500  # many doubled dots on the wire
+    assert c.cmd(f"MAIL FROM:<a@example.com> SIZE={limit}").startswith("250")
+    c.cmd("RCPT TO:<b@example.com>")
+    assert c.cmd("DATA").startswith("354")
+    c.send(stuffed(exact))
+    reply = c.reply()
+    assert reply.startswith("250 2.0.0"), reply
+    assert mp.mailbox is not None
+    assert mp.mailbox.raw(reply.rsplit(" ", 1)[1]) == exact
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    assert c.cmd("DATA").startswith("354")
+    c.send(stuffed(dotted_message(limit + 1)))
+    assert c.reply().startswith("552 5.3.4")
+    assert c.cmd("NOOP").startswith("250")  # the session goes on
+    c.close()
+    assert mp.mailbox.counts()[0] == 1
