@@ -517,8 +517,11 @@ class CatcherSMTP(SMTP):
                 except UnicodeDecodeError:
                     await self.push("500 Error: bad syntax")
                     continue
-                # UTF-8 with surrogateescape: the original bytes can be recovered (SMTPUTF8).
-                arg = str(arg_bytes.strip(), "utf-8", "surrogateescape") if arg_bytes else None
+                bad_bytes = False
+                try:
+                    arg = arg_bytes.strip().decode("utf-8") if arg_bytes else None
+                except UnicodeDecodeError:
+                    arg, bad_bytes = None, True
                 max_sz = (
                     self.command_size_limits[command]
                     if self.session.extended_smtp
@@ -538,6 +541,12 @@ class CatcherSMTP(SMTP):
                         self.transport.close()
                         continue
                     await self.push(f'500 Error: command "{command}" not recognized')
+                    continue
+                if bad_bytes:
+                    # Bytes that are not UTF-8 are never a valid name or address (RFC 6531 allows
+                    # UTF-8, RFC 5321 ASCII). Taken as they came, they reached the store as
+                    # lone surrogates that no page or API answer could encode again.
+                    await self.refuse(_not_utf8(command))
                     continue
                 self._reset_timeout()  # a valid command
                 await method(arg)
@@ -1100,6 +1109,29 @@ def _method_names(protocol: type, handler: type) -> _MethodNames:
     )
 
 
+def _not_utf8(command: str) -> Refusal:
+    """The answer to a command whose argument has bytes that are not UTF-8 (RFC 3463 codes:
+    X.1.7 a bad sender address, X.1.3 a bad recipient address, X.5.4 a bad argument)."""
+    detail = f"{command} with bytes that are not UTF-8"
+    if command == "MAIL":
+        reply = "553 5.1.7 Error: the sender address is not valid UTF-8"
+    elif command == "RCPT":
+        reply = "553 5.1.3 Error: the recipient address is not valid UTF-8"
+    else:
+        reply = f"501 5.5.4 Error: the {command} argument is not valid UTF-8"
+    return Refusal(reply, "not-utf8", detail)
+
+
+def _non_ascii(what: str, address: str) -> Refusal:
+    """A non-ASCII address needs SMTPUTF8 on MAIL: 553 with X.6.7, "non-ASCII addresses not
+    permitted for that sender/recipient" (RFC 6531, RFC 5248)."""
+    return Refusal(
+        f"553 5.6.7 Error: non-ASCII {what} address without SMTPUTF8 (add SMTPUTF8 to MAIL FROM)",
+        "smtputf8",
+        f"non-ASCII {what} {address!r} in a transaction without SMTPUTF8",
+    )
+
+
 def _find_terminator(buf: bytearray, start: int) -> tuple[tuple[int, int] | None, int, int]:
     """Look for CRLF "." CRLF in `buf` from `start` (`buf` begins with the CRLF before the data).
 
@@ -1230,6 +1262,8 @@ class SmtpServer:
         address: str,
         mail_options: list[str],
     ) -> str:
+        if not envelope.smtp_utf8 and not address.isascii():
+            return server.mark(_non_ascii("sender", address))
         refusal = self.policy.rate(server.ip) or server.chaos_refusal("Sender")
         if refusal is not None:
             return server.mark(refusal)
@@ -1245,6 +1279,8 @@ class SmtpServer:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if not envelope.smtp_utf8 and not address.isascii():
+            return server.mark(_non_ascii("recipient", address))
         if len(envelope.rcpt_tos) >= self.config.smtp_max_recipients:
             return (
                 f"452 4.5.3 Error: too many recipients (at most "

@@ -4,12 +4,17 @@ protocol names TLS and AUTH (RFC 3848)."""
 
 from __future__ import annotations
 
+import json
 import smtplib
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from helpers import RawClient
+from helpers import RawClient, wait_until
 from mailpit_py.server import Server
 
 SMUGGLED = (
@@ -169,3 +174,112 @@ def test_the_size_limit_counts_unstuffed_octets(server_factory) -> None:
     assert c.cmd("NOOP").startswith("250")  # the session goes on
     c.close()
     assert mp.mailbox.counts()[0] == 1
+
+
+# -- envelope bytes: ASCII, or UTF-8 with SMTPUTF8, never anything else ----------------------
+
+
+@pytest.fixture
+def offline(server_factory, tmp_path: Path) -> Server:
+    """A server whose checks answer DNS from a small zone file (no lookups on the internet)."""
+    zone = tmp_path / "zone.txt"
+    zone.write_text('example.test TXT "v=spf1 -all"\n')
+    return server_factory(dns_override=str(zone), dns_offline=True)  # type: ignore[no-any-return]
+
+
+def api(mp: Server, path: str) -> tuple[int, Any]:
+    """GET an API path: (status, the JSON answer or the body text)."""
+    url = mp.http_url + path.lstrip("/")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            body = resp.read()
+            if resp.headers.get_content_type() == "application/json":
+                return resp.status, json.loads(body)
+            return resp.status, body.decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode("utf-8", "replace")
+
+
+def raw_cmd(c: RawClient, line: bytes) -> str:
+    c.send(line + b"\r\n")
+    return c.reply()
+
+
+def deliver(c: RawClient, subject: str) -> str:
+    """DATA for the transaction under way; returns the new message's ID."""
+    assert c.cmd("DATA").startswith("354")
+    c.send(f"Subject: {subject}\r\nFrom: a@example.test\r\n\r\nHello.\r\n.\r\n".encode())
+    reply = c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as "), reply
+    return reply.rsplit(" ", 1)[1]
+
+
+def assert_readable(mp: Server, msg_id: str) -> dict[str, Any]:
+    """Every view of the message answers 200; returns the message."""
+    for view in ("smtp", "auth-check", "headers", "raw"):
+        status, body = api(mp, f"api/v1/message/{msg_id}/{view}")
+        assert status == 200, (view, body)
+    status, message = api(mp, f"api/v1/message/{msg_id}")
+    assert status == 200, message
+    return message  # type: ignore[no-any-return]
+
+
+def test_helo_and_other_arguments_that_are_not_utf8_get_501_and_the_session_goes_on(
+    offline: Server,
+) -> None:
+    c = RawClient(offline.smtp_address)
+    assert raw_cmd(c, b"EHLO bad\xff\xfe.example").startswith("501 5.5.4")
+    assert raw_cmd(c, b"HELO \xc3").startswith("501 5.5.4")
+    assert c.cmd("MAIL FROM:<a@example.test>").startswith("503")  # no greeting took
+    assert raw_cmd(c, b"VRFY x\xff@example.test").startswith("501 5.5.4")
+    assert c.cmd("EHLO good.example").startswith("250")
+    assert c.cmd("MAIL FROM:<a@example.test>").startswith("250 2.1.0")
+    assert c.cmd("RCPT TO:<b@example.test>").startswith("250 2.1.5")
+    msg_id = deliver(c, "after bad helo")
+    c.cmd("QUIT")
+    c.close()
+    message = assert_readable(offline, msg_id)
+    assert message["Envelope"]["Helo"] == "good.example"
+    status, smtp = api(offline, f"api/v1/message/{msg_id}/smtp")
+    lines = json.dumps(smtp)
+    assert "EHLO bad\\ufffd\\ufffd.example" in lines  # shown with replacement characters
+    status, sessions = api(offline, "api/v1/sessions")
+    assert status == 200, sessions
+    assert wait_until(lambda: api(offline, "api/v1/sessions")[1]["total"] == 1)
+
+
+def test_addresses_that_are_not_utf8_get_553_and_the_session_goes_on(offline: Server) -> None:
+    c = RawClient(offline.smtp_address)
+    c.cmd("EHLO me.example")
+    # RFC 3463: X.1.7 bad sender's mailbox syntax, X.1.3 bad destination mailbox syntax.
+    assert raw_cmd(c, b"MAIL FROM:<a\xff@example.test>").startswith("553 5.1.7")
+    assert raw_cmd(c, b"MAIL FROM:<a\xff@example.test> SMTPUTF8").startswith("553 5.1.7")
+    assert c.cmd("MAIL FROM:<a@example.test>").startswith("250 2.1.0")
+    assert raw_cmd(c, b"RCPT TO:<b\xfe@example.test>").startswith("553 5.1.3")
+    assert c.cmd("RCPT TO:<b@example.test>").startswith("250 2.1.5")
+    msg_id = deliver(c, "after bad addresses")
+    c.cmd("QUIT")
+    c.close()
+    message = assert_readable(offline, msg_id)
+    assert message["Envelope"]["From"] == "a@example.test"
+    assert message["Envelope"]["To"] == ["b@example.test"]
+    assert wait_until(lambda: api(offline, "api/v1/sessions")[1]["total"] == 1)
+
+
+def test_non_ascii_addresses_need_smtputf8(offline: Server) -> None:
+    c = RawClient(offline.smtp_address)
+    c.cmd("EHLO me.example")
+    # RFC 6531: 553 with X.6.7, non-ASCII addresses not permitted for that sender/recipient.
+    assert c.cmd("MAIL FROM:<jörg@example.test>").startswith("553 5.6.7")
+    assert c.cmd("MAIL FROM:<a@example.test>").startswith("250 2.1.0")
+    assert c.cmd("RCPT TO:<zoë@example.test>").startswith("553 5.6.7")
+    assert c.cmd("RCPT TO:<b@example.test>").startswith("250 2.1.5")
+    ascii_id = deliver(c, "ascii")
+    assert c.cmd("MAIL FROM:<jörg@example.test> SMTPUTF8").startswith("250 2.1.0")
+    assert c.cmd("RCPT TO:<zoë@bücher.example>").startswith("250 2.1.5")
+    utf8_id = deliver(c, "utf8")
+    c.cmd("QUIT")
+    c.close()
+    assert assert_readable(offline, ascii_id)["Envelope"]["To"] == ["b@example.test"]
+    envelope = assert_readable(offline, utf8_id)["Envelope"]
+    assert (envelope["From"], envelope["To"]) == ("jörg@example.test", ["zoë@bücher.example"])
