@@ -27,6 +27,8 @@ from mailpit_py.server import Server
 def call(mp: Server, path: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(mp.http_url + path.lstrip("/"), data=data)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=60) as resp:
         raw = resp.read()
         return json.loads(raw) if resp.headers.get_content_type() == "application/json" else raw

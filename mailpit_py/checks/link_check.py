@@ -23,11 +23,52 @@ class Refused(Exception):
     """The URL may not be fetched (an internal address, a bad URL)."""
 
 
-def _internal(addr: str) -> bool:
-    ip = ipaddress.ip_address(addr.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+# IPv6 ranges that carry an IPv4 address a packet may end up at: the address inside is vetted
+# too, so that [64:ff9b::7f00:1] or [2002:7f00:1::] cannot stand in for 127.0.0.1.
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # IPv4-compatible, deprecated (RFC 4291 2.5.5.1)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # NAT64 well-known prefix (RFC 6052)
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # NAT64 local use (RFC 8215)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, NAT64, 6to4, Teredo)."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip in _NAT64 or ip in _COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client), the client's address de-obfuscated
+    return found
+
+
+def _not_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return not ip.is_global or ip.is_multicast
+
+
+def internal_reason(addr: str) -> str:
+    """Why a connection to `addr` would reach an internal network ("" when it is public):
+    loopback, private, link-local, unspecified, reserved, multicast, or an IPv6 address whose
+    IPv4 inside is one of those; IPv4-compatible and NAT64 local-use addresses always."""
+    ip = ipaddress.ip_address(addr.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # the packet goes to the IPv4 address: judge that alone
+            return f"internal address {addr}" if _not_public(ip.ipv4_mapped) else ""
+        if ip in _COMPATIBLE or ip in _NAT64_LOCAL:
+            return f"internal address {addr}"
+        for inner in _embedded_ipv4(ip):
+            if _not_public(inner):
+                return f"internal address {addr} (it carries {inner})"
+    return f"internal address {addr}" if _not_public(ip) else ""
+
+
+def _refusal(host: str, reason: str) -> Refused:
+    return Refused(
+        f"{host} resolves to the {reason}; not fetched (start with "
+        "--allow-internal-http-requests to allow it)"
+    )
 
 
 def vetted_address(host: str, port: int, allow_internal: bool) -> str:
@@ -41,33 +82,43 @@ def vetted_address(host: str, port: int, allow_internal: bool) -> str:
     if not addrs:
         raise Refused(f"{host} has no address")
     if not allow_internal:
-        bad = [a for a in addrs if _internal(a)]
-        if bad:
-            raise Refused(
-                f"{host} resolves to the internal address {bad[0]}; not fetched (start with "
-                "--allow-internal-http-requests to allow it)"
-            )
+        for addr in addrs:
+            reason = internal_reason(addr)
+            if reason:
+                raise _refusal(host, reason)
     return addrs[0]
+
+
+def _connect(host: str, addr: str, port: int, timeout: float, allow: bool) -> socket.socket:
+    """A connection to the vetted address, whose peer is vetted once more: the decision rests
+    on the address actually connected to, not on how the URL spelled it."""
+    sock = socket.create_connection((addr, port), timeout)
+    if not allow:
+        reason = internal_reason(str(sock.getpeername()[0]))
+        if reason:
+            sock.close()
+            raise _refusal(host, reason)
+    return sock
 
 
 class _Pinned(http.client.HTTPConnection):
     """Connects to the vetted address while Host (and TLS SNI) keep the name."""
 
-    def __init__(self, host: str, port: int, addr: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addr: str, timeout: float, allow: bool) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._addr = addr
+        self._addr, self._allow = addr, allow
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._addr, self.port), self.timeout)
+        self.sock = _connect(self.host, self._addr, self.port, self.timeout, self._allow)
 
 
 class _PinnedTLS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, addr: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addr: str, timeout: float, allow: bool) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._addr = addr
+        self._addr, self._allow = addr, allow
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._addr, self.port), self.timeout)
+        sock = _connect(self.host, self._addr, self.port, self.timeout, self._allow)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
@@ -79,7 +130,7 @@ def _request(url: str, method: str, allow_internal: bool) -> tuple[int, str, str
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addr = vetted_address(parts.hostname, port, allow_internal)
     cls = _PinnedTLS if parts.scheme == "https" else _Pinned
-    conn = cls(parts.hostname, port, addr, TIMEOUT)
+    conn = cls(parts.hostname, port, addr, TIMEOUT, allow_internal)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         conn.request(method, path, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
