@@ -116,7 +116,10 @@ def test_checks_tab_shows_html_problems_and_runs_the_link_check(
         "HTML": html,
     }
     req = urllib.request.Request(
-        server.http_url + "api/v1/send", data=json.dumps(body).encode(), method="POST"
+        server.http_url + "api/v1/send",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         uid = json.loads(resp.read())["ID"]
