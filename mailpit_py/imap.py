@@ -4,6 +4,7 @@ RFC 2177): INBOX holds every message and each tag is a folder of its own."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import re
 import threading
@@ -49,6 +50,15 @@ MAX_GARBAGE = 20  # untagged lines in a row before the server hangs up
 MAX_COMMAND_LITERAL = 1024 * 1024  # literals outside APPEND are names, passwords, search words
 PRE_AUTH_COMMAND = 8 * 1024  # before a login: room for LOGIN with literal name and password
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+# Marks kept with a message's flags that no client sees: a flag is an atom, so a mark with a
+# space can never clash with one. "Left INBOX": moved or expunged out of INBOX while a tag
+# folder still holds it. "\Deleted <tag>": \Deleted as set in that tag's folder (plain
+# \Deleted is INBOX's), since a message in two folders is two copies to a client, and the
+# copy left behind by a move must not be doomed with the one moved.
+LEFT_INBOX = "\\Left INBOX"
+_DATE_TIME = re.compile(
+    r"\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"
+)
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _FETCH_BODY = re.compile(r"(BODY|BODY\.PEEK)\[(.*)\](?:<(\d+)\.(\d+)>)?", re.I | re.S)
 # A tag is any ASTRING-CHAR but "+" (RFC 3501 section 9): no controls, spaces or specials.
@@ -77,7 +87,18 @@ _AUTHENTICATED = {
     "ENABLE",
     "IDLE",
 }
-_SELECTED = {"CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "UID"}
+_SELECTED = {
+    "CHECK",
+    "CLOSE",
+    "UNSELECT",
+    "EXPUNGE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "COPY",
+    "MOVE",
+    "UID",
+}
 # After these, an EXPUNGE response must wait (RFC 3501 section 7.4.1).
 _NO_EXPUNGE = {"FETCH", "STORE", "SEARCH"}
 _LOOK = {"NOOP", "CHECK", "SEARCH", "IDLE"}  # commands that ask "what is new?"
@@ -98,10 +119,42 @@ class _Session:
     generation: int = -1  # the server's change counter as of the last update sent
     parsed: OrderedDict[int, Entity] = field(default_factory=OrderedDict)
     garbage: int = 0  # lines in a row without a tag: past a limit this is not an IMAP client
+    keywords: frozenset[str] = frozenset()  # the keywords the last FLAGS response listed
 
     @property
     def tag(self) -> str | None:
         return None if self.folder in (None, "INBOX") else self.folder
+
+
+def deleted_mark(folder: str | None) -> str:
+    """How \\Deleted set in `folder` is kept (per folder: see LEFT_INBOX)."""
+    return "\\Deleted" if folder in (None, "INBOX") else f"\\Deleted {folder}"
+
+
+def parse_date_time(value: str) -> float:
+    """An APPEND date-time (RFC 3501: "21-Nov-2026 10:00:00 +0100") as a Unix time."""
+    m = _DATE_TIME.fullmatch(value)
+    month = _MONTHS.index(m.group(2).title()) + 1 if m and m.group(2).title() in _MONTHS else 0
+    if m is None or not month:
+        raise ImapSyntaxError(f"{value[:40]!r} is not a date-time like 21-Nov-2026 10:00:00 +0000")
+    day, year, hour, minute, second = (int(m.group(i)) for i in (1, 3, 4, 5, 6))
+    offset = (int(m.group(8)) * 60 + int(m.group(9))) * 60 * (-1 if m.group(7) == "-" else 1)
+    try:
+        when = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+    except ValueError as exc:
+        raise ImapSyntaxError(f"{value[:40]!r} is not a real date: {exc}") from None
+    return when.timestamp() - offset
+
+
+def uid_set(uids: list[int]) -> str:
+    """UIDs as a compact sequence set (1:3,7) for COPYUID."""
+    runs: list[list[int]] = []
+    for uid in uids:
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1][1] = uid
+        else:
+            runs.append([uid, uid])
+    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in runs)
 
 
 def internal_date(created: float) -> str:
@@ -122,6 +175,7 @@ class ImapServer(MailReader):
         # Flags other than \Seen (which is the read state the UI shows), by UID, shared by every
         # session; kept in the store too, so they survive a restart.
         self.flags: dict[int, set[str]] = mailbox.imap_flags()
+        self.created: set[str] = set()  # folders made by CREATE that no message is in yet
         self.generation = 0  # bumped (on the listener loop) for each change in the mailbox
         self._waiters: set[asyncio.Event] = set()
         self._stopping = threading.Event()
@@ -170,7 +224,7 @@ class ImapServer(MailReader):
 
     def capabilities(self, s: _Session) -> str:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "NAMESPACE", "UNSELECT", "ID"]
-        caps.append("CHILDREN")
+        caps += ["CHILDREN", "UIDPLUS", "MOVE"]
         if not s.user:
             caps.append("AUTH=PLAIN")
             if self.access.tls is not None and not s.conn.tls:
@@ -290,6 +344,7 @@ class ImapServer(MailReader):
                 return  # the handler answered already (STARTTLS)
             if s.folder is not None:
                 await self._refresh(s, expunge=command not in _NO_EXPUNGE)
+                await self._announce_flags(s)
             await self._send(s, f"{tag} {result}")
         except ImapSyntaxError as exc:
             await self._send(s, f"{tag} BAD {exc}")
@@ -318,13 +373,56 @@ class ImapServer(MailReader):
 
     def _flags(self, s: _Session, uid: int) -> list[str]:
         entry = s.entries.get(uid)
-        flags = sorted(self.flags.get(uid, ()))
+        stored = self.flags.get(uid, ())
+        flags = sorted(f for f in stored if " " not in f and f != "\\Deleted")
+        if deleted_mark(s.folder) in stored:
+            flags.append("\\Deleted")
+            flags.sort()
         if entry is not None and entry.read:
             flags.insert(0, "\\Seen")
         return flags
 
+    def _keywords(self) -> frozenset[str]:
+        """Every keyword ($Forwarded, $Junk, a label) some message has now."""
+        return frozenset(f for flags in list(self.flags.values()) for f in flags if f[:1] != "\\")
+
+    def _set_flags(self, uid: int, flags: set[str]) -> None:
+        """Replace a message's flags and marks (a new set: worker threads read the old one)."""
+        if flags:
+            self.flags[uid] = flags
+        else:
+            self.flags.pop(uid, None)
+
+    async def _announce_flags(self, s: _Session) -> None:
+        """A FLAGS response (with PERMANENTFLAGS) when the keywords in use have changed, so a
+        client offers the new ones (RFC 3501 section 7.2.6)."""
+        keywords = self._keywords()
+        if keywords == s.keywords:
+            return
+        s.keywords = keywords
+        await self._send(s, "\r\n".join(self._flags_lines(s)))
+
+    def _flags_lines(self, s: _Session) -> list[str]:
+        flags = " ".join([*SYSTEM_FLAGS, *sorted(s.keywords)])
+        permanent = "" if s.readonly else f"{flags} \\*"
+        return [f"* FLAGS ({flags})", f"* OK [PERMANENTFLAGS ({permanent})] flags and keywords"]
+
     async def _load(self, s: _Session) -> list[IndexEntry]:
-        return await s.conn.call(self.mailbox.index, s.tag)
+        return await s.conn.call(self._index, s.folder)
+
+    def _index(self, folder: str | None) -> list[IndexEntry]:
+        """The messages in a folder, oldest first (worker thread): a tag's, or INBOX's, which
+        is every message but those moved out of it to a tag folder."""
+        if folder not in (None, "INBOX"):
+            return self.mailbox.index(folder)
+        index = self.mailbox.index()
+        left = {uid for uid, flags in list(self.flags.items()) if LEFT_INBOX in flags}
+        if not left:
+            return index
+        # A message whose last tag went (in the web UI, say) is back in INBOX, so that every
+        # message is in some folder.
+        tagged = {e.imap_uid for tag in self.mailbox.tags() for e in self.mailbox.index(tag)}
+        return [e for e in index if e.imap_uid not in left or e.imap_uid not in tagged]
 
     async def _refresh(self, s: _Session, expunge: bool, force: bool = False) -> None:
         """Tell the client what changed since its last update: expunged messages (when that may
@@ -360,14 +458,16 @@ class ImapServer(MailReader):
             await self._send(s, "\r\n".join(out))
 
     def _folders(self) -> list[str]:
-        return ["INBOX", *self.mailbox.tags()]
+        tags = self.mailbox.tags()
+        empty = [name for name in self.created if name not in tags]
+        return ["INBOX", *sorted([*tags, *empty], key=str.casefold)]
 
     def _folder(self, token: Token) -> str | None:
         """The folder a mailbox name means (INBOX in any case, or a tag), or None."""
         name = decode_mailbox(text(token))
         if name.upper() == "INBOX":
             return "INBOX"
-        return name if name in self.mailbox.tags() else None
+        return name if name in self.created or name in self.mailbox.tags() else None
 
     # -- any state ---------------------------------------------------------------------------------
 
@@ -458,10 +558,9 @@ class ImapServer(MailReader):
         s.entries = {e.imap_uid: e for e in index}
         validity, next_uid = await s.conn.call(self._uid_numbers)
         unseen = next((n for n, e in enumerate(index, 1) if not e.read), None)
-        flags = " ".join(SYSTEM_FLAGS)
+        s.keywords = await s.conn.call(self._keywords)
         lines = [
-            f"* FLAGS ({flags})",
-            f"* OK [PERMANENTFLAGS ({'' if readonly else flags})] flags",
+            *self._flags_lines(s),
             f"* {len(index)} EXISTS",
             "* 0 RECENT",
             *([f"* OK [UNSEEN {unseen}] first unseen"] if unseen else []),
@@ -476,7 +575,17 @@ class ImapServer(MailReader):
         return self.mailbox.uid_validity(), self.mailbox.next_imap_uid()
 
     async def _cmd_create(self, s: _Session, tag: str, args: list[Token]) -> str:
-        return "NO [CANNOT] folders are tags: tag a message (COPY it to a new name) instead"
+        """A new folder is a tag no message has yet: kept by this server until a message gets
+        it (clients make their Sent, Drafts, Trash or a sync's folders before filling them)."""
+        if len(args) != 1:
+            raise ImapSyntaxError("CREATE takes a mailbox name")
+        name = decode_mailbox(text(args[0])).rstrip("/")
+        if await s.conn.call(self._folder, args[0]) is not None or name.upper() == "INBOX":
+            return "NO [ALREADYEXISTS] that folder exists already"
+        if not name.strip() or any(ord(c) < 32 for c in name):
+            return f"NO [CANNOT] {name[:40]!r} cannot be a folder (a tag) name"
+        self.created.add(name)
+        return "OK CREATE completed (an empty folder until a message is put in it)"
 
     async def _cmd_delete(self, s: _Session, tag: str, args: list[Token]) -> str:
         """Deleting a tag's folder removes the tag everywhere; the messages stay in INBOX."""
@@ -487,6 +596,7 @@ class ImapServer(MailReader):
             return "NO [NONEXISTENT] no such mailbox"
         if folder == "INBOX":
             return "NO [CANNOT] INBOX cannot be deleted"
+        self.created.discard(folder)
         await s.conn.call(self.mailbox.delete_tag, folder)
         return "OK DELETE completed (the tag is gone, the messages are in INBOX)"
 
@@ -500,6 +610,9 @@ class ImapServer(MailReader):
         new = decode_mailbox(text(args[1]))
         if folder == "INBOX" or new.upper() == "INBOX":
             return "NO [CANNOT] INBOX cannot be renamed, nor a folder renamed to INBOX"
+        if folder in self.created:
+            self.created.discard(folder)
+            self.created.add(new)
         await s.conn.call(self.mailbox.rename_tag, folder, new)
         return "OK RENAME completed"
 
@@ -547,7 +660,7 @@ class ImapServer(MailReader):
         folder = await s.conn.call(self._folder, args[0])
         if folder is None:
             return "NO [NONEXISTENT] no such mailbox"
-        index = await s.conn.call(self.mailbox.index, None if folder == "INBOX" else folder)
+        index = await s.conn.call(self._index, folder)
         validity, next_uid = await s.conn.call(self._uid_numbers)
         values = {
             "MESSAGES": len(index),
@@ -567,8 +680,19 @@ class ImapServer(MailReader):
         return "OK STATUS completed"
 
     async def _cmd_append(self, s: _Session, tag: str, args: list[Token]) -> str:
-        if len(args) < 2 or not isinstance(args[-1], bytes):
+        """APPEND (RFC 3501 6.3.11) with the client's flags and date: a client that uploads its
+        mail (offlineimap, mbsync) keeps what it read, flagged and answered, and when it came."""
+        if len(args) < 2 or not isinstance(args[-1], bytes) or len(args) > 4:
             raise ImapSyntaxError("APPEND takes a mailbox, maybe flags and a date, and a literal")
+        options = args[1:-1]
+        flags: set[str] = set()
+        if options and isinstance(options[0], list):
+            flags = _flag_names(options.pop(0))
+        received: float | None = None
+        if options:
+            if isinstance(options[0], list) or len(options) > 1:
+                raise ImapSyntaxError("APPEND takes the flags, then the date-time, in that order")
+            received = parse_date_time(text(options[0]))
         folder = await s.conn.call(self._folder, args[0])
         if folder is None:
             return "NO [TRYCREATE] no such mailbox: APPEND to INBOX or a tag"
@@ -576,10 +700,33 @@ class ImapServer(MailReader):
         # Where it came from, in the fields the SMTP envelope has (the API's Envelope).
         origin = {"Peer": s.conn.peer, "TLS": s.conn.tls, "Username": s.user, "Protocol": "IMAP"}
         future = self.mailbox.deliver(
-            Envelope("", ()), args[-1], username=s.user, tags=tags, origin=origin
+            Envelope("", ()),
+            args[-1],
+            username=s.user,
+            tags=tags,
+            origin=origin,
+            received_at=received,
         )
-        await asyncio.wrap_future(future)
-        return "OK APPEND completed"
+        msg_id = await asyncio.wrap_future(future)
+        uid = await s.conn.call(self._appended, msg_id, folder, flags)
+        validity = await s.conn.call(self.mailbox.uid_validity)
+        return f"OK [APPENDUID {validity} {uid}] APPEND completed"
+
+    def _appended(self, msg_id: str, folder: str, flags: set[str]) -> int:
+        """Give an appended message its flags (worker thread); its UID."""
+        row = self.mailbox.store.summary(msg_id)  # the row number is the UID
+        if row is None:
+            raise MessageNotFound(msg_id)
+        uid = int(row["id"])
+        kept = _kept_with(set(), flags, deleted_mark(folder))
+        if folder != "INBOX":
+            kept.add(LEFT_INBOX)  # appended to a tag folder: in that folder only
+        if kept:
+            self._set_flags(uid, kept)
+            self.mailbox.save_imap_flags({uid: kept})
+        if "\\Seen" in flags:
+            self.mailbox.mark_read([msg_id], True)
+        return uid
 
     async def _cmd_idle(self, s: _Session, tag: str, args: list[Token]) -> str:
         """RFC 2177: changes are pushed as they happen until the client says DONE."""
@@ -635,60 +782,136 @@ class ImapServer(MailReader):
         return "OK EXPUNGE completed"
 
     async def _expunge(self, s: _Session, only: set[int] | None, report: bool) -> None:
-        """Remove messages flagged \\Deleted: from the mailbox (INBOX) or from the tag."""
+        """Remove the messages flagged \\Deleted in this folder from it (RFC 3501 6.4.3; with
+        `only`, those of a UID EXPUNGE set, RFC 4315)."""
+        mine = deleted_mark(s.folder)
         doomed = [
             uid
             for uid in s.uids
-            if "\\Deleted" in self.flags.get(uid, ()) and (only is None or uid in only)
+            if mine in self.flags.get(uid, ()) and (only is None or uid in only)
         ]
         if not doomed:
             return
-        ids = [s.entries[uid].uid for uid in doomed if uid in s.entries]
-        folder_tag = s.tag
-        if folder_tag is None:
-            await s.conn.call(self.mailbox.delete, ids)
-        else:
-            await s.conn.call(self._retag, ids, "", folder_tag)
+        await s.conn.call(self._leave, s.folder, [(u, s.entries[u].uid) for u in doomed])
+        lines = self._forget(s, doomed)
+        if report:
+            await self._send(s, "\r\n".join(lines))
+
+    def _forget(self, s: _Session, uids: list[int]) -> list[str]:
+        """Drop messages from the session's view; the EXPUNGE responses that say so."""
         lines = []
-        for uid in doomed:
+        for uid in uids:
             seq = s.uids.index(uid) + 1
             lines.append(f"* {seq} EXPUNGE")
             del s.uids[seq - 1]
             s.entries.pop(uid, None)
-            if folder_tag is None:
-                self.flags.pop(uid, None)  # (its stored flags went with the message)
-            else:  # it lives on in INBOX, where \Deleted would doom it at the next EXPUNGE
-                self.flags.get(uid, set()).discard("\\Deleted")
-        if folder_tag is not None:
-            await s.conn.call(
-                self.mailbox.save_imap_flags, {uid: set(self.flags.get(uid, ())) for uid in doomed}
-            )
-        if report:
-            await self._send(s, "\r\n".join(lines))
+        self._bump()  # other sessions in this folder see it go
+        return lines
 
-    def _retag(self, ids: list[str], add: str = "", remove: str = "") -> None:
-        """Add or remove one tag on each of these messages (folders are tags)."""
+    # Folders are INBOX and the tags. A message in several folders is one message (as a label
+    # in several places): removing it from a folder removes that membership, and only the
+    # removal of its last one deletes it, so a copy survives the expunge of its original.
+
+    def _leave(self, folder: str | None, messages: list[tuple[int, str]]) -> None:
+        """Take messages ((UID, ID) pairs) out of a folder; delete those left in none."""
+        gone: list[str] = []
+        changed: dict[int, set[str]] = {}
+        if folder in (None, "INBOX"):
+            tagged = self._tagged([msg_id for _, msg_id in messages])
+            for uid, msg_id in messages:
+                if msg_id in tagged:  # it lives on in its tag folders
+                    flags = self.flags.get(uid, set()) - {"\\Deleted"}
+                    changed[uid] = flags | {LEFT_INBOX}
+                else:
+                    gone.append(msg_id)
+        else:
+            mark = deleted_mark(folder)
+            for uid, msg_id in messages:
+                left = self._retag(msg_id, remove=folder)
+                flags = self.flags.get(uid, set())
+                if left is not None and not left and LEFT_INBOX in flags:
+                    gone.append(msg_id)  # that folder held its last copy
+                else:
+                    changed[uid] = flags - {mark}
+        for uid, flags in changed.items():
+            self._set_flags(uid, flags)
+        if changed:
+            self.mailbox.save_imap_flags(changed)
+        if gone:
+            self.mailbox.delete(gone)
+            for uid, msg_id in messages:
+                if msg_id in gone:
+                    self.flags.pop(uid, None)  # (its stored flags went with the message)
+
+    def _enter(self, folder: str, messages: list[tuple[int, str]]) -> None:
+        """Put messages ((UID, ID) pairs) into a folder (COPY, MOVE): tag them, or bring them
+        back to INBOX."""
+        if folder == "INBOX":
+            changed = {
+                uid: self.flags[uid] - {LEFT_INBOX}
+                for uid, _ in messages
+                if LEFT_INBOX in self.flags.get(uid, ())
+            }
+            for uid, flags in changed.items():
+                self._set_flags(uid, flags)
+            if changed:
+                self.mailbox.save_imap_flags(changed)
+            return
+        for _, msg_id in messages:
+            self._retag(msg_id, add=folder)
+
+    def _tagged(self, ids: list[str]) -> set[str]:
+        """Which of these messages have a tag (are in some tag folder)."""
+        found = set()
         for msg_id in ids:
             try:
-                tags = self.mailbox.summary(msg_id)["Tags"]
+                if self.mailbox.summary(msg_id)["Tags"]:
+                    found.add(msg_id)
             except MessageNotFound:
                 continue
-            wanted = [t for t in tags if t != remove] + ([add] if add else [])
+        return found
+
+    def _retag(self, msg_id: str, add: str = "", remove: str = "") -> list[str] | None:
+        """Add or remove one tag on a message (folders are tags): its tags now, None if gone."""
+        try:
+            tags = self.mailbox.summary(msg_id)["Tags"]
+        except MessageNotFound:
+            return None
+        wanted = [t for t in tags if t != remove] + ([add] if add and add not in tags else [])
+        if wanted != tags:
             self.mailbox.set_tags([msg_id], wanted)
+        return wanted
 
     async def _cmd_uid(self, s: _Session, tag: str, args: list[Token]) -> str:
         if not args or not isinstance(args[0], Atom):
-            raise ImapSyntaxError("UID takes FETCH, SEARCH, STORE or COPY")
+            raise ImapSyntaxError("UID takes FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE")
         sub = args[0].upper()
         handlers = {
             "FETCH": self._fetch,
             "SEARCH": self._search,
             "STORE": self._store,
             "COPY": self._copy,
+            "MOVE": self._move,
+            "EXPUNGE": self._uid_expunge,
         }
         if sub not in handlers:
-            return f"BAD UID {sub[:20]} is not supported (FETCH, SEARCH, STORE, COPY)"
+            return (
+                f"BAD UID {sub[:20]} is not supported (FETCH, SEARCH, STORE, COPY, MOVE, EXPUNGE)"
+            )
         return await handlers[sub](s, args[1:], True)
+
+    async def _uid_expunge(self, s: _Session, args: list[Token], by_uid: bool) -> str:
+        """UID EXPUNGE (RFC 4315): only the \\Deleted messages of a UID set."""
+        if len(args) != 1:
+            raise ImapSyntaxError("UID EXPUNGE takes a UID set")
+        if s.readonly:
+            return "NO mailbox is read-only (EXAMINE)"
+        only = {uid for _, uid in self._targets(s, args[0], True)}
+        await self._expunge(s, only, report=True)
+        return "OK UID EXPUNGE completed"
+
+    async def _cmd_move(self, s: _Session, tag: str, args: list[Token]) -> str:
+        return await self._move(s, args, False)
 
     async def _cmd_fetch(self, s: _Session, tag: str, args: list[Token]) -> str:
         return await self._fetch(s, args, False)
@@ -886,9 +1109,9 @@ class ImapServer(MailReader):
         if m is None:
             raise ImapSyntaxError(f"{action[:30]} is not FLAGS, +FLAGS or -FLAGS")
         raw_flags = args[2] if isinstance(args[2], list) else args[2:]
-        flags = {_flag_name(text(f)) for f in raw_flags}
-        flags.discard("\\Recent")
+        flags = _flag_names(raw_flags)
         mode, silent = m.group(1), bool(m.group(2))
+        mine = deleted_mark(s.folder)
         seen_on, seen_off = [], []
         for _, uid in targets:
             entry = s.entries.get(uid)
@@ -899,8 +1122,8 @@ class ImapServer(MailReader):
             if ("\\Seen" in new) != bool(entry.read):
                 (seen_on if "\\Seen" in new else seen_off).append(uid)
                 s.entries[uid] = entry._replace(read=int("\\Seen" in new))
-            self.flags[uid] = new - {"\\Seen"}
-        changed = {uid: set(self.flags[uid]) for _, uid in targets if uid in self.flags}
+            self._set_flags(uid, _kept_with(self.flags.get(uid, set()), new, mine))
+        changed = {uid: set(self.flags.get(uid, ())) for _, uid in targets if uid in s.entries}
         if changed:
             await s.conn.call(self.mailbox.save_imap_flags, changed)
         for uids, read in ((seen_on, True), (seen_off, False)):
@@ -918,18 +1141,72 @@ class ImapServer(MailReader):
                 await self._send(s, "\r\n".join(lines))
         return "OK STORE completed"
 
-    # COPY: to a tag folder tags the messages; INBOX holds everything already
+    # COPY and MOVE (RFC 3501 6.4.7, RFC 6851): into a tag folder tags the messages, into INBOX
+    # brings them back there; the UIDs stay (COPYUID says so, RFC 4315).
 
     async def _copy(self, s: _Session, args: list[Token], by_uid: bool) -> str:
+        found = await self._copy_into(s, args, "COPY", by_uid)
+        if isinstance(found, str):
+            return found
+        code, _ = found
+        return f"OK {code}COPY completed"
+
+    async def _move(self, s: _Session, args: list[Token], by_uid: bool) -> str:
+        if s.readonly:
+            return "NO mailbox is read-only (EXAMINE)"
+        found = await self._copy_into(s, args, "MOVE", by_uid)
+        if isinstance(found, str):
+            return found
+        code, moved = found
+        if moved:
+            await s.conn.call(self._leave, s.folder, [(u, s.entries[u].uid) for u in moved])
+            lines = self._forget(s, moved)
+            await self._send(s, "\r\n".join([f"* OK {code}moved", *lines]))
+        return "OK MOVE completed"
+
+    async def _copy_into(
+        self, s: _Session, args: list[Token], command: str, by_uid: bool = False
+    ) -> str | tuple[str, list[int]]:
+        """Put the messages a COPY/MOVE names into its folder: (COPYUID code, their UIDs), or
+        the answer when it cannot."""
         if len(args) != 2:
-            raise ImapSyntaxError("COPY takes a message set and a mailbox")
+            raise ImapSyntaxError(f"{command} takes a message set and a mailbox")
         targets = self._targets(s, args[0], by_uid)
         name = decode_mailbox(text(args[1]))
-        if name.upper() == "INBOX":
-            return "OK COPY completed (INBOX holds every message already)"
-        ids = [s.entries[uid].uid for _, uid in targets if uid in s.entries]
-        await s.conn.call(self._retag, ids, name)
-        return "OK COPY completed (tagged)"
+        folder = "INBOX" if name.upper() == "INBOX" else name
+        if not folder.strip() or any(ord(c) < 32 for c in folder):
+            return f"NO [CANNOT] {name[:40]!r} cannot be a folder (a tag) name"
+        if command == "MOVE" and folder == s.folder:
+            return "NO [CANNOT] the messages are in that folder already"
+        uids = [uid for _, uid in targets if uid in s.entries]
+        if not uids:
+            return ("", [])
+        await s.conn.call(self._enter, folder, [(u, s.entries[u].uid) for u in uids])
+        validity = await s.conn.call(self.mailbox.uid_validity)
+        self._bump()
+        return (f"[COPYUID {validity} {uid_set(uids)} {uid_set(uids)}] ", uids)
+
+
+def _kept_with(stored: set[str], shown: set[str], deleted: str) -> set[str]:
+    """What to keep for a message whose flags in one folder are now `shown`: its marks, but
+    that folder's \\Deleted as `shown` says (\\Seen is the read state, kept apart)."""
+    marks = {f for f in stored if (" " in f or f == "\\Deleted") and f != deleted}
+    kept = marks | (shown - {"\\Seen", "\\Deleted"})
+    return kept | {deleted} if "\\Deleted" in shown else kept
+
+
+def _flag_names(tokens: list[Token]) -> set[str]:
+    """The flags of a STORE or APPEND, checked: \\Recent is the server's to set."""
+    names = set()
+    for token in tokens:
+        if not isinstance(token, Atom) or not token or " " in token:
+            raise ImapSyntaxError("a flag is an atom, such as \\Seen or $Label")
+        name = _flag_name(token)
+        if name.startswith("\\") and name not in SYSTEM_FLAGS and name != "\\Recent":
+            raise ImapSyntaxError(f"unknown system flag {name[:30]}")
+        names.add(name)
+    names.discard("\\Recent")
+    return names
 
 
 def _flag_name(value: str) -> str:

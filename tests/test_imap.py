@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from email.policy import compat32
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from helpers import corpus_dir, make_server, send_raw, wait_until
 from mailpit_py import events
 from mailpit_py.config import Config, ConfigError
 from mailpit_py.imap_syntax import decode_mailbox, encode_mailbox
+from mailpit_py.mailbox import MessageNotFound
 from mailpit_py.server import Server
 
 AUTH = "ann:secret"
@@ -411,7 +413,7 @@ def test_imap_answers_misuse_with_bad_or_no(imap_server: Server) -> None:
         "b7 STORE 1 FLOGS (\\Seen)",
         "b8 UID FROB 1",
         "b9 FETCH 0 FLAGS",
-        "c1 CREATE Archive",
+        "c1 CREATE inbox",
         "c2 LOGIN ann secret",
         "c3 FETCH 1 (FLAGS",
         "c4 STATUS INBOX (MESSAGES FROB)",
@@ -425,9 +427,9 @@ def test_imap_answers_misuse_with_bad_or_no(imap_server: Server) -> None:
         "b5 BAD unknown FETCH item FROB",
         "b6 BAD HEADER.FIELDS needs a list of header names",
         "b7 BAD FLOGS is not FLAGS, +FLAGS or -FLAGS",
-        "b8 BAD UID FROB is not supported (FETCH, SEARCH, STORE, COPY)",
+        "b8 BAD UID FROB is not supported (FETCH, SEARCH, STORE, COPY, MOVE, EXPUNGE)",
         "b9 BAD '0' is not a message number or *",
-        "c1 NO [CANNOT] folders are tags: tag a message (COPY it to a new name) instead",
+        "c1 NO [ALREADYEXISTS] that folder exists already",
         "c2 BAD already logged in",
         "c3 BAD missing ')'",
         "c4 BAD unknown STATUS item FROB",
@@ -519,7 +521,12 @@ def test_imap_folders_are_tags(imap_server: Server, imap: imaplib.IMAP4) -> None
     assert imap.delete("done")[0] == "OK"
     assert imap_server.mailbox.tags() == ["Größe"] and imap_server.mailbox.counts()[0] == 3
     assert imap.delete("INBOX")[0] == "NO" and imap.rename("INBOX", "x")[0] == "NO"
-    assert imap.create("new")[0] == "NO"
+    # CREATE makes an empty folder, a tag to be: listed and selectable, filled by APPEND.
+    assert imap.create("new")[0] == "OK" and imap.create("new")[0] == "NO"
+    assert imap.list('""', "new")[1] == [b'(\\HasNoChildren) "/" "new"']
+    assert imap.select("new") == ("OK", [b"0"])
+    assert imap.append("new", None, None, message("first in new"))[0] == "OK"
+    assert imap_server.mailbox.summary("latest")["Tags"] == ["new"]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -687,3 +694,151 @@ def test_imap_refuses_big_literals_before_login_without_reading_them() -> None:
             assert answer.startswith(b"c1 NO [TOOBIG]"), answer
             sock.sendall(b"c2 NOOP\r\n")
             assert f.readline().startswith(b"c2 OK")
+
+
+def _client(mp: Server) -> Any:
+    from imapclient import IMAPClient
+
+    client = IMAPClient("127.0.0.1", port=mp.imap_address[1], ssl=False, timeout=10)
+    client.login("ann", "secret")
+    return client
+
+
+def test_imap_a_moved_message_survives_the_expunge_of_its_original(imap_server: Server) -> None:
+    """Mail clients without MOVE move by COPY, \\Deleted and EXPUNGE: the copy must stay."""
+    first = send_raw(imap_server, message("move me"))
+    other = send_raw(imap_server, message("stays"))
+    imap = selected(imap_server)
+    assert "UIDPLUS" in imap.capabilities and "MOVE" in imap.capabilities
+    uid = uids(imap_server)[0]
+    assert imap.uid("COPY", str(uid), "Archive")[0] == "OK"
+    validity = imap_server.mailbox.uid_validity()
+    assert imap.response("COPYUID") == ("COPYUID", [b"%d %d %d" % (validity, uid, uid)])
+    imap.uid("STORE", str(uid), "+FLAGS", r"(\Deleted)")
+    # \Deleted belongs to the copy in INBOX; the one in Archive is not doomed with it.
+    archive = selected(imap_server)
+    archive.select("Archive")
+    assert archive.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS ())"]
+    assert imap.expunge() == ("OK", [b"1"])
+    assert imap_server.mailbox.summary(first)["Tags"] == ["Archive"]  # the web UI keeps it
+    assert imap.search(None, "ALL")[1] == [b"1"]  # INBOX has the other one only
+    assert imap.status("INBOX", "(MESSAGES)")[1] == [b'"INBOX" (MESSAGES 1)']
+    assert archive.uid("SEARCH", "ALL")[1] == [str(uid).encode()]
+    # Archive held its last copy: expunging it there deletes the message.
+    archive.store("1", "+FLAGS", r"(\Deleted)")
+    assert archive.expunge() == ("OK", [b"1"])
+    with pytest.raises(MessageNotFound):
+        imap_server.mailbox.summary(first)
+    # Folder to folder by COPY and EXPUNGE: one message, now in the other folder only.
+    imap.copy("1", "Work")
+    imap.select("Work")
+    imap.copy("1", "Done")
+    imap.store("1", "+FLAGS", r"(\Deleted)")
+    imap.expunge()
+    assert imap_server.mailbox.summary(other)["Tags"] == ["Done"]
+    imap.select("INBOX")
+    assert imap.search(None, "ALL")[1] == [b"1"]  # it was in INBOX all along
+    # A message in INBOX only is deleted by its expunge, as before.
+    imap.store("1", "+FLAGS", r"(\Deleted)")
+    imap.expunge()
+    assert imap_server.mailbox.summary(other)["Tags"] == ["Done"]  # still in Done
+    imap.select("Done")
+    imap.store("1", "+FLAGS", r"(\Deleted)")
+    imap.expunge()
+    assert imap_server.mailbox.counts()[0] == 0
+    imap.logout()
+    archive.logout()
+
+
+def test_imap_move_in_one_step_with_imapclient(imap_server: Server) -> None:
+    ids = [send_raw(imap_server, message(f"m{n}")) for n in range(3)]
+    client = _client(imap_server)
+    client.select_folder("INBOX")
+    all_uids = client.search()
+    client.move(all_uids[:2], "Work")
+    assert client.search() == all_uids[2:]  # moved out of INBOX (its EXPUNGEs came first)
+    assert [imap_server.mailbox.summary(i)["Tags"] for i in ids] == [["Work"], ["Work"], []]
+    client.select_folder("Work")
+    assert client.search() == all_uids[:2]
+    # Back to INBOX: the messages are there again, and untagged.
+    client.move(all_uids[:1], "INBOX")
+    assert imap_server.mailbox.summary(ids[0])["Tags"] == []
+    client.select_folder("INBOX")
+    assert client.search() == [all_uids[0], all_uids[2]]
+    # The web UI takes the last tag off a message moved out of INBOX: it is back in INBOX.
+    imap_server.mailbox.set_tags([ids[1]], [])
+    client.select_folder("INBOX")
+    assert client.search() == all_uids
+    typ = client._imap.uid("MOVE", str(all_uids[0]), "INBOX")[0]
+    assert typ == "NO"  # into the folder it is in
+    client.select_folder("INBOX", readonly=True)
+    assert client._imap.uid("MOVE", str(all_uids[0]), "Work")[0] == "NO"
+    client.logout()
+
+
+def test_imap_append_keeps_flags_and_date_and_answers_appenduid(imap_server: Server) -> None:
+    import datetime as dt
+
+    client = _client(imap_server)
+    when = dt.datetime(2024, 2, 29, 23, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    answer = client.append(
+        "INBOX", message("uploaded"), flags=[b"\\Seen", b"\\Flagged", b"$label1"], msg_time=when
+    )
+    validity = imap_server.mailbox.uid_validity()
+    uid = uids(imap_server)[0]
+    assert answer.startswith(b"[APPENDUID %d %d]" % (validity, uid)), answer
+    summary = imap_server.mailbox.summary("latest")
+    assert summary["Read"] is True  # the web UI shows it read
+    assert summary["Created"].startswith("2024-03-01T04:30:05")
+    client.select_folder("INBOX")
+    got = client.fetch([uid], ["FLAGS", "INTERNALDATE"])[uid]
+    assert set(got[b"FLAGS"]) == {b"\\Seen", b"\\Flagged", b"$label1"}
+    assert got[b"INTERNALDATE"].astimezone(dt.UTC) == when.astimezone(dt.UTC)
+    # Appended to a tag folder: in that folder (and the web UI, tagged), not in INBOX.
+    client.create_folder("Sent")
+    answer = client.append("Sent", message("sent"), flags=[b"\\Answered"])
+    sent_uid = uids(imap_server)[-1]
+    assert answer.startswith(b"[APPENDUID %d %d]" % (validity, sent_uid))
+    assert imap_server.mailbox.summary("latest")["Read"] is False
+    client.select_folder("INBOX")
+    assert client.search() == [uid]
+    client.select_folder("Sent")
+    assert client.get_flags([sent_uid]) == {sent_uid: (b"\\Answered",)}
+    with pytest.raises(client.Error, match="date-time"):
+        client._imap.append("INBOX", None, '"31-Foo-2024 10:00:00 +0000"', b"x")
+    with pytest.raises(client.Error, match="unknown system flag"):
+        client.append("INBOX", b"x", flags=[b"\\Frob"])
+    client.logout()
+
+
+def test_imap_uid_expunge_removes_only_the_named_messages(imap_server: Server) -> None:
+    ids = [send_raw(imap_server, message(f"m{n}")) for n in range(3)]
+    client = _client(imap_server)
+    client.select_folder("INBOX")
+    all_uids = client.search()
+    client.add_flags(all_uids, [b"\\Deleted"])
+    client.uid_expunge(all_uids[1:2])
+    assert client.search() == [all_uids[0], all_uids[2]]
+    assert [e.uid for e in imap_server.mailbox.index()] == [ids[0], ids[2]]
+    client.logout()
+
+
+SYSTEM = (b"\\Answered", b"\\Flagged", b"\\Deleted", b"\\Seen", b"\\Draft")
+
+
+def test_imap_keywords_are_announced_and_permanent(imap_server: Server) -> None:
+    send_raw(imap_server, message("k"))
+    client = _client(imap_server)
+    client.select_folder("INBOX")
+    other = _client(imap_server)
+    selected_info = other.select_folder("INBOX")
+    assert b"\\*" in selected_info[b"PERMANENTFLAGS"]  # clients may make up keywords
+    client.add_flags([uids(imap_server)[0]], [b"$Forwarded", b"$Junk"])
+    # Another session hears of the new keywords at its next command (RFC 3501 7.2.6).
+    _, responses = other.noop()
+    assert (b"FLAGS", (*SYSTEM, b"$Forwarded", b"$Junk")) in responses, responses
+    info = _client(imap_server).select_folder("INBOX")
+    assert {b"$Forwarded", b"$Junk"} <= set(info[b"FLAGS"])
+    assert {b"$Forwarded", b"$Junk", b"\\*"} <= set(info[b"PERMANENTFLAGS"])
+    client.logout()
+    other.logout()
