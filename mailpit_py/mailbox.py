@@ -280,6 +280,22 @@ def message_detail(
     }
 
 
+# Search sees this much of a body: a bounded prefix, so that a 50 MB body costs the index (and
+# the memory of its ingest) no more than a 1 MB one; the whole body stays in the message.
+SEARCH_BODY_CHARS = 1024 * 1024
+# HTML read to find that much visible text (markup is mostly tags and attributes).
+SEARCH_HTML_CHARS = 4 * SEARCH_BODY_CHARS
+
+
+def _search_body(parsed: ParsedMessage) -> str:
+    """The start of the text body (else of the HTML body's visible text) that search indexes."""
+    if parsed.text:
+        return parsed.text[:SEARCH_BODY_CHARS]
+    if parsed.html:
+        return _html_text(parsed.html[:SEARCH_HTML_CHARS])[:SEARCH_BODY_CHARS]
+    return ""
+
+
 def _index_columns(parsed: ParsedMessage, parts: Sequence[Part]) -> tuple[str, ...]:
     """The search index's columns: subject, addresses, body, attachment names, headers."""
     every = [
@@ -292,7 +308,7 @@ def _index_columns(parsed: ParsedMessage, parts: Sequence[Part]) -> tuple[str, .
     return (
         index_text(parsed.subject),
         index_text(" ".join(f"{a.name} {a.address}" for a in every)),
-        index_text(parsed.text or _html_text(parsed.html)),
+        index_text(_search_body(parsed)),
         index_text(" ".join(p.filename for p in parts)),
         # The headers column stays empty: no query reads it (free text searches what Mailpit's
         # does, and header:Name:value has the headers table). Filling it cost ~10% of the index.
