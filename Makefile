@@ -28,9 +28,10 @@ test: $(VENV)/.installed-test sysdeps
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # Real peers the tests drive, from Debian: Chromium for the browser tests (`playwright install`
-# cannot download browsers here), swaks as a second SMTP client, spamd for the SpamAssassin check.
-DEBIAN_TEST_PACKAGES := chromium swaks spamassassin spamd
-DEBIAN_TEST_COMMANDS := /usr/bin/chromium /usr/bin/swaks /usr/sbin/spamd
+# cannot download browsers here), swaks as a second SMTP client, spamd for the SpamAssassin check,
+# mbsync (isync) as a mail client that syncs folders over IMAP.
+DEBIAN_TEST_PACKAGES := chromium swaks spamassassin spamd isync
+DEBIAN_TEST_COMMANDS := /usr/bin/chromium /usr/bin/swaks /usr/sbin/spamd /usr/bin/mbsync
 
 sysdeps:
 	@missing=""; for c in $(DEBIAN_TEST_COMMANDS); do [ -x $$c ] || missing="$$missing $$c"; done; \
