@@ -47,6 +47,12 @@ INDEX_BATCH_BYTES = 8 << 20
 # us. A lone client never waits: its batches have one job, and one job is as many as the last.
 GROUP_LINGER = 0.0005
 
+# Read connections kept open between reads (file databases). A read takes an idle one or opens
+# one, and gives it back after; beyond this many idle ones it is closed. A connection per thread
+# was never closed: each HTTP request runs in a new thread, so every request left ~2 descriptors
+# and ~140 KB behind until the process ran out of descriptors.
+READ_POOL = 8
+
 # Values larger than this are written and read in pieces of this size (zeroblob + blobopen).
 BLOB_CHUNK = 1 << 20
 
@@ -363,7 +369,7 @@ _Job = tuple[Callable[["Store"], Any], Future[Any] | Completion]
 
 
 class Store:
-    """A SQLite database: one writer thread (group commit), a read connection per thread."""
+    """A SQLite database: one writer thread (group commit), reads on a small connection pool."""
 
     def __init__(
         self,
@@ -378,8 +384,8 @@ class Store:
         self._busy_timeout = busy_timeout
         self._batch_max = batch_max
         self._linger = linger
-        self._local = threading.local()
-        self._all_conns: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []  # read connections not in use (READ_POOL)
+        self._all_conns: set[sqlite3.Connection] = set()  # every open one, closed by close()
         self._conns_lock = threading.Lock()
         # In memory there is one connection, so reads and the writer's batches take turns.
         self._mem_lock = threading.RLock()
@@ -431,7 +437,7 @@ class Store:
             conn.close()
             raise StoreError(f"cannot use database {self.path!r}: {exc}") from exc
         with self._conns_lock:
-            self._all_conns.append(conn)
+            self._all_conns.add(conn)
         return conn
 
     def _migrate(self) -> None:
@@ -454,17 +460,48 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A connection for queries from the calling thread."""
+        """A connection for queries, the calling thread's until the block ends."""
         if self._closed:
             raise StoreError("the store is closed")
         if self.memory:
             with self._mem_lock:
                 yield self._wconn
             return
-        conn = getattr(self._local, "conn", None)
+        with self._conns_lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = self._local.conn = self._connect()
-        yield conn
+            conn = self._connect()
+        reusable = True
+        try:
+            yield conn
+        except sqlite3.Error:
+            reusable = False  # a connection whose query failed is not worth a doubt
+            raise
+        finally:
+            with self._conns_lock:
+                keep = (
+                    reusable
+                    and not self._closed
+                    and len(self._idle) < READ_POOL
+                    and not conn.in_transaction
+                )
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                self._discard(conn)
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        with self._conns_lock:
+            self._all_conns.discard(conn)
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+    def read_connections(self) -> int:
+        """Read connections open (idle in the pool or in use): what reads hold of descriptors."""
+        with self._conns_lock:
+            return len(self._all_conns) - 1  # (the writer's is the other one)
 
     # -- the writer ---------------------------------------------------------------------------
 
@@ -725,6 +762,7 @@ class Store:
                 except sqlite3.Error:
                     pass
             self._all_conns.clear()
+            self._idle.clear()
 
     # -- writes (writer thread only, inside a batch) -------------------------------------------
 
