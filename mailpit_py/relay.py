@@ -100,7 +100,9 @@ class Relay:
     def plan(self, envelope: Envelope, origin: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
         """Outbox items committed with a new message (runs before its commit)."""
         s = self.settings
-        in_session = origin.get("Protocol") in ("SMTP", "ESMTP") and self.mailbox.relay_inline
+        # Any SMTP session: SMTP, ESMTP and RFC 3848's ESMTPS/ESMTPA/ESMTPSA (not IMAP or HTTP).
+        smtp = str(origin.get("Protocol", "")).startswith(("SMTP", "ESMTP"))
+        in_session = smtp and self.mailbox.relay_inline
         out: list[tuple[str, str, list[str]]] = []
         if s.relay is not None and not (s.relay.forward_smtp_errors and in_session):
             rcpts = self.auto_recipients(envelope)

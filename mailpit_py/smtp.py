@@ -47,13 +47,15 @@ from mailpit_py.smtp_auth import (
     split_plain,
 )
 from mailpit_py.smtp_policy import REVERSE_DNS_TIMEOUT, Policy, Refusal, reverse_dns
-from mailpit_py.store import SessionRecord
+from mailpit_py.store import SessionRecord, Ticket
 from mailpit_py.tls import server_context
 
 log = logging.getLogger("mailpit_py.smtp")
 
 IDENT = "ESMTP mailpit-py ready"
-STORE_DEADLINE = 30.0  # seconds a client waits for its commit before 451 (it can retry)
+# Seconds a client waits for its commit before 451 (it can retry). A message whose write has
+# not started by then is dropped from the writer's queue, so a 451 always means not stored.
+STORE_DEADLINE = 30.0
 
 # RFC 3463 enhanced codes for replies that aiosmtpd sends without one, by basic code. The
 # greeting and the EHLO lines never carry one (RFC 2034 section 3).
@@ -846,6 +848,7 @@ class CatcherSMTP(SMTP):
             # aiosmtpd keeps the null sender as "<>"; the envelope says "" (RFC 5321 4.5.5).
             mail_from="" if mail_from == "<>" else mail_from,
             rcpt_to=tuple(self.envelope.rcpt_tos),
+            smtputf8=bool(self.envelope.smtp_utf8),
         )
         self._set_post_data_state()
         uid = new_id()
@@ -861,6 +864,7 @@ class CatcherSMTP(SMTP):
         inflight = self._server.inflight
         inflight.add(waiter)
         self._storing = True
+        ticket = Ticket()
         try:
             self._server.mailbox.deliver_then(
                 lambda stored, exc: loop.call_soon_threadsafe(_settle, waiter, stored, exc),
@@ -876,10 +880,11 @@ class CatcherSMTP(SMTP):
                     "Peer": _fmt_addr(self.session.peer),
                     "TLS": self.session.ssl is not None,
                     "Username": _username(self.session),
-                    "Protocol": "ESMTP" if self.session.extended_smtp else "SMTP",
+                    "Protocol": _protocol(self.session),
                 },
+                ticket=ticket,
             )
-            timer = loop.call_later(STORE_DEADLINE, _expire, waiter)
+            timer = loop.call_later(STORE_DEADLINE, _expire, waiter, ticket)
             try:
                 await waiter
             finally:
@@ -941,9 +946,7 @@ class CatcherSMTP(SMTP):
         """The trace header an MTA adds (RFC 5321 section 4.4), with the reverse DNS name."""
         s = self.session
         assert s is not None
-        proto = "ESMTP" if s.extended_smtp else "SMTP"
-        if s.extended_smtp:  # RFC 3848: S for TLS, A for AUTH
-            proto += ("S" if s.ssl is not None else "") + ("A" if s.authenticated else "")
+        proto = _protocol(s)
         eol = "\n" if b"\n" in raw and not raw.split(b"\n", 1)[0].endswith(b"\r") else "\r\n"
         return (
             f"Received: from {s.host_name or 'unknown'} ({rdns or 'unknown'} [{self.ip}]){eol}"
@@ -1168,9 +1171,20 @@ def _settle(waiter: asyncio.Future[str], stored: str | None, exc: BaseException 
         waiter.set_result(str(stored))
 
 
-def _expire(waiter: asyncio.Future[str]) -> None:
-    if not waiter.done():
+def _expire(waiter: asyncio.Future[str], ticket: Ticket) -> None:
+    """The deadline: 451 for a message the writer has not started, which it then skips. One it
+    has started is being committed now (briefly): its outcome is the answer."""
+    if not waiter.done() and ticket.cancel():
         waiter.set_exception(TimeoutError(f"not committed within {STORE_DEADLINE:g} s"))
+
+
+def _protocol(session: SmtpSession) -> str:
+    """What the message came in with, as a Received header's WITH names it (RFC 3848): SMTP
+    after HELO; after EHLO, ESMTP plus S for TLS and A for AUTH (ESMTPS, ESMTPA, ESMTPSA)."""
+    if not session.extended_smtp:
+        return "SMTP"
+    tls = "S" if session.ssl is not None else ""
+    return f"ESMTP{tls}{'A' if session.authenticated else ''}"
 
 
 def _username(session: SmtpSession) -> str:

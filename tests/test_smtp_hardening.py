@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from upstream import PASSWORD, USER, UpstreamServer
 
+from front_door import starttls
 from helpers import RawClient, wait_until
 from mailpit_py.server import Server
 
@@ -283,3 +285,107 @@ def test_non_ascii_addresses_need_smtputf8(offline: Server) -> None:
     assert assert_readable(offline, ascii_id)["Envelope"]["To"] == ["b@example.test"]
     envelope = assert_readable(offline, utf8_id)["Envelope"]
     assert (envelope["From"], envelope["To"]) == ("jörg@example.test", ["zoë@bücher.example"])
+
+
+# -- the protocol a message came in with (RFC 3848) ------------------------------------------
+
+
+def received_with(raw: bytes) -> str:
+    """The WITH word of the Received header this server added."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    return head.split(" with ", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize(
+    ("tls", "auth", "expected"),
+    [
+        (False, False, "ESMTP"),
+        (True, False, "ESMTPS"),
+        (False, True, "ESMTPA"),
+        (True, True, "ESMTPSA"),
+    ],
+)
+def test_the_envelope_protocol_names_tls_and_auth_as_the_received_header_does(
+    server_factory, tls: bool, auth: bool, expected: str
+) -> None:
+    mp = server_factory(
+        smtp_tls_cert="sans:localhost",
+        smtp_auth_accept_any=True,  # AUTH offered, not required
+        smtp_auth_allow_insecure=True,
+        smtp_reverse_dns=True,
+    )
+
+    async def ptr(ip: str) -> str:
+        return "client.example"  # no DNS lookup
+
+    mp.smtp.reverse_lookup = ptr
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me.example")
+    if tls:
+        starttls(c)
+    if auth:
+        assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").startswith("235 2.7.0")  # alice, s3cret
+    c.cmd("MAIL FROM:<a@example.test>")
+    c.cmd("RCPT TO:<b@example.test>")
+    msg_id = deliver(c, "protocol")
+    c.cmd("QUIT")
+    c.close()
+    assert mp.mailbox is not None
+    assert mp.mailbox.get(msg_id).detail["Envelope"]["Protocol"] == expected
+    assert received_with(mp.mailbox.raw(msg_id)) == expected
+
+
+def test_a_helo_session_is_smtp_in_both(server_factory) -> None:
+    mp = server_factory(smtp_reverse_dns=True)
+
+    async def ptr(ip: str) -> str:
+        return "client.example"
+
+    mp.smtp.reverse_lookup = ptr
+    c = RawClient(mp.smtp_address)
+    c.cmd("HELO me.example")
+    c.cmd("MAIL FROM:<a@example.test>")
+    c.cmd("RCPT TO:<b@example.test>")
+    msg_id = deliver(c, "helo")
+    c.close()
+    assert mp.mailbox is not None
+    assert mp.mailbox.get(msg_id).detail["Envelope"]["Protocol"] == "SMTP"
+    assert received_with(mp.mailbox.raw(msg_id)) == "SMTP"
+
+
+def test_forward_smtp_errors_relays_a_tls_and_auth_session_inline_once(
+    server_factory, tmp_path: Path
+) -> None:
+    # Any SMTP session (SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA) is relayed inline, its upstream's
+    # answer being the session's; none may also be queued for the relay worker (twice upstream).
+    with UpstreamServer() as up:
+        relay = tmp_path / "relay.yaml"
+        relay.write_text(
+            f"host: 127.0.0.1\nport: {up.port}\nstarttls: true\nallow-insecure: true\n"
+            f"auth: plain\nusername: {USER}\npassword: {PASSWORD}\nforward-smtp-errors: true\n"
+        )
+        mp = server_factory(
+            smtp_relay_config=str(relay),
+            smtp_relay_all=True,
+            smtp_tls_cert="sans:localhost",
+            smtp_auth_accept_any=True,
+        )
+        up.rcpt_replies["carol@example.test"] = ["550 5.1.1 carol is unknown upstream"]
+        c = RawClient(mp.smtp_address)
+        c.cmd("EHLO me.example")
+        starttls(c)
+        assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").startswith("235")
+        ids = []
+        for rcpt in ("bob@example.test", "carol@example.test"):
+            c.cmd("MAIL FROM:<a@example.test>")
+            c.cmd(f"RCPT TO:<{rcpt}>")
+            assert c.cmd("DATA").startswith("354")
+            c.send(b"Subject: relayed\r\n\r\nHello.\r\n.\r\n")
+            ids.append(c.reply())
+        c.close()
+        assert ids[0].startswith("250 2.0.0"), ids
+        assert ids[1].startswith("550") and "carol is unknown upstream" in ids[1], ids
+        assert [r.rcpts for r in up.received] == [["bob@example.test"]]
+        assert mp.mailbox is not None
+        for message in mp.mailbox.list():
+            assert mp.mailbox.relay_history(message["ID"])["Queue"] == []  # nothing left to send
