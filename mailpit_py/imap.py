@@ -175,6 +175,8 @@ class ImapServer(MailReader):
         # Flags other than \Seen (which is the read state the UI shows), by UID, shared by every
         # session; kept in the store too, so they survive a restart.
         self.flags: dict[int, set[str]] = mailbox.imap_flags()
+        self._flags_version = 0  # bumped by each change of self.flags
+        self._keywords_seen: tuple[int, frozenset[str]] = (-1, frozenset())
         self.created: set[str] = set()  # folders made by CREATE that no message is in yet
         self.generation = 0  # bumped (on the listener loop) for each change in the mailbox
         self._waiters: set[asyncio.Event] = set()
@@ -383,11 +385,20 @@ class ImapServer(MailReader):
         return flags
 
     def _keywords(self) -> frozenset[str]:
-        """Every keyword ($Forwarded, $Junk, a label) some message has now."""
-        return frozenset(f for flags in list(self.flags.values()) for f in flags if f[:1] != "\\")
+        """Every keyword ($Forwarded, $Junk, a label) some message has now (worked out again
+        only after a change: every command of a session with a folder selected asks)."""
+        version, keywords = self._keywords_seen
+        if version != self._flags_version:
+            version = self._flags_version
+            keywords = frozenset(
+                f for flags in list(self.flags.values()) for f in flags if f[:1] != "\\"
+            )
+            self._keywords_seen = (version, keywords)
+        return keywords
 
     def _set_flags(self, uid: int, flags: set[str]) -> None:
         """Replace a message's flags and marks (a new set: worker threads read the old one)."""
+        self._flags_version += 1
         if flags:
             self.flags[uid] = flags
         else:
@@ -841,7 +852,7 @@ class ImapServer(MailReader):
             self.mailbox.delete(gone)
             for uid, msg_id in messages:
                 if msg_id in gone:
-                    self.flags.pop(uid, None)  # (its stored flags went with the message)
+                    self._set_flags(uid, set())  # (its stored flags went with the message)
 
     def _enter(self, folder: str, messages: list[tuple[int, str]]) -> None:
         """Put messages ((UID, ID) pairs) into a folder (COPY, MOVE): tag them, or bring them

@@ -638,6 +638,7 @@ def test_flags_survive_a_restart_and_go_with_their_message(tmp_path: Path) -> No
         mp.mailbox.delete([mp.mailbox.index()[1].uid])  # message 2 and its flags go
     with make_server(**settings) as mp:
         client = selected(mp)
+        assert b"$Important" in client.untagged_responses["FLAGS"][0]  # a keyword in use
         typ, data = client.uid("FETCH", "1:*", "(FLAGS)")
         assert typ == "OK" and len(data) == 1
         assert b"\\Flagged" in data[0] and b"$Important" in data[0]
