@@ -30,6 +30,8 @@ class Envelope(NamedTuple):
 
     mail_from: str  # "" for the null sender <>
     rcpt_to: tuple[str, ...]
+    # MAIL FROM had the SMTPUTF8 parameter (RFC 6531): raw UTF-8 headers are then allowed.
+    smtputf8: bool = False
 
 
 @dataclass(frozen=True)

@@ -373,11 +373,14 @@ def _utf8_or_cp1252(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("mailpit_py.cp1252", _utf8_or_cp1252)
 
 
-def _header_text(value: bytes, name: str, charset: str | None, warn: Warn) -> str:
+def _header_text(
+    value: bytes, name: str, charset: str | None, warn: Warn, utf8: bool = False
+) -> str:
     """Header bytes to str, recovering raw 8-bit bytes.
 
-    Raw UTF-8 is what RFC 6532 allows (with SMTPUTF8); anything else is legacy software writing
-    its local charset, best guessed as the charset of the message body (`charset`).
+    Raw UTF-8 is what RFC 6532 allows (with SMTPUTF8: `utf8`, and then it is no fault);
+    anything else is legacy software writing its local charset, best guessed as the charset
+    of the message body (`charset`).
     """
     try:
         return value.decode("ascii")
@@ -388,7 +391,8 @@ def _header_text(value: bytes, name: str, charset: str | None, warn: Warn) -> st
     except UnicodeDecodeError:
         pass
     else:
-        warn(f"{name} header contains raw 8-bit bytes (not RFC 2047 encoded), decoded as UTF-8")
+        if not utf8:
+            warn(f"{name} header contains raw 8-bit bytes (not RFC 2047 encoded), decoded as UTF-8")
         return text
     for codec in (_codecs_for(charset) or ()) if charset else ():
         if codec in ("ascii", "utf-8"):
@@ -554,11 +558,11 @@ def _join_rfc2231(sections: dict[int, tuple[bool, str]], where: str, warn: Warn)
     return _Decoded(_decode_text(bytes(raw), charset or None, where, warn))
 
 
-def _param_text(value: str, where: str, charset: str | None, warn: Warn) -> str:
+def _param_text(value: str, where: str, charset: str | None, warn: Warn, utf8: bool = False) -> str:
     """A parameter value for display: RFC 2231 already decoded, else 8-bit and RFC 2047."""
     if isinstance(value, _Decoded):
         return str(value)
-    text = _header_text(value.encode("latin-1", "replace"), where, charset, warn)
+    text = _header_text(value.encode("latin-1", "replace"), where, charset, warn, utf8)
     # Encoded-words inside a quoted parameter are not allowed (RFC 2047 section 5) yet common.
     return _decode_words(text, f"{where} header", warn) if "=?" in text else text
 
@@ -1230,6 +1234,8 @@ def _parse(
     raw: bytes, envelope: Envelope, received_at: datetime | None, warn: _Warnings
 ) -> ParsedMessage:
     mail_from, rcpts = _envelope_parts(envelope)
+    # RFC 6532 section 3: with SMTPUTF8 (RFC 6531) header fields may hold raw UTF-8.
+    smtputf8 = getattr(envelope, "smtputf8", False) is True
     if not raw or raw.isspace():
         warn("Message is empty")
     _line_warnings(raw, warn)
@@ -1242,7 +1248,7 @@ def _parse(
     # Lowercased name -> [(name, 8-bit-recovered text, fully decoded text)], in order.
     by_name: dict[str, list[tuple[str, str, str]]] = {}
     for name, value in root_fields:
-        text = _header_text(value, name, fallback, warn)
+        text = _header_text(value, name, fallback, warn, smtputf8)
         decoded = _decode_words(text, f"{name} header", warn) if "=?" in text else text
         headers.append((name, decoded))
         by_name.setdefault(name.lower(), []).append((name, text, decoded))
@@ -1324,7 +1330,7 @@ def _parse(
             unsubscribe, decoded_of("list-unsubscribe-post").strip()
         )
 
-    text, markup, attachments, inline = _bodies(leaves, warn)
+    text, markup, attachments, inline = _bodies(leaves, warn, smtputf8)
 
     tags: dict[str, str] = {}
     for _name, _text, value in by_name.get("x-tags", ()):
@@ -1363,7 +1369,9 @@ def _parse(
     )
 
 
-def _bodies(leaves: list[_Leaf], warn: Warn) -> tuple[str, str, list[Part], list[Part]]:
+def _bodies(
+    leaves: list[_Leaf], warn: Warn, utf8: bool = False
+) -> tuple[str, str, list[Part], list[Part]]:
     """Pick the text and HTML bodies and turn every other leaf into an attachment or inline part.
 
     Like Mailpit (via enmime): the first text/plain and the first text/html leaf whose
@@ -1418,7 +1426,7 @@ def _bodies(leaves: list[_Leaf], warn: Warn) -> tuple[str, str, list[Part], list
         for params, header in ((disp_params, "Content-Disposition"), (leaf.params, "Content-Type")):
             for key in ("filename", "name"):
                 if params.get(key):
-                    filename = _param_text(params[key], f"{where} {header}", fallback, warn)
+                    filename = _param_text(params[key], f"{where} {header}", fallback, warn, utf8)
                     break
             if filename:
                 break
@@ -1429,7 +1437,7 @@ def _bodies(leaves: list[_Leaf], warn: Warn) -> tuple[str, str, list[Part], list
         raw_cid = leaf.lookup.get("content-id")
         content_id = ""
         if raw_cid is not None:
-            cid_text = _header_text(raw_cid, f"{where} Content-ID", fallback, warn).strip()
+            cid_text = _header_text(raw_cid, f"{where} Content-ID", fallback, warn, utf8).strip()
             match = _MSGID_RE.search(cid_text)
             content_id = (match.group(1) if match else cid_text).strip().strip("<>").strip()
         md5, sha1, sha256 = _hashes(data)
