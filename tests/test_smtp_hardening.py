@@ -86,6 +86,29 @@ def test_only_crlf_dot_crlf_ends_data_so_a_second_message_cannot_be_smuggled(
     assert any(line.startswith(f"[message data: {size} octets,") for line in lines), lines
 
 
+def test_a_smuggled_message_is_not_relayed_upstream(server_factory, tmp_path: Path) -> None:
+    with UpstreamServer() as up:
+        relay = tmp_path / "relay.yaml"
+        relay.write_text(
+            f"host: 127.0.0.1\nport: {up.port}\nstarttls: true\nallow-insecure: true\n"
+            f"auth: plain\nusername: {USER}\npassword: {PASSWORD}\nforward-smtp-errors: true\n"
+        )
+        # Relayed inside the session: the upstream has what it will ever get at our 250.
+        mp = server_factory(smtp_relay_config=str(relay), smtp_relay_all=True)
+        c = RawClient(mp.smtp_address)
+        c.cmd("EHLO me")
+        c.cmd("MAIL FROM:<a@example.com>")
+        c.cmd("RCPT TO:<b@example.com>")
+        assert c.cmd("DATA").startswith("354")
+        c.send(b"Subject: first\r\n\r\nfirst message\n.\n" + SMUGGLED + b".\r\nQUIT\r\n")
+        replies = replies_until_closed(c)
+        assert [r[:3] for r in replies] == ["250", "221"], replies
+        assert [(r.mail_from, r.rcpts) for r in up.received] == [
+            ("a@example.com", ["b@example.com"])
+        ]
+        assert b"attacker@evil.example" in up.received[0].data
+
+
 def test_dot_unstuffing_at_the_start_of_every_line(
     server: Server, raw_client: Callable[[], RawClient]
 ) -> None:
