@@ -593,6 +593,24 @@ OPTIONS: tuple[Option, ...] = (
         "the PEM private key of --ui-tls-cert",
         metavar="FILE",
     ),
+    # --- browser protections ---
+    Option(
+        ("--api-cors",),
+        "MP_API_CORS",
+        "api_cors",
+        "let web pages of these other origins use the API and websocket, comma-separated "
+        "(e.g. example.com,http://localhost:3000), or * for any; others get 403",
+        metavar="ORIGINS",
+    ),
+    Option(
+        ("--allowed-hosts",),
+        "MP_ALLOWED_HOSTS",
+        "allowed_hosts",
+        "more Host names the web UI and API answer to, comma-separated (*.example.com for "
+        "subdomains, * for any); IP addresses, localhost, names without a dot and this "
+        "machine's names are always allowed (a guard against DNS rebinding)",
+        metavar="HOSTS",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -102,6 +102,9 @@ class Config:
     send_api_auth_accept_any: bool = False  # the send API needs no credentials
     ui_tls_cert: str = ""  # PEM file or sans:host1,host2 (self-signed): serve HTTPS
     ui_tls_key: str = ""
+    # --- browser protections ---
+    api_cors: str = ""  # Mailpit's --api-cors: other sites' origins allowed to use the API; "*" any
+    allowed_hosts: str = ""  # Host names answered beyond the safe defaults (DNS rebinding); "*" any
 
     def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self for chaining."""
@@ -170,6 +173,11 @@ class Config:
             ):
                 if not Path(path).is_file():
                     raise ConfigError(f"{flag}: {path} does not exist or is not a file")
+        # --- browser protections ---
+        from mailpit_py.webguard import parse_allowed_hosts, parse_cors  # it imports this module
+
+        parse_cors(self.api_cors)
+        parse_allowed_hosts(self.allowed_hosts)
         return self
 
     def _validate_smtp_front_door(self) -> None:

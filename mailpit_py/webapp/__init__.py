@@ -10,7 +10,7 @@ from werkzeug.exceptions import NotFound
 
 from mailpit_py import events, metrics
 from mailpit_py.mailbox import Mailbox
-from mailpit_py.webapp import auth, errors, ws
+from mailpit_py.webapp import auth, errors, security, ws
 from mailpit_py.webapp.api import api
 from mailpit_py.webapp.checks_api import checks_api
 from mailpit_py.webapp.observe import observe
@@ -45,7 +45,10 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     errors.register(app)
+    # Host and Origin first: a refused page learns nothing, not even whether auth is on.
+    security.install(app, mailbox.config)
     auth.install(app, mailbox.config)  # before every view, the websocket included
+    security.install_json_posts(app)  # after auth: a stranger is asked for credentials first
     app.register_blueprint(api)
     app.register_blueprint(checks_api)
     app.register_blueprint(ui)
@@ -75,4 +78,8 @@ class WebrootMiddleware:
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
             environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
             return self.app(environ, start_response)
-        return NotFound(f"mailpit_py is served under {self.prefix}/")(environ, start_response)
+        resp = NotFound(f"mailpit_py is served under {self.prefix}/").get_response(environ)
+        resp.headers["X-Frame-Options"] = "SAMEORIGIN"
+        resp.headers["Content-Security-Policy"] = security.FRAMING
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp(environ, start_response)

@@ -18,6 +18,7 @@ from mailpit_py.mailbox import Mailbox, MessageNotFound, StoredMessage
 from mailpit_py.relay import Relay, RelayError
 from mailpit_py.stats import rss_bytes
 from mailpit_py.webapp.errors import BadRequest
+from mailpit_py.webapp.security import MAIL_HTML_CSP, inert, mail_content
 
 api = Blueprint("api", __name__)
 
@@ -180,19 +181,25 @@ def raw(msg_id: str) -> Response:
     resp.headers["Content-Length"] = str(size)
     if request.args.get("dl") in ("1", "true"):
         resp.headers["Content-Disposition"] = f'attachment; filename="{uid}.eml"'
-    return resp
+    return mail_content(resp)
 
 
 @api.get("/api/v1/message/<msg_id>/part/<part_id>")
 def part(msg_id: str, part_id: str) -> Response:
     uid = resolve(msg_id)
     content_type, size, chunks = mailbox().part_stream(uid, part_id)
-    resp = Response(chunks, content_type=content_type or "application/octet-stream")
+    content_type = content_type or "application/octet-stream"
+    resp = Response(chunks, content_type=content_type)
     resp.headers["Content-Length"] = str(size)
+    # What could run script (HTML, SVG, XML...) is a download, never a page of the UI's origin;
+    # an <img> in the preview still shows an SVG part, as a download only stops navigation.
+    kind = "inline" if inert(content_type) else "attachment"
     name = mailbox().get(uid).part_filename(part_id)
     if name:
-        resp.headers["Content-Disposition"] = _disposition("inline", name)
-    return resp
+        resp.headers["Content-Disposition"] = _disposition(kind, name)
+    elif kind == "attachment":
+        resp.headers["Content-Disposition"] = "attachment"
+    return mail_content(resp)
 
 
 @api.get("/api/v1/message/<msg_id>/smtp")
@@ -418,12 +425,13 @@ def swagger() -> Response:
 def view_html(msg_id: str) -> Response:
     msg: StoredMessage = mailbox().get(resolve(msg_id))
     base = request.script_root + f"/api/v1/message/{msg.id}/part/"
-    return Response(msg.html_with_parts(base), mimetype="text/html")
+    return mail_content(Response(msg.html_with_parts(base), mimetype="text/html"), MAIL_HTML_CSP)
 
 
 @api.get("/view/<msg_id>.txt")
 def view_text(msg_id: str) -> Response:
-    return Response(mailbox().get(resolve(msg_id)).detail["Text"], mimetype="text/plain")
+    text = mailbox().get(resolve(msg_id)).detail["Text"]
+    return mail_content(Response(text, mimetype="text/plain"))
 
 
 @api.get("/livez")
@@ -440,6 +448,11 @@ def readyz() -> Response:
 
 
 def _disposition(kind: str, filename: str) -> str:
+    # The sender chose the name: keep its last path segment only (`../../evil.sh` and
+    # `..\\evil.bat` would otherwise reach a browser or a script that saves under it as given).
+    filename = re.sub(r"[\x00-\x1f\x7f]", "", re.split(r"[/\\]", filename)[-1]).strip()
+    if filename in ("", ".", ".."):
+        filename = "attachment"
     ascii_name = re.sub(r'[^\x20-\x7e]|["\\]', "_", filename)
     if ascii_name == filename:
         return f'{kind}; filename="{filename}"'

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from mailpit_py.checks.service import Checks, NotApplicable
 from mailpit_py.webapp.api import _disposition, mailbox, resolve
 from mailpit_py.webapp.errors import BadRequest, text
+from mailpit_py.webapp.security import mail_content
 
 checks_api = Blueprint("checks_api", __name__)
 
@@ -68,4 +69,4 @@ def thumb(msg_id: str, part_id: str) -> Response:
     resp = Response(data, mimetype="image/jpeg")
     if name:
         resp.headers["Content-Disposition"] = _disposition("inline", name)
-    return resp
+    return mail_content(resp)

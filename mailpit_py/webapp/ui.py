@@ -18,6 +18,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, request
 
+from mailpit_py.webapp.security import UI_CSP
+
 ui = Blueprint("ui", __name__)
 
 LONG_CACHE = "public, max-age=31536000, immutable"
@@ -92,6 +94,7 @@ def index() -> Response:
     resp.headers["Cache-Control"] = NO_CACHE
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["Content-Security-Policy"] = UI_CSP
     return resp
 
 
