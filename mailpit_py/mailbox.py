@@ -25,7 +25,7 @@ from mailpit_py.models import Address, Envelope, ParsedMessage, Part
 from mailpit_py.parse import parse_message
 from mailpit_py.search import SearchError, index_text, parse_query
 from mailpit_py.stats import MinuteCounter, refusals
-from mailpit_py.store import MEMORY, MessageRecord, SessionRecord, Store
+from mailpit_py.store import MEMORY, MessageRecord, SessionRecord, Store, Ticket
 from mailpit_py.telemetry import Telemetry
 from mailpit_py.timefmt import rfc3339
 
@@ -446,6 +446,7 @@ class Mailbox:
         received_at: float | None = None,
         tags: Sequence[str] = (),
         origin: dict[str, Any] | None = None,
+        ticket: Ticket | None = None,
     ) -> None:
         """Store a message, then call `then(uid, None)` once committed, or `then(None, error)`.
 
@@ -453,6 +454,8 @@ class Mailbox:
         thread, or, for a failure before the message reached it (a closed store, a parse that
         raised), in the thread that met the failure; it must return at once. `transcript` may
         be the JSON text already (an SMTP session renders its unchanging preamble once).
+        A `ticket` cancelled before the writer starts the message's job leaves it unstored,
+        and `then` is not called.
         """
         uid = uid or new_id()
         created = received_at if received_at is not None else time.time()
@@ -496,7 +499,9 @@ class Mailbox:
                 older = time.time() - cfg.max_age if cfg.max_age else None
                 return store.prune(cfg.max_messages, older)
 
-            self.store.submit_then(job, lambda pruned, exc: committed(pruned, exc, rec, bool(plan)))
+            self.store.submit_then(
+                job, lambda pruned, exc: committed(pruned, exc, rec, bool(plan)), ticket
+            )
 
         def committed(
             pruned: list[str] | None, exc: BaseException | None, rec: MessageRecord, queued: bool

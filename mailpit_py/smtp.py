@@ -47,13 +47,15 @@ from mailpit_py.smtp_auth import (
     split_plain,
 )
 from mailpit_py.smtp_policy import REVERSE_DNS_TIMEOUT, Policy, Refusal, reverse_dns
-from mailpit_py.store import SessionRecord
+from mailpit_py.store import SessionRecord, Ticket
 from mailpit_py.tls import server_context
 
 log = logging.getLogger("mailpit_py.smtp")
 
 IDENT = "ESMTP mailpit-py ready"
-STORE_DEADLINE = 30.0  # seconds a client waits for its commit before 451 (it can retry)
+# Seconds a client waits for its commit before 451 (it can retry). A message whose write has
+# not started by then is dropped from the writer's queue, so a 451 always means not stored.
+STORE_DEADLINE = 30.0
 
 # RFC 3463 enhanced codes for replies that aiosmtpd sends without one, by basic code. The
 # greeting and the EHLO lines never carry one (RFC 2034 section 3).
@@ -862,6 +864,7 @@ class CatcherSMTP(SMTP):
         inflight = self._server.inflight
         inflight.add(waiter)
         self._storing = True
+        ticket = Ticket()
         try:
             self._server.mailbox.deliver_then(
                 lambda stored, exc: loop.call_soon_threadsafe(_settle, waiter, stored, exc),
@@ -879,8 +882,9 @@ class CatcherSMTP(SMTP):
                     "Username": _username(self.session),
                     "Protocol": _protocol(self.session),
                 },
+                ticket=ticket,
             )
-            timer = loop.call_later(STORE_DEADLINE, _expire, waiter)
+            timer = loop.call_later(STORE_DEADLINE, _expire, waiter, ticket)
             try:
                 await waiter
             finally:
@@ -1167,8 +1171,10 @@ def _settle(waiter: asyncio.Future[str], stored: str | None, exc: BaseException 
         waiter.set_result(str(stored))
 
 
-def _expire(waiter: asyncio.Future[str]) -> None:
-    if not waiter.done():
+def _expire(waiter: asyncio.Future[str], ticket: Ticket) -> None:
+    """The deadline: 451 for a message the writer has not started, which it then skips. One it
+    has started is being committed now (briefly): its outcome is the answer."""
+    if not waiter.done() and ticket.cancel():
         waiter.set_exception(TimeoutError(f"not committed within {STORE_DEADLINE:g} s"))
 
 

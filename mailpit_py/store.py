@@ -37,6 +37,17 @@ SESSION_LOG_BYTES = 2 * 1024 * 1024
 # messages or bytes of text are waiting (see Store._run_index). Every search first has it written
 # (index_barrier), so a message whose commit was confirmed is always found.
 INDEX_DELAY = 0.05
+# After a failed index write (a full disk, a lock held elsewhere), the next try waits twice as
+# long as the last, up to this many seconds: retrying every INDEX_DELAY logged 15 warnings a
+# second and kept a core 10% busy while the disk stayed full.
+INDEX_BACKOFF_MAX = 5.0
+
+# Readiness (health) writes this many bytes through the writer and rolls them back: a write that
+# needs new pages, as a message does, fails where the database cannot grow (SQLite's page limit,
+# an I/O error, a read-only file), and the probe waits in the same queue as deliveries. A file
+# database is also not ready while its disk has less than HEALTH_MIN_FREE bytes free.
+HEALTH_PROBE_BYTES = 256 * 1024
+HEALTH_MIN_FREE = 1 << 20
 INDEX_BATCH = 256
 INDEX_BATCH_BYTES = 8 << 20
 
@@ -283,6 +294,38 @@ class StoreError(RuntimeError):
     """The store could not do what was asked (disk full, locked past the deadline, closed)."""
 
 
+_TICKETS = threading.Lock()  # (one for all tickets: each is taken twice at most, briefly)
+
+
+class Ticket:
+    """A queued write that its submitter may give up on until the writer starts it.
+
+    SMTP answers 451 when a message is not committed by its deadline; a job still waiting then
+    must never commit afterwards, or the client's retry stores the message twice. Whichever
+    comes first wins: cancel() (the job is skipped) or the writer's start (cancel() then returns
+    False, and the submitter waits for the commit that is under way).
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self) -> None:
+        self._state = 0  # 0 waiting, 1 started, 2 cancelled
+
+    def cancel(self) -> bool:
+        """True when the job will not run (cancelled now or before); False once it started."""
+        with _TICKETS:
+            if self._state == 0:
+                self._state = 2
+            return self._state == 2
+
+    def start(self) -> bool:
+        """The writer's side: True when the job may run (it can no longer be cancelled)."""
+        with _TICKETS:
+            if self._state == 0:
+                self._state = 1
+            return self._state == 1
+
+
 class Completion:
     """The side of a Future the writer uses (start, result, error), as one callback.
 
@@ -290,13 +333,17 @@ class Completion:
     delivered over SMTP needs only a call back, once, from the writer thread.
     """
 
-    __slots__ = ("_then",)
+    __slots__ = ("_then", "_ticket")
 
-    def __init__(self, then: Callable[[Any, BaseException | None], None]) -> None:
+    def __init__(
+        self, then: Callable[[Any, BaseException | None], None], ticket: Ticket | None = None
+    ) -> None:
         self._then = then
+        self._ticket = ticket
 
     def set_running_or_notify_cancel(self) -> bool:
-        return True  # it cannot be cancelled
+        # A cancelled job's submitter has given its answer already: it is told nothing more.
+        return self._ticket is None or self._ticket.start()
 
     def set_result(self, value: Any) -> None:
         self._call(value, None)
@@ -402,6 +449,8 @@ class Store:
         # writer thread only (other threads only test whether it is empty).
         self._pending_index: list[tuple[int, Sequence[tuple[str, str]], Sequence[str]]] = []
         self._pending_bytes = 0  # (roughly: the FTS text waiting)
+        self._index_retry_at = 0.0  # after a failed index write: not before this (monotonic)
+        self._index_backoff = 0.0  # the wait before that try; 0 while index writes succeed
         # Arrival time of the newest message retention has pruned (writer thread): sessions that
         # ended before it are older than anything kept, and go too (insert_session).
         self._retired_until = 0.0
@@ -512,11 +561,15 @@ class Store:
         return fut
 
     def submit_then(
-        self, job: Callable[[Store], T], then: Callable[[T | None, BaseException | None], None]
+        self,
+        job: Callable[[Store], T],
+        then: Callable[[T | None, BaseException | None], None],
+        ticket: Ticket | None = None,
     ) -> None:
         """Like submit, for the per-message path: `then(result, None)` or `then(None, error)`
-        is called in the writer thread once the batch commits (a Future costs ~3 us more)."""
-        self._enqueue(job, Completion(then))
+        is called in the writer thread once the batch commits (a Future costs ~3 us more).
+        A job whose ticket is cancelled before the writer starts it is skipped, untold."""
+        self._enqueue(job, Completion(then, ticket))
 
     def _enqueue(self, job: Callable[[Store], Any], waiter: Future[Any] | Completion) -> None:
         if self._closed:
@@ -529,22 +582,29 @@ class Store:
 
     def _write_loop(self) -> None:
         while True:
+            wait = None
+            if self._pending_index:
+                wait = max(INDEX_DELAY, self._index_retry_at - time.monotonic())
             try:
-                item = self._jobs.get(timeout=INDEX_DELAY if self._pending_index else None)
+                item = self._jobs.get(timeout=wait)
             except queue.Empty:
-                self._run_index()  # a quiet moment
+                if time.monotonic() >= self._index_retry_at:
+                    self._run_index()  # a quiet moment
                 continue
             if item is None:
                 self._run_index()  # nothing may be left unsearchable on a clean stop
                 return
             batch: list[_Job] = []
             barriers: list[Future[Any] | Completion] = []  # searches waiting for the index
+            probes: list[Future[Any] | Completion] = []  # readiness probes (health)
             # Group commit: whatever queued up while the last batch committed goes in one
             # transaction, so N concurrent deliveries cost one commit, not N.
             deadline = 0.0
             while True:
                 if item[0] is _INDEX_NOW:
                     barriers.append(item[1])
+                elif item[0] is _PROBE:
+                    probes.append(item[1])
                 else:
                     batch.append(item)
                 if len(batch) >= self._batch_max:
@@ -565,14 +625,43 @@ class Store:
                     break
             if batch:
                 self._run_batch(batch)
-            if (
-                barriers
-                or len(self._pending_index) >= INDEX_BATCH
-                or self._pending_bytes >= INDEX_BATCH_BYTES
+            if barriers or (
+                (
+                    len(self._pending_index) >= INDEX_BATCH
+                    or self._pending_bytes >= INDEX_BATCH_BYTES
+                )
+                and time.monotonic() >= self._index_retry_at
             ):
                 self._run_index()
             for fut in barriers:
                 fut.set_result(None)
+            if probes:
+                live = [fut for fut in probes if fut.set_running_or_notify_cancel()]
+                problem = self._probe() if live else ""
+                for fut in live:
+                    fut.set_result(problem)
+
+    def _probe(self) -> str:
+        """Write HEALTH_PROBE_BYTES in a transaction of its own and roll it back: what failed,
+        or ''. Apart from deliveries: a failure here must not take a batch down with it (on
+        SQLITE_FULL, SQLite may roll back the whole transaction)."""
+        conn = self._wconn
+        with self._mem_lock if self.memory else nullcontext():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                return f"database busy: {exc}"
+            try:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('health probe', "
+                    "zeroblob(?))",
+                    (HEALTH_PROBE_BYTES,),
+                )
+                return ""
+            except sqlite3.Error as exc:
+                return str(exc)
+            finally:
+                _rollback(conn)
 
     def _run_index(self) -> None:
         """Write the waiting search index rows in a transaction of their own.
@@ -593,8 +682,23 @@ class Store:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
-                log.warning("search index not written yet: %s", exc)
+                if not self._index_backoff:  # logged when it starts failing, not at every try
+                    log.warning(
+                        "search index not written yet (%d messages wait; retrying with "
+                        "backoff up to %g s): %s",
+                        len(pending),
+                        INDEX_BACKOFF_MAX,
+                        exc,
+                    )
+                self._index_backoff = min(
+                    max(self._index_backoff * 2, INDEX_DELAY * 2), INDEX_BACKOFF_MAX
+                )
+                self._index_retry_at = time.monotonic() + self._index_backoff
                 return
+        if self._index_backoff:
+            log.warning("search index written again (%d messages)", taken)
+            self._index_backoff = 0.0
+            self._index_retry_at = 0.0
         del pending[:taken]
         self._pending_bytes = sum(len(text) for _, _, fts in pending for text in fts)
 
@@ -654,15 +758,24 @@ class Store:
         self._pending_bytes += sum(len(text) for text in fts)
 
     def _run_batch(self, batch: list[_Job]) -> None:
-        live = [(job, fut) for job, fut in batch if fut.set_running_or_notify_cancel()]
         with self._mem_lock if self.memory else nullcontext():
+            # Jobs start once the transaction has begun: while BEGIN waits for a lock held
+            # elsewhere, a job's submitter may still give up on it (Ticket), and then it is
+            # never committed.
+            if not self._begin(batch):
+                return
+            live = [(job, fut) for job, fut in batch if fut.set_running_or_notify_cancel()]
             # Optimistic first: one transaction, no per-job savepoints (two statements fewer per
             # message). If a job fails, the batch is rolled back and run again with a savepoint
             # around each job, so one bad job cannot sink the others.
             try:
                 results = self._transaction(live, isolate=False)
             except _JobFailed:
-                results = self._transaction(live, isolate=True)
+                results = (
+                    self._transaction(live, isolate=True)
+                    if self._begin(live, started=True)
+                    else None
+                )
         if results is None:
             return
         self.last_batch_size = len(batch)
@@ -677,23 +790,29 @@ class Store:
                     value if isinstance(value, StoreError) else StoreError(str(value))
                 )
 
+    def _begin(self, batch: list[_Job], *, started: bool = False) -> bool:
+        """Begin the batch's transaction; when that fails, every job of it fails."""
+        try:
+            self._wconn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self.write_error = f"database busy: {exc}"
+            for _, fut in batch:
+                # (a job cancelled meanwhile is not told: its submitter has answered already)
+                if started or fut.set_running_or_notify_cancel():
+                    fut.set_exception(StoreError(f"database busy: {exc}"))
+            return False
+        return True
+
     def _transaction(
         self, batch: list[_Job], *, isolate: bool
     ) -> list[tuple[Future[Any] | Completion, bool, Any]] | None:
-        """Run the jobs in one transaction; None when the transaction itself failed (then every
-        future has its exception). Without isolation a failing job raises _JobFailed."""
+        """Run the jobs in the transaction begun; None when the transaction itself failed (then
+        every future has its exception). Without isolation a failing job raises _JobFailed."""
         conn = self._wconn
         results: list[tuple[Future[Any] | Completion, bool, Any]] = []
         # Index rows queued by a job that is rolled back go too (the retry queues its own, and
         # its rowids may be the same numbers).
         mark = len(self._pending_index)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self.write_error = f"database busy: {exc}"
-            for _, fut in batch:
-                fut.set_exception(StoreError(f"database busy: {exc}"))
-            return None
         for job, fut in batch:
             job_mark = len(self._pending_index)
             try:
@@ -709,6 +828,15 @@ class Store:
                     self._drop_index_from(mark)
                     raise _JobFailed from exc
                 log.exception("store job failed")
+                if not conn.in_transaction:
+                    # SQLite rolled back the whole transaction (it may on SQLITE_FULL or an I/O
+                    # error): the jobs before are undone, and the ones after must not run
+                    # outside a transaction, committed one by one yet reported failed.
+                    self._drop_index_from(mark)
+                    self.write_error = f"transaction rolled back: {exc}"
+                    for _, done in batch:
+                        done.set_exception(StoreError(f"transaction rolled back: {exc}"))
+                    return None
                 self._drop_index_from(job_mark)
                 try:
                     conn.execute("ROLLBACK TO job")
@@ -730,8 +858,8 @@ class Store:
     def health(self, timeout: float = 2.0) -> str:
         """Empty when reads and writes work; else what does not (for /readyz).
 
-        After a failed write, a probe transaction through the writer tells whether writing
-        works again, so readiness recovers without waiting for the next message."""
+        A real write goes through the writer each time (HEALTH_PROBE_BYTES, rolled back), so
+        readiness fails while deliveries would, and recovers by itself once they would not."""
         if self._closed:
             return "the store is closed"
         if not self._writer.is_alive():
@@ -741,12 +869,25 @@ class Store:
                 conn.execute("SELECT 1 FROM messages LIMIT 1").fetchall()
         except (sqlite3.Error, StoreError) as exc:
             return f"the database cannot be read: {exc}"
-        if self.write_error:
+        if not self.memory:
             try:
-                self.write(lambda store: None, timeout=timeout)
-            except Exception as exc:
-                return f"the database cannot be written: {exc or 'no answer'}"
-        return ""
+                disk = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+            except OSError:
+                pass
+            else:
+                free = disk.f_bavail * disk.f_frsize
+                if free < HEALTH_MIN_FREE:
+                    return f"the disk holding the database is full ({free} bytes free)"
+        probe: Future[str] = Future()
+        self._enqueue(_PROBE, probe)
+        try:
+            problem = probe.result(timeout)
+        except TimeoutError:
+            probe.cancel()  # (probes must not pile up in the queue while the writer is stuck)
+            return f"the database cannot be written: the writer did not answer in {timeout:g} s"
+        except Exception as exc:
+            return f"the database cannot be written: {exc or 'no answer'}"
+        return f"the database cannot be written: {problem}" if problem else ""
 
     def close(self) -> None:
         """Finish queued writes, then close every connection."""
@@ -1471,6 +1612,10 @@ def _statements(script: str) -> list[str]:
 def _chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
+
+
+def _PROBE(store: Store) -> None:  # noqa: N802 - a sentinel job: "probe a write" (readiness)
+    raise AssertionError("never run")
 
 
 def _INDEX_NOW(store: Store) -> None:  # noqa: N802 - a sentinel job: "index now" (a search)
