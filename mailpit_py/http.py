@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import queue
+import re
 import selectors
 import socket
 import ssl
@@ -29,13 +30,20 @@ HEADER_TIMEOUT = 10.0
 # timeout: /api/events pings its clients itself.
 IDLE_TIMEOUT = 60.0
 # Requests handled at once, each in a thread of a pool that never grows past this (an open
-# websocket holds one); requests beyond it wait, headers read, for a free thread.
+# websocket does not: see MAX_WEBSOCKETS); requests beyond it wait, headers read, for a free
+# thread.
 MAX_THREADS = 64
+# Websockets open at once, each in a thread of its own outside that pool (they last as long as
+# a browser tab, and must not leave requests waiting); one beyond this is answered 503.
+MAX_WEBSOCKETS = 256
 # Connections open at once (waiting for headers, waiting for a thread, or handled); a new one
 # beyond this is answered 503 and closed, so no client can pile up descriptors without end.
 MAX_CONNECTIONS = 1024
 # Request line and headers larger than this are refused with 431.
 MAX_HEADER_BYTES = 64 * 1024
+
+
+_WEBSOCKET = re.compile(rb"\nupgrade:[ \t]*websocket", re.IGNORECASE)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -117,6 +125,8 @@ class _BoundedServer(BaseWSGIServer):
         self.idle_timeout = IDLE_TIMEOUT
         self.max_threads = MAX_THREADS
         self.max_connections = MAX_CONNECTIONS
+        self.max_websockets = MAX_WEBSOCKETS
+        self._websockets = 0
         self._lock = threading.Lock()
         self._open = 0  # connections accepted and not closed yet
         self._workers = 0
@@ -243,6 +253,18 @@ class _BoundedServer(BaseWSGIServer):
     # -- handling (a bounded pool of threads) -------------------------------------------------
 
     def _dispatch(self, sock: socket.socket, address: Any, data: bytes) -> None:
+        if _is_websocket(data):
+            with self._lock:
+                full = self._websockets >= self.max_websockets
+                if not full:
+                    self._websockets += 1
+            if full:
+                self._close(sock, f"503:too many websockets open at once ({self.max_websockets})")
+                return
+            threading.Thread(
+                target=self._handle, args=(sock, address, data, True), name="http-websocket"
+            ).start()
+            return
         self._ready.put((sock, address, data))
         with self._lock:
             self._unclaimed += 1
@@ -263,18 +285,24 @@ class _BoundedServer(BaseWSGIServer):
                 self._unclaimed -= 1
             if item is None:
                 return
-            sock, address, data = item
-            try:
-                sock.settimeout(self.idle_timeout)
-                self._local.data = data
-                self.finish_request(sock, address)
-            except Exception:
-                self.handle_error(sock, address)
-            finally:
-                self._local.data = b""
-                self.shutdown_request(sock)
-                with self._lock:
-                    self._open -= 1
+            self._handle(*item)
+
+    def _handle(
+        self, sock: socket.socket, address: Any, data: bytes, websocket: bool = False
+    ) -> None:
+        try:
+            sock.settimeout(self.idle_timeout)
+            self._local.data = data
+            self.finish_request(sock, address)
+        except Exception:
+            self.handle_error(sock, address)
+        finally:
+            self._local.data = b""
+            self.shutdown_request(sock)
+            with self._lock:
+                self._open -= 1
+                if websocket:
+                    self._websockets -= 1
 
     def taken_bytes(self) -> bytes:
         """What the selector thread read of the request now being set up in this thread."""
@@ -307,6 +335,12 @@ class _BoundedServer(BaseWSGIServer):
         super().server_close()
         self._wake_r.close()
         self._wake_w.close()
+
+
+def _is_websocket(data: bytes) -> bool:
+    """Whether the request's headers (what precedes its first empty line) ask for a websocket."""
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    return _WEBSOCKET.search(head) is not None
 
 
 def _refuse(sock: socket.socket, code: int, reason: str) -> None:
