@@ -306,6 +306,18 @@ def test_every_answer_refuses_framing_by_other_sites(mp: Server) -> None:
     assert "script-src 'self'" in headers["Content-Security-Policy"]
 
 
+def test_under_a_webroot_the_same_rules_hold() -> None:
+    with make_server(webroot="/mail/") as mp:
+        status, headers, _ = call(mp, "GET", "/elsewhere")  # outside the prefix: a bare 404
+        assert status == 404 and headers["X-Frame-Options"] == "SAMEORIGIN"
+        name = f"127.0.0.1:{mp.http_address[1]}"
+        same = {"Host": name, "Origin": f"http://{name}", "Content-Type": "application/json"}
+        assert call(mp, "PUT", "/mail/api/v1/messages", b"{}", same)[0] == 200
+        other = {**same, "Origin": "http://localhost:1"}
+        assert call(mp, "PUT", "/mail/api/v1/messages", b"{}", other)[0] == 403
+        assert call(mp, "GET", "/mail/", None, {"Host": "evil.example.com"})[0] == 403
+
+
 # -- pages of other sites ----------------------------------------------------------------------
 
 
