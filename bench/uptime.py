@@ -20,8 +20,10 @@ resident memory (VmRSS). Totals by default: 50,000 requests, 5,000 websocket con
 messages.
 
 Verdict, with the first two rounds as warm-up ("early" = rounds 2-3, "late" = the last half):
-descriptors and threads flat when median(late) <= median(early) and max(late) <= max(early) + 2
-(a sample can catch one connection closing); RSS flat when max(late) <= 1.10 * max(early).
+descriptors flat when median(late) <= median(early) and max(late) <= max(early) + 2 (a sample
+can catch one connection closing), threads when max(late) <= max(early) + 2 (the HTTP server's
+pool starts a thread only when all are busy, so it may still be filling up to its bound); RSS
+flat when max(late) <= 1.10 * max(early).
 Exit 1 if anything grew, a request failed, a message was lost or the server died.
 
     .venv/bin/python bench/uptime.py [--requests 50000] [--websockets 5000] [--messages 100000]
@@ -196,7 +198,9 @@ def judge(samples: list[Sample]) -> list[tuple[str, str, bool]]:
     for name, attr in (("open fds", "fds"), ("threads", "threads")):
         ev, lv = [getattr(s, attr) for s in early], [getattr(s, attr) for s in late]
         me, ml = statistics.median(ev), statistics.median(lv)
-        flat = ml <= me and max(lv) <= max(ev) + 2
+        # Threads may still be joining the HTTP server's pool (it starts one only when all are
+        # busy, up to its bound), so only a rise beyond that shows; descriptors must not rise.
+        flat = max(lv) <= max(ev) + 2 and (attr == "threads" or ml <= me)
         verdicts.append((name, f"median {me:g} -> {ml:g}, max {max(ev)} -> {max(lv)}", flat))
     e, lt = max(s.rss_mb for s in early), max(s.rss_mb for s in late)
     verdicts.append(("RSS MB", f"max {e:.1f} -> {lt:.1f} ({lt / e:.2f}x)", lt <= 1.10 * e))

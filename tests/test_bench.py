@@ -99,3 +99,30 @@ def test_compress_measures_each_mix() -> None:
     out = bench("compress.py", "--rounds", "1")
     for mix in ("2 KB text (smtpload)", "100 KB attachment", "5 MB attachment"):
         assert mix in out and "zlib-1" in out, f"{mix!r} missing:\n{out}"
+
+
+def test_uptime_keeps_descriptors_and_threads_flat() -> None:
+    # Descriptors and threads are exact counts once the server is idle, so even a tiny run shows
+    # a per-request or per-connection leak; memory needs the full run (bench/NOTES.md).
+    out = bench(
+        "uptime.py",
+        "--requests",
+        "600",
+        "--websockets",
+        "60",
+        "--messages",
+        "500",
+        "--rounds",
+        "5",
+        "--rate",
+        "500",
+        ok=False,
+    )
+    assert re.search(
+        r"^done: 600 HTTP requests answered 200, 60 websocket sessions, 500 messages "
+        r"sent with 0 SMTP errors; 500 kept",
+        out,
+        re.M,
+    ), out
+    for what in ("open fds", "threads"):
+        assert re.search(rf"^  {what} .* flat$", out, re.M), out
