@@ -519,11 +519,13 @@ class CatcherSMTP(SMTP):
                 except UnicodeDecodeError:
                     await self.push("500 Error: bad syntax")
                     continue
-                bad_bytes = False
+                bad_bytes = control = False
                 try:
                     arg = arg_bytes.strip().decode("utf-8") if arg_bytes else None
                 except UnicodeDecodeError:
                     arg, bad_bytes = None, True
+                else:
+                    control = arg is not None and _CONTROL.search(arg) is not None
                 max_sz = (
                     self.command_size_limits[command]
                     if self.session.extended_smtp
@@ -549,6 +551,11 @@ class CatcherSMTP(SMTP):
                     # UTF-8, RFC 5321 ASCII). Taken as they came, they reached the store as
                     # lone surrogates that no page or API answer could encode again.
                     await self.refuse(_not_utf8(command))
+                    continue
+                if control:
+                    # No name, address or parameter has a control character (RFC 5321 4.1.2);
+                    # a bare CR in an EHLO name went as it came into the Received header.
+                    await self.refuse(_control_character(command))
                     continue
                 self._reset_timeout()  # a valid command
                 await method(arg)
@@ -1112,6 +1119,10 @@ def _method_names(protocol: type, handler: type) -> _MethodNames:
     )
 
 
+# Control characters other than TAB (which is white space in an argument as in a header).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _not_utf8(command: str) -> Refusal:
     """The answer to a command whose argument has bytes that are not UTF-8 (RFC 3463 codes:
     X.1.7 a bad sender address, X.1.3 a bad recipient address, X.5.4 a bad argument)."""
@@ -1123,6 +1134,15 @@ def _not_utf8(command: str) -> Refusal:
     else:
         reply = f"501 5.5.4 Error: the {command} argument is not valid UTF-8"
     return Refusal(reply, "not-utf8", detail)
+
+
+def _control_character(command: str) -> Refusal:
+    """The answer to a command whose argument has a control character (a bare CR, a NUL)."""
+    return Refusal(
+        f"501 5.5.4 Error: the {command} argument contains a control character",
+        "syntax",
+        f"{command} with a control character",
+    )
 
 
 def _non_ascii(what: str, address: str) -> Refusal:

@@ -273,6 +273,30 @@ def test_helo_and_other_arguments_that_are_not_utf8_get_501_and_the_session_goes
     assert wait_until(lambda: api(offline, "api/v1/sessions")[1]["total"] == 1)
 
 
+def test_arguments_with_control_characters_get_501_and_reach_no_header(
+    server_factory, tmp_path: Path
+) -> None:
+    zone = tmp_path / "zone.txt"
+    zone.write_text('example.test TXT "v=spf1 -all"\n')
+    mp = server_factory(dns_override=str(zone), dns_offline=True, smtp_reverse_dns=True)
+    c = RawClient(mp.smtp_address)
+    # A bare CR inside the EHLO name went into the Received header as it came.
+    assert raw_cmd(c, b"EHLO a\rBcc: victim@evil.test").startswith("501 5.5.4")
+    assert raw_cmd(c, b"EHLO ok.example\x00").startswith("501 5.5.4")
+    assert c.cmd("EHLO ok.example").startswith("250")
+    assert raw_cmd(c, b"MAIL FROM:<a@example.test>\rX: y").startswith("501 5.5.4")
+    assert c.cmd("MAIL FROM:<a@example.test>").startswith("250 2.1.0")
+    assert raw_cmd(c, b"RCPT TO:<b@example.test\x0b>").startswith("501 5.5.4")
+    assert c.cmd("RCPT TO:<b@example.test>").startswith("250 2.1.5")
+    msg_id = deliver(c, "after control characters")
+    c.cmd("QUIT")
+    c.close()
+    assert_readable(mp, msg_id)
+    assert mp.mailbox is not None
+    head = mp.mailbox.raw(msg_id).split(b"\r\n\r\n", 1)[0]
+    assert b"Bcc" not in head and b"\r" not in head.replace(b"\r\n", b""), head
+
+
 def test_addresses_that_are_not_utf8_get_553_and_the_session_goes_on(offline: Server) -> None:
     c = RawClient(offline.smtp_address)
     c.cmd("EHLO me.example")
