@@ -1,4 +1,5 @@
-"""The README's Django and Flask-Mail examples, run as written against the real frameworks."""
+"""The Django and Flask-Mail examples of docs/pytest.md, run as written against the real
+frameworks."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ pytest_plugins = ["pytester"]
 
 
 def readme_block(after: str) -> str:
-    """The first ```python block following the line that starts with `after` in the README."""
-    text = (REPO / "README.md").read_text()
+    """The first ```python block following the line that starts with `after` in docs/pytest.md."""
+    text = (REPO / "docs" / "pytest.md").read_text()
     tail = text.split("\n" + after, 1)[1]
     match = re.search(r"```python\n(.*?)```", tail, re.S)
-    assert match, f"no python block after {after!r} in README.md"
+    assert match, f"no python block after {after!r} in docs/pytest.md"
     return match.group(1)
 
 
