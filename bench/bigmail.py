@@ -38,9 +38,9 @@ from _common import REPO, proc_kb, start_mailpit
 
 sys.path.insert(0, str(REPO))
 
-from mailpit_py.mailbox import build_record  # noqa: E402
+from mailpit_py.mailbox.facade import build_record  # noqa: E402
 from mailpit_py.models import Envelope  # noqa: E402
-from mailpit_py.parse import parse_message  # noqa: E402
+from mailpit_py.parse.message import parse_message  # noqa: E402
 
 TEXT_KINDS = ("text/plain, quoted-printable", "text/plain, base64", "text/html, quoted-printable")
 NEEDLE = "zanzibarquokka"  # a word near the start of each text body, looked for by search

@@ -126,7 +126,7 @@ async def _serve_sink() -> None:
 def _serve_mailpit() -> int:
     sys.path.insert(0, str(REPO))
     from mailpit_py import cli
-    from mailpit_py.config import field_names
+    from mailpit_py.config.settings import field_names
     from mailpit_py.server import Server
 
     original_start = Server.start

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mailpit_py.config import Config
-from mailpit_py.mailbox import Mailbox
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
 
 ENVELOPE = Envelope("sender@example.com", ("user@example.org",))

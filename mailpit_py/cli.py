@@ -13,16 +13,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailpit_py import __version__, commands, logsetup, relay_config
-from mailpit_py.config import (
+from mailpit_py import __version__, commands
+from mailpit_py.config.settings import (
     Config,
     ConfigError,
     normalize_webroot,
     parse_duration,
     parse_size,
 )
-from mailpit_py.loopthread import AddressInUse
-from mailpit_py.store import StoreError
+from mailpit_py.net.loopthread import AddressInUse
+from mailpit_py.observability import logs as logsetup
+from mailpit_py.relay import config as relay_config
+from mailpit_py.store.sqlite import StoreError
 
 log = logging.getLogger("mailpit_py")
 

@@ -55,7 +55,7 @@ def _self_signed_files() -> tuple[str, str]:
     import tempfile
     from pathlib import Path
 
-    from mailpit_py.tls import self_signed
+    from mailpit_py.net.tls import self_signed
 
     cert, key = self_signed(["localhost", "127.0.0.1"])
     folder = Path(tempfile.mkdtemp(prefix="mailpit-py-tls-"))
@@ -95,7 +95,7 @@ def marker_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _start_server(**settings: Any) -> Server:
-    from mailpit_py.config import Config
+    from mailpit_py.config.settings import Config
     from mailpit_py.server import Server
 
     cfg: dict[str, Any] = {

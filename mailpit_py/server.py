@@ -6,19 +6,20 @@ import logging
 import time
 from types import TracebackType
 
-from mailpit_py import events, metrics
-from mailpit_py.chaos import Chaos
+from mailpit_py import events
 from mailpit_py.checks.service import Checks
-from mailpit_py.config import Config
-from mailpit_py.http import HttpServer
-from mailpit_py.imap import ImapServer
-from mailpit_py.mailaccess import access_for
-from mailpit_py.mailbox import Mailbox
-from mailpit_py.pop3 import Pop3Server
-from mailpit_py.relay import Relay
-from mailpit_py.smtp import SmtpServer
-from mailpit_py.tls import server_context
-from mailpit_py.webhook import Webhook
+from mailpit_py.config.settings import Config
+from mailpit_py.mailaccess.access import access_for
+from mailpit_py.mailaccess.imap.server import ImapServer
+from mailpit_py.mailaccess.pop3 import Pop3Server
+from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.net.http import HttpServer
+from mailpit_py.net.tls import server_context
+from mailpit_py.observability.webhook import Webhook
+from mailpit_py.relay.service import Relay
+from mailpit_py.smtp.chaos import Chaos
+from mailpit_py.smtp.server import SmtpServer
+from mailpit_py.webapp import metrics
 
 log = logging.getLogger("mailpit_py")
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from simple_websocket import Client as SimpleWsClient
 
-from mailpit_py.config import Config
+from mailpit_py.config.settings import Config
 from mailpit_py.server import Server
 
 REPO = Path(__file__).resolve().parent.parent

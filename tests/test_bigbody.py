@@ -14,10 +14,11 @@ import urllib.request
 import pytest
 
 from helpers import make_server
-from mailpit_py import detailcodec, parse
-from mailpit_py.mailbox import SEARCH_BODY_CHARS, build_record
+from mailpit_py.mailbox.facade import SEARCH_BODY_CHARS, build_record
 from mailpit_py.models import Envelope
-from mailpit_py.parse import parse_message
+from mailpit_py.parse import message as parse
+from mailpit_py.parse.message import parse_message
+from mailpit_py.store import detailcodec
 
 MB = 1000 * 1000
 NEEDLE = "zanzibarquokka"  # near the start of every body

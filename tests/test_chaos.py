@@ -13,10 +13,10 @@ import pytest
 
 from front_door import lines, message, newest_session, next_error
 from helpers import RawClient
-from mailpit_py.chaos import Chaos, parse_triggers
 from mailpit_py.cli import config_from
-from mailpit_py.config import ConfigError
+from mailpit_py.config.settings import ConfigError
 from mailpit_py.server import Server
+from mailpit_py.smtp.chaos import Chaos, parse_triggers
 
 
 def api(mp: Server, method: str, body: Any = None) -> tuple[int, Any]:

@@ -26,7 +26,7 @@ from mailpit_py.checks.dkim_check import verify_all
 from mailpit_py.checks.dns import OverrideError, Resolver, load_overrides, parse_overrides
 from mailpit_py.checks.service import Checks
 from mailpit_py.cli import config_from
-from mailpit_py.config import Config, ConfigError
+from mailpit_py.config.settings import Config, ConfigError
 from mailpit_py.server import Server
 
 SIGNED = [

@@ -17,7 +17,7 @@ import pytest
 
 from helpers import REPO
 from mailpit_py.cli import OPTIONS, config_from, main, settle_gc
-from mailpit_py.config import Config, ConfigError
+from mailpit_py.config.settings import Config, ConfigError
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

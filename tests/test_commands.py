@@ -199,7 +199,7 @@ def test_config_shows_each_field_with_its_source(monkeypatch, capsys) -> None:
     monkeypatch.delenv("MP_LABEL", raising=False)
     assert main(["config", "--label", "ci", "-s", "127.0.0.1:2525"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    from mailpit_py.config import field_names
+    from mailpit_py.config.settings import field_names
 
     assert [line.split()[0] for line in lines] == field_names()
     text = "\n".join(lines)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailpit_py.models import Address, Envelope, ParsedMessage
-from mailpit_py.parse import parse_message
+from mailpit_py.parse.message import parse_message
 
 ENVELOPE = Envelope(mail_from="sender@example.com", rcpt_to=())
 ABSENT = "<corpus absent>"

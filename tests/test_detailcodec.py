@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from helpers import corpus_dir
-from mailpit_py import detailcodec, jsontext
-from mailpit_py.config import Config
-from mailpit_py.mailbox import Mailbox, build_record, message_detail
+from mailpit_py import jsontext
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox, build_record, message_detail
 from mailpit_py.models import Envelope
-from mailpit_py.parse import parse_message
+from mailpit_py.parse.message import parse_message
+from mailpit_py.store import detailcodec
 
 ENVELOPE = Envelope(mail_from="sender@example.com", rcpt_to=("rcpt@example.com",))
 ORIGIN = {"Helo": "client.example", "Peer": "127.0.0.1:4321", "TLS": False, "Username": ""}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import REPO
 from mailpit_py.cli import OPTIONS
-from mailpit_py.config import field_names
+from mailpit_py.config.settings import field_names
 
 README = (REPO / "README.md").read_text()
 DOCS = REPO / "docs"

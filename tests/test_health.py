@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_until
-from mailpit_py.config import Config
+from mailpit_py.config.settings import Config
 from mailpit_py.server import Server
 
 
@@ -171,7 +171,7 @@ def test_readiness_is_false_while_the_database_cannot_grow_and_says_why(
 def test_a_451_at_the_store_deadline_means_the_message_is_never_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailpit_py import smtp
+    from mailpit_py.smtp import server as smtp
 
     monkeypatch.setattr(smtp, "STORE_DEADLINE", 0.5)
     cfg = Config(
@@ -207,10 +207,10 @@ def test_a_451_at_the_store_deadline_means_the_message_is_never_stored(
 def test_a_failing_search_index_write_backs_off_and_warns_once(
     file_server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from mailpit_py.mailbox import build_record
+    from mailpit_py.mailbox.facade import build_record
     from mailpit_py.models import Envelope
-    from mailpit_py.parse import parse_message
-    from mailpit_py.store import INDEX_BACKOFF_MAX, Store
+    from mailpit_py.parse.message import parse_message
+    from mailpit_py.store.sqlite import INDEX_BACKOFF_MAX, Store
 
     assert file_server.mailbox is not None
     store = file_server.mailbox.store

@@ -20,9 +20,9 @@ import pytest
 
 from helpers import corpus_dir, make_server, send_raw, wait_until
 from mailpit_py import events
-from mailpit_py.config import Config, ConfigError
-from mailpit_py.imap_syntax import decode_mailbox, encode_mailbox
-from mailpit_py.mailbox import MessageNotFound
+from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.mailaccess.imap.syntax import decode_mailbox, encode_mailbox
+from mailpit_py.mailbox.facade import MessageNotFound
 from mailpit_py.server import Server
 
 AUTH = "ann:secret"

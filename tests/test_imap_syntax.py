@@ -9,7 +9,7 @@ import random
 import pytest
 
 from helpers import corpus_dir
-from mailpit_py.imap_mime import (
+from mailpit_py.mailaccess.imap.mime import (
     bodystructure,
     envelope,
     header_fields,
@@ -17,7 +17,7 @@ from mailpit_py.imap_mime import (
     parse_section,
     section_bytes,
 )
-from mailpit_py.imap_syntax import (
+from mailpit_py.mailaccess.imap.syntax import (
     Atom,
     ImapSyntaxError,
     SequenceSet,

@@ -14,10 +14,10 @@ import pytest
 
 from helpers import make_server, wait_until
 from mailpit_py import events
-from mailpit_py.config import Config
-from mailpit_py.mailbox import Mailbox, MessageNotFound
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 from mailpit_py.models import Envelope
-from mailpit_py.store import MIGRATIONS, Store, StoreError
+from mailpit_py.store.sqlite import MIGRATIONS, Store, StoreError
 
 ENV = Envelope("a@example.com", ("b@example.com",))
 
@@ -441,8 +441,8 @@ def test_sessions_are_bounded_to_the_history_size() -> None:
 
 
 def test_the_session_log_is_bounded_in_bytes_and_keeps_the_newest(monkeypatch) -> None:
-    from mailpit_py import store as store_module
-    from mailpit_py.store import SessionRecord
+    from mailpit_py.store import sqlite as store_module
+    from mailpit_py.store.sqlite import SessionRecord
 
     mb = Mailbox(Config(database=":memory:"))
     try:
@@ -463,7 +463,7 @@ def test_the_session_log_is_bounded_in_bytes_and_keeps_the_newest(monkeypatch) -
 
 
 def test_the_session_log_counts_follow_pruning_and_emptying_the_mailbox(tmp_path: Path) -> None:
-    from mailpit_py.store import SessionRecord
+    from mailpit_py.store.sqlite import SessionRecord
 
     def truth(mb: Mailbox) -> tuple[int, int]:
         with mb.store.reading() as conn:
@@ -675,8 +675,8 @@ def test_index_rows_of_a_rolled_back_job_are_dropped(tmp_path: Path) -> None:
 
 
 def _record_for(mb: Mailbox, subject: str, body: str):  # type: ignore[no-untyped-def]
-    from mailpit_py.mailbox import build_record
-    from mailpit_py.parse import parse_message
+    from mailpit_py.mailbox.facade import build_record
+    from mailpit_py.parse.message import parse_message
 
     raw = raw_message(subject, body)
     return build_record(
@@ -692,7 +692,7 @@ def _record_for(mb: Mailbox, subject: str, body: str):  # type: ignore[no-untype
 
 
 def test_with_retention_the_session_log_turns_over_with_the_mailbox(tmp_path: Path) -> None:
-    from mailpit_py.store import SessionRecord
+    from mailpit_py.store.sqlite import SessionRecord
 
     def session(name: str, ended: float) -> SessionRecord:
         return SessionRecord(name, ended - 1, ended, "p", "l", "h", False, "", "ok", (), "[]")

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import WsClient, make_server, wait_until
-from mailpit_py.config import Config, ConfigError
+from mailpit_py.config.settings import Config, ConfigError
 from mailpit_py.server import Server
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

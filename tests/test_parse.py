@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-import mailpit_py.parse as parse_module
+import mailpit_py.parse.message as parse_module
 from mailpit_py.models import Address, Envelope, ListUnsubscribe, ParsedMessage
-from mailpit_py.parse import parse_message
+from mailpit_py.parse.message import parse_message
 
 ENVELOPE = Envelope(mail_from="sender@example.com", rcpt_to=())
 

@@ -21,8 +21,8 @@ import pytest
 from helpers import corpus_dir, make_server, send_raw, wait_until
 from mailpit_py import events
 from mailpit_py.cli import config_from
-from mailpit_py.config import Config, ConfigError
-from mailpit_py.pop3 import top_of, wire_form, wire_size
+from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.mailaccess.pop3 import top_of, wire_form, wire_size
 from mailpit_py.server import Server
 
 AUTH = "ann:secret bob:pa55"

@@ -12,8 +12,8 @@ import pytest
 
 from helpers import REPO
 from mailpit_py.cli import config_from
-from mailpit_py.config import Config, ConfigError
-from mailpit_py.relay_config import settings
+from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.relay.config import settings
 
 
 def write(tmp_path: Path, text: str, name: str = "relay.yaml") -> str:

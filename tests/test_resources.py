@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import mailpit_py.http as mp_http
+import mailpit_py.net.http as mp_http
 from helpers import REPO, WsClient, wait_until
 from mailpit_py.server import Server
 
@@ -231,7 +231,7 @@ def test_connections_beyond_the_limit_are_refused_with_503(
 
 
 def test_reads_from_many_short_lived_threads_keep_a_bounded_pool(tmp_path: Path) -> None:
-    from mailpit_py.store import READ_POOL, Store
+    from mailpit_py.store.sqlite import READ_POOL, Store
 
     path = str(tmp_path / "pool.db")
     store = Store(path)

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailpit_py.config import Config
-from mailpit_py.mailbox import Mailbox
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
-from mailpit_py.search import SearchError, Term, index_text, parse_query
-from mailpit_py.search_sql import build_where
+from mailpit_py.store.search import SearchError, Term, index_text, parse_query
+from mailpit_py.store.search_sql import build_where
 
 # -- parse_query ---------------------------------------------------------------------------------
 
@@ -842,7 +842,7 @@ def test_mark_search_marks_exactly_what_search_lists(small: Corpus) -> None:
 def test_id_and_read_only_searches_are_recognised() -> None:
     # Those read (id, read) from the slim index (store.py _by_id); anything reading other
     # columns of the message row must not.
-    from mailpit_py.search_sql import ids_and_read_only
+    from mailpit_py.store.search_sql import ids_and_read_only
 
     assert ids_and_read_only(parse_query('header:X-Campaign:c3 invoice "two words" is:unread'))
     assert ids_and_read_only(parse_query("tag:work -header:Subject:x"))

@@ -475,7 +475,7 @@ def test_transcript_masks_auth_secrets_and_records_data_as_its_size(
 def test_transcript_json_is_the_preamble_and_the_current_transaction() -> None:
     import json
 
-    from mailpit_py.smtp import Transcript
+    from mailpit_py.smtp.server import Transcript
 
     bare = Transcript()  # nothing before the first MAIL: no preamble to join
     bare.begin_transaction()
@@ -516,7 +516,7 @@ def test_each_message_keeps_the_preamble_and_only_its_own_transaction(server: Se
 def test_a_long_session_keeps_a_bounded_record_yet_every_message_its_own_transcript(
     server: Server, monkeypatch
 ) -> None:
-    from mailpit_py import smtp as smtp_module
+    from mailpit_py.smtp import server as smtp_module
 
     monkeypatch.setattr(smtp_module, "KEEP_DELIVERED", 7)
     keep = smtp_module.KEEP_TRANSACTIONS
@@ -566,7 +566,7 @@ def test_a_client_that_half_closes_after_its_data_still_gets_250(server: Server)
 def test_the_fast_address_parser_agrees_with_aiosmtpds_on_every_form() -> None:
     from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
 
-    from mailpit_py.smtp import CatcherSMTP
+    from mailpit_py.smtp.server import CatcherSMTP
 
     samples = [
         "<a@b.c>",
@@ -618,7 +618,7 @@ def test_the_protocol_is_set_up_as_aiosmtpds_own_constructor_would(server: Serve
     # catches a drift when aiosmtpd changes what its constructor sets.
     from aiosmtpd.smtp import SMTP
 
-    from mailpit_py.smtp import CatcherSMTP
+    from mailpit_py.smtp.server import CatcherSMTP
 
     smtp = server.smtp
     ours = CatcherSMTP(smtp)

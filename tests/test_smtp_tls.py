@@ -18,9 +18,9 @@ from front_door import (
     swaks,
 )
 from helpers import RawClient
-from mailpit_py import tls
 from mailpit_py.cli import config_from
-from mailpit_py.config import ConfigError
+from mailpit_py.config.settings import ConfigError
+from mailpit_py.net import tls
 from mailpit_py.server import Server
 
 

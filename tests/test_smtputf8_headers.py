@@ -7,7 +7,7 @@ import smtplib
 import pytest
 
 from mailpit_py.models import Envelope
-from mailpit_py.parse import parse_message
+from mailpit_py.parse.message import parse_message
 from mailpit_py.server import Server
 
 RAW_UTF8 = (

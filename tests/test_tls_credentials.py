@@ -10,9 +10,9 @@ import bcrypt
 import pytest
 from cryptography import x509
 
-from mailpit_py import tls
-from mailpit_py.config import ConfigError
-from mailpit_py.credentials import Credentials
+from mailpit_py.config.credentials import Credentials
+from mailpit_py.config.settings import ConfigError
+from mailpit_py.net import tls
 
 
 def test_self_signed_context_completes_a_real_handshake_for_its_names() -> None:

@@ -20,9 +20,9 @@ from test_ui_browser import CHROMIUM_ARGS, TIMEOUT, browser, wait_live  # noqa: 
 
 from helpers import WsClient
 from mailpit_py.cli import config_from
-from mailpit_py.config import Config, ConfigError
+from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.net.tls import self_signed
 from mailpit_py.server import Server
-from mailpit_py.tls import self_signed
 
 # bcrypt at its lowest cost keeps the tests quick; the check is the same.
 BOB_HASH = bcrypt.hashpw(b"hunter2", bcrypt.gensalt(rounds=4)).decode()

@@ -14,10 +14,10 @@ import pytest
 
 from helpers import wait_until
 from mailpit_py import events
-from mailpit_py.config import Config, ConfigError
+from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.observability.telemetry import Telemetry
+from mailpit_py.observability.webhook import Webhook
 from mailpit_py.server import Server
-from mailpit_py.telemetry import Telemetry
-from mailpit_py.webhook import Webhook
 
 
 class Receiver:

@@ -20,8 +20,8 @@ import dns.rdatatype
 import dns.rrset
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from mailpit_py.loopthread import LoopThread
-from mailpit_py.tls import server_context
+from mailpit_py.net.loopthread import LoopThread
+from mailpit_py.net.tls import server_context
 
 USER, PASSWORD = "relayuser", "relay-secret"
 

@@ -15,8 +15,8 @@ from mailpit_py.checks import auth, dnsbl, header_check, html_check, link_check,
 from mailpit_py.checks.dns import OverrideError, Resolver, load_overrides
 from mailpit_py.checks.links import extract_links
 from mailpit_py.checks.thumbnail import thumbnail
-from mailpit_py.config import Config
-from mailpit_py.mailbox import Mailbox, MessageNotFound
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 
 log = logging.getLogger("mailpit_py.checks")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from email.message import Message
 from typing import IO
 
-from mailpit_py.config import ConfigError, split_hostport
+from mailpit_py.config.settings import ConfigError, split_hostport
 
 # sysexits.h, as sendmail uses them.
 EX_OK = 0

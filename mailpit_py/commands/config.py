@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> int:
-    from mailpit_py.config import ConfigError
+    from mailpit_py.config.settings import ConfigError
 
     own, server_argv = build_parser().parse_known_args(argv)
     try:

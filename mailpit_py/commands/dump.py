@@ -114,9 +114,9 @@ class ApiSource:
 
 class DatabaseSource:
     def __init__(self, path: str) -> None:
-        from mailpit_py.config import Config
-        from mailpit_py.mailbox import Mailbox
-        from mailpit_py.store import StoreError
+        from mailpit_py.config.settings import Config
+        from mailpit_py.mailbox.facade import Mailbox
+        from mailpit_py.store.sqlite import StoreError
 
         self.total: int | None = None
         if not Path(path).is_file():
@@ -127,7 +127,7 @@ class DatabaseSource:
             raise CommandError(f"cannot open database {path}: {exc}", EX_NOINPUT) from None
 
     def ids(self, query: str) -> Iterator[str]:
-        from mailpit_py.search import SearchError
+        from mailpit_py.store.search import SearchError
 
         # All IDs first: the listing is newest first, and paging by offset is stable only
         # while nothing arrives, which a live database does not promise.

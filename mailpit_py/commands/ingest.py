@@ -263,9 +263,9 @@ class DatabaseTarget:
         self.mb: Any = None
 
     def open(self) -> None:
-        from mailpit_py.config import Config
-        from mailpit_py.mailbox import Mailbox
-        from mailpit_py.store import StoreError
+        from mailpit_py.config.settings import Config
+        from mailpit_py.mailbox.facade import Mailbox
+        from mailpit_py.store.sqlite import StoreError
 
         try:
             self.mb = Mailbox(Config(database=self.path, max_messages=0))

@@ -8,9 +8,9 @@ from flask import Flask
 from flask_sock import Sock
 from werkzeug.exceptions import NotFound
 
-from mailpit_py import events, metrics
-from mailpit_py.mailbox import Mailbox
-from mailpit_py.webapp import auth, errors, security, ws
+from mailpit_py import events
+from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.webapp import auth, errors, metrics, security, ws
 from mailpit_py.webapp.api import api
 from mailpit_py.webapp.checks_api import checks_api
 from mailpit_py.webapp.observe import observe

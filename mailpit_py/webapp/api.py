@@ -12,11 +12,11 @@ from urllib.parse import quote
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from mailpit_py import __version__
-from mailpit_py.chaos import Chaos, ChaosError
-from mailpit_py.compose import ComposeError, compose
-from mailpit_py.mailbox import Mailbox, MessageNotFound, StoredMessage
-from mailpit_py.relay import Relay, RelayError
-from mailpit_py.stats import rss_bytes
+from mailpit_py.mailbox.compose import ComposeError, compose
+from mailpit_py.mailbox.facade import Mailbox, MessageNotFound, StoredMessage
+from mailpit_py.observability.stats import rss_bytes
+from mailpit_py.relay.service import Relay, RelayError
+from mailpit_py.smtp.chaos import Chaos, ChaosError
 from mailpit_py.webapp.errors import BadRequest
 from mailpit_py.webapp.security import MAIL_HTML_CSP, inert, mail_content
 

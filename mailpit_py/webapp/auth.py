@@ -10,8 +10,8 @@ from collections import OrderedDict
 
 from flask import Flask, Response, request
 
-from mailpit_py.config import Config
-from mailpit_py.credentials import Credentials
+from mailpit_py.config.credentials import Credentials
+from mailpit_py.config.settings import Config
 
 REALM = "mailpit_py"
 # Health probes stay open: an orchestrator checks them without credentials (Mailpit does too).

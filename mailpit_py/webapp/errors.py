@@ -7,10 +7,10 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from mailpit_py.mailbox import MessageNotFound, SessionNotFound
-from mailpit_py.relay import RelayError, RelayFailed
-from mailpit_py.search import SearchError
-from mailpit_py.store import StoreError
+from mailpit_py.mailbox.facade import MessageNotFound, SessionNotFound
+from mailpit_py.relay.service import RelayError, RelayFailed
+from mailpit_py.store.search import SearchError
+from mailpit_py.store.sqlite import StoreError
 
 log = logging.getLogger("mailpit_py.web")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CollectorRegistry
 
-from mailpit_py import metrics
-from mailpit_py.mailbox import Mailbox
+from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.webapp import metrics
 from mailpit_py.webapp.errors import text
 
 observe = Blueprint("observe", __name__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from mailpit_py.config import Config
+from mailpit_py.config.settings import Config
 from mailpit_py.webapp.errors import text
-from mailpit_py.webguard import HostPolicy, OriginPolicy
+from mailpit_py.webapp.guard import HostPolicy, OriginPolicy
 
 # Health probes answer any Host: orchestrators call them by whatever name they know the pod by,
 # and they reveal nothing.

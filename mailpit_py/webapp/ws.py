@@ -14,8 +14,8 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from mailpit_py import events
-from mailpit_py.mailbox import stats_data
-from mailpit_py.telemetry import Telemetry
+from mailpit_py.mailbox.facade import stats_data
+from mailpit_py.observability.telemetry import Telemetry
 
 log = logging.getLogger("mailpit_py.web")
 

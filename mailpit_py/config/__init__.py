@@ -1,0 +1,1 @@
+"""Settings: the Config, its values and checks, and the credentials files."""

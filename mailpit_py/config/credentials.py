@@ -1,0 +1,84 @@
+"""User:password lists for SMTP AUTH, POP3/IMAP logins and HTTP basic auth (htpasswd style)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+
+from mailpit_py.config.settings import ConfigError
+
+# htpasswd writes bcrypt as $2y$; the bcrypt library verifies $2a$/$2b$/$2y$ alike.
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Known users and their password (plain or bcrypt hash); checks run in constant time."""
+
+    entries: dict[str, str]
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> Credentials:
+        """Parse `user:password` entries, one per line or whitespace-separated (MP_* variables)."""
+        entries: dict[str, str] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            # A line is one entry when it holds a bcrypt hash or a single pair; the variables of
+            # Mailpit put several pairs on one line, separated by spaces.
+            items = (
+                [line] if (" " not in line or _is_bcrypt(line.partition(":")[2])) else line.split()
+            )
+            for item in items:
+                user, sep, password = item.partition(":")
+                if not sep or not user or not password:
+                    raise ConfigError(
+                        f"{source}: line {number}: {item!r} is not user:password "
+                        "(a bcrypt hash from htpasswd -B is accepted as the password)"
+                    )
+                entries[user] = password
+        if not entries:
+            raise ConfigError(f"{source}: no user:password entries found")
+        return cls(entries)
+
+    @classmethod
+    def load(cls, path: str, source: str) -> Credentials:
+        """Read an auth file; a missing or unreadable file is a ConfigError naming it."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{source}: {path} is not UTF-8 text") from None
+        return cls.parse(text, f"{source} {path}")
+
+    def check(self, user: str, password: str) -> bool:
+        """True when the user exists and the password matches; timing does not reveal which."""
+        stored = self.entries.get(user)
+        if stored is None:
+            # Do the same work as for a wrong password so an unknown user is not faster: a bcrypt
+            # check against a known hash (always false here) when the list holds hashes.
+            decoy = next((value for value in self.entries.values() if _is_bcrypt(value)), None)
+            if decoy is not None:
+                bcrypt.checkpw(password.encode(), decoy.encode())
+            hmac.compare_digest(password.encode(), password.encode()[::-1])
+            return False
+        if _is_bcrypt(stored):
+            try:
+                return bcrypt.checkpw(password.encode(), stored.encode())
+            except ValueError:
+                return False
+        return hmac.compare_digest(password.encode(), stored.encode())
+
+    def plain_password(self, user: str) -> str | None:
+        """The clear-text password, for CRAM-MD5 (which cannot work with a hash), or None."""
+        stored = self.entries.get(user)
+        return None if stored is None or _is_bcrypt(stored) else stored
+
+
+def _is_bcrypt(value: str) -> bool:
+    return value.startswith(_BCRYPT_PREFIXES)

@@ -1,0 +1,109 @@
+"""Who may read the mailbox over POP3 and IMAP, and with which TLS (issue 10): settings checks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mailpit_py.config.credentials import Credentials
+from mailpit_py.config.settings import ConfigError, split_hostport
+
+if TYPE_CHECKING:
+    from mailpit_py.config.settings import Config
+
+SANS_PREFIX = "sans:"  # as in tls.py, which loads cryptography: only when a server needs TLS
+
+PROTOCOLS = ("pop3", "imap")
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a POP3 or IMAP listener needs: where, who may log in, and its TLS."""
+
+    proto: str
+    addr: str
+    credentials: Credentials
+    tls: ssl.SSLContext | None  # None: plain text only
+    implicit: bool  # TLS from the first byte; else STLS/STARTTLS is offered when tls is set
+
+
+def credentials_for(config: Config, proto: str) -> Credentials | None:
+    """The user list of POP3 or IMAP; IMAP without its own list uses POP3's (one mail login)."""
+    path = getattr(config, f"{proto}_auth_file")
+    text = getattr(config, f"{proto}_auth")
+    if proto == "imap" and not path and not text:
+        return credentials_for(config, "pop3")
+    if not path and not text:
+        return None
+    entries: dict[str, str] = {}
+    if path:
+        entries |= Credentials.load(path, f"--{proto}-auth-file").entries
+    if text:
+        entries |= Credentials.parse(text, f"MP_{proto.upper()}_AUTH").entries
+    return Credentials(entries)
+
+
+def validate_mail_access(config: Config) -> None:
+    """ConfigError for a POP3/IMAP setting that cannot work; servers that are off are not
+    checked further (as Mailpit, a TLS file for a server that is off is ignored)."""
+    for proto in PROTOCOLS:
+        addr = getattr(config, f"{proto}_addr")
+        if not addr:
+            continue
+        flag = f"--{proto}"
+        split_hostport(addr, flag)
+        if credentials_for(config, proto) is None:
+            others = " (or the POP3 ones, which IMAP uses too)" if proto == "imap" else ""
+            raise ConfigError(
+                f"{flag} {addr} needs logins: give {flag}-auth-file FILE (user:password lines) "
+                f"or MP_{proto.upper()}_AUTH='user:password ...'{others}"
+            )
+        cert = getattr(config, f"{proto}_tls_cert")
+        key = getattr(config, f"{proto}_tls_key")
+        if getattr(config, f"{proto}_tls_implicit") and not cert:
+            raise ConfigError(
+                f"{flag}-tls-implicit needs {flag}-tls-cert (a PEM file, or sans:localhost for "
+                "a self-signed certificate)"
+            )
+        if key and not cert:
+            raise ConfigError(f"{flag}-tls-key was given without {flag}-tls-cert")
+        if cert and not key and not cert.startswith(SANS_PREFIX):
+            raise ConfigError(
+                f"{flag}-tls-key is needed with {flag}-tls-cert (or use {flag}-tls-cert sans:HOST)"
+            )
+
+
+def access_for(config: Config, proto: str) -> Access | None:
+    """The listener settings of POP3 or IMAP, TLS context built; None when that server is off."""
+    addr = getattr(config, f"{proto}_addr")
+    if not addr:
+        return None
+    creds = credentials_for(config, proto)
+    if creds is None:  # validate() refuses this; keep the promise here too
+        raise ConfigError(f"--{proto} needs --{proto}-auth-file or MP_{proto.upper()}_AUTH")
+    from mailpit_py.net.tls import server_context
+
+    cert = getattr(config, f"{proto}_tls_cert")
+    context = (
+        server_context(cert, getattr(config, f"{proto}_tls_key") or None, f"--{proto}-tls")
+        if cert
+        else None
+    )
+    implicit = context is not None and bool(getattr(config, f"{proto}_tls_implicit"))
+    return Access(proto, addr, creds, context, implicit)
+
+
+def decode_plain(answer: str) -> tuple[str, str] | None:
+    """(user, password) from a SASL PLAIN response (RFC 4616), base64 `authzid NUL user NUL
+    password`; None when it is not one or asks to act as another user."""
+    try:
+        decoded = base64.b64decode("" if answer == "=" else answer, validate=True)
+        authzid, user, password = decoded.decode("utf-8").split("\0")
+    except (binascii.Error, ValueError):
+        return None
+    if authzid and authzid != user:
+        return None
+    return user, password

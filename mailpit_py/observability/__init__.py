@@ -1,0 +1,1 @@
+"""Watching the catcher run: metrics, telemetry, statistics, logs and the webhook."""

@@ -1,0 +1,1 @@
+"""Parsing raw mail into the stored record's parts (MIME, headers, bodies, warnings)."""

@@ -1,0 +1,337 @@
+"""Release and auto-relay: queue copies in the persistent outbox and send them from a worker
+thread, retrying temporary failures with exponential backoff; every attempt is recorded."""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import threading
+import time
+from collections.abc import Sequence
+from email.utils import parseaddr
+from typing import Any
+
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.models import Envelope
+from mailpit_py.relay import send as relay_send
+from mailpit_py.relay.config import RelaySettings, Upstream, address_rule, settings
+from mailpit_py.relay.send import Result
+from mailpit_py.store.sqlite import StoreError
+
+log = logging.getLogger("mailpit_py.relay")
+
+RELEASE_WAIT = 20.0  # seconds a release request waits for its first attempt's outcome
+MAX_DELAY = 3600.0  # the longest pause between retries
+
+
+class RelayError(ValueError):
+    """A release that cannot be done as asked (the message says why); an HTTP 400."""
+
+
+class RelayFailed(RuntimeError):
+    """The upstream refused a release for good; an HTTP 502 with its reply."""
+
+
+class Relay:
+    """The relay service of one server: plans outbox items, runs the worker, releases."""
+
+    def __init__(self, config: Config, mailbox: Mailbox) -> None:
+        self.settings: RelaySettings = settings(config)
+        self.mailbox = mailbox
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._attempted = threading.Condition()
+        self._resolver = (
+            relay_send.make_resolver(self.settings.nameserver) if self.settings.mx else None
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.settings.relay is not None or self.settings.forward is not None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Relay:
+        if not self.active:
+            return self
+        self.mailbox.outbox_plan = self.plan
+        if any(up.forward_smtp_errors for up in self._auto_upstreams()):
+            self.mailbox.relay_inline = self.inline
+        self._thread = threading.Thread(target=self._loop, name="relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.mailbox.outbox_ready.set()
+        self.mailbox.outbox_plan = None
+        self.mailbox.relay_inline = None
+        if self._thread is not None:
+            self._thread.join(timeout=relay_send.SMTP_TIMEOUT + 5)
+            self._thread = None
+
+    # -- what a new message gets -------------------------------------------------------------
+
+    def _auto_upstreams(self) -> list[Upstream]:
+        s = self.settings
+        ups = []
+        if s.relay is not None and (s.relay_all or s.matching):
+            ups.append(s.relay)
+        if s.forward is not None:
+            ups.append(s.forward)
+        return ups
+
+    def auto_recipients(self, envelope: Envelope) -> list[str]:
+        """Who auto-relay sends a new message to: all or the matching recipients, never the
+        blocked ones (allowed-recipients is for manual releases, as in Mailpit)."""
+        s = self.settings
+        if s.relay is None:
+            return []
+        rcpts = list(envelope.rcpt_to)
+        if s.matching:
+            rule = address_rule(s.matching)
+            rcpts = [r for r in rcpts if rule.search(r)]
+        elif not s.relay_all:
+            return []
+        return [r for r in rcpts if not s.relay.blocked(r)]
+
+    def plan(self, envelope: Envelope, origin: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+        """Outbox items committed with a new message (runs before its commit)."""
+        s = self.settings
+        # Any SMTP session: SMTP, ESMTP and RFC 3848's ESMTPS/ESMTPA/ESMTPSA (not IMAP or HTTP).
+        smtp = str(origin.get("Protocol", "")).startswith(("SMTP", "ESMTP"))
+        in_session = smtp and self.mailbox.relay_inline
+        out: list[tuple[str, str, list[str]]] = []
+        if s.relay is not None and not (s.relay.forward_smtp_errors and in_session):
+            rcpts = self.auto_recipients(envelope)
+            if rcpts:
+                sender = relay_send.envelope_sender(s.relay, envelope.mail_from)
+                out.append(("relay", sender, rcpts))
+        if s.forward is not None and not (s.forward.forward_smtp_errors and in_session):
+            sender = relay_send.envelope_sender(s.forward, envelope.mail_from)
+            out.append(("forward", sender, list(s.forward.to)))
+        return out
+
+    def inline(self, uid: str, envelope: Envelope, raw: bytes) -> str:
+        """forward-smtp-errors: relay now, inside the SMTP session; the upstream's refusal (or
+        the connection error as a 451) is the reply to give the client, else ""."""
+        s = self.settings
+        jobs: list[tuple[str, Upstream, list[str]]] = []
+        if s.relay is not None and s.relay.forward_smtp_errors:
+            rcpts = self.auto_recipients(envelope)
+            if rcpts:
+                jobs.append(("relay", s.relay, rcpts))
+        if s.forward is not None and s.forward.forward_smtp_errors:
+            jobs.append(("forward", s.forward, list(s.forward.to)))
+        for kind, up, rcpts in jobs:
+            sender = relay_send.envelope_sender(up, envelope.mail_from)
+            data = relay_send.rewrite(raw, up, release=False) if kind == "forward" else raw
+            result = self._deliver(up, sender, rcpts, data)
+            outcome = "sent" if not result.temporary() + result.permanent() else "failed"
+            self._record(0, uid, kind, rcpts, result, outcome, "sent", [], time.time())
+            refusal = result.first_refusal()
+            if refusal is not None:
+                code, text = refusal
+                if code == 0:
+                    return f"451 4.4.1 relay to {result.server} failed: {text}"
+                return f"{code} {text}"
+        return ""
+
+    # -- manual release ----------------------------------------------------------------------
+
+    def release(self, msg_id: str, to: Sequence[str], wait: float = RELEASE_WAIT) -> str:
+        """Queue a release and wait (a while) for its first attempt. Returns "sent" or
+        "queued: ..." for a temporary failure; RelayError/RelayFailed otherwise."""
+        up = self.settings.relay
+        if up is None:
+            raise RelayError(
+                "relaying is not configured: start with --smtp-relay-config FILE, "
+                "MP_SMTP_RELAY_HOST or --smtp-relay-mx"
+            )
+        rcpts = []
+        for address in to:
+            addr = parseaddr(address)[1]
+            if "@" not in addr:
+                raise RelayError(f"{address!r} is not an email address")
+            refused = up.allowed(addr)
+            if refused:
+                raise RelayError(f"refused recipient: {refused}")
+            rcpts.append(addr)
+        if not rcpts:
+            raise RelayError("To must list at least one recipient")
+        msg = self.mailbox.get(msg_id)
+        raw = self.mailbox.raw(msg.id)
+        original = msg.detail.get("Envelope", {}).get("From") or msg.summary["From"]["Address"]
+        sender = relay_send.envelope_sender(up, original)
+        data = relay_send.rewrite(raw, up, release=True)
+        item = self.mailbox.queue_relay(msg.id, "release", sender, rcpts, data)
+        return self._await(item, wait)
+
+    def _await(self, item_id: int, wait: float) -> str:
+        deadline = time.monotonic() + wait
+        with self._attempted:
+            while True:
+                row = self.mailbox.outbox_item(item_id)
+                if row is not None and row["attempts"] > 0:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "queued: not attempted yet"
+                self._attempted.wait(left)
+        last = self.mailbox.relay_history(row["message_uid"])["Attempts"][-1]
+        if row["state"] == "sent":
+            return "sent"
+        if row["state"] == "failed":
+            raise RelayFailed(f"relay to {last['Server']} failed: {last['Reply']}")
+        return f"queued: {last['Reply']}; will retry"
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        ready = self.mailbox.outbox_ready
+        while not self._stop.is_set():
+            try:
+                due = self.mailbox.outbox_due(time.time())
+                for row in due:
+                    if self._stop.is_set():
+                        return
+                    self._attempt_safely(row)
+                if due:
+                    continue
+                nxt = self.mailbox.outbox_next_time()
+            except StoreError as exc:
+                if self._stop.is_set():
+                    return
+                log.error("relay outbox unavailable: %s", exc)
+                nxt = time.time() + 5
+            timeout = 5.0 if nxt is None else min(5.0, max(0.0, nxt - time.time()))
+            ready.wait(timeout)
+            ready.clear()
+
+    def _attempt_safely(self, row: Any) -> None:
+        """An unexpected error (a bug) is recorded as a retry an hour away, so the worker
+        neither dies nor spins on the same item."""
+        try:
+            self._attempt(row)
+        except StoreError:
+            raise
+        except Exception as exc:
+            log.exception("relay attempt of outbox item %s failed", row["id"])
+            rcpts = json.loads(row["recipients"])
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            result = Result("", {r: (0, error) for r in rcpts})
+            self._record(
+                row["id"], row["message_uid"], row["kind"], rcpts, result, "retry", "pending",
+                rcpts, time.time() + MAX_DELAY,
+            )  # fmt: skip
+
+    def _attempt(self, row: Any) -> None:
+        kind = row["kind"]
+        up = self.settings.forward if kind == "forward" else self.settings.relay
+        rcpts = json.loads(row["recipients"])
+        now = time.time()
+        if up is None:
+            # Restarted without the setting that queued it: keep it for a run that has it.
+            self._record(
+                row["id"],
+                row["message_uid"],
+                kind,
+                rcpts,
+                Result(replies={r: (0, f"{kind} is not configured now") for r in rcpts}),
+                "retry",
+                "pending",
+                rcpts,
+                now + MAX_DELAY,
+            )
+            return
+        data = bytes(row["raw"])
+        if kind == "forward":
+            data = relay_send.rewrite(data, up, release=False)
+        result = self._deliver(up, row["mail_from"], rcpts, data)
+        temporary = result.temporary()
+        attempts = row["attempts"] + 1
+        if not temporary:
+            state = "sent" if not result.permanent() else "failed"
+            outcome = "sent" if state == "sent" else ("partial" if result.sent() else "failed")
+            next_at = now
+        elif attempts >= self.settings.max_attempts:
+            state, outcome, next_at = "failed", "failed", now
+        else:
+            state, outcome = "pending", ("partial" if result.sent() else "retry")
+            delay = min(MAX_DELAY, self.settings.retry_delay * 2 ** (attempts - 1))
+            next_at = now + delay
+        remaining = temporary if state == "pending" else rcpts
+        self._record(
+            row["id"], row["message_uid"], kind, rcpts, result, outcome, state, remaining, next_at
+        )
+
+    def _deliver(self, up: Upstream, sender: str, rcpts: list[str], data: bytes) -> Result:
+        try:
+            if self.settings.mx and not up.host:
+                assert self._resolver is not None
+                return relay_send.send_mx(up, sender, rcpts, data, self._resolver)
+            return relay_send.send(up, sender, rcpts, data)
+        except smtplib.SMTPResponseException as exc:  # e.g. a 554 greeting
+            text = exc.smtp_error
+            reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+            return Result(up.server, {r: (exc.smtp_code, reply) for r in rcpts})
+        except OSError as exc:  # refused, timed out, TLS failure, dropped mid-session
+            error = relay_send.connection_error(exc)
+            return Result(up.server, {r: (0, error) for r in rcpts})
+
+    def _record(
+        self,
+        item_id: int,
+        uid: str,
+        kind: str,
+        rcpts: list[str],
+        result: Result,
+        outcome: str,
+        state: str,
+        remaining: list[str],
+        next_at: float,
+    ) -> None:
+        attempt = {
+            "message_uid": uid,
+            "at": time.time(),
+            "kind": kind,
+            "recipients": rcpts,
+            "server": result.server,
+            "reply": result.summary(),
+            "outcome": outcome,
+        }
+        log.info(
+            "%s of %s to %s via %s: %s (%s)",
+            kind,
+            uid,
+            rcpts,
+            result.server,
+            attempt["reply"],
+            outcome,
+        )
+        try:
+            self.mailbox.record_relay_attempt(
+                item_id, attempt, state=state, recipients=remaining, next_attempt=next_at
+            )
+        except StoreError as exc:
+            log.error("could not record the relay attempt of %s: %s", uid, exc)
+        with self._attempted:
+            self._attempted.notify_all()
+
+    # -- what the UI shows -------------------------------------------------------------------
+
+    def webui(self) -> dict[str, Any]:
+        """Mailpit's MessageRelay object of /api/v1/webui, plus whether forwarding is on."""
+        up = self.settings.relay
+        return {
+            "Enabled": up is not None,
+            "SMTPServer": (up.server if up.host else "MX hosts") if up else "",
+            "ReturnPath": up.return_path if up else "",
+            "AllowedRecipients": up.allowed_recipients if up else "",
+            "BlockedRecipients": up.blocked_recipients if up else "",
+            "OverrideFrom": up.override_from if up else "",
+            "PreserveMessageIDs": up.preserve_message_ids if up else False,
+            "Forwarding": self.settings.forward is not None,
+        }

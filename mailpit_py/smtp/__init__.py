@@ -1,0 +1,1 @@
+"""The SMTP listener: protocol, AUTH, access policy and chaos triggers."""

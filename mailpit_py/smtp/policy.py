@@ -1,0 +1,183 @@
+"""SMTP access policy: client allow/deny lists, connection and rate limits, recipient rules,
+greylisting and reverse DNS. Pure bookkeeping with an injectable clock; smtp.py speaks SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mailpit_py.config.settings import Config, parse_networks
+
+RATE_WINDOW = 60.0  # seconds: --smtp-rate-limit counts messages per minute
+GREYLIST_MAX_ENTRIES = 100_000  # oldest triples are forgotten beyond this
+REVERSE_DNS_TIMEOUT = 0.5  # seconds; peers stall seconds per connection on slow lookups
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A reply that refuses something, the rule behind it and what the session log says."""
+
+    reply: str
+    rule: str
+    detail: str = ""
+
+
+class Policy:
+    """Per-server state of the access rules; every method runs on the SMTP event loop."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock  # tests replace it to step over a greylist delay without sleeping
+        self.allow = parse_networks(config.smtp_allow_ips, "--smtp-allow-ips")
+        self.deny = parse_networks(config.smtp_deny_ips, "--smtp-deny-ips")
+        self.recipients = (
+            re.compile(config.smtp_allowed_recipients, re.IGNORECASE)
+            if config.smtp_allowed_recipients
+            else None
+        )
+        self.connections = 0
+        self.per_ip: dict[str, int] = {}
+        self._sent: dict[str, deque[float]] = {}
+        self._grey: dict[tuple[str, str, str], float] = {}
+
+    # -- at connect --------------------------------------------------------------------------
+
+    def client(self, ip: str) -> Refusal | None:
+        """CIDR lists: a denied address, or one outside a non-empty allow list, gets 554."""
+        if not self.allow and not self.deny:
+            return None
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return None  # not an IP peer (a Unix socket): the lists do not apply
+        if addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped  # ::ffff:10.1.2.3 is 10.1.2.3 for the lists
+        if any(addr in net for net in self.deny):
+            return Refusal(
+                f"554 5.7.1 Error: connections from {ip} are not accepted",
+                "deny-ips",
+                f"{ip} is in --smtp-deny-ips",
+            )
+        if self.allow and not any(addr in net for net in self.allow):
+            return Refusal(
+                f"554 5.7.1 Error: connections from {ip} are not accepted",
+                "allow-ips",
+                f"{ip} is not in --smtp-allow-ips",
+            )
+        return None
+
+    def opened(self, ip: str) -> Refusal | None:
+        """Count a new connection (always paired with closed()); over a limit, 421."""
+        self.connections += 1
+        count = self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+        most = self.config.smtp_max_connections
+        if most and self.connections > most:
+            return Refusal(
+                "421 4.7.0 Error: too many connections, try again later",
+                "max-connections",
+                f"{self.connections} open, --smtp-max-connections is {most}",
+            )
+        per_ip = self.config.smtp_max_connections_per_ip
+        if per_ip and count > per_ip:
+            return Refusal(
+                f"421 4.7.0 Error: too many connections from {ip}, try again later",
+                "max-connections-per-ip",
+                f"{count} open from {ip}, --smtp-max-connections-per-ip is {per_ip}",
+            )
+        return None
+
+    def closed(self, ip: str) -> None:
+        self.connections -= 1
+        left = self.per_ip.get(ip, 1) - 1
+        if left > 0:
+            self.per_ip[ip] = left
+        else:
+            self.per_ip.pop(ip, None)
+
+    # -- per message ---------------------------------------------------------------------------
+
+    def rate(self, ip: str) -> Refusal | None:
+        """At MAIL: over --smtp-rate-limit messages in the last minute from this address, 451."""
+        limit = self.config.smtp_rate_limit
+        if not limit:
+            return None
+        sent = self._recent(ip)
+        if not sent:
+            del self._sent[ip]  # no memory kept for quiet clients
+            return None
+        if len(sent) < limit:
+            return None
+        wait = max(1, math.ceil(sent[0] + RATE_WINDOW - self.clock()))
+        return Refusal(
+            f"451 4.7.1 Error: rate limit of {limit} messages per minute exceeded, "
+            f"try again in {wait} seconds",
+            "rate-limit",
+            f"{len(sent)} messages from {ip} in the last minute",
+        )
+
+    def delivered(self, ip: str) -> None:
+        if self.config.smtp_rate_limit:
+            self._recent(ip).append(self.clock())
+
+    def _recent(self, ip: str) -> deque[float]:
+        sent = self._sent.setdefault(ip, deque())
+        horizon = self.clock() - RATE_WINDOW
+        while sent and sent[0] <= horizon:
+            sent.popleft()
+        return sent
+
+    def recipient(self, address: str) -> Refusal | None:
+        """--smtp-allowed-recipients: others get 550 5.1.0 (or are ignored by the caller)."""
+        if self.recipients is None or self.recipients.search(address):
+            return None
+        return Refusal(
+            f"550 5.1.0 Error: recipient <{address}> is not allowed",
+            "allowed-recipients",
+            f"<{address}> does not match --smtp-allowed-recipients",
+        )
+
+    def greylist(self, ip: str, sender: str, recipient: str) -> Refusal | None:
+        """The first try of a (client, sender, recipient) triple waits --smtp-greylist seconds."""
+        delay = self.config.smtp_greylist
+        if not delay:
+            return None
+        key = (ip, sender.lower(), recipient.lower())
+        now = self.clock()
+        first = self._grey.get(key)
+        if first is None:
+            if len(self._grey) >= GREYLIST_MAX_ENTRIES:
+                del self._grey[next(iter(self._grey))]
+            self._grey[key] = first = now
+        waited = now - first
+        if waited >= delay:
+            return None
+        wait = max(1, math.ceil(delay - waited))
+        return Refusal(
+            f"451 4.7.1 Greylisted, try again in {wait} seconds",
+            "greylist",
+            f"first try from {ip} for <{sender}> -> <{recipient}> {waited:.0f}s ago, "
+            f"--smtp-greylist is {delay:g}s",
+        )
+
+
+async def reverse_dns(ip: str, timeout: float = REVERSE_DNS_TIMEOUT) -> str:
+    """The PTR name of a client address; raises on failure or after `timeout` seconds.
+
+    dnspython's resolver is asynchronous, so a slow DNS server costs no thread, and loopback
+    peers (the usual case for a development catcher) are answered without asking anyone.
+    """
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if addr.is_loopback:
+        return "localhost"
+    import dns.asyncresolver  # loaded only when --smtp-reverse-dns is on
+
+    answer = await asyncio.wait_for(
+        dns.asyncresolver.resolve_address(ip, lifetime=timeout), timeout
+    )
+    return str(answer[0]).rstrip(".")

@@ -1,0 +1,228 @@
+"""SQLite WHERE clauses for parsed search terms; SQLite-specific, imported only by store.py.
+
+Every value is a bound parameter. Free text goes through the FTS5 index (messages_fts), with
+each token quoted as an FTS5 string, so no query can inject FTS5 or SQL syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mailpit_py.store.search import ADDRESS_KINDS, Term, index_text
+
+# Free text searches what Mailpit's does (sender, recipients, subject, body, attachment names),
+# not the headers column: header:Name:value is the way to search header values.
+FTS_COLUMNS = "{subject addresses body attachments}"
+_FTS_IN = "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
+
+_ADDRESS_COLUMNS = {
+    "from": "m.from_json",
+    "to": "m.to_json",
+    "cc": "m.cc_json",
+    "bcc": "m.bcc_json",
+    "reply-to": "m.reply_to_json",
+}
+# Each address as "Name <address>", so from:ann, from:"Ann Smith" and from:<ann@x.org> all
+# work, and the JSON keys themselves ("Name", "Address") never match (they do in Mailpit).
+_ADDRESS_TEXT = (
+    "coalesce(json_extract(j.value, '$.Name'), '') || ' <' || "
+    "coalesce(json_extract(j.value, '$.Address'), '') || '>'"
+)
+
+# Query text that may not appear verbatim in the JSON columns (see _address_sql).
+_JSON_UNSAFE = re.compile(r'["\\<>\x00-\x1f\x7f]')
+
+
+def build_where(terms: Sequence[Term]) -> tuple[str, list[Any]]:
+    """A WHERE fragment over `messages m` matching every term, and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    matches: list[str] = []  # positive free-text terms share one MATCH
+    for term in terms:
+        if term.kind in ("word", "phrase"):
+            phrase = fts_phrase(str(term.value))
+            if phrase is not None and not term.negated:
+                matches.append(phrase)
+                continue
+            if phrase is not None:
+                sql, values = _FTS_IN, [f"{FTS_COLUMNS} : {phrase}"]
+            else:
+                # Nothing the tokenizer keeps (emoji, symbols): look in subjects instead.
+                sql, values = _like("m.subject", str(term.value))
+        else:
+            builder = _BUILDERS.get(term.kind)
+            if builder is None:
+                raise ValueError(f"unknown search term kind {term.kind!r}")
+            sql, values = builder(term)
+        clauses.append(f"NOT ({sql})" if term.negated else sql)
+        params += values
+    if matches:
+        clauses.insert(0, _FTS_IN)
+        params.insert(0, f"{FTS_COLUMNS} : ({' AND '.join(matches)})")
+    if not clauses:
+        return "1", []
+    return " AND ".join(clauses), params
+
+
+def fts_phrase(text: str) -> str | None:
+    """An FTS5 phrase for `text`, prefix-matching its last token; None if it has no tokens.
+
+    The text goes through index_text as the indexed columns did, so a CJK word becomes a
+    phrase of single characters (a substring match). Quoting as an FTS5 string (quotes doubled)
+    lets the tokenizer split it exactly as it split the document, punctuation included.
+    """
+    normalized = index_text(text)
+    # unicode61 keeps letters and digits (categories L*, N*); without one there is no token,
+    # and an empty phrase would match nothing at all.
+    if not any(ch.isalnum() for ch in normalized):
+        return None
+    return '"' + normalized.replace('"', '""') + '"*'
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _case_variants(value: str) -> list[str]:
+    """Spellings to try for a case-insensitive match.
+
+    SQLite's LIKE and lower() fold ASCII only, and the store's connections have no ICU or
+    Python collation to lean on, so for non-ASCII text (Cyrillic, Greek, accented names) we
+    try the text as typed, lower, UPPER and Title case: "иван" finds "Иван" and "ИВАН", but not
+    a mixed spelling such as "иВаН". Diacritics are not folded (é is not e) in these matches.
+    """
+    if value.isascii():
+        return [value]
+    return list(dict.fromkeys([value, value.lower(), value.upper(), value.title()]))
+
+
+def _like(expr: str, value: str) -> tuple[str, list[Any]]:
+    """`expr` contains `value` as a substring, case-insensitively (see _case_variants)."""
+    patterns = [f"%{_escape_like(v)}%" for v in _case_variants(value)]
+    sql = " OR ".join(f"{expr} LIKE ? ESCAPE '\\'" for _ in patterns)
+    return (f"({sql})" if len(patterns) > 1 else sql), patterns
+
+
+def _address_sql(column: str, value: str) -> tuple[str, list[Any]]:
+    like, params = _like(_ADDRESS_TEXT, value)
+    exact = f"EXISTS (SELECT 1 FROM json_each({column}) j WHERE {like})"
+    if _JSON_UNSAFE.search(value):
+        return exact, params
+    # A cheap LIKE on the JSON text first skips json_each for most rows (several times faster).
+    # The columns are json.dumps(..., ensure_ascii=False), so a name or address appears in them
+    # verbatim unless the text holds a character JSON escapes; and a match spanning name and
+    # address in "Name <address>" holds "<" or ">". Either way the query skips this shortcut.
+    quick, quick_params = _like(column, value)
+    return f"({quick} AND {exact})", [*quick_params, *params]
+
+
+def _address(term: Term) -> tuple[str, list[Any]]:
+    return _address_sql(_ADDRESS_COLUMNS[term.kind], str(term.value))
+
+
+def _addressed(term: Term) -> tuple[str, list[Any]]:
+    value = str(term.value)
+    parts: list[str] = []
+    params: list[Any] = []
+    for kind in ADDRESS_KINDS:
+        sql, values = _address_sql(_ADDRESS_COLUMNS[kind], value)
+        parts.append(sql)
+        params += values
+    # The FTS addresses column holds exactly these fields, and folds case and diacritics.
+    phrase = fts_phrase(value)
+    if phrase is not None:
+        parts.append(_FTS_IN)
+        params.append(f"{{addresses}} : {phrase}")
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def _subject(term: Term) -> tuple[str, list[Any]]:
+    # Substring, as in Mailpit; plus the FTS subject column, which folds case in every script
+    # and diacritics (subject:creme finds "Crème") where LIKE cannot.
+    value = str(term.value)
+    sql, params = _like("m.subject", value)
+    phrase = fts_phrase(value)
+    if phrase is None:
+        return sql, params
+    return f"({sql} OR {_FTS_IN})", [*params, f"{{subject}} : {phrase}"]
+
+
+def _message_id(term: Term) -> tuple[str, list[Any]]:
+    return _like("m.message_id", str(term.value))
+
+
+def _tag(term: Term) -> tuple[str, list[Any]]:
+    return (
+        "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id AND t.tag = ? COLLATE NOCASE)",
+        [str(term.value)],
+    )
+
+
+_IS = {
+    "read": "m.read = 1",
+    "unread": "m.read = 0",
+    "tagged": "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id)",
+}
+_HAS = {"attachment": "m.attachments > 0", "inline": "m.inline_count > 0"}
+
+
+def _is(term: Term) -> tuple[str, list[Any]]:
+    return _IS[str(term.value)], []
+
+
+def _has(term: Term) -> tuple[str, list[Any]]:
+    return _HAS[str(term.value)], []
+
+
+def _compare(sql: str) -> Callable[[Term], tuple[str, list[Any]]]:
+    return lambda term: (sql, [term.value])
+
+
+def _header(term: Term) -> tuple[str, list[Any]]:
+    # headers.name is COLLATE NOCASE, so = is case-insensitive; the (name, message, value) index
+    # answers the whole subquery, read once rather than probed per message.
+    sql = "m.id IN (SELECT h.message FROM headers h WHERE h.name = ?"
+    params: list[Any] = [term.name]
+    if term.value != "":
+        like, values = _like("h.value", str(term.value))
+        sql += f" AND {like}"
+        params += values
+    return sql + ")", params
+
+
+def ids_and_read_only(terms: Sequence[Term]) -> bool:
+    """Whether the clauses of these terms read nothing of a message's row but its id and read
+    flag (sets of ids from the FTS, headers and tags tables; is:read/unread/tagged)."""
+    for term in terms:
+        if term.kind in ("word", "phrase"):
+            if fts_phrase(str(term.value)) is None:
+                return False  # looks in subjects instead
+        elif term.kind not in ("header", "tag", "is"):
+            return False
+    return bool(terms)
+
+
+# Kinds whose clause reads every candidate row (no index narrows them): a search with one of
+# these is cheaper evaluated once for both its page and its counts (Store.search_page).
+SCANNING_KINDS = frozenset({*ADDRESS_KINDS, "addressed", "subject", "message-id", "header"})
+
+_BUILDERS: dict[str, Callable[[Term], tuple[str, list[Any]]]] = {
+    **dict.fromkeys(ADDRESS_KINDS, _address),
+    "addressed": _addressed,
+    "subject": _subject,
+    "message-id": _message_id,
+    "tag": _tag,
+    "is": _is,
+    "has": _has,
+    # after: from the start of that day on; before: strictly earlier, so that after:D and
+    # before:D split the messages exactly in two (Mailpit's before: is <=, which differs only
+    # for a message received at that very instant).
+    "after": _compare("m.created >= ?"),
+    "before": _compare("m.created < ?"),
+    # Strict, as in Mailpit.
+    "larger": _compare("m.size > ?"),
+    "smaller": _compare("m.size < ?"),
+    "header": _header,
+}
