@@ -543,7 +543,8 @@ function messageTabs(m) {
     { key: 'headers', label: 'Headers' },
     { key: 'raw', label: 'Raw' },
     { key: 'smtp', label: 'SMTP' },
-    relayShown(state.config) ? { key: 'relay', label: 'Relay' } : null, // issue 6: release.js
+    // Only where this instance relays or forwards: otherwise the tab would always be empty.
+    relayShown(state.config) ? { key: 'relay', label: 'Relay' } : null,
     { key: 'warnings', label: 'Warnings', count: m.Warnings?.length || 0 },
     { key: 'checks', label: 'Checks' },
     files ? { key: 'attachments', label: 'Attachments', count: files } : null,
@@ -768,7 +769,7 @@ const TABS = {
       transcript(data.Transcript || []),
     );
   },
-  relay: (m) => relayPanel(m), // issue 6: release.js
+  relay: (m) => relayPanel(m),
   async warnings(m) {
     const w = m.Warnings || [];
     if (!w.length) return h('p', { class: 'muted pad', text: 'No warnings: the parser noticed nothing unusual in this message.' });
@@ -932,7 +933,7 @@ function openTagDialog() {
 }
 
 function openReleaseDialog() {
-  openRelease(state.message, state.config, toast); // issue 6: release.js
+  openRelease(state.message, state.config, toast);
 }
 
 // -- the sessions page -------------------------------------------------------------------------

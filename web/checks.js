@@ -1,4 +1,4 @@
-// The message's Checks tab (issue 9): authentication (DKIM, SPF, DMARC), header requirements,
+// The message's Checks tab: authentication (DKIM, SPF, DMARC), header requirements,
 // blocklists, spam score, HTML compatibility, and a link check run on request.
 
 import { url } from './api.js';

@@ -1,4 +1,4 @@
-// Relay and release in the message view (issue 6): the release dialog, which stays open to show
+// Relay and release in the message view: the release dialog, which stays open to show
 // a refused recipient, and the Relay tab listing every relay attempt of the message.
 
 import { api, url } from './api.js';
