@@ -15,7 +15,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # loopback only
 PACE = Path(__file__).resolve().parent / "pace.py"
-SMTPLOAD = Path(os.environ.get("MAILPIT_PY_SMTPLOAD", REPO.parent / "shared" / "bin" / "smtpload"))
+# The load generator is bench/smtpload.py; MAILPIT_PY_SMTPLOAD may point at another with its CLI.
+SMTPLOAD = Path(os.environ.get("MAILPIT_PY_SMTPLOAD", REPO / "bench" / "smtpload.py"))
 
 _BANNER = re.compile(
     r"SMTP on 127\.0\.0\.1:(\d+), web UI and API on (http://\S+/), "

@@ -20,9 +20,13 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from pace import make_msg  # ~2 KB of plain text, as ../shared/bin/smtpload sends
+from pace import make_msg  # ~2 KB of plain text, as bench/smtpload.py sends
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+REPO = Path(__file__).resolve().parents[1]
+# The hand-written messages are always there; the real-world corpus beside the checkout (CI has
+# it) or at $MAILPIT_PY_CORPUS is measured too when present.
+MESSAGES = REPO / "tests" / "messages"
+CORPUS = Path(os.environ.get("MAILPIT_PY_CORPUS", REPO.parent / "shared" / "corpus"))
 
 Codec = tuple[str, Callable[[bytes], bytes], Callable[[bytes], bytes]]
 
@@ -60,6 +64,9 @@ def attachment_message(size: int) -> bytes:
 
 def mixes() -> list[tuple[str, list[bytes]]]:
     out = [("2 KB text (smtpload)", [make_msg(i, 2000) for i in range(2000)])]
+    written = [p.read_bytes() for p in sorted(MESSAGES.glob("*.eml"))]
+    if written:
+        out.append((f"tests/messages ({len(written)} hand-written)", written))
     if CORPUS.is_dir():
         files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix in (".eml", ".txt"))
         corpus = [p.read_bytes() for p in files if p.name != "SOURCES.md"]

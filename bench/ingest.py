@@ -10,8 +10,8 @@ load generator nor with the other):
   temporary SQLite file) and nothing pruned. A thin wrapper prints the bound SMTP port, the
   database path and the API's URL once the server has started.
 
-Load comes from the shared generator ``smtpload`` (``../shared/bin/smtpload`` from the repo root,
-or ``$MAILPIT_PY_SMTPLOAD``), itself a separate process, in three modes:
+Load comes from the project's generator ``bench/smtpload.py`` (or ``$MAILPIT_PY_SMTPLOAD``),
+itself a separate process, in three modes:
 
 * ``reuse``: 8 connections, each sending many messages over one session;
 * ``serial``: 1 connection, one message after another;

@@ -13,7 +13,7 @@ message and the sender's latency for both cases, and the ratios (issue 11's targ
 got one out of order, or the sender had SMTP errors.
 
 If the server cannot take `--rate` even with no client (a small or busy machine), the bench says
-so, measures the highest rate it takes with none (the shared `smtpload`, unpaced, 8
+so, measures the highest rate it takes with none (`bench/smtpload.py`, unpaced, 8
 connections) and runs both cases at 80% of that instead.
 
     .venv/bin/python bench/livepath.py [--rate 500] [--seconds 10] [--clients 20] [--repeat 3]
@@ -49,7 +49,7 @@ def listed_ids(url: str, newest: int) -> list[str]:
 
 
 def max_rate(port: int, seconds: float, guess: float) -> float:
-    """The unpaced rate with no client, from the shared smtpload (8 connections)."""
+    """The unpaced rate with no client, from bench/smtpload.py (8 connections)."""
     n = str(max(500, int(guess * seconds)))
     cmd = [sys.executable, str(SMTPLOAD), "127.0.0.1", str(port), "-n", n, "-c", "8"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -1,6 +1,6 @@
 """Paced SMTP load: a steady R messages/s over C connections for S seconds (raw asyncio sockets).
 
-The shared `smtpload` sends as fast as it can; a steady rate needs a schedule: message i is due
+`bench/smtpload.py` sends as fast as it can; a steady rate needs a schedule: message i is due
 at start + i/R, and the next free connection sends it then (or at once if the sender is behind).
 So the rate holds while the server keeps up, and when it cannot, the line shows by how much the
 sender fell behind its schedule (`behind_max`) and the achieved rate drops below R.

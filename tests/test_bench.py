@@ -8,19 +8,16 @@ byte-exact, retention held), never a speed or a ratio: speed is for `make bench`
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from test_ui_browser import _need_browser
 
-from helpers import REPO
+from helpers import REPO, make_server
 
 BENCH = REPO / "bench"
-SMTPLOAD = Path(os.environ.get("MAILPIT_PY_SMTPLOAD", REPO.parent / "shared" / "bin" / "smtpload"))
 
 
 def bench(*argv: str, ok: bool = True) -> str:
@@ -38,14 +35,52 @@ def bench(*argv: str, ok: bool = True) -> str:
     return out
 
 
-def need_smtpload() -> None:
-    # The shared load generator lives outside the repository, as the corpus does.
-    if not SMTPLOAD.is_file():
-        pytest.skip(f"the load generator is absent at {SMTPLOAD} (set MAILPIT_PY_SMTPLOAD)")
+def smtpload(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH / "smtpload.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# What bench/ingest.py and ab.py parse from the load generator's one line.
+SMTPLOAD_LINE = re.compile(
+    r"^sent=(\d+) seconds=[\d.]+ rate=\d+/s p50=[\d.]+ms p99=[\d.]+ms$", re.ASCII
+)
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["reuse", "fresh"])
+def test_smtpload_sends_every_message_and_prints_the_line_the_benches_parse(fresh: bool) -> None:
+    with make_server() as mp:
+        host, port = mp.smtp_address
+        extra = ["--fresh"] if fresh else []
+        proc = smtpload(host, str(port), "-n", "25", "-c", "3", "--size", "3000", *extra)
+        assert proc.returncode == 0, proc.stderr
+        line = proc.stdout.strip()
+        m = SMTPLOAD_LINE.match(line)
+        assert m and m[1] == "25", line
+        assert mp.mailbox.counts()[0] == 25
+        sizes = {s["Size"] for s in mp.mailbox.list_messages(limit=25)}
+        assert all(2900 < size < 3400 for size in sizes), sizes
+
+
+def test_smtpload_fails_with_the_reply_when_the_server_refuses_a_message() -> None:
+    # A refused message must not count as sent: the run ends with the server's reply.
+    with make_server(max_message_size=1000) as mp:
+        host, port = mp.smtp_address
+        proc = smtpload(host, str(port), "-n", "5", "--size", "5000")
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+    assert f"smtpload: {host}:{port}: expected b'250', got b'552" in proc.stderr, proc.stderr
+
+
+def test_smtpload_says_how_to_call_it() -> None:
+    proc = smtpload("127.0.0.1", "1025", "-n", "0")
+    assert proc.returncode == 2
+    assert "-n, -c and --size must be at least 1" in proc.stderr, proc.stderr
 
 
 def test_ingest_stores_every_message_it_sends_in_each_mode() -> None:
-    need_smtpload()
     out = bench("ingest.py", "-n", "30", "--repeat", "1", "--warmup", "5")
     for mode in ("reuse", "serial", "fresh"):
         assert re.search(rf"^\s+{mode}\s+OK, none lost$", out, re.M), out
@@ -54,7 +89,6 @@ def test_ingest_stores_every_message_it_sends_in_each_mode() -> None:
 
 
 def test_ab_compares_this_checkout_with_head() -> None:
-    need_smtpload()
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: ab.py compares against a git revision")
     out = bench("ab.py", "-n", "30", "--rounds", "1", "--warmup", "5", "--mode", "serial")
