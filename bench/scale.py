@@ -176,13 +176,13 @@ def main() -> int:
         opened = (time.perf_counter() - t) * 1000
         total, _ = mb.counts()
         print(f"{total} messages, {os.path.getsize(path) / 1e6:.0f} MB; opened in {opened:.1f} ms")
-        best("list, first page (50)", lambda: mb.list(0, 50))
-        best(f"list, page at {total - 1000}", lambda: mb.list(max(0, total - 1000), 50))
+        best("list, first page (50)", lambda: mb.list_messages(0, 50))
+        best(f"list, page at {total - 1000}", lambda: mb.list_messages(max(0, total - 1000), 50))
         best("counts (total, unread)", mb.counts)
         best("search 'quarterly'", lambda: mb.search("quarterly", 0, 50))
         best("search header:X-Campaign:c3", lambda: mb.search("header:X-Campaign:c3", 0, 50))
         best("search from:s42@", lambda: mb.search("from:s42@", 0, 50))
-        uid = mb.list(min(500, total - 1), 1)[0]["ID"]
+        uid = mb.list_messages(min(500, total - 1), 1)[0]["ID"]
         best("open a message", lambda: mb.get(uid))
         # One with a 5 MB attachment (message 0 has one, whatever -n).
         big = mb.search("larger:4M", 0, 1)[0][0]

@@ -63,7 +63,7 @@ def stored(mp: Server) -> list[tuple[dict, bytes]]:
     """(message as the API shows it, raw bytes), oldest first."""
     assert mp.mailbox is not None
     out = []
-    for s in reversed(mp.mailbox.list(0, 1000)):
+    for s in reversed(mp.mailbox.list_messages(0, 1000)):
         out.append((mp.mailbox.get(s["ID"]).to_api(), mp.mailbox.raw(s["ID"])))
     return out
 

@@ -53,7 +53,7 @@ def test_new_message_event_reaches_a_connected_client(mp: Server) -> None:
             client.sendmail("a@example.com", ["b@example.com"], b"Subject: live\r\n\r\nhi\r\n")
         event = next_of(ws, "new")
         assert event["Data"]["Subject"] == "live"
-        assert event["Data"]["ID"] == mp.mailbox.list()[0]["ID"]
+        assert event["Data"]["ID"] == mp.mailbox.list_messages()[0]["ID"]
         assert event["Data"]["To"] == []  # no To header; the envelope recipient is shown as Bcc
         stats = next_of(ws, "stats")
         assert stats["Data"]["Total"] == 1
@@ -68,7 +68,7 @@ def test_update_delete_truncate_and_error_events(mp: Server) -> None:
             client.sendmail("a@example.com", ["b@example.com"], b"Subject: one\r\n\r\n1\r\n")
             client.sendmail("a@example.com", ["b@example.com"], b"Subject: two\r\n\r\n2\r\n")
             client.docmd("BOGUS")
-        first, second = (m["ID"] for m in mp.mailbox.list())
+        first, second = (m["ID"] for m in mp.mailbox.list_messages())
         error = next_of(ws, "error")
         assert error["Data"]["Type"] == "smtpd"
         assert error["Data"]["Message"].startswith("500 5.5.2")
@@ -80,7 +80,7 @@ def test_update_delete_truncate_and_error_events(mp: Server) -> None:
         assert next_of(ws, "delete")["Data"] == {"ID": first}
         mp.mailbox.delete_all()
         assert next_of(ws, "truncate")["Type"] == "truncate"
-        assert second not in [m["ID"] for m in mp.mailbox.list()]
+        assert second not in [m["ID"] for m in mp.mailbox.list_messages()]
     finally:
         ws.close()
 

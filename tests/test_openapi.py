@@ -183,7 +183,7 @@ def live(server: Server) -> str:
     latest = box.get("latest")
     REAL.clear()
     REAL.update(
-        ID=["latest", *(m["ID"] for m in box.list())],
+        ID=["latest", *(m["ID"] for m in box.list_messages())],
         PartID=[p["PartID"] for p in (*latest.detail["Inline"], *latest.detail["Attachments"])],
         SessionID=[s["ID"] for s in sessions],
         Tag=box.tags(),

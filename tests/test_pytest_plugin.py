@@ -233,7 +233,7 @@ def test_marker_is_skipped(mailpit):
             "-p", "no:randomly", "--mailpit-url", mp.http_url, "--mailpit-smtp", f"{host}:{port}"
         )
         result.assert_outcomes(passed=2, skipped=1)
-        assert [m["Subject"] for m in mp.mailbox.list()] == ["remote two"]
+        assert [m["Subject"] for m in mp.mailbox.list_messages()] == ["remote two"]
 
 
 def test_each_xdist_worker_has_its_own_server(pytester: pytest.Pytester) -> None:

@@ -74,7 +74,9 @@ def send(mp: Server, rcpts: list[str], data: bytes = MESSAGE, sender: str = "bou
 
 
 def only_id(mp: Server) -> str:
-    return wait_until(lambda: mp.mailbox.list() and mp.mailbox.list()[0]["ID"], what="a message")
+    return wait_until(
+        lambda: mp.mailbox.list_messages() and mp.mailbox.list_messages()[0]["ID"], what="a message"
+    )
 
 
 def http(mp: Server, method: str, path: str, body: Any = None) -> tuple[int, str]:
@@ -265,7 +267,7 @@ def test_relay_matching_sends_only_to_matching_recipients(
     send(mp, ["bob@example.test", "carol@other.test"])
     got = wait_until(lambda: upstream.received, what="the relayed copy")
     assert [r.rcpts for r in got] == [["bob@example.test"]]
-    ids = [m["ID"] for m in mp.mailbox.list()]
+    ids = [m["ID"] for m in mp.mailbox.list_messages()]
     assert history(mp, ids[1]) == {"ID": ids[1], "Queue": [], "Attempts": []}
 
 
@@ -446,7 +448,7 @@ def test_forward_smtp_errors_relays_inside_the_session_and_returns_the_refusal(
     assert refused.value.smtp_code == 550
     assert b"carol is unknown upstream" in refused.value.smtp_error
     assert len(upstream.received) == 1
-    newest = mp.mailbox.list()[0]["ID"]
+    newest = mp.mailbox.list_messages()[0]["ID"]
     assert history(mp, newest)["Attempts"][0]["Outcome"] == "failed"
     assert history(mp, newest)["Queue"] == []  # the client was told: nothing to retry here
 
@@ -460,7 +462,7 @@ def test_forward_smtp_errors_answers_451_when_the_upstream_is_down(
         send(mp, ["bob@example.test"])
     assert refused.value.smtp_code == 451
     assert b"relay to 127.0.0.1:" in refused.value.smtp_error
-    assert len(mp.mailbox.list()) == 1  # kept all the same
+    assert len(mp.mailbox.list_messages()) == 1  # kept all the same
 
 
 def _relay_rows(mp: Server, uid: str) -> tuple[int, int]:
@@ -480,7 +482,10 @@ def test_a_deleted_messages_relay_history_goes_with_it_unless_still_pending(
     mp = relay_server(smtp_relay_config=cfg, smtp_relay_all=True)
     for _ in range(3):
         send(mp, ["bob@example.test"])
-    uids = [m["ID"] for m in wait_until(lambda: mp.mailbox.list()[2:] and mp.mailbox.list())]
+    uids = [
+        m["ID"]
+        for m in wait_until(lambda: mp.mailbox.list_messages()[2:] and mp.mailbox.list_messages())
+    ]
     for uid in uids:
         wait_until(lambda uid=uid: _relay_rows(mp, uid) == (1, 1), what="the sent attempt")
     mp.mailbox.delete([uids[0]])

@@ -147,7 +147,7 @@ def test_data_over_the_limit_gets_552_and_the_session_goes_on(server_factory) ->
     c.send(simple_message("small") + b"\r\n.\r\n")
     assert c.reply().startswith("250 2.0.0")
     c.close()
-    assert [m["Subject"] for m in mp.mailbox.list()] == ["small"]
+    assert [m["Subject"] for m in mp.mailbox.list_messages()] == ["small"]
 
 
 def test_too_many_recipients_get_452(server_factory) -> None:
@@ -332,7 +332,7 @@ def test_many_messages_on_one_connection_with_rset(server: Server) -> None:
             if i % 5 == 0:
                 client.rset()
     assert server.mailbox.counts()[0] == 20
-    subjects = [m["Subject"] for m in server.mailbox.list(limit=100)]
+    subjects = [m["Subject"] for m in server.mailbox.list_messages(limit=100)]
     assert subjects == [f"n{i}" for i in reversed(range(20))]
 
 
@@ -368,7 +368,7 @@ def test_16_concurrent_clients_200_messages_each_none_lost_none_duplicated(
     for t in threads:
         t.join()
     assert not errors
-    subjects = [m["Subject"] for m in mp.mailbox.list(limit=5000)]
+    subjects = [m["Subject"] for m in mp.mailbox.list_messages(limit=5000)]
     assert len(subjects) == 3200
     assert set(subjects) == {f"c{n}-m{i}" for n in range(16) for i in range(200)}
 
@@ -387,7 +387,7 @@ def test_a_locked_database_gets_451_and_a_retry_succeeds(tmp_path) -> None:
             blocker.execute("ROLLBACK")
             client.sendmail("a@example.com", ["b@example.com"], simple_message("retry"))
         blocker.close()
-        assert [m["Subject"] for m in mp.mailbox.list()] == ["retry"]
+        assert [m["Subject"] for m in mp.mailbox.list_messages()] == ["retry"]
     finally:
         mp.stop()
 

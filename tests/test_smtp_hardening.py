@@ -74,7 +74,7 @@ def test_only_crlf_dot_crlf_ends_data_so_a_second_message_cannot_be_smuggled(
     assert replies[1].startswith("221"), replies
     msg_id = replies[0].rsplit(" ", 1)[1]
     assert server.mailbox is not None
-    assert [m["ID"] for m in server.mailbox.list()] == [msg_id]
+    assert [m["ID"] for m in server.mailbox.list_messages()] == [msg_id]
     assert server.mailbox.raw(msg_id) == first + stored + SMUGGLED
     envelope = server.mailbox.get(msg_id).detail["Envelope"]
     assert (envelope["From"], envelope["To"]) == ("a@example.com", ["b@example.com"])
@@ -434,5 +434,5 @@ def test_forward_smtp_errors_relays_a_tls_and_auth_session_inline_once(
         assert ids[1].startswith("550") and "carol is unknown upstream" in ids[1], ids
         assert [r.rcpts for r in up.received] == [["bob@example.test"]]
         assert mp.mailbox is not None
-        for message in mp.mailbox.list():
+        for message in mp.mailbox.list_messages():
             assert mp.mailbox.relay_history(message["ID"])["Queue"] == []  # nothing left to send

@@ -92,7 +92,7 @@ def test_ignore_rejected_recipients_answers_250_and_drops_them(server_factory) -
     c.send(message("dropped") + b".\r\n")
     assert c.reply() == "250 2.0.0 Ok: discarded, no allowed recipients"
     c.close()
-    assert [m["Subject"] for m in mp.mailbox.list()] == ["kept"]
+    assert [m["Subject"] for m in mp.mailbox.list_messages()] == ["kept"]
     assert mp.mailbox.get("latest").detail["Envelope"]["To"] == ["ok@example.com"]
     log = lines(newest_session(mp))
     assert "recipient ignored: <x@elsewhere.org> does not match --smtp-allowed-recipients" in log

@@ -148,7 +148,7 @@ def send_mail(mp: Server, msg: EmailMessage) -> str:
     with smtplib.SMTP(*mp.smtp_address, timeout=10) as smtp:
         smtp.send_message(msg)
     wait_until(lambda: mp.mailbox.counts()[0] > before, what="the message stored")
-    return str(mp.mailbox.list()[0]["ID"])  # newest first
+    return str(mp.mailbox.list_messages()[0]["ID"])  # newest first
 
 
 def hostile_mail(mp: Server) -> tuple[str, dict[str, str]]:
@@ -375,7 +375,7 @@ def test_another_site_can_neither_read_nor_send_nor_release(
         results = page.evaluate("window.results")
         assert results.get("ws") != "open" and "wsData" not in results
         assert results["fetches"][3] == "failed"  # a read without CORS headers stays unreadable
-        assert [m["ID"] for m in mp.mailbox.list()] == [uid]  # nothing injected
+        assert [m["ID"] for m in mp.mailbox.list_messages()] == [uid]  # nothing injected
         history = mp.mailbox.relay_history(uid)
         assert history["Queue"] == [] and history["Attempts"] == []  # nothing released
         assert upstream.received == []
@@ -478,7 +478,7 @@ def test_post_without_a_json_content_type_is_415(mp: Server, ctype: str | None) 
         status, _, answer = call(mp, "POST", path, body, headers)
         assert status == 415, (path, status, answer)
         assert b"Content-Type: application/json" in answer
-    assert mp.mailbox.list() == []
+    assert mp.mailbox.list_messages() == []
     status, _, _ = call(mp, "POST", "/api/v1/send", body, {"Content-Type": "application/json"})
     assert status == 200
 
@@ -493,7 +493,7 @@ def test_a_form_encoded_delete_from_a_script_still_works(mp: Server) -> None:
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
-    assert mp.mailbox.list() == []
+    assert mp.mailbox.list_messages() == []
     # ...while a form-encoded POST is refused with the fix in the answer.
     req = urllib.request.Request(mp.http_url + "api/v1/send", data=b"{}", method="POST")
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -565,7 +565,9 @@ def test_the_ui_works_from_its_own_origin_under_its_policy(mp: Server, context: 
     expect(frame.locator("#logo")).to_have_js_property("naturalWidth", 24)
     expect(frame.locator("#styled")).to_have_css("color", "rgb(1, 2, 3)")
     page.locator("#delete-btn").click()
-    wait_until(lambda: mp.mailbox.list() == [], what="the UI's delete")  # its DELETE went through
+    wait_until(
+        lambda: mp.mailbox.list_messages() == [], what="the UI's delete"
+    )  # its DELETE went through
     assert errors == []
 
 

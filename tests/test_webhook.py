@@ -99,7 +99,7 @@ def test_receiver_gets_every_message_in_order_after_failing_twice(
     assert [b["Subject"] for b in receiver.attempts] == ["one", "one", "one", "two", "three"]
     # Mailpit's body: the message summary, as the API lists it.
     assert mp.mailbox is not None
-    stored = {m["ID"]: m for m in mp.mailbox.list()}
+    stored = {m["ID"]: m for m in mp.mailbox.list_messages()}
     for body in receiver.received:
         assert body == stored[body["ID"]]
     headers = receiver.headers[0]

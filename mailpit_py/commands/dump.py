@@ -135,7 +135,11 @@ class DatabaseSource:
         start = 0
         while True:
             try:
-                page = self.mb.search(query, start, PAGE)[0] if query else self.mb.list(start, PAGE)
+                page = (
+                    self.mb.search(query, start, PAGE)[0]
+                    if query
+                    else self.mb.list_messages(start, PAGE)
+                )
             except SearchError as exc:
                 raise CommandError(f"--query: {exc}", EX_DATAERR) from None
             out.extend(m["ID"] for m in page)

@@ -600,7 +600,7 @@ class Mailbox:
             raise MessageNotFound(msg_id)
         return summary_to_api(row)
 
-    def list(self, start: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+    def list_messages(self, start: int = 0, limit: int = 50) -> list[dict[str, Any]]:
         """Summaries, newest first."""
         return [summary_to_api(r) for r in self.store.list_summaries(start, limit)]
 

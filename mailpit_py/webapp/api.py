@@ -116,7 +116,7 @@ def listing(messages: list[dict[str, Any]], matched: int, unread_matched: int) -
 def list_messages() -> Response:
     start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
     total, unread = mailbox().counts()
-    return listing(mailbox().list(start, limit), total, unread)
+    return listing(mailbox().list_messages(start, limit), total, unread)
 
 
 @api.put("/api/v1/messages")
