@@ -148,3 +148,8 @@ function roundRect(g, x, y, w, h2, r) {
   g.arcTo(x, y, x + w, y, r);
   g.closePath();
 }
+
+// Whether keys go to a field being typed in (they are not shortcuts then).
+export function isTyping(el) {
+  return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+}
