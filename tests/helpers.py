@@ -1,7 +1,8 @@
-"""Test helpers shared by several test modules: SMTP clients, polling, the corpus."""
+"""Test helpers shared by several test modules: SMTP clients, polling, the test messages."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -87,14 +88,49 @@ def send_raw(mp: Server, raw: bytes, rcpt: str = "rcpt@example.org") -> str:
     return reply.decode().rsplit(" ", 1)[1]
 
 
+# Messages written for this project, always in the repository (manifest.json says what each
+# one is and what parsing must make of it; dkim-keys/ holds the signed ones' public keys).
+MESSAGES = REPO / "tests" / "messages"
+
+
+def external_corpus_path() -> Path:
+    """Where the real-world corpus is looked for: $MAILPIT_PY_CORPUS, else ../shared/corpus
+    beside the checkout (CI puts it there; it is never copied into the repository)."""
+    return Path(os.environ.get("MAILPIT_PY_CORPUS", REPO.parent / "shared" / "corpus"))
+
+
 def corpus_dir() -> Path:
-    """The shared real-world corpus; absent is a failure in CI and a skip elsewhere."""
-    path = Path(os.environ.get("MAILPIT_PY_CORPUS", REPO.parent / "shared" / "corpus"))
+    """The external real-world corpus; absent is a failure in CI and a skip elsewhere.
+
+    The tests that use it run over the hand-written MESSAGES as well (see CORPORA), so a fresh
+    clone skips only their external half.
+    """
+    path = external_corpus_path()
     if not (path / "manifest.json").is_file():
+        where = f"{path}/manifest.json"
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"the corpus is missing at {path} (set MAILPIT_PY_CORPUS)")
-        pytest.skip(f"the corpus is absent at {path}")
+            pytest.fail(
+                f"CI=true needs the real-world corpus, looked for at {where}: put it at "
+                "../shared/corpus beside the checkout or set MAILPIT_PY_CORPUS to its directory"
+            )
+        pytest.skip(f"the external corpus is absent (looked for {where}; set MAILPIT_PY_CORPUS)")
     return path
+
+
+# Parametrize a test over both sets: `@pytest.mark.parametrize("which", CORPORA)` and then
+# `corpus_root(which)`; the external one skips (fails in CI) where it is absent.
+CORPORA = [pytest.param("messages", id="messages"), pytest.param("external", id="external")]
+
+
+def corpus_root(which: str) -> Path:
+    """The hand-written messages ("messages") or the external corpus ("external")."""
+    return MESSAGES if which == "messages" else corpus_dir()
+
+
+def corpus_names(root: Path) -> list[str]:
+    """The message files a corpus's manifest.json lists, in its order."""
+    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    return [entry["file"] for entry in manifest["files"]]
 
 
 class WsClient(SimpleWsClient):

@@ -1,51 +1,49 @@
-"""parse_message against the shared real-world corpus (never copied into the repository).
+"""parse_message over the hand-written test messages and the external real-world corpus.
 
-The corpus lives at ../shared/corpus next to the repository, or wherever MAILPIT_PY_CORPUS
-points. Without it these tests skip, except in CI (CI=true) where they fail.
+The hand-written messages are tests/messages/ (manifest.json says what parsing must make of
+each). The real-world corpus is never copied into the repository: it lives at ../shared/corpus
+next to the checkout, or wherever MAILPIT_PY_CORPUS points. Without it its tests skip, except in
+CI (CI=true) where they fail; the hand-written half always runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mailpit_py.models import Address, Envelope, ParsedMessage
+from helpers import MESSAGES, corpus_dir, corpus_names, corpus_root, external_corpus_path
+from mailpit_py.checks.dkim_check import verify_all
+from mailpit_py.checks.dns import Resolver, load_overrides
+from mailpit_py.models import Address, Envelope, ParsedMessage, Part
 from mailpit_py.parse.message import parse_message
 
 ENVELOPE = Envelope(mail_from="sender@example.com", rcpt_to=())
 ABSENT = "<corpus absent>"
+MANIFEST: list[dict[str, Any]] = json.loads((MESSAGES / "manifest.json").read_text("utf-8"))[
+    "files"
+]
 
 
-def corpus_root() -> Path:
-    """Where the corpus should be (it may not exist)."""
-    default = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
-    return Path(os.environ.get("MAILPIT_PY_CORPUS", default))
-
-
-def manifest_files() -> list[str]:
-    """Every file named in manifest.json, read at collection time; a placeholder if absent."""
+def every_file() -> list[Any]:
+    """(corpus, file) for every hand-written message and every file in the external corpus's
+    manifest, read at collection time (one placeholder when the external corpus is absent)."""
+    params = [pytest.param("messages", n, id=f"messages/{n}") for n in corpus_names(MESSAGES)]
     try:
-        manifest = json.loads((corpus_root() / "manifest.json").read_text(encoding="utf-8"))
-        return [entry["file"] for entry in manifest["files"]]
+        external = corpus_names(external_corpus_path())
     except (OSError, ValueError, KeyError, TypeError):
-        return [ABSENT]
+        external = [ABSENT]
+    return params + [pytest.param("external", n, id=f"external/{n}") for n in external]
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    """The corpus directory; a missing corpus fails in CI and skips elsewhere."""
-    root = corpus_root()
-    if not (root / "manifest.json").is_file():
-        message = f"the corpus is absent at {root} (set MAILPIT_PY_CORPUS)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return root
+    """The external corpus directory; a missing corpus fails in CI and skips elsewhere."""
+    return corpus_dir()
 
 
 def load(corpus: Path, name: str) -> ParsedMessage:
@@ -55,9 +53,9 @@ def load(corpus: Path, name: str) -> ParsedMessage:
 # --- every file -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", manifest_files())
-def test_corpus_file_parses_without_raising(corpus: Path, name: str) -> None:
-    raw = (corpus / name).read_bytes()
+@pytest.mark.parametrize(("which", "name"), every_file())
+def test_corpus_file_parses_without_raising(which: str, name: str) -> None:
+    raw = (corpus_root(which) / name).read_bytes()
     start = time.perf_counter()
     msg = parse_message(raw, ENVELOPE)
     elapsed = time.perf_counter() - start
@@ -68,6 +66,109 @@ def test_corpus_file_parses_without_raising(corpus: Path, name: str) -> None:
     for part in (*msg.attachments, *msg.inline):
         assert part.size == len(part.data)
         assert part.sha256 == hashlib.sha256(part.data).hexdigest()
+
+
+# --- the hand-written messages, as their manifest describes them ------------------------------
+
+# The kinds of message the external corpus covers (its SOURCES.md); the hand-written set covers
+# each of them too, so a fresh clone tests them all.
+KINDS = {
+    "plain",
+    "alt",
+    "html-cid",
+    "attach-image",
+    "attach-pdf",
+    "b64",
+    "qp",
+    "8bit",
+    "charset-iso-8859-x",
+    "charset-koi8-r",
+    "rfc2231",
+    "rfc2047",
+    "nested-rfc822",
+    "digest",
+    "dsn",
+    "malformed-boundary",
+    "malformed-headers",
+    "lf-only",
+    "long-lines",
+    "hdr8bit",
+    "malformed-8bit-header",
+    "dkim-verifiable",
+}
+
+
+def test_hand_written_messages_cover_every_kind_and_match_their_manifest() -> None:
+    tags = {tag for entry in MANIFEST for tag in entry["tags"]}
+    assert tags >= KINDS, f"no hand-written message for {sorted(KINDS - tags)}"
+    assert sorted(p.name for p in MESSAGES.glob("*.eml")) == sorted(corpus_names(MESSAGES))
+    for entry in MANIFEST:
+        # Byte-exact: a checkout that rewrote line endings or charsets would test other mail.
+        data = (MESSAGES / entry["file"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (
+            entry["size"],
+            entry["sha256"],
+        ), f"{entry['file']} differs from manifest.json (line endings rewritten?)"
+
+
+def check_part(part: Part, want: dict[str, Any]) -> None:
+    got = (part.part_id, part.filename, part.content_type, part.content_id)
+    assert got == (want["part"], want["filename"], want["type"], want["cid"])
+    if "starts_hex" in want:
+        assert part.data.startswith(bytes.fromhex(want["starts_hex"])), part.data[:16]
+    if "text" in want:
+        charset, text = want["text"]
+        assert part.data.decode(charset) == text
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
+def test_hand_written_message_parses_as_its_manifest_says(entry: dict[str, Any]) -> None:
+    msg = load(MESSAGES, entry["file"])
+    want = entry["expect"]
+    if "subject" in want:
+        assert msg.subject == want["subject"]
+    if "from" in want:
+        assert msg.from_addr == Address(*want["from"])
+    if "to" in want:
+        assert msg.to == tuple(Address(*a) for a in want["to"])
+    assert msg.text.startswith(want["text_startswith"]), msg.text[:200]
+    if "html" in want:
+        assert msg.html == want["html"]
+    if "html_contains" in want:
+        assert want["html_contains"] in msg.html, msg.html[:200]
+    assert len(msg.attachments) == len(want["attachments"]), msg.attachments
+    for part, expected in zip(msg.attachments, want["attachments"], strict=True):
+        check_part(part, expected)
+    assert len(msg.inline) == len(want["inline"]), msg.inline
+    for part, expected in zip(msg.inline, want["inline"], strict=True):
+        check_part(part, expected)
+    assert list(msg.warnings) == want["warnings"]
+
+
+SIGNED = [(e["file"], e["dkim"]) for e in MANIFEST if "dkim" in e]
+
+
+def hand_written_resolver() -> Resolver:
+    return Resolver(load_overrides(str(MESSAGES / "dkim-keys" / "dns-records.txt")), offline=True)
+
+
+@pytest.mark.parametrize(("name", "algorithms"), SIGNED)
+def test_hand_written_signed_messages_verify_with_the_key_file_beside_them(
+    name: str, algorithms: list[str]
+) -> None:
+    raw = (MESSAGES / name).read_bytes()
+    sigs = verify_all(raw, hand_written_resolver())
+    assert [s.algorithm for s in sigs] == algorithms
+    for s in sigs:
+        assert (s.result, s.body_hash_ok, s.signature_ok, s.reason) == ("pass", True, True, "")
+        assert (s.domain, "/" in s.canonicalization) == ("signed.example.com", True)
+    head, body = raw.split(b"\r\n\r\n", 1)
+    tampered = verify_all(head + b"\r\n\r\nTampered line.\r\n" + body, hand_written_resolver())
+    assert [(s.result, s.body_hash_ok) for s in tampered] == [("fail", False)] * len(algorithms)
+    changed = raw.replace(b"\r\nSubject: ", b"\r\nSubject: [changed] ", 1)
+    assert [s.result for s in verify_all(changed, hand_written_resolver())] == ["fail"] * len(
+        algorithms
+    )
 
 
 # --- Mailpit's own test messages (expectations from internal/storage/messages_test.go) ----------
