@@ -16,7 +16,7 @@ import pytest
 from helpers import make_server
 from mailpit_py.mailbox.facade import SEARCH_BODY_CHARS, build_record
 from mailpit_py.models import Envelope
-from mailpit_py.parse import message as parse
+from mailpit_py.parse import bodies as parse
 from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
 

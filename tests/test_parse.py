@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import random
 import re
@@ -13,7 +14,9 @@ import pytest
 
 import mailpit_py.parse.message as parse_module
 from mailpit_py.models import Address, Envelope, ListUnsubscribe, ParsedMessage
+from mailpit_py.parse import addresses, mime
 from mailpit_py.parse.message import parse_message
+from mailpit_py.parse.warnings import _Warnings
 
 ENVELOPE = Envelope(mail_from="sender@example.com", rcpt_to=())
 
@@ -552,7 +555,7 @@ def test_parse_decodes_uuencoded_parts() -> None:
     payload = bytes(range(256)) * 3
     lines = ["begin 644 data.bin"]
     lines += [
-        parse_module.binascii.b2a_uu(payload[i : i + 45]).decode().rstrip("\n")
+        binascii.b2a_uu(payload[i : i + 45]).decode().rstrip("\n")
         for i in range(0, len(payload), 45)
     ]
     lines += ["`", "end"]
@@ -893,14 +896,13 @@ def test_parse_undoes_a_transfer_encoding_on_a_multipart() -> None:
 
 
 def test_parse_limits_the_number_of_parts() -> None:
-    count = parse_module.MAX_PARTS + 100
+    count = mime.MAX_PARTS + 100
     body = mixed(*["Content-Type: application/octet-stream\r\n\r\nx"] * count)
     msg = parse(build(MULTIPART, body=body))
-    assert len(msg.attachments) == parse_module.MAX_PARTS
-    assert msg.attachments[-1].part_id == str(parse_module.MAX_PARTS)
-    assert (
-        f"Message has more than {parse_module.MAX_PARTS} MIME parts; the rest were not parsed"
-        in (msg.warnings)
+    assert len(msg.attachments) == mime.MAX_PARTS
+    assert msg.attachments[-1].part_id == str(mime.MAX_PARTS)
+    assert f"Message has more than {mime.MAX_PARTS} MIME parts; the rest were not parsed" in (
+        msg.warnings
     )
 
 
@@ -1029,9 +1031,9 @@ def test_parse_is_fast_on_a_small_plain_message() -> None:
 )
 def test_the_common_date_form_reads_as_the_general_parser_does(value: str, monkeypatch) -> None:
     def read(v: str) -> tuple[object, tuple[str, ...]]:
-        warnings = parse_module._Warnings()
-        return parse_module._parse_date(v, warnings), tuple(warnings.items)
+        warnings = _Warnings()
+        return addresses._parse_date(v, warnings), tuple(warnings.items)
 
     fast = read(value)
-    monkeypatch.setattr(parse_module, "_COMMON_DATE_RE", re.compile(r"(?!)"))  # general route
+    monkeypatch.setattr(addresses, "_COMMON_DATE_RE", re.compile(r"(?!)"))  # general route
     assert fast == read(value)
