@@ -29,7 +29,7 @@ def ok() -> Response:
 
 
 def mailbox() -> Mailbox:
-    return current_app.config["MAILBOX"]  # type: ignore[no-any-return]
+    return current_app.config["MAILBOX"]
 
 
 def runtime() -> Any:
@@ -83,7 +83,7 @@ def bool_field(body: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def resolve(msg_id: str) -> Response:
+def resolve(msg_id: str) -> str:
     """`latest`, optionally narrowed by ?query=, or the ID itself."""
     if msg_id == "latest" and request.args.get("query"):
         found, _, _ = mailbox().search(request.args["query"], 0, 1, request.args.get("tz", ""))
@@ -215,7 +215,7 @@ def smtp_transcript(msg_id: str) -> Response:
     )
 
 
-# -- relay and release (issue 6) ---------------------------------------------------------------
+# -- relay and release -----------------------------------------------------------------------
 
 
 def relay_service() -> Relay:
@@ -225,7 +225,7 @@ def relay_service() -> Relay:
             "relaying is not configured: start with --smtp-relay-config FILE, "
             "MP_SMTP_RELAY_HOST or --smtp-relay-mx"
         )
-    return relay  # type: ignore[no-any-return]
+    return relay
 
 
 @api.post("/api/v1/message/<msg_id>/release")
@@ -382,7 +382,7 @@ def webui() -> Response:
 def _message_relay() -> dict[str, Any]:
     relay = getattr(runtime(), "relay", None)
     if relay is not None:
-        return relay.webui()  # type: ignore[no-any-return]
+        return relay.webui()
     return {
         "Enabled": False,
         "SMTPServer": "",
@@ -412,7 +412,7 @@ def _chaos() -> Chaos:
     chaos = runtime().chaos()
     if chaos is None:
         raise BadRequest("chaos is not enabled: start with --enable-chaos or --chaos-triggers")
-    return chaos  # type: ignore[no-any-return]
+    return chaos
 
 
 @api.get("/api/v1/swagger.json")

@@ -18,7 +18,7 @@ def checks() -> Checks:
     found = current_app.config.get("CHECKS")
     if found is None:
         found = current_app.config["CHECKS"] = Checks(mailbox().config, mailbox())
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def flag(name: str) -> bool:

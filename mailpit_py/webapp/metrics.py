@@ -99,10 +99,10 @@ class MailpitCollector(Collector):
         yield tags
         for name, metric, help_text, labels in LABELLED:
             family = CounterMetricFamily(metric, help_text, labels=labels)
-            for values, count in sorted(tel.counter(name).items()):
+            for values, amount in sorted(tel.counter(name).items()):
                 # Pad or cut so a caller's label tuple always fits the family's label names.
                 padded = (*values, *("",) * len(labels))[: len(labels)]
-                family.add_metric(padded, count)
+                family.add_metric(padded, amount)
             yield family
         yield GaugeMetricFamily(
             "mailpit_websocket_clients", "Websocket clients connected", tel.gauge("ws_clients")
