@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections import Counter
 from dataclasses import dataclass, field
 
 # Upper bounds (seconds) of the DATA-end-to-commit histogram; the last bucket is +Inf.
@@ -43,7 +42,7 @@ class Telemetry:
     def __init__(self) -> None:
         self.started = time.time()
         self._lock = threading.Lock()
-        self._counters: dict[str, Counter[tuple[str, ...]]] = {}
+        self._counters: dict[str, dict[tuple[str, ...], float]] = {}
         self._gauges: dict[str, float] = {}
         self.commit_latency = Histogram(LATENCY_BUCKETS)
         self.batch_size = Histogram((1, 2, 4, 8, 16, 32, 64, 128, 256))
@@ -53,8 +52,8 @@ class Telemetry:
         with self._lock:
             counter = self._counters.get(name)
             if counter is None:
-                counter = self._counters[name] = Counter()
-            counter[labels] += amount
+                counter = self._counters[name] = {}
+            counter[labels] = counter.get(labels, 0) + amount
 
     def set_gauge(self, name: str, value: float) -> None:
         with self._lock:
@@ -81,7 +80,7 @@ class Telemetry:
 
     def total(self, name: str) -> float:
         with self._lock:
-            return float(sum(self._counters.get(name, Counter()).values()))
+            return float(sum(self._counters.get(name, {}).values()))
 
     def gauge(self, name: str) -> float:
         with self._lock:
