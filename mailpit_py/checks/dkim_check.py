@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dkim
@@ -117,13 +117,18 @@ def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) 
             return None
         return key.encode()
 
-    base = dict(
+    # What the signature says of itself; each outcome below fills in the verdict.
+    base = DkimSignature(
         domain=tags.get("d", ""),
         selector=tags.get("s", ""),
         algorithm=tags.get("a", ""),
         canonicalization=tags.get("c", "simple/simple"),
         identity=tags.get("i", "") or "@" + tags.get("d", ""),
         headers=[h.strip().lower() for h in tags.get("h", "").split(":") if h.strip()],
+        body_hash_ok=False,
+        signature_ok=False,
+        result="",
+        reason="",
     )
     checker = dkim.DKIM(raw, logger=_quiet, timeout=resolver.timeout)
     try:
@@ -131,23 +136,23 @@ def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) 
     except dkim.ValidationError as exc:
         text = str(exc)
         if "body hash mismatch" in text:
-            return DkimSignature(
-                **base,
+            return replace(
+                base,
                 body_hash_ok=False,
                 signature_ok=False,
                 result="fail",
                 reason="body modified: the body hash does not match bh=",
             )
-        return DkimSignature(
-            **base, body_hash_ok=False, signature_ok=False, result="permerror", reason=text
+        return replace(
+            base, body_hash_ok=False, signature_ok=False, result="permerror", reason=text
         )
     except dkim.DKIMException as exc:
-        return DkimSignature(
-            **base, body_hash_ok=False, signature_ok=False, result="permerror", reason=str(exc)
+        return replace(
+            base, body_hash_ok=False, signature_ok=False, result="permerror", reason=str(exc)
         )
     except Exception as exc:  # a malformed signature must not end the whole check
-        return DkimSignature(
-            **base,
+        return replace(
+            base,
             body_hash_ok=False,
             signature_ok=False,
             result="permerror",
@@ -155,13 +160,11 @@ def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) 
         )
     if key_problem:
         result, reason = key_problem[0]
-        return DkimSignature(
-            **base, body_hash_ok=False, signature_ok=False, result=result, reason=reason
-        )
+        return replace(base, body_hash_ok=False, signature_ok=False, result=result, reason=reason)
     if ok:
-        return DkimSignature(**base, body_hash_ok=True, signature_ok=True, result="pass", reason="")
-    return DkimSignature(
-        **base,
+        return replace(base, body_hash_ok=True, signature_ok=True, result="pass", reason="")
+    return replace(
+        base,
         body_hash_ok=True,
         signature_ok=False,
         result="fail",

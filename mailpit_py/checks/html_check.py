@@ -19,7 +19,7 @@ MAX_PLACES = 20  # places listed per feature; Found still counts them all
 @lru_cache(maxsize=1)
 def data() -> dict[str, Any]:
     text = resources.files("mailpit_py.checks").joinpath("caniemail.json").read_text("utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)
 
 
 @dataclass

@@ -89,7 +89,7 @@ def vetted_address(host: str, port: int, allow_internal: bool) -> str:
     return addrs[0]
 
 
-def _connect(host: str, addr: str, port: int, timeout: float, allow: bool) -> socket.socket:
+def _connect(host: str, addr: str, port: int, timeout: float | None, allow: bool) -> socket.socket:
     """A connection to the vetted address, whose peer is vetted once more: the decision rests
     on the address actually connected to, not on how the URL spelled it."""
     sock = socket.create_connection((addr, port), timeout)
