@@ -24,7 +24,7 @@ from mailpit_py.config.settings import (
 from mailpit_py.net.loopthread import AddressInUse
 from mailpit_py.observability import logs as logsetup
 from mailpit_py.relay import config as relay_config
-from mailpit_py.store.sqlite import StoreError
+from mailpit_py.store.records import StoreError
 
 log = logging.getLogger("mailpit_py")
 

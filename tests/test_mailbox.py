@@ -17,7 +17,9 @@ from mailpit_py import events
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 from mailpit_py.models import Envelope
-from mailpit_py.store.sqlite import MIGRATIONS, Store, StoreError
+from mailpit_py.store.records import StoreError
+from mailpit_py.store.schema import MIGRATIONS
+from mailpit_py.store.sqlite import Store
 
 ENV = Envelope("a@example.com", ("b@example.com",))
 
@@ -444,8 +446,8 @@ def test_sessions_are_bounded_to_the_history_size() -> None:
 
 
 def test_the_session_log_is_bounded_in_bytes_and_keeps_the_newest(monkeypatch) -> None:
-    from mailpit_py.store import sqlite as store_module
-    from mailpit_py.store.sqlite import SessionRecord
+    from mailpit_py.store import sessions as store_module
+    from mailpit_py.store.records import SessionRecord
 
     mb = Mailbox(Config(database=":memory:"))
     try:
@@ -466,7 +468,7 @@ def test_the_session_log_is_bounded_in_bytes_and_keeps_the_newest(monkeypatch) -
 
 
 def test_the_session_log_counts_follow_pruning_and_emptying_the_mailbox(tmp_path: Path) -> None:
-    from mailpit_py.store.sqlite import SessionRecord
+    from mailpit_py.store.records import SessionRecord
 
     def truth(mb: Mailbox) -> tuple[int, int]:
         with mb.store.reading() as conn:
@@ -695,7 +697,7 @@ def _record_for(mb: Mailbox, subject: str, body: str):  # type: ignore[no-untype
 
 
 def test_with_retention_the_session_log_turns_over_with_the_mailbox(tmp_path: Path) -> None:
-    from mailpit_py.store.sqlite import SessionRecord
+    from mailpit_py.store.records import SessionRecord
 
     def session(name: str, ended: float) -> SessionRecord:
         return SessionRecord(name, ended - 1, ended, "p", "l", "h", False, "", "ok", (), "[]")

@@ -116,7 +116,7 @@ class DatabaseSource:
     def __init__(self, path: str) -> None:
         from mailpit_py.config.settings import Config
         from mailpit_py.mailbox.facade import Mailbox
-        from mailpit_py.store.sqlite import StoreError
+        from mailpit_py.store.records import StoreError
 
         self.total: int | None = None
         if not Path(path).is_file():

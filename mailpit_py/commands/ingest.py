@@ -265,7 +265,7 @@ class DatabaseTarget:
     def open(self) -> None:
         from mailpit_py.config.settings import Config
         from mailpit_py.mailbox.facade import Mailbox
-        from mailpit_py.store.sqlite import StoreError
+        from mailpit_py.store.records import StoreError
 
         try:
             self.mb = Mailbox(Config(database=self.path, max_messages=0))

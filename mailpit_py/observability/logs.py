@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from mailpit_py.config.settings import Config, ConfigError
-from mailpit_py.store.sqlite import SessionRecord
+from mailpit_py.store.records import SessionRecord
 
 session_log = logging.getLogger("mailpit_py.session")
 

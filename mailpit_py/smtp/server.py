@@ -48,7 +48,7 @@ from mailpit_py.smtp.auth import (
 )
 from mailpit_py.smtp.chaos import Chaos, parse_triggers
 from mailpit_py.smtp.policy import REVERSE_DNS_TIMEOUT, Policy, Refusal, reverse_dns
-from mailpit_py.store.sqlite import SessionRecord, Ticket
+from mailpit_py.store.records import SessionRecord, Ticket
 
 log = logging.getLogger("mailpit_py.smtp")
 

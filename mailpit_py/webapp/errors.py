@@ -9,8 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from mailpit_py.mailbox.facade import MessageNotFound, SessionNotFound
 from mailpit_py.relay.service import RelayError, RelayFailed
+from mailpit_py.store.records import StoreError
 from mailpit_py.store.search import SearchError
-from mailpit_py.store.sqlite import StoreError
 
 log = logging.getLogger("mailpit_py.web")
 

@@ -1,0 +1,294 @@
+"""The interface a storage backend implements: every store operation the layers above use.
+
+`mailbox` is the store's only caller and is typed against `StoreBackend`; sqlite.Store is the
+backend there is, and a second one (PostgreSQL is planned) implements the same protocol. What
+every backend guarantees:
+
+- **One writer.** Every change runs as a job in one writer, in submission order, inside a
+  transaction; jobs that wait together may share one transaction (group commit).
+- **Commit before the answer.** A job's future resolves (or its `then` is called) only after the
+  transaction holding its effects has committed; a failed commit fails every job in it with
+  StoreError, and a failing job fails alone (its effects undone), not its batch's other jobs.
+- **Readers never block the writer**, nor wait for it beyond what they read: reads run on
+  connections of their own, any thread, and see committed data only.
+- **Searches find what was confirmed.** A search sees every message whose commit was confirmed
+  before it started, though the index may be written after the commit (`index_barrier`).
+- **Migrations at open.** Opening a store brings its schema up to date, one versioned step at a
+  time; a database whose schema is newer than the code knows is refused with StoreError, never
+  read or written.
+
+Methods marked "writer" run only inside a job (the `store` argument a job is given), in the
+writer thread; the others may be called from any thread, never from inside a job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol, TypeVar
+
+from mailpit_py.store.records import MessageRecord, Row, SessionRecord, Ticket
+from mailpit_py.store.search import Term
+
+T = TypeVar("T")
+
+
+class StoreBackend(Protocol):
+    """A mail store: messages with their parts, tags and flags, the session log, the relay
+    outbox; one writer with group commit, reads from any thread. Failures raise StoreError."""
+
+    on_batch: Callable[[int], None] | None
+    """Called in the writer with the number of jobs of each batch that committed (telemetry)."""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish the queued writes, then release everything; later calls raise StoreError
+        (reads) or fail their futures with it (writes). Closing twice is harmless."""
+        ...
+
+    def health(self, timeout: float = 2.0) -> str:
+        """'' when a read and a real write (through the writer's queue, then undone) both work
+        within `timeout`; else what does not, in words, for /readyz. Never raises."""
+        ...
+
+    # -- the writer ----------------------------------------------------------------------------
+
+    def submit(self, job: Callable[[StoreBackend], T]) -> Future[T]:
+        """Queue `job(store)` for the writer; the future resolves with its result once the
+        transaction holding its effects has committed, or fails with StoreError (a failed
+        commit, a closed store) or with the job's own exception (its effects undone)."""
+        ...
+
+    def submit_then(
+        self,
+        job: Callable[[StoreBackend], T],
+        then: Callable[[T | None, BaseException | None], None],
+        ticket: Ticket | None = None,
+    ) -> None:
+        """As submit, for the per-message path: `then(result, None)` or `then(None, error)` is
+        called once, in the writer, after the commit. A job whose ticket is cancelled before
+        the writer starts it never runs, and `then` is not called."""
+        ...
+
+    def write(self, job: Callable[[StoreBackend], T], timeout: float | None = 30.0) -> T:
+        """submit(job) and wait for its result: committed when this returns; raises what the
+        future raises, or TimeoutError after `timeout` (the job may still commit later)."""
+        ...
+
+    def index_barrier(self, timeout: float | None = 30.0) -> None:
+        """Return once every message committed so far is in the search index (not from inside
+        a job)."""
+        ...
+
+    # -- message writes (writer) ---------------------------------------------------------------
+
+    def insert_message(self, rec: MessageRecord) -> int:
+        """Writer: store a message with its data, parts and tags, and queue its index rows;
+        returns its id (ids grow and are never reused, so they serve as IMAP UIDs)."""
+        ...
+
+    def queue_index(
+        self, rowid: int, headers: Sequence[tuple[str, str]], fts: Sequence[str]
+    ) -> None:
+        """Writer: (re)build the search index rows of message `rowid` after this transaction."""
+        ...
+
+    def delete_messages(self, uids: Sequence[str]) -> list[str]:
+        """Writer: delete these messages with everything of theirs (a pending outbox item stays:
+        it carries its own copy); returns the uids that existed."""
+        ...
+
+    def delete_all(self) -> int:
+        """Writer: delete every message (pending outbox items stay); returns how many there were."""
+        ...
+
+    def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
+        """Writer: mark these messages (every one when None) read or unread; returns the uids
+        whose flag changed."""
+        ...
+
+    def prune(self, max_messages: int, older_than: float | None) -> list[str]:
+        """Writer: delete beyond the newest `max_messages` (0: no limit) and those created before
+        `older_than`; returns the uids deleted. Sessions older than every kept message go too."""
+        ...
+
+    def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:
+        """Writer: give these messages exactly these tags; returns (uid, sorted tags) of those
+        that exist."""
+        ...
+
+    def rename_tag(self, old: str, new: str) -> list[tuple[str, list[str]]]:
+        """Writer: rename a tag everywhere, merging where both exist ('' removes it); returns
+        (uid, tags) of every message that had it."""
+        ...
+
+    def uids_matching(self, terms: Sequence[Term]) -> list[str]:
+        """Writer: every uid matching a search, newest first, as the transaction sees them (the
+        caller runs index_barrier() before submitting, so earlier commits are found)."""
+        ...
+
+    def set_imap_flags(self, changes: dict[int, set[str]]) -> None:
+        """Writer: replace the IMAP flags (other than \\Seen) of these message ids; ids of
+        deleted messages are skipped."""
+        ...
+
+    def save_checks(self, uid: str, checked: float, result: str) -> bool:
+        """Writer: keep a message's check results (JSON text); False when the message is gone."""
+        ...
+
+    # -- message reads -------------------------------------------------------------------------
+
+    def counts(self) -> tuple[int, int]:
+        """(messages, unread messages), in constant time at any size."""
+        ...
+
+    def list_summaries(self, start: int = 0, limit: int = 50) -> Sequence[Row]:
+        """A page of message summaries, newest first (columns: those base.SUMMARY_COLUMNS
+        names)."""
+        ...
+
+    def search_page(
+        self, terms: Sequence[Term], start: int = 0, limit: int = 50
+    ) -> tuple[Sequence[Row], int, int]:
+        """(a page of matching summaries, newest first; matches; unread matches), finding every
+        message whose commit was confirmed before the call."""
+        ...
+
+    def summary(self, uid: str) -> Row | None:
+        """One message's summary row, or None when there is no such message."""
+        ...
+
+    def message_data(self, uid: str) -> tuple[Row, bytes | str, str] | None:
+        """(summary row, stored detail as detailcodec encoded it, transcript JSON), or None."""
+        ...
+
+    def latest_uid(self) -> str | None:
+        """The uid of the newest message, None when the mailbox is empty."""
+        ...
+
+    def tag_counts(self) -> dict[str, int]:
+        """Every tag in use and how many messages carry it, sorted case-insensitively."""
+        ...
+
+    def index(self, tag: str | None = None) -> list[tuple[int, str, int, int, float]]:
+        """(id, uid, size, read, created) of every message, or of those with a tag, oldest first."""
+        ...
+
+    def next_id(self) -> int:
+        """The id the next message will get (never one handed out before)."""
+        ...
+
+    def meta(self, name: str) -> str | None:
+        """A fact about the database itself ('imap_uidvalidity': drawn once when it was made)."""
+        ...
+
+    def imap_flags(self) -> dict[int, set[str]]:
+        """The IMAP flags other than \\Seen, by message id."""
+        ...
+
+    def checks(self, uid: str) -> str | None:
+        """A message's stored check results (JSON text), None when not checked yet or gone."""
+        ...
+
+    def raw(self, uid: str) -> bytes | None:
+        """A message's raw bytes as received, or None."""
+        ...
+
+    def raw_stream(self, uid: str) -> tuple[int, Iterator[bytes]] | None:
+        """(size, chunks) of a message's raw bytes, read as the chunks are taken (a big message
+        never sits whole in memory), or None."""
+        ...
+
+    def part(self, uid: str, part_id: str) -> tuple[str, bytes] | None:
+        """(content type, decoded bytes) of one MIME part, or None."""
+        ...
+
+    def part_stream(self, uid: str, part_id: str) -> tuple[str, int, Iterator[bytes]] | None:
+        """(content type, size, chunks) of one decoded part, streamed as raw_stream, or None."""
+        ...
+
+    def unindexed(self) -> list[int]:
+        """Ids of messages missing from the search index (their index rows were waiting when
+        the process stopped without closing the store), oldest first."""
+        ...
+
+    def raw_for_index(self, rowid: int) -> tuple[str, bytes, bytes | str] | None:
+        """(uid, raw, stored detail) of a message by id, to rebuild its index rows, or None."""
+        ...
+
+    # -- the session log -----------------------------------------------------------------------
+
+    def insert_session(self, rec: SessionRecord, keep: int) -> None:
+        """Writer: log an SMTP session; the oldest go beyond `keep` sessions or the log's byte
+        bound (the newest always stays)."""
+        ...
+
+    def session(self, uid: str) -> Row | None:
+        """One logged session (columns: uid, started, ended, peer, local, helo, tls, username,
+        outcome, messages as JSON, transcript as JSON), or None."""
+        ...
+
+    def session_count(self) -> int:
+        """How many sessions the log holds."""
+        ...
+
+    def sessions(self, start: int = 0, limit: int = 50) -> Sequence[Row]:
+        """A page of logged sessions, newest first."""
+        ...
+
+    # -- the relay outbox ----------------------------------------------------------------------
+
+    def outbox_add(
+        self, uid: str, kind: str, mail_from: str, rcpts: Sequence[str], raw: bytes, now: float
+    ) -> int:
+        """Writer: queue a copy of a message to send (kind: release, relay or forward), due
+        now; returns its outbox id. It survives restarts and the message's deletion."""
+        ...
+
+    def outbox_record(
+        self,
+        item_id: int,
+        attempt: dict[str, Any],
+        *,
+        state: str,
+        recipients: Sequence[str],
+        next_attempt: float,
+    ) -> None:
+        """Writer: log one attempt and move the item on (state pending, sent or failed); an
+        item that is done drops its copy of the message."""
+        ...
+
+    def outbox_due(self, now: float, limit: int = 20) -> Sequence[Row]:
+        """Pending outbox items due by `now`, the most overdue first."""
+        ...
+
+    def outbox_next_time(self) -> float | None:
+        """When the next pending item is due, None when none is pending."""
+        ...
+
+    def outbox_item(self, item_id: int) -> Row | None:
+        """One outbox item, or None."""
+        ...
+
+    def relay_history(self, uid: str) -> tuple[Sequence[Row], Sequence[Row]]:
+        """(outbox items, attempts) of one message, oldest first."""
+        ...
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    def size_histogram(self, bounds: Sequence[int]) -> list[int]:
+        """Messages per size class: of size <= each bound in turn, then of larger ones."""
+        ...
+
+    def top_senders(self, limit: int = 10) -> list[tuple[str, int]]:
+        """(From address, messages) of the most frequent senders, most first."""
+        ...
+
+    def top_recipient_domains(self, limit: int = 10) -> list[tuple[str, int]]:
+        """(domain, messages naming it in To, Cc or Bcc), most first."""
+        ...
+
+    def size_bytes(self) -> int:
+        """What the store occupies (a file database: the file and its write-ahead log)."""
+        ...
