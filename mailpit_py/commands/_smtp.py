@@ -40,6 +40,12 @@ def smtp_connect(
         ) from None
 
 
+def reply_text(exc: smtplib.SMTPResponseException) -> str:
+    """The server's reply text: smtplib keeps the bytes it read, or the str it made up itself."""
+    error = exc.smtp_error
+    return error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+
+
 def send_failure(
     exc: OSError | smtplib.SMTPException, addr_text: str, all_refused: Callable[[Refused], str]
 ) -> CommandError:
@@ -49,13 +55,8 @@ def send_failure(
         codes = [code for code, _ in exc.recipients.values()]
         return CommandError(all_refused(exc.recipients), reply_exit_code(codes))
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = (
-            exc.smtp_error.decode(errors="replace")
-            if isinstance(exc.smtp_error, bytes)
-            else str(exc.smtp_error)
-        )
         return CommandError(
-            f"{addr_text} refused the message: {exc.smtp_code} {text}",
+            f"{addr_text} refused the message: {exc.smtp_code} {reply_text(exc)}",
             reply_exit_code([exc.smtp_code]),
         )
     return CommandError(f"sending to {addr_text} failed: {exc}", EX_TEMPFAIL)

@@ -27,7 +27,7 @@ from mailpit_py.commands._common import (
     error,
     smtp_target,
 )
-from mailpit_py.commands._smtp import reply_exit_code, send_failure, smtp_connect
+from mailpit_py.commands._smtp import reply_exit_code, reply_text, send_failure, smtp_connect
 
 PROG = "mailpit-py send"
 ENV_ADDR = "MP_SENDMAIL_SMTP_ADDR"
@@ -270,13 +270,12 @@ def authenticate(client: Any, args: argparse.Namespace, addr_text: str) -> None:
             code, reply = client.login(user, password)
     except smtplib.SMTPAuthenticationError as exc:
         raise CommandError(
-            f"{addr_text} refused the credentials for {user!r}: {exc.smtp_code} "
-            f"{exc.smtp_error.decode(errors='replace')}",
+            f"{addr_text} refused the credentials for {user!r}: {exc.smtp_code} {reply_text(exc)}",
             EX_NOPERM,
         ) from None
     except smtplib.SMTPResponseException as exc:
         raise CommandError(
-            f"{addr_text} refused AUTH: {exc.smtp_code} {exc.smtp_error.decode(errors='replace')}",
+            f"{addr_text} refused AUTH: {exc.smtp_code} {reply_text(exc)}",
             reply_exit_code([exc.smtp_code]),
         ) from None
     except smtplib.SMTPException as exc:

@@ -256,12 +256,13 @@ def _converse(
         if up.auth != "none":
             client.user = up.username
             client.password = up.secret if up.auth == "cram-md5" else up.password
-            mech, handler = {
-                "plain": ("PLAIN", client.auth_plain),
-                "login": ("LOGIN", client.auth_login),
-                "cram-md5": ("CRAM-MD5", client.auth_cram_md5),
-            }[up.auth]
-            client.auth(mech, handler)
+            # One call per method: smtplib types CRAM-MD5's handler apart from the other two.
+            if up.auth == "plain":
+                client.auth("PLAIN", client.auth_plain)
+            elif up.auth == "login":
+                client.auth("LOGIN", client.auth_login)
+            else:
+                client.auth("CRAM-MD5", client.auth_cram_md5)
         options = []
         if not (mail_from + "".join(rcpts)).isascii() and client.has_extn("smtputf8"):
             options.append("SMTPUTF8")
