@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from mailpit_py import events
@@ -320,11 +321,11 @@ class ImapServer(MailReader):
             s.garbage = 0
             tag = first.decode("ascii")
             tokens = tokenize(rest)
-            if not tokens or not isinstance(tokens[0], Atom):
+            name = tokens[0] if tokens else None
+            if not isinstance(name, Atom):
                 raise ImapSyntaxError("a command name was expected after the tag")
-            tokens = [Atom(tag), *tokens]
-            command = tokens[1].upper()
-            args = tokens[2:]
+            command = name.upper()
+            args = tokens[1:]
             refused = self._refuse(s, command)
             if refused:
                 await self._send(s, f"{tag} BAD {refused}")
@@ -697,8 +698,9 @@ class ImapServer(MailReader):
             raise ImapSyntaxError("APPEND takes a mailbox, maybe flags and a date, and a literal")
         options = args[1:-1]
         flags: set[str] = set()
-        if options and isinstance(options[0], list):
-            flags = _flag_names(options.pop(0))
+        if options and isinstance(first := options[0], list):
+            flags = _flag_names(first)
+            del options[0]
         received: float | None = None
         if options:
             if isinstance(options[0], list) or len(options) > 1:
@@ -1093,7 +1095,7 @@ class ImapServer(MailReader):
                 entry.size,
                 entry.created,
                 set(self._flags(s, uid)),
-                lambda msg_id=entry.uid: self._search_data(msg_id),
+                partial(self._search_data, entry.uid),
             )
             try:
                 if predicate(candidate, len(s.uids), largest_uid):
@@ -1123,7 +1125,8 @@ class ImapServer(MailReader):
         flags = _flag_names(raw_flags)
         mode, silent = m.group(1), bool(m.group(2))
         mine = deleted_mark(s.folder)
-        seen_on, seen_off = [], []
+        seen_on: list[int] = []
+        seen_off: list[int] = []
         for _, uid in targets:
             entry = s.entries.get(uid)
             if entry is None:
