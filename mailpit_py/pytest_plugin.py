@@ -166,7 +166,12 @@ class Mailpit:
     def clear(self) -> None:
         """Delete every message."""
         if self.server is not None:
-            self.server.mailbox.delete_all()
+            mailbox = self.server.mailbox
+            if mailbox is None:
+                raise RuntimeError(
+                    "the mailpit server has stopped: clear() works only while it runs"
+                )
+            mailbox.delete_all()
         else:
             self.client.delete()
         self._cache.clear()

@@ -258,3 +258,15 @@ def test_isolated(mailpit, n, tmp_path_factory):
     result.assert_outcomes(passed=8)
     ports = {p.read_text() for p in pytester.path.glob("port-gw*")}
     assert len(ports) == 2, ports
+
+
+def test_clear_on_a_stopped_server_says_so() -> None:
+    from mailpit_py.client import Client
+    from mailpit_py.pytest_plugin import Mailpit
+
+    server = make_server().start()
+    mailpit = Mailpit(Client(server.http_url), server.smtp_address, server)
+    mailpit.clear()  # while it runs: no error
+    server.stop()
+    with pytest.raises(RuntimeError, match="server has stopped"):
+        mailpit.clear()

@@ -164,7 +164,7 @@ def compose(body: dict[str, Any]) -> tuple[Envelope, bytes, list[str]]:
     if html:
         if text:
             msg.add_alternative(html, subtype="html")
-            html_part = msg.get_payload()[-1]
+            *_, html_part = msg.iter_parts()
         else:
             msg.set_content(html, subtype="html")
             html_part = msg

@@ -37,13 +37,11 @@ class LoopThread:
         self.name = name
         self.label = label
         self.loop = loop
-        self.server: asyncio.AbstractServer | None = None
+        self.server: asyncio.Server | None = None
         self.address: tuple[str, int] = ("", 0)
         self._thread: threading.Thread | None = None
 
-    def start(
-        self, listen: Callable[[], Awaitable[asyncio.AbstractServer]], addr: str, flag: str
-    ) -> None:
+    def start(self, listen: Callable[[], Awaitable[asyncio.Server]], addr: str, flag: str) -> None:
         """Bind with `listen` in the loop's thread, then serve until stop().
 
         AddressInUse (naming `addr` and `flag`) when it cannot bind.

@@ -102,7 +102,7 @@ def decode(stored: bytes | str) -> dict[str, Any]:
     """The detail as the views use it, from either stored form (header pairs are lists, as
     they are in JSON)."""
     if isinstance(stored, str):
-        return json.loads(stored)  # type: ignore[no-any-return]
+        return json.loads(stored)
     detail: dict[str, Any] = _PlainUnpickler(io.BytesIO(stored)).load()
     detail["Headers"] = [list(pair) for pair in detail.get("Headers", ())]
     return detail
