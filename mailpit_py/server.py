@@ -13,6 +13,7 @@ from mailpit_py.mailaccess.access import access_for
 from mailpit_py.mailaccess.imap.server import ImapServer
 from mailpit_py.mailaccess.pop3 import Pop3Server
 from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.mailbox.hooks import combine
 from mailpit_py.net.http import HttpServer
 from mailpit_py.net.tls import server_context
 from mailpit_py.observability.webhook import Webhook
@@ -34,7 +35,7 @@ class Server:
         self.mailbox: Mailbox | None = None
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
-        self.relay: Relay | None = None  # issue 6
+        self.relay: Relay | None = None
         self.checks: Checks | None = None
         self.pop3: Pop3Server | None = None
         self.imap: ImapServer | None = None
@@ -46,10 +47,18 @@ class Server:
         from mailpit_py.webapp import create_app  # Flask loads only when serving
 
         self.started = time.time()
-        self.mailbox = Mailbox(self.config, self.bus, busy_timeout=self._busy_timeout)
+        # Relay and checks plug into delivery through the hooks the mailbox is built with, so
+        # every message has them, whenever their workers start.
+        relay, checks = Relay(self.config), Checks(self.config)
+        self.mailbox = Mailbox(
+            self.config,
+            self.bus,
+            busy_timeout=self._busy_timeout,
+            hooks=combine(relay.hooks(), checks.hooks()),
+        )
         try:
-            self.relay = Relay(self.config, self.mailbox).start()  # issue 6: before SMTP opens
-            self.checks = Checks(self.config, self.mailbox).start()
+            self.relay = relay.start(self.mailbox)
+            self.checks = checks.start(self.mailbox)
             self.smtp = SmtpServer(self.config, self.mailbox, self.bus)
             self.smtp.start()
             app = create_app(self.mailbox, self.bus, self)
@@ -108,7 +117,7 @@ class Server:
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None
-        if self.relay is not None:  # issue 6: the outbox keeps what is not sent yet
+        if self.relay is not None:  # the outbox keeps what is not sent yet
             self.relay.stop()
             self.relay = None
         if self.checks is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, corpus_dir, make_server
+from helpers import MESSAGES, REPO, make_server
 from mailpit_py.cli import main
 from mailpit_py.server import Server
 
@@ -244,12 +244,12 @@ def test_config_masks_secrets() -> None:
 
 
 def corpus_files() -> list[Path]:
-    root = corpus_dir()
-    return sorted((root / "mailpit").glob("*.eml")) + sorted((root / "cpython").glob("*.txt"))[:6]
+    """The hand-written test messages: CRLF and bare-LF ones, well-formed and malformed."""
+    return sorted(MESSAGES.glob("*.eml"))
 
 
 def test_ingest_a_folder_of_eml_over_smtp(mp: Server, capsys) -> None:
-    folder = corpus_dir() / "mailpit"
+    folder = MESSAGES
     expected = len(list(folder.rglob("*.eml")))
     assert main(["ingest", "--smtp-addr", smtp_addr(mp), str(folder)]) == 0
     assert f"{expected} imported" in capsys.readouterr().out

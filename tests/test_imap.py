@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import email
 import imaplib
-import json
 import re
 import shutil
 import socket
@@ -18,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from helpers import corpus_dir, make_server, send_raw, wait_until
+from helpers import (
+    CORPORA,
+    MESSAGES,
+    corpus_dir,
+    corpus_names,
+    corpus_root,
+    make_server,
+    send_raw,
+    wait_until,
+)
 from mailpit_py import events
 from mailpit_py.config.settings import Config, ConfigError
 from mailpit_py.mailaccess.imap.syntax import decode_mailbox, encode_mailbox
@@ -88,11 +96,12 @@ def test_imap_capability_login_and_select(imap_server: Server) -> None:
     client.logout()
 
 
+@pytest.mark.parametrize("which", CORPORA)
 def test_imap_fetch_gives_every_corpus_message_byte_for_byte(
-    imap_server: Server, imap: imaplib.IMAP4
+    imap_server: Server, imap: imaplib.IMAP4, which: str
 ) -> None:
-    root = corpus_dir()
-    names = [e["file"] for e in json.loads((root / "manifest.json").read_text())["files"]]
+    root = corpus_root(which)
+    names = corpus_names(root)
     ids = [send_raw(imap_server, (root / name).read_bytes()) for name in names]
     imap.select("INBOX", readonly=True)
     by_id = {e.uid: e.imap_uid for e in imap_server.mailbox.index()}
@@ -531,7 +540,7 @@ def test_imap_folders_are_tags(imap_server: Server, imap: imaplib.IMAP4) -> None
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_lists_searches_and_fetches_over_imap(imap_server: Server) -> None:
-    raw = (corpus_dir() / "mailpit/mime-attachment.eml").read_bytes()
+    raw = (MESSAGES / "attachments-pdf-image.eml").read_bytes()
     msg_id = send_raw(imap_server, raw)
     uid = uids(imap_server)[0]
     base = f"imap://127.0.0.1:{imap_server.imap_address[1]}/"
@@ -541,7 +550,7 @@ def test_curl_lists_searches_and_fetches_over_imap(imap_server: Server) -> None:
 
     assert curl(base).stdout == b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n'
     assert curl(base + f"INBOX;UID={uid}").stdout == imap_server.mailbox.raw(msg_id)
-    assert curl(base + "INBOX?SUBJECT%20inline").stdout == b"* SEARCH 1\r\n"
+    assert curl(base + "INBOX?SUBJECT%20invoice").stdout == b"* SEARCH 1\r\n"
     assert curl(base, "ann:wrong").returncode != 0
 
 
@@ -585,11 +594,14 @@ def test_imap_empty_mailbox_and_bare_lf_messages(imap_server: Server, imap: imap
     assert imap_server.mailbox.summary(msg_id)["Read"] is False
 
 
-def test_imapclient_parses_every_envelope_and_structure_and_idles(imap_server: Server) -> None:
+@pytest.mark.parametrize("which", CORPORA)
+def test_imapclient_parses_every_envelope_and_structure_and_idles(
+    imap_server: Server, which: str
+) -> None:
     from imapclient import IMAPClient
 
-    root = corpus_dir()
-    names = [e["file"] for e in json.loads((root / "manifest.json").read_text())["files"]]
+    root = corpus_root(which)
+    names = corpus_names(root)
     ids = [send_raw(imap_server, (root / name).read_bytes()) for name in names]
     client = IMAPClient("127.0.0.1", port=imap_server.imap_address[1], ssl=False, timeout=10)
     client.login("ann", "secret")

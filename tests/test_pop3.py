@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import imaplib
-import json
 import poplib
 import re
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from helpers import corpus_dir, make_server, send_raw, wait_until
+from helpers import CORPORA, MESSAGES, corpus_names, corpus_root, make_server, send_raw, wait_until
 from mailpit_py import events
 from mailpit_py.cli import config_from
 from mailpit_py.config.settings import Config, ConfigError
@@ -83,11 +82,12 @@ def test_pop3_lists_retrieves_and_ids_messages_oldest_first(pop3_server: Server)
     assert pop3_server.mailbox.counts()[0] == 2  # reading deletes nothing
 
 
+@pytest.mark.parametrize("which", CORPORA)
 def test_pop3_retr_gives_every_corpus_message_byte_for_byte(
-    pop3_server: Server, monkeypatch: pytest.MonkeyPatch
+    pop3_server: Server, monkeypatch: pytest.MonkeyPatch, which: str
 ) -> None:
-    root = corpus_dir()
-    names = [e["file"] for e in json.loads((root / "manifest.json").read_text())["files"]]
+    root = corpus_root(which)
+    names = corpus_names(root)
     monkeypatch.setattr(poplib, "_MAXLINE", 10**7)  # real mail has lines over poplib's 2048
     ids = [send_raw(pop3_server, (root / name).read_bytes()) for name in names]
     client = login(pop3_server)
@@ -255,8 +255,7 @@ def test_pop3_implicit_tls() -> None:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_lists_and_fetches_over_pop3(pop3_server: Server) -> None:
-    root = corpus_dir()
-    raw = (root / "mailpit/mime-attachment.eml").read_bytes()
+    raw = (MESSAGES / "attachments-pdf-image.eml").read_bytes()
     msg_id = send_raw(pop3_server, raw)
     send_raw(pop3_server, message("second"))
     port = pop3_server.pop3_address[1]

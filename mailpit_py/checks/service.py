@@ -17,6 +17,7 @@ from mailpit_py.checks.links import extract_links
 from mailpit_py.checks.thumbnail import thumbnail
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
+from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks
 
 log = logging.getLogger("mailpit_py.checks")
 
@@ -33,11 +34,13 @@ class NotApplicable(ValueError):
 
 
 class Checks:
-    """One per server; `start()` hooks it into the mailbox, `stop()` ends the workers."""
+    """One per server, built before the mailbox: `hooks()` queues each new message (given to
+    Mailbox when that is built), `start(mailbox)` runs the workers, `stop()` ends them. Given
+    a mailbox here, it answers the on-demand checks without being started."""
 
-    def __init__(self, config: Config, mailbox: Mailbox) -> None:
+    def __init__(self, config: Config, mailbox: Mailbox | None = None) -> None:
         self.config = config
-        self.mailbox = mailbox
+        self._mailbox = mailbox
         self.resolver = Resolver(
             load_overrides(config.dns_override),
             timeout=config.dns_timeout,
@@ -71,22 +74,33 @@ class Checks:
         except OverrideError as exc:
             log.warning("keeping the previous DNS overrides: %s", exc)
 
+    @property
+    def mailbox(self) -> Mailbox:
+        if self._mailbox is None:
+            raise RuntimeError("the checks service is not started: call start(mailbox) first")
+        return self._mailbox
+
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> Checks:
+    def hooks(self) -> DeliveryHooks:
+        """What the checks add to every delivery: queueing it (none with --disable-checks)."""
+        if self.config.disable_checks:
+            return NO_HOOKS
+        return DeliveryHooks(after_commit=(self.enqueue,))
+
+    def start(self, mailbox: Mailbox) -> Checks:
+        """Run the workers on this mailbox, checking what was queued before they started."""
+        self._mailbox = mailbox
         if not self.config.disable_checks:
             for n in range(WORKERS):
                 t = threading.Thread(target=self._work, name=f"checks-{n}", daemon=True)
                 t.start()
                 self._threads.append(t)
-            self.mailbox.after_commit.append(self.enqueue)
         return self
 
     def stop(self) -> None:
         """Unchecked messages stay unchecked (a reader computes them on demand later)."""
         self._stopping.set()
-        if self.enqueue in self.mailbox.after_commit:
-            self.mailbox.after_commit.remove(self.enqueue)
         try:
             while True:
                 self._queue.get_nowait()
@@ -100,6 +114,8 @@ class Checks:
 
     def enqueue(self, uid: str) -> None:
         """Called after a message's commit: queue it, never block the delivery."""
+        if self._stopping.is_set():
+            return  # no worker will take it: a reader computes its checks on demand
         if self._queue.qsize() >= QUEUE_MAX:  # a bound on memory, not an exact count
             self.mailbox.telemetry.inc("message_checks", "skipped")
         else:

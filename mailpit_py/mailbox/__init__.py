@@ -1,1 +1,1 @@
-"""The mailbox facade that SMTP, the web layer and the mail-access servers use, and message composing."""
+"""The Mailbox facade every layer goes through, its delivery hooks, and message composing."""

@@ -20,16 +20,15 @@ from typing import Any, NamedTuple
 from mailpit_py import __version__, events, jsontext
 from mailpit_py.config.settings import Config
 from mailpit_py.ids import new_id
+from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks, OutboxItem
 from mailpit_py.models import Address, Envelope, ParsedMessage, Part
 from mailpit_py.observability.logs import log_session
 from mailpit_py.observability.stats import MinuteCounter, refusals
 from mailpit_py.observability.telemetry import Telemetry
 from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
-from mailpit_py.store.interface import StoreBackend
-from mailpit_py.store.records import MessageRecord, SessionRecord, Ticket
 from mailpit_py.store.search import SearchError, index_text, parse_query
-from mailpit_py.store.sqlite import MEMORY, Store
+from mailpit_py.store.sqlite import MEMORY, MessageRecord, SessionRecord, Store, Ticket
 from mailpit_py.timefmt import rfc3339
 
 log = logging.getLogger("mailpit_py.mailbox")
@@ -39,10 +38,6 @@ INLINE_PARSE_LIMIT = 256 * 1024  # bytes; larger messages are parsed off the cal
 SIZE_CLASSES = (1024, 10 * 1024, 100 * 1024, 1024**2, 10 * 1024**2)  # bytes, statistics view
 STATS_TOP = 10  # senders and recipient domains listed by the statistics view
 STATS_COSTLY = 0.1  # seconds: aggregates slower than this may be shown a little stale
-
-
-# (envelope, origin) -> [(kind, envelope sender, recipients)] to queue with a new message.
-OutboxPlan = Callable[[Envelope, dict[str, Any]], list[tuple[str, str, list[str]]]]
 
 
 class MessageNotFound(LookupError):
@@ -323,9 +318,16 @@ class Mailbox:
     """The service every reader and writer goes through (SMTP, API, CLI, fixtures)."""
 
     def __init__(
-        self, config: Config, bus: events.Bus | None = None, *, busy_timeout: float = 5.0
+        self,
+        config: Config,
+        bus: events.Bus | None = None,
+        *,
+        busy_timeout: float = 5.0,
+        hooks: DeliveryHooks = NO_HOOKS,
     ) -> None:
         self.config = config
+        # What relay and checks add to a delivery (mailbox/hooks.py), fixed from the start.
+        self.hooks = hooks
         self.bus = bus or events.Bus()
         # Counters every layer bumps (SMTP, store, websocket, relay, webhook); metrics read them.
         self.telemetry = Telemetry()
@@ -337,7 +339,7 @@ class Mailbox:
             os.close(fd)
             os.unlink(path)
             self._temp_path = path
-        self.store: StoreBackend = Store(path, busy_timeout=busy_timeout)
+        self.store = Store(path, busy_timeout=busy_timeout)
         self.store.on_batch = self.telemetry.observe_batch
         self.arrivals = MinuteCounter()  # messages stored per minute, for the statistics view
         self.database_path = path if path != MEMORY else MEMORY
@@ -356,16 +358,13 @@ class Mailbox:
         self.deleted = 0
         # (version, when, seconds it took, result) of the statistics view's costly aggregates.
         self._aggregates_cache: tuple[tuple[int, int], float, float, Any] | None = None
-        # Issue 6 (relay.py sets these): which outbox items a new message gets, committed in the
-        # same transaction; the event tells the relay worker there is something to send; the
-        # inline hook relays inside the SMTP session (forward-smtp-errors).
-        self.outbox_plan: OutboxPlan | None = None
-        self.outbox_ready = threading.Event()
-        self.relay_inline: Callable[[str, Envelope, bytes], str] | None = None
-        # Called with each new message's ID after its commit (the message checks of issue 9
-        # queue it there); a hook must return at once and never raise.
-        self.after_commit: list[Callable[[str], None]] = []
         self._index_missing()
+
+    @property
+    def relay_inline(self) -> Callable[[str, Envelope, bytes], str] | None:
+        """The relay's in-session hook (forward-smtp-errors), which the SMTP session calls after
+        the commit and before its reply; None when the relay has none."""
+        return self.hooks.relay_inline
 
     def _index_missing(self) -> None:
         """Index the messages whose search index rows were lost when the process stopped
@@ -391,12 +390,9 @@ class Mailbox:
             rebuilt.append((rowid, rec))
         if rebuilt:
             log.info("indexing %d messages for search that were not indexed", len(rebuilt))
-
-            def requeue(store: StoreBackend) -> None:
-                for rowid, rec in rebuilt:
-                    store.queue_index(rowid, rec.headers, rec.fts)
-
-            self.store.write(requeue)
+            self.store.write(
+                lambda s: [s.queue_index(r, rec.headers, rec.fts) for r, rec in rebuilt]
+            )
             self.store.index_barrier()
 
     # -- delivery ------------------------------------------------------------------------------
@@ -464,6 +460,7 @@ class Mailbox:
         and `then` is not called.
         """
         uid = uid or new_id()
+        hooks = self.hooks
         created = received_at if received_at is not None else time.time()
         t0 = time.monotonic()  # the caller hands the message over at the end of DATA
         self.last_delivery = t0
@@ -496,11 +493,11 @@ class Mailbox:
         def store_it(rec: MessageRecord) -> None:
             cfg = self.config
 
-            plan = self._plan_outbox(envelope, origin or {})
+            plan = self._plan_outbox(hooks, envelope, origin or {})
 
-            def job(store: StoreBackend) -> list[str]:
+            def job(store: Store) -> list[str]:
                 store.insert_message(rec)
-                for kind, mail_from, rcpts in plan:  # issue 6: queued with the message
+                for kind, mail_from, rcpts in plan:  # the relay's copies, queued with it
                     store.outbox_add(uid, kind, mail_from, rcpts, raw, created)
                 older = time.time() - cfg.max_age if cfg.max_age else None
                 return store.prune(cfg.max_messages, older)
@@ -527,9 +524,9 @@ class Mailbox:
                 self.bus.publish(events.Prune({"IDs": pruned}))
             if not self._stats_dirty.is_set():  # set() takes a Condition even when it is set
                 self._stats_dirty.set()
-            if queued:
-                self.outbox_ready.set()
-            for hook in self.after_commit:
+            if queued and hooks.outbox_ready is not None:
+                hooks.outbox_ready()
+            for hook in hooks.after_commit:
                 try:
                     hook(uid)
                 except Exception:
@@ -838,15 +835,16 @@ class Mailbox:
             self._stats_dirty.set()
         return pruned
 
-    # -- relay outbox (issue 6) ----------------------------------------------------------
+    # -- relay outbox ----------------------------------------------------------------------
 
+    @staticmethod
     def _plan_outbox(
-        self, envelope: Envelope, origin: dict[str, Any]
-    ) -> list[tuple[str, str, list[str]]]:
-        if self.outbox_plan is None:
+        hooks: DeliveryHooks, envelope: Envelope, origin: dict[str, Any]
+    ) -> list[OutboxItem]:
+        if hooks.plan_outbox is None:
             return []
         try:
-            return self.outbox_plan(envelope, origin)
+            return hooks.plan_outbox(envelope, origin)
         except Exception:  # a relay bug must not cost the message its 250
             log.exception("planning the relay of a new message failed")
             return []
@@ -858,10 +856,11 @@ class Mailbox:
         uid = self.resolve(msg_id)
         now = time.time()
         item = self.store.write(lambda s: s.outbox_add(uid, kind, mail_from, rcpts, raw, now))
-        self.outbox_ready.set()
+        if self.hooks.outbox_ready is not None:
+            self.hooks.outbox_ready()
         return item
 
-    def outbox_due(self, now: float) -> Sequence[Any]:
+    def outbox_due(self, now: float) -> list[Any]:
         return self.store.outbox_due(now)
 
     def outbox_next_time(self) -> float | None:

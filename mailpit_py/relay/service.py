@@ -14,11 +14,12 @@ from typing import Any
 
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks, OutboxItem
 from mailpit_py.models import Envelope
 from mailpit_py.relay import send as relay_send
 from mailpit_py.relay.config import RelaySettings, Upstream, address_rule, settings
 from mailpit_py.relay.send import Result
-from mailpit_py.store.records import StoreError
+from mailpit_py.store.sqlite import StoreError
 
 log = logging.getLogger("mailpit_py.relay")
 
@@ -35,11 +36,18 @@ class RelayFailed(RuntimeError):
 
 
 class Relay:
-    """The relay service of one server: plans outbox items, runs the worker, releases."""
+    """The relay service of one server: plans outbox items, runs the worker, releases.
 
-    def __init__(self, config: Config, mailbox: Mailbox) -> None:
+    Built before the mailbox: `hooks()` is what it adds to every delivery, given to Mailbox
+    when that is built; `start(mailbox)` runs the worker on that mailbox's outbox."""
+
+    def __init__(self, config: Config) -> None:
         self.settings: RelaySettings = settings(config)
-        self.mailbox = mailbox
+        self._mailbox: Mailbox | None = None
+        # forward-smtp-errors on an auto-relay upstream: its copy goes inside the SMTP session.
+        self._inline = any(up.forward_smtp_errors for up in self._auto_upstreams())
+        # Set by the mailbox after a commit that queued outbox items: there is work to send.
+        self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._attempted = threading.Condition()
@@ -51,23 +59,37 @@ class Relay:
     def active(self) -> bool:
         return self.settings.relay is not None or self.settings.forward is not None
 
+    @property
+    def mailbox(self) -> Mailbox:
+        if self._mailbox is None:
+            raise RuntimeError("the relay is not started: call start(mailbox) first")
+        return self._mailbox
+
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> Relay:
+    def hooks(self) -> DeliveryHooks:
+        """What the relay adds to every delivery (none when it neither relays nor forwards)."""
+        if not self.active:
+            return NO_HOOKS
+        return DeliveryHooks(
+            plan_outbox=self.plan,
+            outbox_ready=self._ready.set,
+            relay_inline=self.inline if self._inline else None,
+        )
+
+    def start(self, mailbox: Mailbox) -> Relay:
+        """Work on this mailbox: releases, and (when active) the worker sending its outbox,
+        including what was queued before it started."""
+        self._mailbox = mailbox
         if not self.active:
             return self
-        self.mailbox.outbox_plan = self.plan
-        if any(up.forward_smtp_errors for up in self._auto_upstreams()):
-            self.mailbox.relay_inline = self.inline
         self._thread = threading.Thread(target=self._loop, name="relay", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self.mailbox.outbox_ready.set()
-        self.mailbox.outbox_plan = None
-        self.mailbox.relay_inline = None
+        self._ready.set()
         if self._thread is not None:
             self._thread.join(timeout=relay_send.SMTP_TIMEOUT + 5)
             self._thread = None
@@ -97,13 +119,13 @@ class Relay:
             return []
         return [r for r in rcpts if not s.relay.blocked(r)]
 
-    def plan(self, envelope: Envelope, origin: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    def plan(self, envelope: Envelope, origin: dict[str, Any]) -> list[OutboxItem]:
         """Outbox items committed with a new message (runs before its commit)."""
         s = self.settings
         # Any SMTP session: SMTP, ESMTP and RFC 3848's ESMTPS/ESMTPA/ESMTPSA (not IMAP or HTTP).
         smtp = str(origin.get("Protocol", "")).startswith(("SMTP", "ESMTP"))
-        in_session = smtp and self.mailbox.relay_inline
-        out: list[tuple[str, str, list[str]]] = []
+        in_session = smtp and self._inline
+        out: list[OutboxItem] = []
         if s.relay is not None and not (s.relay.forward_smtp_errors and in_session):
             rcpts = self.auto_recipients(envelope)
             if rcpts:
@@ -190,7 +212,7 @@ class Relay:
     # -- the worker ----------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        ready = self.mailbox.outbox_ready
+        ready = self._ready
         while not self._stop.is_set():
             try:
                 due = self.mailbox.outbox_due(time.time())
