@@ -171,7 +171,7 @@ def test_readiness_is_false_while_the_database_cannot_grow_and_says_why(
 def test_a_451_at_the_store_deadline_means_the_message_is_never_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailpit_py.smtp import server as smtp
+    from mailpit_py.smtp import protocol as smtp
 
     monkeypatch.setattr(smtp, "STORE_DEADLINE", 0.5)
     cfg = Config(
@@ -210,8 +210,7 @@ def test_a_failing_search_index_write_backs_off_and_warns_once(
     from mailpit_py.mailbox.facade import build_record
     from mailpit_py.models import Envelope
     from mailpit_py.parse.message import parse_message
-    from mailpit_py.store.sqlite import Store
-    from mailpit_py.store.writer import INDEX_BACKOFF_MAX
+    from mailpit_py.store.sqlite import INDEX_BACKOFF_MAX, Store
 
     assert file_server.mailbox is not None
     store = file_server.mailbox.store

@@ -212,7 +212,7 @@ def test_idle_client_gets_421_after_the_timeout(server_factory) -> None:
 
 
 def test_a_client_that_keeps_talking_is_not_timed_out(server_factory) -> None:
-    # The idle timer is re-armed lazily (smtp.py _reset_timeout): activity spread over more
+    # The idle timer is re-armed lazily (smtp/protocol.py _reset_timeout): activity spread over more
     # than one timeout period must keep the session open, and silence must still end it.
     mp = server_factory(smtp_timeout=1.0)
     c = RawClient(mp.smtp_address)
@@ -475,7 +475,7 @@ def test_transcript_masks_auth_secrets_and_records_data_as_its_size(
 def test_transcript_json_is_the_preamble_and_the_current_transaction() -> None:
     import json
 
-    from mailpit_py.smtp.server import Transcript
+    from mailpit_py.smtp.transcript import Transcript
 
     bare = Transcript()  # nothing before the first MAIL: no preamble to join
     bare.begin_transaction()
@@ -516,10 +516,11 @@ def test_each_message_keeps_the_preamble_and_only_its_own_transaction(server: Se
 def test_a_long_session_keeps_a_bounded_record_yet_every_message_its_own_transcript(
     server: Server, monkeypatch
 ) -> None:
-    from mailpit_py.smtp import server as smtp_module
+    from mailpit_py.smtp import protocol
+    from mailpit_py.smtp.transcript import KEEP_TRANSACTIONS
 
-    monkeypatch.setattr(smtp_module, "KEEP_DELIVERED", 7)
-    keep = smtp_module.KEEP_TRANSACTIONS
+    monkeypatch.setattr(protocol, "KEEP_DELIVERED", 7)
+    keep = KEEP_TRANSACTIONS
     count = 3 * keep + 4  # trims more than once
     with smtplib.SMTP(*server.smtp_address) as client:
         client.ehlo("queue-worker")
@@ -566,7 +567,7 @@ def test_a_client_that_half_closes_after_its_data_still_gets_250(server: Server)
 def test_the_fast_address_parser_agrees_with_aiosmtpds_on_every_form() -> None:
     from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
 
-    from mailpit_py.smtp.server import CatcherSMTP
+    from mailpit_py.smtp.protocol import CatcherSMTP
 
     samples = [
         "<a@b.c>",
@@ -614,11 +615,11 @@ def test_the_listener_runs_on_uvloop_unless_tls_is_configured() -> None:
 
 
 def test_the_protocol_is_set_up_as_aiosmtpds_own_constructor_would(server: Server) -> None:
-    # CatcherSMTP skips aiosmtpd's per-connection method discovery (smtp.py _smtp_init); this
+    # CatcherSMTP skips aiosmtpd's per-connection method discovery (smtp/protocol.py _smtp_init); this
     # catches a drift when aiosmtpd changes what its constructor sets.
     from aiosmtpd.smtp import SMTP
 
-    from mailpit_py.smtp.server import CatcherSMTP
+    from mailpit_py.smtp.protocol import CatcherSMTP
 
     smtp = server.smtp
     ours = CatcherSMTP(smtp)
