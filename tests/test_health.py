@@ -210,7 +210,8 @@ def test_a_failing_search_index_write_backs_off_and_warns_once(
     from mailpit_py.mailbox.facade import build_record
     from mailpit_py.models import Envelope
     from mailpit_py.parse.message import parse_message
-    from mailpit_py.store.sqlite import INDEX_BACKOFF_MAX, Store
+    from mailpit_py.store.sqlite import Store
+    from mailpit_py.store.writer import INDEX_BACKOFF_MAX
 
     assert file_server.mailbox is not None
     store = file_server.mailbox.store

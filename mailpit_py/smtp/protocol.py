@@ -51,7 +51,7 @@ from mailpit_py.smtp.replies import (
 )
 from mailpit_py.smtp.trace import fmt_addr, protocol_name, received_header, username
 from mailpit_py.smtp.transcript import Transcript
-from mailpit_py.store.sqlite import SessionRecord, Ticket
+from mailpit_py.store.records import SessionRecord, Ticket
 
 if TYPE_CHECKING:
     from mailpit_py.smtp.server import SmtpServer
