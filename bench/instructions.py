@@ -93,7 +93,7 @@ def count(
             for messages in (warmup, n):
                 subprocess.run([*load, "-n", str(messages)], check=True, capture_output=True)
                 # The search index of the last messages is written once the server has been
-                # idle for a moment (store.INDEX_DELAY, 50 ms; far longer under valgrind):
+                # idle for a moment (store/writer.py INDEX_DELAY, 50 ms; far longer under valgrind):
                 # it belongs to these messages, so the dump waits for it.
                 time.sleep(SETTLE)
                 subprocess.run(
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--base", help="a git revision to count too, and compare against")
     ap.add_argument("--mode", default="serial", choices=sorted(SESSIONS))
-    # A multiple of the search index's batch (store.INDEX_BATCH, 256), so every run writes it
+    # A multiple of the search index's batch (store/writer.py INDEX_BATCH, 256), so every run writes it
     # the same number of times.
     ap.add_argument("-n", type=int, default=1024, help="messages counted (1024)")
     ap.add_argument("--warmup", type=int, default=300, help="messages before counting (300)")
