@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--base", help="a git revision to count too, and compare against")
     ap.add_argument("--mode", default="serial", choices=sorted(SESSIONS))
-    # A multiple of the search index's batch (store/writer.py INDEX_BATCH, 256), so every run writes it
-    # the same number of times.
+    # A multiple of the search index's batch (INDEX_BATCH in store/writer.py, 256), so every run
+    # writes it the same number of times.
     ap.add_argument("-n", type=int, default=1024, help="messages counted (1024)")
     ap.add_argument("--warmup", type=int, default=300, help="messages before counting (300)")
     ap.add_argument("--size", type=int, default=2000, help="approximate message size (2000)")
