@@ -106,7 +106,7 @@ def _start_server(**settings: Any) -> Server:
         "quiet": True,
     }
     cfg.update(marker_settings(settings))
-    return Server(Config(**cfg).validate()).start()
+    return Server(Config(**cfg)).start()  # Server validates it
 
 
 def _matches(msg: Message, filters: dict[str, str]) -> bool:

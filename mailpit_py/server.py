@@ -9,6 +9,7 @@ from types import TracebackType
 from mailpit_py import events
 from mailpit_py.checks.service import Checks
 from mailpit_py.config.settings import Config
+from mailpit_py.config.validate import validate
 from mailpit_py.mailaccess.access import access_for
 from mailpit_py.mailaccess.imap.server import ImapServer
 from mailpit_py.mailaccess.pop3 import Pop3Server
@@ -29,7 +30,7 @@ class Server:
     """A running instance: `with Server(Config(...)) as mp: ...` (CLI, fixture and tests)."""
 
     def __init__(self, config: Config | None = None, *, busy_timeout: float = 5.0) -> None:
-        self.config = (config or Config()).validate()
+        self.config = validate(config or Config())
         self._busy_timeout = busy_timeout  # how long a write waits on a locked database
         self.bus = events.Bus()
         self.mailbox: Mailbox | None = None

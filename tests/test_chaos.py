@@ -14,7 +14,7 @@ import pytest
 from front_door import lines, message, newest_session, next_error
 from helpers import RawClient
 from mailpit_py.cli import config_from
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 from mailpit_py.server import Server
 from mailpit_py.smtp.chaos import Chaos, parse_triggers
 

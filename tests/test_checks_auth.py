@@ -26,7 +26,9 @@ from mailpit_py.checks.dkim_check import verify_all
 from mailpit_py.checks.dns import OverrideError, Resolver, load_overrides, parse_overrides
 from mailpit_py.checks.service import Checks
 from mailpit_py.cli import config_from
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
+from mailpit_py.config.validate import validate
 from mailpit_py.server import Server
 
 SIGNED = [
@@ -425,9 +427,9 @@ def test_bad_override_lines_and_settings_are_config_errors(tmp_path: Path) -> No
     bad = tmp_path / "bad.txt"
     bad.write_text("x.test A 999.1.1.1\n")
     with pytest.raises(ConfigError, match="--dns-override"):
-        Config(dns_override=str(bad)).validate()
+        validate(Config(dns_override=str(bad)))
     with pytest.raises(ConfigError, match="cannot read"):
-        Config(dns_override=str(tmp_path / "missing.txt")).validate()
+        validate(Config(dns_override=str(tmp_path / "missing.txt")))
     with pytest.raises(ConfigError, match="--checks-client-ip"):
         config_from(["--checks-client-ip", "mail.example.com"], {})
     with pytest.raises(ConfigError, match="--dns-offline needs"):

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from mailpit_py.cli import OPTIONS, config_from, main, settle_gc
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.cli import config_from, main, settle_gc
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import OPTIONS, Config
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 
 from helpers import REPO
-from mailpit_py.cli import OPTIONS
-from mailpit_py.config.settings import field_names
+from mailpit_py.config.settings import OPTIONS, field_names
 
 README = (REPO / "README.md").read_text()
 DOCS = REPO / "docs"

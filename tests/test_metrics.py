@@ -12,7 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import WsClient, make_server, wait_until
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
+from mailpit_py.config.validate import validate
 from mailpit_py.server import Server
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -173,7 +175,7 @@ def test_metrics_are_off_by_default(server: Server) -> None:
 @pytest.mark.parametrize("bad", ["yes please", "host:99999", "nohost"])
 def test_bad_prometheus_address_is_a_config_error(bad: str) -> None:
     with pytest.raises(ConfigError, match="--enable-prometheus"):
-        Config(enable_prometheus=bad).validate()
+        validate(Config(enable_prometheus=bad))
 
 
 def test_cli_accepts_mailpit_spellings() -> None:

@@ -12,7 +12,9 @@ import pytest
 
 from helpers import REPO
 from mailpit_py.cli import config_from
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
+from mailpit_py.config.validate import validate
 from mailpit_py.relay.config import settings
 
 
@@ -61,14 +63,14 @@ def test_a_bad_file_is_an_error_naming_the_key_or_line(
 ) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=None) as err:
-        Config(smtp_relay_config=path).validate()
+        validate(Config(smtp_relay_config=path))
     assert expected in str(err.value)
     assert "--smtp-relay-config" in str(err.value)
 
 
 def test_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
-        Config(smtp_relay_config=str(tmp_path / "missing.yaml")).validate()
+        validate(Config(smtp_relay_config=str(tmp_path / "missing.yaml")))
 
 
 def test_variables_configure_the_relay_without_a_file() -> None:

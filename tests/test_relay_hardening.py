@@ -13,7 +13,7 @@ from test_relay import headers_of, http, only_id, relay_yaml, send
 from upstream import UpstreamServer
 
 from helpers import make_server, wait_until
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 from mailpit_py.relay import config as relay_config
 from mailpit_py.server import Server
 

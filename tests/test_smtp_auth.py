@@ -20,7 +20,7 @@ from front_door import (
 )
 from helpers import RawClient
 from mailpit_py.cli import config_from
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 
 TLS = {"smtp_tls_cert": "sans:localhost"}
 

@@ -19,7 +19,7 @@ from front_door import (
 )
 from helpers import RawClient
 from mailpit_py.cli import config_from
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 from mailpit_py.net import tls
 from mailpit_py.server import Server
 

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from mailpit_py.config.credentials import Credentials
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 from mailpit_py.net import tls
 
 

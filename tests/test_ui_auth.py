@@ -20,7 +20,9 @@ from test_ui_browser import CHROMIUM_ARGS, TIMEOUT, browser, wait_live  # noqa: 
 
 from helpers import WsClient
 from mailpit_py.cli import config_from
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
+from mailpit_py.config.validate import validate
 from mailpit_py.net.tls import self_signed
 from mailpit_py.server import Server
 
@@ -166,7 +168,7 @@ def test_auth_file_and_variables(tmp_path: Path, server_factory: Callable[..., S
 )
 def test_bad_access_settings_are_config_errors(settings: dict[str, str], error: str) -> None:
     with pytest.raises(ConfigError, match=error):
-        Config(**settings).validate()
+        validate(Config(**settings))
 
 
 # -- HTTPS -------------------------------------------------------------------------------------

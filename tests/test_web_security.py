@@ -585,7 +585,7 @@ def test_the_ui_works_from_its_own_origin_under_its_policy(mp: Server, context: 
 )
 def test_bad_origin_and_host_lists_say_how_to_write_them(argv: list[str], message: str) -> None:
     from mailpit_py.cli import config_from
-    from mailpit_py.config.settings import ConfigError
+    from mailpit_py.config.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         config_from(argv, {})

@@ -14,7 +14,9 @@ import pytest
 
 from helpers import wait_until
 from mailpit_py import events
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
+from mailpit_py.config.validate import validate
 from mailpit_py.observability.telemetry import Telemetry
 from mailpit_py.observability.webhook import Webhook
 from mailpit_py.server import Server
@@ -185,4 +187,4 @@ def test_a_receiver_that_always_fails_is_given_up_and_the_next_is_sent(
 @pytest.mark.parametrize("url", ["ftp://example.com/", "example.com/hook", "http://"])
 def test_bad_webhook_url_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError, match="--webhook-url"):
-        Config(webhook_url=url).validate()
+        validate(Config(webhook_url=url))

@@ -7,7 +7,7 @@ import re
 import socket
 from typing import Any
 
-from mailpit_py.config.settings import split_hostport
+from mailpit_py.config.values import split_hostport
 
 MAX_SIZE = 10 * 1024 * 1024  # spamc's default limit is 500 KB; spamd copes with more
 

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from email.message import Message
 from typing import IO
 
-from mailpit_py.config.settings import ConfigError, split_hostport
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.values import split_hostport
 
 # sysexits.h, as sendmail uses them.
 EX_OK = 0

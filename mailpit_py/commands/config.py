@@ -12,6 +12,9 @@ from dataclasses import fields
 from typing import Any
 
 from mailpit_py.commands._common import error
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import OPTIONS
+from mailpit_py.config.sources import server_parser
 
 PROG = "mailpit-py config"
 
@@ -35,7 +38,7 @@ def mask(name: str, value: Any) -> Any:
     if value in (None, "") or isinstance(value, bool | int | float):
         return value
     if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
-        # (name, value) pairs such as smtp_relay_env (issue 6): each masked by its own name.
+        # (name, value) pairs such as smtp_relay_env: each masked by its own name.
         return [[k, mask(k, v)] for k, v in value]
     if _SECRET.search(name):
         return "********"
@@ -46,10 +49,12 @@ def mask(name: str, value: Any) -> Any:
 
 def effective(argv: Sequence[str], environ: dict[str, str]) -> list[dict[str, Any]]:
     """One row per Config field: name, value, source ("default", "MP_X" or "--flag")."""
-    from mailpit_py.cli import OPTIONS, build_parser, config_from
+    # The server's own parser and loader, so the values and errors are those it would have; the
+    # loader imports the features to validate them, so it loads only when the command runs.
+    from mailpit_py.config.validate import load
 
-    config = config_from(argv, environ)  # raises ConfigError with the usual message
-    args = build_parser().parse_args(argv)
+    args = server_parser().parse_args(argv)
+    config = load(args, environ)  # raises ConfigError with the usual message
     by_field = {opt.field: opt for opt in OPTIONS}
     rows = []
     for f in fields(config):
@@ -95,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> int:
-    from mailpit_py.config.settings import ConfigError
-
     own, server_argv = build_parser().parse_known_args(argv)
     try:
         rows = effective(server_argv, dict(os.environ))

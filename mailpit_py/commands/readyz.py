@@ -28,7 +28,8 @@ examples:
 
 def default_url(environ: dict[str, str]) -> str:
     """The instance this host's MP_UI_BIND_ADDR and MP_WEBROOT describe (the Docker case)."""
-    from mailpit_py.config.settings import Config, normalize_webroot
+    from mailpit_py.config.settings import Config
+    from mailpit_py.config.values import normalize_webroot
 
     addr = environ.get("MP_UI_BIND_ADDR") or Config.http_addr
     host, _, port = addr.rpartition(":")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bcrypt
 
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 
 # htpasswd writes bcrypt as $2y$; the bcrypt library verifies $2a$/$2b$/$2y$ alike.
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")

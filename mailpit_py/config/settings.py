@@ -1,342 +1,645 @@
-"""The one settings object: a frozen Config, its value parsers and validation."""
+"""Config, the one frozen settings object, declared as the table of settings.
+
+Each field is declared with setting(): its name, type and default, its flags, its MP_* variable
+and its help, in one place, so `--help`, `mailpit-py config` and the docs test all read the same
+table (OPTIONS). The checks that a combination of settings can work live in config/validate.py.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import socket
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+
+from mailpit_py.config.option import Option, options_of, setting
+from mailpit_py.config.values import (
+    normalize_webroot,
+    optional_text,
+    parse_duration,
+    parse_int,
+    parse_prometheus,
+    parse_size,
+    parse_zones,
+)
 
 DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work; the message says which and how to fix it."""
 
 
 @dataclass(frozen=True)
 class Config:
     """Every setting of a mailpit_py instance; the CLI maps flags and MP_* variables onto it."""
 
-    smtp_addr: str = "127.0.0.1:1025"
-    http_addr: str = "127.0.0.1:8025"
-    webroot: str = "/"  # URL path prefix of the UI and API, e.g. "/mail/"
-    database: str | None = None  # None: a temporary file removed at exit; ":memory:" in memory
-    max_messages: int = 500  # 0 = unlimited
-    max_age: float | None = None  # seconds; None = keep regardless of age
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    smtp_max_recipients: int = 100
-    smtp_timeout: float = 300.0  # idle seconds before 421 (RFC 5321 section 4.5.3.2.7)
+    smtp_addr: str = setting(
+        "127.0.0.1:1025",
+        flags=("-s", "--smtp"),
+        env="MP_SMTP_BIND_ADDR",
+        help="SMTP listen address, HOST:PORT ([::1]:1025 for IPv6, port 0 for any free port)",
+        metavar="ADDR",
+    )
+    http_addr: str = setting(
+        "127.0.0.1:8025",
+        flags=("-l", "--listen"),
+        env="MP_UI_BIND_ADDR",
+        help="HTTP listen address for the web UI and API, HOST:PORT (port 0 for any free port)",
+        metavar="ADDR",
+    )
+    webroot: str = setting(
+        "/",
+        flags=("--webroot",),
+        env="MP_WEBROOT",
+        help="serve the web UI and API under this URL path prefix, e.g. /mail/",
+        convert=normalize_webroot,
+        metavar="PATH",
+    )
+    database: str | None = setting(
+        None,
+        flags=("-d", "--database"),
+        env="MP_DATABASE",
+        help=(
+            "SQLite database file to keep messages across restarts; ':memory:' keeps them in "
+            "memory; default: a temporary file removed at exit"
+        ),
+        convert=optional_text,
+        metavar="PATH",
+    )
+    max_messages: int = setting(
+        500,
+        flags=("-m", "--max"),
+        env="MP_MAX_MESSAGES",
+        help="keep at most this many messages, pruning the oldest (0 = unlimited)",
+        convert=parse_int,
+        metavar="N",
+    )
+    # seconds; None: no age limit
+    max_age: float | None = setting(
+        None,
+        flags=("--max-age",),
+        env="MP_MAX_AGE",
+        help="prune messages older than this, e.g. 12h or 3d (default: no age limit)",
+        convert=parse_duration,
+        metavar="AGE",
+    )
+    max_message_size: int = setting(
+        DEFAULT_MAX_MESSAGE_SIZE,
+        flags=("--max-message-size",),
+        env="MP_MAX_MESSAGE_SIZE",
+        help="largest message accepted, in bytes or with a unit (50MB, 512k); larger ones get 552",
+        convert=parse_size,
+        metavar="SIZE",
+    )
+    smtp_max_recipients: int = setting(
+        100,
+        flags=("--smtp-max-recipients",),
+        env="MP_SMTP_MAX_RECIPIENTS",
+        help="most recipients per message; more get 452",
+        convert=parse_int,
+        metavar="N",
+    )
+    # idle seconds before 421 (RFC 5321 section 4.5.3.2.7)
+    smtp_timeout: float = setting(
+        300.0,
+        flags=("--smtp-timeout",),
+        env="MP_SMTP_TIMEOUT",
+        help="close an idle SMTP connection with 421 after this long, e.g. 300s or 5m",
+        convert=parse_duration,
+        metavar="DURATION",
+    )
     # The greeting names this host; gethostname() asks no DNS (peers stall on lookups here).
-    smtp_hostname: str = field(default_factory=socket.gethostname)
-    session_history: int = 1000  # SMTP sessions kept, newest first
-    label: str = ""
-    quiet: bool = False
-    verbose: bool = False
-    # --- relay and release (issue 6) ---
-    smtp_relay_config: str = ""  # YAML file with Mailpit's relay keys
-    # The MP_SMTP_RELAY_*/MP_SMTP_FORWARD_* variables seen (passwords among them: no repr).
+    smtp_hostname: str = setting(
+        factory=socket.gethostname,
+        flags=("--smtp-hostname",),
+        env="MP_SMTP_HOSTNAME",
+        help="the host name the SMTP server greets with",
+        metavar="NAME",
+    )
+    session_history: int = setting(
+        1000,
+        flags=("--smtp-session-history",),
+        env="MP_SMTP_SESSION_HISTORY",
+        help="how many SMTP session logs to keep, delivered or not (0 = none)",
+        convert=parse_int,
+        metavar="N",
+    )
+    label: str = setting(
+        "",
+        flags=("--label",),
+        env="MP_LABEL",
+        help="a label for this instance",
+        metavar="TEXT",
+    )
+    quiet: bool = setting(
+        False,
+        flags=("-q", "--quiet"),
+        env="MP_QUIET",
+        help="log only warnings and errors",
+    )
+    verbose: bool = setting(
+        False,
+        flags=("-v", "--verbose"),
+        env="MP_VERBOSE",
+        help="log details (each SMTP session)",
+    )
+    # --- relay and release ---
+    smtp_relay_config: str = setting(
+        "",
+        flags=("--smtp-relay-config",),
+        env="MP_SMTP_RELAY_CONFIG",
+        help=(
+            "YAML file naming the SMTP server that releases and auto-relays go through (Mailpit's "
+            "keys; or set MP_SMTP_RELAY_HOST and friends)"
+        ),
+        metavar="FILE",
+    )
+    # The MP_SMTP_RELAY_*/MP_SMTP_FORWARD_* variables seen (passwords among them: no repr);
+    # they have no flags, so no row of the table.
     smtp_relay_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    smtp_relay_all: bool = False  # relay every message to its recipients
-    smtp_relay_matching: str = ""  # regex: relay only to matching recipients
-    smtp_relay_mx: bool = False  # no relay host: deliver to the recipients' MX hosts
-    smtp_relay_mx_nameserver: str = ""  # HOST:PORT of the DNS server for MX lookups
-    smtp_relay_retry_delay: float = 30.0  # seconds before the first retry; doubles each time
-    smtp_relay_max_attempts: int = 8  # attempts before a temporary failure becomes final
-    smtp_forward_config: str = ""  # YAML file: copy every message to fixed addresses
-    # --- SMTP TLS, AUTH, access policy and chaos (issue 5) ---
-    smtp_tls_cert: str = ""  # PEM file, or `sans:host1,host2` for a self-signed one
-    smtp_tls_key: str = ""
-    smtp_require_starttls: bool = False
-    smtp_require_tls: bool = False  # implicit TLS (SMTPS, as on port 465)
-    smtp_auth_file: str = ""
-    smtp_auth: str = ""  # `user:password` pairs separated by spaces (MP_SMTP_AUTH)
-    smtp_auth_accept_any: bool = False
-    smtp_auth_allow_insecure: bool = False
-    smtp_allowed_recipients: str = ""  # regular expression
-    smtp_ignore_rejected_recipients: bool = False
-    smtp_allow_ips: str = ""  # CIDR list, comma or space separated; empty = everyone
-    smtp_deny_ips: str = ""
-    smtp_max_connections: int = 0  # 0 = unlimited
-    smtp_max_connections_per_ip: int = 0
-    smtp_rate_limit: int = 0  # messages per minute per client address; 0 = unlimited
-    smtp_greylist: float = 0.0  # seconds a new (client, sender, recipient) waits; 0 = off
-    smtp_reverse_dns: bool = False
-    enable_chaos: bool = False
-    chaos_triggers: str = ""
-    chaos_seed: int | None = None
-    # --- message checks (issue 9) ---
-    disable_checks: bool = False  # skip the authentication/blocklist/header checks at ingest
-    dns_override: str | None = None  # `name TYPE value` lines answered before real DNS
-    dns_offline: bool = False  # answer check lookups from dns_override alone
-    dns_timeout: float = 2.0  # seconds per check lookup
-    checks_client_ip: str = ""  # the address SPF and blocklists evaluate; "" = the real peer
-    checks_dnsbl: tuple[str, ...] = ()  # DNSBL/URIBL zones, e.g. ("zen.spamhaus.org",)
-    allow_internal_http_requests: bool = False  # link check may reach private addresses
-    enable_spamassassin: str = ""  # HOST:PORT of spamd; "" = off
-    # --- POP3 and IMAP (issue 10) ---
-    pop3_addr: str = ""  # "" = no POP3 server (Mailpit's usual port is 1110)
-    pop3_auth_file: str = ""  # htpasswd-style user:password lines
-    pop3_auth: str = ""  # "user:pass user2:pass2" (MP_POP3_AUTH)
-    pop3_tls_cert: str = ""  # PEM file or sans:host,...; enables STLS (or implicit TLS)
-    pop3_tls_key: str = ""
-    pop3_tls_implicit: bool = False  # TLS from the first byte (POP3S) instead of STLS
-    imap_addr: str = ""  # "" = no IMAP server
-    imap_auth_file: str = ""  # default: the POP3 credentials
-    imap_auth: str = ""
-    imap_tls_cert: str = ""  # PEM file or sans:host,...; enables STARTTLS (or implicit TLS)
-    imap_tls_key: str = ""
-    imap_tls_implicit: bool = False  # TLS from the first byte (IMAPS) instead of STARTTLS
-    # --- observability and integrations (issue 8) ---
-    enable_prometheus: str = ""  # "": off; "true": /metrics on the UI listener; or ADDR:PORT
-    webhook_url: str = ""  # POST each new message's summary here
-    webhook_limit: int = 1  # webhook requests per second (0 = no limit), as Mailpit
-    log_file: str = ""  # append logs to this file instead of stderr
-    log_format: str = "text"  # text or json (one JSON object per line)
-    # --- web UI and API access control (issue 5) ---
-    ui_auth_file: str = ""  # htpasswd-style user:password lines (bcrypt allowed) for UI and API
-    ui_auth: str = ""  # the same as space-separated user:password pairs (MP_UI_AUTH)
-    send_api_auth_file: str = ""  # the send API's own credentials (else the UI's)
-    send_api_auth: str = ""  # the same, inline (MP_SEND_API_AUTH)
-    send_api_auth_accept_any: bool = False  # the send API needs no credentials
-    ui_tls_cert: str = ""  # PEM file or sans:host1,host2 (self-signed): serve HTTPS
-    ui_tls_key: str = ""
+    smtp_relay_all: bool = setting(
+        False,
+        flags=("--smtp-relay-all",),
+        env="MP_SMTP_RELAY_ALL",
+        help="relay every message to its recipients as well as keeping it",
+    )
+    smtp_relay_matching: str = setting(
+        "",
+        flags=("--smtp-relay-matching",),
+        env="MP_SMTP_RELAY_MATCHING",
+        help="relay messages to the recipients matching this regular expression",
+        metavar="REGEX",
+    )
+    smtp_relay_mx: bool = setting(
+        False,
+        flags=("--smtp-relay-mx",),
+        env="MP_SMTP_RELAY_MX",
+        help="without a relay host, deliver to each recipient domain's MX hosts",
+    )
+    smtp_relay_mx_nameserver: str = setting(
+        "",
+        flags=("--smtp-relay-mx-nameserver",),
+        env="MP_SMTP_RELAY_MX_NAMESERVER",
+        help="DNS server for MX lookups, HOST:PORT (default: the system's resolvers)",
+        metavar="ADDR",
+    )
+    # seconds; doubles after each failure
+    smtp_relay_retry_delay: float = setting(
+        30.0,
+        flags=("--smtp-relay-retry-delay",),
+        env="MP_SMTP_RELAY_RETRY_DELAY",
+        help="wait before retrying a temporary relay failure; doubles each time, e.g. 30s",
+        convert=parse_duration,
+        metavar="DURATION",
+    )
+    smtp_relay_max_attempts: int = setting(
+        8,
+        flags=("--smtp-relay-max-attempts",),
+        env="MP_SMTP_RELAY_MAX_ATTEMPTS",
+        help="relay attempts before a temporary failure is given up",
+        convert=parse_int,
+        metavar="N",
+    )
+    smtp_forward_config: str = setting(
+        "",
+        flags=("--smtp-forward-config",),
+        env="MP_SMTP_FORWARD_CONFIG",
+        help=(
+            "YAML file: forward a copy of every message to fixed addresses (Mailpit's keys; or set "
+            "MP_SMTP_FORWARD_HOST and MP_SMTP_FORWARD_TO)"
+        ),
+        metavar="FILE",
+    )
+    # --- SMTP TLS, AUTH, access policy and chaos ---
+    smtp_tls_cert: str = setting(
+        "",
+        flags=("--smtp-tls-cert",),
+        env="MP_SMTP_TLS_CERT",
+        help="PEM certificate for STARTTLS, or sans:HOST1,HOST2 for a self-signed one",
+        metavar="FILE",
+    )
+    smtp_tls_key: str = setting(
+        "",
+        flags=("--smtp-tls-key",),
+        env="MP_SMTP_TLS_KEY",
+        help="PEM key",
+        metavar="FILE",
+    )
+    smtp_require_starttls: bool = setting(
+        False,
+        flags=("--smtp-require-starttls",),
+        env="MP_SMTP_REQUIRE_STARTTLS",
+        help=(
+            "refuse commands other than EHLO, HELO, NOOP, RSET, STARTTLS, QUIT before STARTTLS "
+            "(530)"
+        ),
+    )
+    smtp_require_tls: bool = setting(
+        False,
+        flags=("--smtp-require-tls",),
+        env="MP_SMTP_REQUIRE_TLS",
+        help="implicit TLS: the SMTP listener speaks TLS from the start (SMTPS, as on port 465)",
+    )
+    smtp_auth_file: str = setting(
+        "",
+        flags=("--smtp-auth-file",),
+        env="MP_SMTP_AUTH_FILE",
+        help="file of user:password lines (bcrypt hashes accepted); AUTH is then required",
+        metavar="FILE",
+    )
+    smtp_auth: str = setting(
+        "",
+        flags=("--smtp-auth",),
+        env="MP_SMTP_AUTH",
+        help="user:password pairs separated by spaces; AUTH is then required",
+        metavar="PAIRS",
+    )
+    smtp_auth_accept_any: bool = setting(
+        False,
+        flags=("--smtp-auth-accept-any",),
+        env="MP_SMTP_AUTH_ACCEPT_ANY",
+        help="accept any AUTH user and password (AUTH stays optional)",
+    )
+    smtp_auth_allow_insecure: bool = setting(
+        False,
+        flags=("--smtp-auth-allow-insecure",),
+        env="MP_SMTP_AUTH_ALLOW_INSECURE",
+        help="allow PLAIN and LOGIN over connections without TLS",
+    )
+    smtp_allowed_recipients: str = setting(
+        "",
+        flags=("--smtp-allowed-recipients",),
+        env="MP_SMTP_ALLOWED_RECIPIENTS",
+        help="regular expression; other recipients get 550 5.1.0",
+        metavar="REGEX",
+    )
+    smtp_ignore_rejected_recipients: bool = setting(
+        False,
+        flags=("--smtp-ignore-rejected-recipients",),
+        env="MP_SMTP_IGNORE_REJECTED_RECIPIENTS",
+        help="accept recipients --smtp-allowed-recipients refuses with 250, and drop them",
+    )
+    smtp_allow_ips: str = setting(
+        "",
+        flags=("--smtp-allow-ips",),
+        env="MP_SMTP_ALLOW_IPS",
+        help="only these client addresses or CIDR networks may connect (others get 554 5.7.1)",
+        metavar="CIDRS",
+    )
+    smtp_deny_ips: str = setting(
+        "",
+        flags=("--smtp-deny-ips",),
+        env="MP_SMTP_DENY_IPS",
+        help="client addresses or CIDR networks refused with 554 5.7.1",
+        metavar="CIDRS",
+    )
+    smtp_max_connections: int = setting(
+        0,
+        flags=("--smtp-max-connections",),
+        env="MP_SMTP_MAX_CONNECTIONS",
+        help="most simultaneous SMTP connections; more get 421 4.7.0 (0 = unlimited)",
+        convert=parse_int,
+        metavar="N",
+    )
+    smtp_max_connections_per_ip: int = setting(
+        0,
+        flags=("--smtp-max-connections-per-ip",),
+        env="MP_SMTP_MAX_CONNECTIONS_PER_IP",
+        help="most simultaneous connections from one address; more get 421 4.7.0 (0 = unlimited)",
+        convert=parse_int,
+        metavar="N",
+    )
+    smtp_rate_limit: int = setting(
+        0,
+        flags=("--smtp-rate-limit",),
+        env="MP_SMTP_RATE_LIMIT",
+        help="messages per minute from one address; more get 451 4.7.1 (0 = unlimited)",
+        convert=parse_int,
+        metavar="N",
+    )
+    # seconds a new (client, sender, recipient) waits; 0 = off
+    smtp_greylist: float = setting(
+        0.0,
+        flags=("--smtp-greylist",),
+        env="MP_SMTP_GREYLIST",
+        help="defer the first try of each (client, sender, recipient) with 451 4.7.1 for this long",
+        convert=parse_duration,
+        metavar="DURATION",
+    )
+    smtp_reverse_dns: bool = setting(
+        False,
+        flags=("--smtp-reverse-dns",),
+        env="MP_SMTP_REVERSE_DNS",
+        help="look up the client's name (short timeout) for the log and a Received: header",
+    )
+    enable_chaos: bool = setting(
+        False,
+        flags=("--enable-chaos",),
+        env="MP_ENABLE_CHAOS",
+        help="enable chaos (fault injection) and its API, /api/v1/chaos",
+    )
+    chaos_triggers: str = setting(
+        "",
+        flags=("--chaos-triggers",),
+        env="MP_CHAOS_TRIGGERS",
+        help=(
+            "e.g. Sender:451:10,Recipient:451:5,Authentication:535:5 (STAGE:CODE:PERCENT; also "
+            "Connect, Helo, Data, Drop:PERCENT, Delay:250ms[:PERCENT]); enables chaos"
+        ),
+        metavar="TRIGGERS",
+    )
+    chaos_seed: int | None = setting(
+        None,
+        flags=("--chaos-seed",),
+        env="MP_CHAOS_SEED",
+        help="seed the chaos dice so a run repeats exactly",
+        convert=parse_int,
+        metavar="N",
+    )
+    # --- message checks ---
+    disable_checks: bool = setting(
+        False,
+        flags=("--disable-checks",),
+        env="MP_DISABLE_CHECKS",
+        help=(
+            "do not run the DKIM/SPF/DMARC, blocklist and header checks at ingest (they still run "
+            "when a message's checks are asked for)"
+        ),
+    )
+    dns_override: str | None = setting(
+        None,
+        flags=("--dns-override",),
+        env="MP_DNS_OVERRIDE",
+        help=(
+            "file of DNS records (`name TYPE value` per line) the checks use before real DNS, e.g. "
+            "a DKIM key not yet published"
+        ),
+        convert=optional_text,
+        metavar="FILE",
+    )
+    dns_offline: bool = setting(
+        False,
+        flags=("--dns-offline",),
+        env="MP_DNS_OFFLINE",
+        help="answer the checks' DNS lookups from --dns-override alone (no network)",
+    )
+    # seconds per check lookup
+    dns_timeout: float = setting(
+        2.0,
+        flags=("--dns-timeout",),
+        env="MP_DNS_TIMEOUT",
+        help="how long one DNS lookup of the checks may take, e.g. 2s",
+        convert=parse_duration,
+        metavar="DURATION",
+    )
+    # "" = the real peer
+    checks_client_ip: str = setting(
+        "",
+        flags=("--checks-client-ip",),
+        env="MP_CHECKS_CLIENT_IP",
+        help=(
+            "the sending server address SPF and blocklists evaluate (mail to a catcher comes from "
+            "localhost, so by default the result is marked as a simulation)"
+        ),
+        metavar="IP",
+    )
+    checks_dnsbl: tuple[str, ...] = setting(
+        (),
+        flags=("--checks-dnsbl",),
+        env="MP_CHECKS_DNSBL",
+        help=(
+            "comma-separated DNS blocklist zones to look the client address and link domains up in"
+        ),
+        convert=parse_zones,
+        metavar="ZONES",
+    )
+    allow_internal_http_requests: bool = setting(
+        False,
+        flags=("--allow-internal-http-requests",),
+        env="MP_ALLOW_INTERNAL_HTTP_REQUESTS",
+        help="let the link check reach private, loopback and link-local addresses",
+    )
+    enable_spamassassin: str = setting(
+        "",
+        flags=("--enable-spamassassin",),
+        env="MP_ENABLE_SPAMASSASSIN",
+        help="score messages with SpamAssassin's spamd at HOST:PORT",
+        metavar="HOST:PORT",
+    )
+    # --- POP3 and IMAP ---
+    pop3_addr: str = setting(
+        "",
+        flags=("--pop3",),
+        env="MP_POP3_BIND_ADDR",
+        help="POP3 listen address, HOST:PORT, e.g. 127.0.0.1:1110 (default: off; needs logins)",
+        metavar="ADDR",
+    )
+    pop3_auth_file: str = setting(
+        "",
+        flags=("--pop3-auth-file",),
+        env="MP_POP3_AUTH_FILE",
+        help=(
+            "file of user:password lines (bcrypt hashes from htpasswd -B too) allowed to log in "
+            "over POP3 (and IMAP, unless it has its own)"
+        ),
+        metavar="FILE",
+    )
+    pop3_auth: str = setting(
+        "",
+        flags=("--pop3-auth",),
+        env="MP_POP3_AUTH",
+        help="POP3 logins as space-separated user:password pairs",
+        metavar="PAIRS",
+    )
+    pop3_tls_cert: str = setting(
+        "",
+        flags=("--pop3-tls-cert",),
+        env="MP_POP3_TLS_CERT",
+        help=(
+            "PEM certificate for POP3 STLS (or implicit TLS); sans:HOST,... makes a self-signed one"
+        ),
+        metavar="FILE",
+    )
+    pop3_tls_key: str = setting(
+        "",
+        flags=("--pop3-tls-key",),
+        env="MP_POP3_TLS_KEY",
+        help="PEM key",
+        metavar="FILE",
+    )
+    pop3_tls_implicit: bool = setting(
+        False,
+        flags=("--pop3-tls-implicit",),
+        env="MP_POP3_TLS_IMPLICIT",
+        help=(
+            "POP3 speaks TLS from the first byte (POP3S, as Mailpit does) instead of offering STLS"
+        ),
+    )
+    imap_addr: str = setting(
+        "",
+        flags=("--imap",),
+        env="MP_IMAP_BIND_ADDR",
+        help="IMAP listen address, HOST:PORT, e.g. 127.0.0.1:1143 (default: off; needs logins)",
+        metavar="ADDR",
+    )
+    imap_auth_file: str = setting(
+        "",
+        flags=("--imap-auth-file",),
+        env="MP_IMAP_AUTH_FILE",
+        help="file of user:password lines allowed to log in over IMAP (default: the POP3 logins)",
+        metavar="FILE",
+    )
+    imap_auth: str = setting(
+        "",
+        flags=("--imap-auth",),
+        env="MP_IMAP_AUTH",
+        help="IMAP logins as space-separated user:password pairs (default: the POP3 logins)",
+        metavar="PAIRS",
+    )
+    imap_tls_cert: str = setting(
+        "",
+        flags=("--imap-tls-cert",),
+        env="MP_IMAP_TLS_CERT",
+        help="PEM certificate for IMAP STARTTLS (or implicit TLS); sans:HOST,... self-signs one",
+        metavar="FILE",
+    )
+    imap_tls_key: str = setting(
+        "",
+        flags=("--imap-tls-key",),
+        env="MP_IMAP_TLS_KEY",
+        help="PEM key",
+        metavar="FILE",
+    )
+    imap_tls_implicit: bool = setting(
+        False,
+        flags=("--imap-tls-implicit",),
+        env="MP_IMAP_TLS_IMPLICIT",
+        help="IMAP speaks TLS from the first byte (IMAPS) instead of offering STARTTLS",
+    )
+    # --- observability and integrations ---
+    # "": off; "true": /metrics on the UI listener; or ADDR:PORT
+    enable_prometheus: str = setting(
+        "",
+        flags=("--enable-prometheus",),
+        env="MP_ENABLE_PROMETHEUS",
+        help=(
+            "serve Prometheus metrics: true (or the flag alone) at /metrics of the web UI, or "
+            "ADDR:PORT for a listener of their own"
+        ),
+        convert=parse_prometheus,
+        metavar="true|ADDR:PORT",
+        const="true",
+    )
+    webhook_url: str = setting(
+        "",
+        flags=("--webhook-url",),
+        env="MP_WEBHOOK_URL",
+        help="POST the summary of each new message to this URL (JSON, as Mailpit)",
+        metavar="URL",
+    )
+    webhook_limit: int = setting(
+        1,
+        flags=("--webhook-limit",),
+        env="MP_WEBHOOK_LIMIT",
+        help="webhook requests per second, 0 for no limit; events over it wait their turn",
+        convert=parse_int,
+        metavar="N",
+    )
+    log_file: str = setting(
+        "",
+        flags=("--log-file",),
+        env="MP_LOG_FILE",
+        help="append the log to this file instead of standard error",
+        metavar="PATH",
+    )
+    log_format: str = setting(
+        "text",
+        flags=("--log-format",),
+        env="MP_LOG_FORMAT",
+        help="text, or json for one JSON object per line (log collectors)",
+        metavar="text|json",
+    )
+    # --- web UI and API access control ---
+    ui_auth_file: str = setting(
+        "",
+        flags=("--ui-auth-file",),
+        env="MP_UI_AUTH_FILE",
+        help=(
+            "require HTTP basic auth for the web UI, API and websocket: a file of user:password "
+            "lines (bcrypt hashes from htpasswd -B accepted)"
+        ),
+        metavar="FILE",
+    )
+    ui_auth: str = setting(
+        "",
+        flags=("--ui-auth",),
+        env="MP_UI_AUTH",
+        help=(
+            "the same as space-separated user:password pairs (prefer the variable: a flag shows in "
+            "ps)"
+        ),
+        metavar="PAIRS",
+    )
+    send_api_auth_file: str = setting(
+        "",
+        flags=("--send-api-auth-file",),
+        env="MP_SEND_API_AUTH_FILE",
+        help="credentials for POST /api/v1/send alone (otherwise it takes the UI's)",
+        metavar="FILE",
+    )
+    send_api_auth: str = setting(
+        "",
+        flags=("--send-api-auth",),
+        env="MP_SEND_API_AUTH",
+        help="the same as space-separated user:password pairs",
+        metavar="PAIRS",
+    )
+    send_api_auth_accept_any: bool = setting(
+        False,
+        flags=("--send-api-auth-accept-any",),
+        env="MP_SEND_API_AUTH_ACCEPT_ANY",
+        help="POST /api/v1/send needs no credentials, even when the UI does",
+    )
+    ui_tls_cert: str = setting(
+        "",
+        flags=("--ui-tls-cert",),
+        env="MP_UI_TLS_CERT",
+        help=(
+            "serve the web UI and API over HTTPS with this PEM certificate (sans:host1,host2 makes "
+            "a self-signed one)"
+        ),
+        metavar="FILE",
+    )
+    ui_tls_key: str = setting(
+        "",
+        flags=("--ui-tls-key",),
+        env="MP_UI_TLS_KEY",
+        help="the PEM private key of --ui-tls-cert",
+        metavar="FILE",
+    )
     # --- browser protections ---
-    api_cors: str = ""  # Mailpit's --api-cors: other sites' origins allowed to use the API; "*" any
-    allowed_hosts: str = ""  # Host names answered beyond the safe defaults (DNS rebinding); "*" any
-
-    def validate(self) -> Config:
-        """Raise ConfigError for settings that cannot work; return self for chaining."""
-        split_hostport(self.smtp_addr, "--smtp")
-        split_hostport(self.http_addr, "--listen")
-        if not re.fullmatch(r"/([A-Za-z0-9._~!$&'()*+,;=:@%-]+/)*", self.webroot):
-            raise ConfigError(
-                f"--webroot: {self.webroot!r} is not a URL path: use e.g. / or /mail/"
-            )
-        if self.max_messages < 0:
-            raise ConfigError("--max must be 0 (unlimited) or a positive number of messages")
-        if self.max_age is not None and self.max_age <= 0:
-            raise ConfigError("--max-age must be a positive duration such as 12h or 3d")
-        if self.max_message_size <= 0:
-            raise ConfigError("--max-message-size must be a positive size such as 50MB")
-        if self.smtp_max_recipients <= 0:
-            raise ConfigError("--smtp-max-recipients must be a positive number")
-        if self.smtp_timeout <= 0:
-            raise ConfigError("--smtp-timeout must be a positive duration such as 300s or 5m")
-        if self.session_history < 0:
-            raise ConfigError("--smtp-session-history must be 0 or a positive number")
-        # --- relay and release (issue 6) ---
-        from mailpit_py.relay import config as relay_config  # it imports ConfigError from here
-
-        relay_config.validate(self)
-        self._validate_smtp_front_door()
-        self._validate_checks()
-        # --- POP3 and IMAP (issue 10) ---
-        from mailpit_py.mailaccess.access import validate_mail_access  # it imports this module
-
-        validate_mail_access(self)
-        # --- observability and integrations (issue 8) ---
-        if self.enable_prometheus not in ("", "true"):
-            split_hostport(self.enable_prometheus, "--enable-prometheus (true, false or ADDR:PORT)")
-        if self.webhook_url and not re.match(r"https?://[^/\s]+", self.webhook_url):
-            raise ConfigError(
-                f"--webhook-url: {self.webhook_url!r} is not an http:// or https:// URL"
-            )
-        if self.webhook_limit < 0:
-            raise ConfigError("--webhook-limit must be 0 (no limit) or requests per second")
-        if self.log_format not in ("text", "json"):
-            raise ConfigError(f"--log-format: {self.log_format!r} is not text or json")
-        # --- web UI and API access control (issue 5) ---
-        from mailpit_py.config.credentials import Credentials  # it imports this module
-
-        for path, flag in (
-            (self.ui_auth_file, "--ui-auth-file"),
-            (self.send_api_auth_file, "--send-api-auth-file"),
-        ):
-            if path:
-                Credentials.load(path, flag)
-        for inline, env in ((self.ui_auth, "MP_UI_AUTH"), (self.send_api_auth, "MP_SEND_API_AUTH")):
-            if inline.strip():
-                Credentials.parse(inline, env)
-        if self.ui_tls_key and not self.ui_tls_cert:
-            raise ConfigError("--ui-tls-key needs --ui-tls-cert (the certificate it belongs to)")
-        if self.ui_tls_cert and not self.ui_tls_cert.startswith("sans:"):
-            if not self.ui_tls_key:
-                raise ConfigError(
-                    "--ui-tls-key is needed with --ui-tls-cert (or use --ui-tls-cert sans:HOST "
-                    "for a self-signed certificate)"
-                )
-            for path, flag in (
-                (self.ui_tls_cert, "--ui-tls-cert"),
-                (self.ui_tls_key, "--ui-tls-key"),
-            ):
-                if not Path(path).is_file():
-                    raise ConfigError(f"{flag}: {path} does not exist or is not a file")
-        # --- browser protections ---
-        from mailpit_py.webapp.guard import (  # it imports this module
-            parse_allowed_hosts,
-            parse_cors,
-        )
-
-        parse_cors(self.api_cors)
-        parse_allowed_hosts(self.allowed_hosts)
-        return self
-
-    def _validate_smtp_front_door(self) -> None:
-        """Issue 5: refuse settings that could never work, saying how to fix them."""
-        fix_cert = (
-            "add --smtp-tls-cert FILE --smtp-tls-key FILE (PEM), or --smtp-tls-cert "
-            "sans:localhost for a self-signed certificate"
-        )
-        if self.smtp_tls_key and not self.smtp_tls_cert:
-            raise ConfigError(f"--smtp-tls-key is set without a certificate: {fix_cert}")
-        sans = self.smtp_tls_cert.startswith("sans:")
-        if self.smtp_tls_cert and not sans and not self.smtp_tls_key:
-            raise ConfigError(
-                "--smtp-tls-cert needs --smtp-tls-key (or use --smtp-tls-cert sans:HOST "
-                "for a self-signed certificate)"
-            )
-        for flag, on in (
-            ("--smtp-require-starttls", self.smtp_require_starttls),
-            ("--smtp-require-tls", self.smtp_require_tls),
-        ):
-            if on and not self.smtp_tls_cert:
-                raise ConfigError(f"{flag} needs a certificate: {fix_cert}")
-        if self.smtp_require_starttls and self.smtp_require_tls:
-            raise ConfigError(
-                "--smtp-require-starttls and --smtp-require-tls exclude each other: "
-                "--smtp-require-tls makes the whole connection TLS (port 465 style)"
-            )
-        if self.smtp_auth_accept_any and (self.smtp_auth_file or self.smtp_auth):
-            raise ConfigError(
-                "--smtp-auth-accept-any accepts everyone: drop it, or drop --smtp-auth-file "
-                "and MP_SMTP_AUTH"
-            )
-        auth_on = bool(self.smtp_auth_accept_any or self.smtp_auth_file or self.smtp_auth)
-        if auth_on and not self.smtp_tls_cert and not self.smtp_auth_allow_insecure:
-            raise ConfigError(
-                "SMTP AUTH sends passwords, which needs TLS: add --smtp-tls-cert FILE "
-                "--smtp-tls-key FILE (or --smtp-tls-cert sans:localhost), or allow logins "
-                "over plain connections with --smtp-auth-allow-insecure"
-            )
-        if self.smtp_allowed_recipients:
-            try:
-                re.compile(self.smtp_allowed_recipients)
-            except re.error as exc:
-                raise ConfigError(
-                    f"--smtp-allowed-recipients: {self.smtp_allowed_recipients!r} is not a "
-                    f"regular expression: {exc}"
-                ) from None
-        parse_networks(self.smtp_allow_ips, "--smtp-allow-ips")
-        parse_networks(self.smtp_deny_ips, "--smtp-deny-ips")
-        for flag, value in (
-            ("--smtp-max-connections", self.smtp_max_connections),
-            ("--smtp-max-connections-per-ip", self.smtp_max_connections_per_ip),
-            ("--smtp-rate-limit", self.smtp_rate_limit),
-        ):
-            if value < 0:
-                raise ConfigError(f"{flag} must be 0 (unlimited) or a positive number")
-        if self.smtp_greylist < 0:
-            raise ConfigError("--smtp-greylist must be 0 (off) or a duration such as 60s")
-        from mailpit_py.smtp.chaos import parse_triggers  # chaos imports this module
-
-        parse_triggers(self.chaos_triggers, "--chaos-triggers")
-
-    def _validate_checks(self) -> None:
-        """Message checks (issue 9)."""
-        import ipaddress
-
-        if self.checks_client_ip:
-            try:
-                ipaddress.ip_address(self.checks_client_ip)
-            except ValueError:
-                raise ConfigError(
-                    f"--checks-client-ip: {self.checks_client_ip!r} is not an IP address: "
-                    "use the address your mail server sends from, e.g. 203.0.113.7"
-                ) from None
-        if self.dns_timeout <= 0:
-            raise ConfigError("--dns-timeout must be a positive duration such as 2s")
-        if self.dns_offline and not self.dns_override:
-            raise ConfigError("--dns-offline needs --dns-override FILE to answer from")
-        if self.dns_override:
-            from mailpit_py.checks.dns import OverrideError, load_overrides
-
-            try:
-                load_overrides(self.dns_override)
-            except OverrideError as exc:
-                raise ConfigError(str(exc)) from None
-        for zone in self.checks_dnsbl:
-            if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\.?", zone):
-                raise ConfigError(
-                    f"--checks-dnsbl: {zone!r} is not a DNS zone: use e.g. zen.spamhaus.org"
-                )
-        if self.enable_spamassassin:
-            split_hostport(self.enable_spamassassin, "--enable-spamassassin")
+    api_cors: str = setting(
+        "",
+        flags=("--api-cors",),
+        env="MP_API_CORS",
+        help=(
+            "let web pages of these other origins use the API and websocket, comma-separated (e.g. "
+            "example.com,http://localhost:3000), or * for any; others get 403"
+        ),
+        metavar="ORIGINS",
+    )
+    allowed_hosts: str = setting(
+        "",
+        flags=("--allowed-hosts",),
+        env="MP_ALLOWED_HOSTS",
+        help=(
+            "more Host names the web UI and API answer to, comma-separated (*.example.com for "
+            "subdomains, * for any); IP addresses, localhost, names without a dot and this "
+            "machine's names are always allowed (a guard against DNS rebinding)"
+        ),
+        metavar="HOSTS",
+    )
 
 
-def parse_networks(
-    value: str, flag: str
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """`10.0.0.0/8, ::1 192.168.1.7` -> networks (a bare address is a /32 or /128)."""
-    nets = []
-    for item in re.split(r"[,\s]+", value.strip()):
-        if not item:
-            continue
-        try:
-            nets.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ConfigError(
-                f"{flag}: {item!r} is not an IP address or CIDR network: use e.g. "
-                "127.0.0.1, 10.0.0.0/8 or fd00::/8"
-            ) from None
-    return tuple(nets)
-
-
-def normalize_webroot(value: str, flag: str = "--webroot") -> str:
-    """`mail`, `/mail`, `/mail/` -> `/mail/` (Mailpit accepts each form)."""
-    parts = [p for p in value.strip().split("/") if p]
-    return "/" + "".join(p + "/" for p in parts)
+# The settings table in declaration order: the CLI's parser and `mailpit-py config` read it.
+OPTIONS: tuple[Option, ...] = options_of(Config)
 
 
 def field_names() -> list[str]:
+    """Every Config field, those without a flag included, in declaration order."""
     return [f.name for f in fields(Config)]
-
-
-def split_hostport(value: str, flag: str = "address") -> tuple[str, int]:
-    """Split `host:port`, `[v6]:port` or `:port` (all interfaces) into a bindable pair."""
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.%a-zA-Z]+)\]:(\d+)|([^:\[\]]*):(\d+)", value.strip())
-    if not m:
-        raise ConfigError(
-            f"{flag}: {value!r} is not an address: use HOST:PORT, e.g. 127.0.0.1:1025, "
-            "[::1]:1025 or 0.0.0.0:1025"
-        )
-    host = m.group(1) if m.group(1) is not None else m.group(3)
-    port = int(m.group(2) or m.group(4))
-    if port > 65535:
-        raise ConfigError(f"{flag}: port {port} is out of range (0-65535)")
-    return host or "0.0.0.0", port
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2}
-_SIZE_UNITS |= {"g": 1024**3, "gb": 1024**3}
-
-
-def parse_size(value: str, flag: str = "size") -> int:
-    """`52428800`, `50MB`, `512k` -> bytes (binary multiples, as Mailpit uses)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2).lower() not in _SIZE_UNITS:
-        raise ConfigError(f"{flag}: {value!r} is not a size: use bytes or a unit, e.g. 50MB, 512k")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
-
-
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(value: str, flag: str = "duration") -> float:
-    """`90`, `30s`, `5m`, `12h`, `3d`, `1h30m` -> seconds."""
-    text = str(value).strip().lower()
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw]?)", text)
-    if not text or not parts or "".join(n + u for n, u in parts) != text:
-        raise ConfigError(f"{flag}: {value!r} is not a duration: use e.g. 30s, 12h, 3d or 1h30m")
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)

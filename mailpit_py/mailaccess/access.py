@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailpit_py.config.credentials import Credentials
-from mailpit_py.config.settings import ConfigError, split_hostport
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.values import split_hostport
 
 if TYPE_CHECKING:
     from mailpit_py.config.settings import Config

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from mailpit_py.config.settings import split_hostport
+from mailpit_py.config.values import split_hostport
 from mailpit_py.net.loopthread import LoopThread
 from mailpit_py.observability.telemetry import Telemetry
 

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
-from mailpit_py.config.settings import split_hostport
+from mailpit_py.config.values import split_hostport
 from mailpit_py.net.loopthread import AddressInUse
 
 log = logging.getLogger("mailpit_py.http")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 
 SANS_PREFIX = "sans:"
 

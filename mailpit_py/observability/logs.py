@@ -9,7 +9,8 @@ import logging
 import sys
 from typing import Any
 
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
 from mailpit_py.store.records import SessionRecord
 
 session_log = logging.getLogger("mailpit_py.session")

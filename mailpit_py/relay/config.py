@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 
 AUTH_METHODS = ("none", "plain", "login", "cram-md5")
 
@@ -288,7 +288,7 @@ class RelaySettings:
 
 def settings(config: Any) -> RelaySettings:
     """Read and check the relay settings of a Config; ConfigError names what to fix."""
-    from mailpit_py.config.settings import split_hostport
+    from mailpit_py.config.values import split_hostport
 
     environ = dict(config.smtp_relay_env)
     relay = load_relay(config.smtp_relay_config, environ, mx=config.smtp_relay_mx)

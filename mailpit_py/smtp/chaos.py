@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mailpit_py.config.settings import ConfigError
+from mailpit_py.config.errors import ConfigError
 
 # Stage -> default reply code. Sender, Recipient and Authentication are Mailpit's (MAIL, RCPT,
 # AUTH); Connect (instead of the greeting), Helo (HELO/EHLO) and Data (end of DATA) are ours.

@@ -12,7 +12,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailpit_py.config.settings import Config, parse_networks
+from mailpit_py.config.settings import Config
+from mailpit_py.config.values import parse_networks
 
 RATE_WINDOW = 60.0  # seconds: --smtp-rate-limit counts messages per minute
 GREYLIST_MAX_ENTRIES = 100_000  # oldest triples are forgotten beyond this

@@ -12,7 +12,8 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
 from mailpit_py import events
-from mailpit_py.config.settings import Config, split_hostport
+from mailpit_py.config.settings import Config
+from mailpit_py.config.values import split_hostport
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.net.loopthread import AddressInUse as AddressInUse  # moved; still importable here
 from mailpit_py.net.loopthread import LoopThread

@@ -15,7 +15,8 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # Names no public DNS answers, so no attacker can point them at this machine: `localhost` and
@@ -118,7 +119,7 @@ class HostPolicy:
     """Decides whether a request's Host header names this server (against DNS rebinding)."""
 
     def __init__(self, config: Config) -> None:
-        from mailpit_py.config.settings import split_hostport
+        from mailpit_py.config.values import split_hostport
         from mailpit_py.net.tls import sans_hosts
 
         extra = parse_allowed_hosts(config.allowed_hosts)
