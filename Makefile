@@ -29,19 +29,34 @@ test: $(VENV)/.installed-test sysdeps
 
 # Real peers the tests drive, from Debian: Chromium for the browser tests (`playwright install`
 # cannot download browsers here), swaks as a second SMTP client, spamd for the SpamAssassin check,
-# mbsync (isync) as a mail client that syncs folders over IMAP.
-DEBIAN_TEST_PACKAGES := chromium swaks spamassassin spamd isync
-DEBIAN_TEST_COMMANDS := /usr/bin/chromium /usr/bin/swaks /usr/sbin/spamd /usr/bin/mbsync
+# mbsync (isync) as a mail client that syncs folders over IMAP, curl as a POP3 and IMAP client.
+# Only the packages whose command is missing are installed, and the line before says which.
+DEBIAN_TEST_PACKAGES := chromium swaks spamassassin spamd isync curl
+DEBIAN_TEST_COMMANDS := /usr/bin/chromium /usr/bin/swaks /usr/sbin/spamd /usr/bin/mbsync /usr/bin/curl
 
 sysdeps:
-	@missing=""; for c in $(DEBIAN_TEST_COMMANDS); do [ -x $$c ] || missing="$$missing $$c"; done; \
-	if [ -z "$$missing" ]; then :; \
+	@pkgs=""; tests=""; \
+	for c in $(DEBIAN_TEST_COMMANDS); do \
+		[ -x $$c ] && continue; \
+		case $$c in \
+			*/chromium) p="chromium"; t="the browser tests";; \
+			*/swaks) p="swaks"; t="the SMTP-client tests (swaks)";; \
+			*/spamd) p="spamassassin spamd"; t="the spam-check tests (spamd)";; \
+			*/mbsync) p="isync"; t="the IMAP-sync tests (mbsync)";; \
+			*/curl) p="curl"; t="the POP3 and IMAP tests that use curl";; \
+		esac; \
+		pkgs="$$pkgs $$p"; tests="$$tests\n  $$t: $$c is missing"; \
+	done; \
+	if [ -z "$$pkgs" ]; then \
+		echo "make test: the Debian packages the tests use are installed ($(DEBIAN_TEST_PACKAGES))"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian packages for the tests: $(DEBIAN_TEST_PACKAGES)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TEST_PACKAGES); \
+		echo "make test: installing the missing Debian packages system-wide for the browser, SMTP-client, IMAP-sync, spam-check and curl tests:$$pkgs"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs; \
 	else \
-		echo "note:$$missing missing, so the tests that need them will skip;" \
-		     "install them with: sudo apt-get install $(DEBIAN_TEST_PACKAGES)"; \
+		why="not root"; command -v apt-get >/dev/null 2>&1 || why="no apt-get"; \
+		printf "make test: $$why, so no Debian packages are installed and these tests will skip:$$tests\n"; \
+		echo "  to run them, install the packages with: sudo apt-get install -y$$pkgs"; \
+		echo "  (under CI=true they fail instead of skipping)"; \
 	fi
 
 lint: $(VENV)/.installed-test

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -86,6 +87,19 @@ def send_raw(mp: Server, raw: bytes, rcpt: str = "rcpt@example.org") -> str:
         code, reply = client.data(raw)
         assert code == 250, reply
     return reply.decode().rsplit(" ", 1)[1]
+
+
+def need_command(name: str, package: str, what: str) -> str:
+    """The path of command `name`; absent, the test skips, except under CI=true where it fails
+    (`make test` installs Debian `package` as root, so in CI a missing one is a broken setup)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    why = f"{name} is not installed (on PATH)"
+    how = f"install it with `make test` as root or `sudo apt-get install -y {package}`"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{why}: {what} must run in CI; {how}")
+    pytest.skip(f"{why}: {how}")
 
 
 # Messages written for this project, always in the repository (manifest.json says what each

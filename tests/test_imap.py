@@ -6,7 +6,6 @@ import base64
 import email
 import imaplib
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -24,13 +23,12 @@ from helpers import (
     corpus_names,
     corpus_root,
     make_server,
+    need_command,
     send_raw,
     wait_until,
 )
 from mailpit_py import events
-from mailpit_py.config.errors import ConfigError
-from mailpit_py.config.settings import Config
-from mailpit_py.config.validate import validate
+from mailpit_py.config.settings import Config, ConfigError
 from mailpit_py.mailaccess.imap.syntax import decode_mailbox, encode_mailbox
 from mailpit_py.mailbox.facade import MessageNotFound
 from mailpit_py.server import Server
@@ -540,8 +538,8 @@ def test_imap_folders_are_tags(imap_server: Server, imap: imaplib.IMAP4) -> None
     assert imap_server.mailbox.summary("latest")["Tags"] == ["new"]
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_lists_searches_and_fetches_over_imap(imap_server: Server) -> None:
+    need_command("curl", "curl", "the IMAP tests that use curl")
     raw = (MESSAGES / "attachments-pdf-image.eml").read_bytes()
     msg_id = send_raw(imap_server, raw)
     uid = uids(imap_server)[0]
@@ -562,9 +560,9 @@ def test_imap_logins_default_to_the_pop3_list_and_are_required() -> None:
         client.login("pat", "pw")
         client.logout()
     with pytest.raises(ConfigError, match="--imap 127.0.0.1:0 needs logins.*MP_IMAP_AUTH"):
-        validate(Config(imap_addr="127.0.0.1:0"))
+        Config(imap_addr="127.0.0.1:0").validate()
     with pytest.raises(ConfigError, match="--imap-tls-implicit needs --imap-tls-cert"):
-        validate(Config(imap_addr="127.0.0.1:0", imap_auth=AUTH, imap_tls_implicit=True))
+        Config(imap_addr="127.0.0.1:0", imap_auth=AUTH, imap_tls_implicit=True).validate()
 
 
 def test_imap_hangs_up_on_a_client_that_is_not_speaking_imap(imap_server: Server) -> None:

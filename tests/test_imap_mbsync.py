@@ -3,18 +3,18 @@ uploads, as a user's laptop would; it needs every UIDPLUS answer and APPEND's fl
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import make_server, send_raw
+from helpers import make_server, need_command, send_raw
 from mailpit_py.server import Server
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mbsync") is None, reason="mbsync is not installed (Debian package isync)"
-)
+
+@pytest.fixture(autouse=True)
+def _mbsync() -> None:
+    need_command("mbsync", "isync", "the IMAP-sync tests")
 
 
 def message(subject: str) -> bytes:

@@ -6,7 +6,6 @@ import base64
 import imaplib
 import poplib
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -17,12 +16,19 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from helpers import CORPORA, MESSAGES, corpus_names, corpus_root, make_server, send_raw, wait_until
+from helpers import (
+    CORPORA,
+    MESSAGES,
+    corpus_names,
+    corpus_root,
+    make_server,
+    need_command,
+    send_raw,
+    wait_until,
+)
 from mailpit_py import events
 from mailpit_py.cli import config_from
-from mailpit_py.config.errors import ConfigError
-from mailpit_py.config.settings import Config
-from mailpit_py.config.validate import validate
+from mailpit_py.config.settings import Config, ConfigError
 from mailpit_py.mailaccess.pop3 import top_of, wire_form, wire_size
 from mailpit_py.server import Server
 
@@ -255,8 +261,8 @@ def test_pop3_implicit_tls() -> None:
             assert not sock.recv(100).startswith(b"+OK")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_lists_and_fetches_over_pop3(pop3_server: Server) -> None:
+    need_command("curl", "curl", "the POP3 tests that use curl")
     raw = (MESSAGES / "attachments-pdf-image.eml").read_bytes()
     msg_id = send_raw(pop3_server, raw)
     send_raw(pop3_server, message("second"))
@@ -282,17 +288,17 @@ def test_curl_lists_and_fetches_over_pop3(pop3_server: Server) -> None:
 
 def test_pop3_without_logins_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--pop3 127.0.0.1:1110 needs logins"):
-        validate(Config(pop3_addr="127.0.0.1:1110"))
+        Config(pop3_addr="127.0.0.1:1110").validate()
     with pytest.raises(ConfigError, match="--pop3-tls-implicit needs --pop3-tls-cert"):
-        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_implicit=True))
+        Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_implicit=True).validate()
     with pytest.raises(ConfigError, match="--pop3-tls-key is needed"):
-        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_cert="/x.pem"))
+        Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_cert="/x.pem").validate()
     with pytest.raises(ConfigError, match="cannot read /nonexistent"):
-        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth_file="/nonexistent"))
+        Config(pop3_addr="127.0.0.1:0", pop3_auth_file="/nonexistent").validate()
     with pytest.raises(ConfigError, match="MP_POP3_AUTH.*not user:password"):
-        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth="nocolon"))
+        Config(pop3_addr="127.0.0.1:0", pop3_auth="nocolon").validate()
     # Off means off: no logins needed.
-    validate(Config(pop3_auth_file="/nonexistent-but-unused"))
+    Config(pop3_auth_file="/nonexistent-but-unused").validate()
 
 
 def test_pop3_flags_and_variables_reach_the_config() -> None:
