@@ -27,8 +27,10 @@ from mailpit_py.observability.stats import MinuteCounter, refusals
 from mailpit_py.observability.telemetry import Telemetry
 from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
+from mailpit_py.store.interface import StoreBackend
+from mailpit_py.store.records import MessageRecord, SessionRecord, Ticket
 from mailpit_py.store.search import SearchError, index_text, parse_query
-from mailpit_py.store.sqlite import MEMORY, MessageRecord, SessionRecord, Store, Ticket
+from mailpit_py.store.sqlite import MEMORY, Store
 from mailpit_py.timefmt import rfc3339
 
 log = logging.getLogger("mailpit_py.mailbox")
@@ -339,7 +341,7 @@ class Mailbox:
             os.close(fd)
             os.unlink(path)
             self._temp_path = path
-        self.store = Store(path, busy_timeout=busy_timeout)
+        self.store: StoreBackend = Store(path, busy_timeout=busy_timeout)
         self.store.on_batch = self.telemetry.observe_batch
         self.arrivals = MinuteCounter()  # messages stored per minute, for the statistics view
         self.database_path = path if path != MEMORY else MEMORY
@@ -390,9 +392,12 @@ class Mailbox:
             rebuilt.append((rowid, rec))
         if rebuilt:
             log.info("indexing %d messages for search that were not indexed", len(rebuilt))
-            self.store.write(
-                lambda s: [s.queue_index(r, rec.headers, rec.fts) for r, rec in rebuilt]
-            )
+
+            def requeue(store: StoreBackend) -> None:
+                for rowid, rec in rebuilt:
+                    store.queue_index(rowid, rec.headers, rec.fts)
+
+            self.store.write(requeue)
             self.store.index_barrier()
 
     # -- delivery ------------------------------------------------------------------------------
@@ -495,7 +500,7 @@ class Mailbox:
 
             plan = self._plan_outbox(hooks, envelope, origin or {})
 
-            def job(store: Store) -> list[str]:
+            def job(store: StoreBackend) -> list[str]:
                 store.insert_message(rec)
                 for kind, mail_from, rcpts in plan:  # the relay's copies, queued with it
                     store.outbox_add(uid, kind, mail_from, rcpts, raw, created)
@@ -860,7 +865,7 @@ class Mailbox:
             self.hooks.outbox_ready()
         return item
 
-    def outbox_due(self, now: float) -> list[Any]:
+    def outbox_due(self, now: float) -> Sequence[Any]:
         return self.store.outbox_due(now)
 
     def outbox_next_time(self) -> float | None:

@@ -19,7 +19,7 @@ from mailpit_py.models import Envelope
 from mailpit_py.relay import send as relay_send
 from mailpit_py.relay.config import RelaySettings, Upstream, address_rule, settings
 from mailpit_py.relay.send import Result
-from mailpit_py.store.sqlite import StoreError
+from mailpit_py.store.records import StoreError
 
 log = logging.getLogger("mailpit_py.relay")
 
