@@ -38,7 +38,7 @@ from _common import REPO, proc_kb, start_mailpit
 
 sys.path.insert(0, str(REPO))
 
-from mailpit_py.mailbox.facade import build_record  # noqa: E402
+from mailpit_py.mailbox.record import build_record  # noqa: E402
 from mailpit_py.models import Envelope  # noqa: E402
 from mailpit_py.parse.message import parse_message  # noqa: E402
 

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from helpers import make_server
-from mailpit_py.mailbox.facade import SEARCH_BODY_CHARS, build_record
+from mailpit_py.mailbox.record import SEARCH_BODY_CHARS, build_record
 from mailpit_py.models import Envelope
 from mailpit_py.parse import bodies as parse
 from mailpit_py.parse.message import parse_message

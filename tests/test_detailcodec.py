@@ -17,7 +17,8 @@ import pytest
 from helpers import CORPORA, corpus_names, corpus_root
 from mailpit_py import jsontext
 from mailpit_py.config.settings import Config
-from mailpit_py.mailbox.facade import Mailbox, build_record, message_detail
+from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.mailbox.record import build_record, message_detail
 from mailpit_py.models import Envelope
 from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec

@@ -207,7 +207,7 @@ def test_a_451_at_the_store_deadline_means_the_message_is_never_stored(
 def test_a_failing_search_index_write_backs_off_and_warns_once(
     file_server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from mailpit_py.mailbox.facade import build_record
+    from mailpit_py.mailbox.record import build_record
     from mailpit_py.models import Envelope
     from mailpit_py.parse.message import parse_message
     from mailpit_py.store.sqlite import Store

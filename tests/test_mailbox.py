@@ -680,7 +680,7 @@ def test_index_rows_of_a_rolled_back_job_are_dropped(tmp_path: Path) -> None:
 
 
 def _record_for(mb: Mailbox, subject: str, body: str):  # type: ignore[no-untyped-def]
-    from mailpit_py.mailbox.facade import build_record
+    from mailpit_py.mailbox.record import build_record
     from mailpit_py.parse.message import parse_message
 
     raw = raw_message(subject, body)
@@ -735,8 +735,8 @@ def test_the_statistics_aggregates_are_reused_only_while_nothing_changed_or_they
         assert [s["Messages"] for s in mb.statistics()["TopSenders"]] == [2]  # cheap: current
         assert len(calls) == 2
         # A scan that took long (a large mailbox) is reused for ten times its cost.
-        version, _, _, result = mb._aggregates_cache
-        mb._aggregates_cache = (version, time.monotonic(), 60.0, result)
+        version, _, _, result = mb._aggregates._cache
+        mb._aggregates._cache = (version, time.monotonic(), 60.0, result)
         deliver(mb, "three")
         assert [s["Messages"] for s in mb.statistics()["TopSenders"]] == [2]
         assert len(calls) == 2

@@ -1,27 +1,34 @@
-"""The mailbox service: the only writer. Delivers, reads, lists, deletes, marks and prunes
+"""The Mailbox facade: the only writer. Delivers, reads, lists, deletes, marks and prunes
 messages, and publishes an event after every commit."""
 
 from __future__ import annotations
 
-import html as htmllib
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from mailpit_py import __version__, events, jsontext
+from mailpit_py import events, jsontext
 from mailpit_py.config.settings import Config
 from mailpit_py.ids import new_id
+from mailpit_py.mailbox.aggregates import Aggregates
 from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks, OutboxItem
-from mailpit_py.models import Address, Envelope, ParsedMessage, Part
+from mailpit_py.mailbox.record import build_record, clean_tags, index_record
+from mailpit_py.mailbox.shapes import (
+    StoredMessage,
+    record_summary,
+    relay_history_to_api,
+    session_to_api,
+    statistics_to_api,
+    stats_data,
+    summary_to_api,
+)
+from mailpit_py.models import Envelope
 from mailpit_py.observability.logs import log_session
 from mailpit_py.observability.stats import MinuteCounter, refusals
 from mailpit_py.observability.telemetry import Telemetry
@@ -29,17 +36,13 @@ from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
 from mailpit_py.store.interface import StoreBackend
 from mailpit_py.store.records import MessageRecord, SessionRecord, Ticket
-from mailpit_py.store.search import SearchError, index_text, parse_query
+from mailpit_py.store.search import SearchError, parse_query
 from mailpit_py.store.sqlite import MEMORY, Store
-from mailpit_py.timefmt import rfc3339
 
 log = logging.getLogger("mailpit_py.mailbox")
 
 
 INLINE_PARSE_LIMIT = 256 * 1024  # bytes; larger messages are parsed off the caller's thread
-SIZE_CLASSES = (1024, 10 * 1024, 100 * 1024, 1024**2, 10 * 1024**2)  # bytes, statistics view
-STATS_TOP = 10  # senders and recipient domains listed by the statistics view
-STATS_COSTLY = 0.1  # seconds: aggregates slower than this may be shown a little stale
 
 
 class MessageNotFound(LookupError):
@@ -57,146 +60,6 @@ class SessionNotFound(LookupError):
         super().__init__(f"SMTP session {session_id!r} not found")
 
 
-# Address lists -> their JSON: an app sends from the same few addresses to the same few, so
-# most messages find theirs here (bounded: emptied when full).
-_ADDR_JSON: dict[tuple[Address, ...], str] = {}
-ADDR_JSON_CACHE = 4096
-
-
-def _addr_json(addrs: Sequence[Address]) -> str:
-    if not addrs:
-        return "[]"  # most messages have no Cc, Bcc or Reply-To: skip the encoder
-    key = tuple(addrs)
-    text = _ADDR_JSON.get(key)
-    if text is None:
-        if len(_ADDR_JSON) >= ADDR_JSON_CACHE:
-            _ADDR_JSON.clear()
-        text = _ADDR_JSON[key] = jsontext.dumps([a.to_api() for a in addrs])
-    return text
-
-
-def summary_to_api(row: Any) -> dict[str, Any]:
-    """A store summary row -> Mailpit's MessageSummary JSON object."""
-    from_list = json.loads(row["from_json"])
-    return {
-        "ID": row["uid"],
-        "MessageID": row["message_id"],
-        "Read": bool(row["read"]),
-        "From": from_list[0] if from_list else {"Name": "", "Address": ""},
-        "To": json.loads(row["to_json"]),
-        "Cc": json.loads(row["cc_json"]),
-        "Bcc": json.loads(row["bcc_json"]),
-        "ReplyTo": json.loads(row["reply_to_json"]),
-        "Subject": row["subject"],
-        "Created": rfc3339(row["created"]),
-        "Username": row["username"],
-        "Tags": json.loads(row["tags_json"]),
-        "Size": row["size"],
-        "Attachments": row["attachments"],
-        "Snippet": row["snippet"],
-    }
-
-
-def record_summary(rec: MessageRecord) -> dict[str, Any]:
-    """The MessageSummary of a just-stored record, without reading it back."""
-    return summary_to_api(
-        {
-            "uid": rec.uid,
-            "message_id": rec.message_id,
-            "read": 0,
-            "from_json": rec.from_json,
-            "to_json": rec.to_json,
-            "cc_json": rec.cc_json,
-            "bcc_json": rec.bcc_json,
-            "reply_to_json": rec.reply_to_json,
-            "subject": rec.subject,
-            "created": rec.created,
-            "username": rec.username,
-            "tags_json": json.dumps(sorted(set(rec.tags))),
-            "size": rec.size,
-            "attachments": rec.attachments,
-            "snippet": rec.snippet,
-        }
-    )
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    """A message as read back: summary fields, what was parsed at ingest, and its SMTP exchange."""
-
-    summary: dict[str, Any]
-    detail: dict[str, Any]
-    transcript: list[list[Any]]
-    session_id: str
-
-    @property
-    def id(self) -> str:
-        return str(self.summary["ID"])
-
-    def to_api(self) -> dict[str, Any]:
-        """Mailpit's Message object, plus our own Warnings, Envelope and SessionID."""
-        d = self.detail
-        s = self.summary
-        return {
-            "ID": s["ID"],
-            "MessageID": s["MessageID"],
-            "Read": s["Read"],
-            "From": s["From"],
-            "To": s["To"],
-            "Cc": s["Cc"],
-            "Bcc": s["Bcc"],
-            "ReplyTo": s["ReplyTo"],
-            "ReturnPath": d["ReturnPath"],
-            "Subject": s["Subject"],
-            "ListUnsubscribe": d["ListUnsubscribe"],
-            "Date": d["Date"] or s["Created"],
-            "Created": s["Created"],
-            "Tags": s["Tags"],
-            "Username": s["Username"],
-            "Text": d["Text"],
-            "HTML": d["HTML"],
-            "Size": s["Size"],
-            "Inline": d["Inline"],
-            "Attachments": d["Attachments"],
-            "Warnings": d["Warnings"],
-            "Envelope": d["Envelope"],
-            "SessionID": self.session_id,
-        }
-
-    def headers(self) -> dict[str, list[str]]:
-        """Mailpit's headers object: each name with its values in order."""
-        out: dict[str, list[str]] = {}
-        for name, value in self.detail["Headers"]:
-            out.setdefault(name, []).append(value)
-        return out
-
-    def part_filename(self, part_id: str) -> str:
-        for part in (*self.detail["Inline"], *self.detail["Attachments"]):
-            if part["PartID"] == part_id:
-                return str(part["FileName"])
-        return ""
-
-    def html_with_parts(self, part_url: str) -> str:
-        """The HTML body with `cid:` references pointed at the part URLs (RFC 2392)."""
-        html = str(self.detail["HTML"])
-        if "cid:" not in html:
-            return html
-        by_cid = {
-            p["ContentID"]: p["PartID"]
-            for p in (*self.detail["Inline"], *self.detail["Attachments"])
-            if p["ContentID"]
-        }
-
-        def swap(m: re.Match[str]) -> str:
-            pid = by_cid.get(urllib.parse.unquote(m.group(2)))
-            return f"{m.group(1)}{part_url}{pid}" if pid else m.group(0)
-
-        return _CID_REF.sub(swap, html)
-
-    def transcript_to_api(self) -> list[dict[str, Any]]:
-        return [{"Time": t, "Dir": d, "Line": line} for t, d, line in self.transcript]
-
-
 class IndexEntry(NamedTuple):
     """One message as mail clients number it: IMAP UID (never reused), ID, size, read, time."""
 
@@ -205,115 +68,6 @@ class IndexEntry(NamedTuple):
     size: int
     read: int
     created: float
-
-
-_CID_REF = re.compile(r"""(["'(=\s])cid:([^"')\s>]+)""", re.I)
-_TAG_RE = re.compile(r"<(script|style|head)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
-
-
-def _html_text(html: str) -> str:
-    return htmllib.unescape(_TAG_RE.sub(" ", html))
-
-
-def build_record(
-    uid: str,
-    parsed: ParsedMessage,
-    raw: bytes,
-    *,
-    created: float,
-    username: str,
-    session_uid: str,
-    transcript: Sequence[Sequence[Any]] | str,
-    envelope: Envelope,
-    origin: dict[str, Any] | None = None,
-) -> MessageRecord:
-    """Turn a parsed message into what the store keeps (pure; runs off the writer thread)."""
-    parts = [*parsed.inline, *parsed.attachments]
-    return MessageRecord(
-        uid=uid,
-        mailbox="default",
-        created=created,
-        size=len(raw),
-        message_id=parsed.message_id,
-        subject=parsed.subject,
-        from_json=_addr_json([parsed.from_addr] if parsed.from_addr else []),
-        to_json=_addr_json(parsed.to),
-        cc_json=_addr_json(parsed.cc),
-        bcc_json=_addr_json(parsed.bcc),
-        reply_to_json=_addr_json(parsed.reply_to),
-        username=username,
-        snippet=parsed.snippet,
-        attachments=len(parsed.attachments),
-        inline_count=len(parsed.inline),
-        session_uid=session_uid,
-        raw=raw,
-        detail=detailcodec.encode(message_detail(parsed, envelope, origin)),
-        transcript=transcript if isinstance(transcript, str) else jsontext.dumps(list(transcript)),
-        parts=[(p.part_id, p.content_type, p.data) for p in parts],
-        tags=list(parsed.tags),
-        headers=list(parsed.headers),
-        fts=_index_columns(parsed, parts),
-    )
-
-
-def message_detail(
-    parsed: ParsedMessage, envelope: Envelope, origin: dict[str, Any] | None
-) -> dict[str, Any]:
-    """What the message view shows beyond the summary, as the store keeps it."""
-    return {
-        "ReturnPath": parsed.return_path,
-        "ListUnsubscribe": parsed.list_unsubscribe.to_api(),
-        "Date": rfc3339(parsed.date) if parsed.date else "",
-        "Text": parsed.text,
-        "HTML": parsed.html,
-        "Inline": [p.to_api() for p in parsed.inline],
-        "Attachments": [p.to_api() for p in parsed.attachments],
-        "Headers": parsed.headers,  # (name, value) tuples, read back as lists (detailcodec)
-        "Warnings": list(parsed.warnings),
-        # The envelope and where it came from (HELO name, peer, TLS, AUTH user): ours, additive.
-        "Envelope": {
-            "From": envelope.mail_from,
-            "To": list(envelope.rcpt_to),
-            **(origin or {}),
-        },
-        "MessageIDGenerated": parsed.message_id_generated,
-    }
-
-
-# Search sees this much of a body: a bounded prefix, so that a 50 MB body costs the index (and
-# the memory of its ingest) no more than a 1 MB one; the whole body stays in the message.
-SEARCH_BODY_CHARS = 1024 * 1024
-# HTML read to find that much visible text (markup is mostly tags and attributes).
-SEARCH_HTML_CHARS = 4 * SEARCH_BODY_CHARS
-
-
-def _search_body(parsed: ParsedMessage) -> str:
-    """The start of the text body (else of the HTML body's visible text) that search indexes."""
-    if parsed.text:
-        return parsed.text[:SEARCH_BODY_CHARS]
-    if parsed.html:
-        return _html_text(parsed.html[:SEARCH_HTML_CHARS])[:SEARCH_BODY_CHARS]
-    return ""
-
-
-def _index_columns(parsed: ParsedMessage, parts: Sequence[Part]) -> tuple[str, ...]:
-    """The search index's columns: subject, addresses, body, attachment names, headers."""
-    every = [
-        *([parsed.from_addr] if parsed.from_addr else []),
-        *parsed.to,
-        *parsed.cc,
-        *parsed.bcc,
-        *parsed.reply_to,
-    ]
-    return (
-        index_text(parsed.subject),
-        index_text(" ".join(f"{a.name} {a.address}" for a in every)),
-        index_text(_search_body(parsed)),
-        index_text(" ".join(p.filename for p in parts)),
-        # The headers column stays empty: no query reads it (free text searches what Mailpit's
-        # does, and header:Name:value has the headers table). Filling it cost ~10% of the index.
-        "",
-    )
 
 
 class Mailbox:
@@ -358,8 +112,7 @@ class Mailbox:
         self.last_delivery = 0.0
         self.accepted_size = 0
         self.deleted = 0
-        # (version, when, seconds it took, result) of the statistics view's costly aggregates.
-        self._aggregates_cache: tuple[tuple[int, int], float, float, Any] | None = None
+        self._aggregates = Aggregates(self.store)  # the statistics view's costly figures
         self._index_missing()
 
     @property
@@ -376,20 +129,7 @@ class Mailbox:
             found = self.store.raw_for_index(rowid)
             if found is None:
                 continue
-            uid, raw, detail = found
-            env = detailcodec.decode(detail).get("Envelope") or {}
-            envelope = Envelope(str(env.get("From", "")), tuple(env.get("To") or ()))
-            rec = build_record(
-                uid,
-                parse_message(raw, envelope),
-                raw,
-                created=0.0,
-                username="",
-                session_uid="",
-                transcript=(),
-                envelope=envelope,
-            )
-            rebuilt.append((rowid, rec))
+            rebuilt.append((rowid, index_record(*found)))
         if rebuilt:
             log.info("indexing %d messages for search that were not indexed", len(rebuilt))
 
@@ -655,52 +395,16 @@ class Mailbox:
         """Empty when the store reads and writes; else what is wrong (for /readyz)."""
         return self.store.health()
 
-    def _aggregates(self) -> tuple[list[int], list[tuple[str, int]], list[tuple[str, int]]]:
-        """Sizes, top senders and top recipient domains: each reads every message (2 s at
-        100,000), so a result is reused while no message came or went, and otherwise for ten
-        times as long as it took when that was over STATS_COSTLY: a small mailbox is always
-        current, a large one is not rescanned at every reload of the view (every 10 s)."""
-        version = (self.accepted, self.deleted)
-        cached = self._aggregates_cache
-        now = time.monotonic()
-        if cached is not None and (
-            cached[0] == version or (cached[2] >= STATS_COSTLY and now - cached[1] < 10 * cached[2])
-        ):
-            return cached[3]
-        result = (
-            self.store.size_histogram(SIZE_CLASSES),
-            self.store.top_senders(STATS_TOP),
-            self.store.top_recipient_domains(STATS_TOP),
-        )
-        self._aggregates_cache = (version, now, time.monotonic() - now, result)
-        return result
-
     def statistics(self, now: float | None = None) -> dict[str, Any]:
         """What the statistics view draws (GET /api/v1/stats): arrivals per minute over the
         last hour, refusals by reason, message sizes, top senders and recipient domains."""
         now = time.time() if now is None else now
-        sizes, senders, domains = self._aggregates()
+        sizes, senders, domains = self._aggregates.get((self.accepted, self.deleted))
         total, unread = self.counts()
-        return {
-            "Generated": rfc3339(now),
-            "PerMinute": [
-                {"Minute": rfc3339(start), "Messages": n} for start, n in self.arrivals.series(now)
-            ],
-            "Refusals": refusals(self.telemetry),
-            "Sizes": [
-                {"UpTo": bound, "Messages": n}
-                for bound, n in zip([*SIZE_CLASSES, None], sizes, strict=True)
-            ],
-            "TopSenders": [{"Address": a, "Messages": n} for a, n in senders],
-            "TopRecipientDomains": [{"Domain": d, "Messages": n} for d, n in domains],
-            "Totals": {
-                "Messages": total,
-                "Unread": unread,
-                "Accepted": self.accepted,
-                "AcceptedSize": self.accepted_size,
-                "Deleted": self.deleted,
-            },
-        }
+        return statistics_to_api(
+            now, self.arrivals.series(now), refusals(self.telemetry), (sizes, senders, domains),
+            (total, unread, self.accepted, self.accepted_size, self.deleted),
+        )  # fmt: skip
 
     def raw(self, msg_id: str) -> bytes:
         data = self.store.raw(self.resolve(msg_id))
@@ -761,7 +465,8 @@ class Mailbox:
             if self.store.summary(uid) is None:
                 raise MessageNotFound(msg_id)
             return None
-        return json.loads(found)  # type: ignore[no-any-return]
+        result: dict[str, Any] = json.loads(found)
+        return result
 
     def save_checks(self, uid: str, result: dict[str, Any]) -> Future[bool]:
         """Keep a message's check results; the future says False when it was deleted meanwhile.
@@ -896,33 +601,7 @@ class Mailbox:
         if self.store.summary(uid) is None:
             raise MessageNotFound(msg_id)
         items, attempts = self.store.relay_history(uid)
-        return {
-            "ID": uid,
-            "Queue": [
-                {
-                    "ID": r["id"],
-                    "Kind": r["kind"],
-                    "From": r["mail_from"],
-                    "To": json.loads(r["recipients"]),
-                    "Created": rfc3339(r["created"]),
-                    "Attempts": r["attempts"],
-                    "NextAttempt": rfc3339(r["next_attempt"]) if r["state"] == "pending" else "",
-                    "State": r["state"],
-                }
-                for r in items
-            ],
-            "Attempts": [
-                {
-                    "Time": rfc3339(a["at"]),
-                    "Kind": a["kind"],
-                    "To": json.loads(a["recipients"]),
-                    "Server": a["server"],
-                    "Reply": a["reply"],
-                    "Outcome": a["outcome"],
-                }
-                for a in attempts
-            ],
-        }
+        return relay_history_to_api(uid, items, attempts)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -960,39 +639,3 @@ class Mailbox:
                     os.unlink(self._temp_path + suffix)
                 except FileNotFoundError:
                     pass
-
-
-def stats_data(total: int, unread: int) -> dict[str, Any]:
-    """The Data of a `stats` event, as Mailpit sends it."""
-    return {"Total": total, "Unread": unread, "Version": __version__}
-
-
-_TAG_SPACE = re.compile(r"\s+")
-
-
-def clean_tags(tags: Sequence[str]) -> list[str]:
-    """Trim, collapse inner whitespace, drop empties and duplicates, keep order."""
-    out: list[str] = []
-    for tag in tags:
-        t = _TAG_SPACE.sub(" ", str(tag)).strip()[:100]
-        if t and t not in out:
-            out.append(t)
-    return out
-
-
-def session_to_api(row: Any) -> dict[str, Any]:
-    return {
-        "ID": row["uid"],
-        "Started": rfc3339(row["started"]),
-        "Ended": rfc3339(row["ended"]),
-        "Peer": row["peer"],
-        "Local": row["local"],
-        "Helo": row["helo"],
-        "TLS": bool(row["tls"]),
-        "Username": row["username"],
-        "Outcome": row["outcome"],
-        "Messages": json.loads(row["messages"]),
-        "Transcript": [
-            {"Time": t, "Dir": d, "Line": line} for t, d, line in json.loads(row["transcript"])
-        ],
-    }

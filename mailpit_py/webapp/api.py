@@ -13,7 +13,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from mailpit_py import __version__
 from mailpit_py.mailbox.compose import ComposeError, compose
-from mailpit_py.mailbox.facade import Mailbox, MessageNotFound, StoredMessage
+from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
+from mailpit_py.mailbox.shapes import StoredMessage
 from mailpit_py.observability.stats import rss_bytes
 from mailpit_py.relay.service import Relay, RelayError
 from mailpit_py.smtp.chaos import Chaos, ChaosError

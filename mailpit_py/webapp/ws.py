@@ -15,7 +15,7 @@ from simple_websocket import ConnectionClosed, Server
 from wsproto.frame_protocol import CloseReason
 
 from mailpit_py import events
-from mailpit_py.mailbox.facade import stats_data
+from mailpit_py.mailbox.shapes import stats_data
 from mailpit_py.observability.telemetry import Telemetry
 
 log = logging.getLogger("mailpit_py.web")
