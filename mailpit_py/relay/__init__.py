@@ -1,1 +1,1 @@
-"""Relaying and releasing messages to a real SMTP server: its configuration, planning and sending."""
+"""Relaying and releasing messages to a real SMTP server: its configuration, planning, sending."""
