@@ -615,8 +615,8 @@ def test_the_listener_runs_on_uvloop_unless_tls_is_configured() -> None:
 
 
 def test_the_protocol_is_set_up_as_aiosmtpds_own_constructor_would(server: Server) -> None:
-    # CatcherSMTP skips aiosmtpd's per-connection method discovery (smtp/protocol.py _smtp_init); this
-    # catches a drift when aiosmtpd changes what its constructor sets.
+    # CatcherSMTP skips aiosmtpd's per-connection method discovery (smtp/protocol.py
+    # _smtp_init); this catches a drift when aiosmtpd changes what its constructor sets.
     from aiosmtpd.smtp import SMTP
 
     from mailpit_py.smtp.protocol import CatcherSMTP
