@@ -1,9 +1,9 @@
 """Compression of raw messages: CPU per message against bytes on disk, for none, zlib and zstd.
 
-mailpit_py stores each message's raw bytes as they came (issue 11 asks to measure compression
-before adopting it). This prints, per codec and message mix, the compress and decompress CPU
-per message, the stored size as a fraction of the raw size, and, for the 2 KB messages, the
-compress CPU as a fraction of what ingest costs per message (--ingest-us, from bench/ingest.py).
+mailpit_py stores each message's raw bytes as they came (compression is to be measured before it
+is adopted). This prints, per codec and message mix, the compress and decompress CPU per message,
+the stored size as a fraction of the raw size, and, for the 2 KB messages, the compress CPU as a
+fraction of what ingest costs per message (--ingest-us, from bench/ingest.py).
 
 zstd is measured when the `zstandard` package is installed (`.venv/bin/pip install zstandard`;
 it is not a dependency of mailpit_py); zlib is the standard library's.

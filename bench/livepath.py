@@ -8,7 +8,7 @@ clients on /api/events (bench/wsclients.py, own process), alternating over `--re
 Every client that kept up (was not closed by the server for falling behind) must have received
 a `new` event for every message of its run, in the order the server assigned them: the list API
 after the run, newest first, reversed. Prints the median achieved rate, the server's CPU per
-message and the sender's latency for both cases, and the ratios (issue 11's target: ingest with
+message and the sender's latency for both cases, and the ratios (the performance target: ingest with
 20 clients >= 0.9x the rate with none). Exit status 1 if a client that kept up missed an event or
 got one out of order, or the sender had SMTP errors.
 

@@ -7,9 +7,9 @@ attachments. Then it times, best of 5, opening the existing database, the first 
 list, a deep page, the counts, a word search, a `header:` and a `from:` search, and opening a
 small message and one with a 5 MB attachment; then the same reads, and the 5 MB attachment's
 download, through the REST API of a server on the file; with `--ui`, the first screen of the
-web UI in headless Chromium. Without --keep it then times deleting everything. Issue 11 has the
-targets (first page < 10 ms, deep page < 20 ms, searches < 50 ms, open < 10 ms, delete all < 2 s,
-start-up < 1 s, RSS < 150 MB).
+web UI in headless Chromium. Without --keep it then times deleting everything. The performance
+targets (docs/performance.md: first page < 10 ms, deep page < 20 ms, searches < 50 ms, open
+< 10 ms, delete all < 2 s, start-up < 1 s, RSS < 150 MB).
 
     .venv/bin/python bench/scale.py [-n 100000] [--db PATH] [--keep] [--ui]
 """

@@ -5,7 +5,8 @@ sends the same SMTP load (8 connections reusing their sessions, ~2 KB messages, 
 `bench/smtpload.py` generator in its own process) with 0 and then N websocket clients on
 `/api/events`, alternating the order over `--repeat` rounds; prints the median rates and their
 ratio. The clients run in their own process and count the `new` events they receive: a client
-that misses one makes the run fail (exit status 1). Target (issue 3): ratio >= 0.9 with 5 clients.
+that misses one makes the run fail (exit status 1). Target (live updates must not slow ingest):
+ratio >= 0.9 with 5 clients.
 
     .venv/bin/python bench/websocket.py [-n 3000] [--clients 5] [--repeat 3]
 """

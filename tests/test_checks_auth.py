@@ -1,4 +1,4 @@
-"""Message checks, authentication (issue 9): DKIM from the corpus with the key file as DNS
+"""Message checks, authentication: DKIM from the corpus with the key file as DNS
 override, SPF and DMARC against a fake zone, the Authentication-Results header, and the
 checks running at ingest in the background."""
 

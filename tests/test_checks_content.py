@@ -1,4 +1,4 @@
-"""Message checks on content (issue 9): HTML compatibility from the caniemail data, link check
+"""Message checks on content: HTML compatibility from the caniemail data, link check
 against a local HTTP server (and refusal of internal addresses), blocklists answered from the
 DNS override file, List-Unsubscribe requirements, and attachment thumbnails."""
 

@@ -1,4 +1,4 @@
-"""SpamAssassin check (issue 9) against a real spamd: Debian's /usr/sbin/spamd started on a free
+"""SpamAssassin check against a real spamd: Debian's /usr/sbin/spamd started on a free
 port with a temporary home and site configuration (no network tests), Mailpit's sa-check
 shape, scoring at ingest, and an unreachable spamd reported while the mail is still stored."""
 

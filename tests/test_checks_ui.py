@@ -1,4 +1,4 @@
-"""The Checks tab of the web UI (issue 9) in headless Chromium: authentication verdicts and the
+"""The Checks tab of the web UI in headless Chromium: authentication verdicts and the
 Authentication-Results header of a DKIM-signed corpus message, HTML compatibility, header
 requirements, and a link check run from the tab against a local HTTP server."""
 

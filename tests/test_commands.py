@@ -1,4 +1,4 @@
-"""Sub-commands (issue 7): sendmail, readyz, ingest, dump and config against real servers."""
+"""Sub-commands of the CLI: sendmail, readyz, ingest, dump and config against real servers."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ def test_extensions_are_marked_and_the_websocket_is_described() -> None:
     marked = {p for p, _, op in operations(SPEC) if op.get("x-mailpit-py-extension")}
     assert marked == {
         "/api/v1/message/{ID}/smtp",
-        "/api/v1/message/{ID}/relay",  # issue 6
+        "/api/v1/message/{ID}/relay",  # the relay history, not in Mailpit
         "/api/v1/sessions",
         "/api/v1/session/{SessionID}",
         "/api/v1/message/{ID}/auth-check",

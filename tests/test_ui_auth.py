@@ -1,4 +1,4 @@
-"""Web UI and API access control (issue 5): basic auth over the UI, API and websocket, the send
+"""Web UI and API access control: basic auth over the UI, API and websocket, the send
 API's own rules, HTTPS, and the browser UI behind auth, all with real requests."""
 
 from __future__ import annotations
