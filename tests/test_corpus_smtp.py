@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import smtplib
+import urllib.request
 
 import pytest
 
-from helpers import CORPORA, corpus_names, corpus_root, make_server
+from helpers import CORPORA, MESSAGES, corpus_names, corpus_root, make_server, send_raw, wait_until
 
 
 def smtp_form(raw: bytes) -> bytes:
@@ -42,3 +43,28 @@ def test_every_corpus_message_is_accepted_stored_and_readable(which: str) -> Non
                 ctype, data = mp.mailbox.part(msg_id, part["PartID"])
                 assert len(data) == part["Size"], (name, part["PartID"])
         assert mp.mailbox.counts()[0] == len(names)
+
+
+@pytest.mark.parametrize(
+    ("name", "selectors"),
+    [("dkim-rsa.eml", ["rsa2026"]), ("dkim-ed25519-rsa.eml", ["ed2026", "rsa2026"])],
+)
+def test_hand_written_signed_messages_pass_dkim_in_the_checks_at_ingest(
+    name: str, selectors: list[str]
+) -> None:
+    # The keys beside the messages stand in for DNS, as a developer's override file would.
+    keys = MESSAGES / "dkim-keys" / "dns-records.txt"
+    raw = (MESSAGES / name).read_bytes()
+    with make_server(dns_override=str(keys), dns_offline=True) as mp:
+        assert mp.mailbox is not None
+        msg_id = send_raw(mp, raw)
+        stored = wait_until(lambda: mp.mailbox.checks(msg_id), what="the checks at ingest")
+        with urllib.request.urlopen(f"{mp.http_url}api/v1/message/{msg_id}/auth-check") as resp:
+            report = json.loads(resp.read())
+    assert [d["Result"] for d in stored["Auth"]["DKIM"]] == ["pass"] * len(selectors)
+    assert report == stored["Auth"]
+    for selector in selectors:
+        assert (
+            f"dkim=pass header.d=signed.example.com header.s={selector}"
+            in report["AuthenticationResults"]
+        )
