@@ -60,7 +60,7 @@ def test_smtpload_sends_every_message_and_prints_the_line_the_benches_parse(fres
         line = proc.stdout.strip()
         m = SMTPLOAD_LINE.match(line)
         assert m and m[1] == "25", line
-        assert mp.mailbox.counts()[0] == 25
+        assert mp.mailbox is not None and mp.mailbox.counts()[0] == 25
         sizes = {s["Size"] for s in mp.mailbox.list_messages(limit=25)}
         assert all(2900 < size < 3400 for size in sizes), sizes
 

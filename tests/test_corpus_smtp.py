@@ -23,6 +23,7 @@ def test_every_corpus_message_is_accepted_stored_and_readable(which: str) -> Non
     names = corpus_names(root)
     assert len(names) >= (100 if which == "external" else 20)
     with make_server(max_messages=0, database=None) as mp:
+        assert mp.mailbox is not None
         ids: dict[str, str] = {}
         with smtplib.SMTP(*mp.smtp_address) as client:
             client.ehlo()
@@ -56,9 +57,10 @@ def test_hand_written_signed_messages_pass_dkim_in_the_checks_at_ingest(
     keys = MESSAGES / "dkim-keys" / "dns-records.txt"
     raw = (MESSAGES / name).read_bytes()
     with make_server(dns_override=str(keys), dns_offline=True) as mp:
-        assert mp.mailbox is not None
+        mailbox = mp.mailbox
+        assert mailbox is not None
         msg_id = send_raw(mp, raw)
-        stored = wait_until(lambda: mp.mailbox.checks(msg_id), what="the checks at ingest")
+        stored = wait_until(lambda: mailbox.checks(msg_id), what="the checks at ingest")
         with urllib.request.urlopen(f"{mp.http_url}api/v1/message/{msg_id}/auth-check") as resp:
             report = json.loads(resp.read())
     assert [d["Result"] for d in stored["Auth"]["DKIM"]] == ["pass"] * len(selectors)
