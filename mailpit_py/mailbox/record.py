@@ -3,13 +3,13 @@ index columns and the message detail (pure; runs off the writer thread)."""
 
 from __future__ import annotations
 
-import html as htmllib
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from mailpit_py import jsontext
 from mailpit_py.models import Address, Envelope, ParsedMessage, Part
+from mailpit_py.parse.html_text import html_to_text
 from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
 from mailpit_py.store.records import MessageRecord
@@ -32,13 +32,6 @@ def _addr_json(addrs: Sequence[Address]) -> str:
             _ADDR_JSON.clear()
         text = _ADDR_JSON[key] = jsontext.dumps([a.to_api() for a in addrs])
     return text
-
-
-_TAG_RE = re.compile(r"<(script|style|head)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
-
-
-def _html_text(html: str) -> str:
-    return htmllib.unescape(_TAG_RE.sub(" ", html))
 
 
 def build_record(
@@ -135,7 +128,7 @@ def _search_body(parsed: ParsedMessage) -> str:
     if parsed.text:
         return parsed.text[:SEARCH_BODY_CHARS]
     if parsed.html:
-        return _html_text(parsed.html[:SEARCH_HTML_CHARS])[:SEARCH_BODY_CHARS]
+        return html_to_text(parsed.html[:SEARCH_HTML_CHARS])[0][:SEARCH_BODY_CHARS]
     return ""
 
 
