@@ -115,3 +115,12 @@ def test_long_text_collapses_as_short_text_does() -> None:
     expected = " ".join(text.replace("\u200b", "").split())
     assert html_text._collapse(text) == expected
     assert html_text._collapse(" \n" + text + "\t") == expected
+
+
+def test_the_quick_route_knows_the_same_inline_tags() -> None:
+    # The quick route finds inline tags by a trie written out by hand; it must name the set.
+    for name in html_text._INLINE_TAGS:
+        for tag in (f"<{name}>", f"</{name.upper()}>", f"<{name.title()} class=x>"):
+            assert html_text._INLINE_TAG_RE.fullmatch(tag), tag
+    for name in ("td", "br", "div", "p", "bd", "su", "ab", "spanx", "b2", "title", "table"):
+        assert not html_text._INLINE_TAG_RE.fullmatch(f"<{name}>"), name
