@@ -28,7 +28,9 @@ from helpers import (
     wait_until,
 )
 from mailpit_py import events
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
+from mailpit_py.config.validate import validate
 from mailpit_py.mailaccess.imap.syntax import decode_mailbox, encode_mailbox
 from mailpit_py.mailbox.facade import MessageNotFound
 from mailpit_py.server import Server
@@ -560,9 +562,9 @@ def test_imap_logins_default_to_the_pop3_list_and_are_required() -> None:
         client.login("pat", "pw")
         client.logout()
     with pytest.raises(ConfigError, match="--imap 127.0.0.1:0 needs logins.*MP_IMAP_AUTH"):
-        Config(imap_addr="127.0.0.1:0").validate()
+        validate(Config(imap_addr="127.0.0.1:0"))
     with pytest.raises(ConfigError, match="--imap-tls-implicit needs --imap-tls-cert"):
-        Config(imap_addr="127.0.0.1:0", imap_auth=AUTH, imap_tls_implicit=True).validate()
+        validate(Config(imap_addr="127.0.0.1:0", imap_auth=AUTH, imap_tls_implicit=True))
 
 
 def test_imap_hangs_up_on_a_client_that_is_not_speaking_imap(imap_server: Server) -> None:

@@ -28,7 +28,9 @@ from helpers import (
 )
 from mailpit_py import events
 from mailpit_py.cli import config_from
-from mailpit_py.config.settings import Config, ConfigError
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.settings import Config
+from mailpit_py.config.validate import validate
 from mailpit_py.mailaccess.pop3 import top_of, wire_form, wire_size
 from mailpit_py.server import Server
 
@@ -288,17 +290,17 @@ def test_curl_lists_and_fetches_over_pop3(pop3_server: Server) -> None:
 
 def test_pop3_without_logins_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--pop3 127.0.0.1:1110 needs logins"):
-        Config(pop3_addr="127.0.0.1:1110").validate()
+        validate(Config(pop3_addr="127.0.0.1:1110"))
     with pytest.raises(ConfigError, match="--pop3-tls-implicit needs --pop3-tls-cert"):
-        Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_implicit=True).validate()
+        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_implicit=True))
     with pytest.raises(ConfigError, match="--pop3-tls-key is needed"):
-        Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_cert="/x.pem").validate()
+        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_cert="/x.pem"))
     with pytest.raises(ConfigError, match="cannot read /nonexistent"):
-        Config(pop3_addr="127.0.0.1:0", pop3_auth_file="/nonexistent").validate()
+        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth_file="/nonexistent"))
     with pytest.raises(ConfigError, match="MP_POP3_AUTH.*not user:password"):
-        Config(pop3_addr="127.0.0.1:0", pop3_auth="nocolon").validate()
+        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth="nocolon"))
     # Off means off: no logins needed.
-    Config(pop3_auth_file="/nonexistent-but-unused").validate()
+    validate(Config(pop3_auth_file="/nonexistent-but-unused"))
 
 
 def test_pop3_flags_and_variables_reach_the_config() -> None:
