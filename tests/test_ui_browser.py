@@ -237,6 +237,38 @@ def test_html_body_renders_in_sandboxed_iframe_with_inline_image(
     expect(page).to_have_title("UI test · mailpit_py")
 
 
+def test_mail_that_arrives_while_the_first_page_loads_stays_in_the_list(
+    open_page: Any, server: Server
+) -> None:
+    from playwright.sync_api import expect
+
+    # The pages of the list asked for while the page starts (the first load, and the catch-up
+    # when the websocket opens) are answered before the mail exists, and those answers reach the
+    # page only after the mail's live event has: they must not wipe the new row for good.
+    held: list[tuple[Any, Any]] = []
+    holding = [True]
+
+    def hold_lists(route: Any) -> None:
+        if holding[0]:
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    page = open_page(server.http_url)
+    expect(page.locator("body")).to_have_class(re.compile(r"\bready\b"))  # nothing in flight
+    page.route(re.compile(r".*/api/v1/messages\?.*"), hold_lists)
+    page.reload()
+    wait_live(page)
+    send(server, "Arrived during the first load", text="hello")
+    expect(row(page, "Arrived during the first load")).to_be_visible()
+    assert held, "no page of the list was asked for"
+    holding[0] = False
+    for route, stale in held:
+        route.fulfill(response=stale)
+    expect(page.locator("body")).to_have_class(re.compile(r"\bready\b"))
+    expect(row(page, "Arrived during the first load")).to_be_visible()
+
+
 def test_script_in_html_body_does_not_run(open_page: Any, server: Server) -> None:
     from playwright.sync_api import expect
 

@@ -14,6 +14,10 @@ import { ICONS, PAGE, els, icon, showError, state } from './state.js';
 const SEARCH_PAUSE = 250; // ms of typing pause before the search runs
 
 let listSeq = 0;
+// Live events seen so far. A page of the list fetched while one arrived may predate it (the
+// event's change applied to the old list, then overwritten by the answer), so such a load is
+// followed by another.
+let liveChanges = 0;
 let refreshTimer = 0;
 let searchTimer = 0;
 
@@ -46,8 +50,10 @@ export function updateTitle() {
 
 export async function loadList() {
   const seq = ++listSeq;
+  const changesBefore = liveChanges;
   const data = await api.list(state.query, state.start, PAGE);
   if (seq !== listSeq) return;
+  if (liveChanges !== changesBefore) scheduleRefresh(0);
   if (data.count === 0 && state.start > 0 && data.messages_count > 0) {
     // The page emptied under us (deletions): step back to the last page that has mail.
     state.start = Math.max(0, Math.floor((data.messages_count - 1) / PAGE) * PAGE);
@@ -229,6 +235,7 @@ export function setSearch(q, { push = true } = {}) {
 // -- live events that change the list ----------------------------------------------------------
 
 export function onNew(m) {
+  liveChanges += 1;
   notify(m);
   if (state.messages.some((x) => x.ID === m.ID)) return;
   setCounts(state.total + 1, state.unread + (m.Read ? 0 : 1));
@@ -251,6 +258,7 @@ export function onNew(m) {
 }
 
 export function onUpdate(d) {
+  liveChanges += 1;
   const m = state.messages.find((x) => x.ID === d.ID);
   if (m) {
     if ('Read' in d) m.Read = d.Read;
@@ -269,6 +277,7 @@ export function onUpdate(d) {
 }
 
 export function onDelete(id) {
+  liveChanges += 1;
   const i = state.messages.findIndex((x) => x.ID === id);
   if (i >= 0) {
     state.messages.splice(i, 1);
