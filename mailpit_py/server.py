@@ -67,7 +67,7 @@ class Server:
             self.http = HttpServer(
                 app,
                 self.config.http_addr,
-                # issue 5: HTTPS for the UI and API (a PEM pair, or sans: for a self-signed one)
+                # HTTPS for the UI and API (a PEM pair, or sans: for a self-signed one)
                 server_context(self.config.ui_tls_cert, self.config.ui_tls_key, "--ui-tls")
                 if self.config.ui_tls_cert
                 else None,
@@ -81,7 +81,7 @@ class Server:
         return self
 
     def _start_integrations(self) -> None:
-        """Metrics on their own listener and the webhook (issue 8)."""
+        """Metrics on their own listener and the webhook."""
         from mailpit_py.webapp.observe import metrics_app
 
         assert self.mailbox is not None
@@ -134,7 +134,7 @@ class Server:
         assert self.smtp is not None, "server not started"
         return self.smtp.address
 
-    # -- POP3 and IMAP (issue 10) --
+    # -- POP3 and IMAP --
 
     def _start_mail_readers(self) -> None:
         assert self.mailbox is not None

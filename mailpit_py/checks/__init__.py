@@ -1,2 +1,2 @@
-"""Message checks (issue 9): would this mail pass a real receiver? Authentication, HTML, links,
+"""Message checks: would this mail pass a real receiver? Authentication, HTML, links,
 spam score, blocklists, headers and thumbnails, each in its own module."""

@@ -1,4 +1,4 @@
-"""Sub-commands of `mailpit-py` (issue 7): one module per command, each with main(argv)."""
+"""Sub-commands of `mailpit-py`: one module per command, each with main(argv)."""
 
 from __future__ import annotations
 

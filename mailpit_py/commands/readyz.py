@@ -36,7 +36,7 @@ def default_url(environ: dict[str, str]) -> str:
     if host in ("", "0.0.0.0", "[::]"):
         host = "127.0.0.1"
     webroot = normalize_webroot(environ.get("MP_WEBROOT", "/"))
-    scheme = "https" if environ.get("MP_UI_TLS_CERT") else "http"  # --ui-tls-cert (issue 5)
+    scheme = "https" if environ.get("MP_UI_TLS_CERT") else "http"  # --ui-tls-cert
     return f"{scheme}://{host}:{port}{webroot}"
 
 

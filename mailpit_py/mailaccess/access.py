@@ -1,4 +1,4 @@
-"""Who may read the mailbox over POP3 and IMAP, and with which TLS (issue 10): settings checks."""
+"""Who may read the mailbox over POP3 and IMAP, and with which TLS : settings checks."""
 
 from __future__ import annotations
 

@@ -458,7 +458,7 @@ class Mailbox:
         return found
 
     def checks(self, msg_id: str) -> dict[str, Any] | None:
-        """The stored check results of a message (issue 9), None when not checked yet."""
+        """The stored check results of a message, None when not checked yet."""
         uid = self.resolve(msg_id)
         found = self.store.checks(uid)
         if found is None:

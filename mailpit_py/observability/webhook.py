@@ -3,7 +3,7 @@
 Mailpit drops events over its rate limit and never retries. Here every event waits its turn in a
 bounded queue and is retried with backoff when the receiver fails; only when the queue is full
 are new events dropped, and counted. The bus reader only appends to that queue, so a slow or
-dead receiver never slows SMTP (issue 8).
+dead receiver never slows SMTP.
 """
 
 from __future__ import annotations

@@ -855,7 +855,7 @@ class CatcherSMTP(SMTP):
             finally:
                 timer.cancel()
         except Exception as exc:
-            # Storage first (issue 2): a message that is not committed is never acknowledged.
+            # Storage first: a message that is not committed is never acknowledged.
             log.error("storing message from %s failed: %s", fmt_addr(self.session.peer), exc)
             await self.push("451 4.3.0 Error: message could not be stored, try again later")
             return
@@ -864,7 +864,7 @@ class CatcherSMTP(SMTP):
             self._storing = False
         self._delivered.append(uid)
         self._server.policy.delivered(self.ip)
-        # --- relay (issue 6, relay.py): with forward-smtp-errors the message is relayed now and
+        # --- relay (relay/service.py): with forward-smtp-errors the message is relayed now and
         # the upstream's refusal is this session's answer instead of the 250.
         relay_inline = self._server.mailbox.relay_inline
         if relay_inline is not None:
@@ -872,7 +872,7 @@ class CatcherSMTP(SMTP):
             if refusal:
                 await self.push(refusal)
                 return
-        # --- end relay (issue 6)
+        # --- end relay
         await self.push(ok_reply)
         if self._eof_while_storing and self.transport is not None:
             self.transport.close()  # the client had half-closed: it has its answer now

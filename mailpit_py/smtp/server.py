@@ -59,7 +59,7 @@ class SmtpServer:
         self.inflight: set[asyncio.Future[str]] = set()
         self.sessions_total = 0
         self.rejected = 0
-        # Issue 5: each raises ConfigError (naming the flag) when it cannot be set up.
+        # Each raises ConfigError (naming the flag) when it cannot be set up.
         self.tls_context = (
             server_context(config.smtp_tls_cert, config.smtp_tls_key, "--smtp-tls")
             if config.smtp_tls_cert

@@ -1,4 +1,4 @@
-"""Message checks API (issue 9): auth, blocklist, header, HTML, link and SpamAssassin checks,
+"""Message checks API: auth, blocklist, header, HTML, link and SpamAssassin checks,
 and attachment thumbnails; thin views over the checks service."""
 
 from __future__ import annotations
