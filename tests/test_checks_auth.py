@@ -23,12 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from helpers import corpus_dir, make_server, wait_until
 from mailpit_py.checks import dmarc, spf
 from mailpit_py.checks.dkim_check import verify_all
-from mailpit_py.checks.dns import OverrideError, Resolver, load_overrides, parse_overrides
 from mailpit_py.checks.service import Checks
 from mailpit_py.cli import config_from
 from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.settings import Config
 from mailpit_py.config.validate import validate
+from mailpit_py.net.dns import OverrideError, Resolver, load_overrides, parse_overrides
 from mailpit_py.server import Server
 
 SIGNED = [

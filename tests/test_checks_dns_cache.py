@@ -12,7 +12,7 @@ import weakref
 
 import pytest
 
-from mailpit_py.checks.dns import DnsError, Resolver
+from mailpit_py.net.dns import DnsError, Resolver
 
 
 class Marker:

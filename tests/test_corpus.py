@@ -18,8 +18,8 @@ import pytest
 
 from helpers import MESSAGES, corpus_dir, corpus_names, corpus_root, external_corpus_path
 from mailpit_py.checks.dkim_check import verify_all
-from mailpit_py.checks.dns import Resolver, load_overrides
 from mailpit_py.models import Address, Envelope, ParsedMessage, Part
+from mailpit_py.net.dns import Resolver, load_overrides
 from mailpit_py.parse.message import parse_message
 
 ENVELOPE = Envelope(mail_from="sender@example.com", rcpt_to=())

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from mailpit_py.checks import dkim_check, dmarc, spf
-from mailpit_py.checks.dns import Resolver
+from mailpit_py.net.dns import Resolver
 
 
 def peer_ip(peer: str) -> str:

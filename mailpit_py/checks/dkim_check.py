@@ -10,7 +10,7 @@ from typing import Any
 
 import dkim
 
-from mailpit_py.checks.dns import DnsError, Resolver
+from mailpit_py.net.dns import DnsError, Resolver
 
 _quiet = logging.getLogger("mailpit_py.checks.dkim")
 _quiet.addHandler(logging.NullHandler())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from mailpit_py.checks.dns import DnsError, Resolver
+from mailpit_py.net.dns import DnsError, Resolver
 
 
 @lru_cache(maxsize=1)

@@ -7,8 +7,8 @@ import ipaddress
 from typing import Any
 
 from mailpit_py.checks.dmarc import organizational_domain
-from mailpit_py.checks.dns import DnsError, Resolver
 from mailpit_py.checks.links import link_domains
+from mailpit_py.net.dns import DnsError, Resolver
 
 # Answer codes with a widely documented meaning (RFC 5782 2.3, 5; Spamhaus' published codes).
 CODES = {

@@ -12,12 +12,12 @@ from typing import Any
 
 from mailpit_py import __version__
 from mailpit_py.checks import auth, dnsbl, header_check, html_check, link_check, spamassassin
-from mailpit_py.checks.dns import OverrideError, Resolver, load_overrides
 from mailpit_py.checks.links import extract_links
 from mailpit_py.checks.thumbnail import thumbnail
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks
+from mailpit_py.net.dns import OverrideError, Resolver, load_overrides
 
 log = logging.getLogger("mailpit_py.checks")
 

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailpit_py.checks.dns import DnsError, Resolver, reverse_name
+from mailpit_py.net.dns import DnsError, Resolver, reverse_name
 
 MAX_LOOKUPS = 10  # RFC 7208 4.6.4: terms that cause DNS queries
 MAX_VOID = 2  # RFC 7208 4.6.4: lookups answering NXDOMAIN or no records

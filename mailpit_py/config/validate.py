@@ -14,13 +14,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from mailpit_py.checks.dns import OverrideError, load_overrides
 from mailpit_py.config.credentials import Credentials
 from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.settings import Config
 from mailpit_py.config.sources import settings_from
 from mailpit_py.config.values import parse_networks, split_hostport
 from mailpit_py.mailaccess.access import validate_mail_access
+from mailpit_py.net.dns import OverrideError, load_overrides
 from mailpit_py.relay import config as relay_config
 from mailpit_py.smtp.chaos import parse_triggers
 from mailpit_py.webapp.guard import parse_allowed_hosts, parse_cors

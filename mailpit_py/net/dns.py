@@ -1,5 +1,6 @@
-"""DNS for the checks: an override file answers first, then dnspython with short timeouts,
-and every answer (negative ones too) is cached for a while."""
+"""DNS lookups (the checks, MX routing of the relay, reverse DNS of SMTP clients): an override
+file answers first, then dnspython with short timeouts, and every answer (negative ones too) is
+cached for a while."""
 
 from __future__ import annotations
 
