@@ -116,6 +116,9 @@ _SIMPLE_PATH = re.compile(
     rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+(?=[^\s(])|$)"
 )  # RFC 3207 section 4: what a client may send before STARTTLS when TLS is required.
 _BEFORE_STARTTLS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "STARTTLS", "QUIT"})
+# RFC 4954 section 5: AUTH=<> (the submitter is not known) or the submitter's address as xtext
+# (RFC 3461 section 4: printable ASCII but "+" and "=", and "+" with two upper-case hex digits).
+_AUTH_XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})+")
 # A session's own record keeps the IDs of at most this many of the messages it delivered
 # (newest); its transactions are bounded by KEEP_TRANSACTIONS in transcript.py.
 KEEP_DELIVERED = 1000
@@ -757,6 +760,47 @@ class CatcherSMTP(SMTP):
             return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
         self._rule = ("auth-failed", f"{mech} credentials for {user!r} rejected")
         return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        # aiosmtpd knows no AUTH parameter (555). Ours checks it and hands the rest on; the
+        # submitter it names is not trusted (RFC 4954 section 5 allows ignoring it), so it
+        # changes nothing about the message. Only looked at when the line has one.
+        if arg and "AUTH=" in arg.upper():
+            assert self.session is not None
+            if self.session.extended_smtp and not (
+                self._auth_required and not self.session.authenticated
+            ):
+                arg, refusal = self._take_auth_parameter(arg)
+                if refusal is not None:
+                    await self.refuse(refusal)
+                    return
+        await super().smtp_MAIL(arg)
+
+    def _take_auth_parameter(self, arg: str) -> tuple[str, Refusal | None]:
+        """MAIL's argument without its valid AUTH= parameter, or the refusal of a bad one."""
+        if arg[:5].upper() != "FROM:":
+            return arg, None  # aiosmtpd answers the syntax error
+        rest = arg[5:].strip()
+        address, params = self._getaddr(rest)
+        if address is None or not params or not rest.endswith(params):
+            return arg, None
+        tokens = params.split()
+        auth = [t for t in tokens if t.upper().startswith("AUTH=")]
+        if not auth:
+            return arg, None
+        value = auth[0][5:]
+        if len(auth) > 1 or (value != "<>" and not _AUTH_XTEXT.fullmatch(value)):
+            return arg, Refusal(
+                "501 5.5.4 Error: malformed AUTH parameter: use AUTH=<> or AUTH=address "
+                "(xtext, RFC 4954 section 5), once",
+                "syntax",
+                f"MAIL with {' '.join(auth)!r}",
+            )
+        others = [t for t in tokens if not t.upper().startswith("AUTH=")]
+        return "FROM:" + rest[: len(rest) - len(params)].rstrip() + "".join(
+            " " + t for t in others
+        ), None
 
     async def smtp_QUIT(self, arg: str) -> None:
         self._quit = True
