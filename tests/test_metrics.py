@@ -107,6 +107,10 @@ def test_every_family_is_exposed_before_anything_happened(server_factory: Callab
         "mailpit_websocket_clients": "gauge",
         "mailpit_commit_latency_seconds": "histogram",
         "mailpit_writer_batch_size": "histogram",
+        "mailpit_smtp_session_duration_seconds": "histogram",
+        "mailpit_relay_delivery_seconds": "histogram",
+        "mailpit_relay_outbox_messages": "gauge",
+        "mailpit_relay_outbox_oldest_seconds": "gauge",
     }.items():
         assert types.get(name) == kind, name
 

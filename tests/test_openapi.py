@@ -96,6 +96,7 @@ def test_extensions_are_marked_and_the_websocket_is_described() -> None:
     assert marked == {
         "/api/v1/message/{ID}/smtp",
         "/api/v1/message/{ID}/relay",  # the relay history, not in Mailpit
+        "/api/v1/relay/queue",  # the relay outbox as mailq lists it
         "/api/v1/sessions",
         "/api/v1/session/{SessionID}",
         "/api/v1/message/{ID}/auth-check",

@@ -10,6 +10,14 @@ from dataclasses import dataclass, field
 # Upper bounds (seconds) of the DATA-end-to-commit histogram; the last bucket is +Inf.
 LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
+# Upper bounds (seconds) of the histograms kept per label set, by name: an SMTP session lasts
+# from a few milliseconds (one message, pipelined) to minutes (a client holding it open); a
+# relayed copy reaches its final answer in under a second, or after retries spread over hours.
+LABELLED_BUCKETS: dict[str, tuple[float, ...]] = {
+    "smtp_session_duration": (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    "relay_delivery": (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0),
+}
+
 
 @dataclass
 class Histogram:
@@ -46,6 +54,9 @@ class Telemetry:
         self._gauges: dict[str, float] = {}
         self.commit_latency = Histogram(LATENCY_BUCKETS)
         self.batch_size = Histogram((1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self._labelled: dict[str, dict[tuple[str, ...], Histogram]] = {
+            name: {} for name in LABELLED_BUCKETS
+        }
 
     def inc(self, name: str, *labels: str, amount: float = 1) -> None:
         """Add to counter `name` under the given label values."""
@@ -72,6 +83,23 @@ class Telemetry:
         """Jobs the store's writer committed in one transaction."""
         with self._lock:
             self.batch_size.observe(size)
+
+    def observe(self, name: str, value: float, *labels: str) -> None:
+        """Add `value` to histogram `name` (one of LABELLED_BUCKETS) under these label values."""
+        with self._lock:
+            series = self._labelled[name]
+            h = series.get(labels)
+            if h is None:
+                h = series[labels] = Histogram(LABELLED_BUCKETS[name])
+            h.observe(value)
+
+    def labelled(self, name: str) -> dict[tuple[str, ...], Histogram]:
+        """Snapshots of histogram `name` per label tuple (copies, safe to read)."""
+        with self._lock:
+            return {
+                labels: Histogram(h.bounds, list(h.counts), h.total, h.count)
+                for labels, h in self._labelled[name].items()
+            }
 
     def counter(self, name: str) -> dict[tuple[str, ...], float]:
         """A copy of one counter: label tuple -> value."""

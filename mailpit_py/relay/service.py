@@ -148,10 +148,12 @@ class Relay:
         if s.forward is not None and s.forward.forward_smtp_errors:
             jobs.append(("forward", s.forward, list(s.forward.to)))
         for kind, up, rcpts in jobs:
+            started = time.time()  # never queued: the copy is sent while the client waits
             sender = relay_send.envelope_sender(up, envelope.mail_from)
             data = relay_send.rewrite(raw, up, release=False) if kind == "forward" else raw
             result = self._deliver(up, sender, rcpts, data)
             outcome = "sent" if not result.temporary() + result.permanent() else "failed"
+            self.mailbox.telemetry.observe("relay_delivery", time.time() - started, outcome)
             self._record(0, uid, kind, rcpts, result, outcome, "sent", [], time.time())
             refusal = result.first_refusal()
             if refusal is not None:
@@ -284,6 +286,8 @@ class Relay:
             state, outcome = "pending", ("partial" if result.sent() else "retry")
             delay = min(MAX_DELAY, self.settings.retry_delay * 2 ** (attempts - 1))
             next_at = now + delay
+        if state != "pending":  # the final answer: how long the copy took since it was queued
+            self.mailbox.telemetry.observe("relay_delivery", time.time() - row["created"], outcome)
         remaining = temporary if state == "pending" else rcpts
         self._record(
             row["id"], row["message_uid"], kind, rcpts, result, outcome, state, remaining, next_at

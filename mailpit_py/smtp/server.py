@@ -184,6 +184,9 @@ class SmtpServer:
             return
         log.debug("session %s from %s: %s", rec.uid, rec.peer, rec.outcome)
         self.mailbox.telemetry.inc("smtp_sessions", rec.outcome)
+        self.mailbox.telemetry.observe(
+            "smtp_session_duration", max(0.0, rec.ended - rec.started), rec.outcome
+        )
         self.mailbox.record_session(rec)
 
     def _factory(self) -> CatcherSMTP:

@@ -275,6 +275,16 @@ class StoreBackend(Protocol):
         """(outbox items, attempts) of one message, oldest first."""
         ...
 
+    def outbox_backlog(self) -> tuple[int, float | None]:
+        """(pending items, creation time of the oldest or None): the queue's size and age."""
+        ...
+
+    def outbox_pending(self, limit: int = 1000) -> Sequence[Row]:
+        """Up to `limit` pending items, oldest first (columns: id, message_uid, kind, mail_from,
+        recipients as JSON, created, attempts, next_attempt, state, and last_error: the reply of
+        the latest attempt, '' before the first)."""
+        ...
+
     # -- statistics ----------------------------------------------------------------------------
 
     def size_histogram(self, bounds: Sequence[int]) -> list[int]:

@@ -115,3 +115,29 @@ class Outbox(SQLiteParts):
                 "SELECT * FROM relay_attempts WHERE message_uid = ? ORDER BY id", (uid,)
             ).fetchall()
         return items, attempts
+
+    def outbox_backlog(self) -> tuple[int, float | None]:
+        """(pending items, creation time of the oldest), for the queue gauges at scrape time."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT count(*), min(created) FROM outbox WHERE state = 'pending'"
+            ).fetchone()
+        return int(row[0]), None if row[1] is None else float(row[1])
+
+    def outbox_pending(self, limit: int = 1000) -> list[sqlite3.Row]:
+        """Pending items, oldest first, each with the reply of its latest attempt (last_error,
+        '' before the first); the raw copy is left out, a queue listing never needs it."""
+        with self.reading() as conn:
+            return (
+                dict_cursor(conn)
+                .execute(
+                    "SELECT o.id, o.message_uid, o.kind, o.mail_from, o.recipients, o.created, "
+                    "o.attempts, o.next_attempt, o.state, coalesce(("
+                    # By message_uid first: relay_attempts is indexed on it, not on outbox_id.
+                    "  SELECT a.reply FROM relay_attempts a WHERE a.message_uid = o.message_uid "
+                    "  AND a.outbox_id = o.id ORDER BY a.id DESC LIMIT 1), '') AS last_error "
+                    "FROM outbox o WHERE o.state = 'pending' ORDER BY o.created, o.id LIMIT ?",
+                    (limit,),
+                )
+                .fetchall()
+            )

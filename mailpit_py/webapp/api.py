@@ -15,6 +15,7 @@ from mailpit_py import __version__
 from mailpit_py.mailbox.compose import ComposeError, compose
 from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 from mailpit_py.mailbox.shapes import StoredMessage
+from mailpit_py.observability import relayqueue as relay_queue
 from mailpit_py.observability.stats import rss_bytes
 from mailpit_py.relay.service import Relay, RelayError
 from mailpit_py.smtp.chaos import Chaos, ChaosError
@@ -245,6 +246,13 @@ def release(msg_id: str) -> Response:
 @api.get("/api/v1/message/<msg_id>/relay")
 def relay_history(msg_id: str) -> Response:
     return jsonify(mailbox().relay_history(resolve(msg_id)))
+
+
+@api.get("/api/v1/relay/queue")
+def relay_queue_listing() -> Response:
+    """Our extension: the outbox as `mailq` lists it (empty when nothing relays)."""
+    limit = int_arg("limit", relay_queue.LIMIT, minimum=1, maximum=100_000)
+    return jsonify(relay_queue.relay_queue(mailbox().store, time.time(), limit))
 
 
 @api.get("/api/v1/sessions")

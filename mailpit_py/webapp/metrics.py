@@ -121,17 +121,54 @@ class MailpitCollector(Collector):
             "Jobs the database writer committed per transaction",
             hist["batch"],
         )
+        yield _labelled_histogram(
+            "mailpit_smtp_session_duration_seconds",
+            "Seconds from the connection of an SMTP session to its end, by outcome",
+            "outcome",
+            tel.labelled("smtp_session_duration"),
+        )
+        yield _labelled_histogram(
+            "mailpit_relay_delivery_seconds",
+            "Seconds from queueing a relayed copy to the upstream's final answer, by outcome "
+            "(sent, partial, failed)",
+            "outcome",
+            tel.labelled("relay_delivery"),
+        )
+        # Read from the store at each scrape, so a restart or another process's writes show.
+        pending, oldest = mb.store.outbox_backlog()
+        yield GaugeMetricFamily(
+            "mailpit_relay_outbox_messages", "Relay copies waiting in the outbox", pending
+        )
+        yield GaugeMetricFamily(
+            "mailpit_relay_outbox_oldest_seconds",
+            "Age of the oldest relay copy waiting in the outbox (0 when it is empty)",
+            max(0.0, time.time() - oldest) if oldest is not None else 0.0,
+        )
 
 
 def _histogram(name: str, help_text: str, h: Histogram) -> HistogramMetricFamily:
     """Telemetry keeps a count per bucket; Prometheus wants cumulative counts per bound."""
+    return HistogramMetricFamily(name, help_text, buckets=_cumulative(h), sum_value=h.total)
+
+
+def _labelled_histogram(
+    name: str, help_text: str, label: str, series: dict[tuple[str, ...], Histogram]
+) -> HistogramMetricFamily:
+    """One family with a series per label value (none before the first observation)."""
+    family = HistogramMetricFamily(name, help_text, labels=(label,))
+    for labels, h in sorted(series.items()):
+        family.add_metric([labels[0] if labels else ""], _cumulative(h), h.total)
+    return family
+
+
+def _cumulative(h: Histogram) -> list[tuple[str, float]]:
     buckets: list[tuple[str, float]] = []
     running = 0
     for bound, count in zip(h.bounds, h.counts, strict=False):
         running += count
         buckets.append((_le(bound), running))
     buckets.append(("+Inf", h.count))
-    return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=h.total)
+    return buckets
 
 
 def _le(bound: float) -> str:
