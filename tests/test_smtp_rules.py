@@ -5,11 +5,18 @@ HELP, the transcript of oversized data and what a refused connection's 503s coun
 from __future__ import annotations
 
 import base64
+import hmac
+import smtplib
+import subprocess
+import sys
 
+import bcrypt
 import pytest
 
-from front_door import message
-from helpers import RawClient
+from front_door import client_tls, message, next_error, starttls, swaks
+from helpers import REPO, RawClient, make_server
+from mailpit_py.cli import config_from
+from mailpit_py.config.errors import ConfigError
 
 TLS = {"smtp_tls_cert": "sans:localhost"}
 
@@ -66,6 +73,107 @@ def test_a_malformed_auth_parameter_gets_501(server_factory, param: str) -> None
 
 
 # -- which mechanisms are offered ----------------------------------------------------------
+
+
+def test_cram_md5_is_not_offered_when_every_password_is_a_hash(server_factory) -> None:
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    mp = server_factory(smtp_auth=f"dave:{hashed}", **TLS)
+    c = RawClient(mp.smtp_address)
+    assert "CRAM-MD5" not in ehlo_auth_line(c)
+    starttls(c, ehlo=False)
+    assert ehlo_auth_line(c) == ["LOGIN", "PLAIN"]
+    assert c.cmd("AUTH CRAM-MD5") == "504 5.5.4 Unrecognized authentication type"
+    # Not a failed login: the right password still works after any number of such tries.
+    for _ in range(3):
+        assert c.cmd("AUTH CRAM-MD5").startswith("504 ")
+    assert c.cmd(f"AUTH PLAIN {b64(chr(0) + 'dave' + chr(0) + 'pw')}").startswith("235 ")
+    c.close()
+
+
+def test_a_hashed_user_asking_for_cram_md5_gets_534_that_burns_no_attempt(server_factory) -> None:
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    mp = server_factory(smtp_auth=f"dave:{hashed}\nerin:clear", **TLS)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    starttls(c)
+    with mp.bus.subscribe() as sub:
+        for _ in range(3):
+            challenge = base64.b64decode(c.cmd("AUTH CRAM-MD5")[4:])
+            digest = hmac.new(b"pw", challenge, "md5").hexdigest()
+            reply = c.cmd(b64(f"dave {digest}"))
+            assert reply.startswith("534 5.7.9 "), reply
+        event = next_error(sub)
+    assert event["Rule"] == "auth-mechanism"
+    # Three tries and the session is still open: a 534 is not a wrong password.
+    assert c.cmd(f"AUTH PLAIN {b64(chr(0) + 'dave' + chr(0) + 'pw')}").startswith("235 ")
+    c.close()
+
+
+def test_smtplib_falls_back_from_cram_md5_for_a_hashed_user(server_factory) -> None:
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    mp = server_factory(smtp_auth=f"dave:{hashed}\nerin:clear", **TLS)
+    with smtplib.SMTP(*mp.smtp_address) as client:
+        client.starttls(context=client_tls())
+        assert client.login("dave", "pw")[0] == 235  # smtplib tries CRAM-MD5 first
+        client.sendmail("a@example.com", ["b@example.com"], message("fallback"))
+    assert mp.mailbox.get("latest").summary["Username"] == "dave"
+
+
+@pytest.mark.parametrize("value", ["PLAIN LOGIN", "plain,login", " PLAIN , LOGIN "])
+def test_smtp_auth_mechanisms_limits_what_is_offered_and_accepted(server_factory, value) -> None:
+    mp = server_factory(smtp_auth="alice:s3cret", smtp_auth_mechanisms=value, **TLS)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    starttls(c)
+    assert ehlo_auth_line(c) == ["LOGIN", "PLAIN"]
+    assert c.cmd("AUTH CRAM-MD5") == "504 5.5.4 Unrecognized authentication type"
+    assert c.cmd(f"AUTH PLAIN {b64(chr(0) + 'alice' + chr(0) + 's3cret')}").startswith("235 ")
+    c.close()
+
+
+def test_swaks_logs_in_with_the_one_mechanism_offered(server_factory) -> None:
+    mp = server_factory(
+        smtp_auth="alice:s3cret", smtp_auth_mechanisms="CRAM-MD5", smtp_auth_allow_insecure=True
+    )
+    host, port = mp.smtp_address
+    done = swaks(
+        "--server", f"{host}:{port}", "--to", "b@example.com", "--from", "a@example.com",
+        "--auth", "--auth-user", "alice", "--auth-password", "s3cret",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "AUTH CRAM-MD5" in done.stdout
+    assert mp.mailbox.get("latest").summary["Username"] == "alice"
+    mp2 = server_factory(
+        smtp_auth="alice:s3cret", smtp_auth_mechanisms="CRAM-MD5", smtp_auth_allow_insecure=True
+    )
+    c = RawClient(mp2.smtp_address)
+    assert ehlo_auth_line(c) == ["CRAM-MD5"]
+    assert c.cmd("AUTH PLAIN") == "504 5.5.4 Unrecognized authentication type"
+    c.close()
+
+
+def test_unknown_mechanism_names_are_a_start_up_error_naming_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from(["--smtp-auth-mechanisms", "PLAIN XOAUTH2"], {})
+    assert "XOAUTH2" in str(err.value) and "CRAM-MD5, LOGIN, PLAIN" in str(err.value)
+    config = config_from([], {"MP_SMTP_AUTH_MECHANISMS": "plain,Login"})
+    assert config.smtp_auth_mechanisms == "LOGIN PLAIN"
+    done = subprocess.run(
+        [sys.executable, "-m", "mailpit_py", "--smtp-auth-mechanisms", "GSSAPI"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode != 0
+    assert "--smtp-auth-mechanisms" in done.stderr and "GSSAPI" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cram_md5_asked_for_with_only_hashed_passwords_is_a_start_up_error() -> None:
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    with pytest.raises(ConfigError, match="CRAM-MD5.*clear-text"):
+        make_server(smtp_auth=f"dave:{hashed}", smtp_auth_mechanisms="CRAM-MD5", **TLS).start()
 
 
 # -- recipients (RFC 5321 sections 3.3, 4.1.1.3, 4.5.1) ---------------------------------------

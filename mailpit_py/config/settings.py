@@ -14,6 +14,7 @@ from mailpit_py.config.option import Option, options_of, setting
 from mailpit_py.config.values import (
     normalize_webroot,
     optional_text,
+    parse_auth_mechanisms,
     parse_duration,
     parse_int,
     parse_prometheus,
@@ -260,6 +261,17 @@ class Config:
         flags=("--smtp-auth-allow-insecure",),
         env="MP_SMTP_AUTH_ALLOW_INSECURE",
         help="allow PLAIN and LOGIN over connections without TLS",
+    )
+    smtp_auth_mechanisms: str = setting(
+        "",
+        flags=("--smtp-auth-mechanisms",),
+        env="MP_SMTP_AUTH_MECHANISMS",
+        help=(
+            "AUTH mechanisms to offer and accept, e.g. 'PLAIN LOGIN' (of CRAM-MD5, LOGIN, "
+            "PLAIN); others get 504 5.5.4; default: every one the credentials can check"
+        ),
+        convert=parse_auth_mechanisms,
+        metavar="LIST",
     )
     smtp_allowed_recipients: str = setting(
         "",

@@ -101,3 +101,20 @@ def parse_prometheus(value: str, flag: str) -> str:
     if text.lower() in FALSE_WORDS:
         return ""
     return text
+
+
+# The SMTP AUTH mechanisms the server implements (RFC 4954; CRAM-MD5 is RFC 2195).
+AUTH_MECHANISMS = ("CRAM-MD5", "LOGIN", "PLAIN")
+
+
+def parse_auth_mechanisms(value: str, flag: str) -> str:
+    """`PLAIN LOGIN`, `plain,login` -> `LOGIN PLAIN` (known names, upper case, in a fixed order);
+    empty means every mechanism the credentials can check."""
+    names = {item.upper() for item in re.split(r"[,\s]+", value.strip()) if item}
+    unknown = sorted(names - set(AUTH_MECHANISMS))
+    if unknown:
+        raise ConfigError(
+            f"{flag}: unknown mechanism {', '.join(unknown)}: the known ones are "
+            f"{', '.join(AUTH_MECHANISMS)} (a list such as 'PLAIN LOGIN' or 'PLAIN,LOGIN')"
+        )
+    return " ".join(m for m in AUTH_MECHANISMS if m in names)

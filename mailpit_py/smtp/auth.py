@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass
 
 from mailpit_py.config.credentials import Credentials
+from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.settings import Config
+from mailpit_py.config.values import AUTH_MECHANISMS, parse_auth_mechanisms
 
-MECHANISMS = ("CRAM-MD5", "LOGIN", "PLAIN")
+MECHANISMS = AUTH_MECHANISMS
 # These send the password itself, so they need TLS unless --smtp-auth-allow-insecure.
 PLAIN_TEXT_MECHANISMS = frozenset({"LOGIN", "PLAIN"})
 MAX_FAILURES = 3  # failed AUTH attempts before the session ends with 421 4.7.0
@@ -25,6 +27,8 @@ class SmtpAuth:
     accept_any: bool = False
     allow_insecure: bool = False
     credentials: Credentials | None = None
+    # What is offered and accepted (--smtp-auth-mechanisms, less what cannot work).
+    mechanisms: tuple[str, ...] = MECHANISMS
 
     @property
     def required(self) -> bool:
@@ -42,11 +46,30 @@ class SmtpAuth:
             if config.smtp_auth:
                 entries |= Credentials.parse(config.smtp_auth, "MP_SMTP_AUTH").entries
             creds = Credentials(entries)
+        flag = "--smtp-auth-mechanisms"
+        chosen = tuple(parse_auth_mechanisms(config.smtp_auth_mechanisms, flag).split())
+        mechanisms = chosen or MECHANISMS
+        if (
+            creds is not None
+            and not config.smtp_auth_accept_any
+            and not any(creds.plain_password(user) for user in creds.entries)
+        ):
+            # CRAM-MD5 needs the clear-text password to compute the HMAC (RFC 2195): with only
+            # hashes, not one login could succeed, and a client that tried it first (as
+            # smtplib does) would burn one of its allowed failures with the right password.
+            if "CRAM-MD5" in chosen:
+                raise ConfigError(
+                    f"{flag}: CRAM-MD5 needs clear-text passwords, and every password of "
+                    "--smtp-auth-file / MP_SMTP_AUTH is a hash: leave CRAM-MD5 out, or list "
+                    "a user with a clear-text password"
+                )
+            mechanisms = tuple(m for m in mechanisms if m != "CRAM-MD5")
         return cls(
             enabled=bool(creds or config.smtp_auth_accept_any),
             accept_any=config.smtp_auth_accept_any,
             allow_insecure=config.smtp_auth_allow_insecure,
             credentials=creds,
+            mechanisms=mechanisms,
         )
 
     def offered(self, encrypted: bool) -> list[str]:
@@ -54,8 +77,18 @@ class SmtpAuth:
         if not self.enabled:
             return []
         if encrypted or self.allow_insecure:
-            return list(MECHANISMS)
-        return [m for m in MECHANISMS if m not in PLAIN_TEXT_MECHANISMS]
+            return list(self.mechanisms)
+        return [m for m in self.mechanisms if m not in PLAIN_TEXT_MECHANISMS]
+
+    def hashed(self, user: str) -> bool:
+        """True for a listed user whose password is a hash, which CRAM-MD5 cannot check."""
+        creds = self.credentials
+        return (
+            not self.accept_any
+            and creds is not None
+            and user in creds.entries
+            and creds.plain_password(user) is None
+        )
 
     async def check(self, user: str, password: str) -> bool:
         """True when the pair may log in; bcrypt runs off the event loop (it takes ~0.1 s)."""

@@ -662,6 +662,11 @@ class CatcherSMTP(SMTP):
             args[0] = args[0].upper()  # mechanism names are case-insensitive (RFC 4954)
         mech = args[0] if args else ""
         ready = self.session.extended_smtp and not self.session.authenticated
+        if ready and mech and mech not in auth.mechanisms:
+            # Not offered (--smtp-auth-mechanisms, or CRAM-MD5 with hashed passwords only):
+            # refused as unknown, as RFC 4954 section 4 says, and no failed login.
+            await self.push("504 5.5.4 Unrecognized authentication type")
+            return
         if ready and mech in self._auth_methods:
             if (
                 mech in PLAIN_TEXT_MECHANISMS
@@ -735,6 +740,19 @@ class CatcherSMTP(SMTP):
         if blob is None:
             return AuthResult(success=False, handled=True)
         pair = split_cram_md5(blob)
+        if pair is not None and self._server.auth.hashed(pair[0]):
+            # The stored hash cannot check an HMAC, so whether the digest is right is unknown:
+            # RFC 4954's 534 ("mechanism too weak" for that user) says to try another, and it
+            # is not counted as a wrong password (smtplib then goes on to PLAIN).
+            await self.refuse(
+                Refusal(
+                    "534 5.7.9 Error: CRAM-MD5 cannot be checked for this user (the password "
+                    "is stored as a hash): use PLAIN or LOGIN",
+                    "auth-mechanism",
+                    f"CRAM-MD5 for {pair[0]!r}, whose password is a hash",
+                )
+            )
+            return AuthResult(success=False, handled=True)
         ok = pair is not None and self._server.auth.check_cram_md5(pair[0], challenge, pair[1])
         return self._auth_result("CRAM-MD5", pair[0] if pair else "", ok)
 
