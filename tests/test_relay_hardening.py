@@ -114,7 +114,8 @@ def header_section(data: bytes) -> bytes:
 
 
 def assert_clean_headers(data: bytes, expected_names: set[str]) -> None:
-    """Lines end in CRLF only; each line is a field or a fold; the fields are the expected."""
+    """Lines end in CRLF only; each line is a field or a fold; the fields are the expected, plus
+    the relay's own Received hop on top (RFC 5321 section 4.4)."""
     head = header_section(data)
     assert b"\r" not in head.replace(b"\r\n", b""), head
     assert b"\n" not in head.replace(b"\r\n", b""), head
@@ -125,7 +126,8 @@ def assert_clean_headers(data: bytes, expected_names: set[str]) -> None:
         name, colon, _ = line.partition(b":")
         assert colon and name and b" " not in name, line
         names.append(name.decode().lower())
-    assert sorted(names) == sorted(expected_names), names
+    assert names[0] == "received", names
+    assert sorted(names[1:]) == sorted(expected_names), names
 
 
 @pytest.mark.parametrize("from_value", [ENCODED_CRLF_FROM, RAW_CR_FROM], ids=["encoded", "raw-cr"])

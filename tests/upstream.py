@@ -33,6 +33,7 @@ class Received:
     data: bytes
     username: str
     tls: bool
+    helo: str = ""  # the name the client greeted with (EHLO or HELO)
 
 
 class _Handler:
@@ -71,6 +72,7 @@ class _Handler:
                 login.decode() if isinstance(login, bytes) else str(login or ""),
                 # STARTTLS sets session.ssl; implicit TLS shows on the transport only.
                 session.ssl is not None or _on_tls(server),
+                session.host_name or "",
             )
         )
         return "250 2.0.0 Ok: upstream got it"

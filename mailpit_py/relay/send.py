@@ -18,10 +18,8 @@ from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 
-import dns.exception
-import dns.resolver
-
 from mailpit_py.ids import new_id
+from mailpit_py.net.dns import DnsError, Resolver, load_overrides
 from mailpit_py.relay.config import Upstream
 
 SMTP_TIMEOUT = 30.0  # seconds per command; a dead upstream must not stall the worker long
@@ -184,10 +182,10 @@ def crlf(data: bytes) -> bytes:
     return _BARE_CR.sub(b" ", head) + _BARE_CR.sub(b"\r\n", body)
 
 
-def send(up: Upstream, mail_from: str, rcpts: Sequence[str], data: bytes) -> Result:
-    """Deliver through the configured upstream host."""
+def send(up: Upstream, mail_from: str, rcpts: Sequence[str], data: bytes, helo: str = "") -> Result:
+    """Deliver through the configured upstream host, greeting it as `helo` (--smtp-hostname)."""
     result = Result(server=up.server)
-    _session(up, up.host, up.port, mail_from, rcpts, crlf(data), result, verify=True)
+    _session(up, up.host, up.port, mail_from, rcpts, crlf(data), result, verify=True, helo=helo)
     return result
 
 
@@ -210,15 +208,18 @@ def _session(
     *,
     verify: bool,
     opportunistic: bool = False,
+    helo: str = "",
 ) -> None:
-    """One SMTP session; fills result.replies. Connection failures raise OSError."""
+    """One SMTP session; fills result.replies. Connection failures raise OSError. The EHLO
+    name is `helo` (this host's name, as an MTA greets), smtplib's guess when empty."""
     client: smtplib.SMTP
+    name = helo or None
     if up.tls:
         client = smtplib.SMTP_SSL(
-            host, port, timeout=SMTP_TIMEOUT, context=_tls_context(up, verify)
+            host, port, local_hostname=name, timeout=SMTP_TIMEOUT, context=_tls_context(up, verify)
         )
     else:
-        client = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
+        client = smtplib.SMTP(host, port, local_hostname=name, timeout=SMTP_TIMEOUT)
     try:
         try:
             _converse(client, up, mail_from, rcpts, data, result, verify, opportunistic)
@@ -303,46 +304,46 @@ class DnsFailure(Exception):
         self.temporary = temporary
 
 
-def make_resolver(nameserver: tuple[str, int] | None) -> dns.resolver.Resolver:
-    if nameserver is None:
-        return dns.resolver.Resolver()
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [nameserver[0]]
-    resolver.port = nameserver[1]
-    resolver.lifetime = 5.0
-    return resolver
+def make_resolver(nameserver: tuple[str, int] | None, override_file: str | None) -> Resolver:
+    """The resolver the checks use (net/dns.py), so --dns-override answers MX and A/AAAA
+    lookups first (an MX on loopback for a test), then `nameserver` or the system's."""
+    return Resolver(load_overrides(override_file), timeout=5.0, nameserver=nameserver)
 
 
-def mx_hosts(domain: str, resolver: dns.resolver.Resolver) -> list[str]:
+def mx_hosts(domain: str, resolver: Resolver) -> list[str]:
     """Exchange names by preference; the domain itself when it has no MX (implicit MX)."""
     try:
-        answer = resolver.resolve(domain, "MX")
-    except dns.resolver.NXDOMAIN:
-        raise DnsFailure(f"domain {domain} does not exist", temporary=False) from None
-    except dns.resolver.NoAnswer:
-        return [domain]  # RFC 5321 section 5.1: no MX, so the A/AAAA record is the host
-    except dns.exception.DNSException as exc:
+        values = resolver.query(domain, "MX")
+    except DnsError as exc:
+        if exc.kind == "nxdomain":
+            raise DnsFailure(f"domain {domain} does not exist", temporary=False) from None
         raise DnsFailure(f"MX lookup for {domain} failed: {exc}", temporary=True) from None
-    records = sorted(answer, key=lambda r: r.preference)
-    names = [r.exchange.to_text(omit_final_dot=True) for r in records]
-    if names in ([""], ["."]) or (len(records) == 1 and records[0].exchange.to_text() == "."):
+    if not values:
+        return [domain]  # RFC 5321 section 5.1: no MX, so the A/AAAA record is the host
+    records: list[tuple[int, str]] = []
+    for value in values:
+        pref, _, host = value.partition(" ")
+        try:
+            records.append((int(pref), host.strip().rstrip(".")))
+        except ValueError:
+            continue
+    records.sort(key=lambda r: r[0])
+    names = [host for _, host in records]
+    if not names or (len(names) == 1 and names[0] == ""):
         raise DnsFailure(f"{domain} accepts no mail (null MX, RFC 7505)", temporary=False)
-    return names
+    return [n for n in names if n]
 
 
-def host_addresses(host: str, resolver: dns.resolver.Resolver) -> list[str]:
+def host_addresses(host: str, resolver: Resolver) -> list[str]:
     try:
         ipaddress.ip_address(host)
         return [host]
     except ValueError:
         pass
-    found: list[str] = []
-    for rdtype in ("A", "AAAA"):
-        try:
-            found += [r.to_text() for r in resolver.resolve(host, rdtype)]
-        except dns.exception.DNSException:
-            continue
-    return found
+    try:
+        return resolver.addresses(host)
+    except DnsError:
+        return []
 
 
 def send_mx(
@@ -350,10 +351,12 @@ def send_mx(
     mail_from: str,
     rcpts: Sequence[str],
     data: bytes,
-    resolver: dns.resolver.Resolver,
+    resolver: Resolver,
+    helo: str = "",
 ) -> Result:
     """Deliver to each recipient domain's MX hosts in preference order, falling to the next host
-    only when one cannot be reached (RFC 5321 section 5.1)."""
+    only when one cannot be reached (RFC 5321 section 5.1). Result.server names every host
+    tried, a failed one with its error."""
     result = Result()
     by_domain: dict[str, list[str]] = {}
     for r in rcpts:
@@ -371,7 +374,10 @@ def send_mx(
         last_error = f"no address for the MX hosts of {domain} ({', '.join(hosts)})"
         delivered = False
         for host in hosts:
-            for addr in host_addresses(host, resolver):
+            addresses = host_addresses(host, resolver)
+            if not addresses:
+                servers.append(f"{host}: no A/AAAA address (next host)")
+            for addr in addresses:
                 try:
                     # MX hosts use opportunistic STARTTLS without verification, as MTAs do.
                     _session(
@@ -384,9 +390,11 @@ def send_mx(
                         result,
                         verify=False,
                         opportunistic=True,
+                        helo=helo,
                     )
                 except OSError as exc:
                     last_error = f"{host} [{addr}]:{up.port}: {_os_error(exc)}"
+                    servers.append(f"{last_error} (next host)")
                     continue
                 servers.append(f"{host} [{addr}]:{up.port}")
                 delivered = True

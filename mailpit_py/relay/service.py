@@ -3,9 +3,11 @@ thread, retrying temporary failures with exponential backoff; every attempt is r
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import smtplib
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -13,9 +15,11 @@ from email.utils import parseaddr
 from typing import Any
 
 from mailpit_py.config.settings import Config
-from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks, OutboxItem
 from mailpit_py.models import Envelope
+from mailpit_py.net.dns import DnsError, reverse_name
+from mailpit_py.relay import dsn as relay_dsn
 from mailpit_py.relay import send as relay_send
 from mailpit_py.relay.config import RelaySettings, Upstream, address_rule, settings
 from mailpit_py.relay.send import Result
@@ -25,6 +29,8 @@ log = logging.getLogger("mailpit_py.relay")
 
 RELEASE_WAIT = 20.0  # seconds a release request waits for its first attempt's outcome
 MAX_DELAY = 3600.0  # the longest pause between retries
+# The origin of a bounce the relay delivers into the catcher (auto-relay leaves it alone).
+DSN_ORIGIN = "delivery status notification"
 
 
 class RelayError(ValueError):
@@ -51,9 +57,10 @@ class Relay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._attempted = threading.Condition()
-        self._resolver = (
-            relay_send.make_resolver(self.settings.nameserver) if self.settings.mx else None
-        )
+        self.hostname = config.smtp_hostname or socket.getfqdn()
+        # One resolver (net/dns.py, with --dns-override) for MX routing and the reverse DNS
+        # name of the client in the relay's Received header.
+        self._resolver = relay_send.make_resolver(self.settings.nameserver, config.dns_override)
 
     @property
     def active(self) -> bool:
@@ -122,6 +129,8 @@ class Relay:
     def plan(self, envelope: Envelope, origin: dict[str, Any]) -> list[OutboxItem]:
         """Outbox items committed with a new message (runs before its commit)."""
         s = self.settings
+        if origin.get("Generated") == DSN_ORIGIN:
+            return []  # a bounce the relay wrote stays in the catcher, where it is shown
         # Any SMTP session: SMTP, ESMTP and RFC 3848's ESMTPS/ESMTPA/ESMTPSA (not IMAP or HTTP).
         smtp = str(origin.get("Protocol", "")).startswith(("SMTP", "ESMTP"))
         in_session = smtp and self._inline
@@ -151,7 +160,10 @@ class Relay:
             started = time.time()  # never queued: the copy is sent while the client waits
             sender = relay_send.envelope_sender(up, envelope.mail_from)
             data = relay_send.rewrite(raw, up, release=False) if kind == "forward" else raw
-            result = self._deliver(up, sender, rcpts, data)
+            result = self._deliver(up, sender, rcpts, data, uid)
+            if result.sent() and (result.temporary() or result.permanent()):
+                self._partial(uid, kind, up, envelope.mail_from, sender, rcpts, data, result)
+                continue
             outcome = "sent" if not result.temporary() + result.permanent() else "failed"
             self.mailbox.telemetry.observe("relay_delivery", time.time() - started, outcome)
             self._record(0, uid, kind, rcpts, result, outcome, "sent", [], time.time())
@@ -162,6 +174,34 @@ class Relay:
                     return f"451 4.4.1 relay to {result.server} failed: {text}"
                 return f"{code} {text}"
         return ""
+
+    def _partial(
+        self,
+        uid: str,
+        kind: str,
+        up: Upstream,
+        original_sender: str,
+        sender: str,
+        rcpts: list[str],
+        data: bytes,
+        result: Result,
+    ) -> None:
+        """forward-smtp-errors with a mixed upstream result. The DATA reply is one code for
+        every recipient (RFC 5321 section 4.2.5) and ours were all accepted at RCPT before the
+        upstream was asked, so the client hears 250 once one copy went out: a refused
+        recipient gets a bounce (DSN) in the catcher, a deferred one is queued for a retry."""
+        later = result.temporary()
+        now = time.time()
+        if later:
+            item = self.mailbox.queue_relay(uid, kind, sender, later, data)
+            self._record(
+                item, uid, kind, rcpts, result, "partial", "pending", later,
+                now + self.settings.retry_delay,
+            )  # fmt: skip
+        else:
+            self._record(0, uid, kind, rcpts, result, "partial", "sent", [], now)
+        if result.permanent():
+            self._bounce(uid, original_sender, result, result.permanent(), up)
 
     # -- manual release ----------------------------------------------------------------------
 
@@ -273,7 +313,7 @@ class Relay:
         data = bytes(row["raw"])
         if kind == "forward":
             data = relay_send.rewrite(data, up, release=False)
-        result = self._deliver(up, row["mail_from"], rcpts, data)
+        result = self._deliver(up, row["mail_from"], rcpts, data, row["message_uid"])
         temporary = result.temporary()
         attempts = row["attempts"] + 1
         if not temporary:
@@ -292,13 +332,110 @@ class Relay:
         self._record(
             row["id"], row["message_uid"], kind, rcpts, result, outcome, state, remaining, next_at
         )
+        # The outbox gave up on these (refused for good, or deferred past the last attempt).
+        given_up = result.permanent() + (temporary if state == "failed" else [])
+        if given_up:
+            self._bounce(row["message_uid"], None, result, given_up, up)
 
-    def _deliver(self, up: Upstream, sender: str, rcpts: list[str], data: bytes) -> Result:
+    # -- trace and bounce ----------------------------------------------------------------------
+
+    def _origin(self, uid: str) -> tuple[dict[str, Any], bytes]:
+        """The stored message's envelope and origin (HELO, peer, protocol) and its raw text."""
+        try:
+            msg = self.mailbox.get(uid)
+            return dict(msg.detail.get("Envelope", {})), self.mailbox.raw(uid)
+        except (MessageNotFound, StoreError):
+            return {}, b""  # deleted since it was queued: the copy still goes
+
+    def _rdns(self, ip: str) -> str:
+        """The client's name: a PTR of --dns-override first; loopback is localhost without
+        asking anyone (as the SMTP listener does); else DNS, "" when it has no answer."""
+        try:
+            address = ipaddress.ip_address(ip)
+            pointer = reverse_name(ip)
+        except ValueError:
+            return ""
+        override = self._resolver.overrides.get((pointer, "PTR"))
+        if override:
+            return override[0]
+        if address.is_loopback:
+            return "localhost"
+        try:
+            names = self._resolver.query(pointer, "PTR")
+        except DnsError:
+            return ""
+        return names[0] if names else ""
+
+    def trace(self, uid: str, rcpts: Sequence[str]) -> bytes:
+        """The Received field this hop puts on top of a copy (RFC 5321 section 4.4)."""
+        origin, _ = self._origin(uid)
+        peer = str(origin.get("Peer", ""))
+        ip = peer.rsplit(":", 1)[0].strip("[]") if ":" in peer else peer
+        return relay_dsn.received(
+            helo=str(origin.get("Helo", "")),
+            rdns=self._rdns(ip) if ip else "",
+            ip=ip,
+            hostname=self.hostname,
+            protocol=str(origin.get("Protocol", "")),
+            uid=uid,
+            rcpts=rcpts,
+        )
+
+    def _bounce(
+        self, uid: str, sender: str | None, result: Result, rcpts: list[str], up: Upstream
+    ) -> None:
+        """Deliver a delivery status notification for `rcpts` into the catcher, to the original
+        envelope sender, through the mailbox's normal delivery; never for a null sender (a
+        bounce is not bounced: RFC 5321 section 4.5.5)."""
+        origin, raw = self._origin(uid)
+        if sender is None:
+            sender = str(origin.get("From", ""))
+        if not sender or not raw:
+            return
+        failures = [relay_dsn.Failure(r, *result.replies[r]) for r in rcpts]
+        text = relay_dsn.build(
+            hostname=self.hostname,
+            original=raw,
+            original_uid=uid,
+            sender=sender,
+            failures=failures,
+            remote=up.host,
+            arrival=time.time(),
+        )
+        envelope = Envelope(mail_from="", rcpt_to=(sender,))
+        try:
+            dsn_id = self.mailbox.deliver(
+                envelope, text, origin={"Generated": DSN_ORIGIN, "Helo": self.hostname}
+            ).result(timeout=relay_send.SMTP_TIMEOUT)
+        except Exception as exc:  # a full disk, a closed store: the attempt is still recorded
+            log.error("could not store the delivery status notification for %s: %s", uid, exc)
+            return
+        attempt = {
+            "message_uid": uid,
+            "at": time.time(),
+            "kind": "dsn",
+            "recipients": [sender],
+            "server": "",
+            "reply": dsn_id,
+            "outcome": "sent",
+        }
+        try:
+            self.mailbox.record_relay_attempt(
+                0, attempt, state="sent", recipients=[], next_attempt=time.time()
+            )
+        except StoreError as exc:
+            log.error("could not record the bounce of %s: %s", uid, exc)
+
+    def _deliver(
+        self, up: Upstream, sender: str, rcpts: list[str], data: bytes, uid: str
+    ) -> Result:
+        data = self.trace(uid, rcpts) + relay_send.crlf(data)
         try:
             if self.settings.mx and not up.host:
-                assert self._resolver is not None
-                return relay_send.send_mx(up, sender, rcpts, data, self._resolver)
-            return relay_send.send(up, sender, rcpts, data)
+                return relay_send.send_mx(
+                    up, sender, rcpts, data, self._resolver, helo=self.hostname
+                )
+            return relay_send.send(up, sender, rcpts, data, helo=self.hostname)
         except smtplib.SMTPResponseException as exc:  # e.g. a 554 greeting
             text = exc.smtp_error
             reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)

@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import math
 import re
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from mailpit_py.config.settings import Config
 from mailpit_py.config.values import parse_networks
+from mailpit_py.net.dns import load_overrides, reverse_name
 
 RATE_WINDOW = 60.0  # seconds: --smtp-rate-limit counts messages per minute
 GREYLIST_MAX_ENTRIES = 100_000  # oldest triples are forgotten beyond this
@@ -34,6 +36,9 @@ class Policy:
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        # --dns-override's PTR records name clients before DNS is asked (a test can give
+        # 127.0.0.1 a name of its own, as the checks and the relay see it).
+        self.overrides = load_overrides(config.dns_override)
         self.clock = clock  # tests replace it to step over a greylist delay without sleeping
         self.allow = parse_networks(config.smtp_allow_ips, "--smtp-allow-ips")
         self.deny = parse_networks(config.smtp_deny_ips, "--smtp-deny-ips")
@@ -122,6 +127,10 @@ class Policy:
             f"{len(sent)} messages from {ip} in the last minute",
         )
 
+    async def reverse_dns(self, ip: str) -> str:
+        """The client's PTR name, --dns-override first (see reverse_dns)."""
+        return await reverse_dns(ip, overrides=self.overrides)
+
     def delivered(self, ip: str) -> None:
         if self.config.smtp_rate_limit:
             self._recent(ip).append(self.clock())
@@ -134,11 +143,22 @@ class Policy:
         return sent
 
     def recipient(self, address: str) -> Refusal | None:
-        """--smtp-allowed-recipients: others get 550 5.1.0 (or are ignored by the caller)."""
+        """--smtp-allowed-recipients: others get 550 5.7.1 (or are ignored by the caller).
+
+        A refused recipient is a relay denial (RFC 5321 section 3.6.2, RFC 3463 X.7.1 "delivery
+        not authorized"), answered as Postfix answers it, not X.1.0 (a bad address).
+        `postmaster` is always taken (RFC 5321 section 4.5.1: without a domain, and at this
+        server's own name), so a rule cannot shut out the address for reporting problems.
+        """
         if self.recipients is None or self.recipients.search(address):
             return None
+        local, at, domain = address.rpartition("@")
+        if (local if at else address).lower() == "postmaster" and (
+            not at or domain.lower() == (self.config.smtp_hostname or socket.getfqdn()).lower()
+        ):
+            return None
         return Refusal(
-            f"550 5.1.0 Error: recipient <{address}> is not allowed",
+            f"550 5.7.1 Error: recipient <{address}> is not allowed: relay access denied",
             "allowed-recipients",
             f"<{address}> does not match --smtp-allowed-recipients",
         )
@@ -167,13 +187,21 @@ class Policy:
         )
 
 
-async def reverse_dns(ip: str, timeout: float = REVERSE_DNS_TIMEOUT) -> str:
+async def reverse_dns(
+    ip: str,
+    timeout: float = REVERSE_DNS_TIMEOUT,
+    overrides: dict[tuple[str, str], list[str]] | None = None,
+) -> str:
     """The PTR name of a client address; raises on failure or after `timeout` seconds.
 
-    dnspython's resolver is asynchronous, so a slow DNS server costs no thread, and loopback
-    peers (the usual case for a development catcher) are answered without asking anyone.
+    A PTR record of --dns-override (`overrides`) answers first. dnspython's resolver is
+    asynchronous, so a slow DNS server costs no thread, and loopback peers (the usual case for
+    a development catcher) are answered without asking anyone.
     """
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    named = (overrides or {}).get((reverse_name(str(addr)), "PTR"))
+    if named:
+        return named[0]
     if addr.is_loopback:
         return "localhost"
     import dns.asyncresolver  # loaded only when --smtp-reverse-dns is on

@@ -20,7 +20,7 @@ from mailpit_py.net.loopthread import LoopThread
 from mailpit_py.net.tls import server_context
 from mailpit_py.smtp.auth import SmtpAuth
 from mailpit_py.smtp.chaos import Chaos, parse_triggers
-from mailpit_py.smtp.policy import Policy, reverse_dns
+from mailpit_py.smtp.policy import Policy
 from mailpit_py.smtp.protocol import CatcherEnvelope, CatcherSMTP
 from mailpit_py.smtp.replies import non_ascii
 from mailpit_py.smtp.trace import fmt_addr
@@ -74,7 +74,7 @@ class SmtpServer:
         )
         self.gated = bool(config.smtp_require_starttls or self.chaos)
         # Replaceable (tests): ip -> PTR name; smtp.py bounds it with REVERSE_DNS_TIMEOUT.
-        self.reverse_lookup: Callable[[str], Awaitable[str]] = reverse_dns
+        self.reverse_lookup: Callable[[str], Awaitable[str]] = self.policy.reverse_dns
 
     @property
     def address(self) -> tuple[str, int]:
@@ -112,6 +112,17 @@ class SmtpServer:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if address == "<>":
+            # The null path is a reverse-path only (RFC 5321 sections 3.3 and 4.1.1.3: a
+            # forward-path is a mailbox): a syntax error in the address, so 501 5.1.3 ("bad
+            # destination mailbox address syntax"), as Postfix answers it, not 550 (no mailbox).
+            return server.mark(
+                Refusal(
+                    "501 5.1.3 Error: bad recipient address syntax: <> is not a recipient",
+                    "syntax",
+                    "RCPT TO:<> (the null path is for MAIL FROM only)",
+                )
+            )
         if not envelope.smtp_utf8 and not address.isascii():
             return server.mark(non_ascii("recipient", address))
         if len(envelope.rcpt_tos) >= self.config.smtp_max_recipients:
