@@ -56,7 +56,7 @@ def test_recipient_outside_the_allowed_pattern_gets_550(server_factory) -> None:
     c.cmd("EHLO me")
     c.cmd("MAIL FROM:<a@example.com>")
     assert c.cmd("RCPT TO:<ok@Example.COM>").startswith("250 2.1.5")
-    reply = "550 5.1.0 Error: recipient <x@elsewhere.org> is not allowed"
+    reply = "550 5.7.1 Error: recipient <x@elsewhere.org> is not allowed: relay access denied"
     rule = refused_with(mp, c, "RCPT TO:<x@elsewhere.org>", reply, "allowed-recipients")
     assert rule == "allowed-recipients"
     assert c.cmd("DATA").startswith("354")
@@ -307,7 +307,7 @@ def test_a_refusal_reaches_the_websocket_as_an_error_event_with_its_rule(server_
         c = RawClient(mp.smtp_address)
         c.cmd("EHLO me")
         c.cmd("MAIL FROM:<a@example.com>")
-        assert c.cmd("RCPT TO:<x@elsewhere.org>").startswith("550 5.1.0")
+        assert c.cmd("RCPT TO:<x@elsewhere.org>").startswith("550 5.7.1")
         c.close()
         while True:
             frame = ws.receive(timeout=10)
@@ -321,6 +321,8 @@ def test_a_refusal_reaches_the_websocket_as_an_error_event_with_its_rule(server_
         "Level": "error",
         "Type": "smtpd",
         "IP": "127.0.0.1",
-        "Message": "550 5.1.0 Error: recipient <x@elsewhere.org> is not allowed",
+        "Message": (
+            "550 5.7.1 Error: recipient <x@elsewhere.org> is not allowed: relay access denied"
+        ),
         "Rule": "allowed-recipients",
     }

@@ -179,4 +179,67 @@ def test_cram_md5_asked_for_with_only_hashed_passwords_is_a_start_up_error() -> 
 # -- recipients (RFC 5321 sections 3.3, 4.1.1.3, 4.5.1) ---------------------------------------
 
 
+def test_the_null_recipient_is_refused_with_501_5_1_3(server_factory) -> None:
+    mp = server_factory()
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    assert c.cmd("MAIL FROM:<>") == "250 2.1.0 OK"  # the null path is a sender's only
+    assert (
+        c.cmd("RCPT TO:<>")
+        == "501 5.1.3 Error: bad recipient address syntax: <> is not a recipient"
+    )
+    assert c.cmd("DATA").startswith("503 ")  # no recipient was taken
+    c.close()
+
+
+@pytest.mark.parametrize(
+    "rcpt", ["postmaster", "POSTMASTER", "PostMaster@test.local", "postmaster@TEST.LOCAL"]
+)
+def test_postmaster_is_accepted_even_under_an_allow_list(server_factory, rcpt: str) -> None:
+    mp = server_factory(smtp_allowed_recipients=r"@example\.com$")
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.org>")
+    assert c.cmd(f"RCPT TO:<{rcpt}>") == "250 2.1.5 OK"
+    assert c.cmd("DATA").startswith("354")
+    c.send(message("to postmaster") + b".\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    c.close()
+    assert mp.mailbox.get("latest").detail["Envelope"]["To"] == [rcpt]
+
+
+def test_postmaster_of_another_domain_is_still_subject_to_the_allow_list(server_factory) -> None:
+    mp = server_factory(smtp_allowed_recipients=r"@example\.com$")
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.org>")
+    assert c.cmd("RCPT TO:<postmaster@elsewhere.org>").startswith("550 5.7.1 ")
+    c.close()
+
+
+def test_a_recipient_outside_the_allow_list_is_a_relay_denial_550_5_7_1(server_factory) -> None:
+    mp = server_factory(smtp_allowed_recipients=r"@example\.com$")
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    assert c.cmd("RCPT TO:<x@elsewhere.org>") == (
+        "550 5.7.1 Error: recipient <x@elsewhere.org> is not allowed: relay access denied"
+    )
+    c.close()
+
+
+def test_help_lists_every_command_the_server_answers(server_factory) -> None:
+    mp = server_factory(smtp_auth_accept_any=True, **TLS)
+    c = RawClient(mp.smtp_address)
+    reply = c.cmd("HELP")
+    assert reply.startswith("214 2.0.0 Supported commands: "), reply
+    listed = set(reply.split(":", 1)[1].split())
+    expected = {"AUTH", "DATA", "EHLO", "HELO", "HELP", "MAIL", "NOOP", "QUIT", "RCPT", "RSET"}
+    assert expected | {"STARTTLS", "VRFY"} == listed
+    assert c.cmd("HELP data") == "214 2.0.0 Syntax: DATA"
+    assert c.cmd("HELP EHLO") == "214 2.0.0 Syntax: EHLO hostname"
+    assert c.cmd("HELP BOGUS").startswith("501 5.5.4 Supported commands: ")
+    c.close()
+
+
 # -- transcript and counts ------------------------------------------------------------------

@@ -277,7 +277,7 @@ class Config:
         "",
         flags=("--smtp-allowed-recipients",),
         env="MP_SMTP_ALLOWED_RECIPIENTS",
-        help="regular expression; other recipients get 550 5.1.0",
+        help="regular expression; other recipients get 550 5.7.1 (postmaster is always accepted)",
         metavar="REGEX",
     )
     smtp_ignore_rejected_recipients: bool = setting(

@@ -177,6 +177,7 @@ class CatcherSMTP(SMTP):
         self.transcript = Transcript()
         self._in_auth = False
         self._in_ehlo = False
+        self._in_help = False
         self._last_command = ""
         self._last_code = ""
         # The newest message IDs (bounded: a session may stay open for millions of messages).
@@ -295,6 +296,8 @@ class CatcherSMTP(SMTP):
 
     async def push(self, status: str | bytes) -> None:
         reply = status.encode("utf-8") if isinstance(status, str) else status
+        if self._in_help and reply[:4] == b"250 ":
+            reply = b"214" + reply[3:]
         reply = self._with_enhanced_code(reply)
         text = reply.decode("utf-8", "replace")
         chaos = self._server.chaos
@@ -622,6 +625,9 @@ class CatcherSMTP(SMTP):
 
     # -- commands ------------------------------------------------------------------------
 
+    # Each override carries aiosmtpd's @syntax again (a method defined here does not inherit
+    # it), or HELP, which lists only methods with one, left the command out.
+    @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str) -> None:
         if hostname and await self._chaos_refused("Helo"):
             return
@@ -631,6 +637,7 @@ class CatcherSMTP(SMTP):
         finally:
             self._in_ehlo = False
 
+    @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
         if hostname and await self._chaos_refused("Helo"):
             return
@@ -640,6 +647,7 @@ class CatcherSMTP(SMTP):
         finally:
             self._in_ehlo = False
 
+    @syntax("AUTH <mechanism>")
     async def smtp_AUTH(self, arg: str) -> None:
         self._in_auth = True
         self._context_rule = "auth"
@@ -820,10 +828,21 @@ class CatcherSMTP(SMTP):
             " " + t for t in others
         ), None
 
+    @syntax("HELP [command]")
+    async def smtp_HELP(self, arg: str) -> None:
+        # RFC 5321 section 4.2.1 and 4.3.2: HELP is answered with 214, not aiosmtpd's 250.
+        self._in_help = True
+        try:
+            await super().smtp_HELP(arg)
+        finally:
+            self._in_help = False
+
+    @syntax("QUIT")
     async def smtp_QUIT(self, arg: str) -> None:
         self._quit = True
         await super().smtp_QUIT(arg)
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():
             return

@@ -20,7 +20,7 @@ from mailpit_py.net.loopthread import LoopThread
 from mailpit_py.net.tls import server_context
 from mailpit_py.smtp.auth import SmtpAuth
 from mailpit_py.smtp.chaos import Chaos, parse_triggers
-from mailpit_py.smtp.policy import Policy
+from mailpit_py.smtp.policy import Policy, Refusal
 from mailpit_py.smtp.protocol import CatcherEnvelope, CatcherSMTP
 from mailpit_py.smtp.replies import non_ascii
 from mailpit_py.smtp.trace import fmt_addr
