@@ -13,7 +13,7 @@ import sys
 import bcrypt
 import pytest
 
-from front_door import client_tls, message, next_error, starttls, swaks
+from front_door import client_tls, lines, message, newest_session, next_error, starttls, swaks
 from helpers import REPO, RawClient, make_server
 from mailpit_py.cli import config_from
 from mailpit_py.config.errors import ConfigError
@@ -243,3 +243,19 @@ def test_help_lists_every_command_the_server_answers(server_factory) -> None:
 
 
 # -- transcript and counts ------------------------------------------------------------------
+
+
+def test_oversized_data_records_the_octets_received(server_factory) -> None:
+    mp = server_factory(max_message_size=1000)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    assert c.cmd("DATA").startswith("354")
+    body = b"".join(b"line %05d of a message that is too big\r\n" % i for i in range(3000))
+    c.send(body + b".\r\n")
+    assert c.reply().startswith("552 5.3.4")
+    c.cmd("QUIT")
+    c.close()
+    log = lines(newest_session(mp))
+    assert f"[message data: {len(body)} octets, 3000 lines, over the size limit]" in log

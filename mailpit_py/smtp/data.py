@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 
-async def read_data(reader: asyncio.StreamReader, limit: int) -> tuple[bytes | None, bool]:
-    """Read up to the lone-dot line; returns (unstuffed bytes, over the size limit), or None at
-    EOF (the client gave up mid-DATA; the caller closes the connection so the session ends and is
-    recorded). `reader` is the stream itself, not the recording wrapper (its __getattr__ ran for
-    every read): the data is recorded as one summary line, not line by line.
+async def read_data(
+    reader: asyncio.StreamReader, limit: int
+) -> tuple[bytes | None, bool, int, int]:
+    """Read up to the lone-dot line; returns (unstuffed bytes, over the size limit, octets
+    received, lines received); the bytes are None at EOF (the client gave up mid-DATA; the
+    caller closes the connection so the session ends and is recorded). `reader` is the stream
+    itself, not the recording wrapper (its __getattr__ ran for every read): the data is
+    recorded as one summary line, not line by line.
 
     Only CRLF "." CRLF ends the data (RFC 5321 section 4.1.1.4). A dot between a bare LF or
     CR and a line end of any kind is data: a server that took it for the end would read what
@@ -20,7 +23,8 @@ async def read_data(reader: asyncio.StreamReader, limit: int) -> tuple[bytes | N
     after a bare LF is still a line for dot-unstuffing: clients stuff those too.
 
     The size limit counts the unstuffed octets (what is stored), not the wire's, and is
-    enforced while reading: past it, the data is dropped as it comes.
+    enforced while reading: past it, the data is dropped as it comes, and only its octets and
+    lines are counted, for the transcript (the client did send them).
     """
     # The CRLF that ended the DATA command starts the buffer, so a dot line at the very
     # start (an empty message, a stuffed first line) is found like any other.
@@ -28,10 +32,11 @@ async def read_data(reader: asyncio.StreamReader, limit: int) -> tuple[bytes | N
     scan = 0
     stuffed = 0  # dots to be removed before `scan`
     too_big = False
+    dropped = dropped_lines = 0  # octets (and line ends) of data dropped over the limit
     while True:
         chunk = await reader.read(65536)
         if not chunk:
-            return None, False  # EOF mid-DATA
+            return None, False, 0, 0  # EOF mid-DATA
         buf += chunk
         end, scan, dots = find_terminator(buf, scan)
         stuffed += dots
@@ -41,6 +46,8 @@ async def read_data(reader: asyncio.StreamReader, limit: int) -> tuple[bytes | N
             if too_big:
                 # Keep only what may still begin the terminator (and the octet before it,
                 # which says whether a line ended in CRLF): memory stays bounded.
+                dropped += scan - 1
+                dropped_lines += buf.count(b"\n", 0, scan - 1)
                 del buf[: scan - 1]
                 scan = 1
             continue
@@ -51,7 +58,9 @@ async def read_data(reader: asyncio.StreamReader, limit: int) -> tuple[bytes | N
             # stream's buffer (asyncio's own attribute; StreamReader has no unread()).
             reader._buffer[0:0] = leftover  # type: ignore[attr-defined]
         if too_big or (limit and body_end - 2 - stuffed > limit):
-            return b"", True
+            # (the 2 and the 1: the CRLF that began the buffer, dropped or not)
+            size = dropped + body_end - 2 - stuffed
+            return b"", True, size, dropped_lines + buf.count(b"\n", 0, body_end) - 1
         # One copy out, then the buffer goes, so a 50 MB message is held at most twice here
         # (slicing first would copy it twice more). Deleting from a bytearray's front is
         # cheap (it moves its start).
@@ -63,7 +72,9 @@ async def read_data(reader: asyncio.StreamReader, limit: int) -> tuple[bytes | N
         del buf
         # Dot-unstuffing (RFC 5321 section 4.5.2): a leading dot on any line is removed;
         # replace() returns the same object when there is none.
-        return data.replace(b"\n.", b"\n"), False
+        data = data.replace(b"\n.", b"\n")
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        return data, False, len(data), lines
 
 
 def find_terminator(buf: bytearray, start: int) -> tuple[tuple[int, int] | None, int, int]:

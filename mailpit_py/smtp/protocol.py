@@ -858,15 +858,15 @@ class CatcherSMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         reader: asyncio.StreamReader = self._reader._inner  # type: ignore[attr-defined]
-        raw, too_big = await read_data(reader, self.data_size_limit or 0)
+        raw, too_big, size, lines = await read_data(reader, self.data_size_limit or 0)
         if raw is None:
             # The client gave up mid-DATA (nothing was acknowledged): close so the session ends
             # and is recorded.
             if self.transport is not None:
                 self.transport.close()
             return
-        lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)
-        self.transcript.add("C", f"[message data: {len(raw)} octets, {lines} lines]")
+        over = ", over the size limit" if too_big else ""
+        self.transcript.add("C", f"[message data: {size} octets, {lines} lines{over}]")
         self.transcript.add("C", ".")
         if too_big:
             self._set_post_data_state()
