@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import smtplib
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import bcrypt
 import pytest
 
 from front_door import client_tls, lines, message, newest_session, next_error, starttls, swaks
-from helpers import REPO, RawClient, make_server
+from helpers import REPO, RawClient, make_server, wait_until
 from mailpit_py.cli import config_from
 from mailpit_py.config.errors import ConfigError
 
@@ -259,3 +260,38 @@ def test_oversized_data_records_the_octets_received(server_factory) -> None:
     c.close()
     log = lines(newest_session(mp))
     assert f"[message data: {len(body)} octets, 3000 lines, over the size limit]" in log
+
+
+def test_503s_after_a_refused_greeting_are_not_counted_as_refusals(server_factory) -> None:
+    mp = server_factory(smtp_deny_ips="127.0.0.0/8")
+    with mp.bus.subscribe() as sub:
+        c = RawClient(mp.smtp_address)
+        assert c.greeting.startswith("554 5.7.1 ")
+        for command in ("EHLO me", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>"):
+            assert c.cmd(command) == "503 5.5.1 Error: this connection was refused, send QUIT"
+        assert c.cmd("QUIT").startswith("221")
+        c.close()
+        assert next_error(sub)["Message"].startswith("554 5.7.1")
+    session = newest_session(mp)
+    replies = mp.mailbox.telemetry.counter("smtp_replies")
+    assert replies[("5xx", "deny-ips")] == 1  # the 554, not the three 503s
+    assert mp.smtp.rejected == 1
+    log = lines(session)
+    assert sum(line.startswith("rule deny-ips") for line in log) == 1
+    assert session["Outcome"] == "refused"
+
+
+def test_the_session_log_names_the_554_as_the_last_refusal(server_factory, caplog) -> None:
+    mp = server_factory(smtp_deny_ips="127.0.0.0/8")
+    with caplog.at_level("INFO", logger="mailpit_py.session"):
+        c = RawClient(mp.smtp_address)
+        c.cmd("NOOP")
+        c.cmd("QUIT")
+        c.close()
+
+        def logged() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if getattr(r, "event", "") == "session"]
+
+        [record] = wait_until(logged, what="the session's log line")
+    assert "last refusal: 554 5.7.1" in record.getMessage()
+    assert [line[:3] for line in record.refusals] == ["554"]

@@ -72,7 +72,13 @@ def log_session(rec: SessionRecord) -> None:
     if not session_log.isEnabledFor(logging.INFO):
         return  # (--quiet) reading the transcript back costs more than the session's own log
     entries = json.loads(rec.transcript)
-    refusals = [line for _, direction, line in entries if direction == "S" and line[:1] in "45"]
+    # A refusal is a 4xx/5xx reply followed by its `rule` line; the 503s that answer a client
+    # after its connection was refused have none (the refusal that says why came before them).
+    refusals = [
+        line
+        for (_, direction, line), after in zip(entries, [*entries[1:], [0, "", ""]], strict=True)
+        if direction == "S" and line[:1] in "45" and after[2].startswith("rule ")
+    ]
     session_log.info(
         "SMTP session %s from %s (%s): %s, %d message(s)%s",
         rec.uid,

@@ -178,6 +178,7 @@ class CatcherSMTP(SMTP):
         self._in_auth = False
         self._in_ehlo = False
         self._in_help = False
+        self._after_refusal = False  # the 503s that follow a refused greeting are no refusals
         self._last_command = ""
         self._last_code = ""
         # The newest message IDs (bounded: a session may stay open for millions of messages).
@@ -307,7 +308,7 @@ class CatcherSMTP(SMTP):
                 await asyncio.sleep(pause)  # the Delay trigger: a slow server
         self._last_code = text[:3]
         self.transcript.add("S", text)
-        if reply[:1] in (b"4", b"5"):
+        if reply[:1] in (b"4", b"5") and not self._after_refusal:
             rule, detail = self._rule or (
                 self._context_rule or DEFAULT_RULES.get(self._last_code, "protocol"),
                 "",
@@ -556,13 +557,12 @@ class CatcherSMTP(SMTP):
                 self._quit = True
                 await self.push("221 2.0.0 Bye")
                 break
-            await self.refuse(
-                Refusal(
-                    "503 5.5.1 Error: this connection was refused, send QUIT",
-                    refusal.rule,
-                    refusal.detail,
-                )
-            )
+            # The connection was refused once, by the 554: what follows is its consequence, not
+            # a fresh refusal, so it is not counted, published or logged with a rule (an error
+            # rate would count each command of a client that does not give up, and the
+            # session's last refusal would read 503 instead of the 554 that says why).
+            self._after_refusal = True
+            await self.push("503 5.5.1 Error: this connection was refused, send QUIT")
         self._hang_up()
 
     @syntax("STARTTLS", when="tls_context")
