@@ -295,3 +295,20 @@ def test_the_session_log_names_the_554_as_the_last_refusal(server_factory, caplo
         [record] = wait_until(logged, what="the session's log line")
     assert "last refusal: 554 5.7.1" in record.getMessage()
     assert [line[:3] for line in record.refusals] == ["554"]
+
+
+@pytest.mark.parametrize("args", [["config"], ["config", "--json"]])
+def test_a_command_whose_reader_went_away_exits_quietly(args: list[str]) -> None:
+    # As `mailpit-py config | head -1` once head has its line: the pipe is closed before the
+    # command writes, so every write fails with EPIPE.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailpit_py", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141  # 128 + SIGPIPE, as `yes | head` reports it
+    assert err == ""

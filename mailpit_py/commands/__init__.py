@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Sequence
 
 # name -> one-line summary; the module mailpit_py.commands.<name> has main(argv) -> int.
@@ -17,10 +19,30 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# 128 + SIGPIPE: how a shell reports a command whose reader went away (`yes | head`).
+EXIT_BROKEN_PIPE = 141
+
+
 def run(name: str, argv: Sequence[str]) -> int:
-    """Run one sub-command with the arguments that follow its name."""
+    """Run one sub-command with the arguments that follow its name.
+
+    Output piped into a reader that stops early (`mailpit-py config | head -1`) ends the
+    command quietly with 141, as coreutils do, instead of a BrokenPipeError traceback; this
+    covers every command's printing, and the flush at exit too (argparse's --help exits).
+    """
     module = importlib.import_module(f"mailpit_py.commands.{name}")
-    return int(module.main(list(argv)))
+    try:
+        try:
+            code = int(module.main(list(argv)))
+        finally:
+            sys.stdout.flush()  # a pipe that broke fails here, not in the interpreter's exit
+    except BrokenPipeError:
+        # Python's own advice: point stdout at /dev/null so its flush at exit fails no more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 def summary() -> str:
