@@ -77,6 +77,13 @@ def test_credentials_plain_bcrypt_and_space_separated_variables(tmp_path) -> Non
     assert creds.plain_password("bob") is None
     env = Credentials.parse("u1:p1 u2:p2", "MP_SMTP_AUTH")
     assert env.check("u1", "p1") and env.check("u2", "p2")
+    # Pairs on one line, a bcrypt hash first: still pairs (it was read as one entry whose
+    # password was the rest of the line).
+    mixed = Credentials.parse(f"dave:{hashed} erin:clear", "MP_SMTP_AUTH")
+    assert mixed.check("dave", "s3cret") and mixed.check("erin", "clear")
+    # A file line whose other words are not pairs keeps its spaces in a clear-text password.
+    spaced = Credentials.parse("frank:two words here", "--smtp-auth-file")
+    assert spaced.check("frank", "two words here")
 
 
 def test_credentials_errors_name_the_source_and_line(tmp_path) -> None:

@@ -28,11 +28,11 @@ class Credentials:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            # A line is one entry when it holds a bcrypt hash or a single pair; the variables of
-            # Mailpit put several pairs on one line, separated by spaces.
-            items = (
-                [line] if (" " not in line or _is_bcrypt(line.partition(":")[2])) else line.split()
-            )
+            # Mailpit's variables put several pairs on one line, separated by white space (a
+            # bcrypt hash has none); a line of a file whose other words are not pairs is one
+            # entry whose clear-text password holds spaces.
+            words = line.split()
+            items = words if all(_is_pair(word) for word in words) else [line]
             for item in items:
                 user, sep, password = item.partition(":")
                 if not sep or not user or not password:
@@ -78,6 +78,11 @@ class Credentials:
         """The clear-text password, for CRAM-MD5 (which cannot work with a hash), or None."""
         stored = self.entries.get(user)
         return None if stored is None or _is_bcrypt(stored) else stored
+
+
+def _is_pair(word: str) -> bool:
+    user, sep, password = word.partition(":")
+    return bool(user and sep and password)
 
 
 def _is_bcrypt(value: str) -> bool:
