@@ -244,7 +244,10 @@ class Relay:
                 if left <= 0:
                     return "queued: not attempted yet"
                 self._attempted.wait(left)
-        last = self.mailbox.relay_history(row["message_uid"])["Attempts"][-1]
+        # The bounce a final failure produces is recorded as an attempt of its own, maybe
+        # before this reads the history: the answer is the delivery attempt's.
+        attempts = self.mailbox.relay_history(row["message_uid"])["Attempts"]
+        last = [a for a in attempts if a["Kind"] != "dsn"][-1]
         if row["state"] == "sent":
             return "sent"
         if row["state"] == "failed":
