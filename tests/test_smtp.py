@@ -220,7 +220,7 @@ def test_a_client_that_keeps_talking_is_not_timed_out(server_factory) -> None:
     started = time.monotonic()
     while time.monotonic() - started < 1.6:
         assert c.cmd("NOOP").startswith("250 2.0.0")
-        time.sleep(0.1)  # pacing the client, not waiting for the server
+        time.sleep(0.1)  # ok-sleep: pacing the client, not waiting for the server
     assert c.reply().startswith("421 4.4.2")  # then silence: timed out
     c.close()
 
