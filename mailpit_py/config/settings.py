@@ -17,8 +17,8 @@ from mailpit_py.config.values import (
     parse_auth_mechanisms,
     parse_duration,
     parse_int,
+    parse_message_size,
     parse_prometheus,
-    parse_size,
     parse_zones,
 )
 
@@ -83,8 +83,11 @@ class Config:
         DEFAULT_MAX_MESSAGE_SIZE,
         flags=("--max-message-size",),
         env="MP_MAX_MESSAGE_SIZE",
-        help="largest message accepted, in bytes or with a unit (50MB, 512k); larger ones get 552",
-        convert=parse_size,
+        help=(
+            "largest message accepted, in megabytes as Mailpit (0 = unlimited), or with a unit "
+            "(512KB, 10MB); larger ones get 552"
+        ),
+        convert=parse_message_size,
         metavar="SIZE",
     )
     smtp_max_recipients: int = setting(

@@ -57,8 +57,8 @@ def _listeners_and_limits(config: Config) -> None:
         raise ConfigError("--max must be 0 (unlimited) or a positive number of messages")
     if config.max_age is not None and config.max_age <= 0:
         raise ConfigError("--max-age must be a positive duration such as 12h or 3d")
-    if config.max_message_size <= 0:
-        raise ConfigError("--max-message-size must be a positive size such as 50MB")
+    if config.max_message_size < 0:
+        raise ConfigError("--max-message-size must be 0 (unlimited) or a size such as 50 or 50MB")
     if config.smtp_max_recipients <= 0:
         raise ConfigError("--smtp-max-recipients must be a positive number")
     if config.smtp_timeout <= 0:

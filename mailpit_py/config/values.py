@@ -63,6 +63,21 @@ def parse_size(value: str, flag: str = "size") -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
+def parse_message_size(value: str, flag: str = "--max-message-size") -> int:
+    """`10` -> 10 MB in bytes, as Mailpit reads the flag (0 = unlimited); a size with a unit
+    (`512KB`, `10MB`, `1000b`) is our extension, read as parse_size reads it."""
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return int(float(text) * 1024**2)
+    try:
+        return parse_size(text, flag)
+    except ConfigError:
+        raise ConfigError(
+            f"{flag}: {value!r} is not a size: use megabytes as Mailpit does (10 = 10 MB, "
+            "0 = unlimited) or a unit, e.g. 512KB or 50MB"
+        ) from None
+
+
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

@@ -40,7 +40,7 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
         WS_CLIENTS=ws.ClientCount(mailbox.telemetry),
         SOCK_SERVER_OPTIONS={"ping_interval": PING_INTERVAL},
         JSON_SORT_KEYS=False,
-        MAX_CONTENT_LENGTH=mailbox.config.max_message_size * 2,  # base64 in JSON grows by 4/3
+        MAX_CONTENT_LENGTH=mailbox.config.max_message_size * 2 or None,  # base64 grows 4/3; 0: any
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

@@ -296,7 +296,9 @@ class ImapServer(MailReader):
             return ""
         words = command.split(b" ", 3)
         appending = len(words) > 1 and words[1].upper() == b"APPEND"
-        limit = self.mailbox.config.max_message_size if appending else MAX_COMMAND_LITERAL
+        limit = (
+            (self.mailbox.config.max_message_size or 1 << 62) if appending else MAX_COMMAND_LITERAL
+        )
         if size > limit or total > limit + MAX_COMMAND_LITERAL:
             what = "--max-message-size" if appending else "the limit for a command's literals"
             return f"literal of {size} octets is too large ({what} is {limit})"
