@@ -222,7 +222,15 @@ def test_values_are_bound_never_spliced_into_sql() -> None:
 
 def test_fts_tokens_are_quoted_with_doubled_quotes_and_prefix_star() -> None:
     _, params = build_where([Term("word", 'say"hi'), Term("phrase", "NEAR(a b) OR c*")])
-    assert params == ['{subject addresses body attachments} : ("say""hi"* AND "NEAR(a b) OR c*"*)']
+    # Each term is a word-index phrase or a trigram-index string (a substring), both quoted.
+    assert params == [
+        '{subject addresses body attachments} : "say""hi"*',
+        '"say""hi"',
+        '{subject addresses body attachments} : "NEAR(a b) OR c*"*',
+        '"NEAR(a b) OR c*"',
+    ]
+    _, params = build_where([Term("word", "ab"), Term("word", 'a"')])  # too short for trigrams
+    assert params == ['{subject addresses body attachments} : ("ab"* AND "a"""*)']
 
 
 # -- a mailbox to search ----------------------------------------------------------------------

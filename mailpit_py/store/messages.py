@@ -7,7 +7,12 @@ from collections.abc import Sequence
 
 from mailpit_py.store.base import BLOB_CHUNK, SQLiteParts, chunks, write_blob
 from mailpit_py.store.records import MessageRecord
-from mailpit_py.store.schema import COUNTER_TRIGGER_NAMES, COUNTER_TRIGGERS, FTS_SCHEMA
+from mailpit_py.store.schema import (
+    COUNTER_TRIGGER_NAMES,
+    COUNTER_TRIGGERS,
+    FTS_SCHEMA,
+    TRIGRAM_SCHEMA,
+)
 from mailpit_py.store.search import Term
 from mailpit_py.store.search_sql import build_where
 
@@ -79,6 +84,14 @@ class MessageWrites(SQLiteParts):
         conn = self._wconn
         for chunk in chunks(rowids, 500):
             marks = ",".join("?" * len(chunk))
+            # The trigram index keeps no text of its own: it forgets a row by being told the
+            # values it indexed, read from the word index while that still has them.
+            conn.execute(
+                "INSERT INTO messages_tri (messages_tri, rowid, subject, addresses, body, "
+                "attachments) SELECT 'delete', rowid, subject, addresses, body, attachments "
+                f"FROM messages_fts WHERE rowid IN ({marks})",
+                chunk,
+            )
             for table, col in (
                 ("messages", "id"),
                 ("message_data", "id"),
@@ -121,8 +134,10 @@ class MessageWrites(SQLiteParts):
         ):
             conn.execute(f"DELETE FROM {table}")
         # An FTS5 table deletes row by row (1.2 s at 100k messages); recreating it is instant.
+        conn.execute("DROP TABLE messages_tri")
         conn.execute("DROP TABLE messages_fts")
         conn.execute(FTS_SCHEMA)
+        conn.execute(TRIGRAM_SCHEMA)
         conn.execute("UPDATE counters SET value = 0 WHERE name IN ('total', 'unread')")
         for trigger in COUNTER_TRIGGERS:
             conn.execute(trigger)

@@ -28,6 +28,16 @@ FTS_SCHEMA = """CREATE VIRTUAL TABLE messages_fts USING fts5 (
         subject, addresses, body, attachments, headers,
         tokenize = 'unicode61 remove_diacritics 2'
     )"""
+# Substrings (Mailpit's free text is a LIKE '%term%'): a trigram index over the columns free
+# text searches. Its text is read from messages_fts (external content), so the words are
+# stored once; deleting a row from it therefore needs the row's values, read from messages_fts
+# before that row goes (see Messages._delete_rowids).
+TRIGRAM_SCHEMA = """CREATE VIRTUAL TABLE messages_tri USING fts5 (
+        subject, addresses, body, attachments,
+        tokenize = 'trigram', content = 'messages_fts'
+    )"""
+# The trigram tokenizer came with SQLite 3.34.0.
+TRIGRAM_SQLITE = (3, 34, 0)
 
 MIGRATIONS: list[str] = [
     """
@@ -226,6 +236,13 @@ MIGRATIONS: list[str] = [
     """
     -- detail: pickled plain data from here on
     """,
+    # 13: the trigram index for substring search, filled from the word index's text.
+    f"""
+    {TRIGRAM_SCHEMA};
+    -- Not FTS5's 'rebuild', which cannot read another FTS5 table as its content.
+    INSERT INTO messages_tri (rowid, subject, addresses, body, attachments)
+        SELECT rowid, subject, addresses, body, attachments FROM messages_fts;
+    """,
 ]
 
 
@@ -239,6 +256,11 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             raise StoreError(
                 f"database {path!r} has schema version {version}, newer than this "
                 f"mailpit_py knows ({len(MIGRATIONS)}): upgrade mailpit_py or use another file"
+            )
+        if version < len(MIGRATIONS) and sqlite3.sqlite_version_info < TRIGRAM_SQLITE:
+            raise StoreError(
+                f"SQLite {sqlite3.sqlite_version} has no trigram tokenizer, which substring "
+                "search needs: run mailpit_py with a Python built against SQLite 3.34 or newer"
             )
         for number in range(version, len(MIGRATIONS)):
             conn.execute("BEGIN IMMEDIATE")

@@ -16,6 +16,15 @@ from mailpit_py.store.search import ADDRESS_KINDS, Term, index_text
 # not the headers column: header:Name:value is the way to search header values.
 FTS_COLUMNS = "{subject addresses body attachments}"
 _FTS_IN = "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
+# Words (prefixes, folding case and diacritics) or substrings (trigrams, folding case): a term
+# finds what Mailpit's LIKE '%term%' finds, and what the word index found before.
+_WORD_OR_SUBSTRING_IN = (
+    "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? "
+    "UNION SELECT rowid FROM messages_tri WHERE messages_tri MATCH ?)"
+)
+# A trigram index finds nothing shorter than a trigram; shorter terms match word prefixes only
+# (a scan for one or two characters would be slow and match nearly every message).
+TRIGRAM_MIN = 3
 
 _ADDRESS_COLUMNS = {
     "from": "m.from_json",
@@ -43,10 +52,14 @@ def build_where(terms: Sequence[Term]) -> tuple[str, list[Any]]:
     for term in terms:
         if term.kind in ("word", "phrase"):
             phrase = fts_phrase(str(term.value))
-            if phrase is not None and not term.negated:
+            substring = trigram_phrase(str(term.value)) if phrase is not None else None
+            if phrase is not None and substring is not None:
+                sql = _WORD_OR_SUBSTRING_IN
+                values = [f"{FTS_COLUMNS} : {phrase}", substring]
+            elif phrase is not None and not term.negated:
                 matches.append(phrase)
                 continue
-            if phrase is not None:
+            elif phrase is not None:
                 sql, values = _FTS_IN, [f"{FTS_COLUMNS} : {phrase}"]
             else:
                 # Nothing the tokenizer keeps (emoji, symbols): look in subjects instead.
@@ -79,6 +92,16 @@ def fts_phrase(text: str) -> str | None:
     if not any(ch.isalnum() for ch in normalized):
         return None
     return '"' + normalized.replace('"', '""') + '"*'
+
+
+def trigram_phrase(text: str) -> str | None:
+    """An FTS5 string for the trigram index matching `text` anywhere (a substring, as Mailpit's
+    LIKE); None for text shorter than a trigram. index_text spaces CJK characters as the indexed
+    columns were spaced, so both sides agree."""
+    normalized = index_text(text).strip()
+    if len(normalized) < TRIGRAM_MIN:
+        return None
+    return '"' + normalized.replace('"', '""') + '"'
 
 
 def _escape_like(value: str) -> str:

@@ -279,6 +279,13 @@ class GroupCommitWriter(SQLiteParts):
             "VALUES (?,?,?,?,?,?)",
             [(rowid, *fts) for rowid, _, fts in rows],
         )
+        # The trigram index reads the same text (its content table is messages_fts); the
+        # headers column is left out, as free text does not search it.
+        conn.executemany(
+            "INSERT INTO messages_tri (rowid, subject, addresses, body, attachments) "
+            "VALUES (?,?,?,?,?)",
+            [(rowid, *fts[:4]) for rowid, _, fts in rows],
+        )
 
     def _drop_index_from(self, mark: int) -> None:
         """Forget the index rows queued by jobs that were rolled back."""
