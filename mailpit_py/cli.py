@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mailpit_py import __version__, commands
 from mailpit_py.config.errors import ConfigError
@@ -18,6 +19,9 @@ from mailpit_py.config.sources import server_parser
 from mailpit_py.net.loopthread import AddressInUse
 from mailpit_py.observability import logs as logsetup
 from mailpit_py.store.records import StoreError
+
+if TYPE_CHECKING:
+    from mailpit_py.server import Server
 
 log = logging.getLogger("mailpit_py")
 
@@ -62,6 +66,17 @@ def settle_gc() -> None:
     gc.freeze()
 
 
+def listening_everywhere(server: Server) -> list[str]:
+    """The listeners (SMTP, HTTP) bound to every interface rather than one address."""
+    wide = ("::", "0.0.0.0", "")
+    names = []
+    if server.smtp is not None and server.smtp.address[0] in wide:
+        names.append("SMTP")
+    if server.http is not None and server.http.address[0] in wide:
+        names.append("HTTP")
+    return names
+
+
 def serve(argv: Sequence[str]) -> int:
     from mailpit_py.server import Server  # heavy imports after argument errors are reported
 
@@ -96,6 +111,15 @@ def serve(argv: Sequence[str]) -> int:
             "database": db,
         },
     )
+    exposed = listening_everywhere(server)
+    if exposed:
+        # Mailpit's default, which containers rely on; on a laptop it is worth saying out loud.
+        log.info(
+            "%s listening on every network interface (IPv4 and IPv6 where available); to keep "
+            "it local: --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025",
+            " and ".join(exposed),
+            extra={"event": "interfaces", "all_interfaces": exposed},
+        )
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stop.wait()

@@ -48,7 +48,8 @@ def test_settle_gc_takes_start_up_objects_out_of_collections() -> None:
 
 def test_defaults_match_mailpit() -> None:
     cfg = config_from([], {})
-    assert cfg.smtp_addr == "127.0.0.1:1025"
+    assert cfg.smtp_addr == "[::]:1025"  # every interface, as Mailpit (containers rely on it)
+    assert cfg.http_addr == "[::]:8025"
     assert cfg.max_messages == 500
     assert cfg.max_message_size == 50 * 1024 * 1024
     assert cfg.smtp_max_recipients == 100

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import smtplib
+import socket
+import subprocess
+import sys
 import urllib.request
 from dataclasses import asdict
 
 import pytest
 
-from helpers import make_server
+from helpers import REPO, make_server
 from mailpit_py.cli import config_from
 from mailpit_py.config.errors import ConfigError
 
@@ -77,3 +81,47 @@ def test_max_message_size_in_megabytes_still_refuses_larger_mail() -> None:
             smtp.sendmail("a@example.com", ["b@example.com"], f"Subject: s\r\n\r\n{body}\r\n")
         assert exc.value.smtp_code == 552
         assert _count(mp) == 0
+
+
+def _families() -> list[tuple[int, str]]:
+    """The loopback addresses this machine can reach: IPv4, and IPv6 where it has it."""
+    found = [(socket.AF_INET, "127.0.0.1")]
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        found.append((socket.AF_INET6, "::1"))
+    except OSError:
+        pass
+    return found
+
+
+def test_all_interfaces_listen_on_ipv4_and_ipv6_as_mailpit() -> None:
+    # `[::]` was IPv6 only (Python sets IPV6_V6ONLY): a client of 127.0.0.1 was refused.
+    with make_server(smtp_addr="[::]:0", http_addr="[::]:0").start() as mp:
+        smtp_port, http_port = mp.smtp_address[1], mp.http_address[1]
+        for _family, host in _families():
+            with smtplib.SMTP(host, smtp_port, timeout=10) as smtp:
+                smtp.sendmail("a@example.com", ["b@example.com"], "Subject: s\r\n\r\nhi\r\n")
+            name = f"[{host}]" if ":" in host else host
+            with urllib.request.urlopen(f"http://{name}:{http_port}/livez", timeout=10) as resp:
+                assert resp.status == 200
+        assert _count(mp) == len(_families())
+
+
+def test_start_line_says_every_interface_listens_and_how_to_keep_it_local() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailpit_py", "--smtp", "[::]:0", "--listen", "[::]:0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MP_")},
+    )
+    try:
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline() for _ in range(2)]
+        text = "".join(lines)
+        assert "SMTP and HTTP listening on every network interface" in text, text
+        assert "--smtp 127.0.0.1:1025 --listen 127.0.0.1:8025" in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

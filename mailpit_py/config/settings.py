@@ -30,17 +30,23 @@ class Config:
     """Every setting of a mailpit_py instance; the CLI maps flags and MP_* variables onto it."""
 
     smtp_addr: str = setting(
-        "127.0.0.1:1025",
+        "[::]:1025",
         flags=("-s", "--smtp"),
         env="MP_SMTP_BIND_ADDR",
-        help="SMTP listen address, HOST:PORT ([::1]:1025 for IPv6, port 0 for any free port)",
+        help=(
+            "SMTP listen address, HOST:PORT; [::] is every interface, IPv4 too, as in Mailpit "
+            "(127.0.0.1:1025 keeps it local; port 0 for any free port)"
+        ),
         metavar="ADDR",
     )
     http_addr: str = setting(
-        "127.0.0.1:8025",
+        "[::]:8025",
         flags=("-l", "--listen"),
         env="MP_UI_BIND_ADDR",
-        help="HTTP listen address for the web UI and API, HOST:PORT (port 0 for any free port)",
+        help=(
+            "HTTP listen address for the web UI and API, HOST:PORT; [::] is every interface "
+            "(127.0.0.1:8025 keeps it local; port 0 for any free port)"
+        ),
         metavar="ADDR",
     )
     webroot: str = setting(

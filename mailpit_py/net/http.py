@@ -17,6 +17,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from mailpit_py.config.values import split_hostport
+from mailpit_py.net.listen import ALL_INTERFACES, bind
 from mailpit_py.net.loopthread import AddressInUse
 
 log = logging.getLogger("mailpit_py.http")
@@ -384,8 +385,9 @@ class HttpServer:
         host, port = split_hostport(self.addr, self.flag)
         try:
             # Bind here: werkzeug exits the process on a bind error instead of raising.
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.create_server((host, port), family=family, backlog=128)
+            sock = bind(host, port)
+            if host in ALL_INTERFACES:  # `::`, or 0.0.0.0 where IPv6 is unavailable
+                host = sock.getsockname()[0]
         except OSError as exc:
             raise AddressInUse.explain(exc, self.addr, self.flag) from exc
         try:

@@ -15,6 +15,7 @@ from mailpit_py import events
 from mailpit_py.config.settings import Config
 from mailpit_py.config.values import split_hostport
 from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.net.listen import bind
 from mailpit_py.net.loopthread import AddressInUse as AddressInUse  # moved; still importable here
 from mailpit_py.net.loopthread import LoopThread
 from mailpit_py.net.tls import server_context
@@ -210,10 +211,13 @@ class SmtpServer:
 
     def start(self) -> None:
         host, port = split_hostport(self.config.smtp_addr, "--smtp")
+
+        async def listen() -> asyncio.Server:
+            # bind() makes `[::]` dual-stack as in Mailpit (asyncio would make it IPv6 only).
+            return await self.loop.create_server(self._factory, sock=bind(host, port))
+
         self._runner.start(
-            lambda: self.loop.create_server(
-                self._factory, host=host, port=port, reuse_address=True
-            ),
+            listen,
             self.config.smtp_addr,
             "--smtp",
         )
