@@ -311,8 +311,8 @@ def test_search_lists_matches_and_delete_search_deletes_exactly_them(
     assert sorted(m["Subject"] for m in found["messages"]) == ["invoice 1", "invoice 2"]
     assert (found["messages_count"], found["total"]) == (2, 3)
     assert (found["messages_unread"], found["unread"]) == (2, 2)
-    code, _, body = http.call("GET", "api/v1/search?query=larger:lots")
-    assert code == 400 and b"larger" in body
+    # A size Mailpit cannot read makes larger: a plain word, as in Mailpit: no error.
+    assert http.json("GET", "api/v1/search?query=larger:lots")["messages_count"] == 0
     http.ok("DELETE", "api/v1/search?query=invoice")
     assert [m["Subject"] for m in http.json("GET", "api/v1/messages")["messages"]] == ["newsletter"]
     code, _, _ = http.call("DELETE", "api/v1/search")

@@ -63,7 +63,8 @@ def parse_query(query: str, tz: str = "") -> list[Term]:
     """Parse a search query into terms; [] (everything matches) for an empty query.
 
     `tz` is an IANA zone name (Mailpit's ?tz=) for dates without an offset; UTC by default.
-    Raises SearchError for a value it cannot use (a bad date, size, is:, has: or zone).
+    Raises SearchError for a value it cannot use (a bad date, is:, has: or zone); larger: and
+    smaller: with something that is not a size are plain words, as in Mailpit.
     """
     zone = _zone(tz)
     terms: list[Term] = []
@@ -149,7 +150,11 @@ def _term(token: str, starts_quoted: bool, zone: tzinfo) -> Term | None:
         return Term(kind, _HAS_VALUES[lower], negated)
     if kind in ("after", "before"):
         return Term(kind, _timestamp(kind, value, zone), negated)
-    return Term(kind, _size(kind, value), negated)  # larger, smaller
+    size = _size(value)  # larger, smaller
+    if size is None:
+        # Not a size Mailpit reads: the whole token is free text, as in Mailpit.
+        return _free_text(token.replace('"', ""), negated, quoted='"' in token)
+    return Term(kind, size, negated)
 
 
 def _free_text(text: str, negated: bool, quoted: bool) -> Term | None:
@@ -204,14 +209,16 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_SIZE = 2**62  # SQLite integers are 64-bit; no message is anywhere near this
 
 
-def _size(kind: str, value: str) -> int:
+def _size(value: str) -> int | None:
+    """Bytes for a size such as 1M or 500k; None for anything else, and for a size under one
+    byte (Mailpit reads those as no size at all). A size too large for SQLite is clamped."""
     match = _SIZE_RE.fullmatch(value)
     if match is None:
-        raise SearchError(f"{kind}: needs a size such as 1M or 500k, got {value!r}")
+        return None
     size = float(match[1]) * _SIZE_UNITS[match[2].lower()]
-    if not size < _MAX_SIZE:
-        raise SearchError(f"{kind}: {value!r} is too large a size")
-    return int(size)
+    if size < 1:
+        return None
+    return int(min(size, _MAX_SIZE))
 
 
 # Scripts written without spaces between words. FTS5's unicode61 tokenizer would take a whole
