@@ -78,10 +78,12 @@ def listening_everywhere(server: Server) -> list[str]:
 
 
 def serve(argv: Sequence[str]) -> int:
+    from mailpit_py.config.validate import notices
     from mailpit_py.server import Server  # heavy imports after argument errors are reported
 
+    environ = dict(os.environ)
     try:
-        config = config_from(argv, dict(os.environ))
+        config = config_from(argv, environ)
     except ConfigError as exc:
         print(f"mailpit-py: error: {exc}", file=sys.stderr)
         return 2
@@ -89,6 +91,8 @@ def serve(argv: Sequence[str]) -> int:
     server = Server(config)
     try:
         logsetup.configure(config)
+        for text in notices(config, environ, list(argv)):
+            log.warning(text, extra={"event": "config"})
         server.start()
     except (AddressInUse, StoreError, ConfigError) as exc:
         print(f"mailpit-py: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ import pytest
 from helpers import REPO, make_server
 from mailpit_py.cli import config_from
 from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.validate import notices
 
 
 def _serve(environ: dict[str, str], argv: list[str] | None = None, **extra: object):  # type: ignore[no-untyped-def]
@@ -122,6 +123,110 @@ def test_start_line_says_every_interface_listens_and_how_to_keep_it_local() -> N
         text = "".join(lines)
         assert "SMTP and HTTP listening on every network interface" in text, text
         assert "--smtp 127.0.0.1:1025 --listen 127.0.0.1:8025" in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# Every flag of Mailpit's that mailpit_py lacked (argparse stopped start-up with exit 2), with a
+# value as a Mailpit user would give it.
+MAILPIT_FLAGS = [
+    ["--disable-wal"],
+    ["--disable-version-check"],
+    ["--disable-auto-vacuum"],
+    ["--compression", "2"],
+    ["--tenant-id", "team-a"],
+    ["--use-message-dates"],
+    ["--ignore-duplicate-ids"],
+    ["--block-remote-css-and-fonts"],
+    ["--disable-link-check-rate-limit"],
+    ["--allow-untrusted-tls"],
+    ["--disable-http-compression"],
+    ["--hide-delete-all-button"],
+    ["--smtp-strict-rfc-headers"],
+    ["--smtp-disable-rdns"],
+    ["-t", "invoices=subject:invoice"],
+    ["--tag", "invoices=subject:invoice"],
+    ["--tags-config", "tags.yml"],
+    ["--tags-title-case"],
+    ["--tags-disable", "plus-addresses,x-tags"],
+    ["--tags-username"],
+    ["--webhook-delay", "2"],
+    ["--db-file", "mail.db"],
+    ["--ui-ssl-cert", "sans:localhost"],
+    ["--smtp-ssl-cert", "sans:localhost"],
+    ["--smtp-tls-required", "--smtp-tls-cert", "sans:localhost"],
+    ["--disable-html-check"],
+]
+
+
+@pytest.mark.parametrize("argv", MAILPIT_FLAGS, ids=lambda a: a[0])
+def test_every_mailpit_flag_is_accepted(argv: list[str]) -> None:
+    config_from(argv, {})
+
+
+def test_mailpit_flags_and_variables_keep_mailpit_meaning() -> None:
+    cfg = config_from(["--db-file", "x.db", "--smtp-tls-required", "--smtp-ssl-cert", "sans:a"], {})
+    assert cfg.database == "x.db"
+    assert cfg.smtp_require_starttls and cfg.smtp_tls_cert == "sans:a"
+    env = {
+        "MP_DATA_FILE": "y.db",
+        "MP_UI_SSL_CERT": "sans:b",
+        "MP_WEBHOOK_DELAY": "3",
+        "MP_HIDE_DELETE_ALL_BUTTON": "true",
+        "MP_TAG": "a=b",
+        "MP_SMTP_DISABLE_RDNS": "1",
+        "MP_SMTP_REVERSE_DNS": "1",
+    }
+    cfg = config_from([], env)
+    assert cfg.database == "y.db" and cfg.ui_tls_cert == "sans:b"
+    assert cfg.webhook_delay == 3.0 and cfg.hide_delete_all_button and cfg.tag == "a=b"
+    assert not cfg.smtp_reverse_dns  # Mailpit's off switch wins
+
+
+@pytest.mark.parametrize("prefix", ["MP_SMTP_RELAY_", "MP_SMTP_FORWARD_"])
+def test_mailpit_fwd_smtp_errors_variables(prefix: str) -> None:
+    from mailpit_py.relay.config import settings
+
+    env = {prefix + "HOST": "127.0.0.1", prefix + "FWD_SMTP_ERRORS": "true"}
+    env[prefix + "TO"] = "a@example.com"
+    up = settings(config_from([], env))
+    chosen = up.relay if prefix == "MP_SMTP_RELAY_" else up.forward
+    assert chosen is not None and chosen.forward_smtp_errors
+
+
+def test_an_unknown_variable_is_named_at_start_and_ignored() -> None:
+    cfg = config_from([], {"MP_SMTP_RELAY_HSOT": "x", "MP_MAX_MESAGES": "3"})
+    found = notices(cfg, {"MP_SMTP_RELAY_HSOT": "x", "MP_MAX_MESAGES": "3"}, [])
+    assert any(n.startswith("MP_MAX_MESAGES is not a variable mailpit_py knows") for n in found)
+    assert any(n.startswith("MP_SMTP_RELAY_HSOT is not a variable") for n in found)
+
+
+def test_start_warns_of_mailpit_options_without_effect_deprecated_and_unknown_ones() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MP_")}
+    env |= {"MP_TENANT_ID": "a", "MP_NO_SUCH_THING": "1", "MP_UI_SSL_KEY": ""}
+    argv = ["-s", "127.0.0.1:0", "-l", "127.0.0.1:0", "--compression", "2", "--db-file", ":memory:"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailpit_py", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        lines = []
+        while not lines or "SMTP on" not in lines[-1]:
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        text = "".join(lines)
+        assert "--compression (MP_COMPRESSION) has no effect in mailpit_py" in text
+        assert "--tenant-id (MP_TENANT_ID) has no effect in mailpit_py" in text
+        assert "--db-file is deprecated, as in Mailpit: use --database" in text
+        assert "MP_UI_SSL_KEY is deprecated, as in Mailpit: use MP_UI_TLS_KEY" in text
+        assert "MP_NO_SUCH_THING is not a variable mailpit_py knows" in text
+        assert "database :memory:" in lines[-1]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

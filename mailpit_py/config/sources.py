@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from argparse import SUPPRESS
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,29 @@ from mailpit_py import __version__
 from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.settings import OPTIONS, Config
 from mailpit_py.config.values import FALSE_WORDS, TRUE_WORDS
+
+# Mailpit's hidden, deprecated spellings: alias -> (Config field or "" for none, current name).
+# Each still works as in Mailpit, and start-up warns with the current name (config/validate.py).
+ALIAS_FLAGS: dict[str, tuple[str, str]] = {
+    "--db-file": ("database", "--database"),
+    "--ui-ssl-cert": ("ui_tls_cert", "--ui-tls-cert"),
+    "--ui-ssl-key": ("ui_tls_key", "--ui-tls-key"),
+    "--smtp-ssl-cert": ("smtp_tls_cert", "--smtp-tls-cert"),
+    "--smtp-ssl-key": ("smtp_tls_key", "--smtp-tls-key"),
+    "--smtp-tls-required": ("smtp_require_starttls", "--smtp-require-starttls"),
+    "--disable-html-check": ("", ""),
+}
+ALIAS_ENV: dict[str, tuple[str, str]] = {
+    "MP_DATA_FILE": ("database", "MP_DATABASE"),
+    "MP_UI_SSL_CERT": ("ui_tls_cert", "MP_UI_TLS_CERT"),
+    "MP_UI_SSL_KEY": ("ui_tls_key", "MP_UI_TLS_KEY"),
+    "MP_SMTP_SSL_CERT": ("smtp_tls_cert", "MP_SMTP_TLS_CERT"),
+    "MP_SMTP_SSL_KEY": ("smtp_tls_key", "MP_SMTP_TLS_KEY"),
+    "MP_STRICT_RFC_HEADERS": ("smtp_strict_rfc_headers", "MP_SMTP_STRICT_RFC_HEADERS"),
+    "MP_SMTP_TLS_REQUIRED": ("smtp_require_starttls", "MP_SMTP_REQUIRE_STARTTLS"),
+    "MP_DISABLE_HTML_CHECK": ("", ""),
+}
+_BOOLEAN_ALIASES = {"--smtp-tls-required", "--disable-html-check"}
 
 
 def server_parser(epilog: str = "") -> argparse.ArgumentParser:
@@ -45,6 +69,12 @@ def server_parser(epilog: str = "") -> argparse.ArgumentParser:
             parser.add_argument(
                 *opt.flags, dest=opt.field, default=None, help=text, metavar=opt.metavar
             )
+    for alias, (name, _current) in ALIAS_FLAGS.items():
+        dest = name or alias.lstrip("-").replace("-", "_")
+        if alias in _BOOLEAN_ALIASES:
+            parser.add_argument(alias, dest=dest, action="store_true", default=None, help=SUPPRESS)
+        else:
+            parser.add_argument(alias, dest=dest, default=None, help=SUPPRESS)
     parser.add_argument("--version", action="version", version=f"mailpit-py {__version__}")
     return parser
 
@@ -56,6 +86,13 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[
     for opt in OPTIONS:
         raw = getattr(args, opt.field)
         source = opt.flags[-1]
+        if raw is None and opt.env not in environ:
+            # A deprecated variable of Mailpit's stands in for the current one.
+            for alias, (name, _current) in ALIAS_ENV.items():
+                if name == opt.field and alias in environ:
+                    raw, source = environ[alias], alias
+                    if opt.boolean:
+                        raw = raw.strip().lower() in TRUE_WORDS
         if raw is None and opt.env in environ:
             raw, source = environ[opt.env], opt.env
             if opt.boolean:

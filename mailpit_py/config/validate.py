@@ -16,8 +16,8 @@ from pathlib import Path
 
 from mailpit_py.config.credentials import Credentials
 from mailpit_py.config.errors import ConfigError
-from mailpit_py.config.settings import Config
-from mailpit_py.config.sources import settings_from
+from mailpit_py.config.settings import OPTIONS, Config
+from mailpit_py.config.sources import ALIAS_ENV, ALIAS_FLAGS, settings_from
 from mailpit_py.config.values import parse_networks, split_hostport
 from mailpit_py.mailaccess.access import validate_mail_access
 from mailpit_py.net.dns import OverrideError, load_overrides
@@ -31,7 +31,59 @@ def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     values = settings_from(args, environ)
     # The relay's MP_SMTP_RELAY_*/MP_SMTP_FORWARD_* variables have no flags: read as a whole.
     values["smtp_relay_env"] = relay_config.env_pairs(environ)
+    if values.get("smtp_disable_rdns"):  # Mailpit's switch off wins over ours on
+        values["smtp_reverse_dns"] = False
     return validate(Config(**values))
+
+
+# Mailpit's settings that change nothing here, each with what mailpit_py does instead. Given,
+# they are accepted (a Mailpit compose file or CI job must start) and named at start.
+NO_EFFECT: dict[str, str] = {
+    "compression": "messages are stored uncompressed",
+    "tenant_id": "give each tenant its own --database instead",
+    "block_remote_css_and_fonts": "the HTML preview's remote content is not filtered",
+    "disable_link_check_rate_limit": "the link check has no per-domain rate limit",
+    "allow_untrusted_tls": "the link check reports TLS errors as Mailpit does without it",
+    "smtp_strict_rfc_headers": "headers with <CR><CR><LF> are stored as received",
+    "tag": "auto-tagging rules are not implemented",
+    "tags_config": "auto-tagging rules are not implemented",
+    "tags_title_case": "plus-address and X-Tags tags keep their case",
+    "tags_disable": "auto-tagging cannot be turned off",
+    "tags_username": "the SMTP user name does not become a tag",
+}
+
+# MP_* variables read outside the settings table (sub-commands, the pytest plugin).
+_OTHER_VARIABLES = {"MP_SENDMAIL_SMTP_ADDR"}
+
+
+def notices(config: Config, environ: Mapping[str, str], argv: list[str]) -> list[str]:
+    """Warnings for start-up: Mailpit options without effect here, deprecated spellings and
+    unknown MP_* variables (one rule for all: named, then ignored; never fatal)."""
+    out: list[str] = []
+    defaults = Config()
+    for opt in OPTIONS:
+        why = NO_EFFECT.get(opt.field)
+        if why and getattr(config, opt.field) != getattr(defaults, opt.field):
+            out.append(f"{opt.flags[-1]} ({opt.env}) has no effect in mailpit_py: {why}")
+    given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    for alias, (_name, current) in ALIAS_FLAGS.items():
+        if alias in given:
+            out.append(_deprecated(alias, current))
+    for alias, (_name, current) in ALIAS_ENV.items():
+        if alias in environ:
+            out.append(_deprecated(alias, current))
+    known = {opt.env for opt in OPTIONS} | set(ALIAS_ENV) | _OTHER_VARIABLES
+    known |= relay_config.known_env()
+    for var in sorted(environ):
+        if var.startswith("MP_") and var not in known:
+            out.append(f"{var} is not a variable mailpit_py knows: ignored (see --help)")
+    return out
+
+
+def _deprecated(alias: str, current: str) -> str:
+    if not current:
+        return f"{alias} is deprecated in Mailpit and has no effect"
+    return f"{alias} is deprecated, as in Mailpit: use {current}"
 
 
 def validate(config: Config) -> Config:

@@ -183,16 +183,30 @@ def _key_lines(text: str) -> dict[str, int]:
     return lines
 
 
+# Mailpit spells forward-smtp-errors' variable MP_SMTP_RELAY_FWD_SMTP_ERRORS (and _FORWARD_).
+_ENV_ALIASES = {"FWD_SMTP_ERRORS": "forward-smtp-errors"}
+
+
+def env_names(prefix: str, keys: dict[str, tuple[type, str]]) -> dict[str, tuple[type, str]]:
+    """Each MP_SMTP_RELAY_*/MP_SMTP_FORWARD_* variable read for `keys`, Mailpit's names too."""
+    names = {prefix + k.upper().replace("-", "_"): spec for k, spec in keys.items()}
+    names |= {prefix + alias: keys[key] for alias, key in _ENV_ALIASES.items() if key in keys}
+    return names
+
+
+def known_env() -> set[str]:
+    """Every relay and forward variable mailpit_py reads (the flags' own ones included)."""
+    return set(env_names(RELAY_ENV, RELAY_KEYS)) | set(env_names(FORWARD_ENV, FORWARD_KEYS))
+
+
 def _from_env(
     environ: Mapping[str, str], prefix: str, keys: dict[str, tuple[type, str]]
 ) -> dict[str, Any]:
-    by_var = {prefix + k.upper().replace("-", "_"): spec for k, spec in keys.items()}
+    by_var = env_names(prefix, keys)
     out: dict[str, Any] = {}
     for var, raw in environ.items():
-        if not var.startswith(prefix) or var in FLAG_VARS:
+        if var not in by_var:  # another's, or unknown: reported at start, never fatal
             continue
-        if var not in by_var:
-            raise ConfigError(f"{var}: unknown variable; known: {', '.join(sorted(by_var))}")
         kind, attr = by_var[var]
         if kind is bool:
             if raw.strip().lower() not in _TRUE | _FALSE:
