@@ -382,8 +382,8 @@ def webui() -> Response:
             "MessageRelay": _message_relay(),
             "SpamAssassin": bool(cfg.enable_spamassassin),
             "ChaosEnabled": runtime().chaos() is not None,
-            "DuplicatesIgnored": False,
-            "HideDeleteAllButton": False,
+            "DuplicatesIgnored": cfg.ignore_duplicate_ids,
+            "HideDeleteAllButton": cfg.hide_delete_all_button,
         }
     )
 
