@@ -98,6 +98,7 @@ class Server:
                 self.bus,
                 self.mailbox.telemetry,
                 limit=cfg.webhook_limit,
+                delay=cfg.webhook_delay,
                 label=cfg.label,
             ).start()
             log.info("webhook: posting each new message to %s", cfg.webhook_url)

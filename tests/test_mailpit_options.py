@@ -8,12 +8,15 @@ import smtplib
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import REPO, make_server
+from helpers import REPO, make_server, wait_until
 from mailpit_py.cli import config_from
 from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.validate import notices
@@ -230,3 +233,33 @@ def test_start_warns_of_mailpit_options_without_effect_deprecated_and_unknown_on
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_webhook_delay_holds_each_request_after_its_message_arrives() -> None:
+    arrivals: list[float] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            arrivals.append(time.monotonic())
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+    try:
+        cfg = config_from(["--webhook-url", url, "--webhook-delay", "1.5"], {})
+        with make_server(webhook_url=cfg.webhook_url, webhook_delay=cfg.webhook_delay) as mp:
+            sent = time.monotonic()
+            with smtplib.SMTP(*mp.smtp_address, timeout=10) as smtp:
+                smtp.sendmail("a@example.com", ["b@example.com"], "Subject: s\r\n\r\nhi\r\n")
+            wait_until(lambda: len(arrivals) == 1, timeout=20, what="the delayed webhook")
+            assert arrivals[0] - sent >= 1.5
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -39,6 +39,7 @@ class Webhook:
         telemetry: Telemetry,
         *,
         limit: float = 1.0,
+        delay: float = 0.0,
         label: str = "",
         queue_size: int = QUEUE_SIZE,
         attempts: int = ATTEMPTS,
@@ -48,11 +49,13 @@ class Webhook:
         self.bus = bus
         self.telemetry = telemetry
         self.interval = 1.0 / limit if limit > 0 else 0.0  # --webhook-limit: requests per second
+        self.delay = delay  # --webhook-delay: seconds from a message's arrival to its request
         self.label = label
         self.queue_size = queue_size
         self.attempts = attempts
         self.backoff = backoff
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        # (monotonic arrival time, summary): the arrival time counts --webhook-delay
+        self._queue: collections.deque[tuple[float, dict[str, Any]]] = collections.deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._sub: events.Subscription | None = None
@@ -115,7 +118,7 @@ class Webhook:
                 self.telemetry.inc("webhook_deliveries", "dropped")
                 self.dropped += 1  # after the counter: whoever sees this sees the metric too
             else:
-                self._queue.append(summary)
+                self._queue.append((time.monotonic(), summary))
                 self._cond.notify()
             self.telemetry.set_gauge("webhook_queue", len(self._queue))
         if full:
@@ -134,14 +137,14 @@ class Webhook:
                     self._cond.wait(timeout=1.0)
                 if self._stop.is_set():
                     return
-                summary = self._queue[0]
-            wait = last + self.interval - time.monotonic()
+                arrived, summary = self._queue[0]
+            wait = max(last + self.interval, arrived + self.delay) - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
             last = time.monotonic()
             if self._deliver(summary) or not self._stop.is_set():
                 with self._cond:
-                    if self._queue and self._queue[0] is summary:
+                    if self._queue and self._queue[0][1] is summary:
                         self._queue.popleft()
                     self.telemetry.set_gauge("webhook_queue", len(self._queue))
 
