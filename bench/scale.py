@@ -4,7 +4,8 @@ Messages go in through `Mailbox.deliver` (the same parse and store path as SMTP,
 sockets): mostly small ones; 1 in 100 has an attachment, of 100 KB mostly, and of 500 KB (1 in
 500 messages), 1 MB (1 in 2,000) and 5 MB (1 in 10,000): at 100,000 messages about 250 MB of
 attachments. Then it times, best of 5, opening the existing database, the first page of the
-list, a deep page, the counts, a word search, a `header:` and a `from:` search, and opening a
+list, a deep page, the counts, a word search, a `header:` and a `from:` search, substring
+searches (a rare one, one inside numbers, one found in every message), and opening a
 small message and one with a 5 MB attachment; then the same reads, and the 5 MB attachment's
 download, through the REST API of a server on the file; with `--ui`, the first screen of the
 web UI in headless Chromium. Without --keep it then times deleting everything. The performance
@@ -126,6 +127,7 @@ def over_http(path: str, total: int, uid: str, big: str, part: str) -> None:
             lambda: get(f"{api}/messages?start={max(0, total - 1000)}&limit=50"),
         )
         best("  GET search?query=quarterly", lambda: get(f"{api}/search?query=quarterly"))
+        best("  GET search?query=uarterl", lambda: get(f"{api}/search?query=uarterl"))
         best(
             "  GET search?query=header:...",
             lambda: get(f"{api}/search?query=" + quote("header:X-Campaign:c3")),
@@ -182,6 +184,10 @@ def main() -> int:
         best("search 'quarterly'", lambda: mb.search("quarterly", 0, 50))
         best("search header:X-Campaign:c3", lambda: mb.search("header:X-Campaign:c3", 0, 50))
         best("search from:s42@", lambda: mb.search("from:s42@", 0, 50))
+        # Substrings, as Mailpit's free text finds them: rare, inside numbers, in every message.
+        best("search 'uarterl' (substring)", lambda: mb.search("uarterl", 0, 50))
+        best("search '4711' (inside numbers)", lambda: mb.search("4711", 0, 50))
+        best("search 'ample.com' (everywhere)", lambda: mb.search("ample.com", 0, 50))
         uid = mb.list_messages(min(500, total - 1), 1)[0]["ID"]
         best("open a message", lambda: mb.get(uid))
         # One with a 5 MB attachment (message 0 has one, whatever -n).

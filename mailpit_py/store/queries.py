@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from mailpit_py.store.base import BLOB_CHUNK, SUMMARY_COLUMNS, SQLiteParts, dict_cursor
 from mailpit_py.store.search import Term
-from mailpit_py.store.search_sql import SCANNING_KINDS, build_where, ids_and_read_only
+from mailpit_py.store.search_sql import build_where, evaluate_once, ids_and_read_only
 
 
 class MessageQueries(SQLiteParts):
@@ -57,11 +57,11 @@ class MessageQueries(SQLiteParts):
     ) -> tuple[list[sqlite3.Row], int, int]:
         """(page of summaries, matches, unread matches) for a search.
 
-        Terms that scan (header values, addresses, subjects) are evaluated once: every match's
-        (id, read) is read in one pass and the page is cut from it, instead of one scan for the
-        page and another for the counts.
+        Terms that scan (header values, addresses, subjects) or look for substrings are
+        evaluated once (search_sql.evaluate_once): every match's (id, read) is read in one pass
+        and the page is cut from it, instead of one pass for the page and another for the counts.
         """
-        if not any(t.kind in SCANNING_KINDS for t in terms):
+        if not evaluate_once(terms):
             return self.search(terms, start, limit), *self.count_matches(terms)
         self.index_barrier()
         where, params = build_where(terms)
