@@ -6,13 +6,16 @@ import json
 import os
 import smtplib
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from dataclasses import asdict
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -263,3 +266,43 @@ def test_webhook_delay_holds_each_request_after_its_message_arrives() -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def _send(mp, raw: str) -> None:  # type: ignore[no-untyped-def]
+    with smtplib.SMTP(*mp.smtp_address, timeout=10) as smtp:
+        smtp.sendmail("a@example.com", ["b@example.com"], raw)
+
+
+def test_ignore_duplicate_ids_answers_250_and_stores_one() -> None:
+    raw = "Message-ID: <same@example.com>\r\nSubject: {}\r\n\r\nhi\r\n"
+    with make_server(ignore_duplicate_ids=True).start() as mp:
+        _send(mp, raw.format("first"))
+        _send(mp, raw.format("second"))  # smtplib raises on anything but 250
+        _send(mp, raw.replace("same@", "other@").format("third"))
+        with urllib.request.urlopen(mp.http_url + "api/v1/messages") as resp:
+            subjects = [m["Subject"] for m in json.load(resp)["messages"]]
+        assert subjects == ["third", "first"]
+        with urllib.request.urlopen(mp.http_url + "api/v1/webui") as resp:
+            assert json.load(resp)["DuplicatesIgnored"] is True
+
+
+def test_use_message_dates_takes_the_date_header_as_received() -> None:
+    raw = "Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nSubject: {}\r\n\r\nhi\r\n"
+    with make_server(use_message_dates=True).start() as mp:
+        _send(mp, raw.format("dated"))
+        _send(mp, "Subject: undated\r\n\r\nhi\r\n")  # no Date header: the time it arrived
+        with urllib.request.urlopen(mp.http_url + "api/v1/messages") as resp:
+            listed = {m["Subject"]: m["Created"] for m in json.load(resp)["messages"]}
+    dated = datetime.fromisoformat(listed["dated"].replace("Z", "+00:00"))
+    assert dated == datetime(2024, 1, 1, 10, 0, tzinfo=UTC)
+    undated = datetime.fromisoformat(listed["undated"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - undated).total_seconds()) < 600
+
+
+@pytest.mark.parametrize(("flag", "mode"), [(True, "delete"), (False, "wal")])
+def test_disable_wal_keeps_a_rollback_journal(tmp_path: Path, flag: bool, mode: str) -> None:
+    db = tmp_path / "mail.db"
+    with make_server(database=str(db), disable_wal=flag).start() as mp:
+        _send(mp, "Subject: s\r\n\r\nhi\r\n")
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == mode

@@ -95,7 +95,9 @@ class Mailbox:
             os.close(fd)
             os.unlink(path)
             self._temp_path = path
-        self.store: StoreBackend = Store(path, busy_timeout=busy_timeout)
+        self.store: StoreBackend = Store(
+            path, busy_timeout=busy_timeout, wal=not config.disable_wal
+        )
         self.store.on_batch = self.telemetry.observe_batch
         self.arrivals = MinuteCounter()  # messages stored per minute, for the statistics view
         self.database_path = path if path != MEMORY else MEMORY
@@ -210,15 +212,21 @@ class Mailbox:
         t0 = time.monotonic()  # the caller hands the message over at the end of DATA
         self.last_delivery = t0
 
+        # --ignore-duplicate-ids: the ID of the message already stored with this Message-ID
+        duplicate: list[str] = []
+
         def prepare() -> MessageRecord:
             parsed = parse_message(raw, envelope)
             if tags:
                 parsed = parsed._replace(tags=tuple(clean_tags([*parsed.tags, *tags])))
+            when = created
+            if self.config.use_message_dates and parsed.date is not None:
+                when = parsed.date.timestamp()  # --use-message-dates: the Date header's time
             return build_record(
                 uid,
                 parsed,
                 raw,
-                created=created,
+                created=when,
                 username=username,
                 session_uid=session_uid,
                 transcript=transcript,
@@ -241,6 +249,11 @@ class Mailbox:
             plan = self._plan_outbox(hooks, envelope, origin or {})
 
             def job(store: StoreBackend) -> list[str]:
+                if cfg.ignore_duplicate_ids:
+                    stored = store.stored_message_id(rec.message_id)
+                    if stored is not None:
+                        duplicate.append(stored)
+                        return []
                 store.insert_message(rec)
                 for kind, mail_from, rcpts in plan:  # the relay's copies, queued with it
                     store.outbox_add(uid, kind, mail_from, rcpts, raw, created)
@@ -256,6 +269,17 @@ class Mailbox:
         ) -> None:
             if exc is not None:
                 then(None, exc)
+                return
+            if duplicate:
+                # Accepted (250) and dropped, as Mailpit does: the sender did nothing wrong.
+                log.info(
+                    "message from <%s> ignored: Message-ID <%s> is already stored as %s",
+                    envelope.mail_from,
+                    rec.message_id,
+                    duplicate[0],
+                    extra={"event": "duplicate", "id": duplicate[0]},
+                )
+                then(duplicate[0], None)
                 return
             self.accepted += 1
             self.accepted_size += rec.size

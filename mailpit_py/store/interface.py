@@ -83,6 +83,11 @@ class StoreBackend(Protocol):
 
     # -- message writes (writer) ---------------------------------------------------------------
 
+    def stored_message_id(self, message_id: str) -> str | None:
+        """Writer: the ID of a stored message with this Message-ID, if any
+        (--ignore-duplicate-ids)."""
+        ...
+
     def insert_message(self, rec: MessageRecord) -> int:
         """Writer: store a message with its data, parts and tags, and queue its index rows;
         returns its id (ids grow and are never reused, so they serve as IMAP UIDs)."""

@@ -52,8 +52,10 @@ class Store(
         busy_timeout: float = 5.0,
         batch_max: int = 256,
         linger: float = GROUP_LINGER,
+        wal: bool = True,
     ) -> None:
         self.path = path
+        self.wal = wal  # --disable-wal: a rollback journal, for databases on NFS
         self.memory = path == MEMORY
         self._busy_timeout = busy_timeout
         self._idle: list[sqlite3.Connection] = []  # read connections not in use (READ_POOL)
@@ -83,7 +85,10 @@ class Store(
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self.path!r}: {exc}") from exc
         try:
-            if not self.memory:
+            if not self.memory and not self.wal:
+                # SQLite's default rollback journal, with its default FULL synchronous.
+                conn.execute("PRAGMA journal_mode=DELETE")
+            elif not self.memory:
                 conn.execute("PRAGMA journal_mode=WAL")
                 # NORMAL in WAL mode is durable against process crashes, which is what a
                 # catcher needs; FULL would fsync every commit.
