@@ -144,11 +144,9 @@ def test_list_and_message_have_every_reference_field(mp: Server, http: Http) -> 
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d)", summary["Created"])
 
 
-def test_bad_paging_parameters_are_400_saying_what_is_wrong(http: Http) -> None:
-    code, _, body = http.call("GET", "api/v1/messages?limit=lots")
-    assert code == 400 and b"limit must be a whole number" in body
-    code, _, body = http.call("GET", "api/v1/search?query=x&start=-1")
-    assert code == 400 and b"start must be between" in body
+def test_bad_paging_parameters_fall_back_to_mailpits_defaults(http: Http) -> None:
+    assert http.json("GET", "api/v1/messages?limit=lots")["start"] == 0
+    assert http.json("GET", "api/v1/search?query=x&start=-1")["start"] == 0
 
 
 # -- one message -------------------------------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -23,6 +25,7 @@ from mailpit_py.webapp.errors import BadRequest
 from mailpit_py.webapp.security import MAIL_HTML_CSP, inert, mail_content
 
 api = Blueprint("api", __name__)
+log = logging.getLogger("mailpit_py.web")
 
 
 def ok() -> Response:
@@ -52,6 +55,46 @@ def int_arg(name: str, default: int, minimum: int = 0, maximum: int = 1_000_000)
     if not minimum <= value <= maximum:
         raise BadRequest(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
+
+
+GO_INT = re.compile(r"[+-]?[0-9]+")
+NO_LIMIT = 2**62  # Mailpit's limit=0 on the list: every message (SQLite takes a 64-bit LIMIT)
+
+
+def go_int(name: str) -> int | None:
+    """The parameter as Go's strconv.Atoi reads it, or None (Mailpit then uses its default)."""
+    raw = request.args.get(name, "")
+    if not GO_INT.fullmatch(raw):
+        return None
+    value = int(raw)
+    if abs(value) >= 2**63:
+        return None  # out of Go's int range: Atoi fails, so Mailpit's default applies
+    return min(value, NO_LIMIT)  # start + limit stays a 64-bit integer for SQLite
+
+
+def page_args() -> tuple[int, int]:
+    """(start, limit) as Mailpit's getStartLimit reads them: never a 400.
+
+    A start that is not a positive whole number is 0; a limit that is not a whole number of 0 or
+    more is 50. Clients written for Mailpit send limit=0 and expect an answer, not an error."""
+    start = go_int("start")
+    limit = go_int("limit")
+    return (start if start is not None and start > 0 else 0), (
+        limit if limit is not None and limit >= 0 else 50
+    )
+
+
+def zone_arg() -> str:
+    """?tz= when it names a known zone; Mailpit ignores an unknown one (and logs it)."""
+    tz = request.args.get("tz", "").strip()
+    if not tz:
+        return ""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        log.warning("ignoring invalid timezone %r", tz)
+        return ""
+    return tz
 
 
 def json_body(*, required: bool) -> dict[str, Any]:
@@ -88,7 +131,7 @@ def bool_field(body: dict[str, Any], key: str, default: bool) -> bool:
 def resolve(msg_id: str) -> str:
     """`latest`, optionally narrowed by ?query=, or the ID itself."""
     if msg_id == "latest" and request.args.get("query"):
-        found, _, _ = mailbox().search(request.args["query"], 0, 1, request.args.get("tz", ""))
+        found, _, _ = mailbox().search(request.args["query"], 0, 1, zone_arg())
         if not found:
             raise MessageNotFound("latest")
         return str(found[0]["ID"])
@@ -107,7 +150,7 @@ def listing(messages: list[dict[str, Any]], matched: int, unread_matched: int) -
             "count": len(messages),
             "messages_count": matched,
             "messages_unread": unread_matched,
-            "start": int_arg("start", 0),
+            "start": page_args()[0],
             "tags": mailbox().tags(),
             "messages": messages,
         }
@@ -116,8 +159,10 @@ def listing(messages: list[dict[str, Any]], matched: int, unread_matched: int) -
 
 @api.get("/api/v1/messages")
 def list_messages() -> Response:
-    start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
+    start, limit = page_args()
     total, unread = mailbox().counts()
+    if limit == 0:  # Mailpit: no limit, every message from start on
+        limit = NO_LIMIT
     return listing(mailbox().list_messages(start, limit), total, unread)
 
 
@@ -132,7 +177,7 @@ def mark_messages() -> Response:
     if ids:
         mailbox().mark_read(ids, read)
     elif search:
-        mailbox().mark_search(search, read, str(body.get("TZ") or request.args.get("tz", "")))
+        mailbox().mark_search(search, read, str(body.get("TZ") or zone_arg()))
     else:
         mailbox().mark_read(None, read)
     return ok()
@@ -140,7 +185,12 @@ def mark_messages() -> Response:
 
 @api.delete("/api/v1/messages")
 def delete_messages() -> Response:
-    ids = str_list(json_body(required=False), "IDs")
+    # Mailpit decodes the body and deletes everything when that fails or names no IDs, so a
+    # client that sends no JSON (or form data) to empty the mailbox gets what it expects.
+    try:
+        ids = str_list(json_body(required=False), "IDs")
+    except BadRequest:
+        ids = None
     if ids:
         mailbox().delete(ids)
     else:
@@ -151,8 +201,9 @@ def delete_messages() -> Response:
 @api.get("/api/v1/search")
 def search() -> Response:
     query = request.args.get("query", "")
-    start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
-    found, matched, unread = mailbox().search(query, start, limit, request.args.get("tz", ""))
+    start, limit = page_args()
+    # Mailpit pages its matches with start:start+limit, so limit=0 lists none but still counts
+    found, matched, unread = mailbox().search(query, start, limit, zone_arg())
     return listing(found, matched, unread)
 
 
@@ -161,7 +212,7 @@ def delete_search() -> Response:
     query = request.args.get("query", "")
     if not query.strip():
         raise BadRequest("query is required (to delete everything, use DELETE /api/v1/messages)")
-    mailbox().delete_search(query, request.args.get("tz", ""))
+    mailbox().delete_search(query, zone_arg())
     return ok()
 
 
@@ -257,7 +308,9 @@ def relay_queue_listing() -> Response:
 
 @api.get("/api/v1/sessions")
 def sessions() -> Response:
-    start, limit = int_arg("start", 0), int_arg("limit", 50, 1, 10_000)
+    start, limit = page_args()
+    if limit == 0:
+        limit = NO_LIMIT
     return jsonify(
         {
             "total": mailbox().session_count(),
@@ -322,9 +375,8 @@ def set_tags() -> Response:
     body = json_body(required=True)
     ids = str_list(body, "IDs")
     new_tags = str_list(body, "Tags")
-    if not ids:
-        raise BadRequest("IDs must list at least one message ID")
-    mailbox().set_tags(ids, new_tags or [])
+    if ids:  # Mailpit answers ok to an empty list: nothing to tag
+        mailbox().set_tags(ids, new_tags or [])
     return ok()
 
 

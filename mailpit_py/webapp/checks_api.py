@@ -6,8 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from mailpit_py.checks.service import Checks, NotApplicable
+from mailpit_py.mailbox.facade import MessageNotFound
 from mailpit_py.webapp.api import _disposition, mailbox, resolve
-from mailpit_py.webapp.errors import BadRequest, text
+from mailpit_py.webapp.errors import text
 from mailpit_py.webapp.security import mail_content
 
 checks_api = Blueprint("checks_api", __name__)
@@ -22,10 +23,8 @@ def checks() -> Checks:
 
 
 def flag(name: str) -> bool:
-    value = request.args.get(name, "false").lower()
-    if value not in ("true", "false", "1", "0", ""):
-        raise BadRequest(f"{name} must be true or false, got {value!r}")
-    return value in ("true", "1")
+    """Mailpit's reading of a boolean parameter: `true` or `1` is on, anything else off."""
+    return request.args.get(name, "") in ("true", "1")
 
 
 @checks_api.get("/api/v1/message/<msg_id>/auth-check")
@@ -65,7 +64,10 @@ def sa_check(msg_id: str) -> Response:
 
 @checks_api.get("/api/v1/message/<msg_id>/part/<part_id>/thumb")
 def thumb(msg_id: str, part_id: str) -> Response:
-    data, name = checks().thumbnail(resolve(msg_id), part_id)
+    try:
+        data, name = checks().thumbnail(resolve(msg_id), part_id)
+    except MessageNotFound as exc:
+        return text(400, str(exc))  # Mailpit answers a thumbnail it cannot find with a 400
     resp = Response(data, mimetype="image/jpeg")
     if name:
         resp.headers["Content-Disposition"] = _disposition("inline", name)

@@ -56,7 +56,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        return text(exc.code or 500, exc.description or exc.name)
+        resp = text(exc.code or 500, exc.description or exc.name)
+        for name, value in exc.get_headers():
+            if name != "Content-Type":  # Allow on a 405 (RFC 9110 15.5.6), WWW-Authenticate
+                resp.headers[name] = value
+        return resp
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -1,0 +1,110 @@
+"""Mailpit's leniency and shapes in the REST API, against a live server with a real HTTP client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from test_api import Http, plain, send
+
+from helpers import make_server
+from mailpit_py.server import Server
+
+
+@pytest.fixture
+def mp() -> Iterator[Server]:
+    with make_server(max_messages=0) as server:
+        yield server
+
+
+@pytest.fixture
+def http(mp: Server) -> Http:
+    return Http(mp.http_url)
+
+
+# -- query parsing as Mailpit's getStartLimit ----------------------------------------------------
+
+
+def test_limit_zero_lists_every_message_and_search_counts_without_listing(
+    mp: Server, http: Http
+) -> None:
+    for i in range(55):
+        send(mp, plain(f"m{i}"))
+    page = http.json("GET", "api/v1/messages?limit=0")
+    assert (page["count"], page["messages_count"]) == (55, 55)
+    # Mailpit's own API test searches with limit=<expected count>, 0 included
+    found = http.json("GET", "api/v1/search?query=m54&limit=0")
+    assert (found["count"], found["messages"]) == (0, [])
+    assert found["messages_count"] == 1
+
+
+def test_bad_start_limit_and_tz_fall_back_to_defaults(mp: Server, http: Http) -> None:
+    for i in range(3):
+        send(mp, plain(f"d{i}"))
+    for query in ("limit=lots&start=x", "start=-1&limit=-5", "limit=1.5", "start=", "limit=abc"):
+        page = http.json("GET", f"api/v1/messages?{query}")
+        assert (page["start"], page["count"]) == (0, 3), query
+        found = http.json("GET", f"api/v1/search?query=d1&{query}")
+        assert found["messages_count"] == 1, query
+    big = http.json("GET", "api/v1/messages?limit=99999999")
+    assert big["count"] == 3
+    found = http.json("GET", "api/v1/search?query=before:2099-01-01&tz=Not/AZone")
+    assert found["messages_count"] == 3
+    http.ok("PUT", "api/v1/messages?tz=Mars/Olympus", {"Search": "d1", "Read": True})
+    assert http.json("GET", "api/v1/messages")["unread"] == 2
+
+
+def test_check_flags_read_as_mailpit_reads_them(mp: Server, http: Http) -> None:
+    send(mp, plain("links", "see https://example.invalid/"))
+    msg_id = http.json("GET", "api/v1/messages")["messages"][0]["ID"]
+    code, _, body = http.call("GET", f"api/v1/message/{msg_id}/html-check?refresh=yes")
+    assert code in (200, 400), body  # no 400 for the flag itself (plain text has no HTML check)
+    assert b"must be true or false" not in body
+    code, _, body = http.call("GET", f"api/v1/message/{msg_id}/header-check?refresh=yes")
+    assert code == 200, body
+
+
+def test_delete_messages_with_a_body_that_is_not_json_deletes_everything(
+    mp: Server, http: Http
+) -> None:
+    for s in ("one", "two"):
+        send(mp, plain(s))
+    code, _, body = http.call("DELETE", "api/v1/messages", raw=b"not json at all")
+    assert (code, body) == (200, b"ok")
+    assert http.json("GET", "api/v1/messages")["total"] == 0
+
+
+def test_set_tags_with_no_ids_is_ok(mp: Server, http: Http) -> None:
+    http.ok("PUT", "api/v1/tags", {"IDs": [], "Tags": ["x"]})
+    http.ok("PUT", "api/v1/tags", {"Tags": ["x"]})
+    assert http.json("GET", "api/v1/tags") == []
+
+
+def test_thumbnail_of_an_unknown_message_is_400(http: Http) -> None:
+    code, _, body = http.call("GET", "api/v1/message/nosuchid/part/2/thumb")
+    assert code == 400 and b"nosuchid" in body
+
+
+def test_405_names_the_allowed_methods(http: Http) -> None:
+    code, headers, _ = http.call("POST", "api/v1/messages")
+    assert code == 405
+    allowed = {m.strip() for m in headers["Allow"].split(",")}
+    assert {"GET", "PUT", "DELETE"} <= allowed
+    code, headers, _ = http.call("PATCH", "api/v1/tags")
+    assert code == 405 and "PUT" in headers["Allow"]
+
+
+def test_sessions_paging_is_lenient_too(http: Http) -> None:
+    body = http.json("GET", "api/v1/sessions?limit=zero&start=-3")
+    assert body["start"] == 0 and isinstance(json.dumps(body), str)
+
+
+def test_huge_paging_numbers_are_no_server_error(mp: Server, http: Http) -> None:
+    send(mp, plain("one"))
+    huge = str(2**63)
+    for path in ("api/v1/messages", "api/v1/search?query=one&", "api/v1/sessions"):
+        sep = "" if path.endswith("&") else "?"
+        for query in (f"start={huge}", f"limit={huge}", f"start={2**62}&limit={2**62}"):
+            code, _, body = http.call("GET", f"{path}{sep}{query}")
+            assert code == 200, (path, query, body)
