@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "queue": "list the relay outbox like mailq (age, attempts, next try, last error)",
     "readyz": "exit 0 when an instance is ready (for Docker health checks)",
     "config": "print every setting, its effective value and where it came from",
+    "version": "print the version (as Mailpit's `version`)",
 }
 
 

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--url",
+        "--http",  # Mailpit's name
+        dest="url",
         help="base URL of the instance, webroot included (default: from MP_UI_BIND_ADDR and "
         "MP_WEBROOT, else http://127.0.0.1:8025/)",
     )

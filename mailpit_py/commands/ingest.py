@@ -10,6 +10,7 @@ import email.utils
 import mailbox as stdlib_mailbox
 import os
 import smtplib
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files and folders to import")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
+        "-S",  # Mailpit's short form
         "--smtp-addr",
         metavar="ADDR",
         help=f"SMTP address of the running instance (default: ${ENV_ADDR}, else "
@@ -72,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write straight into this SQLite database file (created if missing); a running "
         "server on the same file sees the messages but its web UI does not refresh by itself",
+    )
+    parser.add_argument(
+        "-r",
+        "--recent",
+        type=int,
+        default=0,
+        metavar="DAYS",
+        help="only files modified in the last DAYS days, as Mailpit's ingest (default: all)",
     )
     parser.add_argument(
         "-q",
@@ -92,8 +102,17 @@ def is_maildir(path: Path) -> bool:
 Item = tuple[str, "bytes | Exception"]  # (where, raw bytes or why it cannot be read)
 
 
-def messages(path: Path, skipped: Counter[str]) -> Iterator[Item]:
-    """Every message under one PATH; unreadable ones come as exceptions, never raised."""
+def _old(path: Path, cutoff: float) -> bool:
+    """True when --recent excludes the file: modified before `cutoff` (0: none is excluded)."""
+    try:
+        return bool(cutoff) and path.stat().st_mtime < cutoff
+    except OSError:
+        return False  # read (and reported) as it would be without --recent
+
+
+def messages(path: Path, skipped: Counter[str], cutoff: float = 0.0) -> Iterator[Item]:
+    """Every message under one PATH; unreadable ones come as exceptions, never raised.
+    Files modified before `cutoff` (--recent) are skipped."""
     if path.is_dir():
         if is_maildir(path):
             yield from maildir(path)
@@ -106,10 +125,15 @@ def messages(path: Path, skipped: Counter[str]) -> Iterator[Item]:
                     dirs.remove(d)
                     yield from maildir(here / d)
             for name in sorted(files):
-                if name.lower().endswith(".eml"):
+                if name.lower().endswith(".eml") and _old(here / name, cutoff):
+                    skipped["older than --recent"] += 1
+                elif name.lower().endswith(".eml"):
                     yield from single(here / name)
                 else:
                     skipped["not an .eml file"] += 1
+        return
+    if _old(path, cutoff):
+        skipped["older than --recent"] += 1
         return
     try:
         with path.open("rb") as f:
@@ -312,6 +336,7 @@ def main(argv: Sequence[str]) -> int:
             error(PROG, str(exc))
             return EX_USAGE
         into = f"SMTP {addr}"
+    cutoff = time.time() - args.recent * 86400 if args.recent > 0 else 0.0
     imported = 0
     skipped: Counter[str] = Counter()
     failed: Counter[str] = Counter()
@@ -329,7 +354,7 @@ def main(argv: Sequence[str]) -> int:
                 failed["no such file or folder"] += 1
                 error(PROG, f"{path_text}: no such file or folder (skipped; going on)")
                 continue
-            for where, item in messages(path, skipped):
+            for where, item in messages(path, skipped, cutoff):
                 if isinstance(item, Exception):
                     why = describe(item)
                     if isinstance(item, OSError) and not isinstance(item, smtplib.SMTPException):

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from mailpit_py.commands._common import error
+from mailpit_py.config.errors import ConfigError
 
 PROG = "mailpit-py readyz"
 
@@ -22,6 +23,7 @@ examples:
   mailpit-py readyz                                   # the instance on this host
   mailpit-py readyz --url http://127.0.0.1:8025/mail/ # one with a --webroot
   mailpit-py readyz --wait 30 && run-my-tests          # wait for it to come up
+  mailpit-py readyz --wait --timeout 60s -l 127.0.0.1:8025   # Mailpit's spelling
   Dockerfile: HEALTHCHECK CMD mailpit-py readyz
 """
 
@@ -54,11 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
         "MP_WEBROOT, else http://127.0.0.1:8025/)",
     )
     parser.add_argument(
+        "-l",
+        "--listen",
+        metavar="ADDR",
+        help="the instance's HTTP address, HOST:PORT, as Mailpit's readyz takes it (instead of "
+        "--url; default: MP_UI_BIND_ADDR)",
+    )
+    parser.add_argument(
+        "--webroot", metavar="PATH", help="the instance's --webroot (default: MP_WEBROOT)"
+    )
+    parser.add_argument(
+        "--https", action="store_true", help="connect over HTTPS (the certificate is not checked)"
+    )
+    # Mailpit's --wait is a switch bounded by --timeout; ours took the seconds: both work.
+    parser.add_argument(
         "--wait",
-        type=float,
-        default=0.0,
+        nargs="?",
+        const="",
+        default=None,
         metavar="SECONDS",
-        help="keep trying for this long before giving up (default: try once)",
+        help="keep trying until ready: for --timeout, or for SECONDS (default: try once)",
+    )
+    parser.add_argument(
+        "--timeout",
+        default="30s",
+        metavar="DURATION",
+        help="how long --wait keeps trying, e.g. 60s or 2m (default: 30s, as in Mailpit)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
@@ -85,22 +108,43 @@ def check(url: str, timeout: float) -> str:
         )
 
 
+def wait_seconds(wait: str | None, timeout: str) -> float:
+    """`--wait` alone waits for --timeout (Mailpit's form); `--wait 30` for 30 s (ours)."""
+    from mailpit_py.config.values import parse_duration
+
+    if wait is None:
+        return 0.0
+    return max(parse_duration(wait or timeout, "--wait" if wait else "--timeout"), 0.0)
+
+
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    url = args.url or default_url(dict(os.environ))
+    try:
+        wait = wait_seconds(args.wait, args.timeout)
+    except ConfigError as exc:
+        error(PROG, str(exc))
+        return 2
+    environ = dict(os.environ)
+    if args.listen:
+        environ["MP_UI_BIND_ADDR"] = args.listen
+    if args.webroot:
+        environ["MP_WEBROOT"] = args.webroot
+    if args.https:
+        environ["MP_UI_TLS_CERT"] = "given"
+    url = args.url or default_url(environ)
     if not url.endswith("/"):
         url += "/"
-    deadline = time.monotonic() + max(args.wait, 0.0)
+    deadline = time.monotonic() + wait
     pause = threading.Event()
     while True:
-        problem = check(url, timeout=min(5.0, max(args.wait, 1.0)))
+        problem = check(url, timeout=min(5.0, max(wait, 1.0)))
         if not problem:
             if not args.quiet:
                 print(f"ready: {url}")
             return 0
         if time.monotonic() >= deadline:
             if not args.quiet:
-                waited = f" (waited {args.wait:g}s)" if args.wait else ""
+                waited = f" (waited {wait:g}s)" if wait else ""
                 error(PROG, problem + waited)
             return 1
         pause.wait(min(0.2, max(deadline - time.monotonic(), 0.0)))

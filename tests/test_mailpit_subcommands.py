@@ -1,0 +1,60 @@
+"""Sub-commands as Mailpit spells them: readyz --wait --timeout -l --webroot, dump --http,
+ingest -S and -r/--recent, version."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from helpers import make_server
+from mailpit_py import __version__
+from mailpit_py.cli import main
+
+
+def _total(url: str) -> int:
+    with urllib.request.urlopen(url + "api/v1/messages") as resp:
+        return int(json.load(resp)["total"])
+
+
+def test_readyz_with_mailpits_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with make_server(webroot="/mail/").start() as mp:
+        host, port = mp.http_address
+        listen = f"{host}:{port}"
+        argv = ["readyz", "--wait", "--timeout", "10s", "-l", listen, "--webroot", "mail"]
+        assert main(argv) == 0
+        assert f"ready: http://{listen}/mail/" in capsys.readouterr().out
+        # Without the webroot the instance is not there: --wait alone gives up at --timeout.
+        started = time.monotonic()
+        assert main(["readyz", "--wait", "--timeout", "1s", "-l", listen]) == 1
+        assert 0.9 <= time.monotonic() - started < 10
+        assert main(["readyz", "--wait", "--timeout", "soon", "-l", listen]) == 2
+        assert "--timeout: 'soon' is not a duration" in capsys.readouterr().err
+
+
+def test_dump_http_and_ingest_short_flags_round_trip(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, age_days in (("new.eml", 0), ("old.eml", 10)):
+        path = src / name
+        path.write_bytes(f"Subject: {name}\r\n\r\nhi\r\n".encode())
+        then = time.time() - age_days * 86400
+        os.utime(path, (then, then))
+    with make_server().start() as mp:
+        host, port = mp.smtp_address
+        # -r 2: only files modified in the last two days, as Mailpit's ingest --recent.
+        assert main(["ingest", "-S", f"{host}:{port}", "-r", "2", "-q", str(src)]) == 0
+        assert _total(mp.http_url) == 1
+        out = tmp_path / "out"
+        assert main(["dump", "--http", mp.http_url, "-q", str(out)]) == 0
+        dumped = [p.read_bytes() for p in out.glob("*.eml")]
+        assert len(dumped) == 1 and b"Subject: new.eml" in dumped[0]
+
+
+def test_version_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["version", "--no-release-check"]) == 0
+    assert __version__ in capsys.readouterr().out
