@@ -108,3 +108,21 @@ def test_huge_paging_numbers_are_no_server_error(mp: Server, http: Http) -> None
         for query in (f"start={huge}", f"limit={huge}", f"start={2**62}&limit={2**62}"):
             code, _, body = http.call("GET", f"{path}{sep}{query}")
             assert code == 200, (path, query, body)
+
+
+# -- shapes --------------------------------------------------------------------------------------
+
+
+def test_header_names_are_in_gos_canonical_form(mp: Server, http: Http) -> None:
+    extra = (
+        "MIME-Version: 1.0\r\nDKIM-Signature: v=1; a=rsa-sha256; d=example.com\r\n"
+        "x-mailer: tester 1\r\nX-MAILER: tester 2\r\nx-spam_score: 0\r\n"
+    )
+    send(mp, plain("canon", extra=extra))
+    headers = http.json("GET", "api/v1/message/latest/headers")
+    assert headers["Message-Id"] == ["<canon@example.com>"]
+    assert headers["Mime-Version"] == ["1.0"]
+    assert headers["Dkim-Signature"][0].startswith("v=1;")
+    assert headers["X-Mailer"] == ["tester 1", "tester 2"]
+    assert headers["X-Spam_score"] == ["0"]
+    assert "Message-ID" not in headers and "MIME-Version" not in headers

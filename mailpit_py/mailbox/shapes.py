@@ -14,6 +14,19 @@ from mailpit_py import __version__
 from mailpit_py.store.records import MessageRecord
 from mailpit_py.timefmt import rfc3339
 
+# RFC 7230 tchar: Go leaves a header name with any other byte as it is
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def canonical_header_key(name: str) -> str:
+    """The header name as Go's textproto.CanonicalMIMEHeaderKey writes it (`Message-Id`,
+    `Mime-Version`, `Dkim-Signature`): Mailpit's headers object is keyed so, and its clients
+    index it that way."""
+    if not TOKEN.fullmatch(name):
+        return name
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+
+
 SIZE_CLASSES = (1024, 10 * 1024, 100 * 1024, 1024**2, 10 * 1024**2)  # bytes, statistics view
 
 
@@ -106,10 +119,11 @@ class StoredMessage:
         }
 
     def headers(self) -> dict[str, list[str]]:
-        """Mailpit's headers object: each name with its values in order."""
+        """Mailpit's headers object: each name, in Go's canonical form, with its values in order
+        (names that differ in case only are one entry, as in Go's textproto)."""
         out: dict[str, list[str]] = {}
         for name, value in self.detail["Headers"]:
-            out.setdefault(name, []).append(value)
+            out.setdefault(canonical_header_key(name), []).append(value)
         return out
 
     def part_filename(self, part_id: str) -> str:
