@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -58,3 +59,19 @@ def test_dump_http_and_ingest_short_flags_round_trip(tmp_path: Path) -> None:
 def test_version_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version", "--no-release-check"]) == 0
     assert __version__ in capsys.readouterr().out
+
+
+def test_config_names_mailpits_deprecated_sources_and_warns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in [v for v in os.environ if v.startswith("MP_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("MP_DATA_FILE", "kept.db")
+    monkeypatch.setenv("MP_NO_SUCH_THING", "1")
+    assert main(["config", "--changed", "--smtp-ssl-cert", "sans:a", "--tenant-id", "t"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r'^database += "kept.db"  # environment MP_DATA_FILE$', captured.out, re.M)
+    assert re.search(r'^smtp_tls_cert += "sans:a"  # flag --smtp-ssl-cert$', captured.out, re.M)
+    assert "MP_NO_SUCH_THING is not a variable mailpit_py knows" in captured.err
+    assert "--tenant-id (MP_TENANT_ID) has no effect in mailpit_py" in captured.err
+    assert "MP_DATA_FILE is deprecated, as in Mailpit: use MP_DATABASE" in captured.err

@@ -14,7 +14,7 @@ from typing import Any
 from mailpit_py.commands._common import error
 from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.settings import OPTIONS
-from mailpit_py.config.sources import server_parser
+from mailpit_py.config.sources import ALIAS_ENV, ALIAS_FLAGS, server_parser
 
 PROG = "mailpit-py config"
 
@@ -61,10 +61,15 @@ def effective(argv: Sequence[str], environ: dict[str, str]) -> list[dict[str, An
         opt = by_field.get(f.name)
         source = "default"
         if opt is not None:
+            # Mailpit's deprecated spellings (--db-file, MP_DATA_FILE...) count as sources too.
+            aliases = tuple(a for a, (name, _) in ALIAS_FLAGS.items() if name == f.name)
+            alias_env = [a for a, (name, _) in ALIAS_ENV.items() if name == f.name and a in environ]
             if getattr(args, f.name) is not None:
-                source = _flag_used(argv, opt.flags)
+                source = _flag_used(argv, opt.flags + aliases)
             elif opt.env in environ:
                 source = f"environment {opt.env}"
+            elif alias_env:
+                source = f"environment {alias_env[0]}"
         rows.append(
             {
                 "field": f.name,
@@ -106,6 +111,13 @@ def main(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         error(PROG, str(exc))
         return 2
+    from mailpit_py.config.validate import load, notices
+
+    # What the server would warn of at start (options without effect, unknown MP_* variables).
+    environ = dict(os.environ)
+    config = load(server_parser().parse_args(server_argv), environ)
+    for text in notices(config, environ, server_argv):
+        print(f"{PROG}: warning: {text}", file=sys.stderr)
     if own.changed:
         rows = [r for r in rows if r["source"] != "default"]
     if own.json:
