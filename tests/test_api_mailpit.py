@@ -126,3 +126,28 @@ def test_header_names_are_in_gos_canonical_form(mp: Server, http: Http) -> None:
     assert headers["X-Mailer"] == ["tester 1", "tester 2"]
     assert headers["X-Spam_score"] == ["0"]
     assert "Message-ID" not in headers and "MIME-Version" not in headers
+
+
+def html_only(subject: str, html: str) -> bytes:
+    return (
+        f"From: a@example.com\r\nTo: b@example.com\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject}@example.com>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+    ).encode()
+
+
+def test_html_only_message_has_a_text_body_read_from_its_html(mp: Server, http: Http) -> None:
+    html = "<html><head><style>p{}</style></head><body><p>Hello <b>there</b></p><p>Bye</p></body>"
+    send(mp, html_only("htmlonly", html))
+    message = http.json("GET", "api/v1/message/latest")
+    assert message["Text"] == "Hello there Bye"
+    assert message["HTML"].startswith("<html>")
+    code, _, body = http.call("GET", f"view/{message['ID']}.txt")
+    assert (code, body.decode()) == (200, "Hello there Bye")
+
+
+def test_snippet_is_mailpits_length_with_its_ellipsis(mp: Server, http: Http) -> None:
+    body = " ".join(f"word{i:03d}" for i in range(60))
+    send(mp, plain("long", body))
+    snippet = http.json("GET", "api/v1/messages")["messages"][0]["Snippet"]
+    assert snippet == body[:200] + "..."

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailpit_py import __version__
+from mailpit_py.parse.html_text import html_to_text
 from mailpit_py.store.records import MessageRecord
 from mailpit_py.timefmt import rfc3339
 
@@ -88,6 +89,16 @@ class StoredMessage:
     def id(self) -> str:
         return str(self.summary["ID"])
 
+    @property
+    def text(self) -> str:
+        """The text body; an HTML-only message gets text read from its HTML, as Mailpit's parser
+        (enmime) makes one, so clients reading `Text` find the words of any message."""
+        text = str(self.detail["Text"])
+        markup = str(self.detail["HTML"])
+        if text or not markup.strip():
+            return text
+        return html_to_text(markup)[0]
+
     def to_api(self) -> dict[str, Any]:
         """Mailpit's Message object, plus our own Warnings, Envelope and SessionID."""
         d = self.detail
@@ -108,7 +119,7 @@ class StoredMessage:
             "Created": s["Created"],
             "Tags": s["Tags"],
             "Username": s["Username"],
-            "Text": d["Text"],
+            "Text": self.text,
             "HTML": d["HTML"],
             "Size": s["Size"],
             "Inline": d["Inline"],

@@ -161,10 +161,18 @@ def _snippet(text: str, markup: str) -> str:
             collapsed, _ = html_to_text(scan)
     else:
         return ""
-    if len(collapsed) <= SNIPPET_LENGTH:
+    return mailpit_cut(collapsed)
+
+
+def mailpit_cut(collapsed: str) -> str:
+    """Mailpit's snippet cut: at most SNIPPET_LENGTH bytes of UTF-8, never inside a character,
+    then `...` (its tools.CreateSnippet and truncate, byte for byte)."""
+    data = collapsed.encode("utf-8")
+    if len(data) <= SNIPPET_LENGTH:
         return collapsed
-    cut = collapsed.rfind(" ", 0, SNIPPET_LENGTH + 1)
-    if cut <= 0:
-        # No word boundary (e.g. CJK text): cut at the limit.
-        return collapsed[:SNIPPET_LENGTH]
-    return collapsed[:cut].rstrip()
+    n = SNIPPET_LENGTH
+    while n > 0 and data[n - 1] & 0xC0 == 0x80:  # back over continuation bytes
+        n -= 1
+    if n > 0 and data[n - 1] & 0xC0 == 0xC0:  # and the lead byte they belong to
+        n -= 1
+    return data[:n].decode("utf-8", "ignore") + "..."

@@ -491,7 +491,7 @@ def view_html(msg_id: str) -> Response:
 
 @api.get("/view/<msg_id>.txt")
 def view_text(msg_id: str) -> Response:
-    text = mailbox().get(resolve(msg_id)).detail["Text"]
+    text = mailbox().get(resolve(msg_id)).text
     return mail_content(Response(text, mimetype="text/plain"))
 
 
