@@ -20,6 +20,7 @@ from mailpit_py.config.settings import OPTIONS, Config
 from mailpit_py.config.sources import ALIAS_ENV, ALIAS_FLAGS, settings_from
 from mailpit_py.config.values import parse_networks, split_hostport
 from mailpit_py.mailaccess.access import validate_mail_access
+from mailpit_py.mailbox.tags import AutoTags
 from mailpit_py.net.dns import OverrideError, load_overrides
 from mailpit_py.relay import config as relay_config
 from mailpit_py.smtp.chaos import parse_triggers
@@ -45,11 +46,6 @@ NO_EFFECT: dict[str, str] = {
     "disable_link_check_rate_limit": "the link check has no per-domain rate limit",
     "allow_untrusted_tls": "the link check reports TLS errors as Mailpit does without it",
     "smtp_strict_rfc_headers": "headers with <CR><CR><LF> are stored as received",
-    "tag": "auto-tagging rules are not implemented",
-    "tags_config": "auto-tagging rules are not implemented",
-    "tags_title_case": "plus-address and X-Tags tags keep their case",
-    "tags_disable": "auto-tagging cannot be turned off",
-    "tags_username": "the SMTP user name does not become a tag",
 }
 
 # MP_* variables read outside the settings table (sub-commands, the pytest plugin).
@@ -94,6 +90,7 @@ def validate(config: Config) -> Config:
     _checks(config)
     validate_mail_access(config)
     _integrations(config)
+    AutoTags.from_config(config)  # --tag, --tags-config, --tags-disable
     _web_access(config)
     parse_cors(config.api_cors)
     parse_allowed_hosts(config.allowed_hosts)

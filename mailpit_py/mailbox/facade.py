@@ -18,7 +18,7 @@ from mailpit_py.config.settings import Config
 from mailpit_py.ids import new_id
 from mailpit_py.mailbox.aggregates import Aggregates
 from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks, OutboxItem
-from mailpit_py.mailbox.record import build_record, clean_tags, index_record
+from mailpit_py.mailbox.record import build_record, index_record
 from mailpit_py.mailbox.shapes import (
     StoredMessage,
     record_summary,
@@ -28,6 +28,7 @@ from mailpit_py.mailbox.shapes import (
     stats_data,
     summary_to_api,
 )
+from mailpit_py.mailbox.tags import AutoTags, clean_tag, clean_tags
 from mailpit_py.models import Envelope
 from mailpit_py.observability.logs import log_session
 from mailpit_py.observability.stats import MinuteCounter, refusals
@@ -35,7 +36,7 @@ from mailpit_py.observability.telemetry import Telemetry
 from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
 from mailpit_py.store.interface import StoreBackend
-from mailpit_py.store.records import MessageRecord, SessionRecord, Ticket
+from mailpit_py.store.records import MessageRecord, SessionRecord, TagError, Ticket
 from mailpit_py.store.search import SearchError, parse_query
 from mailpit_py.store.sqlite import MEMORY, Store
 
@@ -82,6 +83,8 @@ class Mailbox:
         hooks: DeliveryHooks = NO_HOOKS,
     ) -> None:
         self.config = config
+        # X-Tags, plus-address, user name and rule tags (raises ConfigError for a bad rule).
+        self.auto_tags = AutoTags.from_config(config)
         # What relay and checks add to a delivery (mailbox/hooks.py), fixed from the start.
         self.hooks = hooks
         self.bus = bus or events.Bus()
@@ -214,11 +217,16 @@ class Mailbox:
 
         # --ignore-duplicate-ids: the ID of the message already stored with this Message-ID
         duplicate: list[str] = []
+        # The tags the tagging rules' searches gave it, when they added any.
+        rule_tagged: list[str] = []
 
         def prepare() -> MessageRecord:
             parsed = parse_message(raw, envelope)
-            if tags:
-                parsed = parsed._replace(tags=tuple(clean_tags([*parsed.tags, *tags])))
+            addresses = (*parsed.to, *parsed.cc, *parsed.bcc)
+            if parsed.from_addr is not None:
+                addresses = (*addresses, parsed.from_addr)  # Mailpit reads the sender's too
+            found = self.auto_tags.tags(parsed.headers, addresses, username, raw)
+            parsed = parsed._replace(tags=tuple(clean_tags([*found, *tags])))
             when = created
             if self.config.use_message_dates and parsed.date is not None:
                 when = parsed.date.timestamp()  # --use-message-dates: the Date header's time
@@ -254,7 +262,16 @@ class Mailbox:
                     if stored is not None:
                         duplicate.append(stored)
                         return []
-                store.insert_message(rec)
+                rowid = store.insert_message(rec)
+                rules = self.auto_tags.rules
+                if rules:
+                    matched = store.message_matches(rowid, [r.terms for r in rules])
+                    hits = zip(rules, matched, strict=True)
+                    extra = [t for rule, hit in hits if hit for t in rule.tags]
+                    wanted = clean_tags([*rec.tags, *extra])
+                    if len(wanted) > len(rec.tags):
+                        store.set_tags([uid], wanted)
+                        rule_tagged[:] = wanted
                 for kind, mail_from, rcpts in plan:  # the relay's copies, queued with it
                     store.outbox_add(uid, kind, mail_from, rcpts, raw, created)
                 older = time.time() - cfg.max_age if cfg.max_age else None
@@ -281,6 +298,8 @@ class Mailbox:
                 )
                 then(duplicate[0], None)
                 return
+            if rule_tagged:
+                rec = rec._replace(tags=list(rule_tagged))
             self.accepted += 1
             self.accepted_size += rec.size
             self.telemetry.observe_commit(time.monotonic() - t0)
@@ -548,8 +567,25 @@ class Mailbox:
         return self._publish_tags(self.store.write(lambda s: s.set_tags(uids, clean)))
 
     def rename_tag(self, old: str, new: str) -> list[str]:
-        (new_clean,) = clean_tags([new]) or [""]
-        return self._publish_tags(self.store.write(lambda s: s.rename_tag(old, new_clean)))
+        """Rename a tag (Mailpit's PUT /api/v1/tags/{Tag}); raises TagError, as Mailpit
+        answers, for a name that cleans to nothing, an unknown tag or one that exists."""
+        new_clean = clean_tag(new)
+        if not new_clean:
+            raise TagError(f"invalid tag name: {new_clean}")
+        if new_clean == old:
+            return []
+
+        def job(store: StoreBackend) -> list[tuple[str, list[str]]] | TagError:
+            # A refusal is an answer, not a failed job (which the writer would log and retry).
+            try:
+                return store.rename_tag(old, new_clean)
+            except TagError as exc:
+                return exc
+
+        changed = self.store.write(job)
+        if isinstance(changed, TagError):
+            raise changed
+        return self._publish_tags(changed)
 
     def delete_tag(self, tag: str) -> list[str]:
         return self._publish_tags(self.store.write(lambda s: s.rename_tag(tag, "")))

@@ -3,7 +3,6 @@ index columns and the message detail (pure; runs off the writer thread)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -150,16 +149,3 @@ def _index_columns(parsed: ParsedMessage, parts: Sequence[Part]) -> tuple[str, s
         # does, and header:Name:value has the headers table). Filling it cost ~10% of the index.
         "",
     )
-
-
-_TAG_SPACE = re.compile(r"\s+")
-
-
-def clean_tags(tags: Sequence[str]) -> list[str]:
-    """Trim, collapse inner whitespace, drop empties and duplicates, keep order."""
-    out: list[str] = []
-    for tag in tags:
-        t = _TAG_SPACE.sub(" ", str(tag)).strip()[:100]
-        if t and t not in out:
-            out.append(t)
-    return out

@@ -99,6 +99,11 @@ class StoreBackend(Protocol):
         """Writer: (re)build the search index rows of message `rowid` after this transaction."""
         ...
 
+    def message_matches(self, rowid: int, queries: Sequence[Sequence[Term]]) -> list[bool]:
+        """Writer: whether message `rowid` (inserted in this transaction) matches each search;
+        its queued index rows are written first, so free text finds it (tagging rules)."""
+        ...
+
     def delete_messages(self, uids: Sequence[str]) -> list[str]:
         """Writer: delete these messages with everything of theirs (a pending outbox item stays:
         it carries its own copy); returns the uids that existed."""

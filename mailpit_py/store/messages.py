@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailpit_py.store.base import BLOB_CHUNK, SQLiteParts, chunks, write_blob
-from mailpit_py.store.records import MessageRecord
+from mailpit_py.store.records import MessageRecord, TagError
 from mailpit_py.store.schema import (
     COUNTER_TRIGGER_NAMES,
     COUNTER_TRIGGERS,
@@ -212,8 +212,33 @@ class MessageWrites(SQLiteParts):
         return out
 
     def rename_tag(self, old: str, new: str) -> list[tuple[str, list[str]]]:
-        """Rename a tag everywhere (merging into `new` where both exist)."""
+        """Rename a tag everywhere, or remove it ('' as `new`). As in Mailpit, tag names are
+        one whatever their case: renaming a tag nobody has, or onto another existing tag,
+        raises TagError (nothing is merged); a change of case alone is a rename."""
         conn = self._wconn
+        if new:
+            if not conn.execute(
+                "SELECT 1 FROM tags WHERE tag = ? COLLATE NOCASE LIMIT 1", (old,)
+            ).fetchone():
+                raise TagError(f"tag not found: {old}")
+            if (
+                new.lower() != old.lower()
+                and conn.execute(
+                    "SELECT 1 FROM tags WHERE tag = ? COLLATE NOCASE LIMIT 1", (new,)
+                ).fetchone()
+            ):
+                raise TagError(f"tag already exists: {new}")
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT message FROM tags WHERE tag = ? COLLATE NOCASE", (old,)
+                )
+            ]
+            conn.execute("DELETE FROM tags WHERE tag = ? COLLATE NOCASE", (old,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)", [(m, new) for m in ids]
+            )
+            return self._tags_of_ids(ids)
         ids = [r[0] for r in conn.execute("SELECT message FROM tags WHERE tag = ?", (old,))]
         for mid in ids:
             conn.execute("DELETE FROM tags WHERE message = ? AND tag = ?", (mid, old))

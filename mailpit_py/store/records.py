@@ -12,6 +12,10 @@ class StoreError(RuntimeError):
     """The store could not do what was asked (disk full, locked past the deadline, closed)."""
 
 
+class TagError(ValueError):
+    """A tag rename that cannot be done, as Mailpit refuses it: the message says why (400)."""
+
+
 _TICKETS = threading.Lock()  # (one for all tickets: each is taken twice at most, briefly)
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailpit_py.store.base import SQLiteParts, chunks, rollback
 from mailpit_py.store.records import StoreError, Ticket
+from mailpit_py.store.search import Term
+from mailpit_py.store.search_sql import build_where
 
 if TYPE_CHECKING:
     from mailpit_py.store.sqlite import Store
@@ -300,6 +302,23 @@ class GroupCommitWriter(SQLiteParts):
             fut: Future[None] = Future()
             self._jobs.put((INDEX_NOW, fut))
             fut.result(timeout)
+
+    def message_matches(self, rowid: int, queries: Sequence[Sequence[Term]]) -> list[bool]:
+        """Whether message `rowid` matches each search. Its index rows are written first, in
+        this transaction, so that free text finds it (tagging rules, at delivery)."""
+        mine = [p for p in self._pending_index if p[0] == rowid]
+        if mine:
+            self._insert_index(mine)
+            self._pending_index[:] = [p for p in self._pending_index if p[0] != rowid]
+            self._pending_bytes = sum(len(t) for _, _, fts in self._pending_index for t in fts)
+        out: list[bool] = []
+        for terms in queries:
+            where, params = build_where(terms)
+            row = self._wconn.execute(
+                f"SELECT 1 FROM messages m WHERE m.id = ? AND {where}", (rowid, *params)
+            ).fetchone()
+            out.append(row is not None)
+        return out
 
     def queue_index(
         self, rowid: int, headers: Sequence[tuple[str, str]], fts: Sequence[str]

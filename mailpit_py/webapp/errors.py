@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from mailpit_py.mailbox.facade import MessageNotFound, SessionNotFound
 from mailpit_py.relay.service import RelayError, RelayFailed
-from mailpit_py.store.records import StoreError
+from mailpit_py.store.records import StoreError, TagError
 from mailpit_py.store.search import SearchError
 
 log = logging.getLogger("mailpit_py.web")
@@ -48,6 +48,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(SearchError)
     def bad_search(exc: SearchError) -> Response:
         return text(400, f"invalid search: {exc}")
+
+    @app.errorhandler(TagError)
+    def bad_tag(exc: TagError) -> Response:
+        return text(400, str(exc))  # Mailpit's text: "tag not found: x", "tag already exists: y"
 
     @app.errorhandler(StoreError)
     def store_error(exc: StoreError) -> Response:
