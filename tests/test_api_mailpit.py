@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from test_api import Http, plain, send
@@ -151,3 +156,76 @@ def test_snippet_is_mailpits_length_with_its_ellipsis(mp: Server, http: Http) ->
     send(mp, plain("long", body))
     snippet = http.json("GET", "api/v1/messages")["messages"][0]["Snippet"]
     assert snippet == body[:200] + "..."
+
+
+# -- latest, embed, before -----------------------------------------------------------------------
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def location(mp: Server, path: str) -> tuple[int, str]:
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(mp.http_url + path, timeout=30) as resp:
+            return resp.status, resp.headers.get("Location", "")
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Location", "")
+
+
+def test_view_latest_redirects_to_the_newest_message_page(mp: Server, http: Http) -> None:
+    assert location(mp, "view/latest") == (302, "/")
+    send(mp, plain("older", "first"))
+    send(mp, plain("newer", "second"))
+    ids = {m["Subject"]: m["ID"] for m in http.json("GET", "api/v1/messages")["messages"]}
+    assert location(mp, "view/latest") == (302, f"/view/{ids['newer']}")
+    assert location(mp, "view/latest?query=subject:older") == (302, f"/view/{ids['older']}")
+    assert location(mp, f"view/{ids['older']}") == (302, f"/?m={ids['older']}")
+    code, _, body = http.call("GET", "view/latest.txt")
+    assert (code, body.strip()) == (200, b"second")
+    # following the redirects ends on the UI, opened on the message
+    code, _, page = http.call("GET", "view/latest")
+    assert code == 200 and b"<html" in page.lower()
+
+
+def test_view_html_embed_opens_links_apart_and_keeps_the_sandbox(mp: Server, http: Http) -> None:
+    html = (
+        '<p><a href="https://example.com/a" target="_self">A</a> '
+        "<a href='https://example.com/b' rel=opener>B</a> <abbr>x</abbr></p>"
+    )
+    send(mp, html_only("embed", html))
+    code, headers, body = http.call("GET", "view/latest.html?embed=1")
+    assert code == 200
+    page = body.decode()
+    assert page.count('target="_blank" rel="noreferrer noopener"') == 2
+    assert "_self" not in page and "opener>" not in page and "<abbr>x</abbr>" in page
+    assert "sandbox" in headers["Content-Security-Policy"]
+    assert "script-src" not in headers["Content-Security-Policy"]
+    plain_page = http.call("GET", "view/latest.html")[2].decode()
+    assert 'target="_self"' in plain_page
+
+
+def test_before_pages_back_from_a_point_in_time(mp: Server, http: Http) -> None:
+    send(mp, plain("first"))
+    first = http.json("GET", "api/v1/messages")["messages"][0]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # Created has millisecond resolution
+        send(mp, plain("second"))
+        listed = http.json("GET", "api/v1/messages")["messages"]
+        if listed[0]["Created"] != first["Created"]:
+            break
+    second = listed[0]
+    cut = urllib.parse.quote(second["Created"])
+    page = http.json("GET", f"api/v1/messages?before={cut}")
+    assert [m["ID"] for m in page["messages"]][:1] == [first["ID"]]
+    assert second["ID"] not in [m["ID"] for m in page["messages"]]
+    assert page["total"] == len(listed)  # Mailpit counts the whole mailbox
+    found = http.json("GET", f"api/v1/search?query=subject:second&before={cut}")
+    assert second["ID"] not in [m["ID"] for m in found["messages"]]
+    ms = int(datetime.fromisoformat(second["Created"]).timestamp() * 1000)
+    page = http.json("GET", f"api/v1/messages?before={ms}")
+    assert second["ID"] not in [m["ID"] for m in page["messages"]]
+    # an unreadable date is ignored, as in Mailpit
+    assert len(http.json("GET", "api/v1/messages?before=someday")["messages"]) == len(listed)

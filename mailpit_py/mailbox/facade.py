@@ -37,7 +37,7 @@ from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
 from mailpit_py.store.interface import StoreBackend
 from mailpit_py.store.records import MessageRecord, SessionRecord, TagError, Ticket
-from mailpit_py.store.search import SearchError, parse_query
+from mailpit_py.store.search import SearchError, Term, parse_query
 from mailpit_py.store.sqlite import MEMORY, Store
 
 log = logging.getLogger("mailpit_py.mailbox")
@@ -390,15 +390,24 @@ class Mailbox:
             raise MessageNotFound(msg_id)
         return summary_to_api(row)
 
-    def list_messages(self, start: int = 0, limit: int = 50) -> list[dict[str, Any]]:
-        """Summaries, newest first."""
+    def list_messages(
+        self, start: int = 0, limit: int = 50, before: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Summaries, newest first; with `before` (epoch seconds), only those received earlier
+        (Mailpit's ?before=, which pages back from a point in time)."""
+        if before is not None:
+            rows, _, _ = self.store.search_page([Term("before", before)], start, limit)
+            return [summary_to_api(r) for r in rows]
         return [summary_to_api(r) for r in self.store.list_summaries(start, limit)]
 
     def search(
-        self, query: str, start: int = 0, limit: int = 50, tz: str = ""
+        self, query: str, start: int = 0, limit: int = 50, tz: str = "", before: float | None = None
     ) -> tuple[list[dict[str, Any]], int, int]:
-        """(summaries newest first, matches, unread matches); SearchError on a bad query."""
+        """(summaries newest first, matches, unread matches); SearchError on a bad query.
+        `before` (epoch seconds) keeps only messages received earlier, counts included."""
         terms = parse_query(query, tz)
+        if before is not None:
+            terms.append(Term("before", before))
         rows, matched, unread = self.store.search_page(terms, start, limit)
         return [summary_to_api(r) for r in rows], matched, unread
 

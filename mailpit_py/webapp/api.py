@@ -6,6 +6,8 @@ import json
 import logging
 import re
 import time
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -97,6 +99,37 @@ def zone_arg() -> str:
     return tz
 
 
+def before_arg() -> float | None:
+    """?before= as epoch seconds: a date and time as Mailpit's dateparse reads the common ones
+    (RFC 3339 or ISO 8601, a date alone, RFC 2822, Unix seconds or milliseconds), local time
+    when it has no offset. Anything else is ignored (and logged), as in Mailpit."""
+    raw = request.args.get("before", "").strip()
+    if not raw:
+        return None
+    when = parse_when(raw)
+    if when is None:
+        log.warning('ignoring invalid before: date "%s"', raw)
+    return when
+
+
+def parse_when(raw: str) -> float | None:
+    if raw.isdigit():
+        number = int(raw)
+        # dateparse reads 10 digits as seconds, 13 as milliseconds
+        return number / 1000 if len(raw) >= 13 else float(number)
+    when: datetime | None
+    try:
+        when = datetime.fromisoformat(raw.replace(" ", "T", 1) if len(raw) > 10 else raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if when.tzinfo is None:
+        when = when.astimezone()  # a naive time is the server's local time (ParseLocal)
+    return when.timestamp()
+
+
 def json_body(*, required: bool) -> dict[str, Any]:
     data = request.get_data(cache=True)
     if not data.strip():
@@ -163,7 +196,8 @@ def list_messages() -> Response:
     total, unread = mailbox().counts()
     if limit == 0:  # Mailpit: no limit, every message from start on
         limit = NO_LIMIT
-    return listing(mailbox().list_messages(start, limit), total, unread)
+    # Mailpit counts the whole mailbox here even with ?before=: only the page is narrowed
+    return listing(mailbox().list_messages(start, limit, before_arg()), total, unread)
 
 
 @api.put("/api/v1/messages")
@@ -203,7 +237,7 @@ def search() -> Response:
     query = request.args.get("query", "")
     start, limit = page_args()
     # Mailpit pages its matches with start:start+limit, so limit=0 lists none but still counts
-    found, matched, unread = mailbox().search(query, start, limit, zone_arg())
+    found, matched, unread = mailbox().search(query, start, limit, zone_arg(), before_arg())
     return listing(found, matched, unread)
 
 
@@ -482,11 +516,58 @@ def swagger() -> Response:
     return Response(spec, mimetype="application/json")
 
 
+@api.get("/view/latest")
+def view_latest() -> Response:
+    """Mailpit's link to the newest message (or newest match of ?query=): a redirect to its
+    page, or to the UI when there is none."""
+    query = request.args.get("query", "").strip()
+    if query:
+        found, _, _ = mailbox().search(query, 0, 1)
+        uid = str(found[0]["ID"]) if found else None
+    else:
+        listed = mailbox().list_messages(0, 1)
+        uid = str(listed[0]["ID"]) if listed else None
+    root = request.script_root + "/"
+    return found_at(f"{root}view/{quote(uid, safe='')}" if uid else root)
+
+
+@api.get("/view/<msg_id>")
+def view_page(msg_id: str) -> Response:
+    """Mailpit's page of one message: the UI, opened on it."""
+    return found_at(f"{request.script_root}/?m={quote(msg_id, safe='')}")
+
+
+def found_at(location: str) -> Response:
+    """A 302 to a path of this server, as Mailpit's http.Redirect answers."""
+    return Response(status=302, headers={"Location": location})
+
+
+A_TAG = re.compile(r"<a(?=[\s>/])[^>]*>", re.IGNORECASE)
+TARGET_REL = re.compile(r"""\s(?:target|rel)\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]*)""", re.IGNORECASE)
+
+
+def open_links_apart(html: str) -> str:
+    """Mailpit's embed=1: every link opens in a new browsing context, without a referrer or an
+    opener (the preview sandbox allows such popups)."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        tag = TARGET_REL.sub("", match.group(0))
+        end = -2 if tag.endswith("/>") else -1
+        return tag[:end].rstrip() + ' target="_blank" rel="noreferrer noopener"' + tag[end:]
+
+    return A_TAG.sub(rewrite, html)
+
+
 @api.get("/view/<msg_id>.html")
 def view_html(msg_id: str) -> Response:
     msg: StoredMessage = mailbox().get(resolve(msg_id))
     base = request.script_root + f"/api/v1/message/{msg.id}/part/"
-    return mail_content(Response(msg.html_with_parts(base), mimetype="text/html"), MAIL_HTML_CSP)
+    html = msg.html_with_parts(base)
+    if request.args.get("embed") == "1":
+        # Mailpit also adds a script that tells the parent page the height; the sandboxing
+        # policy of mail content runs no script at all, so that part is left out.
+        html = open_links_apart(html)
+    return mail_content(Response(html, mimetype="text/html"), MAIL_HTML_CSP)
 
 
 @api.get("/view/<msg_id>.txt")
