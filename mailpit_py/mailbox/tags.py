@@ -14,7 +14,10 @@ from mailpit_py.store.search import SearchError, Term, parse_query
 
 # Mailpit keeps letters, digits, space, '-', '_', '.' and '@' in a tag; anything else becomes a
 # space, spaces collapse, and a name is at most 100 characters.
-_TAG_INVALID = re.compile(r"[^a-zA-Z0-9\- _.@]")
+# Mailpit keeps ASCII letters and digits, space, '-', '_', '.' and '@'; letters and digits of
+# other scripts are kept here too (a German "Größe" or a Japanese tag would be cut to pieces,
+# and IMAP clients show such folder names): a documented difference, the rest as Mailpit.
+_TAG_INVALID = re.compile(r"[^\w\- .@]")
 _TAG_SPACE = re.compile(r"\s+")
 TAG_MAX = 100
 # user+tag@ (or user+one+two@): everything from the first '+' to the '@', split at '+'.
@@ -26,7 +29,8 @@ _TITLE_WORD = re.compile(r"(^|[^\w.'])([^\W\d_])")
 
 
 def clean_tag(tag: str) -> str:
-    """A tag name cleaned as Mailpit cleans it ('' when nothing is left)."""
+    """A tag name cleaned as Mailpit cleans it, non-ASCII letters and digits kept ('' when
+    nothing is left)."""
     return _TAG_SPACE.sub(" ", _TAG_INVALID.sub(" ", str(tag))).strip()[:TAG_MAX]
 
 
