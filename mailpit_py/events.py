@@ -49,7 +49,15 @@ class Truncate(Event):
 
 @dataclass(frozen=True, eq=False)
 class Prune(Event):
+    """Many messages went at once (retention, a large delete, POP3) or the tags changed.
+
+    `data` holds the removed IDs for subscribers in this process; the frame's Data is null, as
+    Mailpit sends it: a client reloads what it shows."""
+
     type: ClassVar[str] = "prune"
+
+    def to_api(self) -> dict[str, Any]:
+        return {"Type": self.type, "Data": None}
 
 
 @dataclass(frozen=True, eq=False)

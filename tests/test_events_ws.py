@@ -6,9 +6,11 @@ import base64
 import contextlib
 import hashlib
 import json
+import poplib
 import smtplib
 import socket
 import threading
+import urllib.request
 from typing import Any
 
 import pytest
@@ -83,19 +85,6 @@ def test_update_delete_truncate_and_error_events(mp: Server) -> None:
         assert second not in [m["ID"] for m in mp.mailbox.list_messages()]
     finally:
         ws.close()
-
-
-def test_prune_event_when_retention_removes_messages() -> None:
-    with make_server(max_messages=1) as mp:
-        ws = connect(mp)
-        try:
-            with smtplib.SMTP(*mp.smtp_address) as client:
-                for _i in range(2):
-                    client.sendmail("a@example.com", ["b@example.com"], b"Subject: p\r\n\r\nx\r\n")
-            event = next_of(ws, "prune")
-            assert len(event["Data"]["IDs"]) == 1
-        finally:
-            ws.close()
 
 
 def test_a_gone_client_frees_its_slot(mp: Server) -> None:
@@ -176,3 +165,108 @@ def test_the_test_client_keeps_a_frame_that_came_with_the_handshake() -> None:
         ws.close()
         server.join(10)
         listener.close()
+
+
+# -- Mailpit's prune and error levels ------------------------------------------------------------
+
+
+def frames_until(ws: WsClient, kind: str, timeout: float = 10) -> list[dict[str, Any]]:
+    """Every frame up to and including the first of `kind`."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        frame = ws.receive(timeout=timeout)
+        assert frame is not None, f"no {kind} event within {timeout}s (saw {seen[-3:]})"
+        seen.append(json.loads(frame))
+        if seen[-1]["Type"] == kind:
+            return seen
+
+
+def deliver_many(mp: Server, n: int, subject: str) -> list[str]:
+    with smtplib.SMTP(*mp.smtp_address) as client:
+        for i in range(n):
+            raw = f"Subject: {subject} {i}\r\n\r\nx\r\n".encode()
+            client.sendmail("a@example.com", ["b@example.com"], raw)
+    wait_until(lambda: mp.mailbox.counts()[0] >= n, what=f"{n} messages stored")
+    return [m["ID"] for m in mp.mailbox.list_messages(0, n)]
+
+
+def test_a_large_delete_is_one_prune_with_null_data(mp: Server) -> None:
+    ids = deliver_many(mp, 205, "bulk")
+    ws = connect(mp)
+    try:
+        req = urllib.request.Request(
+            mp.http_url + "api/v1/search?query=bulk", method="DELETE"
+        )  # 205 matches: past Mailpit's threshold of 200
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.read() == b"ok"
+        seen = frames_until(ws, "prune")
+        assert seen[-1] == {"Type": "prune", "Data": None}
+        assert not [f for f in seen if f["Type"] == "delete"]
+        assert mp.mailbox.counts()[0] == 0 and len(ids) == 205
+        few = deliver_many(mp, 3, "few")  # at or under the threshold: a delete each
+        mp.mailbox.delete(few)
+        assert {next_of(ws, "delete")["Data"]["ID"] for _ in few} == set(few)
+    finally:
+        ws.close()
+
+
+def test_renaming_or_deleting_a_tag_sends_prune(mp: Server) -> None:
+    ids = deliver_many(mp, 1, "tagged")
+    mp.mailbox.set_tags(ids, ["red"])
+    ws = connect(mp)
+    try:
+        mp.mailbox.rename_tag("red", "blue")
+        assert next_of(ws, "prune")["Data"] is None
+        mp.mailbox.delete_tag("blue")
+        assert next_of(ws, "prune")["Data"] is None
+    finally:
+        ws.close()
+
+
+def test_retention_prune_frame_has_null_data() -> None:
+    with make_server(max_messages=1) as mp:
+        ws = connect(mp)
+        try:
+            with smtplib.SMTP(*mp.smtp_address) as client:
+                for _i in range(2):
+                    client.sendmail("a@example.com", ["b@example.com"], b"Subject: p\r\n\r\nx\r\n")
+            assert next_of(ws, "prune") == {"Type": "prune", "Data": None}
+        finally:
+            ws.close()
+
+
+def test_pop3_deletions_are_one_prune() -> None:
+    with make_server(pop3_addr="127.0.0.1:0", pop3_auth="ann:secret") as mp:
+        deliver_many(mp, 2, "popped")
+        ws = connect(mp)
+        try:
+            client = poplib.POP3(*mp.pop3_address, timeout=10)
+            client.user("ann")
+            client.pass_("secret")
+            client.dele(1)
+            client.dele(2)
+            client.quit()
+            seen = frames_until(ws, "prune")
+            assert not [f for f in seen if f["Type"] == "delete"]
+            assert mp.mailbox.counts()[0] == 0
+        finally:
+            ws.close()
+
+
+def test_error_event_level_is_warning_for_4xx_and_error_for_5xx() -> None:
+    with make_server(smtp_greylist=300) as mp:
+        ws = connect(mp)
+        try:
+            with smtplib.SMTP(*mp.smtp_address) as client:
+                client.ehlo()
+                client.mail("a@example.com")
+                code, _ = client.rcpt("b@example.com")
+                assert code == 451
+                client.rset()
+                assert client.docmd("BOGUS")[0] == 500
+            first = next_of(ws, "error")["Data"]
+            second = next_of(ws, "error")["Data"]
+            assert (first["Level"], first["Message"][:3]) == ("warning", "451")
+            assert (second["Level"], second["Message"][:3]) == ("error", "500")
+        finally:
+            ws.close()

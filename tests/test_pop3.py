@@ -112,7 +112,7 @@ def test_pop3_retr_gives_every_corpus_message_byte_for_byte(
         client.quit()
 
 
-def test_pop3_dele_applies_at_quit_and_publishes_delete_events(pop3_server: Server) -> None:
+def test_pop3_dele_applies_at_quit_and_publishes_one_prune(pop3_server: Server) -> None:
     keep = send_raw(pop3_server, message("keep"))
     gone = send_raw(pop3_server, message("gone"))
     with pop3_server.bus.subscribe() as sub:
@@ -130,9 +130,10 @@ def test_pop3_dele_applies_at_quit_and_publishes_delete_events(pop3_server: Serv
 
         def deleted() -> bool:
             event = sub.get(timeout=0.1)
-            return isinstance(event, events.Delete) and event.data == {"ID": gone}
+            # one prune for the session's deletions, as Mailpit announces them
+            return isinstance(event, events.Prune) and event.data == {"IDs": [gone]}
 
-        wait_until(deleted, what="the delete event")
+        wait_until(deleted, what="the prune event")
     assert [e.uid for e in pop3_server.mailbox.index()] == [keep]
 
 

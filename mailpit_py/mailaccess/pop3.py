@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,7 +236,8 @@ class Pop3Server(MailReader):
         # so the web UI sees them live.
         uids = [s.drop[n - 1].uid for n in sorted(s.deleted)]
         try:
-            await s.conn.call(self.mailbox.delete, uids)
+            # announced as one prune, as Mailpit does after a POP3 session's deletions
+            await s.conn.call(functools.partial(self.mailbox.delete, prune=True), uids)
         except Exception as exc:
             log.exception("POP3 delete failed")
             await self._err(s, f"some deleted messages not removed: {exc}")

@@ -40,6 +40,7 @@ from mailpit_py.store.records import MessageRecord, SessionRecord, TagError, Tic
 from mailpit_py.store.search import SearchError, Term, parse_query
 from mailpit_py.store.sqlite import MEMORY, Store
 
+PRUNE_OVER = 200  # Mailpit: deleting more messages than this is announced as one prune
 log = logging.getLogger("mailpit_py.mailbox")
 
 
@@ -422,8 +423,7 @@ class Mailbox:
             )
         self.store.index_barrier()
         gone = self.store.write(lambda s: s.delete_messages(s.uids_matching(terms)))
-        for uid in gone:
-            self.bus.publish(events.Delete({"ID": uid}))
+        self._announce_deleted(gone)
         self.deleted += len(gone)
         self._stats_dirty.set()
         return gone
@@ -549,13 +549,26 @@ class Mailbox:
             self._stats_dirty.set()
         return changed
 
-    def delete(self, uids: Sequence[str]) -> list[str]:
+    def delete(self, uids: Sequence[str], *, prune: bool = False) -> list[str]:
+        """Delete these messages. `prune` announces them as one prune event whatever their
+        number, as Mailpit announces the deletions of a POP3 session."""
         gone = self.store.write(lambda s: s.delete_messages(uids))
-        for uid in gone:
-            self.bus.publish(events.Delete({"ID": uid}))
+        if prune and gone:
+            self.bus.publish(events.Prune({"IDs": gone}))
+        else:
+            self._announce_deleted(gone)
         self.deleted += len(gone)
         self._stats_dirty.set()
         return gone
+
+    def _announce_deleted(self, gone: list[str]) -> None:
+        # Past Mailpit's threshold one prune (clients reload) replaces a delete per message: a
+        # burst of thousands would also overflow every subscriber's queue and cut it off.
+        if len(gone) > PRUNE_OVER:
+            self.bus.publish(events.Prune({"IDs": gone}))
+            return
+        for uid in gone:
+            self.bus.publish(events.Delete({"ID": uid}))
 
     def delete_all(self) -> int:
         n = self.store.write(lambda s: s.delete_all())
@@ -594,14 +607,20 @@ class Mailbox:
         changed = self.store.write(job)
         if isinstance(changed, TagError):
             raise changed
-        return self._publish_tags(changed)
+        return self._publish_tags(changed, prune=True)
 
     def delete_tag(self, tag: str) -> list[str]:
-        return self._publish_tags(self.store.write(lambda s: s.rename_tag(tag, "")))
+        return self._publish_tags(self.store.write(lambda s: s.rename_tag(tag, "")), prune=True)
 
-    def _publish_tags(self, changed: list[tuple[str, list[str]]]) -> list[str]:
+    def _publish_tags(
+        self, changed: list[tuple[str, list[str]]], *, prune: bool = False
+    ) -> list[str]:
         for uid, tags in changed:
             self.bus.publish(events.Update({"ID": uid, "Tags": tags}))
+        if prune:
+            # Mailpit follows a tag rename or delete with a prune, on which its clients reload
+            # (the tag list changed); nothing was removed.
+            self.bus.publish(events.Prune({"IDs": []}))
         return [uid for uid, _ in changed]
 
     def prune(self) -> list[str]:

@@ -184,7 +184,9 @@ class SmtpServer:
             if message.startswith("5"):
                 self.rejected += 1
             self.mailbox.telemetry.inc("smtp_replies", f"{message[0]}xx", rule)
-        data = {"Level": "error", "Type": "smtpd", "IP": proto.ip, "Message": message}
+        # Mailpit's levels: a 4xx reply is a warning (try again), anything else an error
+        level = "warning" if message[:1] == "4" else "error"
+        data = {"Level": level, "Type": "smtpd", "IP": proto.ip, "Message": message}
         self.bus.publish(events.SmtpError({**data, "Rule": rule}))
 
     def session_ended(self, proto: CatcherSMTP) -> None:
