@@ -229,3 +229,10 @@ def test_before_pages_back_from_a_point_in_time(mp: Server, http: Http) -> None:
     assert second["ID"] not in [m["ID"] for m in page["messages"]]
     # an unreadable date is ignored, as in Mailpit
     assert len(http.json("GET", "api/v1/messages?before=someday")["messages"]) == len(listed)
+
+
+def test_html_view_of_a_message_without_html_is_404_as_in_mailpit(mp: Server, http: Http) -> None:
+    send(mp, plain("textonly"))
+    code, _, body = http.call("GET", "view/latest.html")
+    assert (code, body.strip()) == (404, b"This message does not contain a HTML part")
+    assert http.call("GET", "view/latest.txt")[0] == 200

@@ -23,7 +23,7 @@ from mailpit_py.observability import relayqueue as relay_queue
 from mailpit_py.observability.stats import rss_bytes
 from mailpit_py.relay.service import Relay, RelayError
 from mailpit_py.smtp.chaos import Chaos, ChaosError
-from mailpit_py.webapp.errors import BadRequest
+from mailpit_py.webapp.errors import BadRequest, text
 from mailpit_py.webapp.security import MAIL_HTML_CSP, inert, mail_content
 
 api = Blueprint("api", __name__)
@@ -561,6 +561,8 @@ def open_links_apart(html: str) -> str:
 @api.get("/view/<msg_id>.html")
 def view_html(msg_id: str) -> Response:
     msg: StoredMessage = mailbox().get(resolve(msg_id))
+    if not str(msg.detail["HTML"]):
+        return text(404, "This message does not contain a HTML part")  # Mailpit's answer
     base = request.script_root + f"/api/v1/message/{msg.id}/part/"
     html = msg.html_with_parts(base)
     if request.args.get("embed") == "1":
@@ -572,8 +574,8 @@ def view_html(msg_id: str) -> Response:
 
 @api.get("/view/<msg_id>.txt")
 def view_text(msg_id: str) -> Response:
-    text = mailbox().get(resolve(msg_id)).text
-    return mail_content(Response(text, mimetype="text/plain"))
+    body = mailbox().get(resolve(msg_id)).text
+    return mail_content(Response(body, mimetype="text/plain"))
 
 
 @api.get("/livez")
