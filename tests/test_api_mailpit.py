@@ -236,3 +236,12 @@ def test_html_view_of_a_message_without_html_is_404_as_in_mailpit(mp: Server, ht
     code, _, body = http.call("GET", "view/latest.html")
     assert (code, body.strip()) == (404, b"This message does not contain a HTML part")
     assert http.call("GET", "view/latest.txt")[0] == 200
+
+
+def test_marking_by_ids_and_search_at_once_is_refused_as_in_mailpit(mp: Server, http: Http) -> None:
+    send(mp, plain("both"))
+    msg_id = http.json("GET", "api/v1/messages")["messages"][0]["ID"]
+    both = {"IDs": [msg_id], "Search": "x", "Read": True}
+    code, _, body = http.call("PUT", "api/v1/messages", both)
+    assert code == 400 and b"either IDs or a search query, not both" in body
+    assert http.json("GET", "api/v1/messages")["unread"] == 1

@@ -208,6 +208,8 @@ def mark_messages() -> Response:
     search = body.get("Search")
     if search is not None and not isinstance(search, str):
         raise BadRequest("Search must be a string")
+    if ids and search:
+        raise BadRequest("You may specify either IDs or a search query, not both")  # Mailpit's
     if ids:
         mailbox().mark_read(ids, read)
     elif search:
