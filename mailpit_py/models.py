@@ -12,7 +12,7 @@ class Address(NamedTuple):
 
     A NamedTuple, not a frozen dataclass: the parser makes several per message, and a frozen
     dataclass sets each field through object.__setattr__; its hash (the address JSON cache in
-    mailbox.py) is the tuple's, in C.
+    mailbox/record.py) is the tuple's, in C.
     """
 
     name: str

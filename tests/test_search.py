@@ -862,7 +862,7 @@ def test_mark_search_marks_exactly_what_search_lists(small: Corpus) -> None:
 
 
 def test_id_and_read_only_searches_are_recognised() -> None:
-    # Those read (id, read) from the slim index (store.py _by_id); anything reading other
+    # Those read (id, read) from the slim index (store/queries.py _by_id); anything reading other
     # columns of the message row must not.
     from mailpit_py.store.search_sql import ids_and_read_only
 
