@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import sys
 import time
@@ -33,6 +34,20 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    """Where a command reads mail from: a running instance's API (--url, or Mailpit's --http)
+    or a database file (-d/--database), one or the other."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--url",
+        "--http",  # Mailpit's name
+        dest="url",
+        help="base URL of the instance, webroot included (default: from MP_UI_BIND_ADDR and "
+        "MP_WEBROOT, else http://127.0.0.1:8025/)",
+    )
+    where.add_argument("-d", "--database", metavar="FILE", help="read this database file")
 
 
 def smtp_target(value: str, flag: str = "--smtp-addr") -> tuple[str, int]:

@@ -22,6 +22,7 @@ from mailpit_py.commands._common import (
     EX_USAGE,
     CommandError,
     Progress,
+    add_source_options,
     error,
 )
 from mailpit_py.commands.readyz import default_url
@@ -53,15 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dir", metavar="DIR", help="folder to write ID.eml files into")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--url",
-        "--http",  # Mailpit's name
-        dest="url",
-        help="base URL of the instance, webroot included (default: from MP_UI_BIND_ADDR and "
-        "MP_WEBROOT, else http://127.0.0.1:8025/)",
-    )
-    where.add_argument("-d", "--database", metavar="FILE", help="read this database file")
+    add_source_options(parser)
     parser.add_argument(
         "--query", default="", help="only messages matching this search, e.g. 'from:bob'"
     )

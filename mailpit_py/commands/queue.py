@@ -19,6 +19,7 @@ from mailpit_py.commands._common import (
     EX_TEMPFAIL,
     EX_USAGE,
     CommandError,
+    add_source_options,
     error,
 )
 from mailpit_py.commands.readyz import default_url
@@ -49,13 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--url",
-        help="base URL of the instance, webroot included (default: from MP_UI_BIND_ADDR and "
-        "MP_WEBROOT, else http://127.0.0.1:8025/)",
-    )
-    where.add_argument("-d", "--database", metavar="FILE", help="read this database file")
+    add_source_options(parser)
     parser.add_argument(
         "--json", action="store_true", help="print the listing as JSON (the API's answer)"
     )
