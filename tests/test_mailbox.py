@@ -578,7 +578,7 @@ def test_deep_pages_and_scanning_searches_page_like_offset(mailbox: Mailbox) -> 
     assert matched == 11 and unread == 10 and len(page) == 3
 
 
-# -- the search index, written just after each message's commit (store/writer.py _run_index) ------------
+# -- the search index, written just after each message's commit (store/writer.py _run_index) -----
 
 
 def _index_rows(mb: Mailbox) -> tuple[int, int, int]:
