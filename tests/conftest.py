@@ -9,6 +9,7 @@ import pytest
 
 from helpers import RawClient, make_server
 from mailpit_py.server import Server
+from pgserver import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL)
 
 
 @pytest.fixture
