@@ -60,17 +60,40 @@ def test_sysdeps_with_everything_present_says_so_in_one_line(tmp_path: Path) -> 
 
 
 def test_the_makefile_lists_every_package_it_may_install_with_its_command() -> None:
-    text = (REPO / "Makefile").read_text()
+    # Joined continuation lines: a make variable may be written over several.
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
     for package, command in (
         ("chromium", "/usr/bin/chromium"),
         ("swaks", "/usr/bin/swaks"),
         ("spamd", "/usr/sbin/spamd"),
         ("isync", "/usr/bin/mbsync"),
         ("curl", "/usr/bin/curl"),
+        ("postgresql", "/usr/lib/postgresql/*/bin/initdb"),
     ):
         packages = next(line for line in text.splitlines() if line.startswith("DEBIAN_TEST_PACK"))
         commands = next(line for line in text.splitlines() if line.startswith("DEBIAN_TEST_COMM"))
         assert package in packages.split() and command in commands.split()
+
+
+def test_the_postgresql_server_is_found_by_a_glob_over_its_versions(tmp_path: Path) -> None:
+    # Debian installs the server under its major version: any version's initdb will do.
+    glob = f"{tmp_path}/lib/postgresql/*/bin/initdb"
+    (tmp_path / "before").mkdir()
+    proc = sysdeps(tmp_path / "before", glob)
+    assert proc.returncode == 0, proc.stderr
+    assert "  the PostgreSQL tests (a server they start): " + glob + " is missing" in (
+        proc.stdout.splitlines()
+    )
+    assert "  to run them, install the packages with: sudo apt-get install -y postgresql" in (
+        proc.stdout.splitlines()
+    )
+    initdb = tmp_path / "lib" / "postgresql" / "15" / "bin" / "initdb"
+    initdb.parent.mkdir(parents=True)
+    initdb.write_text("#!/bin/sh\n")
+    initdb.chmod(0o755)
+    (tmp_path / "after").mkdir()
+    proc = sysdeps(tmp_path / "after", glob)
+    assert proc.stdout.startswith("make test: the Debian packages the tests use are installed (")
 
 
 @pytest.mark.parametrize("ci", ["true", ""])
