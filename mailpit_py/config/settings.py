@@ -309,6 +309,26 @@ class Config:
         help="client addresses or CIDR networks refused with 554 5.7.1",
         metavar="CIDRS",
     )
+    smtp_local_domains: str = setting(
+        "",
+        flags=("--smtp-local-domains",),
+        env="MP_SMTP_LOCAL_DOMAINS",
+        help=(
+            "domains taken from anyone (e.g. example.com, *.example.com); mail for others needs "
+            "AUTH or --smtp-trusted-networks, else 554 5.7.1 Relay access denied (as Postfix)"
+        ),
+        metavar="DOMAINS",
+    )
+    smtp_trusted_networks: str = setting(
+        "",
+        flags=("--smtp-trusted-networks",),
+        env="MP_SMTP_TRUSTED_NETWORKS",
+        help=(
+            "client addresses or CIDR networks that may send to any domain without AUTH under "
+            "--smtp-local-domains (Postfix's mynetworks)"
+        ),
+        metavar="CIDRS",
+    )
     smtp_max_connections: int = setting(
         0,
         flags=("--smtp-max-connections",),
@@ -725,7 +745,7 @@ class Config:
         False,
         flags=("--disable-http-compression",),
         env="MP_DISABLE_HTTP_COMPRESSION",
-        help="accepted as in Mailpit; mailpit_py's responses are not compressed",
+        help="do not gzip HTTP answers (by default they are, for clients that accept gzip)",
     )
     hide_delete_all_button: bool = setting(
         False,

@@ -24,6 +24,7 @@ from mailpit_py.mailbox.tags import AutoTags
 from mailpit_py.net.dns import OverrideError, load_overrides
 from mailpit_py.relay import config as relay_config
 from mailpit_py.smtp.chaos import parse_triggers
+from mailpit_py.smtp.policy import parse_domains
 from mailpit_py.webapp.guard import parse_allowed_hosts, parse_cors
 
 
@@ -163,6 +164,13 @@ def _smtp_front_door(config: Config) -> None:
             ) from None
     parse_networks(config.smtp_allow_ips, "--smtp-allow-ips")
     parse_networks(config.smtp_deny_ips, "--smtp-deny-ips")
+    parse_domains(config.smtp_local_domains, "--smtp-local-domains")
+    parse_networks(config.smtp_trusted_networks, "--smtp-trusted-networks")
+    if config.smtp_trusted_networks.strip() and not config.smtp_local_domains.strip():
+        raise ConfigError(
+            "--smtp-trusted-networks only lifts the --smtp-local-domains restriction: add "
+            "--smtp-local-domains DOMAINS (without it every recipient is accepted anyway)"
+        )
     for flag, value in (
         ("--smtp-max-connections", config.smtp_max_connections),
         ("--smtp-max-connections-per-ip", config.smtp_max_connections_per_ip),

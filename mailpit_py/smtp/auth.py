@@ -29,11 +29,15 @@ class SmtpAuth:
     credentials: Credentials | None = None
     # What is offered and accepted (--smtp-auth-mechanisms, less what cannot work).
     mechanisms: tuple[str, ...] = MECHANISMS
+    # --smtp-local-domains: AUTH is what lets a client relay, so it stays optional (anyone may
+    # still send to the local domains), as on a Postfix MX that also takes submissions.
+    optional: bool = False
 
     @property
     def required(self) -> bool:
-        """With a user list, MAIL needs AUTH first (530); accept-any keeps AUTH optional."""
-        return self.credentials is not None
+        """With a user list, MAIL needs AUTH first (530); accept-any keeps AUTH optional, and
+        so does --smtp-local-domains (its relay check asks for AUTH per recipient instead)."""
+        return self.credentials is not None and not self.optional
 
     @classmethod
     def from_config(cls, config: Config) -> SmtpAuth:
@@ -70,6 +74,7 @@ class SmtpAuth:
             allow_insecure=config.smtp_auth_allow_insecure,
             credentials=creds,
             mechanisms=mechanisms,
+            optional=bool(config.smtp_local_domains.strip()),
         )
 
     def offered(self, encrypted: bool) -> list[str]:

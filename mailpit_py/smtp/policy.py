@@ -1,5 +1,5 @@
 """SMTP access policy: client allow/deny lists, connection and rate limits, recipient rules,
-greylisting and reverse DNS. Pure bookkeeping with an injectable clock; smtp.py speaks SMTP."""
+relay access, greylisting and reverse DNS. Pure bookkeeping with an injectable clock."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.settings import Config
 from mailpit_py.config.values import parse_networks
 from mailpit_py.net.dns import load_overrides, reverse_name
@@ -47,6 +48,8 @@ class Policy:
             if config.smtp_allowed_recipients
             else None
         )
+        self.local_domains = parse_domains(config.smtp_local_domains, "--smtp-local-domains")
+        self.trusted = parse_networks(config.smtp_trusted_networks, "--smtp-trusted-networks")
         self.connections = 0
         self.per_ip: dict[str, int] = {}
         self._sent: dict[str, deque[float]] = {}
@@ -58,12 +61,9 @@ class Policy:
         """CIDR lists: a denied address, or one outside a non-empty allow list, gets 554."""
         if not self.allow and not self.deny:
             return None
-        try:
-            addr = ipaddress.ip_address(ip.split("%", 1)[0])
-        except ValueError:
+        addr = _peer_address(ip)
+        if addr is None:
             return None  # not an IP peer (a Unix socket): the lists do not apply
-        if addr.version == 6 and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped  # ::ffff:10.1.2.3 is 10.1.2.3 for the lists
         if any(addr in net for net in self.deny):
             return Refusal(
                 f"554 5.7.1 Error: connections from {ip} are not accepted",
@@ -163,6 +163,29 @@ class Policy:
             f"<{address}> does not match --smtp-allowed-recipients",
         )
 
+    def relay_access(self, address: str, ip: str, authenticated: bool) -> Refusal | None:
+        """--smtp-local-domains: mail for a local domain is taken from anyone, mail for any
+        other domain only from an authenticated session or a --smtp-trusted-networks client.
+
+        What Postfix does with `smtpd_relay_restrictions = permit_mynetworks,
+        permit_sasl_authenticated, reject_unauth_destination`, answered with its reply (its
+        relay_domains_reject_code 554 and X.7.1), so an app is refused as production would
+        refuse it. An address without a domain is local (Postfix appends its own domain).
+        """
+        if not self.local_domains:
+            return None
+        _, at, domain = address.rpartition("@")
+        if not at or is_local_domain(domain, self.local_domains):
+            return None
+        if authenticated or _in_networks(ip, self.trusted):
+            return None
+        return Refusal(
+            f"554 5.7.1 <{address}>: Relay access denied",
+            "local-domains",
+            f"{domain} is not in --smtp-local-domains and the session is not authenticated "
+            f"(nor is {ip} in --smtp-trusted-networks)",
+        )
+
     def greylist(self, ip: str, sender: str, recipient: str) -> Refusal | None:
         """The first try of a (client, sender, recipient) triple waits --smtp-greylist seconds."""
         delay = self.config.smtp_greylist
@@ -185,6 +208,60 @@ class Policy:
             f"first try from {ip} for <{sender}> -> <{recipient}> {waited:.0f}s ago, "
             f"--smtp-greylist is {delay:g}s",
         )
+
+
+def parse_domains(value: str, flag: str) -> tuple[str, ...]:
+    """`example.com, *.example.org .example.net` -> lower-case patterns without a final dot;
+    `*.suffix` (or Postfix's `.suffix`) matches every subdomain of suffix, not suffix itself."""
+    out = []
+    for item in re.split(r"[,\s]+", value.strip()):
+        if not item:
+            continue
+        name = item.lower().rstrip(".")
+        if name.startswith("."):
+            name = "*" + name
+        bare = name[2:] if name.startswith("*.") else name
+        literal = re.fullmatch(r"\[[0-9A-Fa-f:.]+\]", bare) is not None  # [192.0.2.1]
+        if not literal and not re.fullmatch(
+            r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_-]+)*", bare
+        ):
+            raise ConfigError(
+                f"{flag}: {item!r} is not a domain name: use e.g. example.com or *.example.com "
+                "(every subdomain)"
+            )
+        out.append(name)
+    return tuple(out)
+
+
+def is_local_domain(domain: str, patterns: tuple[str, ...]) -> bool:
+    """Whether `domain` (any case, a final dot or not) matches one of parse_domains' patterns."""
+    name = domain.lower().rstrip(".")
+    for pattern in patterns:
+        if pattern.startswith("*."):
+            if name.endswith(pattern[1:]):
+                return True
+        elif name == pattern:
+            return True
+    return False
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _peer_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address as the CIDR lists see it; None for a peer that is not an IP."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped  # ::ffff:10.1.2.3 is 10.1.2.3 for the lists
+    return addr
+
+
+def _in_networks(ip: str, networks: tuple[Network, ...]) -> bool:
+    addr = _peer_address(ip)
+    return addr is not None and any(addr in net for net in networks)
 
 
 async def reverse_dns(

@@ -131,6 +131,10 @@ class SmtpServer:
                 f"452 4.5.3 Error: too many recipients (at most "
                 f"{self.config.smtp_max_recipients} per message)"
             )
+        # Relay access first, as Postfix checks smtpd_relay_restrictions before the rest.
+        relay = self.policy.relay_access(address, server.ip, bool(session.authenticated))
+        if relay is not None:
+            return server.mark(relay)
         refusal = self.policy.recipient(address)
         if refusal is not None and self.config.smtp_ignore_rejected_recipients:
             # Accepted with 250 and dropped: what a silently filtering relay does.

@@ -13,6 +13,7 @@ from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.webapp import auth, errors, metrics, security, ws
 from mailpit_py.webapp.api import api
 from mailpit_py.webapp.checks_api import checks_api
+from mailpit_py.webapp.compress import Compress
 from mailpit_py.webapp.observe import observe
 from mailpit_py.webapp.ui import ui
 
@@ -62,6 +63,8 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
     webroot = mailbox.config.webroot
     if webroot != "/":
         app.wsgi_app = WebrootMiddleware(app.wsgi_app, webroot)  # type: ignore[method-assign]
+    if not mailbox.config.disable_http_compression:  # gzip on by default, as in Mailpit
+        app.wsgi_app = Compress(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
