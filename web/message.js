@@ -1,7 +1,8 @@
 // The message view: the toolbar, the header, the tabs (HTML, text, source, headers, raw, SMTP,
 // relay, warnings, checks, attachments) and the actions on the open message.
 
-import { api, base, partPrefix, partUrl, rawDownloadUrl } from './api.js';
+import { api, base, partPrefix, rawDownloadUrl } from './api.js';
+import { attachmentStrip, attachmentsTab, fileCount } from './attachments.js';
 import { renderChecks } from './checks.js';
 import { $, addressText, formatFullTime, formatSize, h, highlightHtml, isTyping } from './dom.js';
 import { loadList, onDelete, onUpdate, replaceRow, select, setSearch, tagChip } from './list.js';
@@ -119,7 +120,7 @@ export function renderMessage() {
 }
 
 function messageTabs(m) {
-  const files = (m.Attachments?.length || 0) + (m.Inline?.length || 0);
+  const files = fileCount(m);
   return [
     m.HTML ? { key: 'html', label: 'HTML' } : null,
     { key: 'text', label: 'Text' },
@@ -169,6 +170,7 @@ export function renderMessageHead() {
       row('Date', formatFullTime(m.Date || m.Created)),
       row('Size', formatSize(m.Size)),
     ),
+    attachmentStrip(m),
   ];
   head.replaceChildren(...children.filter(Boolean));
 }
@@ -186,6 +188,7 @@ export function updateReadButton() {
 
 async function showTab(key) {
   state.tab = key;
+  writeUrl(); // replaced, not pushed: back goes to the previous message, not the previous tab
   for (const t of els.message.querySelectorAll('.tab')) {
     const on = t.dataset.tab === key;
     t.setAttribute('aria-selected', on ? 'true' : 'false');
@@ -362,30 +365,7 @@ const TABS = {
     return h('ul', { class: 'warnings' }, w.map((t) => h('li', { text: t })));
   },
   checks: (m) => renderChecks(m, state.config),
-  async attachments(m) {
-    const parts = [...(m.Attachments || []).map((p) => ({ ...p, kind: 'attachment' })), ...(m.Inline || []).map((p) => ({ ...p, kind: 'inline' }))];
-    return h(
-      'ul',
-      { class: 'attachments' },
-      parts.map((p) => {
-        const href = partUrl(m.ID, p.PartID);
-        const name = p.FileName || `part-${p.PartID}`;
-        const image = /^image\//i.test(p.ContentType);
-        return h(
-          'li',
-          { class: 'attachment' },
-          h('div', { class: 'preview' }, image ? h('img', { src: `${href}/thumb`, alt: '', loading: 'lazy' }) : h('span', { class: 'ext', text: (name.split('.').pop() || 'file').slice(0, 5).toUpperCase() })),
-          h(
-            'div',
-            { class: 'att-info' },
-            h('div', { class: 'att-name', text: name, title: name }),
-            h('div', { class: 'muted small', text: `${p.ContentType || 'application/octet-stream'} · ${formatSize(p.Size)}${p.kind === 'inline' ? ' · inline' : ''}` }),
-          ),
-          h('a', { class: 'btn small', href, download: name, 'aria-label': `Download ${name}` }, icon(ICONS.download), 'Download'),
-        );
-      }),
-    );
-  },
+  attachments: attachmentsTab,
 };
 
 function applyWidth(wrap, frame) {

@@ -5,7 +5,7 @@ import { base } from './api.js';
 import { $ } from './dom.js';
 import { els, state } from './state.js';
 
-// -- URL state: ?q=search&start=50&m=ID or ?view=sessions&s=ID ---------------------------------
+// -- URL state: ?q=search&start=50&m=ID&tab=headers or ?view=sessions&s=ID ----------------------
 
 export function readUrl() {
   const p = new URLSearchParams(location.search);
@@ -13,6 +13,8 @@ export function readUrl() {
   state.query = p.get('q') || '';
   state.start = Math.max(0, parseInt(p.get('start') || '0', 10) || 0);
   state.openId = p.get('m') || null;
+  // The tab shows only if the message has it (HTML, Relay, Attachments come and go).
+  state.tab = (state.openId && p.get('tab')) || state.tab;
   state.sessionId = p.get('s') || null;
 }
 
@@ -27,6 +29,7 @@ export function writeUrl(push = false) {
     if (state.query) u.searchParams.set('q', state.query);
     if (state.start) u.searchParams.set('start', String(state.start));
     if (state.openId) u.searchParams.set('m', state.openId);
+    if (state.openId && state.tab) u.searchParams.set('tab', state.tab);
   }
   if (u.href === location.href) return;
   if (push) history.pushState(null, '', u);

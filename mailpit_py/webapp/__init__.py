@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from flask import Flask
 from flask_sock import Sock
 from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response
 
 from mailpit_py import events
 from mailpit_py.mailbox.facade import Mailbox
@@ -77,7 +78,17 @@ class WebrootMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
-        if path == self.prefix or path.startswith(self.prefix + "/"):
+        if path in ("/", self.prefix) and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            # Mailpit sends /mail to /mail/ (a 302); the bare server root goes there too, so the
+            # address without the prefix still finds the UI. A query string comes along.
+            query = environ.get("QUERY_STRING", "")
+            target = environ.get("SCRIPT_NAME", "") + self.prefix + "/"
+            if query:
+                target += "?" + query
+            resp = Response(status=302, headers={"Location": target})
+            resp.headers["X-Content-Type-Options"] = "nosniff"
+            return resp(environ, start_response)
+        if path.startswith(self.prefix + "/"):
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
             environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
             return self.app(environ, start_response)
