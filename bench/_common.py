@@ -181,3 +181,18 @@ def finish_paced(proc: subprocess.Popen[str], timeout: float | None = None) -> P
 def paced_load(port: int, rate: float, seconds: float, **kwargs: int) -> PaceResult:
     proc = start_paced(port, rate, seconds, **kwargs)
     return finish_paced(proc, timeout=seconds * 3 + 120)
+
+
+def kept_after(sent: int, max_messages: int) -> int:
+    """How many messages retention keeps after `sent` deliveries into an empty mailbox: all of
+    them up to max + slack, then the count drops back to max each time it would pass that."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from mailpit_py.store.retention import retention_slack
+
+    if max_messages <= 0:
+        return sent
+    top = max_messages + retention_slack(max_messages)
+    if sent <= top:
+        return sent
+    return max_messages + (sent - top - 1) % (top - max_messages + 1)

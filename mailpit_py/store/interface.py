@@ -119,8 +119,10 @@ class StoreBackend(Protocol):
         ...
 
     def prune(self, max_messages: int, older_than: float | None) -> list[str]:
-        """Writer: delete beyond the newest `max_messages` (0: no limit) and those created before
-        `older_than`; returns the uids deleted. Sessions older than every kept message go too."""
+        """Writer: delete beyond the newest `max_messages` (0: no limit), but only once more than
+        max_messages + retention.retention_slack(max_messages) are stored (a batch, not one per
+        delivery), and those created before `older_than`; returns the uids deleted. Sessions
+        older than every kept message go too."""
         ...
 
     def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from mailpit_py.store.base import BLOB_CHUNK, SQLiteParts, chunks, write_blob
 from mailpit_py.store.records import MessageRecord, TagError
+from mailpit_py.store.retention import retention_slack
 from mailpit_py.store.schema import (
     COUNTER_TRIGGER_NAMES,
     COUNTER_TRIGGERS,
@@ -174,10 +175,11 @@ class MessageWrites(SQLiteParts):
         return changed
 
     def prune(self, max_messages: int, older_than: float | None) -> list[str]:
-        """Delete beyond the newest `max_messages` (0: no limit) and older than a time."""
+        """Delete beyond the newest `max_messages` (0: no limit), in a batch once the count has
+        passed it by its slack (retention.py), and those older than a time."""
         conn = self._wconn
         rows: list[tuple[int, str, float]] = []
-        if max_messages > 0:
+        if max_messages > 0 and self._count_kept() > max_messages + retention_slack(max_messages):
             rows += conn.execute(
                 "SELECT id, uid, created FROM messages ORDER BY id DESC LIMIT -1 OFFSET ?",
                 (max_messages,),
@@ -193,6 +195,12 @@ class MessageWrites(SQLiteParts):
         self._delete_rowids(list(unique))
         self._forget_relays(list(unique.values()))
         return list(unique.values())
+
+    def _count_kept(self) -> int:
+        # The counter the triggers keep in this same transaction: exact, and one row to read
+        # where count(*) walks the table.
+        row = self._wconn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
+        return int(row[0]) if row else 0
 
     def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:
         """Give these messages exactly these tags; returns (uid, tags) of those that exist."""
