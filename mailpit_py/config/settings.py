@@ -10,11 +10,9 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field, fields
 
-from mailpit_py.config.listeners import parse_listener_list
 from mailpit_py.config.option import Option, options_of, setting
 from mailpit_py.config.values import (
     normalize_webroot,
-    parse_comma_list,
     optional_text,
     parse_auth_mechanisms,
     parse_duration,
@@ -219,19 +217,6 @@ class Config:
         metavar="FILE",
     )
     # --- SMTP TLS, AUTH, access policy and chaos ---
-    dkim_sign: tuple[str, ...] = setting(
-        (),
-        flags=("--dkim-sign",),
-        env="MP_DKIM_SIGN",
-        help=(
-            "DKIM-sign relayed and forwarded copies and sent mail whose From domain matches "
-            "DOMAIN (or * or *.example.com) with the PEM key (RSA or Ed25519); repeatable "
-            "(MP_DKIM_SIGN: comma-separated); `mailpit-py dkim-record KEYFILE` prints its DNS record"
-        ),
-        convert=parse_comma_list,
-        metavar="DOMAIN:SELECTOR:KEYFILE",
-        repeat=True,
-    )
     smtp_tls_cert: str = setting(
         "",
         flags=("--smtp-tls-cert",),
@@ -383,30 +368,6 @@ class Config:
         flags=("--smtp-reverse-dns",),
         env="MP_SMTP_REVERSE_DNS",
         help="look up the client's name (short timeout) for the log and a Received: header",
-    )
-    # --- receiver simulation and more SMTP listeners (docs/receivers.md) ---
-    receiver: str = setting(
-        "permissive",
-        flags=("--receiver",),
-        env="MP_RECEIVER",
-        help=(
-            "answer SMTP as this receiver would: permissive (250 to everything), strict, gmail, "
-            "outlook, yahoo, or a YAML profile file; refused messages are kept, marked refused"
-        ),
-        metavar="PROFILE",
-    )
-    smtp_listeners: tuple[str, ...] = setting(
-        (),
-        flags=("--smtp-listener",),
-        env="MP_SMTP_LISTENERS",
-        help=(
-            "another SMTP listener into the same store, NAME=ADDR[,tls=implicit|starttls|"
-            "optional|off][,auth=required|optional|off][,receiver=PROFILE]; repeat the flag, "
-            "or separate listeners with ; in the variable"
-        ),
-        convert=parse_listener_list,
-        metavar="SPEC",
-        repeat=True,
     )
     enable_chaos: bool = setting(
         False,
