@@ -2,7 +2,8 @@
 
 On this 2-CPU machine two identical ingest runs differ by up to 15%, so a change worth 5-10% is
 lost in one `bench/ingest.py` table. Here both versions run at once, each the real CLI in its own
-process (``bench/ingest.py --serve mailpit_py`` of its own tree), and take the same
+process (this ``bench/ingest.py --serve mailpit_py`` running the code of either tree, with the
+default settings or, ``--lean``, ``-m 0 -q``), and take the same
 ``smtpload`` load in turns: round after round, alternating which goes first, each run only once
 neither server is busy. Each round starts both servers afresh (one server process can stay faster
 than an identical one for its whole life) and gives one paired ratio (this / base), so drift in
@@ -15,7 +16,7 @@ removed afterwards; "this" is the working tree as it is, uncommitted changes inc
 store every message (the rows are counted after every run, as in ``bench/ingest.py``).
 
 Usage: .venv/bin/python bench/ab.py [--base REV] [--mode reuse] [-n 2000] [--rounds 10]
-                                    [--size 2000] [--warmup 200]
+                                    [--size 2000] [--warmup 200] [--lean]
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=10, help="paired runs (10)")
     ap.add_argument("--size", type=int, default=2000, help="approximate message size (2000)")
     ap.add_argument("--warmup", type=int, default=200, help="warm-up messages per server (200)")
+    ap.add_argument(
+        "--lean", action="store_true", help="both with -m 0 -q instead of the default settings"
+    )
     args = ap.parse_args(argv)
     if args.n <= 0 or args.rounds <= 0:
         ap.error("need -n > 0 and --rounds > 0")
@@ -85,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 # slower than an identical one (seen here: 15% for a whole run of rounds), which
                 # pairing within one pair of processes would take for a difference of code.
                 names = ("base", "this") if rnd % 2 == 0 else ("this", "base")
-                children = [start_child("mailpit_py", tree=trees[n], name=n) for n in names]
+                children = [
+                    start_child("mailpit_py", tree=trees[n], name=n, lean=args.lean) for n in names
+                ]
                 for child in children:
                     one_run(tally, smtpload, child, mode, args.warmup, args.size, "warmup", [child])
                 rates = {}

@@ -5,10 +5,14 @@ load generator nor with the other):
 
 * ``sink``: plain aiosmtpd ``SMTP`` protocol on ``loop.create_server`` (no ``Controller``),
   whose ``handle_DATA`` answers "250 OK" and throws the message away: the reference.
-* ``mailpit_py``: the real CLI entry point (``mailpit_py.cli.main``) with
-  ``-s 127.0.0.1:0 -l 127.0.0.1:0 -m 0 -q --enable-prometheus true``, so its default store (a
-  temporary SQLite file) and nothing pruned. A thin wrapper prints the bound SMTP port, the
-  database path and the API's URL once the server has started.
+* ``mailpit_py``: the real CLI entry point (``mailpit_py.cli.main``) with the settings users
+  run: ``-s 127.0.0.1:0 -l 127.0.0.1:0 --enable-prometheus true`` and nothing else, so the
+  default store (a temporary SQLite file), retention (``--max 500``), a log line per message
+  (to a file here) and the background checks. ``--lean`` adds ``-m 0 -q`` (nothing pruned, no
+  line per message), as this bench measured before. A thin wrapper prints the bound SMTP port,
+  the database path and the API's URL once the server has started.
+* ``mailhog`` (only with ``--mailhog PATH``): a MailHog binary given by path, with its default
+  in-memory storage and log; the column is left out when no binary is given or it is missing.
 
 Load comes from the project's generator ``bench/smtpload.py`` (or ``$MAILPIT_PY_SMTPLOAD``),
 itself a separate process, in three modes:
@@ -20,25 +24,29 @@ itself a separate process, in three modes:
 Each of the ``--repeat`` repetitions starts a new pair of servers, warms both up and runs each
 mode on both back to back, alternating which goes first; the table shows the median msgs/s and
 the median of the paired ratios. mailpit_py acknowledges DATA only after the
-commit, so after every run the rows of its ``messages`` table (read with sqlite3 from here) must
-have grown by exactly the number sent; the exit status is 1 if any message was lost or any run
-failed.
+commit, so after every run the number of messages its database ever inserted (SQLite's
+``sqlite_sequence`` of ``messages``, read with sqlite3 from here: retention deletes rows, never
+that) must have grown by exactly the number sent; MailHog's API total likewise. The exit status
+is 1 if any message was lost or any run failed.
 
 Below the table: how busy each server's busiest thread (its event loop) was during the runs, and
 mailpit_py's mean time from the end of a message's DATA to its commit (from ``/metrics``): a
 loop that is far from busy while the rate is lower is waiting for commits, not computing.
 
 Usage: .venv/bin/python bench/ingest.py [-n 2000] [--repeat 3] [--size 2000] [--warmup 200]
+    [--lean] [--mailhog PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import select
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -55,6 +63,7 @@ from typing import IO
 from _common import HOST, REPO, SMTPLOAD, busiest_share, cpu_seconds, thread_cpu
 
 TARGETS = ("sink", "mailpit_py")
+REFERENCES = ("sink", "mailhog")  # what mailpit_py's rate is compared with, in that order
 
 
 @dataclass(frozen=True)
@@ -123,8 +132,9 @@ async def _serve_sink() -> None:
     await server.wait_closed()
 
 
-def _serve_mailpit() -> int:
-    sys.path.insert(0, str(REPO))
+def _serve_mailpit(tree: Path, lean: bool) -> int:
+    # The checkout to run: this one, or bench/ab.py's other revision (its code, these settings).
+    sys.path.insert(0, str(tree))
     from mailpit_py import cli
     from mailpit_py.config.settings import field_names
     from mailpit_py.server import Server
@@ -142,7 +152,9 @@ def _serve_mailpit() -> int:
     Server.start = start_and_report  # type: ignore[method-assign]
     # cli.main turns SIGTERM into a clean stop (in-flight commits, temp file removed).
     _exit_on_stdin_eof(lambda: os.kill(os.getpid(), signal.SIGTERM))
-    argv = ["-s", f"{HOST}:0", "-m", "0", "-q"]
+    argv = ["-s", f"{HOST}:0"]
+    if lean:
+        argv += ["-m", "0", "-q"]  # nothing pruned, no line per message
     if "enable_prometheus" in field_names():
         # /metrics on the UI listener, for the DATA-to-commit latency (scraped between runs;
         # the counters behind it are kept whether or not the endpoint is on).
@@ -153,11 +165,11 @@ def _serve_mailpit() -> int:
     return cli.main(argv)
 
 
-def serve(kind: str) -> int:
+def serve(kind: str, tree: Path, lean: bool) -> int:
     if kind == "sink":
         asyncio.run(_serve_sink())
         return 0
-    return _serve_mailpit()
+    return _serve_mailpit(tree, lean)
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -170,11 +182,11 @@ class Child:
     stderr: IO[bytes]  # the child's stderr, kept in a temporary file to show problems
     port: int = 0
     db: str | None = None
-    web: str | None = None  # mailpit_py's API, for /metrics
+    web: str | None = None  # mailpit_py's API, for /metrics; MailHog's, for its count
 
     def commit_latency(self) -> tuple[float, int] | None:
         """(sum of seconds, count) of mailpit_py's DATA-to-commit histogram, from /metrics."""
-        if self.web is None:
+        if self.web is None or self.name == "mailhog":
             return None
         try:
             with urllib.request.urlopen(f"{self.web}/metrics", timeout=10) as resp:
@@ -185,6 +197,15 @@ class Child:
         if "sum" not in found or "count" not in found:
             return None
         return float(found["sum"]), int(float(found["count"]))
+
+    def mailhog_total(self) -> int | None:
+        """The messages MailHog holds (its API's total), None when it does not answer."""
+        try:
+            url = f"{self.web}/api/v2/messages?limit=1"
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return int(json.load(resp)["total"])
+        except (OSError, ValueError, KeyError):
+            return None
 
     def stderr_tail(self, lines: int = 8) -> list[str]:
         self.stderr.seek(0)
@@ -234,18 +255,57 @@ class Tally:
     after_us: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # ...after the run
     # mode -> mailpit_py's rate / the sink's, one per repetition (the two ran back to back)
     paired: dict[str, list[float]] = field(default_factory=dict)
+    # mode -> mailpit_py's rate / MailHog's, likewise (with --mailhog)
+    paired_mailhog: dict[str, list[float]] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)  # mode -> messages not stored / not sent
     failures: list[str] = field(default_factory=list)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def start_mailhog(binary: Path, timeout: float = 30.0) -> Child:
+    """MailHog as users run it (in-memory storage, its log to a file here), on free ports."""
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the Child, read after it exits
+    smtp, api, ui = _free_port(), _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [str(binary), "-smtp-bind-addr", f"{HOST}:{smtp}", "-api-bind-addr", f"{HOST}:{api}"]
+        + ["-ui-bind-addr", f"{HOST}:{ui}", "-hostname", "localhost"],
+        stdin=subprocess.PIPE,
+        stdout=err,
+        stderr=err,
+    )
+    child = Child("mailhog", proc, err, port=smtp, web=f"http://{HOST}:{api}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((HOST, smtp), timeout=1) as s:
+                if s.recv(100).startswith(b"220") and child.mailhog_total() is not None:
+                    return child
+        except OSError:
+            time.sleep(0.05)
+    child.stop(grace=5)
+    why = " | ".join(child.stderr_tail()) or f"no SMTP greeting within {timeout:.0f}s"
+    raise RuntimeError(f"MailHog did not start (exit {proc.returncode}): {why}")
+
+
 def start_child(
-    kind: str, timeout: float = 30.0, tree: Path = REPO, name: str | None = None
+    kind: str,
+    timeout: float = 30.0,
+    tree: Path = REPO,
+    name: str | None = None,
+    lean: bool = False,
 ) -> Child:
     """Start a server: `kind` "sink" or "mailpit_py", the latter from the checkout at `tree`
-    (this one by default; bench/ab.py passes another to compare two versions)."""
+    (this one by default; bench/ab.py passes another to compare two versions), with the
+    default settings or, `lean`, ``-m 0 -q``."""
     err = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the Child, read after it exits
+    serve = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--tree", str(tree)]
     proc = subprocess.Popen(
-        [sys.executable, str(tree / "bench" / "ingest.py"), "--serve", kind],
+        serve + (["--lean"] if lean else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=err,
@@ -276,12 +336,23 @@ def start_child(
 
 
 def stored_count(db: str) -> int:
-    """Rows in mailpit_py's messages table, read independently of mailpit_py's code."""
+    """Messages mailpit_py's database ever inserted, read independently of mailpit_py's code:
+    the AUTOINCREMENT high-water mark of ``messages``, which retention's deletes leave alone."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+        return int(row[0]) if row else 0
     finally:
         conn.close()
+
+
+def child_stored(child: Child) -> int | None:
+    """Messages the server has stored so far, or None for the sink (which keeps nothing)."""
+    if child.db:
+        return stored_count(child.db)
+    if child.name == "mailhog":
+        return child.mailhog_total()
+    return None
 
 
 _RESULT = re.compile(
@@ -334,7 +405,7 @@ def one_run(
 ) -> RunResult | None:
     key = (mode.name, child.name)
     settle(children)
-    before = stored_count(child.db) if child.db else 0
+    before = child_stored(child)
     commits0 = child.commit_latency()
     threads0, wall0 = thread_cpu(child.proc.pid), time.monotonic()
     cpu0 = child.cpu_seconds()
@@ -347,8 +418,9 @@ def one_run(
     busy = busiest_share(threads0, thread_cpu(child.proc.pid), time.monotonic() - wall0)
     commits1 = child.commit_latency()
     sent = res.sent if res else 0
-    if child.db:
-        stored = stored_count(child.db) - before
+    after_count = child_stored(child)
+    if before is not None and after_count is not None:
+        stored = after_count - before
         if res is None:
             # smtpload gave up part way: count what it managed, which must all be stored.
             sent = stored
@@ -381,15 +453,24 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def print_table(tally: Tally, modes: tuple[Mode, ...], n: int, size: int, repeat: int) -> None:
+def print_table(
+    tally: Tally,
+    modes: tuple[Mode, ...],
+    n: int,
+    size: int,
+    repeat: int,
+    targets: tuple[str, ...] = TARGETS,
+) -> None:
+    mailhog = "mailhog" in targets
     print()
     print(f"ingest: {n} msgs/mode, ~{size} B each, median of {repeat}, {os.cpu_count()} CPUs")
     print(
-        "(mp = mailpit_py; CPU = server process, all threads, per message; +after = mp's CPU"
-        " after the burst, the background checks)"
+        "(mp = mailpit_py; ratio = mp / sink, paired; CPU = server process, all threads, per"
+        " message; +after = mp's CPU after the burst, the background checks)"
     )
+    mh_head = f" {'MailHog':>8} {'mp/MH':>5}" if mailhog else ""
     head = (
-        f"{'mode':<26} {'sink msgs/s':>11} {'mailpit_py msgs/s':>17} {'ratio':>5}"
+        f"{'mode':<26} {'sink msgs/s':>11}{mh_head} {'mailpit_py msgs/s':>17} {'ratio':>5}"
         f"  {'CPU us/msg sink/mp +after':>25}  {'mp p50/p99 ms':>13}"
     )
     print(head)
@@ -401,6 +482,10 @@ def print_table(tally: Tally, modes: tuple[Mode, ...], n: int, size: int, repeat
         # repetition when the whole machine was slow does not count against one server only.
         pairs = tally.paired.get(mode.name, [])
         ratio = _median(pairs) if pairs else (mp / sink if sink > 0 else float("nan"))
+        mh_text = ""
+        if mailhog:
+            mh = _median(tally.rates.get((mode.name, "mailhog"), []))
+            mh_text = f" {mh:>8.0f} {_median(tally.paired_mailhog.get(mode.name, [])):>5.2f}"
         cpu = [_median(tally.cpu_us.get((mode.name, t), [])) for t in TARGETS]
         after = _median(tally.after_us.get((mode.name, "mailpit_py"), []))
         cpu_text = f"{cpu[0]:.0f} / {cpu[1]:.0f} +{after:.0f}"
@@ -408,7 +493,14 @@ def print_table(tally: Tally, modes: tuple[Mode, ...], n: int, size: int, repeat
         p99 = _median(tally.p99.get((mode.name, "mailpit_py"), []))
         lat = f"{p50:.1f} / {p99:.1f}"
         print(
-            f"{mode.label:<26} {sink:>11.0f} {mp:>17.0f} {ratio:>5.2f}  {cpu_text:>25}  {lat:>13}"
+            f"{mode.label:<26} {sink:>11.0f}{mh_text} {mp:>17.0f} {ratio:>5.2f}"
+            f"  {cpu_text:>25}  {lat:>13}"
+        )
+    if mailhog:
+        cpu_mh = [_median(tally.cpu_us.get((m.name, "mailhog"), [])) for m in modes]
+        print(
+            "MailHog's CPU us/msg: "
+            + ", ".join(f"{m.name} {c:.0f}" for m, c in zip(modes, cpu_mh, strict=True))
         )
     print()
     print(
@@ -426,14 +518,15 @@ def print_table(tally: Tally, modes: tuple[Mode, ...], n: int, size: int, repeat
     print()
     for mode in modes:
         runs = []
-        for target in TARGETS:
+        for target in targets:
             rates = tally.rates.get((mode.name, target), [])
             runs.append(f"{target} " + ", ".join(f"{r:.0f}" for r in rates))
         print(f"  msgs/s per run, {mode.name:<7} " + "; ".join(runs))
-        pairs = tally.paired.get(mode.name, [])
-        if pairs:
-            shown = ", ".join(f"{r:.2f}" for r in pairs)
-            print(f"  paired ratios,  {mode.name:<7} {shown} (min {min(pairs):.2f})")
+        for label, paired in (("", tally.paired), (" vs MailHog", tally.paired_mailhog)):
+            pairs = paired.get(mode.name, [])
+            if pairs:
+                shown = ", ".join(f"{r:.2f}" for r in pairs)
+                print(f"  paired ratios{label},  {mode.name:<7} {shown} (min {min(pairs):.2f})")
 
 
 def find_smtpload() -> Path:
@@ -444,20 +537,31 @@ def find_smtpload() -> Path:
     return SMTPLOAD
 
 
+def _targets(args: argparse.Namespace) -> tuple[str, ...]:
+    """The servers of each repetition: the sink, MailHog when given and there, mailpit_py."""
+    mailhog = args.mailhog is not None and args.mailhog.is_file()
+    return ("sink", "mailhog", "mailpit_py") if mailhog else TARGETS
+
+
 def _repetition(
     tally: Tally, smtpload: Path, modes: tuple[Mode, ...], rep: int, args: argparse.Namespace
 ) -> tuple[int, int]:
-    """One repetition on a new pair of servers: warm-up, then each mode on both, the order
-    alternating. Returns (messages mailpit_py stored, messages sent to it)."""
+    """One repetition on new servers: warm-up, then each mode on each, the order alternating.
+    Returns (messages mailpit_py stored, messages sent to it)."""
     children: list[Child] = []
     stored = 0
+    targets = _targets(args)
     try:
-        for kind in TARGETS:
-            children.append(start_child(kind))
+        for kind in targets:
+            if kind == "mailhog":
+                children.append(start_mailhog(args.mailhog))
+            else:
+                children.append(start_child(kind, lean=args.lean))
         mp = next(c for c in children if c.name == "mailpit_py")
+        others = ", ".join(f"{c.name} on {HOST}:{c.port}" for c in children if c is not mp)
         print(
-            f"repetition {rep + 1}: sink on {HOST}:{children[0].port}; mailpit_py on "
-            f"{HOST}:{mp.port} (database {mp.db}); load: {smtpload}",
+            f"repetition {rep + 1}: {others}; mailpit_py on {HOST}:{mp.port} (database "
+            f"{mp.db}{', -m 0 -q' if args.lean else ', default settings'}); load: {smtpload}",
             flush=True,
         )
         if args.warmup > 0:
@@ -477,8 +581,11 @@ def _repetition(
                 print(f"  run {rep + 1} {mode.name:<7} {child.name:<11} {shown}", flush=True)
                 if res:
                     rates[child.name] = res.rate
-            if len(rates) == len(TARGETS) and rates["sink"] > 0:
-                tally.paired.setdefault(mode.name, []).append(rates["mailpit_py"] / rates["sink"])
+            mine = rates.get("mailpit_py")
+            if mine is not None and rates.get("sink", 0) > 0:
+                tally.paired.setdefault(mode.name, []).append(mine / rates["sink"])
+            if mine is not None and rates.get("mailhog", 0) > 0:
+                tally.paired_mailhog.setdefault(mode.name, []).append(mine / rates["mailhog"])
         stored = stored_count(mp.db) if mp.db else 0
     finally:
         for child in children:
@@ -496,29 +603,44 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("-n", type=int, default=2000, help="messages per mode and run (2000)")
     ap.add_argument(
-        "--repeat", type=int, default=3, help="repetitions, each on a new pair of servers (3)"
+        "--repeat", type=int, default=3, help="repetitions, each on new server processes (3)"
     )
     ap.add_argument("--size", type=int, default=2000, help="approximate message size (2000)")
     ap.add_argument("--warmup", type=int, default=200, help="warm-up messages per server (200)")
     ap.add_argument(
         "--modes", default=",".join(m.name for m in MODES), help="comma list: reuse,serial,fresh"
     )
+    ap.add_argument(
+        "--lean",
+        action="store_true",
+        help="run mailpit_py with -m 0 -q (nothing pruned, no line per message) instead of the"
+        " default settings",
+    )
+    ap.add_argument(
+        "--mailhog",
+        type=Path,
+        metavar="PATH",
+        help="a MailHog binary to measure too (its column is left out when PATH is missing)",
+    )
     ap.add_argument("--serve", choices=TARGETS, help=argparse.SUPPRESS)
+    ap.add_argument("--tree", type=Path, default=REPO, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        return serve(args.serve)
+        return serve(args.serve, args.tree, args.lean)
 
     wanted = {s.strip() for s in args.modes.split(",") if s.strip()}
     modes = tuple(m for m in MODES if m.name in wanted)
     if not modes or args.n <= 0 or args.repeat <= 0:
         ap.error("need at least one known mode, -n > 0 and --repeat > 0")
+    if args.mailhog is not None and not args.mailhog.is_file():
+        print(f"ingest: no MailHog binary at {args.mailhog}: its column is left out")
     tally = Tally()
     total = expected = 0
     try:
         smtpload = find_smtpload()
         for rep in range(args.repeat):
-            # A fresh pair of servers for every repetition: one process can stay ~15% faster or
-            # slower than an identical one for its whole life, so runs on one pair are not
+            # New servers for every repetition: one process can stay ~15% faster or slower
+            # than an identical one for its whole life, so runs on one pair are not
             # independent samples (bench/ab.py found this).
             stored, sent = _repetition(tally, smtpload, modes, rep, args)
             total += stored
@@ -527,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
 
-    print_table(tally, modes, args.n, args.size, args.repeat)
+    print_table(tally, modes, args.n, args.size, args.repeat, _targets(args))
     print()
     print(f"mailpit_py stored {total} of {expected} messages sent in this run (warm-up included)")
     for mode in modes:
