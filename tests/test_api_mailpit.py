@@ -245,3 +245,24 @@ def test_marking_by_ids_and_search_at_once_is_refused_as_in_mailpit(mp: Server, 
     code, _, body = http.call("PUT", "api/v1/messages", both)
     assert code == 400 and b"either IDs or a search query, not both" in body
     assert http.json("GET", "api/v1/messages")["unread"] == 1
+
+
+def test_deleting_an_unknown_tag_is_mailpits_400(mp: Server, http: Http) -> None:
+    send(mp, plain("tagged", extra="X-Tags: kept\r\n"))
+    code, _, body = http.call("DELETE", "api/v1/tags/no-such-tag")
+    assert (code, body) == (400, b"tag not found: no-such-tag\n")
+    code, _, body = http.call("DELETE", "api/v1/tags/Kept")  # a tag's name is matched exactly
+    assert (code, body) == (400, b"tag not found: Kept\n")
+    http.ok("DELETE", "api/v1/tags/kept")
+    assert http.json("GET", "api/v1/tags") == []
+
+
+@pytest.mark.parametrize("query", ["", "query=", "query=%20%20", "query=%09"])
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_an_empty_search_query_is_mailpits_400(
+    mp: Server, http: Http, method: str, query: str
+) -> None:
+    send(mp, plain("kept"))
+    code, _, body = http.call(method, f"api/v1/search?{query}")
+    assert (code, body) == (400, b"Error: no search query\n")
+    assert http.json("GET", "api/v1/messages")["total"] == 1

@@ -234,9 +234,18 @@ def delete_messages() -> Response:
     return ok()
 
 
+def search_query() -> str:
+    """The search's query; Mailpit answers 400 to one that is missing or blank (on GET, and on
+    DELETE, where it would otherwise delete every message)."""
+    query = request.args.get("query", "")
+    if not query.strip():
+        raise BadRequest("Error: no search query")  # Mailpit's text
+    return query
+
+
 @api.get("/api/v1/search")
 def search() -> Response:
-    query = request.args.get("query", "")
+    query = search_query()
     start, limit = page_args()
     # Mailpit pages its matches with start:start+limit, so limit=0 lists none but still counts
     found, matched, unread = mailbox().search(query, start, limit, zone_arg(), before_arg())
@@ -245,10 +254,7 @@ def search() -> Response:
 
 @api.delete("/api/v1/search")
 def delete_search() -> Response:
-    query = request.args.get("query", "")
-    if not query.strip():
-        raise BadRequest("query is required (to delete everything, use DELETE /api/v1/messages)")
-    mailbox().delete_search(query, zone_arg())
+    mailbox().delete_search(search_query(), zone_arg())
     return ok()
 
 
@@ -368,7 +374,7 @@ def session(session_id: str) -> Response:
 def send() -> tuple[Response, int] | Response:
     try:
         body = json_body(required=True)
-        envelope, raw_bytes, tags = compose(body)
+        envelope, raw_bytes, tags = compose(body, mailbox().config.dkim_sign)
     except (BadRequest, ComposeError) as exc:
         return jsonify({"Error": str(exc)}), 400
     peer = request.remote_addr or ""
@@ -427,6 +433,8 @@ def rename_tag(tag: str) -> Response:
 
 @api.delete("/api/v1/tags/<path:tag>")
 def delete_tag(tag: str) -> Response:
+    if tag not in mailbox().tags():  # a tag exists while a message has it; names match exactly
+        raise BadRequest(f"tag not found: {tag}")  # Mailpit's answer, not a silent ok
     mailbox().delete_tag(tag)
     return ok()
 
