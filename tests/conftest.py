@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from backends import database  # noqa: F401  (fixture: a new database of each store backend)
 from helpers import RawClient, make_server
 from mailpit_py.server import Server
 from pgserver import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL)

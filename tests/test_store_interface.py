@@ -1,4 +1,5 @@
-"""The store's interface: complete for what the layers above use, documented, implemented."""
+"""The store's interface: complete for what the layers above use, documented, implemented, and
+kept alike by both backends: every contract test here runs on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import ast
 import inspect
 from pathlib import Path
 
+import pytest
+
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
 from mailpit_py.store.interface import StoreBackend
+from mailpit_py.store.open import open_store
+from mailpit_py.store.postgres.backend import PgStore
 from mailpit_py.store.records import StoreError
 from mailpit_py.store.sqlite import Store
 
@@ -76,10 +81,11 @@ def test_every_operation_of_the_interface_says_what_it_promises() -> None:
     assert "commit" in (inspect.getdoc(StoreBackend.submit) or "")
 
 
-def test_the_sqlite_store_implements_every_operation_with_the_same_parameters() -> None:
+@pytest.mark.parametrize("backend", [Store, PgStore], ids=["sqlite", "postgresql"])
+def test_each_backend_implements_every_operation_with_the_same_parameters(backend: type) -> None:
     for name, fn in interface_members().items():
         mine = getattr(Store, name, None)
-        assert mine is not None, f"Store has no {name}"
+        assert mine is not None, f"{backend.__name__} has no {name}"
         want = list(inspect.signature(fn).parameters.values())  # type: ignore[arg-type]
         got = list(inspect.signature(mine).parameters.values())
         assert [(p.name, p.kind, p.default) for p in got] == [
@@ -98,13 +104,13 @@ def test_no_sql_above_the_store() -> None:
     assert offenders == []
 
 
-def test_the_mailbox_works_through_the_interface_alone() -> None:
+def test_the_mailbox_works_through_the_interface_alone(database: str) -> None:
     """A mailbox on a store reduced to the interface's operations delivers, lists, searches,
     tags and deletes: it needs nothing the interface does not promise."""
     allowed = set(interface_members()) | {"on_batch"}
 
     class OnlyTheInterface:
-        def __init__(self, inner: Store) -> None:
+        def __init__(self, inner: StoreBackend) -> None:
             object.__setattr__(self, "_inner", inner)
 
         def __getattr__(self, name: str) -> object:
@@ -119,7 +125,7 @@ def test_the_mailbox_works_through_the_interface_alone() -> None:
             assert name in allowed
             setattr(self._inner, name, value)
 
-    mb = Mailbox(Config(database=":memory:"))
+    mb = Mailbox(Config(database=database))
     try:
         mb.store = OnlyTheInterface(mb.store)  # type: ignore[assignment]
         raw = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: narrow\r\n\r\nHi.\r\n"
@@ -135,18 +141,28 @@ def test_the_mailbox_works_through_the_interface_alone() -> None:
         mb.close()
 
 
-def test_a_newer_schema_is_refused_with_a_store_error(tmp_path: Path) -> None:
+def _make_newer(database: str) -> None:
+    """Mark `database` as written by a mailpit_py newer than this one."""
+    if database.startswith("postgresql://"):
+        import psycopg
+
+        from mailpit_py.store.postgres.schema import MIGRATIONS as PG_MIGRATIONS
+
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("CREATE TABLE mailpit_schema (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO mailpit_schema VALUES (%s)", (len(PG_MIGRATIONS) + 1,))
+        return
     import sqlite3
 
     from mailpit_py.store.schema import MIGRATIONS
 
-    path = tmp_path / "newer.db"
-    conn = sqlite3.connect(path)
+    conn = sqlite3.connect(database)
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
-    try:
-        Store(str(path)).close()
-    except StoreError as exc:
-        assert "newer than this" in str(exc)
-    else:
-        raise AssertionError("a newer schema was opened")
+
+
+def test_a_newer_schema_is_refused_with_a_store_error(database: str) -> None:
+    _make_newer(database)
+    with pytest.raises(StoreError, match="newer than this mailpit_py knows") as caught:
+        open_store(database).close()
+    assert "upgrade mailpit_py or use another" in str(caught.value)

@@ -38,7 +38,8 @@ from mailpit_py.store import detailcodec
 from mailpit_py.store.interface import StoreBackend
 from mailpit_py.store.records import MessageRecord, SessionRecord, TagError, Ticket
 from mailpit_py.store.search import SearchError, Term, parse_query
-from mailpit_py.store.sqlite import MEMORY, Store
+from mailpit_py.store.open import display_name, open_store
+from mailpit_py.store.sqlite import MEMORY
 
 PRUNE_OVER = 200  # Mailpit: deleting more messages than this is announced as one prune
 log = logging.getLogger("mailpit_py.mailbox")
@@ -99,12 +100,12 @@ class Mailbox:
             os.close(fd)
             os.unlink(path)
             self._temp_path = path
-        self.store: StoreBackend = Store(
+        self.store: StoreBackend = open_store(
             path, busy_timeout=busy_timeout, wal=not config.disable_wal
         )
         self.store.on_batch = self.telemetry.observe_batch
         self.arrivals = MinuteCounter()  # messages stored per minute, for the statistics view
-        self.database_path = path if path != MEMORY else MEMORY
+        self.database_path = display_name(path) if path != MEMORY else MEMORY
         # Parsing happens here, off the SMTP event loop and off the writer, so a 20 MB message
         # delays neither other sessions nor other commits.
         self._parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")

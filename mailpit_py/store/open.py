@@ -1,0 +1,60 @@
+"""Open the store a --database value names: a PostgreSQL URL, else a SQLite file (or memory)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from mailpit_py.store.interface import StoreBackend
+from mailpit_py.store.records import StoreError
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def is_postgres(database: str | None) -> bool:
+    """Whether --database names a PostgreSQL server (postgresql:// or postgres://)."""
+    match = _SCHEME.match(database or "")
+    return bool(match) and match.group(1).lower() in POSTGRES_SCHEMES  # type: ignore[union-attr]
+
+
+def display_name(database: str) -> str:
+    """The database as shown and logged: a URL without its password."""
+    if is_postgres(database):
+        return redact(database)
+    return database
+
+
+def open_store(database: str, *, busy_timeout: float = 5.0, wal: bool = True) -> StoreBackend:
+    """The backend for `database`; StoreError saying what to fix when it cannot be opened."""
+    match = _SCHEME.match(database)
+    if match and match.group(1).lower() not in POSTGRES_SCHEMES:
+        raise StoreError(
+            f"--database {match.group(1)}:// is not a database mailpit_py can use: give a SQLite "
+            "file path, or postgresql://user:password@host:5432/database"
+        )
+    if match:
+        try:
+            from mailpit_py.store.postgres.backend import PgStore
+        except ImportError as exc:
+            raise StoreError(
+                f"--database {display_name(database)} needs psycopg, which is not installed "
+                f"({exc}): pip install 'mailpit-py[postgres]'"
+            ) from None
+        return PgStore(database)
+    from mailpit_py.store.sqlite import Store
+
+    return Store(database, busy_timeout=busy_timeout, wal=wal)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, to show or log."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "postgresql://(unreadable URL)"
+    if password is None:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))

@@ -1,0 +1,267 @@
+"""The PostgreSQL store's message writes (writer thread only, inside a job): insert, delete,
+flags, tags, retention, check results, and the search index rows of a message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mailpit_py.store.postgres.base import PgParts, text
+from mailpit_py.store.postgres.search_sql import build_where
+from mailpit_py.store.postgres.words import substring_text, tsvector_literal
+from mailpit_py.store.records import MessageRecord, TagError
+from mailpit_py.store.retention import retention_slack
+from mailpit_py.store.search import Term
+
+# Every table a message's rows live in goes with it (ON DELETE CASCADE); emptying the mailbox
+# truncates them all at once instead (the counters are set to 0 by hand then).
+MESSAGE_TABLES = (
+    "messages, message_data, parts, tags, headers, messages_fts, message_checks, imap_flags"
+)
+
+
+class PgMessageWrites(PgParts):
+    """Changes to messages; each runs in the writer thread, inside a batch's transaction."""
+
+    def stored_message_id(self, message_id: str) -> str | None:
+        row = self._wconn.execute(
+            "SELECT uid FROM messages WHERE message_id = %s LIMIT 1", (text(message_id),)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def insert_message(self, rec: MessageRecord) -> int:
+        conn = self._wconn
+        row = conn.execute(
+            "INSERT INTO messages (uid, mailbox, created, size, message_id, subject, from_json, "
+            "to_json, cc_json, bcc_json, reply_to_json, username, snippet, attachments, "
+            "inline_count, session_uid, refused, listener) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+            (
+                text(rec.uid),
+                text(rec.mailbox),
+                rec.created,
+                rec.size,
+                text(rec.message_id),
+                text(rec.subject),
+                text(rec.from_json),
+                text(rec.to_json),
+                text(rec.cc_json),
+                text(rec.bcc_json),
+                text(rec.reply_to_json),
+                text(rec.username),
+                text(rec.snippet),
+                rec.attachments,
+                rec.inline_count,
+                text(rec.session_uid),
+                # (fields a MessageRecord of an older mailpit_py build may lack)
+                text(getattr(rec, "refused", "")),
+                text(getattr(rec, "listener", "")),
+            ),
+        ).fetchone()
+        assert row is not None
+        rowid = int(row[0])
+        detail = rec.detail
+        is_text = isinstance(detail, str)
+        if isinstance(detail, str):
+            detail = detail.encode("utf-8", "surrogatepass")
+        conn.execute(
+            "INSERT INTO message_data (id, detail, detail_is_text, transcript, raw) "
+            "VALUES (%s, %b, %s, %s, %b)",
+            (rowid, detail, is_text, text(rec.transcript), rec.raw),
+        )
+        if rec.parts:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO parts (message, part_id, content_type, data) "
+                    "VALUES (%s, %s, %s, %b) ON CONFLICT DO NOTHING",
+                    [(rowid, text(pid), text(ctype), data) for pid, ctype, data in rec.parts],
+                )
+        if rec.tags:
+            self._add_tags(rowid, rec.tags)
+        self.queue_index(rowid, rec.headers, rec.fts)
+        return rowid
+
+    def queue_index(
+        self, rowid: int, headers: Sequence[tuple[str, str]], fts: Sequence[str]
+    ) -> None:
+        """Write a message's index rows now, in this transaction: a message is searchable
+        from its commit on, so index_barrier has nothing to wait for."""
+        conn = self._wconn
+        conn.execute("DELETE FROM headers WHERE message = %s", (rowid,))
+        if headers:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO headers (message, name, value) VALUES (%s, %s, %s)",
+                    [(rowid, text(n), text(v)) for n, v in headers],
+                )
+        columns = [text(c) for c in fts[:4]]
+        conn.execute(
+            "INSERT INTO messages_fts (id, words, text) VALUES (%s, %s::tsvector, %s) "
+            "ON CONFLICT (id) DO UPDATE SET words = excluded.words, text = excluded.text",
+            (rowid, tsvector_literal(columns), substring_text(columns)),
+        )
+
+    def message_matches(self, rowid: int, queries: Sequence[Sequence[Term]]) -> list[bool]:
+        out: list[bool] = []
+        for terms in queries:
+            where, params = build_where(terms)
+            row = self._wconn.execute(
+                f"SELECT 1 FROM messages m WHERE m.id = %s AND {where}", (rowid, *params)
+            ).fetchone()
+            out.append(row is not None)
+        return out
+
+    def _add_tags(self, rowid: int, tags: Sequence[str]) -> None:
+        with self._wconn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO tags (message, tag) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [(rowid, text(t)) for t in tags],
+            )
+
+    def _delete_rowids(self, rowids: Sequence[int]) -> None:
+        if rowids:
+            self._wconn.execute("DELETE FROM messages WHERE id = ANY(%s)", (list(rowids),))
+
+    def delete_messages(self, uids: Sequence[str]) -> list[str]:
+        rows = self._wconn.execute(
+            "DELETE FROM messages WHERE uid = ANY(%s) RETURNING uid", ([text(u) for u in uids],)
+        ).fetchall()
+        gone = [r[0] for r in rows]
+        self._forget_relays(gone)
+        return gone
+
+    def delete_all(self) -> int:
+        conn = self._wconn
+        row = conn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
+        n = int(row[0]) if row else 0
+        # TRUNCATE frees the tables at once (row by row, 100k messages cascade for seconds).
+        conn.execute(f"TRUNCATE {MESSAGE_TABLES}")
+        conn.execute("UPDATE counters SET value = 0 WHERE name IN ('total', 'unread')")
+        self._forget_relays(None)
+        return n
+
+    def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
+        flag = 1 if read else 0
+        if uids is None:
+            rows = self._wconn.execute(
+                "UPDATE messages SET read = %s WHERE read <> %s RETURNING uid", (flag, flag)
+            ).fetchall()
+        else:
+            rows = self._wconn.execute(
+                "UPDATE messages SET read = %s WHERE read <> %s AND uid = ANY(%s) RETURNING uid",
+                (flag, flag, [text(u) for u in uids]),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def prune(self, max_messages: int, older_than: float | None) -> list[str]:
+        conn = self._wconn
+        rows: list[tuple[int, str, float]] = []
+        if max_messages > 0 and self._count_kept() > max_messages + retention_slack(max_messages):
+            rows += conn.execute(
+                "SELECT id, uid, created FROM messages ORDER BY id DESC OFFSET %s",
+                (max_messages,),
+            ).fetchall()
+        if older_than is not None:
+            rows += conn.execute(
+                "SELECT id, uid, created FROM messages WHERE created < %s", (older_than,)
+            ).fetchall()
+        if not rows:
+            return []
+        self._retired_until = max(self._retired_until, *(r[2] for r in rows))
+        unique = {r[0]: r[1] for r in rows}
+        self._delete_rowids(list(unique))
+        self._forget_relays(list(unique.values()))
+        return list(unique.values())
+
+    def _count_kept(self) -> int:
+        # The counter the triggers keep in this same transaction: one row, where count(*)
+        # walks the table.
+        row = self._wconn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:
+        conn = self._wconn
+        out: list[tuple[str, list[str]]] = []
+        wanted = sorted(set(tags))
+        for uid in uids:
+            row = conn.execute("SELECT id FROM messages WHERE uid = %s", (text(uid),)).fetchone()
+            if row is None:
+                continue
+            conn.execute("DELETE FROM tags WHERE message = %s", (row[0],))
+            self._add_tags(row[0], wanted)
+            out.append((uid, wanted))
+        return out
+
+    def rename_tag(self, old: str, new: str) -> list[tuple[str, list[str]]]:
+        """As SQLite's: tag names are one whatever their case; renaming a tag nobody has, or
+        onto another existing tag, raises TagError; '' as `new` removes the tag."""
+        conn = self._wconn
+        old, new = text(old), text(new)
+        if new:
+            if not conn.execute(
+                "SELECT 1 FROM tags WHERE lower(tag) = lower(%s) LIMIT 1", (old,)
+            ).fetchone():
+                raise TagError(f"tag not found: {old}")
+            if (
+                new.lower() != old.lower()
+                and conn.execute(
+                    "SELECT 1 FROM tags WHERE lower(tag) = lower(%s) LIMIT 1", (new,)
+                ).fetchone()
+            ):
+                raise TagError(f"tag already exists: {new}")
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "DELETE FROM tags WHERE lower(tag) = lower(%s) RETURNING message", (old,)
+                ).fetchall()
+            ]
+            ids = sorted(set(ids))
+            for mid in ids:
+                self._add_tags(mid, [new])
+            return self._tags_of_ids(ids)
+        ids = sorted(
+            r[0]
+            for r in conn.execute(
+                "DELETE FROM tags WHERE tag = %s RETURNING message", (old,)
+            ).fetchall()
+        )
+        return self._tags_of_ids(ids)
+
+    def _tags_of_ids(self, ids: Sequence[int]) -> list[tuple[str, list[str]]]:
+        if not ids:
+            return []
+        rows = self._wconn.execute(
+            'SELECT m.uid, coalesce(array_agg(t.tag ORDER BY t.tag COLLATE "C") '
+            "FILTER (WHERE t.tag IS NOT NULL), '{}') FROM messages m "
+            "LEFT JOIN tags t ON t.message = m.id WHERE m.id = ANY(%s) GROUP BY m.id, m.uid "
+            "ORDER BY m.id",
+            (list(ids),),
+        ).fetchall()
+        return [(r[0], list(r[1])) for r in rows]
+
+    def uids_matching(self, terms: Sequence[Term]) -> list[str]:
+        where, params = build_where(terms)
+        rows = self._wconn.execute(
+            f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.id DESC", params
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def set_imap_flags(self, changes: dict[int, set[str]]) -> None:
+        conn = self._wconn
+        for message, flags in changes.items():
+            conn.execute("DELETE FROM imap_flags WHERE message = %s", (message,))
+            if flags:
+                conn.execute(
+                    "INSERT INTO imap_flags (message, flag) SELECT m.id, f FROM messages m, "
+                    "unnest(%s::text[]) f WHERE m.id = %s",
+                    ([text(f) for f in sorted(flags)], message),
+                )
+
+    def save_checks(self, uid: str, checked: float, result: str) -> bool:
+        cur = self._wconn.execute(
+            "INSERT INTO message_checks (message, checked, result) "
+            "SELECT id, %s, %s FROM messages WHERE uid = %s "
+            "ON CONFLICT (message) DO UPDATE SET checked = excluded.checked, "
+            "result = excluded.result",
+            (checked, text(result), text(uid)),
+        )
+        return cur.rowcount > 0

@@ -1,0 +1,216 @@
+"""The PostgreSQL store's message reads (any thread, on the read pool): lists, searches, one
+message's parts, raw bytes streamed in pieces, tags, counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from mailpit_py.store.postgres.base import READ_CHUNK, SUMMARY_COLUMNS, PgParts, PgRow, rows, text
+from mailpit_py.store.postgres.search_sql import build_where
+from mailpit_py.store.search import Term
+
+
+def _detail(value: bytes, is_text: bool) -> bytes | str:
+    """The stored detail as detailcodec encoded it: a pickle (bytes) or JSON text."""
+    return value.decode("utf-8", "surrogatepass") if is_text else bytes(value)
+
+
+class PgMessageQueries(PgParts):
+    """Reads of messages, each on a connection of the read pool."""
+
+    def counts(self) -> tuple[int, int]:
+        with self.reading() as conn:
+            values = dict(
+                conn.execute(
+                    "SELECT name, value FROM counters WHERE name IN ('total', 'unread')"
+                ).fetchall()
+            )
+        return int(values.get("total", 0)), int(values.get("unread", 0))
+
+    def list_summaries(self, start: int = 0, limit: int = 50) -> list[PgRow]:
+        with self.reading() as conn:
+            return rows(
+                conn,
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT %s OFFSET %s",
+                (limit, max(start, 0)),
+            )
+
+    def search_page(
+        self, terms: Sequence[Term], start: int = 0, limit: int = 50
+    ) -> tuple[list[PgRow], int, int]:
+        """(page of summaries, matches, unread matches): the search is evaluated once, every
+        match's (id, read) read in one pass, and the page cut from it."""
+        if not terms:
+            return self.list_summaries(start, limit), *self.counts()
+        where, params = build_where(terms)
+        with self.reading() as conn:
+            found = conn.execute(
+                f"SELECT m.id, m.read FROM messages m WHERE {where} ORDER BY m.id DESC", params
+            ).fetchall()
+            first = max(start, 0)
+            page = [row[0] for row in found[first : first + limit]]
+            page_rows = (
+                rows(
+                    conn,
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id = ANY(%s) "
+                    "ORDER BY m.id DESC",
+                    (page,),
+                )
+                if page
+                else []
+            )
+        return page_rows, len(found), sum(1 for row in found if not row[1])
+
+    def summary(self, uid: str) -> PgRow | None:
+        with self.reading() as conn:
+            found = rows(
+                conn, f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.uid = %s", (text(uid),)
+            )
+        return found[0] if found else None
+
+    def tag_counts(self) -> dict[str, int]:
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT tag, count(*) FROM tags GROUP BY tag "
+                'ORDER BY lower(tag) COLLATE "C", tag COLLATE "C"'
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def index(self, tag: str | None = None) -> list[tuple[int, str, int, int, float]]:
+        with self.reading() as conn:
+            if tag is None:
+                rows = conn.execute(
+                    "SELECT id, uid, size, read, created FROM messages ORDER BY id"
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT m.id, m.uid, m.size, m.read, m.created FROM tags t "
+                    "JOIN messages m ON m.id = t.message WHERE t.tag = %s ORDER BY m.id",
+                    (text(tag),),
+                ).fetchall()
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), float(r[4])) for r in rows]
+
+    def next_id(self) -> int:
+        """The id the next message will get: the sequence never hands out one twice."""
+        with self.reading() as conn:
+            row = conn.execute("SELECT last_value, is_called FROM messages_id_seq").fetchone()
+        assert row is not None
+        return int(row[0]) + 1 if row[1] else int(row[0])
+
+    def imap_flags(self) -> dict[int, set[str]]:
+        flags: dict[int, set[str]] = {}
+        with self.reading() as conn:
+            for message, flag in conn.execute("SELECT message, flag FROM imap_flags"):
+                flags.setdefault(int(message), set()).add(str(flag))
+        return flags
+
+    def meta(self, name: str) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def latest_uid(self) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute("SELECT uid FROM messages ORDER BY id DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def message_data(self, uid: str) -> tuple[PgRow, bytes | str, str] | None:
+        with self.reading() as conn:
+            found = rows(
+                conn,
+                f"SELECT {SUMMARY_COLUMNS}, d.detail, d.detail_is_text, d.transcript "
+                "FROM messages m JOIN message_data d ON d.id = m.id WHERE m.uid = %s",
+                (text(uid),),
+            )
+        if not found:
+            return None
+        row = found[0]
+        return row, _detail(row["detail"], row["detail_is_text"]), row["transcript"]
+
+    def checks(self, uid: str) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT c.result FROM messages m JOIN message_checks c ON c.message = m.id "
+                "WHERE m.uid = %s",
+                (text(uid),),
+            ).fetchone()
+        return row[0] if row else None
+
+    def unindexed(self) -> list[int]:
+        """Always none in practice (index rows commit with their message); a message without
+        them (written by hand, say) is listed all the same."""
+        with self.reading() as conn:
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT m.id FROM messages m WHERE NOT EXISTS "
+                    "(SELECT 1 FROM messages_fts f WHERE f.id = m.id) ORDER BY m.id"
+                )
+            ]
+
+    def raw_for_index(self, rowid: int) -> tuple[str, bytes, bytes | str] | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT m.uid, d.raw, d.detail, d.detail_is_text FROM messages m "
+                "JOIN message_data d ON d.id = m.id WHERE m.id = %s",
+                (rowid,),
+            ).fetchone()
+        return (row[0], bytes(row[1]), _detail(row[2], row[3])) if row else None
+
+    def raw(self, uid: str) -> bytes | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT d.raw FROM messages m JOIN message_data d ON d.id = m.id WHERE m.uid = %s",
+                (text(uid),),
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def raw_stream(self, uid: str) -> tuple[int, Iterator[bytes]] | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT d.id, octet_length(d.raw) FROM messages m "
+                "JOIN message_data d ON d.id = m.id WHERE m.uid = %s",
+                (text(uid),),
+            ).fetchone()
+        if row is None:
+            return None
+        size = int(row[1])
+        return size, self._pieces(
+            "SELECT substring(raw FROM %s FOR %s) FROM message_data WHERE id = %s",
+            int(row[0]),
+            size,
+        )
+
+    def part_stream(self, uid: str, part_id: str) -> tuple[str, int, Iterator[bytes]] | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT p.id, p.content_type, octet_length(p.data) FROM messages m "
+                "JOIN parts p ON p.message = m.id WHERE m.uid = %s AND p.part_id = %s",
+                (text(uid), text(part_id)),
+            ).fetchone()
+        if row is None:
+            return None
+        size = int(row[2])
+        pieces = self._pieces(
+            "SELECT substring(data FROM %s FOR %s) FROM parts WHERE id = %s", int(row[0]), size
+        )
+        return row[1], size, pieces
+
+    def _pieces(self, sql: str, rowid: int, size: int) -> Iterator[bytes]:
+        """READ_CHUNK bytes per query, each on a pooled connection taken for that query alone:
+        a slow client holds no connection and no lock between pieces."""
+        for offset in range(0, size, READ_CHUNK):
+            with self.reading() as conn:
+                row = conn.execute(sql, (offset + 1, READ_CHUNK, rowid), binary=True).fetchone()
+            if row is None or not row[0]:
+                return  # deleted meanwhile
+            yield bytes(row[0])
+
+    def part(self, uid: str, part_id: str) -> tuple[str, bytes] | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT p.content_type, p.data FROM messages m JOIN parts p ON p.message = m.id "
+                "WHERE m.uid = %s AND p.part_id = %s",
+                (text(uid), text(part_id)),
+            ).fetchone()
+        return (row[0], bytes(row[1])) if row else None

@@ -1,0 +1,172 @@
+"""PostgreSQL WHERE clauses for parsed search terms (store/search.py), meaning what
+store/search_sql.py's SQLite clauses mean.
+
+Every value is a bound parameter. Words go through the tsvector index (messages_fts.words),
+substrings through pg_trgm's GIN indexes (LIKE and ILIKE), so no query can inject SQL or
+tsquery syntax: the tsquery is built from quoted words (words.tsquery_literal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mailpit_py.store.postgres.words import tsquery_literal
+from mailpit_py.store.search import ADDRESS_KINDS, Term, index_text
+from mailpit_py.store.search_sql import TRIGRAM_MIN
+
+_WORDS_IN = "m.id IN (SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsquery)"
+# Words (prefixes, folding case and diacritics) or substrings (trigrams, folding case), as
+# SQLite's word index UNION its trigram index.
+_WORDS_OR_SUBSTRING_IN = (
+    "m.id IN (SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsquery "
+    "OR f.text LIKE %s ESCAPE '\\')"
+)
+_ADDRESS_COLUMNS = {
+    "from": "m.from_json",
+    "to": "m.to_json",
+    "cc": "m.cc_json",
+    "bcc": "m.bcc_json",
+    "reply-to": "m.reply_to_json",
+}
+# Each address as "Name <address>", as SQLite's clause sees it (the JSON keys never match).
+_ADDRESS_TEXT = "coalesce(j->>'Name', '') || ' <' || coalesce(j->>'Address', '') || '>'"
+_UNSAFE_IN_JSON = frozenset('"\\<>')
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _contains(value: str) -> str:
+    return f"%{escape_like(value)}%"
+
+
+def build_where(terms: Sequence[Term]) -> tuple[str, list[Any]]:
+    """A WHERE fragment over `messages m` matching every term, and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for term in terms:
+        builder = _BUILDERS.get(term.kind)
+        if builder is None:
+            raise ValueError(f"unknown search term kind {term.kind!r}")
+        sql, values = builder(term)
+        clauses.append(f"NOT ({sql})" if term.negated else sql)
+        params += values
+    if not clauses:
+        return "TRUE", []
+    return " AND ".join(clauses), params
+
+
+def _free_text(term: Term) -> tuple[str, list[Any]]:
+    value = str(term.value)
+    query = tsquery_literal(value)
+    substring = index_text(value).strip().lower()
+    if query is None:
+        # Nothing a word is made of (emoji, symbols): look in subjects instead, as SQLite does.
+        return "m.subject ILIKE %s ESCAPE '\\'", [_contains(value)]
+    if len(substring) < TRIGRAM_MIN:
+        return _WORDS_IN, [query]
+    return _WORDS_OR_SUBSTRING_IN, [query, _contains(substring)]
+
+
+def _address_sql(column: str, value: str) -> tuple[str, list[Any]]:
+    pattern = _contains(value)
+    exact = (
+        f"EXISTS (SELECT 1 FROM jsonb_array_elements({column}::jsonb) j "
+        f"WHERE {_ADDRESS_TEXT} ILIKE %s ESCAPE '\\')"
+    )
+    if _UNSAFE_IN_JSON & set(value) or any(ord(ch) < 32 for ch in value):
+        return exact, [pattern]
+    # The JSON text holds the name and address verbatim (json.dumps, ensure_ascii=False)
+    # unless the query has what JSON escapes, or spans name and address ("<", ">"): a trigram
+    # index on the column narrows the rows before each one's JSON is read.
+    return f"({column} ILIKE %s ESCAPE '\\' AND {exact})", [pattern, pattern]
+
+
+def _address(term: Term) -> tuple[str, list[Any]]:
+    return _address_sql(_ADDRESS_COLUMNS[term.kind], str(term.value))
+
+
+def _addressed(term: Term) -> tuple[str, list[Any]]:
+    value = str(term.value)
+    parts: list[str] = []
+    params: list[Any] = []
+    for kind in ADDRESS_KINDS:
+        sql, values = _address_sql(_ADDRESS_COLUMNS[kind], value)
+        parts.append(sql)
+        params += values
+    query = tsquery_literal(value, "B")  # the addresses column, folding case and diacritics
+    if query is not None:
+        parts.append(_WORDS_IN)
+        params.append(query)
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def _subject(term: Term) -> tuple[str, list[Any]]:
+    value = str(term.value)
+    sql, params = "m.subject ILIKE %s ESCAPE '\\'", [_contains(value)]
+    query = tsquery_literal(value, "A")  # the subject's words, folding diacritics too
+    if query is None:
+        return sql, params
+    return f"({sql} OR {_WORDS_IN})", [*params, query]
+
+
+def _message_id(term: Term) -> tuple[str, list[Any]]:
+    return "m.message_id ILIKE %s ESCAPE '\\'", [_contains(str(term.value))]
+
+
+def _tag(term: Term) -> tuple[str, list[Any]]:
+    return (
+        "m.id IN (SELECT t.message FROM tags t WHERE lower(t.tag) = lower(%s))",
+        [str(term.value)],
+    )
+
+
+_IS = {
+    "read": "m.read = 1",
+    "unread": "m.read = 0",
+    "tagged": "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id)",
+    "refused": "m.refused <> ''",  # as messages_refused's WHERE, so that index answers it
+}
+_HAS = {"attachment": "m.attachments > 0", "inline": "m.inline_count > 0"}
+
+
+def _is(term: Term) -> tuple[str, list[Any]]:
+    return _IS[str(term.value)], []
+
+
+def _has(term: Term) -> tuple[str, list[Any]]:
+    return _HAS[str(term.value)], []
+
+
+def _compare(sql: str) -> Callable[[Term], tuple[str, list[Any]]]:
+    return lambda term: (sql, [term.value])
+
+
+def _header(term: Term) -> tuple[str, list[Any]]:
+    sql = "m.id IN (SELECT h.message FROM headers h WHERE lower(h.name) = lower(%s)"
+    params: list[Any] = [term.name]
+    if term.value != "":
+        sql += " AND h.value ILIKE %s ESCAPE '\\'"
+        params.append(_contains(str(term.value)))
+    return sql + ")", params
+
+
+_BUILDERS: dict[str, Callable[[Term], tuple[str, list[Any]]]] = {
+    "word": _free_text,
+    "phrase": _free_text,
+    **dict.fromkeys(ADDRESS_KINDS, _address),
+    "addressed": _addressed,
+    "subject": _subject,
+    "message-id": _message_id,
+    "tag": _tag,
+    "is": _is,
+    "has": _has,
+    # after: from the start of that day on; before: strictly earlier (as on SQLite).
+    "after": _compare("m.created >= %s"),
+    "before": _compare("m.created < %s"),
+    "larger": _compare("m.size > %s"),
+    "smaller": _compare("m.size < %s"),
+    "header": _header,
+}

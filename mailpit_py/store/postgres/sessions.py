@@ -1,0 +1,129 @@
+"""The PostgreSQL store's SMTP session log (bounded in rows and bytes) and its statistics."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+
+from mailpit_py.store.postgres.base import PgParts, PgRow, rows, text
+from mailpit_py.store.records import SessionRecord
+from mailpit_py.store.sessions import SESSION_LOG_BYTES
+
+
+class PgSessions(PgParts):
+    """The session log: one row per SMTP session, the oldest dropped past its bounds."""
+
+    def insert_session(self, rec: SessionRecord, keep: int) -> None:
+        conn = self._wconn
+        row = conn.execute(
+            "INSERT INTO sessions (uid, started, ended, peer, local, helo, tls, username, "
+            "outcome, messages, transcript, bytes) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (uid) DO UPDATE SET started = excluded.started, ended = excluded.ended, "
+            "peer = excluded.peer, local = excluded.local, helo = excluded.helo, "
+            "tls = excluded.tls, username = excluded.username, outcome = excluded.outcome, "
+            "messages = excluded.messages, transcript = excluded.transcript, "
+            "bytes = excluded.bytes RETURNING id",
+            (
+                text(rec.uid),
+                rec.started,
+                rec.ended,
+                text(rec.peer),
+                text(rec.local),
+                text(rec.helo),
+                int(rec.tls),
+                text(rec.username),
+                text(rec.outcome),
+                text(json.dumps(list(rec.messages))),
+                text(rec.transcript),
+                len(rec.transcript),
+            ),
+        ).fetchone()
+        assert row is not None
+        newest = int(row[0])
+        # The same bounds as SQLite's log (store/sessions.py): `keep` sessions, SESSION_LOG_BYTES
+        # of transcripts, and none older than every kept message under retention.
+        counters = dict(
+            conn.execute(
+                "SELECT name, value FROM counters WHERE name IN ('sessions', 'session_bytes')"
+            ).fetchall()
+        )
+        count, size = int(counters["sessions"]), int(counters["session_bytes"])
+        retired = self._retired_until
+        if count <= keep and size <= SESSION_LOG_BYTES and not retired:
+            return
+        cut = None
+        for rowid, nbytes, ended in conn.execute(
+            "SELECT id, bytes, ended FROM sessions ORDER BY id"
+        ):
+            if rowid == newest or (
+                count <= keep and size <= SESSION_LOG_BYTES and ended >= retired
+            ):
+                break
+            count -= 1
+            size -= nbytes
+            cut = rowid
+        if cut is not None:
+            conn.execute("DELETE FROM sessions WHERE id <= %s", (cut,))
+
+    def session(self, uid: str) -> PgRow | None:
+        with self.reading() as conn:
+            found = rows(conn, "SELECT * FROM sessions WHERE uid = %s", (text(uid),))
+        return found[0] if found else None
+
+    def session_count(self) -> int:
+        with self.reading() as conn:
+            row = conn.execute("SELECT value FROM counters WHERE name = 'sessions'").fetchone()
+        return int(row[0]) if row else 0
+
+    def sessions(self, start: int = 0, limit: int = 50) -> list[PgRow]:
+        with self.reading() as conn:
+            return rows(
+                conn,
+                "SELECT * FROM sessions ORDER BY id DESC LIMIT %s OFFSET %s",
+                (limit, max(start, 0)),
+            )
+
+
+class PgStatistics(PgParts):
+    """Figures for the statistics view and the metrics (reads)."""
+
+    def size_histogram(self, bounds: Sequence[int]) -> list[int]:
+        edges = [-1, *(int(b) for b in bounds)]
+        cases = [
+            f"count(*) FILTER (WHERE size > {lo} AND size <= {hi})"
+            for lo, hi in itertools.pairwise(edges)
+        ]
+        cases.append(f"count(*) FILTER (WHERE size > {edges[-1]})")
+        with self.reading() as conn:
+            row = conn.execute(f"SELECT {', '.join(cases)} FROM messages").fetchone()
+        assert row is not None
+        return [int(v or 0) for v in row]
+
+    def top_senders(self, limit: int = 10) -> list[tuple[str, int]]:
+        with self.reading() as conn:
+            found = conn.execute(
+                "SELECT a, count(*) AS n FROM (SELECT lower(from_json::jsonb->0->>'Address') AS a "
+                "FROM messages) s WHERE a IS NOT NULL AND a <> '' GROUP BY a "
+                'ORDER BY n DESC, a COLLATE "C" LIMIT %s',
+                (limit,),
+            ).fetchall()
+        return [(r[0], int(r[1])) for r in found]
+
+    def top_recipient_domains(self, limit: int = 10) -> list[tuple[str, int]]:
+        with self.reading() as conn:
+            found = conn.execute(
+                "WITH r AS (SELECT DISTINCT m.id, lower(substr(j->>'Address', "
+                "strpos(j->>'Address', '@') + 1)) AS d FROM messages m, "
+                "jsonb_array_elements(m.to_json::jsonb || m.cc_json::jsonb || m.bcc_json::jsonb) "
+                "j) "
+                "SELECT d, count(*) AS n FROM r WHERE d <> '' GROUP BY d "
+                'ORDER BY n DESC, d COLLATE "C" LIMIT %s',
+                (limit,),
+            ).fetchall()
+        return [(r[0], int(r[1])) for r in found]
+
+    def size_bytes(self) -> int:
+        with self.reading() as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(row[0]) if row else 0

@@ -1,0 +1,89 @@
+"""The PostgreSQL search index's text: words folded as SQLite's FTS5 folds them, with their
+positions, as a tsvector literal; queries turned into tsquery literals the same way.
+
+Both sides are built here in Python rather than by PostgreSQL's text parser and dictionaries,
+whose tokens (an email address is one token there) and case folding (the database's locale)
+differ from FTS5's unicode61 tokenizer: here a word is a run of letters and digits, folded to
+lower case without diacritics, on whatever server.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from mailpit_py.store.search import index_text
+
+# Letters and digits (unicode61 keeps categories L* and N*); anything else separates words.
+_WORD = re.compile(r"[^\W_]+")
+# The weight of each column of the index (subject, addresses, body, attachment names).
+WEIGHTS = "ABCD"
+# PostgreSQL's limits: positions up to 16383, 256 of them per word, a word under 2 KB, a whole
+# tsvector under 1 MB. Past these, words are still found as substrings (the trigram text).
+MAX_POSITION = 16383
+MAX_POSITIONS = 256
+MAX_WORD_BYTES = 1000
+MAX_VECTOR_BYTES = 512 * 1024
+# A column's first this many characters give words; a 50 MB body would otherwise cost seconds
+# and hundreds of MB here (the substring text keeps all of it).
+MAX_COLUMN_CHARS = 4 << 20
+
+
+def fold(value: str) -> str:
+    """Lower case without diacritics, as FTS5's 'unicode61 remove_diacritics 2'."""
+    if value.isascii():
+        return value.lower()
+    decomposed = unicodedata.normalize("NFD", value.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def words(value: str) -> list[str]:
+    """The words of some text, folded."""
+    return _WORD.findall(fold(value))
+
+
+def _quote(word: str) -> str:
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tsvector_literal(columns: Sequence[str]) -> str:
+    """A tsvector (as text, to cast) of the columns' words, each position weighted by its
+    column; columns are kept apart by a gap so no phrase spans two."""
+    positions: dict[str, list[str]] = {}
+    size = 0
+    pos = 0
+    for weight, column in zip(WEIGHTS, columns, strict=False):
+        pos += 1
+        for word in _WORD.finditer(fold(column[:MAX_COLUMN_CHARS])):
+            pos += 1
+            token = word.group()
+            seen = positions.get(token)
+            if seen is None:
+                length = len(token.encode())
+                if length > MAX_WORD_BYTES or size + length > MAX_VECTOR_BYTES:
+                    continue
+                size += length + 8
+                positions[token] = seen = []
+            if len(seen) < MAX_POSITIONS:
+                seen.append(f"{min(pos, MAX_POSITION)}{weight}")
+        pos += 1
+    return " ".join(f"{_quote(token)}:{','.join(at)}" for token, at in positions.items())
+
+
+def substring_text(columns: Sequence[str]) -> str:
+    """The text substrings are looked for in: the columns lowered, one per line (a query has
+    no line breaks, so no match spans two columns)."""
+    return "\n".join(column.lower() for column in columns)
+
+
+def tsquery_literal(value: str, weights: str = "") -> str | None:
+    """A tsquery (as text, to cast) matching `value`'s words in a row, the last one as a prefix,
+    as the FTS5 phrase store/search_sql.fts_phrase makes; None when it has no words."""
+    tokens = words(index_text(value))
+    if not tokens:
+        return None
+    tokens = [t for t in tokens if len(t.encode()) <= MAX_WORD_BYTES] or tokens[:1]
+    parts = [f"{_quote(t)}:{weights}" if weights else _quote(t) for t in tokens[:-1]]
+    parts.append(f"{_quote(tokens[-1])}:*{weights}")
+    return " <-> ".join(parts)

@@ -1,0 +1,236 @@
+"""The PostgreSQL store's writer thread: queued jobs, group commit with a savepoint per job when
+one fails, tickets, the readiness probe; its connection comes from a pool of one that reconnects
+by itself after the server went away."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+import psycopg_pool
+
+from mailpit_py.store.postgres.base import PgParts
+from mailpit_py.store.records import StoreError, Ticket
+from mailpit_py.store.writer import GROUP_LINGER, HEALTH_PROBE_BYTES, Completion
+
+if TYPE_CHECKING:
+    from mailpit_py.store.postgres.backend import PgStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# How long the writer waits for a connection before failing the batch (the server is down or
+# unreachable): its jobs fail with StoreError (SMTP 451) instead of waiting for the deadline.
+CONNECT_WAIT = 5.0
+
+_Job = tuple[Callable[[Any], Any], Future[Any] | Completion]
+
+
+def PROBE(store: PgStore) -> None:  # noqa: N802 - a sentinel job: "probe a write" (readiness)
+    raise AssertionError("never run")
+
+
+class _JobFailed(Exception):
+    """A job failed in an optimistic batch, which was rolled back."""
+
+
+class _Lost(Exception):
+    """The connection failed under the transaction: nothing of it committed."""
+
+
+def unavailable(exc: BaseException) -> StoreError:
+    """The StoreError for a database that cannot be reached or failed a statement."""
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return StoreError(f"PostgreSQL cannot be reached (no connection in {CONNECT_WAIT:g} s)")
+    return StoreError(f"PostgreSQL: {str(exc).strip() or type(exc).__name__}")
+
+
+class PgWriter(PgParts):
+    """One thread runs the jobs, committing those that wait together in one transaction."""
+
+    _wpool: psycopg_pool.ConnectionPool[Any]
+
+    def _init_writer(self, batch_max: int, linger: float = GROUP_LINGER) -> None:
+        self._batch_max = batch_max
+        self._linger = linger
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.last_batch_size = 0
+        self.on_batch: Callable[[int], None] | None = None
+        self.write_error = ""  # why the last batch failed, until one commits again
+        self._conn: psycopg.Connection[Any] | None = None  # the writer's, while a batch runs
+
+    @property
+    def _wconn(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is None:
+            raise StoreError("a store write ran outside the writer")
+        return conn
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self._writer.start()
+
+    def submit(self, job: Callable[[PgStore], T]) -> Future[T]:
+        fut: Future[T] = Future()
+        self._enqueue(job, fut)
+        return fut
+
+    def submit_then(
+        self,
+        job: Callable[[PgStore], T],
+        then: Callable[[T | None, BaseException | None], None],
+        ticket: Ticket | None = None,
+    ) -> None:
+        self._enqueue(job, Completion(then, ticket))
+
+    def _enqueue(self, job: Callable[[PgStore], Any], waiter: Future[Any] | Completion) -> None:
+        if self._closed:
+            waiter.set_exception(StoreError("the store is closed"))
+        else:
+            self._jobs.put((job, waiter))
+
+    def write(self, job: Callable[[PgStore], T], timeout: float | None = 30.0) -> T:
+        return self.submit(job).result(timeout)
+
+    def index_barrier(self, timeout: float | None = 30.0) -> None:
+        """Nothing to wait for: a message's index rows commit in its own transaction."""
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            batch: list[_Job] = []
+            probes: list[Future[Any] | Completion] = []
+            deadline = 0.0
+            while True:
+                if item[0] is PROBE:
+                    probes.append(item[1])
+                else:
+                    batch.append(item)
+                if len(batch) >= self._batch_max:
+                    break
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    if not batch or len(batch) >= self.last_batch_size or self._linger <= 0:
+                        break
+                    deadline = deadline or time.monotonic() + self._linger
+                    try:
+                        item = self._jobs.get(timeout=max(deadline - time.monotonic(), 0.0))
+                    except queue.Empty:
+                        break
+                if item is None:
+                    self._jobs.put(None)
+                    break
+            if batch:
+                self._run_batch(batch)
+            if probes:
+                live = [fut for fut in probes if fut.set_running_or_notify_cancel()]
+                problem = self._probe() if live else ""
+                for fut in live:
+                    fut.set_result(problem)
+
+    def _probe(self) -> str:
+        """Write HEALTH_PROBE_BYTES in a transaction of its own and roll it back: what failed,
+        or ''."""
+        try:
+            with self._wpool.connection(timeout=CONNECT_WAIT) as conn:
+                conn.execute("BEGIN")
+                try:
+                    conn.execute(
+                        "INSERT INTO meta (name, value) VALUES ('health probe', repeat('x', %s))",
+                        (HEALTH_PROBE_BYTES,),
+                    )
+                finally:
+                    conn.execute("ROLLBACK")
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            return str(unavailable(exc))
+        return ""
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        live: list[_Job] = []  # the jobs started (not cancelled), once the transaction began
+        try:
+            with self._wpool.connection(timeout=CONNECT_WAIT) as conn:
+                self._conn = conn
+                try:
+                    results = self._batch_on(conn, batch, live)
+                finally:
+                    self._conn = None
+        except (psycopg.Error, psycopg_pool.PoolTimeout, _Lost) as exc:
+            cause = exc.__cause__ if isinstance(exc, _Lost) and exc.__cause__ else exc
+            error = unavailable(cause)
+            self.write_error = str(error)
+            log.warning("store batch of %d jobs failed: %s", len(batch), error)
+            waiters = [fut for _, fut in live]
+            if not live:
+                # Failed before the jobs started: those not cancelled meanwhile are told (the
+                # submitter of a cancelled one has answered already).
+                waiters = [fut for _, fut in batch if fut.set_running_or_notify_cancel()]
+            for fut in waiters:
+                fut.set_exception(error)
+            return
+        self.last_batch_size = len(batch)
+        self.write_error = ""
+        if self.on_batch is not None:
+            self.on_batch(len(results))
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(
+                    value if isinstance(value, StoreError) else StoreError(str(value))
+                )
+
+    def _batch_on(
+        self, conn: psycopg.Connection[Any], batch: list[_Job], live: list[_Job]
+    ) -> list[tuple[Future[Any] | Completion, bool, Any]]:
+        # Jobs start once the transaction has begun: until then a submitter may give up on its
+        # job (Ticket), and then it is never committed.
+        conn.execute("BEGIN")
+        live += [(job, fut) for job, fut in batch if fut.set_running_or_notify_cancel()]
+        try:
+            results = self._transaction(conn, live, isolate=False)
+        except _JobFailed:
+            conn.execute("BEGIN")
+            results = self._transaction(conn, live, isolate=True)
+        return results
+
+    def _transaction(
+        self, conn: psycopg.Connection[Any], batch: list[_Job], *, isolate: bool
+    ) -> list[tuple[Future[Any] | Completion, bool, Any]]:
+        """Run the jobs in the transaction begun and commit it. Without isolation a failing job
+        rolls everything back and raises _JobFailed; with it, a savepoint undoes that job
+        alone. A connection lost on the way raises _Lost (nothing committed)."""
+        results: list[tuple[Future[Any] | Completion, bool, Any]] = []
+        for job, fut in batch:
+            try:
+                if isolate:
+                    conn.execute("SAVEPOINT job")
+                value = job(self)
+                if isolate:
+                    conn.execute("RELEASE SAVEPOINT job")
+                results.append((fut, True, value))
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise _Lost from exc  # the server went away: the whole batch fails
+            except Exception as exc:
+                if conn.closed or conn.broken:
+                    raise _Lost from exc
+                if not isolate:
+                    conn.execute("ROLLBACK")
+                    raise _JobFailed from exc
+                log.exception("store job failed")
+                conn.execute("ROLLBACK TO SAVEPOINT job")
+                conn.execute("RELEASE SAVEPOINT job")
+                results.append((fut, False, exc))
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            raise _Lost from exc
+        return results

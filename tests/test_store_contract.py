@@ -1,0 +1,356 @@
+"""The store's promises, held by both backends: each test runs on SQLite and on a real
+PostgreSQL (the `database` fixture), through the store itself or the mailbox above it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.models import Envelope
+from mailpit_py.store.interface import StoreBackend
+from mailpit_py.store.open import open_store
+from mailpit_py.store.records import SessionRecord, StoreError, TagError, Ticket
+
+
+def raw_message(
+    subject: str, body: str = "Hello.", *, headers: str = "", sender: str = ""
+) -> bytes:
+    sender = sender or "Ann Example <ann@example.com>"
+    return (
+        f"From: {sender}\r\nTo: Bob <bob@example.org>\r\nCc: carol@corp.example\r\n"
+        f"Subject: {subject}\r\nMessage-ID: <{abs(hash(subject))}@example.com>\r\n{headers}"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def deliver(mb: Mailbox, raw: bytes, **kw: Any) -> str:
+    return mb.deliver(Envelope("ann@example.com", ("bob@example.org",)), raw, **kw).result(30)
+
+
+@pytest.fixture
+def mailbox(database: str) -> Iterator[Mailbox]:
+    mb = Mailbox(Config(database=database, max_messages=0))
+    try:
+        yield mb
+    finally:
+        mb.close()
+
+
+ATTACHED = (
+    b"From: Dan <dan@example.net>\r\nTo: eve@example.org\r\nSubject: with a file\r\n"
+    b"Message-ID: <att@example.net>\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+    b"Content-Type: text/plain\r\n\r\nSee the invoice.\r\n--b\r\n"
+    b'Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="invoice-42.pdf"'
+    b"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+)
+
+
+@pytest.fixture
+def corpus(mailbox: Mailbox) -> dict[str, str]:
+    """A few messages covering every kind of search term."""
+    ids = {
+        "plain": deliver(
+            mailbox,
+            raw_message(
+                "Quarterly report",
+                "The numbers 123456 are in.",
+                headers="X-Campaign: spring-sale\r\n",
+            ),
+        ),
+        "accents": deliver(mailbox, raw_message("Crème brûlée recipe", "Dessert tonight.")),
+        "cjk": deliver(mailbox, raw_message("会議の予定", "明日の会議は十時からです。")),
+        "emoji": deliver(mailbox, raw_message("Party 🎉", "See you there.")),
+        "attached": deliver(mailbox, ATTACHED),
+        "other": deliver(
+            mailbox,
+            raw_message("Password reset", "Click the link.", sender="Zed <zed@sample.org>"),
+        ),
+    }
+    mailbox.set_tags([ids["plain"], ids["accents"]], ["Work"])
+    mailbox.mark_read([ids["other"]])
+    return ids
+
+
+SEARCHES = [
+    ("quarterly", {"plain"}),
+    ("QUARTER", {"plain"}),  # a word's prefix, any case
+    ("arterly", {"plain"}),  # a substring, as Mailpit's LIKE
+    ("3456", {"plain"}),  # digits inside a number
+    ("creme", {"accents"}),  # diacritics folded
+    ("brûlée", {"accents"}),
+    ('"numbers 123456"', {"plain"}),  # a phrase
+    ('"123456 numbers"', set()),
+    ("会議", {"cjk"}),
+    ("🎉", {"emoji"}),
+    ("-quarterly", {"accents", "cjk", "emoji", "attached", "other"}),
+    ("from:zed", {"other"}),
+    ("from:sample.org", {"other"}),
+    ('from:"Ann Example"', {"plain", "accents", "cjk", "emoji"}),
+    ("to:eve", {"attached"}),
+    ("cc:corp.example", {"plain", "accents", "cjk", "emoji", "other"}),
+    ("addressed:carol", {"plain", "accents", "cjk", "emoji", "other"}),
+    ("subject:report", {"plain"}),
+    ("subject:creme", {"accents"}),
+    ("message-id:att@example", {"attached"}),
+    ("header:X-Campaign", {"plain"}),
+    ("header:x-campaign:SPRING", {"plain"}),
+    ("header:X-Campaign:autumn", set()),
+    ("tag:work", {"plain", "accents"}),
+    ("is:tagged", {"plain", "accents"}),
+    ("is:read", {"other"}),
+    ("is:unread tag:Work", {"plain", "accents"}),
+    ("has:attachment", {"attached"}),
+    ("invoice-42", {"attached"}),  # attachment names
+    ("larger:1", {"plain", "accents", "cjk", "emoji", "attached", "other"}),
+    ("smaller:10", set()),
+    ("after:2000-01-01 before:2999-01-01 report", {"plain"}),
+    ("before:2000-01-01", set()),
+    ("nothing-like-this", set()),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), SEARCHES, ids=[q for q, _ in SEARCHES])
+def test_searches_mean_the_same_on_every_backend(
+    mailbox: Mailbox, corpus: dict[str, str], query: str, expected: set[str]
+) -> None:
+    found, total, unread = mailbox.search(query, limit=100)
+    names = {name for name, uid in corpus.items() if uid in {m["ID"] for m in found}}
+    assert names == expected
+    assert total == len(expected)
+    assert unread == len(expected - {"other"})
+
+
+def test_search_pages_are_newest_first_with_counts(mailbox: Mailbox) -> None:
+    ids = [deliver(mailbox, raw_message(f"page {n}", "pager text")) for n in range(7)]
+    page, total, unread = mailbox.search("pager", start=2, limit=3)
+    assert [m["ID"] for m in page] == ids[::-1][2:5]
+    assert (total, unread) == (7, 7)
+    assert [m["ID"] for m in mailbox.list_messages(start=5, limit=10)] == ids[::-1][5:]
+
+
+def test_messages_round_trip_byte_exact_with_parts_and_streams(mailbox: Mailbox) -> None:
+    hostile = raw_message("nul \x00 and bytes", "body") + b"\xff\xfe raw 8-bit\r\n"
+    uid = deliver(mailbox, hostile)
+    assert mailbox.store.raw(uid) == hostile
+    big = b"X" * (3 << 20)  # several read chunks
+    uid_big = deliver(mailbox, raw_message("big one") + big + b"\r\n")
+    found = mailbox.store.raw_stream(uid_big)
+    assert found is not None
+    size, chunks = found
+    pieces = list(chunks)
+    assert len(pieces) > 1 and size == sum(map(len, pieces))
+    assert b"".join(pieces) == mailbox.store.raw(uid_big)
+    uid_att = deliver(mailbox, ATTACHED)
+    detail = mailbox.get(uid_att)
+    part_id = detail.detail["Attachments"][0]["PartID"]
+    streamed = mailbox.store.part_stream(uid_att, part_id)
+    assert streamed is not None
+    assert streamed[0] == "application/pdf"
+    assert b"".join(streamed[2]) == b"%PDF-1.4\n" == mailbox.store.part(uid_att, part_id)[1]  # type: ignore[index]
+    assert mailbox.store.raw("no-such-id") is None and mailbox.store.raw_stream("x") is None
+
+
+def test_counts_tags_read_state_and_deletes(mailbox: Mailbox) -> None:
+    a, b, c = (deliver(mailbox, raw_message(f"count {n}")) for n in range(3))
+    assert mailbox.counts() == (3, 3)
+    assert mailbox.mark_read([a, b]) == [a, b] or set(mailbox.mark_read([a])) == set()
+    assert mailbox.counts() == (3, 1)
+    mailbox.set_tags([a, c], ["beta", "Alpha"])
+    assert mailbox.tag_counts() == {"Alpha": 2, "beta": 2}
+    assert mailbox.get(a).summary["Tags"] == ["Alpha", "beta"]
+    with pytest.raises(TagError, match="already exists"):
+        mailbox.rename_tag("beta", "alpha")
+    assert set(mailbox.rename_tag("beta", "Gamma")) == {a, c}
+    assert mailbox.tag_counts() == {"Alpha": 2, "Gamma": 2}
+    mailbox.delete_tag("Alpha")
+    assert mailbox.tag_counts() == {"Gamma": 2}
+    mailbox.delete([b])
+    assert mailbox.counts() == (2, 1)
+    assert mailbox.delete_search("count") and mailbox.counts() == (0, 0)
+    deliver(mailbox, raw_message("after emptying"))
+    mailbox.delete_all()
+    assert mailbox.counts() == (0, 0) and mailbox.tag_counts() == {}
+    assert mailbox.store.next_id() > 4  # ids are never handed out twice
+
+
+def test_retention_by_count_and_age_and_the_session_log(database: str) -> None:
+    mb = Mailbox(Config(database=database, max_messages=5))
+    try:
+        ids = [deliver(mb, raw_message(f"kept {n}")) for n in range(12)]
+        mb.prune()
+        kept = {m["ID"] for m in mb.list_messages(limit=100)}
+        assert kept == set(ids[-5:])
+        assert mb.counts()[0] == 5
+        pruned = mb.store.write(lambda s: s.prune(0, time.time() + 1))
+        assert set(pruned) == kept and mb.counts() == (0, 0)
+        for n in range(4):
+            now = time.time()
+            mb.store.write(
+                lambda s, n=n, now=now: s.insert_session(
+                    SessionRecord(
+                        f"s{n}",
+                        now,
+                        now,
+                        "127.0.0.1:1",
+                        "x",
+                        "helo",
+                        n % 2 == 0,
+                        "",
+                        "ok",
+                        [f"m{n}"],
+                        json.dumps([[0, "<", "EHLO x"]]),
+                    ),
+                    3,
+                )
+            )
+        assert mb.session_count() == 3
+        assert [s["ID"] for s in mb.sessions()] == ["s3", "s2", "s1"]
+        row = mb.store.session("s2")
+        assert row is not None and row["tls"] and json.loads(row["messages"]) == ["m2"]
+    finally:
+        mb.close()
+
+
+def test_group_commit_and_a_failing_job_fails_alone(database: str) -> None:
+    store = open_store(database)
+    gate = threading.Event()
+    try:
+        store.submit(lambda s: gate.wait(10))  # holds the writer while the rest queue up
+        futures: list[Future[Any]] = [
+            store.submit(lambda s, n=n: s.save_checks(f"nope{n}", 1.0, "{}")) for n in range(5)
+        ]
+
+        def bad(s: StoreBackend) -> None:
+            s.outbox_add("u", "relay", "a@x", ["b@y"], b"raw", 1.0)
+            raise ValueError("this job fails")
+
+        failing = store.submit(bad)
+        good = store.submit(lambda s: s.outbox_add("u2", "relay", "a@x", ["b@y"], b"ok", 1.0))
+        sizes: list[int] = []
+        store.on_batch = sizes.append
+        gate.set()
+        assert [f.result(10) for f in futures] == [False] * 5
+        with pytest.raises(StoreError, match="this job fails"):
+            failing.result(10)
+        assert good.result(10) > 0
+        assert max(sizes) >= 7  # the seven queued jobs shared one transaction
+        assert [r["message_uid"] for r in store.outbox_pending()] == ["u2"]  # "u" undone
+    finally:
+        gate.set()
+        store.close()
+
+
+def test_a_cancelled_ticket_never_runs(database: str) -> None:
+    store = open_store(database)
+    gate = threading.Event()
+    ran: list[str] = []
+    told: list[Any] = []
+    try:
+        store.submit(lambda s: gate.wait(10))
+        ticket = Ticket()
+        store.submit_then(lambda s: ran.append("x"), lambda v, e: told.append((v, e)), ticket)
+        assert ticket.cancel()
+        gate.set()
+        store.write(lambda s: None)
+        assert ran == [] and told == []
+    finally:
+        gate.set()
+        store.close()
+
+
+def test_outbox_survives_its_message_and_records_attempts(mailbox: Mailbox) -> None:
+    uid = deliver(mailbox, raw_message("relay me"))
+    item = mailbox.store.write(
+        lambda s: s.outbox_add(uid, "relay", "ann@example.com", ["x@y.org"], b"copy", 10.0)
+    )
+    assert [r["id"] for r in mailbox.store.outbox_due(11.0)] == [item]
+    assert mailbox.store.outbox_next_time() == 10.0
+    mailbox.delete([uid])
+    assert mailbox.store.outbox_item(item)["raw"] == b"copy"  # type: ignore[index]
+    attempt = {
+        "message_uid": uid,
+        "at": 12.0,
+        "kind": "relay",
+        "recipients": ["x@y.org"],
+        "server": "mx:25",
+        "reply": "451 later",
+        "outcome": "retry",
+    }
+    mailbox.store.write(
+        lambda s: s.outbox_record(
+            item, attempt, state="pending", recipients=["x@y.org"], next_attempt=20.0
+        )
+    )
+    pending = mailbox.store.outbox_pending()
+    assert [(r["id"], r["attempts"], r["last_error"]) for r in pending] == [(item, 1, "451 later")]
+    assert mailbox.store.outbox_backlog() == (1, 10.0)
+    mailbox.store.write(
+        lambda s: s.outbox_record(
+            item,
+            dict(attempt, reply="250 ok", outcome="sent"),
+            state="sent",
+            recipients=[],
+            next_attempt=0.0,
+        )
+    )
+    items, attempts = mailbox.store.relay_history(uid)
+    assert [i["state"] for i in items] == ["sent"] and len(attempts) == 2
+    assert mailbox.store.outbox_item(item)["raw"] == b""  # type: ignore[index]
+    assert mailbox.store.outbox_next_time() is None
+
+
+def test_checks_imap_flags_meta_and_statistics(mailbox: Mailbox) -> None:
+    a = deliver(mailbox, raw_message("stats one"))
+    b = deliver(mailbox, raw_message("stats two", sender="zed@sample.org"))
+    assert mailbox.store.checks(a) is None
+    assert mailbox.store.write(lambda s: s.save_checks(a, 5.0, '{"ok": 1}'))
+    assert mailbox.store.write(lambda s: s.save_checks(a, 6.0, '{"ok": 2}'))
+    assert mailbox.store.checks(a) == '{"ok": 2}'
+    ids = {e.uid: e.imap_uid for e in mailbox.index()}
+    mailbox.save_imap_flags({ids[a]: {"\\Flagged", "$Label"}, 999999: {"\\Answered"}})
+    assert mailbox.imap_flags() == {ids[a]: {"\\Flagged", "$Label"}}
+    mailbox.delete([a])
+    assert mailbox.imap_flags() == {} and mailbox.store.checks(a) is None
+    validity = mailbox.store.meta("imap_uidvalidity")
+    assert validity is not None and int(validity) > 0
+    assert mailbox.store.size_histogram([100, 10_000]) == [0, 1, 0]
+    assert mailbox.store.top_senders() == [("zed@sample.org", 1)]
+    assert mailbox.store.top_recipient_domains() == [("corp.example", 1), ("example.org", 1)]
+    assert mailbox.store.latest_uid() == b
+    assert mailbox.store.size_bytes() > 0
+    assert mailbox.health() == ""
+
+
+def test_data_and_facts_survive_reopening(database: str) -> None:
+    mb = Mailbox(Config(database=database))
+    uid = deliver(mb, raw_message("persistent", "kept across restarts"))
+    mb.mark_read([uid])
+    validity = mb.store.meta("imap_uidvalidity")
+    mb.close()
+    mb = Mailbox(Config(database=database))
+    try:
+        assert mb.counts() == (1, 0)
+        assert mb.search("restarts")[1] == 1
+        assert mb.store.meta("imap_uidvalidity") == validity
+    finally:
+        mb.close()
+
+
+def test_a_closed_store_refuses_reads_and_writes(database: str) -> None:
+    store = open_store(database)
+    store.close()
+    store.close()  # twice is harmless
+    with pytest.raises(StoreError):
+        store.counts()
+    with pytest.raises(StoreError):
+        store.submit(lambda s: None).result(5)
+    assert store.health() == "the store is closed"
