@@ -46,15 +46,17 @@ export const api = {
   sessions: (start, limit) => request('GET', 'api/v1/sessions', { params: { start, limit } }),
   session: (id) => request('GET', `api/v1/session/${encodeURIComponent(id)}`),
   markRead: (ids, read) => request('PUT', 'api/v1/messages', { body: { IDs: ids, Read: read }, as: 'text' }),
-  markAllRead: (query) =>
+  markAllRead: (query) => api.markAll(query, true),
+  markAll: (query, read) =>
     request('PUT', 'api/v1/messages', {
-      body: query ? { Search: query, Read: true, TZ: timezone() } : { Read: true },
+      body: query ? { Search: query, Read: read, TZ: timezone() } : { Read: read },
       as: 'text',
     }),
   remove: (ids) => request('DELETE', 'api/v1/messages', { body: { IDs: ids }, as: 'text' }),
   removeAll: () => request('DELETE', 'api/v1/messages', { as: 'text' }),
   removeSearch: (query) =>
     request('DELETE', 'api/v1/search', { params: { query, tz: timezone() }, as: 'text' }),
+  tags: () => request('GET', 'api/v1/tags'),
   setTags: (ids, tags) => request('PUT', 'api/v1/tags', { body: { IDs: ids, Tags: tags }, as: 'text' }),
   release: (id, to) =>
     request('POST', `api/v1/message/${encodeURIComponent(id)}/release`, { body: { To: to }, as: 'text' }),

@@ -7,6 +7,7 @@
 // their top level only defines things, and nothing runs across modules before init() below.
 
 import { api } from './api.js';
+import { wireBulk } from './bulk.js';
 import { $ } from './dom.js';
 import { wireKeyboard } from './keyboard.js';
 import {
@@ -19,6 +20,7 @@ import { closeNav, readUrl, showView, writeUrl } from './nav.js';
 import { applyTheme, updateNotifyButton, wirePrefs } from './prefs.js';
 import { loadSessions, scheduleSessions, showSessions, wireSessions } from './sessions.js';
 import { els, showError, state } from './state.js';
+import { wireTagChips } from './tagchips.js';
 
 // -- history: back and forward restore the view the URL names ----------------------------------
 
@@ -126,6 +128,8 @@ function wire() {
   });
   $('#scrim').addEventListener('click', closeNav);
   wirePrefs();
+  wireTagChips();
+  wireBulk();
   $('#keys-btn').addEventListener('click', () => $('#keys-dialog').showModal());
 }
 

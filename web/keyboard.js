@@ -1,9 +1,11 @@
-// Keyboard shortcuts: j/k or arrows, Enter, Delete, u, /, ?, n/p, Escape (the ? dialog in
-// index.html lists them). Keys typed into a field or a dialog are left to it.
+// Keyboard shortcuts: j/k or arrows, Enter, Delete, u, /, ?, n/p, Escape, and the bulk actions
+// x, Shift+A, Shift+I, Shift+U, t, Shift+T, Shift+R (the ? dialog in index.html lists them).
+// Keys typed into a field or a dialog are left to it.
 
+import { bulk, checkAllMatching, checkPage, clearChecks, hasChecks, toggle } from './bulk.js';
 import { $, isTyping } from './dom.js';
 import { goPage, select, setSearch } from './list.js';
-import { closeMessage, deleteMessage, moveOpen, openMessage, toggleRead } from './message.js';
+import { closeMessage, deleteMessage, moveOpen, openMessage, openTagDialog, toggleRead } from './message.js';
 import { closeNav, showView, toggleHelp, writeUrl } from './nav.js';
 import { openSession } from './sessions.js';
 import { els, state } from './state.js';
@@ -67,7 +69,34 @@ export function wireKeyboard() {
         else return;
         break;
       case 'Delete':
-        if (state.view === 'inbox') deleteMessage(state.openId || state.selected);
+        if (state.view === 'inbox' && hasChecks()) bulk.remove();
+        else if (state.view === 'inbox') deleteMessage(state.openId || state.selected);
+        break;
+      case 'x':
+        if (state.view === 'inbox' && (state.selected || state.openId)) toggle(state.selected || state.openId);
+        break;
+      case 'A': {
+        if (state.view !== 'inbox') return;
+        const page = $('#check-page');
+        if (page.checked && !$('#bulk-all').hidden) checkAllMatching();
+        else checkPage(true);
+        break;
+      }
+      case 'I':
+        if (hasChecks()) bulk.read();
+        break;
+      case 'U':
+        if (hasChecks()) bulk.unread();
+        break;
+      case 't':
+        if (hasChecks()) bulk.tag();
+        else if (state.message) openTagDialog();
+        break;
+      case 'T':
+        if (hasChecks()) bulk.untag();
+        break;
+      case 'R':
+        if (hasChecks() && state.config?.MessageRelay?.Enabled) bulk.release();
         break;
       case 'u':
         if (state.message) toggleRead();
@@ -87,6 +116,7 @@ export function wireKeyboard() {
         break;
       case 'Escape':
         if (!help.hidden) toggleHelp(false);
+        else if (state.view === 'inbox' && clearChecks()) break;
         else if (document.body.classList.contains('nav-open')) closeNav();
         else if (state.view === 'sessions' && state.sessionId) {
           state.sessionId = null;

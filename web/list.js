@@ -3,6 +3,7 @@
 // the list. Actions on many messages at once (delete all, mark all read) live here too.
 
 import { api } from './api.js';
+import { checkCell, isChecked, onListLoaded, refresh as refreshChecks, rowClickSelects } from './bulk.js';
 import {
   $, addressShort, addressText, drawFavicon, formatFullTime, formatSize, formatTime, h, plural,
 } from './dom.js';
@@ -48,6 +49,8 @@ export function updateTitle() {
 
 // -- the list ----------------------------------------------------------------------------------
 
+let loadedQuery = null;
+
 export async function loadList() {
   const seq = ++listSeq;
   const changesBefore = liveChanges;
@@ -67,6 +70,8 @@ export async function loadList() {
   setCounts(data.total, data.unread);
   renderTags();
   renderList();
+  onListLoaded(loadedQuery !== state.query);
+  loadedQuery = state.query;
 }
 
 export function scheduleRefresh(delay = 200) {
@@ -91,15 +96,19 @@ function renderRow(m) {
     'li',
     {
       id: `msg-${m.ID}`,
-      class: `row${m.Read ? '' : ' unread'}${m.ID === state.openId ? ' open' : ''}${selected ? ' selected' : ''}`,
+      class: `row${m.Read ? '' : ' unread'}${m.ID === state.openId ? ' open' : ''}${selected ? ' selected' : ''}${isChecked(m.ID) ? ' checked' : ''}`,
       role: 'option',
-      'aria-selected': selected ? 'true' : 'false',
+      // A multi-select listbox: selected means checked for bulk actions; the highlighted row is
+      // the active descendant.
+      'aria-selected': isChecked(m.ID) ? 'true' : 'false',
       dataset: { id: m.ID },
-      onclick: () => {
+      onclick: (e) => {
+        if (rowClickSelects(e, m.ID)) return;
         select(m.ID);
         openMessage(m.ID);
       },
     },
+    checkCell(m),
     h('span', { class: 'unread-dot', title: m.Read ? null : 'Unread', 'aria-label': m.Read ? null : 'unread' }),
     h(
       'div',
@@ -156,6 +165,7 @@ export function renderList() {
   updateActiveDescendant();
   $('#delete-all').hidden = Boolean(state.config?.HideDeleteAllButton) || empty;
   $('#mark-all-read').hidden = empty;
+  refreshChecks();
 }
 
 function updateActiveDescendant() {
@@ -165,14 +175,10 @@ function updateActiveDescendant() {
 
 export function select(id, scroll = false) {
   state.selected = id;
-  for (const row of els.list.querySelectorAll('.row.selected')) {
-    row.classList.remove('selected');
-    row.setAttribute('aria-selected', 'false');
-  }
+  for (const row of els.list.querySelectorAll('.row.selected')) row.classList.remove('selected');
   const row = id && document.getElementById(`msg-${id}`);
   if (row) {
     row.classList.add('selected');
-    row.setAttribute('aria-selected', 'true');
     if (scroll) row.scrollIntoView({ block: 'nearest' });
   }
   updateActiveDescendant();
@@ -291,7 +297,7 @@ export function onDelete(id) {
 
 // -- actions on many messages ------------------------------------------------------------------
 
-function confirmDialog(title, text, ok = 'Delete') {
+export function confirmDialog(title, text, ok = 'Delete') {
   const dlg = $('#confirm-dialog');
   $('#confirm-title').textContent = title;
   $('#confirm-text').textContent = text;

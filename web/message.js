@@ -9,6 +9,7 @@ import { loadList, onDelete, onUpdate, replaceRow, select, setSearch, tagChip } 
 import { showView, writeUrl } from './nav.js';
 import { openRelease, relayPanel, relayShown } from './release.js';
 import { showSessions, transcript } from './sessions.js';
+import { openTags } from './tagchips.js';
 import { ICONS, els, icon, showError, state, toast } from './state.js';
 
 const WIDTHS = { phone: 375, tablet: 768, desktop: 0 };
@@ -404,30 +405,19 @@ export async function deleteMessage(id) {
   if (!isTyping(document.activeElement)) els.list.focus({ preventScroll: true });
 }
 
-function openTagDialog() {
+export async function openTagDialog() {
   const m = state.message;
   if (!m) return;
-  const dlg = $('#tag-dialog');
-  const input = $('#tag-input');
-  input.value = (m.Tags || []).join(', ');
-  dlg.returnValue = '';
-  dlg.showModal();
-  dlg.addEventListener(
-    'close',
-    async () => {
-      if (dlg.returnValue !== 'ok') return;
-      const tags = [...new Set(input.value.split(',').map((t) => t.trim()).filter(Boolean))];
-      try {
-        await api.setTags([m.ID], tags);
-        // Sorted, as the server stores and reports them (its update event follows): shown in
-        // the typed order first, the chips would reorder a moment later.
-        onUpdate({ ID: m.ID, Tags: [...tags].sort() });
-      } catch (err) {
-        showError(err);
-      }
-    },
-    { once: true },
-  );
+  const tags = await openTags({ title: 'Tags', label: 'Tags of this message', tags: m.Tags || [] });
+  if (tags === null) return;
+  try {
+    await api.setTags([m.ID], tags);
+    // Sorted, as the server stores and reports them (its update event follows): shown in the
+    // typed order first, the chips would reorder a moment later.
+    onUpdate({ ID: m.ID, Tags: [...tags].sort() });
+  } catch (err) {
+    showError(err);
+  }
 }
 
 function openReleaseDialog() {

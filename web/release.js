@@ -10,10 +10,14 @@ export function relayShown(config) {
   return Boolean(r?.Enabled || r?.Forwarding);
 }
 
-// Open the release dialog for message `m`; `done(text)` reports the outcome (a toast).
+// Open the release dialog for message `m`, or a list of messages (each is released in turn);
+// `done(text)` reports the outcome (a toast).
 export function openRelease(m, config, done) {
   const relay = config?.MessageRelay;
-  if (!m || !relay?.Enabled) return;
+  const many = Array.isArray(m) ? m : [m];
+  if (!many.length || !many[0] || !relay?.Enabled) return;
+  [m] = many;
+  $('#release-title').textContent = many.length > 1 ? `Release ${many.length.toLocaleString()} messages` : 'Release message';
   const dlg = $('#release-dialog');
   const form = $('#release-form');
   const input = $('#release-to');
@@ -38,14 +42,20 @@ export function openRelease(m, config, done) {
     if (!to.length) return;
     submit.disabled = true;
     error.hidden = true;
+    let sent = 0;
     try {
-      const answer = await api.release(m.ID, to);
+      let answer = '';
+      for (const one of many) {
+        answer = await api.release(one.ID, to);
+        sent += 1;
+      }
       localStorage.setItem('mp.releaseTo', to.join(', '));
       dlg.close('ok');
-      done(answer === 'ok' ? `Released to ${to.join(', ')}` : `Release ${answer}`);
+      const what = many.length > 1 ? `${sent} messages` : '';
+      done(answer === 'ok' ? `Released ${what ? `${what} ` : ''}to ${to.join(', ')}` : `Release ${answer}`);
       refreshRelayTab(m.ID);
     } catch (err) {
-      error.textContent = err.message;
+      error.textContent = many.length > 1 ? `${sent} of ${many.length} released, then: ${err.message}` : err.message;
       error.hidden = false;
       submit.disabled = false;
       refreshRelayTab(m.ID);
