@@ -98,6 +98,7 @@ class Server:
                 self.bus,
                 self.mailbox.telemetry,
                 limit=cfg.webhook_limit,
+                rate=cfg.webhook_rate,
                 delay=cfg.webhook_delay,
                 label=cfg.label,
             ).start()

@@ -150,13 +150,13 @@ def test_events_over_the_queue_bound_are_dropped_and_counted(
         hook.stop()
 
 
-def test_rate_limit_spaces_requests_but_delivers_all(
+def test_webhook_rate_spaces_requests_but_delivers_all(
     receiver_factory: Callable[..., Receiver],
 ) -> None:
     receiver = receiver_factory()
     bus = events.Bus()
     tel = Telemetry()
-    hook = Webhook(receiver.url, bus, tel, limit=50).start()
+    hook = Webhook(receiver.url, bus, tel, limit=0, rate=50).start()
     try:
         for i in range(5):
             bus.publish(events.NewMessage({"ID": str(i)}))
@@ -188,3 +188,54 @@ def test_a_receiver_that_always_fails_is_given_up_and_the_next_is_sent(
 def test_bad_webhook_url_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError, match="--webhook-url"):
         validate(Config(webhook_url=url))
+
+
+def test_webhook_limit_sends_the_first_message_of_each_window_as_mailpit(
+    receiver_factory: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_factory()
+    bus = events.Bus()
+    tel = Telemetry()
+    hook = Webhook(receiver.url, bus, tel, limit=3600).start()  # one an hour: only the first
+    try:
+        for i in range(5):
+            bus.publish(events.NewMessage({"ID": str(i)}))
+        wait_until(lambda: hook.limited == 4 and len(receiver.received) == 1, what="1 sent")
+        assert receiver.received == [{"ID": "0"}]
+        assert tel.counter("webhook_deliveries")[("limited",)] == 4
+        assert hook.dropped == 0
+    finally:
+        hook.stop()
+
+
+def test_webhook_limit_opens_again_once_its_window_has_passed(
+    receiver_factory: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_factory()
+    bus = events.Bus()
+    hook = Webhook(receiver.url, bus, Telemetry(), limit=1).start()
+    published = 0
+
+    def publish_until_a_second_is_sent() -> bool:
+        nonlocal published
+        bus.publish(events.NewMessage({"ID": str(published)}))
+        published += 1
+        return len(receiver.received) >= 2
+
+    try:
+        wait_until(publish_until_a_second_is_sent, what="a request in the next window")
+        wait_until(lambda: hook.limited + 2 == published, what="every message accounted for")
+        first, second = (int(b["ID"]) for b in receiver.received[:2])
+        assert first == 0 and second > 1  # the messages in between were not sent
+        assert hook.limited == published - 2
+    finally:
+        hook.stop()
+
+
+def test_webhook_limit_and_rate_from_mailpits_variable_and_ours() -> None:
+    from mailpit_py.cli import config_from
+
+    cfg = config_from([], {"MP_WEBHOOK_LIMIT": "5", "MP_WEBHOOK_RATE": "3"})
+    assert (cfg.webhook_limit, cfg.webhook_rate) == (5, 3)
+    with pytest.raises(ConfigError, match="--webhook-rate"):
+        validate(Config(webhook_rate=-1))

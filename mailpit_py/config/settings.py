@@ -578,7 +578,21 @@ class Config:
         1,
         flags=("--webhook-limit",),
         env="MP_WEBHOOK_LIMIT",
-        help="webhook requests per second, 0 for no limit; events over it wait their turn",
+        help=(
+            "at most one webhook request every N seconds, as in Mailpit: messages in between "
+            "are not sent (0: every message)"
+        ),
+        convert=parse_int,
+        metavar="N",
+    )
+    webhook_rate: int = setting(
+        0,
+        flags=("--webhook-rate",),
+        env="MP_WEBHOOK_RATE",
+        help=(
+            "at most N webhook requests a second, the others waiting their turn (0: no pacing); "
+            "with --webhook-limit 0 every message is sent"
+        ),
         convert=parse_int,
         metavar="N",
     )

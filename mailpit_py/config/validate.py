@@ -220,7 +220,9 @@ def _integrations(config: Config) -> None:
             f"--webhook-url: {config.webhook_url!r} is not an http:// or https:// URL"
         )
     if config.webhook_limit < 0:
-        raise ConfigError("--webhook-limit must be 0 (no limit) or requests per second")
+        raise ConfigError("--webhook-limit must be 0 (every message) or seconds between requests")
+    if config.webhook_rate < 0:
+        raise ConfigError("--webhook-rate must be 0 (no pacing) or requests per second")
     if config.log_format not in ("text", "json"):
         raise ConfigError(f"--log-format: {config.log_format!r} is not text or json")
 

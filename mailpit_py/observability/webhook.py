@@ -1,9 +1,11 @@
 """Webhook: POST the summary of each new message to a URL, in order, from its own thread.
 
-Mailpit drops events over its rate limit and never retries. Here every event waits its turn in a
-bounded queue and is retried with backoff when the receiver fails; only when the queue is full
-are new events dropped, and counted. The bus reader only appends to that queue, so a slow or
-dead receiver never slows SMTP.
+As Mailpit's, `--webhook-limit N` sends at most one request every N seconds: the first message
+of each window is sent and those that follow it within the window are not (counted as limited).
+Beyond Mailpit, what is sent waits its turn in a bounded queue, paced by `--webhook-rate`, and
+is retried with backoff when the receiver fails (Mailpit never retries); only when the queue is
+full are new events dropped, and counted. The bus reader only appends to that queue, so a slow
+or dead receiver never slows SMTP.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Webhook:
         telemetry: Telemetry,
         *,
         limit: float = 1.0,
+        rate: float = 0.0,
         delay: float = 0.0,
         label: str = "",
         queue_size: int = QUEUE_SIZE,
@@ -48,7 +51,8 @@ class Webhook:
         self.url = url
         self.bus = bus
         self.telemetry = telemetry
-        self.interval = 1.0 / limit if limit > 0 else 0.0  # --webhook-limit: requests per second
+        self.every = limit  # --webhook-limit: seconds from one request sent to the next (0: any)
+        self.interval = 1.0 / rate if rate > 0 else 0.0  # --webhook-rate: requests per second
         self.delay = delay  # --webhook-delay: seconds from a message's arrival to its request
         self.label = label
         self.queue_size = queue_size
@@ -61,7 +65,9 @@ class Webhook:
         self._sub: events.Subscription | None = None
         self._threads: list[threading.Thread] = []
         self.dropped = 0
+        self.limited = 0  # messages not sent for --webhook-limit
         self.delivered = 0
+        self._chosen: float | None = None  # when the last message to be sent arrived
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -108,7 +114,19 @@ class Webhook:
                 return
             event = sub.get(timeout=0.5)
             if isinstance(event, events.NewMessage):
-                self.enqueue(event.data)
+                self.offer(event.data)
+
+    def offer(self, summary: dict[str, Any]) -> bool:
+        """Queue a new message's summary unless --webhook-limit skips it, as Mailpit does: one
+        message in each window of `every` seconds (its first) is sent, the others are not."""
+        now = time.monotonic()
+        if self.every > 0 and self._chosen is not None and now - self._chosen < self.every:
+            self.limited += 1
+            self.telemetry.inc("webhook_deliveries", "limited")
+            log.debug("webhook: message %s not sent (--webhook-limit)", summary.get("ID"))
+            return False
+        self._chosen = now
+        return self.enqueue(summary)
 
     def enqueue(self, summary: dict[str, Any]) -> bool:
         """Queue one message summary; False (and counted as dropped) when the queue is full."""

@@ -40,7 +40,7 @@ LABELLED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "webhook_deliveries",
         "mailpit_webhook_deliveries",
-        "Webhook deliveries by outcome (delivered, retried, failed, dropped)",
+        "Webhook deliveries by outcome (delivered, retried, failed, dropped, limited)",
         ("outcome",),
     ),
 )
