@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "send": "send a test message and show the SMTP conversation (like swaks)",
     "ingest": "import .eml files, mbox files and Maildir folders",
     "dump": "export messages as .eml files",
+    "migrate": "copy messages and sessions between stores (SQLite, PostgreSQL)",
     "queue": "list the relay outbox like mailq (age, attempts, next try, last error)",
     "readyz": "exit 0 when an instance is ready (for Docker health checks)",
     "config": "print every setting, its effective value and where it came from",

@@ -1,0 +1,355 @@
+"""`mailpit-py migrate`: copy every message and the SMTP session log from one store to another."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mailpit_py.commands._common import (
+    EX_CANTCREAT,
+    EX_DATAERR,
+    EX_NOINPUT,
+    EX_OK,
+    EX_SOFTWARE,
+    EX_USAGE,
+    CommandError,
+    Progress,
+    error,
+)
+
+if TYPE_CHECKING:
+    from mailpit_py.mailbox.facade import Mailbox
+    from mailpit_py.store.interface import StoreBackend
+    from mailpit_py.store.records import MessageRecord
+
+PROG = "mailpit-py migrate"
+
+EXAMPLES = """\
+A store is a SQLite database file or a PostgreSQL URL (postgresql://USER:PASS@HOST:5432/DB).
+Each message keeps its ID, received time, raw bytes (byte for byte), envelope, tags, read
+state, IMAP flags and check results; the SMTP session log is copied too. Not copied: the relay
+outbox (copies waiting to be sent). Stop the servers on both stores first, or messages that
+arrive meanwhile may be missed; the destination must be empty unless --append is given.
+
+exit status: 0 done; 64 bad usage; 65 the destination is not empty (without --append);
+66 the source is missing or cannot be opened; 73 the destination cannot be opened;
+70 a message could not be copied.
+
+examples:
+  mailpit-py migrate --from mail.db --to postgresql://mailpit:secret@db:5432/mailpit
+  mailpit-py migrate --from postgresql://mailpit:secret@db/mailpit --to backup.db
+  mailpit-py migrate --from old.db --to new.db --append
+"""
+
+# A write job holds at most this many messages, or this many bytes of raw mail: few commits
+# for many small messages, and a batch of big ones never sits in memory together.
+BATCH_MESSAGES = 200
+BATCH_BYTES = 32 * 1024 * 1024
+SESSIONS_PAGE = 1000
+PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
+
+
+def is_url(spec: str) -> bool:
+    return spec.startswith(("postgresql://", "postgres://"))
+
+
+def shown(spec: str) -> str:
+    """A store as it may be printed: a URL's password masked."""
+    from mailpit_py.commands.config import mask
+
+    return str(mask("database", spec))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Copy every message, with its ID, time, raw bytes, tags and read state, "
+        "and the SMTP session log from one store to another: SQLite to PostgreSQL, back, or "
+        "SQLite to SQLite.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="SRC",
+        required=True,
+        help="the store to read: a SQLite database file or a postgresql:// URL",
+    )
+    parser.add_argument(
+        "--to",
+        dest="dest",
+        metavar="DST",
+        required=True,
+        help="the store to write: a SQLite database file (created if missing) or a "
+        "postgresql:// URL (its database must exist)",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add to a destination that already holds messages (those with an ID it already "
+        "has, and sessions it already has, are skipped)",
+    )
+    return parser
+
+
+def open_store(spec: str, role: str, code: int) -> Mailbox:
+    """The store `spec` names, opened as the server opens it (so its schema is brought up to
+    date); a Mailbox without retention, whose store the copy reads or writes."""
+    from mailpit_py.config.settings import Config
+    from mailpit_py.mailbox.facade import Mailbox
+    from mailpit_py.store.records import StoreError
+
+    try:
+        return Mailbox(Config(database=spec, max_messages=0))
+    except (StoreError, OSError, ImportError) as exc:
+        raise CommandError(f"cannot open the {role} {shown(spec)}: {exc}", code) from None
+
+
+def check_paths(source: str, dest: str) -> None:
+    if ":memory:" in (source, dest):
+        raise CommandError(
+            "':memory:' is no store to copy from or to: give a database file or a URL", EX_USAGE
+        )
+    if not is_url(source) and not os.path.isfile(source):
+        raise CommandError(
+            f"--from {source}: no such database file (give the file the server was run with "
+            "-d/--database, or a postgresql:// URL)",
+            EX_NOINPUT,
+        )
+    if not is_url(dest):
+        parent = os.path.dirname(os.path.abspath(dest))
+        if not os.path.isdir(parent):
+            raise CommandError(
+                f"--to {dest}: the directory {parent} does not exist: create it first",
+                EX_CANTCREAT,
+            )
+    same = source == dest
+    if not is_url(source) and not is_url(dest) and os.path.exists(dest):
+        same = os.path.samefile(source, dest)
+    if same:
+        raise CommandError("--from and --to name the same store: nothing to copy", EX_USAGE)
+
+
+@dataclass
+class Outcome:
+    messages: int = 0
+    skipped: int = 0
+    sessions: int = 0
+    sessions_skipped: int = 0
+
+
+def message_record(src: StoreBackend, uid: str) -> tuple[MessageRecord, int] | None:
+    """A stored message as insert_message takes it, from the source's reads: its raw bytes
+    parsed again for the parts and the search index, and every field the source stored (ID,
+    time, summary, envelope and detail, transcript, tags) as it stored it; and its read flag."""
+    from mailpit_py.mailbox.record import build_record
+    from mailpit_py.models import Envelope
+    from mailpit_py.parse.message import parse_message
+    from mailpit_py.store import detailcodec
+
+    found = src.message_data(uid)
+    raw = src.raw(uid)
+    if found is None or raw is None:
+        return None  # deleted meanwhile
+    row, detail, transcript = found
+    env = detailcodec.decode(detail).get("Envelope") or {}
+    envelope = Envelope(str(env.get("From", "")), tuple(env.get("To") or ()))
+    rec = build_record(
+        uid,
+        parse_message(raw, envelope),
+        raw,
+        created=float(row["created"]),
+        username=row["username"],
+        session_uid=row["session_uid"],
+        transcript=transcript,
+        envelope=envelope,
+    )
+    rec = rec._replace(
+        detail=detail,  # as stored: it holds what parsing alone cannot know (origin, ...)
+        tags=json.loads(row["tags_json"] or "[]"),
+        message_id=row["message_id"],
+        subject=row["subject"],
+        from_json=row["from_json"],
+        to_json=row["to_json"],
+        cc_json=row["cc_json"],
+        bcc_json=row["bcc_json"],
+        reply_to_json=row["reply_to_json"],
+        snippet=row["snippet"],
+        attachments=int(row["attachments"]),
+        inline_count=int(row["inline_count"]),
+    )
+    return rec, int(row["read"])
+
+
+@dataclass
+class Item:
+    rec: MessageRecord
+    read: bool
+    flags: set[str]
+    checks: str | None
+
+
+def batches(
+    src: StoreBackend, uids: Sequence[str], flags: dict[int, set[str]], ids: dict[str, int]
+) -> Iterator[list[Item]]:
+    batch: list[Item] = []
+    size = 0
+    for uid in uids:
+        made = message_record(src, uid)
+        if made is None:
+            continue
+        rec, read = made
+        batch.append(Item(rec, bool(read), flags.get(ids[uid], set()), src.checks(uid)))
+        size += rec.size
+        if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def write_batch(dst: StoreBackend, batch: list[Item]) -> None:
+    """One write job: the messages, then their read flags, IMAP flags and check results."""
+    now = time.time()
+
+    def job(store: StoreBackend) -> None:
+        flags: dict[int, set[str]] = {}
+        for item in batch:
+            rowid = store.insert_message(item.rec)
+            if item.read:
+                store.set_read([item.rec.uid], True)
+            if item.flags:
+                flags[rowid] = item.flags
+            if item.checks is not None:
+                store.save_checks(item.rec.uid, now, item.checks)
+        if flags:
+            store.set_imap_flags(flags)
+
+    dst.write(job, timeout=None)
+
+
+def copy_messages(src: StoreBackend, dst: StoreBackend, progress: Progress, out: Outcome) -> None:
+    index = src.index()  # oldest first: the destination numbers them (IMAP UIDs) in that order
+    ids = {uid: rowid for rowid, uid, *_ in index}
+    todo = [uid for _, uid, *_ in index if dst.summary(uid) is None]
+    out.skipped = len(index) - len(todo)
+    progress.total = len(todo)
+    flags = src.imap_flags()
+    said = time.monotonic()
+    for batch in batches(src, todo, flags, ids):
+        write_batch(dst, batch)
+        out.messages += len(batch)
+        progress.update(f"{out.messages} messages", count=out.messages)
+        if not progress.enabled and time.monotonic() - said >= PROGRESS_EVERY:
+            # Not a terminal (a log, a CI job): a plain line now and then instead of the bar.
+            said = time.monotonic()
+            print(f"{PROG}: {out.messages}/{len(todo)} messages copied", file=sys.stderr)
+    dst.index_barrier(timeout=None)
+
+
+def copy_sessions(src: StoreBackend, dst: StoreBackend, out: Outcome) -> None:
+    from mailpit_py.store.records import SessionRecord
+
+    rows = []
+    start = 0
+    while True:
+        page = list(src.sessions(start, SESSIONS_PAGE))
+        rows.extend(page)
+        if len(page) < SESSIONS_PAGE:
+            break
+        start += SESSIONS_PAGE
+    records = []
+    for row in reversed(rows):  # oldest first, as they were logged
+        if dst.session(row["uid"]) is not None:
+            out.sessions_skipped += 1
+            continue
+        messages = row["messages"]
+        records.append(
+            SessionRecord(
+                uid=row["uid"],
+                started=float(row["started"]),
+                ended=float(row["ended"]),
+                peer=row["peer"],
+                local=row["local"],
+                helo=row["helo"],
+                tls=bool(row["tls"]),
+                username=row["username"],
+                outcome=row["outcome"],
+                messages=json.loads(messages) if isinstance(messages, str) else list(messages),
+                transcript=row["transcript"],
+            )
+        )
+    if not records:
+        return
+    keep = dst.session_count() + len(records)  # the server's --smtp-session-history trims later
+
+    def job(store: StoreBackend) -> None:
+        for rec in records:
+            store.insert_session(rec, keep)
+
+    dst.write(job, timeout=None)
+    out.sessions = len(records)
+
+
+def migrate(source: str, dest: str, append: bool) -> Outcome:
+    from mailpit_py.store.records import StoreError
+
+    check_paths(source, dest)
+    src_box = open_store(source, "source", EX_NOINPUT)
+    try:
+        dst_box = open_store(dest, "destination", EX_CANTCREAT)
+        try:
+            src, dst = src_box.store, dst_box.store
+            held, sessions = dst.counts()[0], dst.session_count()
+            if (held or sessions) and not append:
+                raise CommandError(
+                    f"the destination {shown(dest)} already holds {held} messages and "
+                    f"{sessions} sessions: migrate into an empty database, or add --append to "
+                    "add to them (messages and sessions it already has are skipped)",
+                    EX_DATAERR,
+                )
+            out = Outcome()
+            progress = Progress("migrate")
+            try:
+                copy_messages(src, dst, progress, out)
+                copy_sessions(src, dst, out)
+            except StoreError as exc:
+                raise CommandError(
+                    f"copying stopped after {out.messages} messages: {exc} (what was copied "
+                    "stays; run again with --append to copy the rest)",
+                    EX_SOFTWARE,
+                ) from None
+            finally:
+                progress.done()
+            return out
+        finally:
+            dst_box.close()
+    finally:
+        src_box.close()
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        out = migrate(args.source, args.dest, args.append)
+    except CommandError as exc:
+        error(PROG, str(exc))
+        return exc.code
+    skipped = ""
+    if out.skipped or out.sessions_skipped:
+        skipped = (
+            f" (already there, skipped: {out.skipped} messages, {out.sessions_skipped} sessions)"
+        )
+    print(
+        f"{PROG}: copied {out.messages} messages and {out.sessions} sessions from "
+        f"{shown(args.source)} to {shown(args.dest)}{skipped}",
+        file=sys.stderr,
+    )
+    return EX_OK

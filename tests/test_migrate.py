@@ -1,0 +1,185 @@
+"""`mailpit-py migrate`: a store filled over real SMTP is copied, and a server started on the
+copy shows the same messages (raw bytes, IDs, times, tags, read state) and sessions."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import subprocess
+import sys
+import urllib.request
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import make_server, send_raw
+from mailpit_py.server import Server
+
+MAILPIT = [sys.executable, "-m", "mailpit_py"]
+
+# Bytes a parser or a text column could mangle: Latin-1 in a header and the body, bytes that
+# are no UTF-8 at all, a line that was dot-stuffed, trailing blanks, a tab, a very long line.
+ODD = (
+    b"From: Zo\xe9 <zoe@example.com>\r\nTo: rcpt@example.org\r\n"
+    b"Subject: caf\xe9 \xff\xfe odd bytes\r\nX-Odd:\t \x01\x7f\r\n\r\n"
+    b"na\xefve body \xc3\x28 \xed\xa0\x80\r\n.a line that began with a dot\r\n"
+    b"trailing blanks   \r\n" + b"x" * 5000 + b"\r\n"
+)
+
+
+def api(mp: Server, path: str, method: str = "GET", body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(mp.http_url.rstrip("/") + path, data=data, method=method)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        payload = resp.read()
+    if path.endswith("/raw") or method != "GET":
+        return payload  # raw bytes; "ok"
+    return json.loads(payload)
+
+
+def fill(db: str) -> None:
+    """Messages over real SMTP (tags, a binary attachment, odd bytes), one marked read."""
+    with make_server(database=db, max_messages=0) as mp:
+        tagged = EmailMessage()
+        tagged["From"], tagged["To"], tagged["Subject"] = "a@example.com", "b@example.org", "tagged"
+        tagged["X-Tags"] = "alpha, beta"
+        tagged.set_content("tags travel along\n")
+        binary = EmailMessage()
+        binary["From"], binary["To"], binary["Subject"] = "c@example.com", "d@example.org", "bin"
+        binary.set_content("see the attachment\n")
+        binary.add_attachment(
+            bytes(range(256)) * 40, maintype="application", subtype="octet-stream", filename="b.bin"
+        )
+        with smtplib.SMTP(*mp.smtp_address) as client:  # one session, two messages
+            client.send_message(tagged)
+            client.send_message(binary)
+        odd = send_raw(mp, ODD)
+        api(mp, "/api/v1/messages", "PUT", {"IDs": [odd], "Read": True})
+
+
+def snapshot(db: str) -> dict[str, Any]:
+    """What the API of a server on `db` shows: every message (summary, view, raw) and session."""
+    with make_server(database=db, max_messages=0) as mp:
+        listing = api(mp, "/api/v1/messages?limit=0")
+        messages = listing["messages"]
+        views = {m["ID"]: api(mp, f"/api/v1/message/{m['ID']}") for m in messages}
+        # Opening a message marks it read, as Mailpit does: put the read state back as it was.
+        unread = [m["ID"] for m in messages if not m["Read"]]
+        if unread:
+            api(mp, "/api/v1/messages", "PUT", {"IDs": unread, "Read": False})
+        return {
+            "total": listing["total"],
+            "unread": listing["unread"],
+            "summaries": messages,
+            "views": views,
+            "raw": {m["ID"]: api(mp, f"/api/v1/message/{m['ID']}/raw") for m in messages},
+            "tags": api(mp, "/api/v1/tags"),
+            "sessions": api(mp, "/api/v1/sessions?limit=0")["sessions"],
+            "search": [m["ID"] for m in api(mp, "/api/v1/search?query=attachment")["messages"]],
+        }
+
+
+def migrate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MAILPIT, "migrate", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    db = str(tmp_path_factory.mktemp("source") / "source.db")
+    fill(db)
+    return db, snapshot(db)
+
+
+def assert_same(copy: dict[str, Any], original: dict[str, Any]) -> None:
+    assert copy["raw"] == original["raw"]  # byte for byte, under the same IDs
+    assert copy["summaries"] == original["summaries"]  # order, times, read flags, tags...
+    assert copy["views"] == original["views"]
+    assert (copy["total"], copy["unread"], copy["tags"]) == (
+        original["total"],
+        original["unread"],
+        original["tags"],
+    )
+    assert copy["sessions"] == original["sessions"]
+    assert copy["search"] == original["search"]  # the search index was built too
+
+
+def test_the_source_holds_what_the_migration_must_carry(source: tuple[str, Any]) -> None:
+    _, original = source
+    assert original["total"] == 3 and original["unread"] == 2
+    assert ["alpha", "beta"] in [m["Tags"] for m in original["summaries"]]
+    assert ODD in original["raw"].values()
+    assert [len(s["Messages"]) for s in original["sessions"]] == [1, 2]
+    assert len(original["search"]) == 1
+
+
+def test_sqlite_to_sqlite_keeps_raw_bytes_ids_times_tags_read_state_and_sessions(
+    source: tuple[str, Any], tmp_path: Path
+) -> None:
+    db, original = source
+    dest = str(tmp_path / "copy.db")
+    proc = migrate("--from", db, "--to", dest)
+    assert proc.returncode == 0, proc.stderr
+    assert f"copied 3 messages and 2 sessions from {db} to {dest}" in proc.stderr
+    assert_same(snapshot(dest), original)
+
+
+def test_a_destination_holding_messages_is_refused_unless_append(
+    source: tuple[str, Any], tmp_path: Path
+) -> None:
+    db, original = source
+    dest = str(tmp_path / "copy.db")
+    assert migrate("--from", db, "--to", dest).returncode == 0
+    proc = migrate("--from", db, "--to", dest)
+    assert proc.returncode == 65
+    assert "already holds 3 messages and 2 sessions" in proc.stderr
+    assert "add --append" in proc.stderr
+    # --append skips what is there: nothing is doubled.
+    proc = migrate("--from", db, "--to", dest, "--append")
+    assert proc.returncode == 0, proc.stderr
+    assert "copied 0 messages and 0 sessions" in proc.stderr
+    assert "skipped: 3 messages, 2 sessions" in proc.stderr
+    assert_same(snapshot(dest), original)
+
+
+def test_append_adds_what_the_destination_lacks(source: tuple[str, Any], tmp_path: Path) -> None:
+    db, original = source
+    dest = str(tmp_path / "partial.db")
+    with make_server(database=dest, max_messages=0) as mp:
+        other = send_raw(mp, b"Subject: already here\r\n\r\nhello\r\n")
+    proc = migrate("--from", db, "--to", dest, "--append")
+    assert proc.returncode == 0, proc.stderr
+    copy = snapshot(dest)
+    assert copy["total"] == 4
+    assert set(copy["raw"]) == {other, *original["raw"]}
+    assert all(copy["raw"][uid] == raw for uid, raw in original["raw"].items())
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--from", "{tmp}/nothing.db", "--to", "{tmp}/x.db"], 66, "no such database file"),
+        (["--from", "{src}", "--to", "{src}"], 64, "name the same store"),
+        (["--from", "{src}", "--to", "{tmp}/no/such/dir/x.db"], 73, "does not exist: create"),
+        (["--from", ":memory:", "--to", "{tmp}/x.db"], 64, "':memory:' is no store"),
+        (["--to", "{tmp}/x.db"], 2, "the following arguments are required: --from"),
+    ],
+)
+def test_bad_stores_get_an_error_that_says_how_to_fix_it(
+    source: tuple[str, Any], tmp_path: Path, args: list[str], code: int, says: str
+) -> None:
+    db, _ = source
+    proc = migrate(*(a.format(tmp=tmp_path, src=db) for a in args))
+    assert proc.returncode == code, proc.stderr
+    assert says in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not SQLite\n" * 100)
+    proc = migrate("--from", str(junk), "--to", str(tmp_path / "x.db"))
+    assert proc.returncode == 66, proc.stderr
+    assert f"cannot open the source {junk}" in proc.stderr
+    assert "Traceback" not in proc.stderr
