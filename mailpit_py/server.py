@@ -10,7 +10,7 @@ from mailpit_py import events
 from mailpit_py.checks.service import Checks
 from mailpit_py.config.settings import Config
 from mailpit_py.config.validate import validate
-from mailpit_py.mailaccess.access import access_for
+from mailpit_py.mailaccess.access import access_for, enabled
 from mailpit_py.mailaccess.imap.server import ImapServer
 from mailpit_py.mailaccess.pop3 import Pop3Server
 from mailpit_py.mailbox.facade import Mailbox
@@ -197,7 +197,7 @@ class Server:
             return "SMTP is not listening"
         if self.http is None:
             return "HTTP is not listening"
-        if self.config.pop3_addr and self.pop3 is None:
+        if enabled(self.config, "pop3") and self.pop3 is None:
             return "POP3 is not listening"
         if self.config.imap_addr and self.imap is None:
             return "IMAP is not listening"

@@ -557,7 +557,8 @@ def test_curl_lists_searches_and_fetches_over_imap(imap_server: Server) -> None:
 
 
 def test_imap_logins_default_to_the_pop3_list_and_are_required() -> None:
-    with make_server(imap_addr="127.0.0.1:0", pop3_auth="pat:pw") as mp:
+    # (pop3_addr "": POP3's logins would start POP3 on Mailpit's fixed port 1110)
+    with make_server(imap_addr="127.0.0.1:0", pop3_auth="pat:pw", pop3_addr="") as mp:
         client = imaplib.IMAP4(*mp.imap_address, timeout=10)
         client.login("pat", "pw")
         client.logout()

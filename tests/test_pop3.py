@@ -222,7 +222,10 @@ def test_pop3_password_may_hold_spaces_and_bcrypt_hashes(tmp_path: Path) -> None
 
 def test_pop3_stls_upgrades_then_logs_in() -> None:
     with make_server(
-        pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_tls_cert="sans:localhost,127.0.0.1"
+        pop3_addr="127.0.0.1:0",
+        pop3_auth=AUTH,
+        pop3_tls_cert="sans:localhost,127.0.0.1",
+        pop3_starttls=True,  # ours: Mailpit's POP3 has implicit TLS only
     ) as mp:
         send_raw(mp, message("secret mail"))
         client = poplib.POP3(*mp.pop3_address, timeout=10)
@@ -241,12 +244,13 @@ def test_pop3_stls_upgrades_then_logs_in() -> None:
         client.quit()
 
 
-def test_pop3_implicit_tls() -> None:
+@pytest.mark.parametrize("implicit_flag", [False, True])
+def test_pop3_with_a_certificate_is_implicit_tls_as_in_mailpit(implicit_flag: bool) -> None:
     with make_server(
         pop3_addr="127.0.0.1:0",
         pop3_auth=AUTH,
         pop3_tls_cert="sans:localhost",
-        pop3_tls_implicit=True,
+        pop3_tls_implicit=implicit_flag,  # still accepted, and now what a certificate means
     ) as mp:
         send_raw(mp, message("over tls"))
         context = ssl.create_default_context()
@@ -300,8 +304,46 @@ def test_pop3_without_logins_is_a_config_error() -> None:
         validate(Config(pop3_addr="127.0.0.1:0", pop3_auth_file="/nonexistent"))
     with pytest.raises(ConfigError, match="MP_POP3_AUTH.*not user:password"):
         validate(Config(pop3_addr="127.0.0.1:0", pop3_auth="nocolon"))
+    with pytest.raises(ConfigError, match="--pop3-starttls needs --pop3-tls-cert"):
+        validate(Config(pop3_addr="127.0.0.1:0", pop3_auth=AUTH, pop3_starttls=True))
+    with pytest.raises(ConfigError, match="both kinds of TLS"):
+        validate(
+            Config(
+                pop3_addr="127.0.0.1:0",
+                pop3_auth=AUTH,
+                pop3_tls_cert="sans:localhost",
+                pop3_starttls=True,
+                pop3_tls_implicit=True,
+            )
+        )
     # Off means off: no logins needed.
-    validate(Config(pop3_auth_file="/nonexistent-but-unused"))
+    validate(Config(pop3_addr="", pop3_auth_file="/nonexistent-but-unused"))
+
+
+def test_pop3_logins_alone_start_pop3_on_mailpits_address() -> None:
+    from mailpit_py.mailaccess.access import access_for
+
+    config = config_from([], {"MP_POP3_AUTH": AUTH})
+    access = access_for(config, "pop3")
+    assert access is not None and access.addr == "[::]:1110"
+    assert access.credentials.entries.keys() == {"ann", "bob"}
+    # Without logins POP3 stays off on its default address, silently, as Mailpit's does.
+    assert access_for(config_from([], {}), "pop3") is None
+    validate(config_from([], {}))
+    # --pop3 '' turns it off even with logins.
+    assert access_for(config_from(["--pop3", ""], {"MP_POP3_AUTH": AUTH}), "pop3") is None
+
+
+def test_the_default_pop3_address_takes_ipv4_clients_too(tmp_path: Path) -> None:
+    # Mailpit's [::] is dual-stack; a port of our own choosing stands in for 1110 here.
+    with make_server(pop3_addr="[::]:0", pop3_auth=AUTH) as mp:
+        client = poplib.POP3("127.0.0.1", mp.pop3_address[1], timeout=10)
+        client.user("ann")
+        client.pass_("secret")
+        assert client.stat() == (0, 0)
+        client.quit()
+    with make_server() as mp:  # no logins: no POP3, and ready all the same
+        assert mp.pop3 is None and mp.not_ready() == ""
 
 
 def test_pop3_flags_and_variables_reach_the_config() -> None:

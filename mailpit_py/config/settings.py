@@ -468,7 +468,10 @@ class Config:
         "",
         flags=("--pop3",),
         env="MP_POP3_BIND_ADDR",
-        help="POP3 listen address, HOST:PORT, e.g. 127.0.0.1:1110 (default: off; needs logins)",
+        help=(
+            "POP3 listen address, HOST:PORT; POP3 runs there once it has logins (--pop3-auth, "
+            "--pop3-auth-file), as in Mailpit; '' turns it off"
+        ),
         metavar="ADDR",
     )
     pop3_auth_file: str = setting(
@@ -493,7 +496,8 @@ class Config:
         flags=("--pop3-tls-cert",),
         env="MP_POP3_TLS_CERT",
         help=(
-            "PEM certificate for POP3 STLS (or implicit TLS); sans:HOST,... makes a self-signed one"
+            "PEM certificate: POP3 speaks TLS from the first byte (POP3S), as Mailpit's; "
+            "sans:HOST,... makes a self-signed one"
         ),
         metavar="FILE",
     )
@@ -508,9 +512,13 @@ class Config:
         False,
         flags=("--pop3-tls-implicit",),
         env="MP_POP3_TLS_IMPLICIT",
-        help=(
-            "POP3 speaks TLS from the first byte (POP3S, as Mailpit does) instead of offering STLS"
-        ),
+        help="accepted: POP3 with a certificate speaks TLS from the first byte anyway",
+    )
+    pop3_starttls: bool = setting(
+        False,
+        flags=("--pop3-starttls",),
+        env="MP_POP3_STARTTLS",
+        help="with --pop3-tls-cert, POP3 starts in plain text and offers STLS instead",
     )
     imap_addr: str = setting(
         "",

@@ -19,6 +19,9 @@ SANS_PREFIX = "sans:"  # as in tls.py, which loads cryptography: only when a ser
 
 PROTOCOLS = ("pop3", "imap")
 
+# Mailpit's POP3 address: its server starts there whenever it has logins, unless --pop3 is "".
+POP3_DEFAULT_ADDR = "[::]:1110"
+
 
 @dataclass(frozen=True)
 class Access:
@@ -52,7 +55,7 @@ def validate_mail_access(config: Config) -> None:
     checked further (as Mailpit, a TLS file for a server that is off is ignored)."""
     for proto in PROTOCOLS:
         addr = getattr(config, f"{proto}_addr")
-        if not addr:
+        if not addr or _off_by_default(config, proto):
             continue
         flag = f"--{proto}"
         split_hostport(addr, flag)
@@ -64,6 +67,16 @@ def validate_mail_access(config: Config) -> None:
             )
         cert = getattr(config, f"{proto}_tls_cert")
         key = getattr(config, f"{proto}_tls_key")
+        if proto == "pop3" and config.pop3_starttls:
+            if not cert:
+                raise ConfigError(
+                    "--pop3-starttls needs --pop3-tls-cert (a PEM file, or sans:localhost for a "
+                    "self-signed certificate)"
+                )
+            if config.pop3_tls_implicit:
+                raise ConfigError(
+                    "--pop3-starttls and --pop3-tls-implicit ask for both kinds of TLS: give one"
+                )
         if getattr(config, f"{proto}_tls_implicit") and not cert:
             raise ConfigError(
                 f"{flag}-tls-implicit needs {flag}-tls-cert (a PEM file, or sans:localhost for "
@@ -80,7 +93,7 @@ def validate_mail_access(config: Config) -> None:
 def access_for(config: Config, proto: str) -> Access | None:
     """The listener settings of POP3 or IMAP, TLS context built; None when that server is off."""
     addr = getattr(config, f"{proto}_addr")
-    if not addr:
+    if not addr or _off_by_default(config, proto):
         return None
     creds = credentials_for(config, proto)
     if creds is None:  # validate() refuses this; keep the promise here too
@@ -93,8 +106,27 @@ def access_for(config: Config, proto: str) -> Access | None:
         if cert
         else None
     )
-    implicit = context is not None and bool(getattr(config, f"{proto}_tls_implicit"))
+    if proto == "pop3":  # Mailpit's POP3 speaks TLS from the first byte when it has a cert
+        implicit = context is not None and not config.pop3_starttls
+    else:
+        implicit = context is not None and bool(getattr(config, f"{proto}_tls_implicit"))
     return Access(proto, addr, creds, context, implicit)
+
+
+def enabled(config: Config, proto: str) -> bool:
+    """Whether the POP3 or IMAP server is to run (no TLS context built, no file read unless
+    POP3 is on its default address)."""
+    return bool(getattr(config, f"{proto}_addr")) and not _off_by_default(config, proto)
+
+
+def _off_by_default(config: Config, proto: str) -> bool:
+    """POP3 on its default address without logins: off, as Mailpit's, and no error (an address
+    given by hand without logins is one)."""
+    return (
+        proto == "pop3"
+        and config.pop3_addr == POP3_DEFAULT_ADDR
+        and credentials_for(config, proto) is None
+    )
 
 
 def decode_plain(answer: str) -> tuple[str, str] | None:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from mailpit_py.config.values import split_hostport
+from mailpit_py.net.listen import bind
 from mailpit_py.net.loopthread import LoopThread
 from mailpit_py.observability.telemetry import Telemetry
 
@@ -148,9 +149,9 @@ class LineServer:
         self._runner.start(
             lambda: asyncio.start_server(
                 self._client,
-                host=host,
-                port=port,
-                reuse_address=True,
+                # bind() makes `[::]` (POP3's default) dual-stack as in Mailpit; asyncio's own
+                # binding of `::` would leave 127.0.0.1 unanswered.
+                sock=bind(host, port),
                 ssl=self.tls if self.implicit else None,
                 limit=MAX_LINE,
             ),
