@@ -16,6 +16,7 @@ import pytest
 
 from helpers import make_server, send_raw
 from mailpit_py.server import Server
+from pgserver import APP_PASSWORD
 
 MAILPIT = [sys.executable, "-m", "mailpit_py"]
 
@@ -183,3 +184,32 @@ def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 66, proc.stderr
     assert f"cannot open the source {junk}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sqlite_to_postgresql_and_back_keeps_everything(
+    source: tuple[str, Any], pg_url: str, tmp_path: Path
+) -> None:
+    db, original = source
+    proc = migrate("--from", db, "--to", pg_url)
+    assert proc.returncode == 0, proc.stderr
+    assert "copied 3 messages and 2 sessions" in proc.stderr
+    assert APP_PASSWORD not in proc.stderr  # the URL is shown without its password
+    assert_same(snapshot(pg_url), original)
+    back = str(tmp_path / "back.db")
+    proc = migrate("--from", pg_url, "--to", back)
+    assert proc.returncode == 0, proc.stderr
+    assert_same(snapshot(back), original)
+    # PostgreSQL holding messages is refused as a destination as SQLite is.
+    proc = migrate("--from", back, "--to", pg_url)
+    assert proc.returncode == 65 and "already holds 3 messages" in proc.stderr
+
+
+def test_a_postgresql_destination_that_refuses_the_login_is_a_clear_error(
+    source: tuple[str, Any], pg_url: str
+) -> None:
+    db, _ = source
+    wrong = pg_url.replace(f":{APP_PASSWORD}@", ":not-the-password@")
+    proc = migrate("--from", db, "--to", wrong)
+    assert proc.returncode == 73, proc.stderr
+    assert "cannot open the destination postgresql://mailpit:***@" in proc.stderr
+    assert "not-the-password" not in proc.stderr and "Traceback" not in proc.stderr

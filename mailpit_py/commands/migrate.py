@@ -56,14 +56,16 @@ PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is not a term
 
 
 def is_url(spec: str) -> bool:
-    return spec.startswith(("postgresql://", "postgres://"))
+    from mailpit_py.store.open import is_postgres
+
+    return is_postgres(spec)
 
 
 def shown(spec: str) -> str:
-    """A store as it may be printed: a URL's password masked."""
-    from mailpit_py.commands.config import mask
+    """A store as it may be printed: a URL without its password, as the server logs it."""
+    from mailpit_py.store.open import display_name
 
-    return str(mask("database", spec))
+    return display_name(spec)
 
 
 def build_parser() -> argparse.ArgumentParser:
