@@ -39,6 +39,7 @@ CONNECTION = {
     "keepalives_interval": 5,
     "keepalives_count": 2,
 }
+RECONNECT_GIVE_UP = 2.0
 _EXAMPLE = "postgresql://user:password@host:5432/database"
 
 
@@ -78,7 +79,10 @@ class PgStore(
     def __init__(self, url: str, *, batch_max: int = 256, linger: float = GROUP_LINGER) -> None:
         self.display = redact(url)
         try:
-            conninfo_to_dict(url)
+            params = conninfo_to_dict(url)
+            port = str(params.get("port", "5432"))
+            if not all(p.isdigit() for p in port.split(",")):
+                raise psycopg.ProgrammingError(f"the port {port!r} is not a number")
         except psycopg.Error as exc:
             raise StoreError(
                 f"--database {self.display} is not a PostgreSQL URL psycopg can read "
@@ -107,8 +111,11 @@ class PgStore(
             # first use of each would fail otherwise.
             check=psycopg_pool.ConnectionPool.check_connection,
             timeout=CONNECT_WAIT,
-            # While the server is away the pool keeps trying (with backoff) rather than give up.
-            reconnect_timeout=24 * 3600.0,
+            # A failed reconnection is given up after RECONNECT_GIVE_UP instead of retried with a
+            # backoff that doubles without bound (after a minute away, the next try came 30 s
+            # after the server was back): the next read or write that finds no connection
+            # starts a new attempt at once, so the store recovers as soon as the server does.
+            reconnect_timeout=RECONNECT_GIVE_UP,
             name=name,
             open=False,
         )

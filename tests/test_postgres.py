@@ -1,0 +1,156 @@
+"""The PostgreSQL backend at its edges: start-up errors that say what to fix, and a database
+that goes away while the catcher runs (451 and 503 meanwhile, recovery by itself after)."""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from helpers import REPO, make_server, wait_until
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.server import Server
+from mailpit_py.store.records import StoreError
+from pgserver import APP_PASSWORD, APP_USER, PgServer, free_port
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def send(mp: Server, subject: str) -> tuple[int, str]:
+    """One message over SMTP: the DATA reply (code, text)."""
+    with smtplib.SMTP(*mp.smtp_address, timeout=60) as client:
+        client.ehlo()
+        client.mail("ann@example.com")
+        client.rcpt("bob@example.org")
+        code, reply = client.data(
+            f"From: ann@example.com\r\nTo: bob@example.org\r\nSubject: {subject}\r\n\r\nHi.\r\n"
+        )
+    return code, reply.decode()
+
+
+@pytest.fixture
+def pg_catcher(pg_url: str) -> Iterator[Server]:
+    with make_server(database=pg_url) as mp:
+        yield mp
+
+
+def test_a_database_that_goes_away_answers_451_and_503_then_recovers(
+    pg_catcher: Server, pg_server: PgServer
+) -> None:
+    mp = pg_catcher
+    acknowledged = []
+    for n in range(3):
+        code, reply = send(mp, f"before {n}")
+        assert code == 250, reply
+        acknowledged.append(reply.rsplit(" ", 1)[1])
+    with pg_server.down("fast"):
+        code, reply = send(mp, "while down")
+        assert code == 451 and reply.startswith("4.3.0"), reply
+        status, text = get(mp.http_url + "api/v1/messages")
+        assert status == 503 and "database is unavailable" in text and "PostgreSQL" in text
+        status, text = get(mp.http_url + "readyz")
+        assert status == 503
+    # Back: the pools reconnect by themselves, and the writer never died.
+    ok = wait_until(lambda: send(mp, "after")[0] == 250, timeout=60, what="a delivery after")
+    assert ok
+    status, body = get(mp.http_url + "api/v1/messages")
+    assert status == 200
+    listed = json.loads(body)
+    subjects = {m["Subject"] for m in listed["messages"]}
+    assert {m["ID"] for m in listed["messages"]} >= set(acknowledged)
+    assert "while down" not in subjects and "after" in subjects
+    assert wait_until(lambda: get(mp.http_url + "readyz")[0] == 200, timeout=30, what="ready")
+
+
+def test_wrong_url_unreachable_server_and_bad_login_say_what_to_fix(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    port = pg_server.port
+    cases = {
+        f"postgresql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{free_port()}/x": (
+            "cannot reach PostgreSQL at 127.0.0.1:",
+            "check that the server runs",
+        ),
+        f"postgresql://{APP_USER}:wrong-password@127.0.0.1:{port}/postgres": (
+            f"refused the login of user '{APP_USER}'",
+            "check the user name and password",
+        ),
+        f"postgres://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{port}/no_such_db": (
+            "has no database 'no_such_db'",
+            "createdb no_such_db",
+        ),
+        "postgresql://host:notaport/db": ("is not a PostgreSQL URL", "postgresql://user:"),
+        "mysql://root@localhost/mail": ("mysql:// is not a database", "SQLite file path"),
+    }
+    for url, (what, fix) in cases.items():
+        with pytest.raises(StoreError) as caught:
+            Mailbox(Config(database=url)).close()
+        message = str(caught.value)
+        assert what in message and fix in message, message
+        assert "wrong-password" not in message and APP_PASSWORD not in message
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, code: str = ""
+) -> subprocess.CompletedProcess[str]:
+    prelude = code or "pass"
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"{prelude}\nfrom mailpit_py.cli import main\nraise SystemExit(main())",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=dict(os.environ, **(env or {})),
+    )
+
+
+def test_the_cli_names_the_problem_and_mp_database_selects_postgres(pg_server: PgServer) -> None:
+    url = f"postgresql://{APP_USER}:wrong-password@127.0.0.1:{pg_server.port}/postgres"
+    proc = run_cli("--smtp", "127.0.0.1:0", "--listen", "127.0.0.1:0", env={"MP_DATABASE": url})
+    assert proc.returncode == 2
+    assert "mailpit-py: error: PostgreSQL at 127.0.0.1" in proc.stderr
+    assert "check the user name and password in --database (MP_DATABASE)" in proc.stderr
+    assert "wrong-password" not in proc.stderr
+
+
+def test_without_psycopg_a_postgres_url_says_what_to_install() -> None:
+    proc = run_cli(
+        "--smtp",
+        "127.0.0.1:0",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        "postgresql://u:secret@127.0.0.1:1/db",
+        # as if psycopg were not installed: its import fails
+        code="import sys; sys.modules['psycopg'] = None; sys.modules['psycopg_pool'] = None",
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'mailpit-py[postgres]'" in proc.stderr
+    assert "secret" not in proc.stderr
+
+
+def test_the_api_shows_the_database_url_without_its_password(pg_catcher: Server) -> None:
+    status, body = get(pg_catcher.http_url + "api/v1/info")
+    assert status == 200
+    shown = json.loads(body)["Database"]
+    assert shown.startswith(f"postgresql://{APP_USER}:***@127.0.0.1:")
+    assert APP_PASSWORD not in body
