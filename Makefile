@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test sysdeps lint format bench clean
+.PHONY: run test sysdeps test-deps lint format bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mailpit_py needs Python 3.11 or newer: run make PYTHON=python3.11 (or newer)")'
@@ -24,8 +24,14 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/mailpit-py $(ARGS)
 
-test: $(VENV)/.installed-test sysdeps
+test: $(VENV)/.installed-test sysdeps test-deps
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+# Test tools from the npm registry, pinned and checked against the registry's sha512, kept in the
+# git-ignored .test-deps/: axe-core for the accessibility tests (skipped without it, failed
+# under CI=true).
+test-deps: $(BIN)/python
+	@$(BIN)/python tests/axe_fetch.py
 
 # Real peers the tests drive, from Debian: Chromium for the browser tests (`playwright install`
 # cannot download browsers here), swaks as a second SMTP client, spamd for the SpamAssassin check,

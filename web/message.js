@@ -254,7 +254,8 @@ const TABS = {
       referrerpolicy: 'no-referrer',
     });
     frame.srcdoc = srcdoc(html, m.ID, allowed);
-    const wrap = h('div', { class: 'frame-wrap', dataset: { width: state.width } }, frame);
+    // Focusable: at phone and tablet widths it scrolls, and keys must be able to scroll it.
+    const wrap = h('div', { class: 'frame-wrap', tabindex: '0', role: 'region', 'aria-label': 'Message preview', dataset: { width: state.width } }, frame);
     applyWidth(wrap, frame);
     const seg = h(
       'div',
