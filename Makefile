@@ -36,12 +36,13 @@ test-deps: $(BIN)/python
 # Real peers the tests drive, from Debian: Chromium for the browser tests (`playwright install`
 # cannot download browsers here), swaks as a second SMTP client, spamd for the SpamAssassin check,
 # mbsync (isync) as a mail client that syncs folders over IMAP, curl as a POP3 and IMAP client,
-# and the PostgreSQL server (tests/pgserver.py starts its own cluster from its binaries; whichever
-# version Debian has, so its initdb is checked as a glob).
+# the PostgreSQL server (tests/pgserver.py starts its own cluster from its binaries; whichever
+# version Debian has, so its initdb is checked as a glob), and HAProxy, run with
+# deploy/haproxy.cfg in front of two instances.
 # Only the packages whose command is missing are installed, and the line before says which.
-DEBIAN_TEST_PACKAGES := chromium swaks spamassassin spamd isync curl postgresql
+DEBIAN_TEST_PACKAGES := chromium swaks spamassassin spamd isync curl postgresql haproxy
 DEBIAN_TEST_COMMANDS := /usr/bin/chromium /usr/bin/swaks /usr/sbin/spamd /usr/bin/mbsync /usr/bin/curl \
-	/usr/lib/postgresql/*/bin/initdb
+	/usr/lib/postgresql/*/bin/initdb /usr/sbin/haproxy
 
 sysdeps:
 	@pkgs=""; tests=""; \
@@ -54,13 +55,14 @@ sysdeps:
 			*/mbsync) p="isync"; t="the IMAP-sync tests (mbsync)";; \
 			*/curl) p="curl"; t="the POP3 and IMAP tests that use curl";; \
 			*/initdb) p="postgresql"; t="the PostgreSQL tests (a server they start)";; \
+			*/haproxy) p="haproxy"; t="the load-balancer test of deploy/haproxy.cfg";; \
 		esac; \
 		pkgs="$$pkgs $$p"; tests="$$tests\n  $$t: $$c is missing"; \
 	done; \
 	if [ -z "$$pkgs" ]; then \
 		echo "make test: the Debian packages the tests use are installed ($(DEBIAN_TEST_PACKAGES))"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "make test: installing the missing Debian packages system-wide for the browser, SMTP-client, IMAP-sync, spam-check, curl and PostgreSQL tests:$$pkgs"; \
+		echo "make test: installing the missing Debian packages system-wide for the browser, SMTP-client, IMAP-sync, spam-check, curl, PostgreSQL and load-balancer tests:$$pkgs"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs; \
 	else \
 		why="not root"; command -v apt-get >/dev/null 2>&1 || why="no apt-get"; \

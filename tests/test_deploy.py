@@ -11,16 +11,23 @@ import json
 import os
 import re
 import shlex
+import smtplib
+import socket
 import subprocess
 import sys
+import tomllib
 import urllib.request
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from helpers import REPO, make_server
+from helpers import REPO, make_server, need_command, wait_until
 from mailpit_py.commands.readyz import default_url
+from mailpit_py.server import Server
+from pgserver import free_port
 
 DEPLOY = REPO / "deploy"
 MAILPIT = [sys.executable, "-m", "mailpit_py"]
@@ -110,6 +117,9 @@ def test_the_image_is_slim_python_installs_the_wheel_with_postgres_and_runs_unpr
     assert re.fullmatch(r"python:3\.1[1-9]-slim", base), base
     run = " ".join(a for o, a in steps if o == "RUN")
     assert ".whl)[postgres]" in run
+    # The extra exists, so the image can open a postgresql:// MP_DATABASE.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("psycopg") for d in project["optional-dependencies"]["postgres"])
     user = next(a for o, a in steps if o == "USER")
     assert user.split(":")[0] not in ("root", "0")
     assert ("EXPOSE", "1025 8025") in steps
@@ -263,3 +273,86 @@ def probe_paths() -> set[str]:
 def test_every_probed_path_answers_ok_on_a_running_instance(path: str) -> None:
     with make_server() as mp:
         assert http_get(mp.http_url.rstrip("/") + path) == (200, "ok")
+
+
+# -- the balancer, run for real -----------------------------------------------------------------
+
+
+def haproxy_config(front: dict[str, int], instances: dict[str, Server]) -> str:
+    """deploy/haproxy.cfg as it would run in compose, with the addresses of this machine: free
+    ports for the front ends, the instances' real ports, health checks every 200 ms."""
+    cfg = (DEPLOY / "haproxy.cfg").read_text()
+    cfg = cfg.replace("bind :1025", f"bind 127.0.0.1:{front['smtp']}")
+    cfg = cfg.replace("bind :8025", f"bind 127.0.0.1:{front['http']}")
+    cfg = re.sub(r"^resolvers docker\n(?:    .*\n)*", "", cfg, flags=re.M)  # no Docker DNS here
+    cfg = cfg.replace(" resolvers docker", "").replace("inter 5s", "inter 200ms")
+
+    def server(match: re.Match[str]) -> str:
+        name, port = match.group(1), int(match.group(2))
+        mp = instances[name]
+        assert mp.http is not None
+        smtp, http = mp.smtp_address[1], mp.http.address[1]
+        return f"server {name} 127.0.0.1:{smtp if port == 1025 else http} port {http}"
+
+    return re.sub(r"server (\S+) \S+:(\d+)", server, cfg)
+
+
+def smtp_via(port: int, subject: str) -> str:
+    """Send one message through the balancer; the reply to DATA."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "app@example.com", "user@example.org", subject
+    msg.set_content("through the balancer\n")
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo()
+        client.mail("app@example.com")
+        client.rcpt("user@example.org")
+        code, reply = client.data(msg.as_bytes())
+    assert code == 250, reply
+    return reply.decode()
+
+
+def test_haproxy_balances_smtp_over_two_instances_on_one_postgresql_and_fails_over(
+    pg_url: str, tmp_path: Path
+) -> None:
+    haproxy = need_command("haproxy", "haproxy", "the load-balancer test of deploy/haproxy.cfg")
+    a = make_server(database=pg_url, max_messages=0, smtp_hostname="a.test").start()
+    b = make_server(database=pg_url, max_messages=0, smtp_hostname="b.test").start()
+    instances = {"mailpit-a": a, "mailpit-b": b}
+    front = {"smtp": free_port(), "http": free_port()}
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(haproxy_config(front, instances))
+    log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 (closed below)
+    lb = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=log, stderr=log)
+    try:
+        wait_until(lambda: port_open(front["smtp"]), what="haproxy to listen")
+        for n in range(6):
+            smtp_via(front["smtp"], f"balanced {n}")
+        # One database: every message, whichever instance took it, and both took some (each
+        # logs its SMTP sessions with its own local address).
+        via_lb = f"http://127.0.0.1:{front['http']}"
+        listing = json.loads(http_get(f"{via_lb}/api/v1/messages?limit=0")[1])
+        assert listing["total"] == 6
+        sessions = json.loads(http_get(f"{via_lb}/api/v1/sessions?limit=0")[1])["sessions"]
+        ports = {port_of(s["Local"]) for s in sessions if s["Messages"]}
+        assert ports == {a.smtp_address[1], b.smtp_address[1]}
+        # One instance goes away: SMTP and HTTP carry on through the other.
+        a.stop()
+        for n in range(4):
+            smtp_via(front["smtp"], f"after a stopped {n}")
+        assert http_get(f"{via_lb}/readyz") == (200, "ok")
+        listing = json.loads(http_get(f"{via_lb}/api/v1/messages?limit=0")[1])
+        assert listing["total"] == 10
+    finally:
+        lb.terminate()
+        lb.wait(10)
+        log.close()
+        a.stop()
+        b.stop()
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

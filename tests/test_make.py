@@ -69,6 +69,7 @@ def test_the_makefile_lists_every_package_it_may_install_with_its_command() -> N
         ("isync", "/usr/bin/mbsync"),
         ("curl", "/usr/bin/curl"),
         ("postgresql", "/usr/lib/postgresql/*/bin/initdb"),
+        ("haproxy", "/usr/sbin/haproxy"),
     ):
         packages = next(line for line in text.splitlines() if line.startswith("DEBIAN_TEST_PACK"))
         commands = next(line for line in text.splitlines() if line.startswith("DEBIAN_TEST_COMM"))
