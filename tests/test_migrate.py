@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from helpers import make_server, send_raw
+from helpers import make_server, send_raw, wait_until
 from mailpit_py.server import Server
 from pgserver import APP_PASSWORD
 
@@ -58,6 +58,10 @@ def fill(db: str) -> None:
             client.send_message(binary)
         odd = send_raw(mp, ODD)
         api(mp, "/api/v1/messages", "PUT", {"IDs": [odd], "Read": True})
+        # The checks run after the commit: the copy must carry their stored results too.
+        assert mp.mailbox is not None
+        store = mp.mailbox.store
+        wait_until(lambda: all(store.checks(uid) for _, uid, *_ in store.index()), what="checks")
 
 
 def snapshot(db: str) -> dict[str, Any]:
@@ -79,6 +83,8 @@ def snapshot(db: str) -> dict[str, Any]:
             "tags": api(mp, "/api/v1/tags"),
             "sessions": api(mp, "/api/v1/sessions?limit=0")["sessions"],
             "search": [m["ID"] for m in api(mp, "/api/v1/search?query=attachment")["messages"]],
+            "smtp": {m["ID"]: api(mp, f"/api/v1/message/{m['ID']}/smtp") for m in messages},
+            "checks": {m["ID"]: mp.mailbox.store.checks(m["ID"]) for m in messages},
         }
 
 
@@ -104,6 +110,8 @@ def assert_same(copy: dict[str, Any], original: dict[str, Any]) -> None:
     )
     assert copy["sessions"] == original["sessions"]
     assert copy["search"] == original["search"]  # the search index was built too
+    assert copy["smtp"] == original["smtp"]  # each message's SMTP conversation
+    assert copy["checks"] == original["checks"]
 
 
 def test_the_source_holds_what_the_migration_must_carry(source: tuple[str, Any]) -> None:
@@ -113,6 +121,8 @@ def test_the_source_holds_what_the_migration_must_carry(source: tuple[str, Any])
     assert ODD in original["raw"].values()
     assert [len(s["Messages"]) for s in original["sessions"]] == [1, 2]
     assert len(original["search"]) == 1
+    assert all(original["checks"].values())
+    assert all(t["Transcript"] for t in original["smtp"].values())
 
 
 def test_sqlite_to_sqlite_keeps_raw_bytes_ids_times_tags_read_state_and_sessions(
