@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import socket
 import time
 from types import TracebackType
 
 from mailpit_py import events
 from mailpit_py.checks.service import Checks
+from mailpit_py.config.listeners import parse_listener
 from mailpit_py.config.settings import Config
 from mailpit_py.config.validate import validate
 from mailpit_py.mailaccess.access import access_for, enabled
@@ -18,6 +21,8 @@ from mailpit_py.mailbox.hooks import combine
 from mailpit_py.net.http import HttpServer
 from mailpit_py.net.tls import server_context
 from mailpit_py.observability.webhook import Webhook
+from mailpit_py.receiver.engine import Receiver
+from mailpit_py.receiver.profile import load as load_profile
 from mailpit_py.relay.service import Relay
 from mailpit_py.smtp.chaos import Chaos
 from mailpit_py.smtp.server import SmtpServer
@@ -34,7 +39,8 @@ class Server:
         self._busy_timeout = busy_timeout  # how long a write waits on a locked database
         self.bus = events.Bus()
         self.mailbox: Mailbox | None = None
-        self.smtp: SmtpServer | None = None
+        self.smtp: SmtpServer | None = None  # the --smtp listener, named default
+        self.smtp_listeners: dict[str, SmtpServer] = {}  # every listener by name, it first
         self.http: HttpServer | None = None
         self.relay: Relay | None = None
         self.checks: Checks | None = None
@@ -60,8 +66,7 @@ class Server:
         try:
             self.relay = relay.start(self.mailbox)
             self.checks = checks.start(self.mailbox)
-            self.smtp = SmtpServer(self.config, self.mailbox, self.bus)
-            self.smtp.start()
+            self._start_smtp(checks)
             app = create_app(self.mailbox, self.bus, self)
             app.config["CHECKS"] = self.checks
             self.http = HttpServer(
@@ -79,6 +84,56 @@ class Server:
             self.stop()
             raise
         return self
+
+    def _start_smtp(self, checks: Checks) -> None:
+        """The --smtp listener, then each --smtp-listener, all delivering into one mailbox."""
+        assert self.mailbox is not None
+        cfg = self.config
+        receivers: dict[str, Receiver] = {}
+
+        def receiver(spec: str) -> Receiver:
+            spec = spec or cfg.receiver
+            if spec not in receivers:
+                receivers[spec] = Receiver(
+                    load_profile(spec),
+                    checks.resolver,  # --dns-override and the checks' cache, shared
+                    client_ip=cfg.checks_client_ip,
+                    hostname=cfg.smtp_hostname or socket.getfqdn(),
+                    spamassassin=cfg.enable_spamassassin,
+                )
+            return receivers[spec]
+
+        self.smtp = SmtpServer(cfg, self.mailbox, self.bus, receiver=receiver(""))
+        self.smtp_listeners = {"default": self.smtp}
+        self.smtp.start()
+        for text in cfg.smtp_listeners:
+            spec = parse_listener(text)
+            tls = spec.tls != "off"
+            own = dataclasses.replace(
+                cfg,
+                smtp_addr=spec.addr,
+                smtp_tls_cert=cfg.smtp_tls_cert if tls else "",
+                smtp_tls_key=cfg.smtp_tls_key if tls else "",
+                smtp_require_tls=spec.tls == "implicit",
+                smtp_require_starttls=spec.tls == "starttls",
+            )
+            listener = SmtpServer(
+                own,
+                self.mailbox,
+                self.bus,
+                name=spec.name,
+                auth_mode=spec.auth,
+                receiver=receiver(spec.receiver),
+            )
+            self.smtp_listeners[spec.name] = listener
+            listener.start()
+            log.info("SMTP listener %s on %s", spec.name, listener.address_text)
+
+    def listener_address(self, name: str) -> tuple[str, int]:
+        """(host, port) of the SMTP listener of this name ("default" is --smtp's)."""
+        listener = self.smtp_listeners.get(name)
+        assert listener is not None, f"no SMTP listener named {name!r}"
+        return listener.address
 
     def _start_integrations(self) -> None:
         """Metrics on their own listener and the webhook."""
@@ -117,9 +172,12 @@ class Server:
         if self.http is not None:
             self.http.stop()
             self.http = None
-        if self.smtp is not None:
+        for listener in reversed(list(self.smtp_listeners.values())):
+            listener.stop()
+        if self.smtp is not None and self.smtp not in self.smtp_listeners.values():
             self.smtp.stop()
-            self.smtp = None
+        self.smtp_listeners = {}
+        self.smtp = None
         if self.relay is not None:  # the outbox keeps what is not sent yet
             self.relay.stop()
             self.relay = None
@@ -185,7 +243,7 @@ class Server:
     # -- what the web app asks of the running instance (webapp.Runtime) --
 
     def smtp_rejected(self) -> int:
-        return self.smtp.rejected if self.smtp else 0
+        return sum(listener.rejected for listener in self.smtp_listeners.values())
 
     def chaos(self) -> Chaos | None:
         """The live chaos triggers, or None when chaos is off (the API then answers 400)."""
@@ -193,8 +251,11 @@ class Server:
 
     def not_ready(self) -> str:
         """Empty when SMTP, the store and HTTP all are up; else what is not."""
-        if self.smtp is None or not self.smtp.address[1]:
+        if self.smtp is None or self.smtp.address == ("", 0):  # (a Unix socket has no port)
             return "SMTP is not listening"
+        for name, listener in self.smtp_listeners.items():
+            if not listener.address[1]:
+                return f"SMTP listener {name} is not listening"
         if self.http is None:
             return "HTTP is not listening"
         if enabled(self.config, "pop3") and self.pop3 is None:

@@ -163,3 +163,22 @@ class WsClient(SimpleWsClient):
         # Still before the reader thread starts: the events left in wsproto's buffer go
         # where the thread would have put them.
         self.connected = self._handle_events()
+
+
+def dkim_rsa_key() -> tuple[bytes, str]:
+    """A new RSA key for DKIM: (private key PEM, public key base64 for the p= tag)."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem, base64.b64encode(der).decode()

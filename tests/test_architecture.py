@@ -18,10 +18,15 @@ LAYERS: list[set[str]] = [
     {"client"},
     {"__init__", "models", "ids", "timefmt", "jsontext"},  # plain values and helpers
     {"events", "config"},  # the bus; settings and their value types
-    {"net", "parse", "store"},  # sockets and TLS; raw mail -> record; the database
+    # sockets and TLS; raw mail -> record; the database; DKIM signing (keys and dkimpy only,
+    # so the send API below the web, the relay and the send command share one signer)
+    {"net", "parse", "store", "dkimsign"},
     {"observability"},  # telemetry, statistics, session logs, the webhook
     {"mailbox"},  # the facade every front end goes through
-    {"checks", "relay", "smtp", "mailaccess"},  # what works on the mailbox
+    {"checks"},  # the message checks (DKIM, SPF, DMARC, blocklists...), on the mailbox
+    # Receiver simulation: turns the checks' verdicts into SMTP refusals, for smtp to give.
+    {"receiver"},
+    {"relay", "smtp", "mailaccess"},  # what works on the mailbox
     {"webapp"},  # the REST API, websocket, UI and metrics (Flask)
     # config/validate.py checks settings with the parsers of the features that own them (relay
     # config files, mail-access logins, chaos triggers, DNS overrides, the web guard's lists),

@@ -168,7 +168,7 @@ def test_date_and_time_forms_with_and_without_offset() -> None:
     [
         ("after:soon", "after: needs a date such as 2026-11-21 or 2026-11-21T14:30, got 'soon'"),
         ("before:2026-13-45", "before: needs a date such as 2026-11-21"),
-        ("is:starred", "is: needs read, unread or tagged, got 'starred'"),
+        ("is:starred", "is: needs read, unread, tagged or refused, got 'starred'"),
         ("has:pdf", "has: needs attachment or inline, got 'pdf'"),
         ("header::spring", "header: needs a header name"),
         ("header:Námé:x", "is not a valid header name"),

@@ -19,6 +19,9 @@ class Option:
     boolean: bool = False  # an on/off switch: a bare flag, or MP_X=true/false
     metavar: str | None = None
     const: str | None = None  # the value of the flag given bare (e.g. --enable-prometheus)
+    # A flag that may be given more than once: each value goes through convert (which returns
+    # a tuple) and the tuples are joined; the variable holds them all, as convert splits them.
+    repeat: bool = False
 
 
 def setting(
@@ -31,13 +34,14 @@ def setting(
     convert: Callable[[str, str], Any] | None = None,
     metavar: str | None = None,
     const: str | None = None,
+    repeat: bool = False,
 ) -> Any:
     """A Config field declared with its flags, variable and help, so they cannot drift apart.
 
     Typed Any as dataclasses.field is, so `name: int = setting(500, ...)` type-checks.
     """
-    row = {"flags": flags, "env": env, "help": help, "convert": convert}
-    row |= {"metavar": metavar, "const": const}
+    row: dict[str, Any] = {"flags": flags, "env": env, "help": help, "convert": convert}
+    row |= {"metavar": metavar, "const": const, "repeat": repeat}
     if factory is not None:
         return field(default_factory=factory, metadata={"option": row})
     return field(default=default, metadata={"option": row})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field, fields
 
+from mailpit_py.config.listeners import parse_listener_list
 from mailpit_py.config.option import Option, options_of, setting
 from mailpit_py.config.values import (
     normalize_webroot,
@@ -368,6 +369,30 @@ class Config:
         flags=("--smtp-reverse-dns",),
         env="MP_SMTP_REVERSE_DNS",
         help="look up the client's name (short timeout) for the log and a Received: header",
+    )
+    # --- receiver simulation and more SMTP listeners (docs/receivers.md) ---
+    receiver: str = setting(
+        "permissive",
+        flags=("--receiver",),
+        env="MP_RECEIVER",
+        help=(
+            "answer SMTP as this receiver would: permissive (250 to everything), strict, gmail, "
+            "outlook, yahoo, or a YAML profile file; refused messages are kept, marked refused"
+        ),
+        metavar="PROFILE",
+    )
+    smtp_listeners: tuple[str, ...] = setting(
+        (),
+        flags=("--smtp-listener",),
+        env="MP_SMTP_LISTENERS",
+        help=(
+            "another SMTP listener into the same store, NAME=ADDR[,tls=implicit|starttls|"
+            "optional|off][,auth=required|optional|off][,receiver=PROFILE]; repeat the flag, "
+            "or separate listeners with ; in the variable"
+        ),
+        convert=parse_listener_list,
+        metavar="SPEC",
+        repeat=True,
     )
     enable_chaos: bool = setting(
         False,

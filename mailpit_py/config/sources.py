@@ -65,6 +65,15 @@ def server_parser(epilog: str = "") -> argparse.ArgumentParser:
                 nargs="?",
                 const=opt.const,
             )
+        elif opt.repeat:
+            parser.add_argument(
+                *opt.flags,
+                dest=opt.field,
+                default=None,
+                action="append",
+                help=text,
+                metavar=opt.metavar,
+            )
         else:
             parser.add_argument(
                 *opt.flags, dest=opt.field, default=None, help=text, metavar=opt.metavar
@@ -103,6 +112,8 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[
             continue
         if opt.boolean:
             values[opt.field] = bool(raw)
+        elif isinstance(raw, list) and opt.convert is not None:  # a repeated flag (repeat)
+            values[opt.field] = tuple(v for one in raw for v in opt.convert(one, source))
         elif opt.convert is not None:
             values[opt.field] = opt.convert(raw, source)
         else:

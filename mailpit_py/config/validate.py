@@ -16,12 +16,15 @@ from pathlib import Path
 
 from mailpit_py.config.credentials import Credentials
 from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.listeners import parse_listener
 from mailpit_py.config.settings import OPTIONS, Config
 from mailpit_py.config.sources import ALIAS_ENV, ALIAS_FLAGS, settings_from
 from mailpit_py.config.values import parse_networks, split_hostport
 from mailpit_py.mailaccess.access import validate_mail_access
 from mailpit_py.mailbox.tags import AutoTags
 from mailpit_py.net.dns import OverrideError, load_overrides
+from mailpit_py.receiver.profile import ProfileError
+from mailpit_py.receiver.profile import load as load_profile
 from mailpit_py.relay import config as relay_config
 from mailpit_py.smtp.chaos import parse_triggers
 from mailpit_py.smtp.policy import parse_domains
@@ -88,6 +91,7 @@ def validate(config: Config) -> Config:
     _listeners_and_limits(config)
     relay_config.validate(config)
     _smtp_front_door(config)
+    _listeners_and_receivers(config)
     _checks(config)
     validate_mail_access(config)
     _integrations(config)
@@ -181,6 +185,38 @@ def _smtp_front_door(config: Config) -> None:
     if config.smtp_greylist < 0:
         raise ConfigError("--smtp-greylist must be 0 (off) or a duration such as 60s")
     parse_triggers(config.chaos_triggers, "--chaos-triggers")
+
+
+def _listeners_and_receivers(config: Config) -> None:
+    """--receiver and --smtp-listener: every profile loads, every listener can work."""
+    try:
+        load_profile(config.receiver, "--receiver")
+    except ProfileError as exc:
+        raise ConfigError(str(exc)) from None
+    names = set()
+    fix_cert = (
+        "add --smtp-tls-cert FILE --smtp-tls-key FILE (PEM), or --smtp-tls-cert "
+        "sans:localhost for a self-signed certificate"
+    )
+    auth_on = bool(config.smtp_auth_accept_any or config.smtp_auth_file or config.smtp_auth)
+    for spec in config.smtp_listeners:
+        listener = parse_listener(spec)
+        flag = f"--smtp-listener {listener.name}"
+        if listener.name in names:
+            raise ConfigError(f"{flag}: two listeners have this name: give each its own")
+        names.add(listener.name)
+        if listener.tls != "off" and not config.smtp_tls_cert:
+            raise ConfigError(f"{flag}: tls={listener.tls} needs a certificate: {fix_cert}")
+        if listener.auth == "required" and not auth_on:
+            raise ConfigError(
+                f"{flag}: auth=required needs logins: add --smtp-auth-file FILE or "
+                "MP_SMTP_AUTH='user:password', or --smtp-auth-accept-any"
+            )
+        if listener.receiver:
+            try:
+                load_profile(listener.receiver, f"{flag} receiver=")
+            except ProfileError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 def _checks(config: Config) -> None:

@@ -201,6 +201,7 @@ class Mailbox:
         tags: Sequence[str] = (),
         origin: dict[str, Any] | None = None,
         ticket: Ticket | None = None,
+        refused: dict[str, Any] | None = None,
     ) -> None:
         """Store a message, then call `then(uid, None)` once committed, or `then(None, error)`.
 
@@ -209,7 +210,8 @@ class Mailbox:
         raised), in the thread that met the failure; it must return at once. `transcript` may
         be the JSON text already (an SMTP session renders its unchanging preamble once).
         A `ticket` cancelled before the writer starts the message's job leaves it unstored,
-        and `then` is not called.
+        and `then` is not called. A `refused` message (the receiver's refusal, --receiver) is
+        kept to be read, marked so, and never relayed.
         """
         uid = uid or new_id()
         hooks = self.hooks
@@ -242,6 +244,7 @@ class Mailbox:
                 transcript=transcript,
                 envelope=envelope,
                 origin=origin,
+                refused=refused,
             )
 
         def parsed_elsewhere(prepared: Future[MessageRecord]) -> None:
@@ -256,7 +259,8 @@ class Mailbox:
         def store_it(rec: MessageRecord) -> None:
             cfg = self.config
 
-            plan = self._plan_outbox(hooks, envelope, origin or {})
+            # A refused message was not accepted: nothing of it goes on.
+            plan = [] if refused else self._plan_outbox(hooks, envelope, origin or {})
 
             def job(store: StoreBackend) -> list[str]:
                 if cfg.ignore_duplicate_ids:

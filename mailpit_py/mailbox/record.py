@@ -44,8 +44,10 @@ def build_record(
     transcript: Sequence[Sequence[Any]] | str,
     envelope: Envelope,
     origin: dict[str, Any] | None = None,
+    refused: dict[str, Any] | None = None,
 ) -> MessageRecord:
-    """Turn a parsed message into what the store keeps (pure; runs off the writer thread)."""
+    """Turn a parsed message into what the store keeps (pure; runs off the writer thread).
+    `refused` is the receiver's refusal of a message kept anyway (--receiver)."""
     parts = [*parsed.inline, *parsed.attachments]
     return MessageRecord(
         uid=uid,
@@ -65,12 +67,14 @@ def build_record(
         inline_count=len(parsed.inline),
         session_uid=session_uid,
         raw=raw,
-        detail=detailcodec.encode(message_detail(parsed, envelope, origin)),
+        detail=detailcodec.encode(message_detail(parsed, envelope, origin, refused)),
         transcript=transcript if isinstance(transcript, str) else jsontext.dumps(list(transcript)),
         parts=[(p.part_id, p.content_type, p.data) for p in parts],
         tags=list(parsed.tags),
         headers=list(parsed.headers),
         fts=_index_columns(parsed, parts),
+        refused=jsontext.dumps(refused) if refused else "",
+        listener=str((origin or {}).get("Listener") or ""),
     )
 
 
@@ -92,10 +96,13 @@ def index_record(uid: str, raw: bytes, detail: bytes | str) -> MessageRecord:
 
 
 def message_detail(
-    parsed: ParsedMessage, envelope: Envelope, origin: dict[str, Any] | None
+    parsed: ParsedMessage,
+    envelope: Envelope,
+    origin: dict[str, Any] | None,
+    refused: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What the message view shows beyond the summary, as the store keeps it."""
-    return {
+    detail = {
         "ReturnPath": parsed.return_path,
         "ListUnsubscribe": parsed.list_unsubscribe.to_api(),
         "Date": rfc3339(parsed.date) if parsed.date else "",
@@ -113,6 +120,9 @@ def message_detail(
         },
         "MessageIDGenerated": parsed.message_id_generated,
     }
+    if refused:
+        detail["Refused"] = refused  # the receiver's refusal: the message view shows why
+    return detail
 
 
 # Search sees this much of a body: a bounded prefix, so that a 50 MB body costs the index (and

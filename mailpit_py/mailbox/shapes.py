@@ -50,6 +50,8 @@ def summary_to_api(row: Any) -> dict[str, Any]:
         "Size": row["size"],
         "Attachments": row["attachments"],
         "Snippet": row["snippet"],
+        # Extension: the receiver (--receiver) refused it; kept so the reason can be read.
+        "Refused": bool(row["refused"]),
     }
 
 
@@ -72,6 +74,7 @@ def record_summary(rec: MessageRecord) -> dict[str, Any]:
             "size": rec.size,
             "attachments": rec.attachments,
             "snippet": rec.snippet,
+            "refused": rec.refused,
         }
     )
 
@@ -127,6 +130,9 @@ class StoredMessage:
             "Warnings": d["Warnings"],
             "Envelope": d["Envelope"],
             "SessionID": self.session_id,
+            # Extensions: the SMTP listener that took it, and the receiver's refusal (or null).
+            "Listener": str(d["Envelope"].get("Listener") or ""),
+            "Refused": d.get("Refused"),
         }
 
     def headers(self) -> dict[str, list[str]]:

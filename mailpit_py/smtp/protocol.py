@@ -31,6 +31,8 @@ from aiosmtpd.smtp import Session as SmtpSession
 from mailpit_py import jsontext
 from mailpit_py.ids import new_id
 from mailpit_py.models import Envelope
+from mailpit_py.receiver.engine import Refusal as ReceiverRefusal
+from mailpit_py.receiver.engine import Session as ReceiverSession
 from mailpit_py.smtp.auth import (
     MAX_FAILURES,
     PLAIN_TEXT_MECHANISMS,
@@ -196,11 +198,15 @@ class CatcherSMTP(SMTP):
         self._auth_failures = 0
         self._connect_refusal: Refusal | None = None
         self._rdns: asyncio.Task[str] | None = None
+        # The receiver's verdicts of this session (--receiver; None when permissive).
+        self._verdicts: ReceiverSession | None = None
+        self._receiver_refusal: ReceiverRefusal | None = None  # the last one, with its detail
+        self._kept_refused: collections.deque[str] = collections.deque(maxlen=KEEP_DELIVERED)
         self.ip = ""
         self._smtp_init(server)
         # We decide per mechanism whether TLS is needed (smtp_AUTH), and check AUTH ourselves.
         self._auth_require_tls = False
-        self._auth_required = server.auth.required
+        self._auth_required = server.login_required
         if server.gated:
             # Checks before every command (STARTTLS required, chaos Drop); only when configured,
             # so the default path costs nothing extra.
@@ -265,8 +271,15 @@ class CatcherSMTP(SMTP):
         if self.transport is None:
             peer = transport.get_extra_info("peername")
             sock = transport.get_extra_info("sockname")
-            self.transcript.add("I", f"connected from {fmt_addr(peer)} to {fmt_addr(sock)}")
+            self.transcript.add(
+                "I",
+                f"connected from {fmt_addr(peer)} to {fmt_addr(sock)} "
+                f"(listener {self._server.name})",
+            )
             self.ip = str(peer[0]) if isinstance(peer, tuple) else ""
+            receiver = self._server.receiver
+            if receiver is not None:
+                self._verdicts = receiver.session(self.ip)
             policy = self._server.policy
             over_limit = policy.opened(self.ip)  # counted even when refused: closed() pairs it
             self._connect_refusal = policy.client(self.ip) or over_limit
@@ -301,6 +314,8 @@ class CatcherSMTP(SMTP):
             reply = b"214" + reply[3:]
         reply = self._with_enhanced_code(reply)
         text = reply.decode("utf-8", "replace")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")  # a receiver profile's multi-line reply, whole
         chaos = self._server.chaos
         if chaos is not None and reply[3:4] != b"-":  # once per reply, before its last line
             pause = chaos.delay()
@@ -315,7 +330,7 @@ class CatcherSMTP(SMTP):
             )
             self._rule = None
             self._refused(text, rule, detail)
-        if reply[3:4] == b"-":
+        if reply[3:4] == b"-" and b"\r\n" not in reply:
             # More lines of this reply follow (EHLO's extensions): the client reads nothing until
             # the last one, so all go out in one write, not one system call and packet each.
             self._held.append(reply + b"\r\n")
@@ -349,6 +364,55 @@ class CatcherSMTP(SMTP):
 
     async def refuse(self, refusal: Refusal) -> None:
         await self.push(self.mark(refusal))
+
+    async def receiver_check(
+        self, stage: str, *, mail_from: str = "", raw: bytes = b"", rcpt_to: tuple[str, ...] = ()
+    ) -> Refusal | None:
+        """The receiver profile's answer at this stage (--receiver), or None to go on.
+
+        Its verdicts need DNS (and spamd), so they run on an executor, bounded by the profile's
+        timeout: a receiver that cannot decide in time accepts, and the transcript says so.
+        """
+        receiver, verdicts = self._server.receiver, self._verdicts
+        if receiver is None or verdicts is None:
+            return None
+        if stage == "mail":
+            receiver.new_transaction(verdicts)
+        self._receiver_refusal = None
+        assert self.session is not None
+        work = functools.partial(
+            receiver.check,
+            verdicts,
+            stage,
+            helo=self.session.host_name or "",
+            mail_from="" if mail_from == "<>" else mail_from,
+            raw=raw,
+            rcpt_to=rcpt_to,
+        )
+        timeout = receiver.profile.timeout
+        try:
+            found = await asyncio.wait_for(self.loop.run_in_executor(None, work), timeout)
+        except TimeoutError:
+            self.transcript.add(
+                "I", f"receiver {receiver.profile.name}: no verdict within {timeout:g}s: accepted"
+            )
+            return None
+        except Exception:
+            log.exception("receiver checks failed")
+            self.transcript.add("I", f"receiver {receiver.profile.name}: checks failed: accepted")
+            return None
+        for note in verdicts.notes:
+            self.transcript.add("I", note)
+        verdicts.notes.clear()
+        if found is None:
+            return None
+        self._receiver_refusal = found
+        simulated = f", simulated: client {found.client_ip}" if found.simulated else ""
+        return Refusal(
+            found.reply,
+            f"receiver:{found.rule}",
+            f"{found.profile} at {found.stage}: {found.detail}{simulated}",
+        )
 
     def _hang_up(self) -> None:
         if self.transport is not None:
@@ -424,6 +488,8 @@ class CatcherSMTP(SMTP):
         if server.config.smtp_require_tls and not await self._start_tls():
             return  # implicit TLS (SMTPS): nothing is said before the handshake
         refusal = self._connect_refusal or self.chaos_refusal("Connect")
+        if refusal is None and self._verdicts is not None:
+            refusal = await self.receiver_check("connect")
         if refusal is None:
             await self._command_loop()
             return
@@ -892,6 +958,12 @@ class CatcherSMTP(SMTP):
             smtputf8=bool(self.envelope.smtp_utf8),
         )
         self._set_post_data_state()
+        refused: Refusal | None = None
+        if self._verdicts is not None:
+            refused = await self.receiver_check(
+                "data", mail_from=mail_from, raw=raw, rcpt_to=env.rcpt_to
+            )
+        verdict = self._receiver_refusal if refused is not None else None
         uid = new_id()
         if self._rdns is not None:
             raw = (
@@ -899,6 +971,12 @@ class CatcherSMTP(SMTP):
                 + raw
             )
         ok_reply = f"250 2.0.0 Ok: queued as {uid}"
+        if refused is not None:
+            # Kept to be read, marked refused; the client hears the refusal, not the 250.
+            ok_reply = refused.reply
+            self.transcript.add(
+                "I", f"{refused.detail} (rule {refused.rule}): refused, kept as {uid}"
+            )
         offset = self.transcript.offset()
         # The commit's outcome comes back on this loop through one future of our own, with a
         # deadline timer: a cancelled session never cancels the delivery itself, and this costs
@@ -919,7 +997,9 @@ class CatcherSMTP(SMTP):
                 uid=uid,
                 username=username(self.session),
                 session_uid=self._server_session_id,
-                transcript=self.transcript.for_message([offset, "S", ok_reply]),
+                transcript=self.transcript.for_message(
+                    [offset, "S", ok_reply.replace("\r\n", "\n")]
+                ),
                 received_at=time.time(),
                 origin={
                     "Helo": self.session.host_name or "",
@@ -927,8 +1007,10 @@ class CatcherSMTP(SMTP):
                     "TLS": self.session.ssl is not None,
                     "Username": username(self.session),
                     "Protocol": protocol_name(self.session),
+                    "Listener": self._server.name,
                 },
                 ticket=ticket,
+                refused=verdict.to_api() if verdict is not None else None,
             )
             timer = loop.call_later(STORE_DEADLINE, _expire, waiter, ticket)
             try:
@@ -938,11 +1020,20 @@ class CatcherSMTP(SMTP):
         except Exception as exc:
             # Storage first: a message that is not committed is never acknowledged.
             log.error("storing message from %s failed: %s", fmt_addr(self.session.peer), exc)
+            if refused is not None:
+                await self.refuse(refused)  # refused either way: the client hears why
+                return
             await self.push("451 4.3.0 Error: message could not be stored, try again later")
             return
         finally:
             inflight.discard(waiter)
             self._storing = False
+        if refused is not None:
+            self._kept_refused.append(uid)
+            await self.refuse(refused)
+            if self._eof_while_storing and self.transport is not None:
+                self.transport.close()
+            return
         self._delivered.append(uid)
         self._server.policy.delivered(self.ip)
         # --- relay (relay/service.py): with forward-smtp-errors the message is relayed now and
@@ -1052,7 +1143,7 @@ class CatcherSMTP(SMTP):
             tls=self.session.ssl is not None,
             username=username(self.session),
             outcome=outcome,
-            messages=tuple(self._delivered),
+            messages=(*self._delivered, *self._kept_refused),
             transcript=_json(t.entries),
         )
 

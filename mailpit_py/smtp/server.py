@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from mailpit_py.net.listen import bind
 from mailpit_py.net.loopthread import AddressInUse as AddressInUse  # moved; still importable here
 from mailpit_py.net.loopthread import LoopThread
 from mailpit_py.net.tls import server_context
+from mailpit_py.receiver.engine import Receiver
 from mailpit_py.smtp.auth import SmtpAuth
 from mailpit_py.smtp.chaos import Chaos, parse_triggers
 from mailpit_py.smtp.policy import Policy, Refusal
@@ -49,12 +51,26 @@ def new_event_loop(tls: bool) -> asyncio.AbstractEventLoop:
 class SmtpServer:
     """Runs the SMTP listener on its own event loop thread; also aiosmtpd's handler object."""
 
-    def __init__(self, config: Config, mailbox: Mailbox, bus: events.Bus) -> None:
+    def __init__(
+        self,
+        config: Config,
+        mailbox: Mailbox,
+        bus: events.Bus,
+        *,
+        name: str = "default",
+        auth_mode: str = "",
+        receiver: Receiver | None = None,
+    ) -> None:
+        """One listener; `config` is its own (server.py derives one per --smtp-listener with its
+        address and TLS mode), `auth_mode` "required", "optional" or "off" overrides what the
+        credentials imply, and a non-permissive `receiver` refuses as its profile says."""
         self.config = config
+        self.name = name  # the listener's name: in the transcript and each message's record
         self.mailbox = mailbox
         self.bus = bus
         self.loop = new_event_loop(tls=bool(config.smtp_tls_cert))
-        self._runner = LoopThread("smtp", "SMTP", self.loop)
+        thread = "smtp" if name == "default" else f"smtp-{name}"
+        self._runner = LoopThread(thread, "SMTP", self.loop)
         self._protocols: set[CatcherSMTP] = set()
         # Sessions waiting for their message's commit (this loop's futures, only touched on it).
         self.inflight: set[asyncio.Future[str]] = set()
@@ -67,6 +83,13 @@ class SmtpServer:
             else None
         )
         self.auth = SmtpAuth.from_config(config)
+        if auth_mode == "off":
+            self.auth = dataclasses.replace(self.auth, enabled=False)
+        # A user list makes AUTH required; a listener may say otherwise (port 587 requires it,
+        # port 25 offers none). Not named auth_*: aiosmtpd takes handler auth_* as mechanisms.
+        self.login_required = auth_mode == "required" if auth_mode else self.auth.required
+        # None when permissive: the default path then costs nothing extra per message.
+        self.receiver = receiver if receiver is not None and not receiver.permissive else None
         self.policy = Policy(config)
         self.chaos = (
             Chaos(parse_triggers(config.chaos_triggers), config.chaos_seed)
@@ -99,6 +122,8 @@ class SmtpServer:
         if not envelope.smtp_utf8 and not address.isascii():
             return server.mark(non_ascii("sender", address))
         refusal = self.policy.rate(server.ip) or server.chaos_refusal("Sender")
+        if refusal is None and self.receiver is not None:
+            refusal = await server.receiver_check("mail", mail_from=address)
         if refusal is not None:
             return server.mark(refusal)
         envelope.mail_from = address
@@ -147,6 +172,10 @@ class SmtpServer:
             or self.policy.greylist(server.ip, envelope.mail_from or "", address)
             or server.chaos_refusal("Recipient")
         )
+        if refusal is None and self.receiver is not None:
+            refusal = await server.receiver_check(
+                "rcpt", mail_from=envelope.mail_from or "", rcpt_to=(address,)
+            )
         if refusal is not None:
             return server.mark(refusal)
         envelope.rcpt_tos.append(address)
@@ -216,18 +245,15 @@ class SmtpServer:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        host, port = split_hostport(self.config.smtp_addr, "--smtp")
+        flag = "--smtp" if self.name == "default" else f"--smtp-listener {self.name}"
+        host, port = split_hostport(self.config.smtp_addr, flag)
 
         async def listen() -> asyncio.Server:
             # bind() makes `[::]` dual-stack as in Mailpit (asyncio would make it IPv6 only).
             return await self.loop.create_server(self._factory, sock=bind(host, port))
 
-        self._runner.start(
-            listen,
-            self.config.smtp_addr,
-            "--smtp",
-        )
-        log.debug("SMTP listening on %s", self.address_text)
+        self._runner.start(listen, self.config.smtp_addr, flag)
+        log.debug("SMTP listener %s on %s", self.name, self.address_text)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let in-flight messages commit, then close every connection."""

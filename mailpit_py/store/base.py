@@ -16,7 +16,7 @@ BLOB_CHUNK = 1 << 20
 SUMMARY_COLUMNS = (
     "m.id, m.uid, m.created, m.read, m.size, m.message_id, m.subject, m.from_json, m.to_json, "
     "m.cc_json, m.bcc_json, m.reply_to_json, m.username, m.snippet, m.attachments, "
-    "m.inline_count, m.session_uid, "
+    "m.inline_count, m.session_uid, m.refused, "
     "(SELECT json_group_array(tag) FROM (SELECT tag FROM tags t WHERE t.message = m.id "
     "ORDER BY tag)) AS tags_json"
 )

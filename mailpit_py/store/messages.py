@@ -34,7 +34,8 @@ class MessageWrites(SQLiteParts):
         cur = conn.execute(
             "INSERT INTO messages (uid, mailbox, created, size, message_id, subject, from_json, "
             "to_json, cc_json, bcc_json, reply_to_json, username, snippet, attachments, "
-            "inline_count, session_uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "inline_count, session_uid, refused, listener) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.uid,
                 rec.mailbox,
@@ -52,6 +53,8 @@ class MessageWrites(SQLiteParts):
                 rec.attachments,
                 rec.inline_count,
                 rec.session_uid,
+                rec.refused,
+                rec.listener,
             ),
         )
         rowid = int(cur.lastrowid or 0)

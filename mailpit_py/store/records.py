@@ -75,6 +75,8 @@ class MessageRecord(NamedTuple):
     tags: Sequence[str]
     headers: Sequence[tuple[str, str]]
     fts: tuple[str, str, str, str, str]  # subject, addresses, body, attachments, headers
+    refused: str = ""  # JSON of the receiver's refusal (--receiver); "" when accepted
+    listener: str = ""  # the SMTP listener that took it (--smtp-listener)
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,21 @@ MIGRATIONS: list[str] = [
     INSERT INTO messages_tri (rowid, subject, addresses, body, attachments)
         SELECT rowid, subject, addresses, body, attachments FROM messages_fts;
     """,
+    # 14: held for another change that is not in yet: empty, so that 15 keeps its number.
+    # A change that takes 14 must replace this entry and stay safe on a database that already
+    # passed it empty (IF NOT EXISTS, or a later number).
+    """
+    -- no change yet
+    """,
+    # 15: receiver simulation (--receiver): a message a profile refused is kept, with the
+    # refusal as JSON ({Reply, Rule, Stage, ...}; '' for an accepted message), so the list can
+    # mark it and is:refused find it through a small partial index; and the SMTP listener that
+    # took each message (--smtp-listener NAME=...; 'default' for --smtp).
+    """
+    ALTER TABLE messages ADD COLUMN refused TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN listener TEXT NOT NULL DEFAULT '';
+    CREATE INDEX messages_refused ON messages (id) WHERE refused != '';
+    """,
 ]
 
 

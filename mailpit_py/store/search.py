@@ -19,10 +19,11 @@ class Term:
     """One search term; every term of a query must hold (they are ANDed).
 
     kind is one of KINDS. value is already converted: the text to look for (word, phrase,
-    from, to, cc, bcc, reply-to, addressed, subject, message-id, tag, header); "read", "unread"
-    or "tagged" for is; "attachment" or "inline" for has; UTC epoch seconds (float) for after
-    and before; bytes (int) for larger and smaller. For header, name is the header name and
-    value the text its value must contain ("" when the header only has to be present).
+    from, to, cc, bcc, reply-to, addressed, subject, message-id, tag, header); "read",
+    "unread", "tagged" or "refused" for is; "attachment" or "inline" for has; UTC epoch
+    seconds (float) for after and before; bytes (int) for larger and smaller. For header, name
+    is the header name and value the text its value must contain ("" when the header only has
+    to be present).
     """
 
     kind: str
@@ -46,7 +47,7 @@ KINDS = (
     "header",
 )
 _PREFIXES = frozenset(KINDS) - {"word", "phrase"}
-_IS_VALUES = ("read", "unread", "tagged")
+_IS_VALUES = ("read", "unread", "tagged", "refused")  # refused: kept by --receiver
 # Mailpit accepts the plural too (has:attachments, has:inlines).
 _HAS_VALUES = {"attachment": "attachment", "attachments": "attachment"}
 _HAS_VALUES |= {"inline": "inline", "inlines": "inline"}
@@ -142,7 +143,7 @@ def _term(token: str, starts_quoted: bool, zone: tzinfo) -> Term | None:
     lower = value.lower()
     if kind == "is":
         if lower not in _IS_VALUES:
-            raise SearchError(f"is: needs read, unread or tagged, got {value!r}")
+            raise SearchError(f"is: needs read, unread, tagged or refused, got {value!r}")
         return Term(kind, lower, negated)
     if kind == "has":
         if lower not in _HAS_VALUES:

@@ -187,6 +187,7 @@ _IS = {
     "read": "m.read = 1",
     "unread": "m.read = 0",
     "tagged": "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id)",
+    "refused": "m.refused != ''",  # as messages_refused's WHERE, so that index answers it
 }
 _HAS = {"attachment": "m.attachments > 0", "inline": "m.inline_count > 0"}
 
@@ -222,7 +223,7 @@ def ids_and_read_only(terms: Sequence[Term]) -> bool:
         if term.kind in ("word", "phrase"):
             if fts_phrase(str(term.value)) is None:
                 return False  # looks in subjects instead
-        elif term.kind not in ("header", "tag", "is"):
+        elif term.kind not in ("header", "tag", "is") or term.value == "refused":
             return False
     return bool(terms)
 
