@@ -101,17 +101,23 @@ def serve(argv: Sequence[str]) -> int:
     settle_gc()
     db = server.mailbox.database_path
     where = "temporary, removed at exit" if config.database is None else "kept"
+    smtp_where = server.smtp.address_text if server.smtp else "?"
+    if config.smtp_addr.startswith("unix:"):
+        smtp_where = config.smtp_addr  # as Mailpit's start line names a Unix socket
+    http_where = server.http_url
+    if server.http is not None and config.http_addr.startswith("unix:"):
+        http_where = server.http.where
     log.info(
         "mailpit-py %s: SMTP on %s, web UI and API on %s, database %s (%s)",
         __version__,
-        server.smtp.address_text if server.smtp else "?",
-        server.http_url,
+        smtp_where,
+        http_where,
         db,
         where,
         extra={
             "event": "start",
-            "smtp": server.smtp.address_text if server.smtp else "",
-            "http": server.http_url,
+            "smtp": smtp_where,
+            "http": http_where,
             "database": db,
         },
     )

@@ -254,7 +254,7 @@ class Server:
         if self.smtp is None or self.smtp.address == ("", 0):  # (a Unix socket has no port)
             return "SMTP is not listening"
         for name, listener in self.smtp_listeners.items():
-            if not listener.address[1]:
+            if listener.address == ("", 0):  # not bound (a Unix socket has no port)
                 return f"SMTP listener {name} is not listening"
         if self.http is None:
             return "HTTP is not listening"

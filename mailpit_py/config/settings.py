@@ -36,7 +36,8 @@ class Config:
         env="MP_SMTP_BIND_ADDR",
         help=(
             "SMTP listen address, HOST:PORT; [::] is every interface, IPv4 too, as in Mailpit "
-            "(127.0.0.1:1025 keeps it local; port 0 for any free port)"
+            "(127.0.0.1:1025 keeps it local; port 0 for any free port); or a Unix socket, "
+            "unix:PATH:MODE"
         ),
         metavar="ADDR",
     )
@@ -46,7 +47,8 @@ class Config:
         env="MP_UI_BIND_ADDR",
         help=(
             "HTTP listen address for the web UI and API, HOST:PORT; [::] is every interface "
-            "(127.0.0.1:8025 keeps it local; port 0 for any free port)"
+            "(127.0.0.1:8025 keeps it local; port 0 for any free port); or a Unix socket, "
+            "unix:PATH:MODE, e.g. unix:/run/mailpit.sock:0660"
         ),
         metavar="ADDR",
     )

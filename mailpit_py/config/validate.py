@@ -23,6 +23,7 @@ from mailpit_py.config.values import parse_networks, split_hostport
 from mailpit_py.mailaccess.access import validate_mail_access
 from mailpit_py.mailbox.tags import AutoTags
 from mailpit_py.net.dns import OverrideError, load_overrides
+from mailpit_py.net.listen import check_address
 from mailpit_py.receiver.profile import ProfileError
 from mailpit_py.receiver.profile import load as load_profile
 from mailpit_py.relay import config as relay_config
@@ -103,8 +104,8 @@ def validate(config: Config) -> Config:
 
 
 def _listeners_and_limits(config: Config) -> None:
-    split_hostport(config.smtp_addr, "--smtp")
-    split_hostport(config.http_addr, "--listen")
+    check_address(config.smtp_addr, "--smtp")  # HOST:PORT, or Mailpit's unix:PATH:MODE
+    check_address(config.http_addr, "--listen")
     if not re.fullmatch(r"/([A-Za-z0-9._~!$&'()*+,;=:@%-]+/)*", config.webroot):
         raise ConfigError(f"--webroot: {config.webroot!r} is not a URL path: use e.g. / or /mail/")
     if config.max_messages < 0:

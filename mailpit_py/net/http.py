@@ -17,7 +17,14 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from mailpit_py.config.values import split_hostport
-from mailpit_py.net.listen import ALL_INTERFACES, bind
+from mailpit_py.net.listen import (
+    ALL_INTERFACES,
+    bind,
+    bind_unix,
+    remove_socket_file,
+    socket_file,
+    unix_address,
+)
 from mailpit_py.net.loopthread import AddressInUse
 
 log = logging.getLogger("mailpit_py.http")
@@ -380,20 +387,28 @@ class HttpServer:
         self._thread: threading.Thread | None = None
         self.address: tuple[str, int] = ("", 0)
         self.flag = "--listen"  # the option that set `addr`, named in errors
+        self._socket_file: tuple[str, int, int] | None = None  # a Unix socket's, removed at stop
 
     def start(self) -> None:
-        host, port = split_hostport(self.addr, self.flag)
+        unix = unix_address(self.addr, self.flag)
         try:
             # Bind here: werkzeug exits the process on a bind error instead of raising.
-            sock = bind(host, port)
-            if host in ALL_INTERFACES:  # `::`, or 0.0.0.0 where IPv6 is unavailable
-                host = sock.getsockname()[0]
+            if unix is not None:  # Mailpit's unix:PATH:MODE
+                sock = bind_unix(unix)
+                self._socket_file = socket_file(sock)
+                host, port = f"unix://{unix.path}", 0  # werkzeug's spelling of a Unix socket
+            else:
+                host, port = split_hostport(self.addr, self.flag)
+                sock = bind(host, port)
+                if host in ALL_INTERFACES:  # `::`, or 0.0.0.0 where IPv6 is unavailable
+                    host = sock.getsockname()[0]
+                port = sock.getsockname()[1]
         except OSError as exc:
             raise AddressInUse.explain(exc, self.addr, self.flag) from exc
         try:
             self._server = _BoundedServer(
                 host,
-                sock.getsockname()[1],
+                port,
                 self.app,
                 handler=_QuietHandler,
                 fd=sock.fileno(),
@@ -408,9 +423,14 @@ class HttpServer:
                 self._server.socket, server_side=True, do_handshake_on_connect=False
             )
             self._server.ssl_context = self.ssl_context  # werkzeug: https in the WSGI environ
-        self.address = (host, self._server.socket.getsockname()[1])
+        self.address = (unix.path, 0) if unix else (host, self._server.socket.getsockname()[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
         self._thread.start()
+
+    @property
+    def where(self) -> str:
+        """Where it listens, for the start line: its URL, or Mailpit's unix:PATH:MODE."""
+        return self.addr if self._socket_file is not None else self.url
 
     @property
     def server(self) -> _BoundedServer:
@@ -420,6 +440,9 @@ class HttpServer:
 
     @property
     def url(self) -> str:
+        """The base URL; on a Unix socket, the one its clients ask for (curl --unix-socket)."""
+        if self._socket_file is not None:
+            return "https://localhost" if self.ssl_context is not None else "http://localhost"
         host, port = self.address
         host = f"[{host}]" if ":" in host else host
         if host in ("0.0.0.0", "[::]"):
@@ -436,3 +459,5 @@ class HttpServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        remove_socket_file(self._socket_file)  # as Mailpit removes its socket file at exit
+        self._socket_file = None

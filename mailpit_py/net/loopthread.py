@@ -9,6 +9,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 
+from mailpit_py.net.listen import remove_socket_file, socket_file
+
 log = logging.getLogger("mailpit_py.loopthread")
 
 STOP_WAIT = 10.0  # seconds stop() waits for the loop's thread to end
@@ -20,10 +22,11 @@ class AddressInUse(OSError):
     @classmethod
     def explain(cls, exc: OSError, addr: str, flag: str) -> AddressInUse:
         if exc.errno == errno.EADDRINUSE:
-            return cls(
-                f"{addr} is already in use: is another mail catcher running? "
-                f"Choose another with {flag}"
-            )
+            # A Unix socket's own text names its file ("socket already in use: PATH").
+            what = exc.strerror if addr.startswith("unix:") and exc.strerror else addr
+            if what == addr:
+                what = f"{addr} is already in use"
+            return cls(f"{what}: is another mail catcher running? Choose another with {flag}")
         return cls(f"cannot listen on {addr}: {exc.strerror or exc}")
 
 
@@ -40,6 +43,7 @@ class LoopThread:
         self.server: asyncio.Server | None = None
         self.address: tuple[str, int] = ("", 0)
         self._thread: threading.Thread | None = None
+        self._socket_file: tuple[str, int, int] | None = None  # a Unix socket's, removed at stop
 
     def start(self, listen: Callable[[], Awaitable[asyncio.Server]], addr: str, flag: str) -> None:
         """Bind with `listen` in the loop's thread, then serve until stop().
@@ -56,8 +60,13 @@ class LoopThread:
                 started.set_exception(exc)
                 return
             # Port 0 asks the OS for a free port; read back what it chose (DESIGN.md trap).
-            sockname = self.server.sockets[0].getsockname()
-            self.address = (sockname[0], sockname[1])
+            listening = self.server.sockets[0]
+            sockname = listening.getsockname()
+            if isinstance(sockname, str):  # a Unix socket: its path, and no port
+                self.address = (sockname, 0)
+                self._socket_file = socket_file(listening)
+            else:
+                self.address = (sockname[0], sockname[1])
             started.set_result(None)
             self.loop.run_forever()
 
@@ -90,6 +99,8 @@ class LoopThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=STOP_WAIT)
         self._thread = None
+        remove_socket_file(self._socket_file)  # as Mailpit removes its socket files at exit
+        self._socket_file = None
         if self.loop.is_running():
             # The loop thread did not stop in time (a very loaded machine): leave the loop to it
             # rather than close a running loop.

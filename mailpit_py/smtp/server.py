@@ -14,9 +14,8 @@ from aiosmtpd.smtp import Session as SmtpSession
 
 from mailpit_py import events
 from mailpit_py.config.settings import Config
-from mailpit_py.config.values import split_hostport
 from mailpit_py.mailbox.facade import Mailbox
-from mailpit_py.net.listen import bind
+from mailpit_py.net.listen import listen_on
 from mailpit_py.net.loopthread import AddressInUse as AddressInUse  # moved; still importable here
 from mailpit_py.net.loopthread import LoopThread
 from mailpit_py.net.tls import server_context
@@ -246,11 +245,12 @@ class SmtpServer:
 
     def start(self) -> None:
         flag = "--smtp" if self.name == "default" else f"--smtp-listener {self.name}"
-        host, port = split_hostport(self.config.smtp_addr, flag)
 
         async def listen() -> asyncio.Server:
-            # bind() makes `[::]` dual-stack as in Mailpit (asyncio would make it IPv6 only).
-            return await self.loop.create_server(self._factory, sock=bind(host, port))
+            # listen_on() makes `[::]` dual-stack as in Mailpit (asyncio would make it IPv6
+            # only), and binds Mailpit's unix:PATH:MODE too.
+            sock = listen_on(self.config.smtp_addr, flag)
+            return await self.loop.create_server(self._factory, sock=sock)
 
         self._runner.start(listen, self.config.smtp_addr, flag)
         log.debug("SMTP listener %s on %s", self.name, self.address_text)

@@ -126,7 +126,8 @@ class HostPolicy:
         self.any = extra == ("*",)
         machine = socket.gethostname().lower().rstrip(".")  # no DNS: it reads the kernel's name
         names = {"localhost", machine, f"{machine}.local", config.smtp_hostname.lower()}
-        names.add(split_hostport(config.http_addr, "--listen")[0].lower())
+        if not config.http_addr.startswith("unix:"):  # a Unix socket (Mailpit's) has no host
+            names.add(split_hostport(config.http_addr, "--listen")[0].lower())
         names.update(h.lower() for h in sans_hosts(config.ui_tls_cert) or ())
         names.update(n for n in extra if not n.startswith("*."))
         self.names = frozenset(n.rstrip(".") for n in names if n)
