@@ -10,6 +10,7 @@ import {
 import { closeMessage, openMessage, renderMessageHead, updateReadButton } from './message.js';
 import { closeNav, showView, toggleHelp, writeUrl } from './nav.js';
 import { notify } from './prefs.js';
+import { refusedMark } from './refused.js';
 import { ICONS, PAGE, els, icon, showError, state } from './state.js';
 
 const SEARCH_PAUSE = 250; // ms of typing pause before the search runs
@@ -123,6 +124,7 @@ function renderRow(m) {
         'div',
         { class: 'subject-line' },
         h('span', { class: 'subject', text: m.Subject || '(no subject)' }),
+        refusedMark(m),
         (m.Tags || []).map((t) => tagChip(t)),
       ),
       h('div', { class: 'snippet', text: m.Snippet || '' }),

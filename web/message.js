@@ -7,6 +7,7 @@ import { renderChecks } from './checks.js';
 import { $, addressText, formatFullTime, formatSize, h, highlightHtml, isTyping } from './dom.js';
 import { loadList, onDelete, onUpdate, replaceRow, select, setSearch, tagChip } from './list.js';
 import { showView, writeUrl } from './nav.js';
+import { refusedPanel } from './refused.js';
 import { openRelease, relayPanel, relayShown } from './release.js';
 import { showSessions, transcript } from './sessions.js';
 import { openTags } from './tagchips.js';
@@ -346,6 +347,7 @@ const TABS = {
         ['Protocol', env.Protocol || '—'],
         ['TLS', yes(env.TLS)],
         ['AUTH', env.Username ? `yes, as ${env.Username}` : 'no'],
+        ...(env.Listener ? [['Listener', env.Listener]] : []),
       ].flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]),
     );
     const link = data.SessionID
@@ -354,6 +356,7 @@ const TABS = {
     return h(
       'div',
       { class: 'smtp-view' },
+      refusedPanel(m.Refused),
       h('h2', { class: 'section-title', text: 'Envelope' }),
       card,
       h('div', { class: 'section-head' }, h('h2', { class: 'section-title', text: 'Conversation' }), link),

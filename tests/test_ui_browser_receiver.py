@@ -1,0 +1,69 @@
+"""The web UI and receiver simulation: a message the receiver profile refused is marked in the
+list, found by is:refused, and its SMTP tab says which rule refused it with the reply given."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_ui_browser import browser, open_message, open_page, row  # noqa: F401 (fixtures)
+
+from helpers import make_server
+from mailpit_py.server import Server
+
+ZONE = """
+bank.test TXT "v=spf1 ip4:198.51.100.1 -all"
+_dmarc.bank.test TXT "v=DMARC1; p=reject"
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    zone = tmp_path / "zone.txt"
+    zone.write_text(ZONE)
+    with make_server(
+        receiver="outlook",
+        dns_override=str(zone),
+        dns_offline=True,
+        checks_client_ip="203.0.113.7",
+    ) as mp:
+        yield mp
+
+
+def send(mp: Server, sender: str, subject: str) -> tuple[int, bytes]:
+    raw = f"From: {sender}\r\nTo: dev@example.org\r\nSubject: {subject}\r\n\r\nHello.\r\n"
+    with smtplib.SMTP(*mp.smtp_address, timeout=10) as client:
+        client.ehlo()
+        client.mail(sender)
+        client.rcpt("dev@example.org")
+        return client.data(raw.encode())
+
+
+def test_a_refused_message_is_marked_and_its_smtp_tab_says_why(
+    open_page: Any,  # noqa: F811
+    server: Server,
+) -> None:
+    from playwright.sync_api import expect
+
+    assert send(server, "news@bank.test", "Refused one")[0] == 550
+    assert send(server, "dev@example.org", "Accepted one")[0] == 250
+    page = open_page(server.http_url)
+    expect(row(page, "Refused one").locator(".refused-mark")).to_have_text("refused")
+    expect(row(page, "Accepted one").locator(".refused-mark")).to_have_count(0)
+    page.locator("#search").fill("is:refused")
+    expect(row(page, "Accepted one")).to_have_count(0)
+    expect(row(page, "Refused one")).to_have_count(1)
+    open_message(page, "Refused one")
+    page.locator("#tab-smtp").click()
+    box = page.locator(".refused-box")
+    expect(box.locator(".refused-reply")).to_have_text(
+        "550 5.7.509 Access denied, sending domain bank.test does not pass DMARC verification "
+        "and has a DMARC policy of reject."
+    )
+    expect(box).to_contain_text("dmarc-reject (outlook profile, at the end of DATA)")
+    expect(box).to_contain_text("simulated")
+    expect(page.locator(".envelope").first).to_be_visible()
+    expect(page.locator(".transcript")).to_contain_text("rule receiver:dmarc-reject")
