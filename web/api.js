@@ -34,6 +34,8 @@ async function request(method, path, { params, body, as = 'json', signal } = {})
 export const api = {
   webui: () => request('GET', 'api/v1/webui'),
   info: () => request('GET', 'api/v1/info'),
+  chaos: () => request('GET', 'api/v1/chaos'),
+  setChaos: (triggers) => request('PUT', 'api/v1/chaos', { body: triggers }),
   list: (query, start, limit, signal) =>
     query
       ? request('GET', 'api/v1/search', { params: { query, start, limit, tz: timezone() }, signal })

@@ -6,6 +6,7 @@
 // list.js, message.js and sessions.js import one another: that is sound for ES modules because
 // their top level only defines things, and nothing runs across modules before init() below.
 
+import { wireAbout } from './about.js';
 import { api } from './api.js';
 import { wireBulk } from './bulk.js';
 import { $ } from './dom.js';
@@ -130,6 +131,7 @@ function wire() {
   wirePrefs();
   wireTagChips();
   wireBulk();
+  wireAbout();
   $('#keys-btn').addEventListener('click', () => $('#keys-dialog').showModal());
 }
 

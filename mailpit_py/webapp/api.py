@@ -480,8 +480,29 @@ def webui() -> Response:
             "ChaosEnabled": runtime().chaos() is not None,
             "DuplicatesIgnored": cfg.ignore_duplicate_ids,
             "HideDeleteAllButton": cfg.hide_delete_all_button,
+            # Ours, for the UI's about panel: where this instance listens and what it keeps.
+            "Listeners": _listeners(),
+            "Retention": {"MaxMessages": cfg.max_messages, "MaxAge": int(cfg.max_age or 0)},
         }
     )
+
+
+def _listeners() -> dict[str, str]:
+    """The bound address of each listener ("" when it is off), as host:port."""
+    rt = runtime()
+    found = {}
+    for name, get in (
+        ("SMTP", lambda: rt.smtp_address),
+        ("HTTP", lambda: rt.http_address),
+        ("POP3", lambda: rt.pop3.address),
+        ("IMAP", lambda: rt.imap.address),
+    ):
+        try:
+            host, port = get()[:2]
+            found[name] = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        except (AttributeError, AssertionError, TypeError):  # off, or not this kind of runtime
+            found[name] = ""
+    return found
 
 
 def _message_relay() -> dict[str, Any]:
