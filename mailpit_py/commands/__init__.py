@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "queue": "list the relay outbox like mailq (age, attempts, next try, last error)",
     "readyz": "exit 0 when an instance is ready (for Docker health checks)",
     "config": "print every setting, its effective value and where it came from",
+    "dkim-record": "print the DNS TXT record of a --dkim-sign key (for --dns-override)",
     "version": "print the version (as Mailpit's `version`)",
 }
 
@@ -32,7 +33,7 @@ def run(name: str, argv: Sequence[str]) -> int:
     command quietly with 141, as coreutils do, instead of a BrokenPipeError traceback; this
     covers every command's printing, and the flush at exit too (argparse's --help exits).
     """
-    module = importlib.import_module(f"mailpit_py.commands.{name}")
+    module = importlib.import_module(f"mailpit_py.commands.{name.replace('-', '_')}")
     try:
         try:
             code = int(module.main(list(argv)))

@@ -20,6 +20,7 @@ from mailpit_py.config.values import (
     parse_int,
     parse_message_size,
     parse_prometheus,
+    parse_semicolon_list,
     parse_zones,
 )
 
@@ -220,6 +221,20 @@ class Config:
         metavar="FILE",
     )
     # --- SMTP TLS, AUTH, access policy and chaos ---
+    dkim_sign: tuple[str, ...] = setting(
+        (),
+        flags=("--dkim-sign",),
+        env="MP_DKIM_SIGN",
+        help=(
+            "DKIM-sign relayed and forwarded copies and sent mail whose From domain matches "
+            "DOMAIN (or * or *.example.com) with the PEM key (RSA or Ed25519); repeat the flag, "
+            "or separate them with ; in the variable; `mailpit-py dkim-record KEYFILE` prints "
+            "the DNS record"
+        ),
+        convert=parse_semicolon_list,
+        metavar="DOMAIN:SELECTOR:KEYFILE",
+        repeat=True,
+    )
     smtp_tls_cert: str = setting(
         "",
         flags=("--smtp-tls-cert",),

@@ -20,6 +20,7 @@ from mailpit_py.config.listeners import parse_listener
 from mailpit_py.config.settings import OPTIONS, Config
 from mailpit_py.config.sources import ALIAS_ENV, ALIAS_FLAGS, settings_from
 from mailpit_py.config.values import parse_networks, split_hostport
+from mailpit_py.dkimsign.signer import Signer
 from mailpit_py.mailaccess.access import validate_mail_access
 from mailpit_py.mailbox.tags import AutoTags
 from mailpit_py.net.dns import OverrideError, load_overrides
@@ -96,6 +97,7 @@ def validate(config: Config) -> Config:
     _checks(config)
     validate_mail_access(config)
     _integrations(config)
+    Signer.from_values(config.dkim_sign)  # every rule well-formed, every key file one that signs
     AutoTags.from_config(config)  # --tag, --tags-config, --tags-disable
     _web_access(config)
     parse_cors(config.api_cors)

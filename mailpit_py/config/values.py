@@ -108,6 +108,12 @@ def parse_zones(value: str, flag: str) -> tuple[str, ...]:
     return tuple(z.strip() for z in value.split(",") if z.strip())
 
 
+def parse_semicolon_list(value: str, flag: str) -> tuple[str, ...]:
+    """`a; b;c` -> ("a", "b", "c"), blanks dropped: the values of a repeatable flag (given
+    more than once, they come ;-joined) or of its variable."""
+    return tuple(item.strip() for item in value.split(";") if item.strip())
+
+
 def parse_prometheus(value: str, flag: str) -> str:
     """`true`/`false` (Mailpit's boolean) or a listen address for a separate listener."""
     text = value.strip()

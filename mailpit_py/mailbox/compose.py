@@ -1,4 +1,5 @@
-"""Builds a MIME message from a Mailpit send-API request body (pure: no I/O, no web imports)."""
+"""Builds a MIME message from a Mailpit send-API request body (no web imports; the only I/O is
+reading the --dkim-sign keys, once per process)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
 
+from mailpit_py.dkimsign.signer import signer_for
 from mailpit_py.models import Envelope
 
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 section 2.2: printable ASCII except ':'
@@ -114,8 +116,12 @@ def _attachments(body: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def compose(body: dict[str, Any]) -> tuple[Envelope, bytes, list[str]]:
-    """(envelope, raw message, tags) for a send-API body; ComposeError when it is not valid."""
+def compose(
+    body: dict[str, Any], dkim_sign: tuple[str, ...] = ()
+) -> tuple[Envelope, bytes, list[str]]:
+    """(envelope, raw message, tags) for a send-API body; ComposeError when it is not valid.
+    With `dkim_sign` (--dkim-sign's values) the message is signed when a rule covers its From
+    domain, as a mail server would sign what its users send."""
     if "From" not in body:
         raise ComposeError("From is required")
     sender = _address(body["From"], "From")
@@ -187,4 +193,5 @@ def compose(body: dict[str, Any]) -> tuple[Envelope, bytes, list[str]]:
         msg.add_attachment(a["data"], maintype, subtype, filename=a["filename"])
 
     recipients = [e for _, e in to] + [e for _, e in cc] + bcc
-    return Envelope(sender[1], tuple(recipients)), msg.as_bytes(), list(tags)
+    raw = signer_for(dkim_sign).sign(msg.as_bytes()) if dkim_sign else msg.as_bytes()
+    return Envelope(sender[1], tuple(recipients)), raw, list(tags)

@@ -15,6 +15,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from mailpit_py.config.settings import Config
+from mailpit_py.dkimsign.signer import signer_for
 from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks, OutboxItem
 from mailpit_py.models import Envelope
@@ -61,6 +62,9 @@ class Relay:
         # One resolver (net/dns.py, with --dns-override) for MX routing and the reverse DNS
         # name of the client in the relay's Received header.
         self._resolver = relay_send.make_resolver(self.settings.nameserver, config.dns_override)
+        # --dkim-sign: each copy is signed as it goes out, after the header changes a release
+        # or a forward makes (a new Date, override-from), so the signature covers what is sent.
+        self.signer = signer_for(config.dkim_sign)
 
     @property
     def active(self) -> bool:
@@ -432,7 +436,7 @@ class Relay:
     def _deliver(
         self, up: Upstream, sender: str, rcpts: list[str], data: bytes, uid: str
     ) -> Result:
-        data = self.trace(uid, rcpts) + relay_send.crlf(data)
+        data = self.trace(uid, rcpts) + self.signer.sign(relay_send.crlf(data))
         try:
             if self.settings.mx and not up.host:
                 return relay_send.send_mx(
