@@ -126,3 +126,18 @@ def test_missing_binaries_skip_locally_and_fail_under_ci(
     assert "PostgreSQL server is not installed" in message
     assert "sudo apt-get install -y postgresql" in message
     assert ("must run in CI" in message) == bool(ci)
+
+
+def test_the_test_cluster_skips_fsync_but_keeps_synchronous_commit(pg_server: PgServer) -> None:
+    assert pg_server.sql("SHOW fsync") == "off"
+    assert pg_server.sql("SHOW synchronous_commit") == "on"
+
+
+def test_a_durable_cluster_can_be_had_for_a_test_that_needs_fsync() -> None:
+    durable = pgserver.start_server(fsync=True)
+    try:
+        assert durable.sql("SHOW fsync") == "on"
+        assert durable.sql("SHOW full_page_writes") == "on"
+    finally:
+        durable.close()
+    assert not durable.root.exists()
