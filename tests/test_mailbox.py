@@ -278,12 +278,14 @@ def test_messages_carry_only_the_indexes_queries_use(tmp_path: Path) -> None:
     finally:
         store.close()
     # messages_refused is partial: only a message a receiver profile refused is in it, so
-    # accepted mail costs it nothing, and is:refused reads it alone.
+    # accepted mail costs it nothing, and is:refused reads it alone. messages_message_id is
+    # --ignore-duplicate-ids' lookup (migration 14), once per message.
     assert names == {
         "sqlite_autoindex_messages_1",
         "messages_created",
         "messages_id_read",
         "messages_refused",
+        "messages_message_id",
     }
     assert "messages_id_read" in plan[0][3]
     assert "messages_refused" in refused[0][3]

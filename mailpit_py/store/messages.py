@@ -17,16 +17,16 @@ from mailpit_py.store.schema import (
 from mailpit_py.store.search import Term
 from mailpit_py.store.search_sql import build_where
 
+# --ignore-duplicate-ids' lookup of a Message-ID (a test reads its query plan).
+STORED_MESSAGE_ID_SQL = "SELECT uid FROM messages WHERE message_id = ? LIMIT 1"
+
 
 class MessageWrites(SQLiteParts):
     """Changes to messages; each runs in the writer thread, inside a batch's transaction."""
 
     def stored_message_id(self, message_id: str) -> str | None:
-        # No index on message_id: only --ignore-duplicate-ids asks, once per message (Mailpit
-        # looks the same way), so every other instance keeps its insert cost.
-        row = self._wconn.execute(
-            "SELECT uid FROM messages WHERE message_id = ? LIMIT 1", (message_id,)
-        ).fetchone()
+        # Through the messages_message_id index (migration 14), as Mailpit's lookup is.
+        row = self._wconn.execute(STORED_MESSAGE_ID_SQL, (message_id,)).fetchone()
         return str(row[0]) if row else None
 
     def insert_message(self, rec: MessageRecord) -> int:

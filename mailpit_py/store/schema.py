@@ -36,6 +36,7 @@ TRIGRAM_SCHEMA = """CREATE VIRTUAL TABLE messages_tri USING fts5 (
         subject, addresses, body, attachments,
         tokenize = 'trigram', content = 'messages_fts'
     )"""
+MESSAGE_ID_INDEX = "CREATE INDEX IF NOT EXISTS messages_message_id ON messages (message_id)"
 # The trigram tokenizer came with SQLite 3.34.0.
 TRIGRAM_SQLITE = (3, 34, 0)
 
@@ -243,11 +244,11 @@ MIGRATIONS: list[str] = [
     INSERT INTO messages_tri (rowid, subject, addresses, body, attachments)
         SELECT rowid, subject, addresses, body, attachments FROM messages_fts;
     """,
-    # 14: held for another change that is not in yet: empty, so that 15 keeps its number.
-    # A change that takes 14 must replace this entry and stay safe on a database that already
-    # passed it empty (IF NOT EXISTS, or a later number).
-    """
-    -- no change yet
+    # 14: an index on the Message-ID, which --ignore-duplicate-ids looks up for every message
+    # (a scan of the table before; Mailpit indexes it too). A database that passed 14 while it
+    # was empty gets the index at open instead (see migrate).
+    f"""
+    {MESSAGE_ID_INDEX};
     """,
     # 15: receiver simulation (--receiver): a message a profile refused is kept, with the
     # refusal as JSON ({Reply, Rule, Stage, ...}; '' for an accepted message), so the list can
@@ -283,6 +284,12 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number + 1}")
             conn.execute("COMMIT")
+        if version >= 14 and not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'messages_message_id'"
+        ).fetchone():
+            # Migration 14 was an empty placeholder for a while: a file that passed it then
+            # has no Message-ID index yet.
+            conn.execute(MESSAGE_ID_INDEX)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot prepare database {path!r}: {exc}") from exc
 
