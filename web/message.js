@@ -9,6 +9,7 @@ import { loadList, onDelete, onUpdate, replaceRow, select, setSearch, tagChip } 
 import { showView, writeUrl } from './nav.js';
 import { refusedPanel } from './refused.js';
 import { openRelease, relayPanel, relayShown } from './release.js';
+import { htmlScreenshot, saveBlob } from './screenshot.js';
 import { showSessions, transcript } from './sessions.js';
 import { openTags } from './tagchips.js';
 import { ICONS, els, icon, showError, state, toast } from './state.js';
@@ -298,7 +299,26 @@ const TABS = {
             }),
           )
         : null;
-    return h('div', { class: 'html-view' }, h('div', { class: 'html-bar' }, seg, banner), wrap);
+    const shot = h('button', {
+      class: 'btn small',
+      type: 'button',
+      id: 'screenshot-btn',
+      title: 'Download the HTML view as a PNG image (at the width shown)',
+      text: 'Screenshot',
+      onclick: async (e) => {
+        const b = e.currentTarget;
+        b.disabled = true;
+        try {
+          const blob = await htmlScreenshot(m.ID, html, WIDTHS[state.width] || Math.round(frame.clientWidth) || 800);
+          saveBlob(blob, `${m.ID}.png`);
+        } catch (err) {
+          showError(err);
+        } finally {
+          b.disabled = false;
+        }
+      },
+    });
+    return h('div', { class: 'html-view' }, h('div', { class: 'html-bar' }, seg, shot, banner), wrap);
   },
   async text(m) {
     if (!m.Text) return h('p', { class: 'muted pad', text: 'This message has no text part.' });
