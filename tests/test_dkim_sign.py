@@ -256,15 +256,31 @@ def test_mailpit_py_send_signs_the_message(server_factory, tmp_path: Path, how: 
     b = server_factory(dns_override=str(published(tmp_path, key)), dns_offline=True)
     spec = f"example.test:mail:{key}"
     host, port = b.smtp_address
-    args = ["send", "-q", "--server", f"{host}:{port}", "--from", "app@example.test"]
+    args = ["send", "--server", f"{host}:{port}", "--from", "app@example.test"]
     args += ["--to", "dev@example.org", "--subject", "signed by send"]
     if how == "flag":
         done = cli(*args, "--dkim-sign", spec)
     else:
         done = cli(*args, env={"MP_DKIM_SIGN": f"other.test:x:{key}; {spec}"})
     assert done.returncode == 0, done.stderr
+    assert "=== DKIM-signed: d=example.test s=mail (ed25519-sha256)" in done.stdout
     (sig,) = auth_check(b, arrived(b))["DKIM"]
     assert (sig["Result"], sig["Algorithm"]) == ("pass", "ed25519-sha256")
+
+
+def test_mailpit_py_send_says_when_no_rule_covers_the_from_domain(
+    server_factory, tmp_path: Path
+) -> None:
+    key = openssl_key(tmp_path / "send.pem", "rsa")
+    b = server_factory()
+    host, port = b.smtp_address
+    done = cli("send", "--server", f"{host}:{port}", "--from", "app@elsewhere.test",
+               "--to", "dev@example.org", "--dkim-sign", f"example.test:mail:{key}")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "=== not DKIM-signed: no --dkim-sign rule covers the From domain elsewhere.test" in (
+        done.stdout
+    )
+    assert b.mailbox is not None and b"DKIM-Signature" not in b.mailbox.raw(arrived(b))
 
 
 def test_mailpit_py_send_with_a_bad_key_stops_before_connecting(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from mailpit_py.commands._common import (
 from mailpit_py.commands._smtp import reply_exit_code, reply_text, send_failure, smtp_connect
 from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.values import parse_semicolon_list
-from mailpit_py.dkimsign.signer import Signer
+from mailpit_py.dkimsign.signer import Signer, from_domain
 
 PROG = "mailpit-py send"
 ENV_ADDR = "MP_SENDMAIL_SMTP_ADDR"
@@ -307,6 +307,18 @@ def dkim_signer(args: argparse.Namespace) -> Signer:
         raise CommandError(str(exc), EX_USAGE) from None
 
 
+def dkim_note(signer: Signer, data: bytes) -> str:
+    """What signing did, for the printed conversation: a From domain no rule covers is sent
+    unsigned, which a developer should see rather than find out from the receiver."""
+    domain = from_domain(data)
+    rule = signer.rule_for(domain) if domain else None
+    if rule is None:
+        return f"not DKIM-signed: no --dkim-sign rule covers the From domain {domain or '(none)'}"
+    if not data.startswith(b"DKIM-Signature:"):
+        return f"not DKIM-signed: the message could not be signed for {domain}"
+    return f"DKIM-signed: d={domain} s={rule.selector} ({rule.key.algorithm.decode()})"
+
+
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     out = None if args.quiet else sys.stdout
@@ -328,6 +340,8 @@ def main(argv: Sequence[str]) -> int:
                 data = signer.sign(
                     msg.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
                 )
+                if out is not None:
+                    print(f"=== {dkim_note(signer, data)}", file=out)
                 options = ["SMTPUTF8"] if utf8 else []
                 refused = client.sendmail(sender, args.to, data, mail_options=options)
             else:
