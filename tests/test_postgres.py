@@ -154,3 +154,29 @@ def test_the_api_shows_the_database_url_without_its_password(pg_catcher: Server)
     shown = json.loads(body)["Database"]
     assert shown.startswith(f"postgresql://{APP_USER}:***@127.0.0.1:")
     assert APP_PASSWORD not in body
+
+
+def test_an_older_schema_is_upgraded_step_by_step_keeping_its_messages(pg_url: str) -> None:
+    import psycopg
+
+    from mailpit_py.store.postgres.schema import MIGRATIONS, schema_version
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(MIGRATIONS[0].encode())  # a database as version 1 left it, one message
+        conn.execute("CREATE TABLE mailpit_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO mailpit_schema VALUES (1)")
+        conn.execute(
+            "INSERT INTO messages (uid, created, size, message_id, subject, from_json, to_json, "
+            "cc_json, bcc_json, reply_to_json, snippet, attachments) VALUES ('old1', 1.0, 10, "
+            "'m@x', 'from version 1', '[]', '[]', '[]', '[]', '[]', '', 0)"
+        )
+    mb = Mailbox(Config(database=pg_url))
+    try:
+        assert mb.counts() == (1, 1)
+        old = mb.summary("old1")
+        assert old["Subject"] == "from version 1" and old["Refused"] is False
+        assert mb.search("is:refused")[1] == 0
+    finally:
+        mb.close()
+    with psycopg.connect(pg_url) as conn:
+        assert schema_version(conn) == len(MIGRATIONS) > 1

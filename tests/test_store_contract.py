@@ -354,3 +354,20 @@ def test_a_closed_store_refuses_reads_and_writes(database: str) -> None:
     with pytest.raises(StoreError):
         store.submit(lambda s: None).result(5)
     assert store.health() == "the store is closed"
+
+
+def test_a_refused_message_is_kept_marked_and_found_by_is_refused(mailbox: Mailbox) -> None:
+    accepted = deliver(mailbox, raw_message("accepted one"))
+    done: Future[str] = Future()
+    mailbox.deliver_then(
+        lambda uid, exc: done.set_exception(exc) if exc else done.set_result(str(uid)),
+        Envelope("ann@example.com", ("bob@example.org",)),
+        raw_message("refused one"),
+        refused={"Reply": "550 5.7.1 refused", "Rule": "test", "Stage": "DATA"},
+        origin={"Listener": "strict"},
+    )
+    refused = done.result(30)
+    found, total, _ = mailbox.search("is:refused")
+    assert [m["ID"] for m in found] == [refused] and total == 1
+    assert mailbox.search("-is:refused")[0][0]["ID"] == accepted
+    assert mailbox.get(refused).summary["Refused"] is True

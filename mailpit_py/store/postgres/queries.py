@@ -29,10 +29,19 @@ class PgMessageQueries(PgParts):
 
     def list_summaries(self, start: int = 0, limit: int = 50) -> list[PgRow]:
         with self.reading() as conn:
+            if start <= 0:
+                return rows(
+                    conn,
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT %s",
+                    (limit,),
+                )
+            # OFFSET computes every row it steps over, tags included; stepping over the ids
+            # alone (an index-only scan) finds a deep page's first id, then the page is a range.
             return rows(
                 conn,
-                f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT %s OFFSET %s",
-                (limit, max(start, 0)),
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= (SELECT id FROM "
+                "messages ORDER BY id DESC LIMIT 1 OFFSET %s) ORDER BY m.id DESC LIMIT %s",
+                (start, limit),
             )
 
     def search_page(

@@ -12,7 +12,8 @@ from mailpit_py.store.records import StoreError
 MIGRATION_LOCK = 0x6D61_696C_7069_74  # "mailpit"
 
 # Each entry is one version; they mirror the SQLite schema's meaning (store/schema.py), not
-# its numbers: version 1 is SQLite's version 13 in PostgreSQL's terms.
+# its numbers: version 1 is SQLite's version 13 in PostgreSQL's terms (SQLite's 14 changed
+# nothing), version 2 its 15.
 MIGRATIONS: list[str] = [
     # 1: messages with their data, parts, tags, headers, the search index, checks, IMAP
     # flags, the session log, the relay outbox, facts about the database, kept counts.
@@ -191,11 +192,7 @@ MIGRATIONS: list[str] = [
         REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
         EXECUTE FUNCTION mailpit_count_sessions();
     """,
-    # 2: the Message-ID lookup of --ignore-duplicate-ids through an index (SQLite's 14).
-    """
-    CREATE INDEX messages_message_id ON messages (message_id);
-    """,
-    # 3: receiver simulation (SQLite's 15): a refused message is kept with its refusal as JSON
+    # 2: receiver simulation (SQLite's 15): a refused message is kept with its refusal as JSON
     # ('' for an accepted one), found by is:refused through a small partial index; and the
     # SMTP listener that took each message.
     """
