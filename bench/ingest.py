@@ -34,7 +34,7 @@ mailpit_py's mean time from the end of a message's DATA to its commit (from ``/m
 loop that is far from busy while the rate is lower is waiting for commits, not computing.
 
 Usage: .venv/bin/python bench/ingest.py [-n 2000] [--repeat 3] [--size 2000] [--warmup 200]
-    [--lean] [--mailhog PATH]
+    [--lean] [--mailhog PATH] [--database URL]
 """
 
 from __future__ import annotations
@@ -337,7 +337,14 @@ def start_child(
 
 def stored_count(db: str) -> int:
     """Messages mailpit_py's database ever inserted, read independently of mailpit_py's code:
-    the AUTOINCREMENT high-water mark of ``messages``, which retention's deletes leave alone."""
+    the AUTOINCREMENT high-water mark of ``messages``, which retention's deletes leave alone
+    (on PostgreSQL, ``--database``: the sequence of its ids, likewise)."""
+    if db.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(os.environ["MP_DATABASE"]) as pg:
+            row = pg.execute("SELECT last_value, is_called FROM messages_id_seq").fetchone()
+        return int(row[0]) if row and row[1] else 0
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
@@ -622,11 +629,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="a MailHog binary to measure too (its column is left out when PATH is missing)",
     )
+    ap.add_argument(
+        "--database",
+        metavar="URL",
+        help="run mailpit_py on this database (e.g. postgresql://user:pw@host/db, shared by the"
+        " repetitions) instead of a temporary SQLite file",
+    )
     ap.add_argument("--serve", choices=TARGETS, help=argparse.SUPPRESS)
     ap.add_argument("--tree", type=Path, default=REPO, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
         return serve(args.serve, args.tree, args.lean)
+    if args.database:
+        os.environ["MP_DATABASE"] = args.database  # the servers started below read it
 
     wanted = {s.strip() for s in args.modes.split(",") if s.strip()}
     modes = tuple(m for m in MODES if m.name in wanted)

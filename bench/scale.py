@@ -13,6 +13,10 @@ targets (docs/performance.md: first page < 10 ms, deep page < 20 ms, searches < 
 < 10 ms, delete all < 2 s, start-up < 1 s, RSS < 150 MB).
 
     .venv/bin/python bench/scale.py [-n 100000] [--db PATH] [--keep] [--ui]
+    .venv/bin/python bench/scale.py -n 20000 --database postgresql://user:pw@host/db
+
+With --database (or --db) a postgresql:// URL, the same runs on PostgreSQL: an empty database is
+filled first, one that holds messages is reused.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from urllib.parse import quote
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
+from mailpit_py.store.open import is_postgres
 
 ENVELOPE = Envelope("sender@example.com", ("user@example.org",))
 # Attachment sizes by how often they come (every Nth message), the rarest first; see message().
@@ -162,22 +167,38 @@ def ui_first_screen(path: str) -> None:
         browser.close()
 
 
+def _holds_messages(path: str) -> bool:
+    """Whether the database exists (a file) or holds messages (a PostgreSQL URL)."""
+    if not is_postgres(path):
+        return os.path.exists(path)
+    mb = Mailbox(Config(database=path, max_messages=0))
+    try:
+        return mb.counts()[0] > 0
+    finally:
+        mb.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=100_000)
-    parser.add_argument("--db", help="database file (reused when it exists)")
+    parser.add_argument(
+        "--db",
+        "--database",
+        help="database file (reused when it exists) or postgresql:// URL (reused unless empty)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database file")
     parser.add_argument("--ui", action="store_true", help="also time the web UI's first screen")
     args = parser.parse_args()
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="mailpit-scale-"), "scale.db")
     try:
-        if not os.path.exists(path):
+        if not _holds_messages(path):
             fill(path, args.n)
         t = time.perf_counter()
         mb = Mailbox(Config(database=path, max_messages=0))
         opened = (time.perf_counter() - t) * 1000
         total, _ = mb.counts()
-        print(f"{total} messages, {os.path.getsize(path) / 1e6:.0f} MB; opened in {opened:.1f} ms")
+        size = mb.store.size_bytes()
+        print(f"{total} messages, {size / 1e6:.0f} MB; opened in {opened:.1f} ms")
         best("list, first page (50)", lambda: mb.list_messages(0, 50))
         best(f"list, page at {total - 1000}", lambda: mb.list_messages(max(0, total - 1000), 50))
         best("counts (total, unread)", mb.counts)

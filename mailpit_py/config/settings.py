@@ -67,7 +67,9 @@ class Config:
         env="MP_DATABASE",
         help=(
             "SQLite database file to keep messages across restarts; ':memory:' keeps them in "
-            "memory; default: a temporary file removed at exit"
+            "memory; or a PostgreSQL server, postgresql://user:password@host:5432/database "
+            "(shared by several instances; pip install 'mailpit-py[postgres]'); default: a "
+            "temporary file removed at exit"
         ),
         convert=optional_text,
         metavar="PATH",
