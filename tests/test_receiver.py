@@ -292,3 +292,56 @@ def test_a_local_client_is_not_refused_at_connect_and_the_transcript_says_why(
     uid = api(mp, "api/v1/messages")["messages"][0]["ID"]
     lines = [t["Line"] for t in api(mp, f"api/v1/message/{uid}/smtp")["Transcript"]]
     assert any("connect rules not applied: the client 127.0.0.1" in line for line in lines)
+
+
+def test_a_refusal_at_mail_from_is_in_the_session_log_with_its_rule(
+    start: Callable[..., Server],
+) -> None:
+    mp = start("strict")
+    with smtplib.SMTP(*mp.smtp_address) as client:
+        client.ehlo("mail.shop.test")
+        assert client.mail("news@bank.test")[0] == 550
+    session = wait_until(lambda: api(mp, "api/v1/sessions")["sessions"], what="session log")[0]
+    assert session["Outcome"] == "rejected" and session["Messages"] == []
+    lines = [t["Line"] for t in session["Transcript"]]
+    assert "rule receiver:spf-fail: strict at mail: SPF fail for bank.test" in "\n".join(lines)
+
+
+def test_gmail_closes_with_421_when_the_ptr_name_does_not_resolve_back(
+    start: Callable[..., Server],
+) -> None:
+    # .9 has a PTR name, but that name's address is another one: not forward-confirmed
+    zone = "9.113.0.203.in-addr.arpa PTR mail.shop.test\n"
+    mp = start("gmail", zone, checks_client_ip=NO_PTR_IP)
+    client = RawClient(mp.smtp_address)
+    assert client.greeting.splitlines() == [
+        f"421-4.7.23 [{NO_PTR_IP}] The sending IP does not match the IP address of the hostname "
+        "specified in the",
+        "421-4.7.23 pointer (PTR) record. For more information, go to",
+        "421 4.7.23 https://support.google.com/mail/answer/81126#ip-practices",
+    ]
+    with pytest.raises(ConnectionError):
+        client.reply()  # 421 closes the connection
+    client.close()
+
+
+def test_a_refused_message_is_never_relayed(
+    start: Callable[..., Server], key: tuple[bytes, str], tmp_path: Path
+) -> None:
+    relay = tmp_path / "relay.yaml"
+    relay.write_text("host: 127.0.0.1\nport: 9\n")  # nothing listens: the copy stays queued
+    mp = start(
+        "gmail", smtp_relay_config=str(relay), smtp_relay_all=True, smtp_relay_retry_delay=60
+    )
+    assert data_reply(mp, message("bank.test"), "news@bank.test")[0] == 550
+    assert (
+        data_reply(mp, signed(message("shop.test"), "shop.test", key[0]), "a@shop.test")[0] == 250
+    )
+    accepted, refused = (m["ID"] for m in api(mp, "api/v1/messages")["messages"])
+    assert api(mp, f"api/v1/message/{refused}/relay") == {
+        "ID": refused,
+        "Queue": [],
+        "Attempts": [],
+    }
+    history = api(mp, f"api/v1/message/{accepted}/relay")
+    assert len(history["Queue"]) + len(history["Attempts"]) >= 1
