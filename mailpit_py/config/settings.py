@@ -72,7 +72,7 @@ class Config:
             "temporary file removed at exit"
         ),
         convert=optional_text,
-        metavar="PATH",
+        metavar="PATH|URL",
     )
     max_messages: int = setting(
         500,
