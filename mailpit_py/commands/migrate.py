@@ -240,7 +240,9 @@ def write_batch(dst: StoreBackend, batch: list[Item]) -> None:
 def copy_messages(src: StoreBackend, dst: StoreBackend, progress: Progress, out: Outcome) -> None:
     index = src.index()  # oldest first: the destination numbers them (IMAP UIDs) in that order
     ids = {uid: rowid for rowid, uid, *_ in index}
-    todo = [uid for _, uid, *_ in index if dst.summary(uid) is None]
+    todo = [uid for _, uid, *_ in index]
+    if dst.counts()[0]:  # --append: what the destination has already is skipped
+        todo = [uid for uid in todo if dst.summary(uid) is None]
     out.skipped = len(index) - len(todo)
     progress.total = len(todo)
     flags = src.imap_flags()
