@@ -4,6 +4,8 @@ copy shows the same messages (raw bytes, IDs, times, tags, read state) and sessi
 from __future__ import annotations
 
 import json
+import os
+import pty
 import smtplib
 import subprocess
 import sys
@@ -223,3 +225,30 @@ def test_a_postgresql_destination_that_refuses_the_login_is_a_clear_error(
     assert proc.returncode == 73, proc.stderr
     assert "cannot open the destination postgresql://mailpit:***@" in proc.stderr
     assert "not-the-password" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_progress_is_a_bar_on_a_terminal(source: tuple[str, Any], tmp_path: Path) -> None:
+    db, _ = source
+    main, tty = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [*MAILPIT, "migrate", "--from", db, "--to", str(tmp_path / "copy.db")],
+            stderr=tty,
+            stdout=subprocess.DEVNULL,
+            timeout=300,
+        )
+        os.close(tty)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal's other side closed: all was read
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(main)
+    assert proc.returncode == 0
+    assert b"migrate: [########################] 100% 3/3 3 messages" in seen
+    assert b"copied 3 messages and 2 sessions" in seen
