@@ -367,3 +367,18 @@ def test_dkim_sign_repeats(tmp_path: Path) -> None:
     both = (f"a.test:s1:{rsa}", f"*.b.test:s2:{ed}")
     config = config_from(["--dkim-sign", both[0], "--dkim-sign", both[1]], {})
     assert config.dkim_sign == both
+
+
+def test_a_key_file_replaced_at_the_same_path_is_read_again(tmp_path: Path) -> None:
+    key = tmp_path / "k.pem"
+    first = openssl_key(tmp_path / "first.pem", "ed25519")
+    second = openssl_key(tmp_path / "second.pem", "ed25519")
+    rule = (f"example.test:mail:{key}",)
+    body = {"From": {"Email": "a@example.test"}, "To": [{"Email": "b@example.org"}]}
+    for made in (first, second):
+        key.write_bytes(made.read_bytes())
+        os.utime(key, ns=(made.stat().st_mtime_ns, made.stat().st_mtime_ns))
+        _, raw, _ = compose(body, rule)
+        zone = load_overrides(str(published(tmp_path, made)))
+        (sig,) = verify_all(raw, Resolver(zone, offline=True))
+        assert sig.result == "pass", sig.reason

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 import functools
 import logging
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -214,7 +215,20 @@ def drop_signature(raw: bytes, domain: str, selector: str) -> bytes:
     return b"".join(kept).rstrip(b"\r\n") + rest if kept else rest.lstrip(b"\r\n")
 
 
-@functools.lru_cache(maxsize=8)
 def signer_for(values: tuple[str, ...]) -> Signer:
-    """The Signer of a config's --dkim-sign values, keys read once per process."""
+    """The Signer of a config's --dkim-sign values. Keys are read once, and again when a key
+    file changes (a test suite that makes new keys at one path must not sign with old ones)."""
+    stamps = []
+    for value in values:
+        path = value.split(":", 2)[-1].strip()
+        try:
+            info = os.stat(path)
+            stamps.append((info.st_mtime_ns, info.st_size, info.st_ino))
+        except OSError:
+            stamps.append((0, 0, 0))  # from_values says what is wrong with it
+    return _signer(values, tuple(stamps))
+
+
+@functools.lru_cache(maxsize=8)
+def _signer(values: tuple[str, ...], stamps: tuple[tuple[int, int, int], ...]) -> Signer:
     return Signer.from_values(values)
