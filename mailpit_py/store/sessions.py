@@ -6,13 +6,34 @@ import itertools
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from mailpit_py.store.base import SQLiteParts, dict_cursor
 from mailpit_py.store.records import SessionRecord
 
 # The SMTP session log keeps at most this many bytes of transcripts (besides its row count).
 SESSION_LOG_BYTES = 2 * 1024 * 1024
+
+
+def sessions_to_cut(
+    oldest_first: Iterable[tuple[int, int, float]],
+    newest: int | None,
+    count: int,
+    size: int,
+    keep: int,
+    retired: float,
+) -> int | None:
+    """The id up to which the log's oldest sessions go, or None: read (id, bytes, ended)
+    oldest first until the log is within `keep` sessions and SESSION_LOG_BYTES and what is
+    left ended after `retired` (the newest, `newest`, always stays). Every backend's rule."""
+    cut = None
+    for rowid, nbytes, ended in oldest_first:
+        if rowid == newest or (count <= keep and size <= SESSION_LOG_BYTES and ended >= retired):
+            break
+        count -= 1
+        size -= nbytes
+        cut = rowid
+    return cut
 
 
 class Sessions(SQLiteParts):
@@ -53,17 +74,8 @@ class Sessions(SQLiteParts):
         retired = self._retired_until
         if count <= keep and size <= SESSION_LOG_BYTES and not retired:
             return
-        cut = None
-        for rowid, nbytes, ended in conn.execute(
-            "SELECT id, bytes, ended FROM sessions ORDER BY id"
-        ):
-            if rowid == newest or (
-                count <= keep and size <= SESSION_LOG_BYTES and ended >= retired
-            ):
-                break
-            count -= 1
-            size -= nbytes
-            cut = rowid
+        oldest_first = conn.execute("SELECT id, bytes, ended FROM sessions ORDER BY id")
+        cut = sessions_to_cut(oldest_first, newest, count, size, keep, retired)
         if cut is not None:
             conn.execute("DELETE FROM sessions WHERE id <= ?", (cut,))
 

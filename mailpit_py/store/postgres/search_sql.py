@@ -13,7 +13,9 @@ from typing import Any
 
 from mailpit_py.store.postgres.words import tsquery_literal
 from mailpit_py.store.search import ADDRESS_KINDS, Term, index_text
-from mailpit_py.store.search_sql import TRIGRAM_MIN
+
+# is: and has: are plain SQL both dialects read alike: one table for both backends.
+from mailpit_py.store.search_sql import _HAS, _IS, TRIGRAM_MIN
 
 _WORDS_IN = "m.id IN (SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsquery)"
 # Words (prefixes, folding case and diacritics) or substrings (trigrams, folding case), as
@@ -121,15 +123,6 @@ def _tag(term: Term) -> tuple[str, list[Any]]:
         "m.id IN (SELECT t.message FROM tags t WHERE lower(t.tag) = lower(%s))",
         [str(term.value)],
     )
-
-
-_IS = {
-    "read": "m.read = 1",
-    "unread": "m.read = 0",
-    "tagged": "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id)",
-    "refused": "m.refused <> ''",  # as messages_refused's WHERE, so that index answers it
-}
-_HAS = {"attachment": "m.attachments > 0", "inline": "m.inline_count > 0"}
 
 
 def _is(term: Term) -> tuple[str, list[Any]]:

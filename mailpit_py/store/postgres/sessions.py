@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from mailpit_py.store.postgres.base import PgParts, PgRow, rows, text
 from mailpit_py.store.records import SessionRecord
-from mailpit_py.store.sessions import SESSION_LOG_BYTES
+from mailpit_py.store.sessions import SESSION_LOG_BYTES, sessions_to_cut
 
 
 class PgSessions(PgParts):
@@ -52,17 +52,8 @@ class PgSessions(PgParts):
         retired = self._retired_until
         if count <= keep and size <= SESSION_LOG_BYTES and not retired:
             return
-        cut = None
-        for rowid, nbytes, ended in conn.execute(
-            "SELECT id, bytes, ended FROM sessions ORDER BY id"
-        ):
-            if rowid == newest or (
-                count <= keep and size <= SESSION_LOG_BYTES and ended >= retired
-            ):
-                break
-            count -= 1
-            size -= nbytes
-            cut = rowid
+        oldest_first = conn.execute("SELECT id, bytes, ended FROM sessions ORDER BY id")
+        cut = sessions_to_cut(oldest_first, newest, count, size, keep, retired)
         if cut is not None:
             conn.execute("DELETE FROM sessions WHERE id <= %s", (cut,))
 
