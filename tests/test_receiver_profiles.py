@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -185,3 +186,33 @@ def test_spam_score_over_the_threshold_is_refused_with_the_score(
     assert code == 550
     # GTUBE scores 1000 and a little more, depending on the rules installed
     assert re.fullmatch(r"5\.7\.1 Spam \(score 10\d\d(\.\d+)?, threshold 5\)", text.decode())
+
+
+def test_a_receiver_that_cannot_decide_in_time_accepts_and_says_so(tmp_path: Path) -> None:
+    # A spamd that takes the connection and never answers.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    profile = tmp_path / "slow.yml"
+    profile.write_text(
+        "name: slow\nsettings:\n  timeout: 0.5\nrules:\n  - when: spam-score\n"
+        "    code: 550\n    status: 5.7.1\n    text: spam\n"
+    )
+    try:
+        with make_server(
+            receiver=str(profile),
+            enable_spamassassin=f"127.0.0.1:{silent.getsockname()[1]}",
+            disable_checks=True,  # the background checks would wait on the silent spamd too
+        ) as mp:
+            with smtplib.SMTP(*mp.smtp_address) as client:
+                client.ehlo()
+                client.mail("a@b.test")
+                client.rcpt("c@d.test")
+                code, reply = client.data(b"From: a@b.test\r\nSubject: x\r\n\r\nhi\r\n")
+            assert code == 250
+            uid = reply.decode().rsplit(" ", 1)[1]
+            assert mp.mailbox is not None
+            lines = [line for _, _, line in mp.mailbox.get(uid).transcript]
+    finally:
+        silent.close()
+    assert "receiver slow: no verdict within 0.5s: accepted" in lines

@@ -12,7 +12,7 @@ from mailpit_py.checks import auth, dnsbl, header_check, spamassassin, spf
 from mailpit_py.models import Envelope
 from mailpit_py.net.dns import DnsError, Resolver, reverse_name
 from mailpit_py.parse.message import parse_message
-from mailpit_py.receiver.profile import Profile, Rule
+from mailpit_py.receiver.profile import VERDICTS, Profile, Rule
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 MAX_VALUE = 100  # characters of a client-given value that go into a reply
@@ -82,13 +82,11 @@ class Receiver:
         self.client_ip = client_ip
         self.hostname = hostname
         self.spamassassin = spamassassin
+        self.stages = frozenset(r.stage for r in profile.rules)  # where it may refuse
 
     @property
     def permissive(self) -> bool:
         return self.profile.permissive
-
-    def stages(self) -> frozenset[str]:
-        return frozenset(r.stage for r in self.profile.rules)
 
     def session(self, peer_ip: str) -> Session:
         ip = self.client_ip or peer_ip or "127.0.0.1"
@@ -202,19 +200,45 @@ class Receiver:
     def _data(
         self, s: Session, helo: str, mail_from: str, raw: bytes, rcpt_to: tuple[str, ...]
     ) -> None:
+        """The verdicts of the message itself; DKIM, SPF and DMARC (DNS) only when a rule of
+        the profile reads them."""
         s.done.add("data")
         parsed = parse_message(raw, Envelope(mail_from, rcpt_to))
-        from_addr = parsed.from_addr.address if parsed.from_addr is not None else ""
-        authn = auth.check(
-            raw,
-            self.resolver,
-            mail_from=mail_from,
-            helo=helo,
-            peer=s.peer_ip,
-            client_ip=self.client_ip,
-            authserv_id=self.hostname,
-            from_address=from_addr,
+        authn: dict[str, Any] | None = None
+        if self.profile.verdicts & _AUTH:
+            from_addr = parsed.from_addr.address if parsed.from_addr is not None else ""
+            authn = auth.check(
+                raw,
+                self.resolver,
+                mail_from=mail_from,
+                helo=helo,
+                peer=s.peer_ip,
+                client_ip=self.client_ip,
+                authserv_id=self.hostname,
+                from_address=from_addr,
+            )
+            self._auth_facts(s, authn, self._bulk(parsed.headers))
+        detail = {
+            "Headers": [list(h) for h in parsed.headers],
+            "ListUnsubscribe": parsed.list_unsubscribe.to_api(),
+        }
+        reqs = {r["Name"]: r for r in header_check.check(detail, authn)["Requirements"]}
+        for verdict, name in (
+            ("message-id-invalid", "Message-ID"),
+            ("date-invalid", "Date"),
+            ("from-invalid", "From"),
+        ):
+            s.facts[verdict] = "" if reqs[name]["OK"] else f"{name}: {reqs[name]['Detail']}"
+        one_click = reqs["OneClickUnsubscribe"]
+        s.facts["bulk-no-one-click"] = (
+            f"bulk mail: {one_click['Detail']}"
+            if authn is not None and self._bulk(parsed.headers) and not one_click["OK"]
+            else ""
         )
+        if "spam-score" in self.profile.verdicts:
+            self._spam(s, raw)
+
+    def _auth_facts(self, s: Session, authn: dict[str, Any], bulk: bool) -> None:
         facts = s.facts
         spf_result = authn["SPF"]["Result"]
         if "mail" not in s.done:
@@ -244,18 +268,6 @@ class Receiver:
         facts["dmarc-quarantine"] = why if failed and dmarc["Policy"] == "quarantine" else ""
         facts["dmarc-missing"] = dmarc["Reason"] if dmarc["Result"] == "none" else ""
         facts["dmarc-temperror"] = dmarc["Reason"] if dmarc["Result"] == "temperror" else ""
-        detail = {
-            "Headers": [list(h) for h in parsed.headers],
-            "ListUnsubscribe": parsed.list_unsubscribe.to_api(),
-        }
-        reqs = {r["Name"]: r for r in header_check.check(detail, authn)["Requirements"]}
-        for verdict, name in (
-            ("message-id-invalid", "Message-ID"),
-            ("date-invalid", "Date"),
-            ("from-invalid", "From"),
-        ):
-            facts[verdict] = "" if reqs[name]["OK"] else f"{name}: {reqs[name]['Detail']}"
-        bulk = self._bulk(parsed.headers)
         facts["bulk-unauthenticated"] = (
             f"bulk mail needs SPF and DKIM to pass: SPF {spf_result}, DKIM "
             + ("pass" if dkim_pass else "did not pass")
@@ -270,12 +282,6 @@ class Receiver:
         facts["bulk-dmarc-missing"] = (
             f"bulk mail: {dmarc['Reason']}" if bulk and dmarc["Result"] == "none" else ""
         )
-        one_click = reqs["OneClickUnsubscribe"]
-        facts["bulk-no-one-click"] = (
-            f"bulk mail: {one_click['Detail']}" if bulk and not one_click["OK"] else ""
-        )
-        if "spam-score" in self.profile.verdicts:
-            self._spam(s, raw)
 
     def _bulk(self, headers: Any) -> bool:
         mode = self.profile.bulk
@@ -296,7 +302,9 @@ class Receiver:
                 "(start with --enable-spamassassin HOST:PORT)"
             )
             return
-        result = spamassassin.check(self.spamassassin, raw, timeout=self.profile.timeout)
+        # Past the profile's timeout the session has its answer already (the SMTP layer stops
+        # waiting then); this only ends the thread that waits on spamd.
+        result = spamassassin.check(self.spamassassin, raw, timeout=2 * self.profile.timeout)
         if result["Error"]:
             s.notes.append(f"receiver: rule spam-score not applied: {result['Error']}")
             return
@@ -310,3 +318,15 @@ class Receiver:
 
 _CONNECT = frozenset({"dnsbl-listed", "rdns-missing", "rdns-mismatch"})
 _MAIL = frozenset({"spf-fail", "spf-softfail", "spf-none", "spf-temperror", "spf-permerror"})
+# The message's verdicts that need DKIM, SPF and DMARC (DNS); the header ones do not.
+_AUTH = (
+    frozenset(VERDICTS)
+    - _CONNECT
+    - _MAIL
+    - {
+        "message-id-invalid",
+        "date-invalid",
+        "from-invalid",
+        "spam-score",
+    }
+)

@@ -379,6 +379,8 @@ class CatcherSMTP(SMTP):
         if stage == "mail":
             receiver.new_transaction(verdicts)
         self._receiver_refusal = None
+        if stage not in receiver.stages:
+            return None  # no rule answers here: no thread hop
         assert self.session is not None
         work = functools.partial(
             receiver.check,
