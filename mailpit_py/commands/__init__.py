@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "import .eml files, mbox files and Maildir folders",
     "dump": "export messages as .eml files",
     "migrate": "copy messages and sessions between stores (SQLite, PostgreSQL)",
+    "reindex": "rebuild a database's search index from its messages (as Mailpit's)",
     "queue": "list the relay outbox like mailq (age, attempts, next try, last error)",
     "readyz": "exit 0 when an instance is ready (for Docker health checks)",
     "config": "print every setting, its effective value and where it came from",

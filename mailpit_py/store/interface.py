@@ -99,6 +99,11 @@ class StoreBackend(Protocol):
         """Writer: (re)build the search index rows of message `rowid` after this transaction."""
         ...
 
+    def clear_search_index(self) -> None:
+        """Writer: empty the search index of every message (words, substrings, header values),
+        for `reindex`, which then queues each message's rows again with queue_index."""
+        ...
+
     def message_matches(self, rowid: int, queries: Sequence[Sequence[Term]]) -> list[bool]:
         """Writer: whether message `rowid` (inserted in this transaction) matches each search;
         its queued index rows are written first, so free text finds it (tagging rules)."""

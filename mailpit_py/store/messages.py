@@ -156,6 +156,15 @@ class MessageWrites(SQLiteParts):
         self._forget_relays(None)
         return n
 
+    def clear_search_index(self) -> None:
+        conn = self._wconn
+        conn.execute("DELETE FROM headers")
+        # As delete_all: FTS5 deletes row by row, recreating the tables is instant.
+        conn.execute("DROP TABLE messages_tri")
+        conn.execute("DROP TABLE messages_fts")
+        conn.execute(FTS_SCHEMA)
+        conn.execute(TRIGRAM_SCHEMA)
+
     def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
         """Mark these (or all, when None) read/unread; returns the uids that changed."""
         conn = self._wconn

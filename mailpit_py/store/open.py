@@ -58,3 +58,21 @@ def redact(url: str) -> str:
         return url
     user, host = parts.netloc.rsplit("@", 1)
     return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+
+
+def sqlite_file(path: str) -> tuple[int, bool]:
+    """(schema version, WAL mode) of an existing SQLite file, read without changing or creating
+    anything (a command checks what it was given before opening it as a store); StoreError
+    when it cannot be read ("locked" in the text when another process holds it)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            journal = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    return version, journal == "wal"

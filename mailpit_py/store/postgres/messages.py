@@ -151,6 +151,9 @@ class PgMessageWrites(PgParts):
         self._forget_relays(None)
         return n
 
+    def clear_search_index(self) -> None:
+        self._wconn.execute("TRUNCATE headers, messages_fts")
+
     def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
         flag = 1 if read else 0
         if uids is None:
