@@ -247,6 +247,23 @@ def evaluate_once(terms: Sequence[Term]) -> bool:
     return False
 
 
+def lone_substring(terms: Sequence[Term]) -> tuple[str, str] | None:
+    """(word MATCH, trigram MATCH) when the search is one positive free-text term that goes
+    through both indexes (what the search box sends most), else None: Store.search_page then
+    pages it by merging the two indexes' rowids newest first and stopping at the page, and
+    counts with count(*) over the indexes rather than reading every match's row."""
+    if len(terms) != 1:
+        return None
+    term = terms[0]
+    if term.kind not in ("word", "phrase") or term.negated:
+        return None
+    phrase = fts_phrase(str(term.value))
+    substring = trigram_phrase(str(term.value))
+    if phrase is None or substring is None:
+        return None
+    return f"{FTS_COLUMNS} : {phrase}", substring
+
+
 _BUILDERS: dict[str, Callable[[Term], tuple[str, list[Any]]]] = {
     **dict.fromkeys(ADDRESS_KINDS, _address),
     "addressed": _addressed,
