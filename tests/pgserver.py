@@ -177,11 +177,25 @@ class PgServer:
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write("\n# written by tests/pgserver.py\n")
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
-        self.start()
+        self._start_on_a_free_port()
         self.sql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'")
         self.sql(f"CREATE DATABASE {TEMPLATE_DB} OWNER {APP_USER}")
         self.sql(f"ALTER DATABASE {TEMPLATE_DB} IS_TEMPLATE true")
         return self
+
+    def _start_on_a_free_port(self, tries: int = 5) -> None:
+        """The first start: the free port found may have been taken since by another process
+        (other tests bind ports too), so another is tried; later restarts keep the port."""
+        for attempt in range(tries):
+            try:
+                self.start()
+                return
+            except PgServerError as exc:
+                if "could not bind" not in str(exc) or attempt == tries - 1:
+                    raise
+            self.port = free_port()
+            with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
+                conf.write(f"port = {self.port}\n")  # the last setting of a name wins
 
     def start(self) -> None:
         """Start the cluster (waits until it accepts connections); a no-op when running."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,22 @@ def test_a_durable_cluster_can_be_had_for_a_test_that_needs_fsync() -> None:
     finally:
         durable.close()
     assert not durable.root.exists()
+
+
+def test_a_port_taken_before_the_first_start_is_given_up_for_another(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process takes the port between its choice and postgres binding it.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        monkeypatch.setattr(pgserver, "free_port", lambda: busy)
+        server = PgServer(pg_server.bin_dir)
+        monkeypatch.undo()
+        try:
+            server.init()
+            assert server.port != busy
+            assert server.sql("SELECT 1") == "1"
+        finally:
+            server.close()
