@@ -9,6 +9,9 @@ from mailpit_py.store.postgres.base import READ_CHUNK, SUMMARY_COLUMNS, PgParts,
 from mailpit_py.store.postgres.search_sql import build_where
 from mailpit_py.store.search import Term
 
+# Terms answered by the word, trigram and header indexes.
+INDEXED_KINDS = frozenset({"word", "phrase", "subject", "addressed", "header"})
+
 
 def _detail(value: bytes, is_text: bool) -> bytes | str:
     """The stored detail as detailcodec encoded it: a pickle (bytes) or JSON text."""
@@ -47,18 +50,27 @@ class PgMessageQueries(PgParts):
     def search_page(
         self, terms: Sequence[Term], start: int = 0, limit: int = 50
     ) -> tuple[list[PgRow], int, int]:
-        """(page of summaries, matches, unread matches): the search is evaluated once, every
-        match's (id, read) read in one pass, and the page cut from it."""
+        """(page of summaries, matches, unread matches): the search is evaluated once, and the
+        server counts its matches and cuts the page's ids from them (no match is sent here)."""
         if not terms:
             return self.list_summaries(start, limit), *self.counts()
         where, params = build_where(terms)
-        with self.reading() as conn:
-            found = conn.execute(
-                f"SELECT m.id, m.read FROM messages m WHERE {where} ORDER BY m.id DESC", params
-            ).fetchall()
-            first = max(start, 0)
-            page = [row[0] for row in found[first : first + limit]]
-            page_rows = (
+        with self.reading() as conn, conn.transaction():
+            if any(term.kind in INDEXED_KINDS for term in terms):
+                # The planner prices a scan of messages_fts by its slim heap rows and not by
+                # the bodies each LIKE must read back from TOAST, so it scanned 20,000 rows
+                # (42 ms) rather than take the trigram index (3.5 ms): it is told to take the
+                # indexes. (Not for larger: and the like, which no index answers.)
+                conn.execute("SET LOCAL enable_seqscan = off")
+            row = conn.execute(
+                f"WITH hits AS MATERIALIZED (SELECT m.id, m.read FROM messages m WHERE {where}) "
+                "SELECT (SELECT count(*) FROM hits), (SELECT count(*) FROM hits WHERE read = 0), "
+                "array(SELECT id FROM hits ORDER BY id DESC LIMIT %s OFFSET %s)",
+                (*params, limit, max(start, 0)),
+            ).fetchone()
+            assert row is not None
+            total, unread, page = int(row[0]), int(row[1]), list(row[2])
+            found = (
                 rows(
                     conn,
                     f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id = ANY(%s) "
@@ -68,7 +80,7 @@ class PgMessageQueries(PgParts):
                 if page
                 else []
             )
-        return page_rows, len(found), sum(1 for row in found if not row[1])
+        return found, total, unread
 
     def summary(self, uid: str) -> PgRow | None:
         with self.reading() as conn:
