@@ -172,13 +172,23 @@ def test_keys_select_one_by_one_and_escape_clears(
     page.keyboard.press("j")  # Key 1
     page.keyboard.press("x")
     expect(page.locator("#bulk-count")).to_have_text("2 messages selected")
+    # Deleted elsewhere (here by a script), a message leaves the selection.
+    gone = _by_subject(server, "key")["Key 3"]["ID"]
+    req = urllib.request.Request(
+        server.http_url + "api/v1/messages",
+        data=json.dumps({"IDs": [gone]}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="DELETE",
+    )
+    urllib.request.urlopen(req, timeout=10).close()
+    expect(page.locator("#bulk-count")).to_have_text("1 message selected")
     page.keyboard.press("Escape")
     expect(page.locator("#bulk-bar")).to_be_hidden()
     page.keyboard.press("x")
     page.keyboard.press("Shift+I")
     expect(page.locator("#bulk-bar")).to_be_hidden()
     wait_until(lambda: _by_subject(server, "key")["Key 1"]["Read"], what="Key 1 read")
-    assert not _by_subject(server, "key")["Key 3"]["Read"]
+    assert not _by_subject(server, "key")["Key 2"]["Read"]
 
 
 def test_release_many(

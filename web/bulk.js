@@ -84,6 +84,11 @@ export function clearChecks() {
 
 export const hasChecks = () => allMatching || checked.size > 0;
 
+// A message deleted elsewhere (another tab, a script) leaves the selection.
+export function forget(id) {
+  if (checked.delete(id)) refresh();
+}
+
 function count() {
   return allMatching ? state.matched : checked.size;
 }

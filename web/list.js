@@ -3,7 +3,7 @@
 // the list. Actions on many messages at once (delete all, mark all read) live here too.
 
 import { api } from './api.js';
-import { checkCell, isChecked, onListLoaded, refresh as refreshChecks, rowClickSelects } from './bulk.js';
+import { checkCell, forget, isChecked, onListLoaded, refresh as refreshChecks, rowClickSelects } from './bulk.js';
 import {
   $, addressShort, addressText, drawFavicon, formatFullTime, formatSize, formatTime, h, plural,
 } from './dom.js';
@@ -286,6 +286,7 @@ export function onUpdate(d) {
 
 export function onDelete(id) {
   liveChanges += 1;
+  forget(id);
   const i = state.messages.findIndex((x) => x.ID === id);
   if (i >= 0) {
     state.messages.splice(i, 1);
