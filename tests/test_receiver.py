@@ -345,3 +345,36 @@ def test_a_refused_message_is_never_relayed(
     }
     history = api(mp, f"api/v1/message/{accepted}/relay")
     assert len(history["Queue"]) + len(history["Attempts"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("profile", "first_line"),
+    [
+        ("strict", "550 5.7.1 Email rejected per DMARC policy for bank.test (p=reject)"),
+        (
+            "gmail",
+            "550-5.7.26 Unauthenticated email from bank.test is not accepted due to domain's",
+        ),
+        (
+            "outlook",
+            "550 5.7.509 Access denied, sending domain bank.test does not pass DMARC "
+            "verification and has a DMARC policy of reject.",
+        ),
+        (
+            "yahoo",
+            "554 5.7.9 Message not accepted for policy reasons. "
+            "See https://senders.yahooinc.com/smtp-error-codes",
+        ),
+    ],
+)
+def test_each_profile_refuses_an_unaligned_from_with_its_own_dmarc_reply(
+    start: Callable[..., Server], profile: str, first_line: str
+) -> None:
+    # SPF passes for the envelope's shop.test, but the From domain is bank.test: not aligned
+    mp = start(profile)
+    code, _ = data_reply(mp, message("bank.test"), "bounce@shop.test")
+    assert code == int(first_line[:3])
+    uid = api(mp, "api/v1/messages")["messages"][0]["ID"]
+    refused = api(mp, f"api/v1/message/{uid}")["Refused"]
+    assert refused["Reply"].split("\r\n")[0] == first_line
+    assert refused["Rule"] == "dmarc-reject" and refused["Profile"] == profile
