@@ -96,6 +96,11 @@ BAD = [
         "    text: refused\n",
         "a dnsbl-listed rule needs settings.dnsbl",
     ),
+    (
+        "name: x\nrules:\n  - when: dmarc-reject\n    code: 550\n    status: 5.7.1\n"
+        "    text: 'from {ip:>99999}'\n",
+        "text: write placeholders as {name}, without : or !",
+    ),
     ("name: x\ncolour: red\n", "the profile has unknown key 'colour'"),
     (
         "name: x\nsettings:\n  bulk: sometimes\n",

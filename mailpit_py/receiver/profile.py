@@ -291,9 +291,13 @@ def _rule(item: Any, number: int, origin: str) -> Rule:
                 f"{where}: text: each line must be 1 to {MAX_LINE} printable characters"
             )
         try:
-            names = {f for _, f, _, _ in string.Formatter().parse(t) if f is not None}
+            fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(t)]
         except ValueError as exc:
             raise ProfileError(f"{where}: text: {exc} (write {{{{ for a literal brace)") from None
+        if any(f is not None and (spec or conv) for f, spec, conv in fields):
+            # A format spec could pad a value to any width: placeholders are plain names.
+            raise ProfileError(f"{where}: text: write placeholders as {{name}}, without : or !")
+        names = {f for f, _, _ in fields if f is not None}
         bad = sorted(n for n in names if n not in PLACEHOLDERS)
         if bad:
             raise ProfileError(
