@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import smtplib
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -252,3 +253,28 @@ def test_progress_is_a_bar_on_a_terminal(source: tuple[str, Any], tmp_path: Path
     assert proc.returncode == 0
     assert b"migrate: [########################] 100% 3/3 3 messages" in seen
     assert b"copied 3 messages and 2 sessions" in seen
+
+
+@pytest.mark.parametrize("side", ["--from", "--to"])
+def test_a_database_of_mailpit_itself_is_refused_untouched_with_the_way_to_import_it(
+    source: tuple[str, Any], tmp_path: Path, side: str
+) -> None:
+    # Mailpit's own schema (its storage/schemas/1.0.0.sql): what opening it as a store would
+    # add tables to.
+    mailpit_db = tmp_path / "mailpit.db"
+    conn = sqlite3.connect(mailpit_db)
+    conn.executescript(
+        "CREATE TABLE mailbox (Sort INTEGER PRIMARY KEY AUTOINCREMENT, ID TEXT NOT NULL, "
+        "Data BLOB, Search TEXT, Read INTEGER);"
+        "CREATE TABLE mailbox_data (ID TEXT KEY NOT NULL, Email BLOB);"
+    )
+    conn.close()
+    before = mailpit_db.read_bytes()
+    db, _ = source
+    other = str(tmp_path / "x.db") if side == "--from" else db
+    args = [side, str(mailpit_db), "--to" if side == "--from" else "--from", other]
+    proc = migrate(*args)
+    assert proc.returncode == 65, proc.stderr
+    assert f"{side} {mailpit_db} is a database of Mailpit itself" in proc.stderr
+    assert "mailpit-py dump --url" in proc.stderr and "mailpit-py ingest" in proc.stderr
+    assert mailpit_db.read_bytes() == before

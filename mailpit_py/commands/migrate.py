@@ -37,9 +37,9 @@ state, IMAP flags and check results; the SMTP session log is copied too. Not cop
 outbox (copies waiting to be sent). Stop the servers on both stores first, or messages that
 arrive meanwhile may be missed; the destination must be empty unless --append is given.
 
-exit status: 0 done; 64 bad usage; 65 the destination is not empty (without --append);
-66 the source is missing or cannot be opened; 73 the destination cannot be opened;
-70 a message could not be copied.
+exit status: 0 done; 64 bad usage; 65 the destination is not empty (without --append), or a
+file is a database of Mailpit itself; 66 the source is missing or cannot be opened; 73 the
+destination cannot be opened; 70 a message could not be copied.
 
 examples:
   mailpit-py migrate --from mail.db --to postgresql://mailpit:secret@db:5432/mailpit
@@ -132,11 +132,38 @@ def check_paths(source: str, dest: str) -> None:
                 f"--to {dest}: the directory {parent} does not exist: create it first",
                 EX_CANTCREAT,
             )
+    for flag, spec in (("--from", source), ("--to", dest)):
+        if not is_url(spec) and os.path.isfile(spec) and is_mailpit_db(spec):
+            raise CommandError(
+                f"{flag} {spec} is a database of Mailpit itself, which migrate does not read or "
+                "write (it copies between mailpit_py's stores). To bring Mailpit's messages "
+                "over, run Mailpit on it and `mailpit-py dump --url http://MAILPIT:8025/ DIR`, "
+                "then `mailpit-py ingest DIR` (the messages get new IDs)",
+                EX_DATAERR,
+            )
     same = source == dest
     if not is_url(source) and not is_url(dest) and os.path.exists(dest):
         same = os.path.samefile(source, dest)
     if same:
         raise CommandError("--from and --to name the same store: nothing to copy", EX_USAGE)
+
+
+def is_mailpit_db(path: str) -> bool:
+    """Whether a SQLite file is Mailpit's (its mailbox_data table, a tenant's prefix or not):
+    opening it as a store would add mailpit_py's tables to it. Read only, so nothing changes;
+    a file that is no SQLite database at all is left for the store to refuse."""
+    import sqlite3
+    from pathlib import Path
+
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return any(name.endswith("mailbox_data") for name in names)
 
 
 @dataclass
