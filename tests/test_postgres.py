@@ -11,12 +11,14 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from helpers import REPO, make_server, wait_until
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.models import Envelope
 from mailpit_py.server import Server
 from mailpit_py.store.records import StoreError
 from pgserver import APP_PASSWORD, APP_USER, PgServer, free_port
@@ -180,3 +182,37 @@ def test_an_older_schema_is_upgraded_step_by_step_keeping_its_messages(pg_url: s
         mb.close()
     with psycopg.connect(pg_url) as conn:
         assert schema_version(conn) == len(MIGRATIONS) > 1
+
+
+def test_two_instances_prune_each_message_once(pg_url: str) -> None:
+    import threading
+
+    from mailpit_py.store.postgres.backend import PgStore
+
+    first = Mailbox(Config(database=pg_url, max_messages=0))
+    other = PgStore(pg_url)
+    gate, started = threading.Event(), threading.Event()
+    try:
+        for n in range(6):
+            first.deliver(
+                Envelope("ann@example.com", ("bob@example.org",)),
+                f"From: ann@example.com\r\nSubject: m{n}\r\n\r\nHi.\r\n".encode(),
+            ).result(30)
+
+        def prune_and_hold(s: Any) -> list[str]:
+            pruned = s.prune(2, None)
+            started.set()
+            gate.wait(30)  # its deletions stay locked, uncommitted, meanwhile
+            return pruned
+
+        held = first.store.submit(prune_and_hold)
+        assert started.wait(30)
+        # The other instance's retention, meanwhile, skips what the first is deleting.
+        assert other.write(lambda s: s.prune(2, None), timeout=30) == []
+        gate.set()
+        assert len(held.result(30)) == 4
+        assert first.counts() == (2, 2)
+    finally:
+        gate.set()
+        other.close()
+        first.close()

@@ -129,10 +129,6 @@ class PgMessageWrites(PgParts):
                 [(rowid, text(t)) for t in tags],
             )
 
-    def _delete_rowids(self, rowids: Sequence[int]) -> None:
-        if rowids:
-            self._wconn.execute("DELETE FROM messages WHERE id = ANY(%s)", (list(rowids),))
-
     def delete_messages(self, uids: Sequence[str]) -> list[str]:
         rows = self._wconn.execute(
             "DELETE FROM messages WHERE uid = ANY(%s) RETURNING uid", ([text(u) for u in uids],)
@@ -168,24 +164,29 @@ class PgMessageWrites(PgParts):
         return [r[0] for r in rows]
 
     def prune(self, max_messages: int, older_than: float | None) -> list[str]:
+        """As SQLite's, and safe with several instances on one database: rows another
+        instance's retention is deleting are skipped (SKIP LOCKED), and only what this
+        transaction deleted is returned, so each message is pruned, and announced, once."""
         conn = self._wconn
-        rows: list[tuple[int, str, float]] = []
+        gone: list[tuple[str, float]] = []
         if max_messages > 0 and self._count_kept() > max_messages + retention_slack(max_messages):
-            rows += conn.execute(
-                "SELECT id, uid, created FROM messages ORDER BY id DESC OFFSET %s",
+            gone += conn.execute(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id DESC "
+                "OFFSET %s FOR UPDATE SKIP LOCKED) RETURNING uid, created",
                 (max_messages,),
             ).fetchall()
         if older_than is not None:
-            rows += conn.execute(
-                "SELECT id, uid, created FROM messages WHERE created < %s", (older_than,)
+            gone += conn.execute(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created < %s "
+                "FOR UPDATE SKIP LOCKED) RETURNING uid, created",
+                (older_than,),
             ).fetchall()
-        if not rows:
+        if not gone:
             return []
-        self._retired_until = max(self._retired_until, *(r[2] for r in rows))
-        unique = {r[0]: r[1] for r in rows}
-        self._delete_rowids(list(unique))
-        self._forget_relays(list(unique.values()))
-        return list(unique.values())
+        self._retired_until = max(self._retired_until, *(r[1] for r in gone))
+        uids = list(dict.fromkeys(r[0] for r in gone))
+        self._forget_relays(uids)
+        return uids
 
     def _count_kept(self) -> int:
         # The counter the triggers keep in this same transaction: one row, where count(*)
