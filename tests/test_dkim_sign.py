@@ -19,6 +19,7 @@ from helpers import REPO, wait_until
 from mailpit_py.checks.dkim_check import verify_all
 from mailpit_py.cli import config_from
 from mailpit_py.config.errors import ConfigError
+from mailpit_py.dkimsign.signer import Signer
 from mailpit_py.mailbox.compose import compose
 from mailpit_py.net.dns import Resolver, load_overrides
 from mailpit_py.server import Server
@@ -382,3 +383,13 @@ def test_a_key_file_replaced_at_the_same_path_is_read_again(tmp_path: Path) -> N
         zone = load_overrides(str(published(tmp_path, made)))
         (sig,) = verify_all(raw, Resolver(zone, offline=True))
         assert sig.result == "pass", sig.reason
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [b"a@[127.0.0.1]", b"a@", b"\xff@ex\xffample.test", b"a@localhost"],
+)
+def test_a_from_without_a_domain_name_goes_unsigned(tmp_path: Path, sender: bytes) -> None:
+    key = openssl_key(tmp_path / "k.pem", "ed25519")
+    raw = b"From: " + sender + b"\r\nSubject: x\r\n\r\nHello\r\n"
+    assert Signer.from_values([f"*:mail:{key}"]).sign(raw) == raw

@@ -135,6 +135,11 @@ class Signer:
         except UnicodeError:
             log.warning("DKIM: From domain %r cannot be signed (not a valid IDN)", domain)
             return raw
+        if not _HOSTNAME.fullmatch(d):
+            # d= is a domain-name of two labels or more, no address literal (RFC 6376 section
+            # 3.5): such a From stays unsigned rather than carrying a signature none can check.
+            log.warning("DKIM: From domain %r is no domain name: not signed", domain)
+            return raw
         raw = drop_signature(raw, d.decode(), rule.selector)
         present = header_names(raw)
         headers = [h.encode() for h in SIGNED_HEADERS if h in present or h == "from"]
@@ -155,6 +160,7 @@ class Signer:
 
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_HOSTNAME = re.compile(rb"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)+")
 
 
 def _fields(raw: bytes) -> tuple[list[bytes], bytes]:
