@@ -145,6 +145,7 @@ class MessageSummary:
     size: int
     attachment_count: int
     snippet: str
+    refused: bool = False  # mailpit_py: its --receiver profile refused it (kept to be read)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> MessageSummary:
@@ -163,6 +164,7 @@ class MessageSummary:
             size=int(data.get("Size") or 0),
             attachment_count=int(data.get("Attachments") or 0),
             snippet=str(data.get("Snippet") or ""),
+            refused=bool(data.get("Refused")),
         )
 
 
@@ -192,6 +194,10 @@ class Message:
     envelope: Envelope | None = None
     warnings: tuple[str, ...] = ()
     transcript: tuple[TranscriptLine, ...] | None = None
+    # mailpit_py: the SMTP listener that took it, and why its --receiver profile refused it
+    # (Reply, Rule, Stage, Detail, Profile, ClientIP, Simulated, Source), None when accepted.
+    listener: str = ""
+    refused: dict[str, Any] | None = None
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -242,6 +248,8 @@ class Message:
             inline=tuple(Attachment.from_api(msg_id, a, fetch) for a in data.get("Inline") or ()),
             envelope=Envelope.from_api(data.get("Envelope") or smtp.get("Envelope")),
             warnings=tuple(data.get("Warnings") or ()),
+            listener=str(data.get("Listener") or ""),
+            refused=dict(data["Refused"]) if data.get("Refused") else None,
             transcript=None
             if transcript is None
             else tuple(

@@ -378,3 +378,17 @@ def test_each_profile_refuses_an_unaligned_from_with_its_own_dmarc_reply(
     refused = api(mp, f"api/v1/message/{uid}")["Refused"]
     assert refused["Reply"].split("\r\n")[0] == first_line
     assert refused["Rule"] == "dmarc-reject" and refused["Profile"] == profile
+
+
+def test_the_python_client_reads_the_refusal(start: Callable[..., Server]) -> None:
+    from mailpit_py import Client
+
+    mp = start("outlook")
+    data_reply(mp, message("bank.test"), "news@bank.test")
+    client = Client(mp.http_url)
+    (summary,) = client.search("is:refused")
+    assert summary.refused is True
+    msg = client.get(summary.id)
+    assert msg.listener == "default"
+    assert msg.refused is not None and msg.refused["Rule"] == "dmarc-reject"
+    assert msg.refused["Reply"].startswith("550 5.7.509 Access denied")
