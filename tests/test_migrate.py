@@ -65,6 +65,18 @@ def fill(db: str) -> None:
         assert mp.mailbox is not None
         store = mp.mailbox.store
         wait_until(lambda: all(store.checks(uid) for _, uid, *_ in store.index()), what="checks")
+    # A message a strict receiver refused (no From) is kept, marked refused: it stays so.
+    dns = Path(db).with_name("dns-override.txt")
+    dns.write_text("")  # nothing resolves: no lookup leaves this machine
+    with make_server(
+        database=db, max_messages=0, receiver="strict", dns_override=str(dns), dns_offline=True
+    ) as mp:
+        with smtplib.SMTP(*mp.smtp_address) as client:
+            client.ehlo()
+            client.mail("app@example.com")
+            client.rcpt("rcpt@example.org")
+            code, _ = client.data(b"To: rcpt@example.org\r\nSubject: refused\r\n\r\nhi\r\n")
+        assert code == 550
 
 
 def snapshot(db: str) -> dict[str, Any]:
@@ -87,6 +99,7 @@ def snapshot(db: str) -> dict[str, Any]:
             "sessions": api(mp, "/api/v1/sessions?limit=0")["sessions"],
             "search": [m["ID"] for m in api(mp, "/api/v1/search?query=attachment")["messages"]],
             "smtp": {m["ID"]: api(mp, f"/api/v1/message/{m['ID']}/smtp") for m in messages},
+            "is_refused": [m["ID"] for m in api(mp, "/api/v1/search?query=is:refused")["messages"]],
             "checks": {m["ID"]: mp.mailbox.store.checks(m["ID"]) for m in messages},
         }
 
@@ -115,14 +128,19 @@ def assert_same(copy: dict[str, Any], original: dict[str, Any]) -> None:
     assert copy["search"] == original["search"]  # the search index was built too
     assert copy["smtp"] == original["smtp"]  # each message's SMTP conversation
     assert copy["checks"] == original["checks"]
+    assert copy["is_refused"] == original["is_refused"]
 
 
 def test_the_source_holds_what_the_migration_must_carry(source: tuple[str, Any]) -> None:
     _, original = source
-    assert original["total"] == 3 and original["unread"] == 2
+    assert original["total"] == 4 and original["unread"] == 3
+    refused = [m for m in original["summaries"] if m["Refused"]]
+    assert [m["Subject"] for m in refused] == ["refused"]
+    assert original["views"][refused[0]["ID"]]["Refused"]["Rule"] == "from-invalid"
+    assert original["is_refused"] == [refused[0]["ID"]]
     assert ["alpha", "beta"] in [m["Tags"] for m in original["summaries"]]
     assert ODD in original["raw"].values()
-    assert [len(s["Messages"]) for s in original["sessions"]] == [1, 2]
+    assert [len(s["Messages"]) for s in original["sessions"]] == [1, 1, 2]
     assert len(original["search"]) == 1
     assert all(original["checks"].values())
     assert all(t["Transcript"] for t in original["smtp"].values())
@@ -135,7 +153,7 @@ def test_sqlite_to_sqlite_keeps_raw_bytes_ids_times_tags_read_state_and_sessions
     dest = str(tmp_path / "copy.db")
     proc = migrate("--from", db, "--to", dest)
     assert proc.returncode == 0, proc.stderr
-    assert f"copied 3 messages and 2 sessions from {db} to {dest}" in proc.stderr
+    assert f"copied 4 messages and 3 sessions from {db} to {dest}" in proc.stderr
     assert_same(snapshot(dest), original)
 
 
@@ -147,13 +165,13 @@ def test_a_destination_holding_messages_is_refused_unless_append(
     assert migrate("--from", db, "--to", dest).returncode == 0
     proc = migrate("--from", db, "--to", dest)
     assert proc.returncode == 65
-    assert "already holds 3 messages and 2 sessions" in proc.stderr
+    assert "already holds 4 messages and 3 sessions" in proc.stderr
     assert "add --append" in proc.stderr
     # --append skips what is there: nothing is doubled.
     proc = migrate("--from", db, "--to", dest, "--append")
     assert proc.returncode == 0, proc.stderr
     assert "copied 0 messages and 0 sessions" in proc.stderr
-    assert "skipped: 3 messages, 2 sessions" in proc.stderr
+    assert "skipped: 4 messages, 3 sessions" in proc.stderr
     assert_same(snapshot(dest), original)
 
 
@@ -165,7 +183,7 @@ def test_append_adds_what_the_destination_lacks(source: tuple[str, Any], tmp_pat
     proc = migrate("--from", db, "--to", dest, "--append")
     assert proc.returncode == 0, proc.stderr
     copy = snapshot(dest)
-    assert copy["total"] == 4
+    assert copy["total"] == 5
     assert set(copy["raw"]) == {other, *original["raw"]}
     assert all(copy["raw"][uid] == raw for uid, raw in original["raw"].items())
 
@@ -205,7 +223,7 @@ def test_sqlite_to_postgresql_and_back_keeps_everything(
     db, original = source
     proc = migrate("--from", db, "--to", pg_url)
     assert proc.returncode == 0, proc.stderr
-    assert "copied 3 messages and 2 sessions" in proc.stderr
+    assert "copied 4 messages and 3 sessions" in proc.stderr
     assert APP_PASSWORD not in proc.stderr  # the URL is shown without its password
     assert_same(snapshot(pg_url), original)
     back = str(tmp_path / "back.db")
@@ -214,7 +232,7 @@ def test_sqlite_to_postgresql_and_back_keeps_everything(
     assert_same(snapshot(back), original)
     # PostgreSQL holding messages is refused as a destination as SQLite is.
     proc = migrate("--from", back, "--to", pg_url)
-    assert proc.returncode == 65 and "already holds 3 messages" in proc.stderr
+    assert proc.returncode == 65 and "already holds 4 messages" in proc.stderr
 
 
 def test_a_postgresql_destination_that_refuses_the_login_is_a_clear_error(
@@ -251,8 +269,8 @@ def test_progress_is_a_bar_on_a_terminal(source: tuple[str, Any], tmp_path: Path
     finally:
         os.close(main)
     assert proc.returncode == 0
-    assert b"migrate: [########################] 100% 3/3 3 messages" in seen
-    assert b"copied 3 messages and 2 sessions" in seen
+    assert b"migrate: [########################] 100% 4/4 4 messages" in seen
+    assert b"copied 4 messages and 3 sessions" in seen
 
 
 @pytest.mark.parametrize("side", ["--from", "--to"])

@@ -189,6 +189,7 @@ def message_record(src: StoreBackend, uid: str) -> tuple[MessageRecord, int] | N
         return None  # deleted meanwhile
     row, detail, transcript = found
     env = detailcodec.decode(detail).get("Envelope") or {}
+    columns = row.keys()
     envelope = Envelope(str(env.get("From", "")), tuple(env.get("To") or ()))
     rec = build_record(
         uid,
@@ -213,6 +214,9 @@ def message_record(src: StoreBackend, uid: str) -> tuple[MessageRecord, int] | N
         snippet=row["snippet"],
         attachments=int(row["attachments"]),
         inline_count=int(row["inline_count"]),
+        # Receiver simulation: a refused message stays refused, and keeps its listener's name.
+        refused=str(row["refused"] or "") if "refused" in columns else "",
+        listener=str(env.get("Listener") or ""),
     )
     return rec, int(row["read"])
 
