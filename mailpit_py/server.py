@@ -103,7 +103,15 @@ class Server:
                 )
             return receivers[spec]
 
-        self.smtp = SmtpServer(cfg, self.mailbox, self.bus, receiver=receiver(""))
+        main = receiver("")
+        if not main.permissive:
+            log.info(
+                "SMTP answers as receiver %s (%s): %d rules; refused messages are kept",
+                main.profile.name,
+                main.profile.origin,
+                len(main.profile.rules),
+            )
+        self.smtp = SmtpServer(cfg, self.mailbox, self.bus, receiver=main)
         self.smtp_listeners = {"default": self.smtp}
         self.smtp.start()
         for text in cfg.smtp_listeners:
@@ -127,7 +135,16 @@ class Server:
             )
             self.smtp_listeners[spec.name] = listener
             listener.start()
-            log.info("SMTP listener %s on %s", spec.name, listener.address_text)
+            log.info(
+                "SMTP listener %s on %s (tls %s, auth %s, receiver %s)",
+                spec.name,
+                listener.address_text,
+                spec.tls,
+                "required"
+                if listener.login_required
+                else ("optional" if listener.auth.enabled else "off"),
+                listener.receiver.profile.name if listener.receiver else "permissive",
+            )
 
     def listener_address(self, name: str) -> tuple[str, int]:
         """(host, port) of the SMTP listener of this name ("default" is --smtp's)."""
