@@ -162,3 +162,20 @@ def test_uptime_keeps_descriptors_and_threads_flat() -> None:
     ), out
     for what in ("open fds", "threads"):
         assert re.search(rf"^  {what} .* flat$", out, re.M), out
+
+
+def test_readload_times_both_reads_during_ingest() -> None:
+    out = bench("readload.py", "-n", "300", "--pause", "0.01")
+    assert re.search(r"^ingest: sent=300 ", out, re.M), out
+    for label in ("list, first page", "search 'ipsum' (every message)"):
+        assert re.search(rf"^{re.escape(label)}\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), out
+    assert "verdict: ok" in out, out
+
+
+def test_smtpfill_keeps_what_retention_keeps_and_reports_memory() -> None:
+    out = bench("smtpfill.py", "-n", "700", "--interval", "0.5")
+    kept = re.search(
+        r"RSS ([\d.]+) MB, peak [\d.]+ MB .* (\d+) messages kept \(expected (\d+)\)", out
+    )
+    assert kept and kept[2] == kept[3] == "547", out  # 500 + (700 - 550 - 1) % 51
+    assert "verdict: ok" in out, out
