@@ -296,3 +296,10 @@ def test_a_database_of_mailpit_itself_is_refused_untouched_with_the_way_to_impor
     assert f"{side} {mailpit_db} is a database of Mailpit itself" in proc.stderr
     assert "mailpit-py dump --url" in proc.stderr and "mailpit-py ingest" in proc.stderr
     assert mailpit_db.read_bytes() == before
+
+
+def test_every_field_of_a_stored_message_is_carried_or_rebuilt() -> None:
+    from mailpit_py.commands.migrate import FROM_SOURCE, REBUILT
+    from mailpit_py.store.records import MessageRecord
+
+    assert sorted(FROM_SOURCE + REBUILT) == sorted(MessageRecord._fields)
