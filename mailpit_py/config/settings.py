@@ -794,7 +794,7 @@ class Config:
         False,
         flags=("--block-remote-css-and-fonts",),
         env="MP_BLOCK_REMOTE_CSS_AND_FONTS",
-        help="Mailpit's remote CSS and font blocking; no effect in mailpit_py",
+        help="the HTML view and the UI's preview load no remote CSS or fonts, as in Mailpit",
     )
     disable_link_check_rate_limit: bool = setting(
         False,

@@ -48,7 +48,6 @@ def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
 NO_EFFECT: dict[str, str] = {
     "compression": "messages are stored uncompressed",
     "tenant_id": "give each tenant its own --database instead",
-    "block_remote_css_and_fonts": "the HTML preview's remote content is not filtered",
     "disable_link_check_rate_limit": "the link check has no per-domain rate limit",
     "allow_untrusted_tls": "the link check reports TLS errors as Mailpit does without it",
     "smtp_strict_rfc_headers": "headers with <CR><CR><LF> are stored as received",

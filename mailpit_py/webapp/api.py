@@ -24,7 +24,12 @@ from mailpit_py.observability.stats import rss_bytes
 from mailpit_py.relay.service import Relay, RelayError
 from mailpit_py.smtp.chaos import Chaos, ChaosError
 from mailpit_py.webapp.errors import BadRequest, text
-from mailpit_py.webapp.security import MAIL_HTML_CSP, inert, mail_content
+from mailpit_py.webapp.security import (
+    MAIL_HTML_CSP,
+    MAIL_HTML_CSP_BLOCKED,
+    inert,
+    mail_content,
+)
 
 api = Blueprint("api", __name__)
 log = logging.getLogger("mailpit_py.web")
@@ -600,7 +605,9 @@ def view_html(msg_id: str) -> Response:
         # Mailpit also adds a script that tells the parent page the height; the sandboxing
         # policy of mail content runs no script at all, so that part is left out.
         html = open_links_apart(html)
-    return mail_content(Response(html, mimetype="text/html"), MAIL_HTML_CSP)
+    blocked = mailbox().config.block_remote_css_and_fonts  # Mailpit's flag, by its policy
+    csp = MAIL_HTML_CSP_BLOCKED if blocked else MAIL_HTML_CSP
+    return mail_content(Response(html, mimetype="text/html"), csp)
 
 
 @api.get("/view/<msg_id>.txt")

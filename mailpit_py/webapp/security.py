@@ -26,12 +26,18 @@ MAIL_HTML_CSP = (
     "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
     "img-src * data: cid:; style-src * 'unsafe-inline'; font-src * data:; media-src * data:"
 )
+# --block-remote-css-and-fonts, as Mailpit's: styles and fonts from this server or inline only.
+BLOCKED_REMOTE_CSS = "style-src 'self' 'unsafe-inline'; font-src 'self' data:"
+MAIL_HTML_CSP_BLOCKED = MAIL_HTML_CSP.replace(
+    "style-src * 'unsafe-inline'; font-src * data:", BLOCKED_REMOTE_CSS
+)
 MAIL_CSP = (
     "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
 )
 # The UI's own page. A srcdoc frame inherits its embedder's policy, so this must not restrict
 # what the mail preview needs (images, styles: the frame's own meta policy governs those).
 UI_CSP = "script-src 'self'; object-src 'none'"
+UI_CSP_BLOCKED = f"{UI_CSP}; {BLOCKED_REMOTE_CSS}"
 FRAMING = "frame-ancestors 'self'"
 
 # Types a browser shows without running anything the sender wrote: served inline. Any other type

@@ -16,9 +16,9 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, current_app, request
 
-from mailpit_py.webapp.security import UI_CSP
+from mailpit_py.webapp.security import UI_CSP, UI_CSP_BLOCKED
 
 ui = Blueprint("ui", __name__)
 
@@ -94,7 +94,9 @@ def index() -> Response:
     resp.headers["Cache-Control"] = NO_CACHE
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
-    resp.headers["Content-Security-Policy"] = UI_CSP
+    # --block-remote-css-and-fonts: the preview frame (srcdoc) is held to this policy too.
+    blocked = current_app.config["MAILBOX"].config.block_remote_css_and_fonts
+    resp.headers["Content-Security-Policy"] = UI_CSP_BLOCKED if blocked else UI_CSP
     return resp
 
 
