@@ -53,6 +53,9 @@ def test_a_refused_message_is_marked_and_its_smtp_tab_says_why(
     page = open_page(server.http_url)
     expect(row(page, "Refused one").locator(".refused-mark")).to_have_text("refused")
     expect(row(page, "Accepted one").locator(".refused-mark")).to_have_count(0)
+    page.locator("#search-help-btn").click()  # the search word is in the syntax help
+    expect(page.locator("#search-help")).to_contain_text("is:refused")
+    page.locator("#search-help-btn").click()
     page.locator("#search").fill("is:refused")
     expect(row(page, "Accepted one")).to_have_count(0)
     expect(row(page, "Refused one")).to_have_count(1)
