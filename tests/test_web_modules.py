@@ -8,9 +8,10 @@ module is reached from the entry app.js, and the files say why instead of citing
 from __future__ import annotations
 
 import re
+import urllib.request
 from pathlib import Path
 
-from helpers import REPO
+from helpers import REPO, make_server
 
 WEB = REPO / "web"
 MODULES = sorted(WEB.glob("*.js"))
@@ -78,3 +79,13 @@ def test_web_files_give_reasons_not_issue_numbers() -> None:
         for match in re.finditer(r"\b[Ii]ssues? #?[0-9]+", path.read_text())
     ]
     assert not cited, f"issue numbers in web/: {cited}"
+
+
+def test_the_page_preloads_every_module_at_once() -> None:
+    # Without preloads a cold load fetches the modules in waves, one round trip per import depth.
+    with make_server() as mp, urllib.request.urlopen(mp.http_url, timeout=10) as resp:
+        page = resp.read().decode()
+    link = r'<link rel="modulepreload" href="ui/[0-9a-f]+/([\w.-]+\.js)">'
+    preloaded = set(re.findall(link, page))
+    assert preloaded == {p.name for p in MODULES} - {"app.js"}
+    assert "{{" not in page

@@ -89,6 +89,7 @@ def index() -> Response:
     files = ASSETS.files()
     base = html.escape(request.script_root + "/", quote=True)
     page = files["index.html"].decode("utf-8")
+    page = page.replace("{{PRELOAD}}", _preloads(files))
     page = page.replace("{{BASE}}", base).replace("{{VERSION}}", ASSETS.version)
     resp = Response(page, content_type=TYPES[".html"])
     resp.headers["Cache-Control"] = NO_CACHE
@@ -98,6 +99,16 @@ def index() -> Response:
     blocked = current_app.config["MAILBOX"].config.block_remote_css_and_fonts
     resp.headers["Content-Security-Policy"] = UI_CSP_BLOCKED if blocked else UI_CSP
     return resp
+
+
+def _preloads(files: dict[str, bytes]) -> str:
+    """A modulepreload link per script: the browser fetches them all at once instead of one
+    wave of imports after another (each wave a round trip on the first, uncached load)."""
+    return "\n  ".join(
+        f'<link rel="modulepreload" href="ui/{{{{VERSION}}}}/{html.escape(name, quote=True)}">'
+        for name in sorted(files)
+        if name.endswith(".js") and name != "app.js"
+    )
 
 
 @ui.get("/ui/<version>/<path:name>")
