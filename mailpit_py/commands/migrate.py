@@ -177,7 +177,28 @@ class Outcome:
 # Where each field of the copy's MessageRecord comes from: as the source stored it, or made
 # again from the raw bytes (tests/test_migrate.py fails on a field added to the record and
 # named in neither, so a new stored fact cannot be lost by a migration unnoticed).
-FROM_SOURCE = ["uid", "created", "username", "session_uid", "raw", "detail", "transcript", "tags", "message_id", "subject", "from_json", "to_json", "cc_json", "bcc_json", "reply_to_json", "snippet", "attachments", "inline_count", "refused", "listener"]
+FROM_SOURCE = [
+    "uid",
+    "created",
+    "username",
+    "session_uid",
+    "raw",
+    "detail",
+    "transcript",
+    "tags",
+    "message_id",
+    "subject",
+    "from_json",
+    "to_json",
+    "cc_json",
+    "bcc_json",
+    "reply_to_json",
+    "snippet",
+    "attachments",
+    "inline_count",
+    "refused",
+    "listener",
+]
 REBUILT = ["mailbox", "size", "parts", "headers", "fts"]
 
 
