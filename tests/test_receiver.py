@@ -392,3 +392,16 @@ def test_the_python_client_reads_the_refusal(start: Callable[..., Server]) -> No
     assert msg.listener == "default"
     assert msg.refused is not None and msg.refused["Rule"] == "dmarc-reject"
     assert msg.refused["Reply"].startswith("550 5.7.509 Access denied")
+
+
+def test_a_client_given_value_goes_into_a_reply_cut_short(start: Callable[..., Server]) -> None:
+    # The From domain is the sender's to choose: in a reply it is bounded, whatever its length
+    domain = "a" * 60 + "." + "b" * 60 + ".test"
+    mp = start("outlook", f'_dmarc.{domain} TXT "v=DMARC1; p=reject"\n')
+    code, text = data_reply(mp, message(domain), f"news@{domain}")
+    assert code == 550
+    shown = domain[:97] + "..."
+    assert text == (
+        f"5.7.509 Access denied, sending domain {shown} does not pass DMARC verification and "
+        "has a DMARC policy of reject."
+    )
