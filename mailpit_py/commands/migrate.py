@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from mailpit_py.commands._common import (
@@ -26,7 +26,7 @@ from mailpit_py.commands._common import (
 if TYPE_CHECKING:
     from mailpit_py.mailbox.facade import Mailbox
     from mailpit_py.store.interface import StoreBackend
-    from mailpit_py.store.records import MessageRecord
+    from mailpit_py.store.records import MessageRecord, Row, SessionRecord
 
 PROG = "mailpit-py migrate"
 
@@ -317,9 +317,20 @@ def copy_messages(src: StoreBackend, dst: StoreBackend, progress: Progress, out:
     dst.index_barrier(timeout=None)
 
 
-def copy_sessions(src: StoreBackend, dst: StoreBackend, out: Outcome) -> None:
+def session_record(row: Row) -> SessionRecord:
+    """A logged session as insert_session takes it: every field of the record from the column
+    of its name (a field the source's rows lack fails loudly rather than being dropped)."""
     from mailpit_py.store.records import SessionRecord
 
+    values = {f.name: row[f.name] for f in fields(SessionRecord)}
+    messages = values["messages"]
+    values["messages"] = json.loads(messages) if isinstance(messages, str) else list(messages)
+    values["tls"] = bool(values["tls"])
+    values["started"], values["ended"] = float(values["started"]), float(values["ended"])
+    return SessionRecord(**values)
+
+
+def copy_sessions(src: StoreBackend, dst: StoreBackend, out: Outcome) -> None:
     rows = []
     start = 0
     while True:
@@ -329,29 +340,15 @@ def copy_sessions(src: StoreBackend, dst: StoreBackend, out: Outcome) -> None:
             break
         start += SESSIONS_PAGE
     records = []
+    held = dst.session_count()
     for row in reversed(rows):  # oldest first, as they were logged
-        if dst.session(row["uid"]) is not None:
+        if held and dst.session(row["uid"]) is not None:
             out.sessions_skipped += 1
             continue
-        messages = row["messages"]
-        records.append(
-            SessionRecord(
-                uid=row["uid"],
-                started=float(row["started"]),
-                ended=float(row["ended"]),
-                peer=row["peer"],
-                local=row["local"],
-                helo=row["helo"],
-                tls=bool(row["tls"]),
-                username=row["username"],
-                outcome=row["outcome"],
-                messages=json.loads(messages) if isinstance(messages, str) else list(messages),
-                transcript=row["transcript"],
-            )
-        )
+        records.append(session_record(row))
     if not records:
         return
-    keep = dst.session_count() + len(records)  # the server's --smtp-session-history trims later
+    keep = held + len(records)  # the server's --smtp-session-history trims later
 
     def job(store: StoreBackend) -> None:
         for rec in records:
