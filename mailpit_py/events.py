@@ -17,6 +17,9 @@ class Event:
 
     type: ClassVar[str] = ""
     data: Any = None
+    # Made by another instance sharing the database (mailbox/shared.py), told here so that
+    # websockets and IMAP see it; work done once per message (the webhook) skips it.
+    remote: bool = False
 
     def to_api(self) -> dict[str, Any]:
         return {"Type": self.type, "Data": self.data}

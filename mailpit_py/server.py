@@ -18,6 +18,7 @@ from mailpit_py.mailaccess.imap.server import ImapServer
 from mailpit_py.mailaccess.pop3 import Pop3Server
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.mailbox.hooks import combine
+from mailpit_py.mailbox.shared import SharedEvents
 from mailpit_py.net.http import HttpServer
 from mailpit_py.net.tls import server_context
 from mailpit_py.observability.webhook import Webhook
@@ -48,6 +49,7 @@ class Server:
         self.imap: ImapServer | None = None
         self.metrics_http: HttpServer | None = None  # --enable-prometheus ADDR:PORT
         self.webhook: Webhook | None = None
+        self.shared: SharedEvents | None = None  # other instances' changes (mailbox/shared.py)
         self.started = time.time()
 
     def start(self) -> Server:
@@ -64,6 +66,8 @@ class Server:
             hooks=combine(relay.hooks(), checks.hooks()),
         )
         try:
+            # Instances sharing a database (PostgreSQL) hear of each other's changes.
+            self.shared = SharedEvents(self.mailbox).start()
             self.relay = relay.start(self.mailbox)
             self.checks = checks.start(self.mailbox)
             self._start_smtp(checks)
@@ -181,6 +185,9 @@ class Server:
         if self.webhook is not None:
             self.webhook.stop()
             self.webhook = None
+        if self.shared is not None:
+            self.shared.stop()
+            self.shared = None
         self.bus.close()  # websocket handlers end and close their sockets
         self._stop_mail_readers()
         if self.metrics_http is not None:

@@ -113,7 +113,8 @@ class Webhook:
             if sub.ended.is_set():
                 return
             event = sub.get(timeout=0.5)
-            if isinstance(event, events.NewMessage):
+            # (a message another instance stored is posted by that instance)
+            if isinstance(event, events.NewMessage) and not event.remote:
                 self.offer(event.data)
 
     def offer(self, summary: dict[str, Any]) -> bool:

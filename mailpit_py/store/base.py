@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, TypeVar
 
@@ -38,6 +38,13 @@ class SQLiteParts:
     # Arrival time of the newest message retention has pruned (writer thread): sessions that
     # ended before it are older than anything kept, and go too (insert_session).
     _retired_until: float
+
+    # A SQLite file has one instance at a time: nobody else to tell (store/interface.py).
+    def listen(self, callback: Callable[[str], None]) -> bool:
+        return False
+
+    def notify(self, message: str) -> None:
+        pass
 
     if TYPE_CHECKING:
 

@@ -302,6 +302,20 @@ class StoreBackend(Protocol):
         the latest attempt, '' before the first)."""
         ...
 
+    # -- instances sharing one database -------------------------------------------------------
+
+    def listen(self, callback: Callable[[str], None]) -> bool:
+        """Have `callback(message)` called, from a thread of the store's, with each message
+        another instance on this database sends with notify, until close; False (and never a
+        call) for a store no other instance can share (a SQLite file)."""
+        ...
+
+    def notify(self, message: str) -> None:
+        """Send `message` (text under 7,000 bytes) to the other instances listening on this
+        database, at once (not from inside a job); nothing where none can be. Best effort: an
+        instance that is disconnected meanwhile never hears it. Raises StoreError."""
+        ...
+
     # -- statistics ----------------------------------------------------------------------------
 
     def size_histogram(self, bounds: Sequence[int]) -> list[int]:

@@ -3,6 +3,7 @@ errors that say what to fix, readiness, and the parts composed into one StoreBac
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from psycopg.conninfo import conninfo_to_dict
 from mailpit_py.store.open import redact
 from mailpit_py.store.postgres.base import PgParts
 from mailpit_py.store.postgres.messages import PgMessageWrites
+from mailpit_py.store.postgres.notify import PgNotify
 from mailpit_py.store.postgres.outbox import PgOutbox
 from mailpit_py.store.postgres.queries import PgMessageQueries
 from mailpit_py.store.postgres.schema import migrate
@@ -72,7 +74,14 @@ def start_error(url: str, exc: psycopg.Error) -> StoreError:
 
 
 class PgStore(
-    PgWriter, PgMessageWrites, PgMessageQueries, PgOutbox, PgSessions, PgStatistics, PgParts
+    PgWriter,
+    PgMessageWrites,
+    PgMessageQueries,
+    PgOutbox,
+    PgSessions,
+    PgStatistics,
+    PgNotify,
+    PgParts,
 ):
     """A PostgreSQL database: one writer thread (group commit), reads on a connection pool."""
 
@@ -90,6 +99,9 @@ class PgStore(
             ) from None
         self._closed = False
         self._retired_until = 0.0
+        self._url = url
+        self._stopping = threading.Event()
+        self._listener = None
         self._init_writer(batch_max, linger)
         try:
             with psycopg.connect(url, **CONNECTION) as conn:  # type: ignore[arg-type]
@@ -157,6 +169,7 @@ class PgStore(
     def close(self) -> None:
         if self._closed:
             return
+        self._stop_listening()
         self._jobs.put(None)
         self._writer.join(timeout=30)
         self._closed = True

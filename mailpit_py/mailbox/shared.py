@@ -1,0 +1,93 @@
+"""Instances sharing one database hear of each other's changes: this instance's mailbox events
+go to the others through the store (notify), and theirs come onto this instance's bus, so
+every instance's websocket clients and IMAP sessions see every instance's mail."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from mailpit_py import events
+from mailpit_py.ids import new_id
+from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
+from mailpit_py.store.records import StoreError
+
+log = logging.getLogger("mailpit_py.mailbox")
+
+# What the other instances are told of (stats and SMTP errors stay with their instance).
+SHARED: dict[str, type[events.Event]] = {
+    cls.type: cls
+    for cls in (events.NewMessage, events.Update, events.Delete, events.Truncate, events.Prune)
+}
+MAX_IDS = 200  # a Prune naming more IDs says none (its frame's Data is null anyway)
+
+
+class SharedEvents:
+    """The bridge between one mailbox's bus and the other instances on its database."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        self.origin = new_id()  # this instance, so that it skips its own notifications
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sub: events.Subscription | None = None
+
+    def start(self) -> SharedEvents:
+        """Start relaying, when the store has other instances to hear (else do nothing)."""
+        self._sub = self.mailbox.bus.subscribe()
+        if not self.mailbox.store.listen(self._received):
+            self._sub.close()
+            self._sub = None
+            return self
+        self._thread = threading.Thread(target=self._forward, name="shared-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._sub is not None:
+            self._sub.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _forward(self) -> None:
+        sub = self._sub
+        assert sub is not None
+        while not self._stopping.is_set() and not sub.ended.is_set():
+            if sub.dropped.is_set():
+                log.warning("shared events: fell behind the bus; other instances missed some")
+                sub = self._sub = self.mailbox.bus.subscribe()
+            event = sub.get(timeout=0.5)
+            if event is None or event.remote or event.type not in SHARED:
+                continue
+            try:
+                self.mailbox.store.notify(self._message(event))
+            except (StoreError, ValueError) as exc:
+                log.warning("shared events: the other instances were not told: %s", exc)
+
+    def _message(self, event: events.Event) -> str:
+        data: Any = event.data
+        if isinstance(event, events.NewMessage):
+            data = {"ID": data["ID"]}  # they read the summary themselves (it may be large)
+        elif isinstance(event, events.Prune) and len((data or {}).get("IDs", ())) > MAX_IDS:
+            data = {"IDs": []}
+        return json.dumps({"Origin": self.origin, "Type": event.type, "Data": data})
+
+    def _received(self, message: str) -> None:
+        try:
+            note = json.loads(message)
+            cls = SHARED[note["Type"]]
+        except (ValueError, KeyError, TypeError):
+            log.warning("shared events: ignored a notification that is not ours")
+            return
+        if note.get("Origin") == self.origin:
+            return
+        data = note.get("Data")
+        if cls is events.NewMessage:
+            try:
+                data = self.mailbox.summary(str(data["ID"]))
+            except (MessageNotFound, StoreError, KeyError, TypeError):
+                return  # gone again, or unreadable now: the clients reload later
+        self.mailbox.bus.publish(cls(data, remote=True))

@@ -1,0 +1,73 @@
+"""Messages between instances sharing one PostgreSQL database: NOTIFY to send, and a thread
+that LISTENs on a connection of its own (reconnecting when the server comes back)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from mailpit_py.store.postgres.base import PgParts
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "mailpit_py_events"
+# PostgreSQL's bound on a NOTIFY payload is 8,000 bytes.
+MAX_MESSAGE = 7000
+# How long the listener waits before it connects again after losing its connection.
+RELISTEN_WAIT = 1.0
+
+
+class PgNotify(PgParts):
+    """notify and listen (store/interface.py) over LISTEN/NOTIFY."""
+
+    _url: str
+    _stopping: threading.Event
+    _listener: threading.Thread | None
+
+    def notify(self, message: str) -> None:
+        if len(message.encode()) > MAX_MESSAGE:
+            raise ValueError(f"a notification is limited to {MAX_MESSAGE} bytes")
+        with self.reading() as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, message))
+
+    def listen(self, callback: Callable[[str], None]) -> bool:
+        thread = threading.Thread(
+            target=self._listen_loop, args=(callback,), name="store-listen", daemon=True
+        )
+        self._listener = thread
+        thread.start()
+        return True
+
+    def _listen_loop(self, callback: Callable[[str], None]) -> None:
+        failing = False
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    if failing:
+                        log.warning("listening to the other instances again")
+                        failing = False
+                    self._deliver(conn, callback)
+            except psycopg.Error as exc:
+                if not failing and not self._stopping.is_set():
+                    log.warning("not hearing the other instances (retrying): %s", exc)
+                failing = True
+            self._stopping.wait(RELISTEN_WAIT)
+
+    def _deliver(self, conn: psycopg.Connection[Any], callback: Callable[[str], None]) -> None:
+        while not self._stopping.is_set():
+            for note in conn.notifies(timeout=0.5):
+                try:
+                    callback(note.payload)
+                except Exception:  # a listener's bug must not stop the others' news
+                    log.exception("a notification's handler failed")
+
+    def _stop_listening(self) -> None:
+        self._stopping.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+            self._listener = None
