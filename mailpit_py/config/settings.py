@@ -509,7 +509,7 @@ class Config:
     )
     # --- POP3 and IMAP ---
     pop3_addr: str = setting(
-        "",
+        "[::]:1110",
         flags=("--pop3",),
         env="MP_POP3_BIND_ADDR",
         help=(
@@ -824,7 +824,8 @@ class Config:
         False,
         flags=("--smtp-strict-rfc-headers",),
         env="MP_SMTP_STRICT_RFC_HEADERS",
-        help="Mailpit's refusal of headers with <CR><CR><LF>; no effect in mailpit_py",
+        help="refuse a message whose headers have a line ending <CR><CR><LF> (550 5.6.0), "
+        "as Mailpit does",
     )
     smtp_disable_rdns: bool = setting(
         False,

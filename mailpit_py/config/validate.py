@@ -50,7 +50,6 @@ NO_EFFECT: dict[str, str] = {
     "tenant_id": "give each tenant its own --database instead",
     "disable_link_check_rate_limit": "the link check has no per-domain rate limit",
     "allow_untrusted_tls": "the link check reports TLS errors as Mailpit does without it",
-    "smtp_strict_rfc_headers": "headers with <CR><CR><LF> are stored as received",
 }
 
 # MP_* variables read outside the settings table (sub-commands, the pytest plugin).

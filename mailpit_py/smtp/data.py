@@ -101,3 +101,14 @@ def find_terminator(buf: bytearray, start: int) -> tuple[tuple[int, int] | None,
                 return None, i, dots  # may complete with the next read
         dots += 1
         pos = i + 2
+
+
+def crcrlf_in_headers(raw: bytes) -> bool:
+    """Whether a header line of the message ends in <CR><CR><LF> (what --smtp-strict-rfc-headers
+    refuses, as Mailpit does); the body is not looked at."""
+    for line in raw.split(b"\n"):
+        if line in (b"", b"\r", b"\r\r"):  # the blank line that ends the headers
+            return line == b"\r\r"
+        if line.endswith(b"\r\r"):
+            return True
+    return False

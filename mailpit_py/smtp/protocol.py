@@ -40,7 +40,7 @@ from mailpit_py.smtp.auth import (
     split_cram_md5,
     split_plain,
 )
-from mailpit_py.smtp.data import read_data
+from mailpit_py.smtp.data import crcrlf_in_headers, read_data
 from mailpit_py.smtp.policy import REVERSE_DNS_TIMEOUT, Refusal
 from mailpit_py.smtp.replies import (
     CONTROL,
@@ -48,6 +48,7 @@ from mailpit_py.smtp.replies import (
     ENHANCED,
     HAS_ENHANCED,
     MAIL_RCPT_OK,
+    STRICT_HEADERS,
     control_character,
     not_utf8,
 )
@@ -951,6 +952,10 @@ class CatcherSMTP(SMTP):
             return
         if await self._chaos_refused("Data"):
             self._set_post_data_state()
+            return
+        if self._server.config.smtp_strict_rfc_headers and crcrlf_in_headers(raw):
+            self._set_post_data_state()
+            await self.refuse(STRICT_HEADERS)
             return
         mail_from = self.envelope.mail_from or ""
         env = Envelope(

@@ -75,3 +75,13 @@ def non_ascii(what: str, address: str) -> Refusal:
         "smtputf8",
         f"non-ASCII {what} {address!r} in a transaction without SMTPUTF8",
     )
+
+
+# --smtp-strict-rfc-headers (Mailpit's flag). Mailpit answers 451 4.3.5 (its parser fails);
+# the same bytes would fail on every retry, so the refusal here is permanent and says why.
+STRICT_HEADERS = Refusal(
+    "550 5.6.0 Error: the message headers contain <CR><CR><LF> "
+    "(refused under --smtp-strict-rfc-headers)",
+    "strict-rfc-headers",
+    "headers with <CR><CR><LF>",
+)
