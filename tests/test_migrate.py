@@ -303,3 +303,36 @@ def test_every_field_of_a_stored_message_is_carried_or_rebuilt() -> None:
     from mailpit_py.store.records import MessageRecord
 
     assert sorted(FROM_SOURCE + REBUILT) == sorted(MessageRecord._fields)
+
+
+def test_a_message_the_destination_refuses_is_named_and_the_rest_are_copied(
+    source: tuple[str, Any], tmp_path: Path
+) -> None:
+    db, original = source
+    dest = tmp_path / "picky.db"
+    with make_server(database=str(dest)):
+        pass  # the schema, no messages
+    conn = sqlite3.connect(dest)  # a real refusal by the destination database itself
+    conn.execute(
+        "CREATE TRIGGER picky BEFORE INSERT ON messages WHEN NEW.subject = 'bin' "
+        "BEGIN SELECT RAISE(ABORT, 'no binaries here'); END"
+    )
+    conn.commit()
+    conn.close()
+    proc = migrate("--from", str(db), "--to", str(dest))
+    assert proc.returncode == 70, proc.stderr
+    (refused,) = [m["ID"] for m in original["summaries"] if m["Subject"] == "bin"]
+    assert f"message {refused} was not copied: the destination refused it (" in proc.stderr
+    assert "no binaries here" in proc.stderr
+    assert "copied 3 messages and 3 sessions" in proc.stderr
+    assert "run again with --append" in proc.stderr and "Traceback" not in proc.stderr
+    conn = sqlite3.connect(dest)
+    conn.execute("DROP TRIGGER picky")
+    conn.commit()
+    conn.close()
+    assert migrate("--from", str(db), "--to", str(dest), "--append").returncode == 0
+    copy = snapshot(str(dest))
+    # Copied last, it is listed first (the list goes by arrival in the store): all else equal.
+    assert copy["raw"] == original["raw"] and copy["views"] == original["views"]
+    by_id = {m["ID"]: m for m in copy["summaries"]}
+    assert by_id == {m["ID"]: m for m in original["summaries"]}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from mailpit_py.commands._common import (
@@ -39,7 +40,8 @@ arrive meanwhile may be missed; the destination must be empty unless --append is
 
 exit status: 0 done; 64 bad usage; 65 the destination is not empty (without --append), or a
 file is a database of Mailpit itself; 66 the source is missing or cannot be opened; 73 the
-destination cannot be opened; 70 a message could not be copied.
+destination cannot be opened; 70 the copy stopped midway, or the destination refused some
+messages (each is named; the rest are copied).
 
 examples:
   mailpit-py migrate --from mail.db --to postgresql://mailpit:secret@db:5432/mailpit
@@ -172,6 +174,7 @@ class Outcome:
     skipped: int = 0
     sessions: int = 0
     sessions_skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (message ID, why)
 
 
 # Where each field of the copy's MessageRecord comes from: as the source stored it, or made
@@ -296,6 +299,27 @@ def write_batch(dst: StoreBackend, batch: list[Item]) -> None:
     dst.write(job, timeout=None)
 
 
+def write_batches(dst: StoreBackend, batch: list[Item], out: Outcome) -> None:
+    """Write a batch. When it fails while the destination works (its health check passes),
+    the store refused one of its messages: each is then written alone, and those refused are
+    counted with the reason. A destination that does not work stops the copy."""
+    try:
+        write_batch(dst, batch)
+        out.messages += len(batch)
+        return
+    except Exception:
+        if dst.health():
+            raise  # the database, not a message: stop, saying why
+    for item in batch:
+        try:
+            write_batch(dst, [item])
+            out.messages += 1
+        except Exception as exc:
+            if dst.health():
+                raise
+            out.failed.append((item.rec.uid, str(exc) or type(exc).__name__))
+
+
 def copy_messages(src: StoreBackend, dst: StoreBackend, progress: Progress, out: Outcome) -> None:
     index = src.index()  # oldest first: the destination numbers them (IMAP UIDs) in that order
     ids = {uid: rowid for rowid, uid, *_ in index}
@@ -307,8 +331,7 @@ def copy_messages(src: StoreBackend, dst: StoreBackend, progress: Progress, out:
     flags = src.imap_flags()
     said = time.monotonic()
     for batch in batches(src, todo, flags, ids):
-        write_batch(dst, batch)
-        out.messages += len(batch)
+        write_batches(dst, batch, out)
         progress.update(f"{out.messages} messages", count=out.messages)
         if not progress.enabled and time.monotonic() - said >= PROGRESS_EVERY:
             # Not a terminal (a log, a CI job): a plain line now and then instead of the bar.
@@ -380,9 +403,10 @@ def migrate(source: str, dest: str, append: bool) -> Outcome:
             try:
                 copy_messages(src, dst, progress, out)
                 copy_sessions(src, dst, out)
-            except StoreError as exc:
+            except Exception as exc:  # a lost database, or a bug: said in one line, no trace
+                why = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
                 raise CommandError(
-                    f"copying stopped after {out.messages} messages: {exc} (what was copied "
+                    f"copying stopped after {out.messages} messages: {why} (what was copied "
                     "stays; run again with --append to copy the rest)",
                     EX_SOFTWARE,
                 ) from None
@@ -397,6 +421,9 @@ def migrate(source: str, dest: str, append: bool) -> Outcome:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
+    # The stores log what fails with a traceback (the server's log); here each failure is
+    # reported once, in words, below.
+    logging.getLogger("mailpit_py").addHandler(logging.NullHandler())
     try:
         out = migrate(args.source, args.dest, args.append)
     except CommandError as exc:
@@ -412,4 +439,13 @@ def main(argv: Sequence[str]) -> int:
         f"{shown(args.source)} to {shown(args.dest)}{skipped}",
         file=sys.stderr,
     )
+    if out.failed:
+        for uid, why in out.failed:
+            error(PROG, f"message {uid} was not copied: the destination refused it ({why})")
+        error(
+            PROG,
+            f"{len(out.failed)} messages were not copied (listed above); the rest were. Fix "
+            "the cause and run again with --append to copy just those.",
+        )
+        return EX_SOFTWARE
     return EX_OK
