@@ -70,3 +70,28 @@ def test_a_refused_message_is_marked_and_its_smtp_tab_says_why(
     expect(box).to_contain_text("simulated")
     expect(page.locator(".envelope").first).to_be_visible()
     expect(page.locator(".transcript")).to_contain_text("rule receiver:dmarc-reject")
+
+
+def test_a_refusal_before_data_shows_in_the_sessions_page_with_its_rule(
+    open_page: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect
+
+    zone = tmp_path / "zone.txt"
+    zone.write_text(ZONE)
+    with make_server(
+        receiver="strict",
+        dns_override=str(zone),
+        dns_offline=True,
+        checks_client_ip="203.0.113.7",
+    ) as mp:
+        with smtplib.SMTP(*mp.smtp_address, timeout=10) as client:
+            client.ehlo("mail.bank.test")
+            assert client.mail("news@bank.test")[0] == 550
+        page = open_page(mp.http_url)
+        page.get_by_role("link", name="SMTP sessions").click()
+        page.locator("#session-list .row", has_text="mail.bank.test").click()
+        transcript = page.locator("#session-detail .transcript")
+        expect(transcript).to_contain_text("550 5.7.23 <news@bank.test>: SPF validation failed")
+        expect(transcript).to_contain_text("rule receiver:spf-fail: strict at mail")
