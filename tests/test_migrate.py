@@ -19,7 +19,7 @@ import pytest
 
 from helpers import make_server, send_raw, wait_until
 from mailpit_py.server import Server
-from pgserver import APP_PASSWORD
+from pgserver import APP_PASSWORD, PgServer
 
 MAILPIT = [sys.executable, "-m", "mailpit_py"]
 
@@ -336,3 +336,18 @@ def test_a_message_the_destination_refuses_is_named_and_the_rest_are_copied(
     assert copy["raw"] == original["raw"] and copy["views"] == original["views"]
     by_id = {m["ID"]: m for m in copy["summaries"]}
     assert by_id == {m["ID"]: m for m in original["summaries"]}
+
+
+def test_a_postgresql_server_that_is_down_is_a_clear_error_on_either_side(
+    source: tuple[str, Any], pg_url: str, pg_server: PgServer, tmp_path: Path
+) -> None:
+    db, _ = source
+    with pg_server.down():
+        to_pg = migrate("--from", db, "--to", pg_url)
+        from_pg = migrate("--from", pg_url, "--to", str(tmp_path / "x.db"))
+    assert to_pg.returncode == 73, to_pg.stderr
+    assert "cannot open the destination postgresql://mailpit:***@127.0.0.1:" in to_pg.stderr
+    assert from_pg.returncode == 66, from_pg.stderr
+    assert "cannot open the source postgresql://mailpit:***@127.0.0.1:" in from_pg.stderr
+    for proc in (to_pg, from_pg):
+        assert "Traceback" not in proc.stderr and APP_PASSWORD not in proc.stderr
