@@ -88,3 +88,23 @@ def test_the_checks_tables_headers_stay_on_one_line(
     )
     assert lines == 1, f"the Found header wraps onto {lines} lines"
     save_screenshot(page, "checks-1024")
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS.values()))
+def test_the_bulk_bar_fits_at_every_width(
+    open_page: Any,  # noqa: F811
+    relay_server: Server,
+    width: int,
+) -> None:
+    from playwright.sync_api import expect
+
+    send(relay_server, f"Bulk layout at {width}")
+    page = open_page(relay_server.http_url, viewport={"width": width, "height": 800})
+    page.locator("#check-page").check()
+    page.locator("#bulk-all").wait_for(state="attached")
+    expect(page.locator("#bulk-bar")).to_be_visible()
+    expect(page.locator("#bulk-release")).to_be_visible()  # this server relays
+    assert_fully_visible(page, "#bulk-bar button:visible")
+    assert_fully_visible(page, "#check-page")
+    assert_no_sideways_scroll(page)
+    save_screenshot(page, f"bulk-{width}")
