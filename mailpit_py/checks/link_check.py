@@ -112,9 +112,21 @@ class _Pinned(http.client.HTTPConnection):
         self.sock = _connect(self.host, self._addr, self.port, self.timeout, self._allow)
 
 
+def _tls_context(untrusted: bool) -> ssl.SSLContext:
+    """Certificates verified, unless --allow-untrusted-tls (Mailpit's flag: a staging site's
+    self-signed certificate is then no broken link)."""
+    context = ssl.create_default_context()
+    if untrusted:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class _PinnedTLS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, addr: str, timeout: float, allow: bool) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(
+        self, host: str, port: int, addr: str, timeout: float, allow: bool, untrusted: bool
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=_tls_context(untrusted))
         self._addr, self._allow = addr, allow
 
     def connect(self) -> None:
@@ -122,15 +134,20 @@ class _PinnedTLS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def _request(url: str, method: str, allow_internal: bool) -> tuple[int, str, str]:
+def _request(
+    url: str, method: str, allow_internal: bool, untrusted: bool = False
+) -> tuple[int, str, str]:
     """(status, reason, Location) of one request, no redirects followed."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Refused(f"not an http(s) URL: {url}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addr = vetted_address(parts.hostname, port, allow_internal)
-    cls = _PinnedTLS if parts.scheme == "https" else _Pinned
-    conn = cls(parts.hostname, port, addr, TIMEOUT, allow_internal)
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = _PinnedTLS(parts.hostname, port, addr, TIMEOUT, allow_internal, untrusted)
+    else:
+        conn = _Pinned(parts.hostname, port, addr, TIMEOUT, allow_internal)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         conn.request(method, path, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
@@ -141,14 +158,16 @@ def _request(url: str, method: str, allow_internal: bool) -> tuple[int, str, str
         conn.close()
 
 
-def check_url(url: str, follow: bool, allow_internal: bool) -> dict[str, Any]:
+def check_url(
+    url: str, follow: bool, allow_internal: bool, untrusted: bool = False
+) -> dict[str, Any]:
     """Mailpit's Link: URL, StatusCode (0 when no answer), Status (reason or the error)."""
     current = url
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            status, reason, location = _request(current, "HEAD", allow_internal)
+            status, reason, location = _request(current, "HEAD", allow_internal, untrusted)
             if status in (405, 501, 403):  # some servers refuse HEAD; ask again with GET
-                status, reason, location = _request(current, "GET", allow_internal)
+                status, reason, location = _request(current, "GET", allow_internal, untrusted)
             if follow and status in (301, 302, 303, 307, 308) and location:
                 current = urllib.parse.urljoin(current, location)
                 continue
@@ -167,7 +186,9 @@ def http_reason(status: int) -> str:
         return str(status)
 
 
-def check(urls: list[str], follow: bool, allow_internal: bool) -> dict[str, Any]:
+def check(
+    urls: list[str], follow: bool, allow_internal: bool, untrusted: bool = False
+) -> dict[str, Any]:
     """Every URL checked concurrently, at most PER_HOST at a time per host; order kept."""
     limits: dict[str, threading.Semaphore] = {}
     lock = threading.Lock()
@@ -177,7 +198,7 @@ def check(urls: list[str], follow: bool, allow_internal: bool) -> dict[str, Any]
         with lock:
             sem = limits.setdefault(host, threading.Semaphore(PER_HOST))
         with sem:
-            return check_url(url, follow, allow_internal)
+            return check_url(url, follow, allow_internal, untrusted)
 
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="linkcheck") as pool:
         links = list(pool.map(one, urls))

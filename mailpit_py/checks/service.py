@@ -271,7 +271,10 @@ class Checks:
     def link_check(self, msg_id: str, follow: bool) -> dict[str, Any]:
         msg = self.mailbox.get(msg_id)
         urls = extract_links(str(msg.detail.get("HTML") or ""), str(msg.detail.get("Text") or ""))
-        return link_check.check(urls, follow, self.config.allow_internal_http_requests)
+        cfg = self.config
+        return link_check.check(
+            urls, follow, cfg.allow_internal_http_requests, cfg.allow_untrusted_tls
+        )
 
     def thumbnail(self, msg_id: str, part_id: str) -> tuple[bytes, str]:
         """(JPEG, the part's file name) for part/{PartID}/thumb."""

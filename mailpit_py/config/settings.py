@@ -806,7 +806,7 @@ class Config:
         False,
         flags=("--allow-untrusted-tls",),
         env="MP_ALLOW_UNTRUSTED_TLS",
-        help="Mailpit's unverified HTTPS for the link check; no effect in mailpit_py",
+        help="the link check accepts HTTPS certificates it cannot verify, as in Mailpit",
     )
     disable_http_compression: bool = setting(
         False,

@@ -49,7 +49,6 @@ NO_EFFECT: dict[str, str] = {
     "compression": "messages are stored uncompressed",
     "tenant_id": "give each tenant its own --database instead",
     "disable_link_check_rate_limit": "the link check has no per-domain rate limit",
-    "allow_untrusted_tls": "the link check reports TLS errors as Mailpit does without it",
 }
 
 # MP_* variables read outside the settings table (sub-commands, the pytest plugin).
