@@ -15,6 +15,7 @@ from typing import Any
 import dkim
 import pytest
 
+from front_door import client_tls
 from helpers import RawClient, dkim_rsa_key, make_server, wait_until
 from mailpit_py.server import Server
 
@@ -98,10 +99,13 @@ def search(mp: Server, query: str) -> list[dict[str, Any]]:
     return list(api(mp, "api/v1/search?query=" + urllib.parse.quote(query))["messages"])
 
 
-def data_reply(mp: Server, raw: bytes, mail_from: str) -> tuple[int, str]:
+def data_reply(mp: Server, raw: bytes, mail_from: str, tls: bool = False) -> tuple[int, str]:
     """(code, text) of the answer to DATA (smtplib joins a multi-line reply with newlines)."""
     with smtplib.SMTP(*mp.smtp_address) as client:
         client.ehlo("mail.shop.test")
+        if tls:
+            client.starttls(context=client_tls())
+            client.ehlo("mail.shop.test")
         client.mail(mail_from)
         client.rcpt("dev@example.org")
         code, text = client.data(raw)
@@ -180,10 +184,10 @@ def test_gmail_refuses_a_missing_message_id(
 def test_gmail_bulk_mail_needs_one_click_unsubscribe(
     start: Callable[..., Server], key: tuple[bytes, str]
 ) -> None:
-    mp = start("gmail")
+    mp = start("gmail", smtp_tls_cert="sans:localhost")
     bulk = "List-Unsubscribe: <mailto:u@shop.test>\r\n"
     code, text = data_reply(
-        mp, signed(message("shop.test", headers=bulk), "shop.test", key[0]), "a@shop.test"
+        mp, signed(message("shop.test", headers=bulk), "shop.test", key[0]), "a@shop.test", True
     )
     assert code == 550
     assert text.splitlines()[0] == (
@@ -194,7 +198,13 @@ def test_gmail_bulk_mail_needs_one_click_unsubscribe(
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
     )
     raw = signed(message("shop.test", headers=one_click), "shop.test", key[0])
-    assert data_reply(mp, raw, "a@shop.test")[0] == 250
+    assert data_reply(mp, raw, "a@shop.test", tls=True)[0] == 250
+    # the same bulk message over a plain connection: Gmail wants TLS of bulk senders
+    code, text = data_reply(mp, raw, "a@shop.test")
+    assert (code, text.splitlines()[0]) == (
+        421,
+        "4.7.29 Your email has been rate limited because this message wasn't sent over a TLS",
+    )
 
 
 def test_gmail_bulk_mail_from_a_domain_without_dmarc(

@@ -113,10 +113,12 @@ class Receiver:
         mail_from: str = "",
         raw: bytes = b"",
         rcpt_to: tuple[str, ...] = (),
+        tls: bool = False,
     ) -> Refusal | None:
         rules = self.profile.at(stage)
         if not rules:
             return None
+        s.facts["no-tls"] = "" if tls else "the session is not encrypted (no STARTTLS or TLS)"
         s.values.update(helo=clean(helo), mail_from=clean(mail_from))
         s.values["mail_from_domain"] = clean(mail_from.rpartition("@")[2] or helo)
         wanted = {r.verdict for r in rules}
@@ -124,7 +126,7 @@ class Receiver:
             self._connect(s)
         if wanted & _MAIL and "mail" not in s.done:
             self._mail(s, helo, mail_from)
-        if wanted - _CONNECT - _MAIL and "data" not in s.done:
+        if wanted - _CONNECT - _MAIL - {"no-tls"} and "data" not in s.done:
             self._data(s, helo, mail_from, raw, rcpt_to)
         for rule in rules:
             why = s.facts.get(rule.verdict, "")
@@ -235,6 +237,11 @@ class Receiver:
             if authn is not None and self._bulk(parsed.headers) and not one_click["OK"]
             else ""
         )
+        s.facts["bulk-no-tls"] = (
+            f"bulk mail: {s.facts['no-tls']}"
+            if s.facts.get("no-tls") and self._bulk(parsed.headers)
+            else ""
+        )
         if "spam-score" in self.profile.verdicts:
             self._spam(s, raw)
 
@@ -324,6 +331,8 @@ _AUTH = (
     - _CONNECT
     - _MAIL
     - {
+        "no-tls",
+        "bulk-no-tls",
         "message-id-invalid",
         "date-invalid",
         "from-invalid",

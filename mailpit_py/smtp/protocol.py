@@ -391,6 +391,7 @@ class CatcherSMTP(SMTP):
             mail_from="" if mail_from == "<>" else mail_from,
             raw=raw,
             rcpt_to=rcpt_to,
+            tls=self.session.ssl is not None,
         )
         timeout = receiver.profile.timeout
         try:
