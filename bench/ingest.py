@@ -565,6 +565,8 @@ def _repetition(
             else:
                 children.append(start_child(kind, lean=args.lean))
         mp = next(c for c in children if c.name == "mailpit_py")
+        # (a --database kept across repetitions already holds the earlier ones' messages)
+        base = stored_count(mp.db) if mp.db else 0
         others = ", ".join(f"{c.name} on {HOST}:{c.port}" for c in children if c is not mp)
         print(
             f"repetition {rep + 1}: {others}; mailpit_py on {HOST}:{mp.port} (database "
@@ -593,7 +595,7 @@ def _repetition(
                 tally.paired.setdefault(mode.name, []).append(mine / rates["sink"])
             if mine is not None and rates.get("mailhog", 0) > 0:
                 tally.paired_mailhog.setdefault(mode.name, []).append(mine / rates["mailhog"])
-        stored = stored_count(mp.db) if mp.db else 0
+        stored = stored_count(mp.db) - base if mp.db else 0
     finally:
         for child in children:
             child.stop()

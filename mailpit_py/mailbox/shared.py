@@ -22,6 +22,7 @@ SHARED: dict[str, type[events.Event]] = {
     for cls in (events.NewMessage, events.Update, events.Delete, events.Truncate, events.Prune)
 }
 MAX_IDS = 200  # a Prune naming more IDs says none (its frame's Data is null anyway)
+BATCH = 100  # notifications sent in one round trip at most
 
 
 class SharedEvents:
@@ -59,11 +60,17 @@ class SharedEvents:
             if sub.dropped.is_set():
                 log.warning("shared events: fell behind the bus; other instances missed some")
                 sub = self._sub = self.mailbox.bus.subscribe()
-            event = sub.get(timeout=0.5)
-            if event is None or event.remote or event.type not in SHARED:
-                continue
+            # What came meanwhile goes together: one round trip for a burst of deliveries.
+            batch = [sub.get(timeout=0.5)]
+            while len(batch) < BATCH and not sub.queue.empty():
+                batch.append(sub.get(timeout=0))
+            told = [
+                self._message(event)
+                for event in batch
+                if event is not None and not event.remote and event.type in SHARED
+            ]
             try:
-                self.mailbox.store.notify(self._message(event))
+                self.mailbox.store.notify(told)
             except (StoreError, ValueError) as exc:
                 log.warning("shared events: the other instances were not told: %s", exc)
 

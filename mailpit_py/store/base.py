@@ -43,7 +43,7 @@ class SQLiteParts:
     def listen(self, callback: Callable[[str], None]) -> bool:
         return False
 
-    def notify(self, message: str) -> None:
+    def notify(self, messages: Sequence[str]) -> None:
         pass
 
     if TYPE_CHECKING:

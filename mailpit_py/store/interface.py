@@ -310,10 +310,10 @@ class StoreBackend(Protocol):
         call) for a store no other instance can share (a SQLite file)."""
         ...
 
-    def notify(self, message: str) -> None:
-        """Send `message` (text under 7,000 bytes) to the other instances listening on this
-        database, at once (not from inside a job); nothing where none can be. Best effort: an
-        instance that is disconnected meanwhile never hears it. Raises StoreError."""
+    def notify(self, messages: Sequence[str]) -> None:
+        """Send these messages (texts under 7,000 bytes each), in order, to the other instances
+        listening on this database, at once (not from inside a job); nothing where none can be.
+        Best effort: an instance disconnected meanwhile never hears them. Raises StoreError."""
         ...
 
     # -- statistics ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -28,11 +28,16 @@ class PgNotify(PgParts):
     _stopping: threading.Event
     _listener: threading.Thread | None
 
-    def notify(self, message: str) -> None:
-        if len(message.encode()) > MAX_MESSAGE:
+    def notify(self, messages: Sequence[str]) -> None:
+        if any(len(m.encode()) > MAX_MESSAGE for m in messages):
             raise ValueError(f"a notification is limited to {MAX_MESSAGE} bytes")
-        with self.reading() as conn:
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, message))
+        if messages:  # all in one round trip, in order
+            with self.reading() as conn:
+                conn.execute(
+                    "SELECT pg_notify(%s, m) FROM unnest(%s::text[]) WITH ORDINALITY AS n(m, i) "
+                    "ORDER BY i",
+                    (CHANNEL, list(messages)),
+                )
 
     def listen(self, callback: Callable[[str], None]) -> bool:
         thread = threading.Thread(

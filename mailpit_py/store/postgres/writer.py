@@ -64,6 +64,7 @@ class PgWriter(PgParts):
         self.on_batch: Callable[[int], None] | None = None
         self.write_error = ""  # why the last batch failed, until one commits again
         self._conn: psycopg.Connection[Any] | None = None  # the writer's, while a batch runs
+        self._held: psycopg.Connection[Any] | None = None  # kept between batches (_begin)
 
     @property
     def _wconn(self) -> psycopg.Connection[Any]:
@@ -105,6 +106,7 @@ class PgWriter(PgParts):
         while True:
             item = self._jobs.get()
             if item is None:
+                self._release()
                 return
             batch: list[_Job] = []
             probes: list[Future[Any] | Completion] = []
@@ -137,33 +139,60 @@ class PgWriter(PgParts):
                 for fut in live:
                     fut.set_result(problem)
 
+    def _begin(self) -> psycopg.Connection[Any]:
+        """BEGIN on the writer's connection, kept between batches (one from the pool is checked
+        with a round trip each time it is taken). A kept connection that went stale (the server
+        restarted) is dropped and a fresh one tried once, so no batch fails for it."""
+        for fresh in (self._held is None, True):
+            conn = self._held
+            if conn is None:
+                conn = self._held = self._wpool.getconn(timeout=CONNECT_WAIT)
+            try:
+                conn.execute("BEGIN")
+                return conn
+            except psycopg.OperationalError:
+                self._release()
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _release(self) -> None:
+        """Give the writer's connection back to the pool (which drops a broken one)."""
+        conn, self._held = self._held, None
+        if conn is not None:
+            try:
+                self._wpool.putconn(conn)
+            except psycopg.Error:
+                pass
+
     def _probe(self) -> str:
         """Write HEALTH_PROBE_BYTES in a transaction of its own and roll it back: what failed,
         or ''."""
         try:
-            with self._wpool.connection(timeout=CONNECT_WAIT) as conn:
-                conn.execute("BEGIN")
-                try:
-                    conn.execute(
-                        "INSERT INTO meta (name, value) VALUES ('health probe', repeat('x', %s))",
-                        (HEALTH_PROBE_BYTES,),
-                    )
-                finally:
-                    conn.execute("ROLLBACK")
+            conn = self._begin()
+            try:
+                conn.execute(
+                    "INSERT INTO meta (name, value) VALUES ('health probe', repeat('x', %s))",
+                    (HEALTH_PROBE_BYTES,),
+                )
+            finally:
+                conn.execute("ROLLBACK")
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            self._release()
             return str(unavailable(exc))
         return ""
 
     def _run_batch(self, batch: list[_Job]) -> None:
         live: list[_Job] = []  # the jobs started (not cancelled), once the transaction began
         try:
-            with self._wpool.connection(timeout=CONNECT_WAIT) as conn:
-                self._conn = conn
-                try:
-                    results = self._batch_on(conn, batch, live)
-                finally:
-                    self._conn = None
+            conn = self._begin()
+            self._conn = conn
+            try:
+                results = self._batch_on(conn, batch, live)
+            finally:
+                self._conn = None
         except (psycopg.Error, psycopg_pool.PoolTimeout, _Lost) as exc:
+            self._release()
             cause = exc.__cause__ if isinstance(exc, _Lost) and exc.__cause__ else exc
             error = unavailable(cause)
             self.write_error = str(error)
@@ -191,9 +220,8 @@ class PgWriter(PgParts):
     def _batch_on(
         self, conn: psycopg.Connection[Any], batch: list[_Job], live: list[_Job]
     ) -> list[tuple[Future[Any] | Completion, bool, Any]]:
-        # Jobs start once the transaction has begun: until then a submitter may give up on its
-        # job (Ticket), and then it is never committed.
-        conn.execute("BEGIN")
+        # Jobs start once the transaction has begun (_begin): until then a submitter may give
+        # up on its job (Ticket), and then it is never committed.
         live += [(job, fut) for job, fut in batch if fut.set_running_or_notify_cancel()]
         try:
             results = self._transaction(conn, live, isolate=False)
