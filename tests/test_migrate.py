@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 
 from helpers import make_server, send_raw, wait_until
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.models import Envelope
 from mailpit_py.server import Server
-from pgserver import APP_PASSWORD, PgServer
+from pgserver import APP_PASSWORD, PgServer, PgServerError
 
 MAILPIT = [sys.executable, "-m", "mailpit_py"]
 
@@ -351,3 +354,44 @@ def test_a_postgresql_server_that_is_down_is_a_clear_error_on_either_side(
     assert "cannot open the source postgresql://mailpit:***@127.0.0.1:" in from_pg.stderr
     for proc in (to_pg, from_pg):
         assert "Traceback" not in proc.stderr and APP_PASSWORD not in proc.stderr
+
+
+def test_postgresql_stopping_mid_copy_stops_it_clearly_and_append_finishes_it(
+    pg_url: str, pg_server: PgServer, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "many.db")
+    mb = Mailbox(Config(database=db, max_messages=0))
+    envelope = Envelope("app@example.com", ("user@example.org",))
+    pending = [
+        mb.deliver(envelope, b"Subject: number %d\r\n\r\n%s\r\n" % (n, b"words " * 200))
+        for n in range(2000)
+    ]
+    for fut in pending:
+        fut.result()
+    mb.close()
+    name = pg_url.rsplit("/", 1)[1]
+    proc = subprocess.Popen(
+        [*MAILPIT, "migrate", "--from", db, "--to", pg_url],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def copied() -> int:
+        try:
+            return int(pg_server.sql("SELECT count(*) FROM messages", db=name) or 0)
+        except PgServerError:
+            return 0  # the schema is not made yet
+
+    wait_until(copied, timeout=120, what="the first messages in PostgreSQL")
+    pg_server.stop("immediate")  # as a crash would
+    _, stderr = proc.communicate(timeout=120)
+    pg_server.start()
+    assert proc.returncode == 70, stderr
+    assert "copying stopped after" in stderr and "--append" in stderr
+    assert "Traceback" not in stderr and APP_PASSWORD not in stderr
+    done = copied()
+    assert 0 < done < 2000  # what committed stays
+    proc2 = migrate("--from", db, "--to", pg_url, "--append")
+    assert proc2.returncode == 0, proc2.stderr
+    assert f"skipped: {done} messages" in proc2.stderr
+    assert copied() == 2000
