@@ -101,6 +101,11 @@ BAD = [
         "    text: 'from {ip:>99999}'\n",
         "text: write placeholders as {name}, without : or !",
     ),
+    (
+        "name: x\nrules:\n  - when: dmarc-reject\n    code: 550\n    status: 5.7.1\n"
+        "    text: refused\n    source: javascript:alert(1)\n",
+        "source: an http:// or https:// address, not 'javascript:alert(1)'",
+    ),
     ("name: x\ncolour: red\n", "the profile has unknown key 'colour'"),
     (
         "name: x\nsettings:\n  bulk: sometimes\n",

@@ -306,6 +306,10 @@ def _rule(item: Any, number: int, origin: str) -> Rule:
                 f"{where}: text: unknown placeholder {{{bad[0]}}}: use "
                 + ", ".join(f"{{{p}}}" for p in sorted(PLACEHOLDERS))
             )
+    source = item.get("source") or ""
+    if not isinstance(source, str) or (source and not re.match(r"https?://[^\s]+$", source)):
+        # The web UI links it: an http(s) address only, never javascript: or the like.
+        raise ProfileError(f"{where}: source: an http:// or https:// address, not {source!r}")
     return Rule(
         id=rule_id,
         verdict=str(verdict),
@@ -313,5 +317,5 @@ def _rule(item: Any, number: int, origin: str) -> Rule:
         code=code,
         status=status,
         text=tuple(lines),
-        source=str(item.get("source") or ""),
+        source=source,
     )
