@@ -226,3 +226,30 @@ def test_a_receiver_that_cannot_decide_in_time_accepts_and_says_so(tmp_path: Pat
     finally:
         silent.close()
     assert "receiver slow: no verdict within 0.5s: accepted" in lines
+
+
+def test_the_receiver_profile_command_lists_prints_and_checks(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailpit_py", "receiver-profile", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+
+    listed = run()
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == builtin_names()
+    copy = tmp_path / "ours.yml"
+    copy.write_text(run("strict").stdout)
+    checked = run("--check", str(copy))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.splitlines()[0].startswith("strict: 12 rules")
+    assert "  mail    spf-fail" in checked.stdout
+    assert load(str(copy)).rules == load("strict").rules  # the copy is the same profile
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\nrules:\n  - when: nothing\n")
+    refused = run("--check", str(bad))
+    assert refused.returncode == 65
+    assert f"{bad} line 3, rule 1: when: 'nothing' is not a verdict" in refused.stderr

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "queue": "list the relay outbox like mailq (age, attempts, next try, last error)",
     "readyz": "exit 0 when an instance is ready (for Docker health checks)",
     "config": "print every setting, its effective value and where it came from",
+    "receiver-profile": "list, print or check the receiver profiles of --receiver",
     "dkim-record": "print the DNS TXT record of a --dkim-sign key (for --dns-override)",
     "version": "print the version (as Mailpit's `version`)",
 }
