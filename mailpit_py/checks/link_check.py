@@ -1,5 +1,5 @@
 """Link check: the HTTP status of each link and image URL of a message (Mailpit's shape), with
-quick timeouts, a per-host concurrency limit, and no way into private networks by default."""
+quick timeouts, per-host and per-domain limits, and no way into private networks by default."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import ssl
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
+
+from mailpit_py.checks.link_throttle import Throttle
 
 TIMEOUT = 5.0  # seconds per request
 WORKERS = 8
@@ -187,18 +190,32 @@ def http_reason(status: int) -> str:
 
 
 def check(
-    urls: list[str], follow: bool, allow_internal: bool, untrusted: bool = False
+    urls: list[str],
+    follow: bool,
+    allow_internal: bool,
+    untrusted: bool = False,
+    throttle: Throttle | None = None,
 ) -> dict[str, Any]:
-    """Every URL checked concurrently, at most PER_HOST at a time per host; order kept."""
+    """Every URL checked concurrently, at most PER_HOST at a time per host; order kept. With a
+    throttle (the server's, unless --disable-link-check-rate-limit), Mailpit's limits per
+    registered domain across all checks apply too, and a result of the last minute is reused."""
     limits: dict[str, threading.Semaphore] = {}
     lock = threading.Lock()
 
     def one(url: str) -> dict[str, Any]:
+        key = (url, follow, allow_internal, untrusted)
+        if throttle is not None:
+            kept = throttle.cached(key)
+            if kept is not None:
+                return dict(kept)
         host = (urllib.parse.urlsplit(url).hostname or "").lower()
         with lock:
             sem = limits.setdefault(host, threading.Semaphore(PER_HOST))
-        with sem:
-            return check_url(url, follow, allow_internal, untrusted)
+        with sem, throttle.slot(url) if throttle is not None else nullcontext():
+            result = check_url(url, follow, allow_internal, untrusted)
+        if throttle is not None:
+            throttle.keep(key, dict(result))
+        return result
 
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="linkcheck") as pool:
         links = list(pool.map(one, urls))

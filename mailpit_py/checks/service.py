@@ -12,6 +12,7 @@ from typing import Any
 
 from mailpit_py import __version__
 from mailpit_py.checks import auth, dnsbl, header_check, html_check, link_check, spamassassin
+from mailpit_py.checks.link_throttle import Throttle
 from mailpit_py.checks.links import extract_links
 from mailpit_py.checks.thumbnail import thumbnail
 from mailpit_py.config.settings import Config
@@ -55,6 +56,8 @@ class Checks:
         self._stopping = threading.Event()
         self.quiet, self.max_defer = QUIET, MAX_DEFER
         self._override_mtime = self._mtime()
+        # Mailpit's per-domain limits and result cache of the link check, shared by its calls.
+        self.link_throttle = None if config.disable_link_check_rate_limit else Throttle()
 
     def _mtime(self) -> float:
         try:
@@ -273,7 +276,11 @@ class Checks:
         urls = extract_links(str(msg.detail.get("HTML") or ""), str(msg.detail.get("Text") or ""))
         cfg = self.config
         return link_check.check(
-            urls, follow, cfg.allow_internal_http_requests, cfg.allow_untrusted_tls
+            urls,
+            follow,
+            cfg.allow_internal_http_requests,
+            cfg.allow_untrusted_tls,
+            self.link_throttle,
         )
 
     def thumbnail(self, msg_id: str, part_id: str) -> tuple[bytes, str]:

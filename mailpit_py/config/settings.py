@@ -800,7 +800,7 @@ class Config:
         False,
         flags=("--disable-link-check-rate-limit",),
         env="MP_DISABLE_LINK_CHECK_RATE_LIMIT",
-        help="Mailpit's link-check rate limit switch; no effect in mailpit_py",
+        help="no per-domain rate limit or result cache in the link check (Mailpit's switch)",
     )
     allow_untrusted_tls: bool = setting(
         False,

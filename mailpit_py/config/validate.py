@@ -48,7 +48,6 @@ def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
 NO_EFFECT: dict[str, str] = {
     "compression": "messages are stored uncompressed",
     "tenant_id": "give each tenant its own --database instead",
-    "disable_link_check_rate_limit": "the link check has no per-domain rate limit",
 }
 
 # MP_* variables read outside the settings table (sub-commands, the pytest plugin).
