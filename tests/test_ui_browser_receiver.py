@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,23 @@ _dmarc.bank.test TXT "v=DMARC1; p=reject"
 """
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    zone = tmp_path / "zone.txt"
+@contextmanager
+def receiving_as(profile: str, folder: Path) -> Iterator[Server]:
+    """A server answering as `profile`, for a client at 203.0.113.7 (simulated) and ZONE."""
+    zone = folder / "zone.txt"
     zone.write_text(ZONE)
     with make_server(
-        receiver="outlook",
+        receiver=profile,
         dns_override=str(zone),
         dns_offline=True,
         checks_client_ip="203.0.113.7",
     ) as mp:
+        yield mp
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with receiving_as("outlook", tmp_path) as mp:
         yield mp
 
 
@@ -78,14 +86,7 @@ def test_a_refusal_before_data_shows_in_the_sessions_page_with_its_rule(
 ) -> None:
     from playwright.sync_api import expect
 
-    zone = tmp_path / "zone.txt"
-    zone.write_text(ZONE)
-    with make_server(
-        receiver="strict",
-        dns_override=str(zone),
-        dns_offline=True,
-        checks_client_ip="203.0.113.7",
-    ) as mp:
+    with receiving_as("strict", tmp_path) as mp:
         with smtplib.SMTP(*mp.smtp_address, timeout=10) as client:
             client.ehlo("mail.bank.test")
             assert client.mail("news@bank.test")[0] == 550
