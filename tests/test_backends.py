@@ -10,6 +10,7 @@ import json
 import smtplib
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +133,30 @@ def test_a_server_on_each_backend_does_it_all(catcher: Server) -> None:
         assert [d for d in fetched if isinstance(d, tuple)][0][1] == big_raw
     finally:
         client.logout()
+
+
+def test_the_relay_outbox_delivers_once_on_each_backend(database: str, tmp_path: Path) -> None:
+    from test_relay import relay_yaml
+    from upstream import UpstreamServer
+
+    with (
+        UpstreamServer() as up,
+        make_server(
+            database=database,
+            smtp_relay_config=relay_yaml(tmp_path, up.port),
+            smtp_relay_all=True,
+        ) as mp,
+    ):
+        uid = send(mp, message("Relay me", "onwards"))
+        wait_until(lambda: len(up.received) == 1, timeout=30, what="the relayed copy")
+        # (the outcome is recorded just after the upstream's answer)
+        wait_until(
+            lambda: (
+                [i["State"] for i in api(mp, "GET", f"api/v1/message/{uid}/relay")["Queue"]]
+                == ["sent"]
+            ),
+            what="the item recorded as sent",
+        )
+        assert b"Subject: Relay me" in up.received[0].data
+        assert mp.mailbox is not None and mp.mailbox.store.outbox_pending() == []
+    assert len(up.received) == 1

@@ -216,3 +216,20 @@ def test_two_instances_prune_each_message_once(pg_url: str) -> None:
         gate.set()
         other.close()
         first.close()
+
+
+def test_two_instances_take_each_due_outbox_item_once(pg_url: str) -> None:
+    from mailpit_py.store.postgres.backend import PgStore
+
+    first, other = PgStore(pg_url), PgStore(pg_url)
+    try:
+        for n in range(3):
+            first.write(lambda s, n=n: s.outbox_add(f"m{n}", "relay", "a@x", ["b@y"], b"r", 1.0))
+        mine = [r["id"] for r in first.outbox_due(5.0, limit=2)]
+        theirs = [r["id"] for r in other.outbox_due(5.0)]
+        assert len(mine) == 2 and len(theirs) == 1 and not set(mine) & set(theirs)
+        assert first.outbox_due(5.0) == [] == other.outbox_due(5.0)  # all claimed
+        assert len(other.outbox_due(5.0 + 121)) == 3  # a claim not followed up runs out
+    finally:
+        other.close()
+        first.close()

@@ -272,8 +272,10 @@ def test_outbox_survives_its_message_and_records_attempts(mailbox: Mailbox) -> N
     item = mailbox.store.write(
         lambda s: s.outbox_add(uid, "relay", "ann@example.com", ["x@y.org"], b"copy", 10.0)
     )
-    assert [r["id"] for r in mailbox.store.outbox_due(11.0)] == [item]
     assert mailbox.store.outbox_next_time() == 10.0
+    assert mailbox.store.outbox_due(9.0) == []
+    due = mailbox.store.outbox_due(11.0)
+    assert [(r["id"], r["next_attempt"]) for r in due] == [(item, 10.0)]
     mailbox.delete([uid])
     assert mailbox.store.outbox_item(item)["raw"] == b"copy"  # type: ignore[index]
     attempt = {

@@ -8,6 +8,10 @@ from typing import Any
 
 from mailpit_py.store.postgres.base import PgParts, PgRow, rows, text
 
+# How long an item handed to one instance's relay worker stays its own: its attempt records
+# an outcome long before; if that instance died meanwhile, another retries it after this.
+CLAIM_LEASE = 120.0
+
 
 class PgOutbox(PgParts):
     """The relay outbox, kept across restarts; writes run in the writer thread."""
@@ -74,12 +78,18 @@ class PgOutbox(PgParts):
         )
 
     def outbox_due(self, now: float, limit: int = 20) -> list[PgRow]:
+        """As SQLite's, and with several instances on one database each due item goes to one
+        of them: the items returned are claimed (due again CLAIM_LEASE seconds on, unless the
+        attempt records its outcome first), and items another instance is claiming are skipped
+        (FOR UPDATE SKIP LOCKED). The rows carry their due time as it was."""
         with self.reading() as conn:
             return rows(
                 conn,
-                "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt <= %s "
-                "ORDER BY next_attempt, id LIMIT %s",
-                (now, limit),
+                "WITH c AS (SELECT * FROM outbox WHERE state = 'pending' AND next_attempt <= %s "
+                "ORDER BY next_attempt, id LIMIT %s FOR UPDATE SKIP LOCKED), "
+                "u AS (UPDATE outbox o SET next_attempt = %s FROM c WHERE o.id = c.id) "
+                "SELECT * FROM c ORDER BY next_attempt, id",
+                (now, limit, now + CLAIM_LEASE),
             )
 
     def outbox_next_time(self) -> float | None:
