@@ -143,3 +143,28 @@ def test_the_cli_starts_on_unix_sockets_and_says_where(short_dir: Path) -> None:
         proc.terminate()
         proc.wait(timeout=30)
     wait_until(lambda: not http_sock.exists() and not smtp_sock.exists(), what="files removed")
+
+
+def test_readyz_probes_a_unix_socket_listener(short_dir: Path) -> None:
+    sock = short_dir / "ui.sock"
+    addr = f"unix:{sock}:0660"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MP_")}
+
+    def readyz(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailpit_py", "readyz", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env | extra,
+            timeout=60,
+        )
+
+    with make_server(http_addr=addr, webroot="/mail/"):
+        done = readyz("-l", addr, "--webroot", "/mail/")
+        assert done.returncode == 0, done.stderr
+        assert f"ready: unix:{sock}" in done.stdout
+        done = readyz(MP_UI_BIND_ADDR=addr, MP_WEBROOT="/mail/")  # a container's health check
+        assert done.returncode == 0, done.stderr
+    done = readyz("-l", addr)
+    assert done.returncode == 1 and "cannot reach unix:" in done.stderr

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
+import socket
 import ssl
 import threading
 import time
@@ -24,6 +26,7 @@ examples:
   mailpit-py readyz --url http://127.0.0.1:8025/mail/ # one with a --webroot
   mailpit-py readyz --wait 30 && run-my-tests          # wait for it to come up
   mailpit-py readyz --wait --timeout 60s -l 127.0.0.1:8025   # Mailpit's spelling
+  mailpit-py readyz -l unix:/run/mailpit.sock:0660    # a Unix-socket listener
   Dockerfile: HEALTHCHECK CMD mailpit-py readyz
 """
 
@@ -59,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-l",
         "--listen",
         metavar="ADDR",
-        help="the instance's HTTP address, HOST:PORT, as Mailpit's readyz takes it (instead of "
-        "--url; default: MP_UI_BIND_ADDR)",
+        help="the instance's HTTP address, HOST:PORT (as Mailpit's readyz takes it) or "
+        "unix:PATH:MODE (instead of --url; default: MP_UI_BIND_ADDR)",
     )
     parser.add_argument(
         "--webroot", metavar="PATH", help="the instance's --webroot (default: MP_WEBROOT)"
@@ -85,6 +88,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
+
+
+class _UnixHTTP(http.client.HTTPConnection):
+    """HTTP over a Unix socket (the server's --listen unix:PATH:MODE, as Mailpit spells it)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def check_unix(path: str, webroot: str, timeout: float) -> str:
+    """check() for an instance listening on a Unix socket."""
+    where = f"unix:{path} ({webroot}readyz)"
+    conn = _UnixHTTP(path, timeout)
+    try:
+        conn.request("GET", webroot + "readyz")
+        resp = conn.getresponse()
+        body = resp.read(500).decode(errors="replace").strip()
+        if resp.status == 200:
+            return ""
+        return f"{where} answered {resp.status}" + (f": {body}" if body else "")
+    except (OSError, http.client.HTTPException) as exc:
+        return (
+            f"cannot reach {where} ({exc}): is mailpit-py running there? Start it with "
+            "`mailpit-py`, or give -l with the socket it listens on"
+        )
+    finally:
+        conn.close()
 
 
 def check(url: str, timeout: float) -> str:
@@ -131,13 +172,26 @@ def main(argv: Sequence[str]) -> int:
         environ["MP_WEBROOT"] = args.webroot
     if args.https:
         environ["MP_UI_TLS_CERT"] = "given"
-    url = args.url or default_url(environ)
-    if not url.endswith("/"):
+    from mailpit_py.config.values import normalize_webroot
+    from mailpit_py.net.listen import unix_address
+
+    try:
+        unix = None if args.url else unix_address(environ.get("MP_UI_BIND_ADDR", ""), "--listen")
+    except ConfigError as exc:
+        error(PROG, str(exc))
+        return 2
+    webroot = normalize_webroot(environ.get("MP_WEBROOT", "/"))
+    url = f"unix:{unix.path}" if unix else args.url or default_url(environ)
+    if not url.endswith("/") and unix is None:
         url += "/"
     deadline = time.monotonic() + wait
     pause = threading.Event()
     while True:
-        problem = check(url, timeout=min(5.0, max(wait, 1.0)))
+        timeout = min(5.0, max(wait, 1.0))
+        if unix is not None:  # Mailpit's unix:PATH:MODE listener
+            problem = check_unix(unix.path, webroot, timeout)
+        else:
+            problem = check(url, timeout=timeout)
         if not problem:
             if not args.quiet:
                 print(f"ready: {url}")
