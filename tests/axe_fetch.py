@@ -19,8 +19,8 @@ from pathlib import Path
 VERSION = "4.10.3"
 TARBALL = f"https://registry.npmjs.org/axe-core/-/axe-core-{VERSION}.tgz"
 # From the registry's metadata: `npm view axe-core@4.10.3 dist.integrity`.
-INTEGRITY = (
-    "sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg=="
+INTEGRITY = "sha512-" + (
+    "Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg=="
 )
 DEST = Path(__file__).resolve().parent.parent / ".test-deps" / f"axe-core-{VERSION}"
 SCRIPT = DEST / "axe.min.js"
