@@ -15,14 +15,13 @@ from mailpit_py.store.postgres.words import tsquery_literal
 from mailpit_py.store.search import ADDRESS_KINDS, Term, index_text
 
 # is: and has: are plain SQL both dialects read alike: one table for both backends.
-from mailpit_py.store.search_sql import _HAS, _IS, TRIGRAM_MIN
+from mailpit_py.store.search_sql import _HAS, _IS, TRIGRAM_MIN, _case_variants
 
 _WORDS_IN = "m.id IN (SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsquery)"
 # Words (prefixes, folding case and diacritics) or substrings (trigrams, folding case), as
 # SQLite's word index UNION its trigram index.
 _WORDS_OR_SUBSTRING_IN = (
-    "m.id IN (SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsquery "
-    "OR f.text LIKE %s ESCAPE '\\')"
+    "m.id IN (SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsquery OR f.text LIKE %s)"
 )
 _ADDRESS_COLUMNS = {
     "from": "m.from_json",
@@ -42,6 +41,16 @@ def escape_like(value: str) -> str:
 
 def _contains(value: str) -> str:
     return f"%{escape_like(value)}%"
+
+
+def _ilike(expr: str, value: str) -> tuple[str, list[Any]]:
+    """`expr` contains `value`, case-insensitively in any script. ILIKE folds case by the
+    database's locale (under the C locale, ASCII only), so non-ASCII text is also tried as
+    typed, lower, UPPER and Title case, as on SQLite (store/search_sql._case_variants): "иван"
+    finds "Иван" whatever the server's locale. Backslash is LIKE's escape by default."""
+    patterns = [_contains(v) for v in _case_variants(value)]
+    sql = " OR ".join(f"{expr} ILIKE %s" for _ in patterns)
+    return (f"({sql})" if len(patterns) > 1 else sql), patterns
 
 
 def build_where(terms: Sequence[Term]) -> tuple[str, list[Any]]:
@@ -66,24 +75,22 @@ def _free_text(term: Term) -> tuple[str, list[Any]]:
     substring = index_text(value).strip().lower()
     if query is None:
         # Nothing a word is made of (emoji, symbols): look in subjects instead, as SQLite does.
-        return "m.subject ILIKE %s ESCAPE '\\'", [_contains(value)]
+        return _ilike("m.subject", value)
     if len(substring) < TRIGRAM_MIN:
         return _WORDS_IN, [query]
     return _WORDS_OR_SUBSTRING_IN, [query, _contains(substring)]
 
 
 def _address_sql(column: str, value: str) -> tuple[str, list[Any]]:
-    pattern = _contains(value)
-    exact = (
-        f"EXISTS (SELECT 1 FROM jsonb_array_elements({column}::jsonb) j "
-        f"WHERE {_ADDRESS_TEXT} ILIKE %s ESCAPE '\\')"
-    )
+    like, params = _ilike(_ADDRESS_TEXT, value)
+    exact = f"EXISTS (SELECT 1 FROM jsonb_array_elements({column}::jsonb) j WHERE {like})"
     if _UNSAFE_IN_JSON & set(value) or any(ord(ch) < 32 for ch in value):
-        return exact, [pattern]
+        return exact, params
     # The JSON text holds the name and address verbatim (json.dumps, ensure_ascii=False)
     # unless the query has what JSON escapes, or spans name and address ("<", ">"): a trigram
     # index on the column narrows the rows before each one's JSON is read.
-    return f"({column} ILIKE %s ESCAPE '\\' AND {exact})", [pattern, pattern]
+    quick, quick_params = _ilike(column, value)
+    return f"({quick} AND {exact})", [*quick_params, *params]
 
 
 def _address(term: Term) -> tuple[str, list[Any]]:
@@ -107,20 +114,20 @@ def _addressed(term: Term) -> tuple[str, list[Any]]:
 
 def _subject(term: Term) -> tuple[str, list[Any]]:
     value = str(term.value)
-    sql, params = "m.subject ILIKE %s ESCAPE '\\'", [_contains(value)]
     query = tsquery_literal(value, "A")  # the subject's words, folding diacritics too
     if query is None:
-        return sql, params
+        return _ilike("m.subject", value)
+    like, params = _ilike("s.subject", value)
     # Two sets of ids, each read from its own index (an OR beside a subquery scans every row).
     return (
-        "m.id IN (SELECT s.id FROM messages s WHERE s.subject ILIKE %s ESCAPE '\\' "
+        f"m.id IN (SELECT s.id FROM messages s WHERE {like} "
         "UNION ALL SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsquery)",
         [*params, query],
     )
 
 
 def _message_id(term: Term) -> tuple[str, list[Any]]:
-    return "m.message_id ILIKE %s ESCAPE '\\'", [_contains(str(term.value))]
+    return _ilike("m.message_id", str(term.value))
 
 
 def _tag(term: Term) -> tuple[str, list[Any]]:
@@ -146,8 +153,9 @@ def _header(term: Term) -> tuple[str, list[Any]]:
     sql = "m.id IN (SELECT h.message FROM headers h WHERE lower(h.name) = lower(%s)"
     params: list[Any] = [term.name]
     if term.value != "":
-        sql += " AND h.value ILIKE %s ESCAPE '\\'"
-        params.append(_contains(str(term.value)))
+        like, values = _ilike("h.value", str(term.value))
+        sql += f" AND {like}"
+        params += values
     return sql + ")", params
 
 
