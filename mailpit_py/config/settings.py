@@ -762,12 +762,13 @@ class Config:
         env="MP_DISABLE_AUTO_VACUUM",
         help="accepted as in Mailpit; mailpit_py runs no scheduled VACUUM",
     )
-    # None: not given (Mailpit's own default is 1, zstd); any value only warns here
+    # None: not given, which is 0 here (Mailpit's own default is 1)
     compression: int | None = setting(
         None,
         flags=("--compression",),
         env="MP_COMPRESSION",
-        help="Mailpit's raw-message compression level (0-3); no effect: stored uncompressed",
+        help="store raw messages compressed: 1 fastest, 2 standard, 3 smallest, 0 off (the "
+        "default here; Mailpit's is 1)",
         convert=parse_int,
         metavar="0-3",
     )

@@ -46,7 +46,6 @@ def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
 # Mailpit's settings that change nothing here, each with what mailpit_py does instead. Given,
 # they are accepted (a Mailpit compose file or CI job must start) and named at start.
 NO_EFFECT: dict[str, str] = {
-    "compression": "messages are stored uncompressed",
     "tenant_id": "give each tenant its own --database instead",
 }
 
@@ -118,6 +117,10 @@ def _listeners_and_limits(config: Config) -> None:
         raise ConfigError("--smtp-timeout must be a positive duration such as 300s or 5m")
     if config.session_history < 0:
         raise ConfigError("--smtp-session-history must be 0 or a positive number")
+    if config.compression is not None and not 0 <= config.compression <= 3:
+        raise ConfigError(  # Mailpit's range
+            "--compression must be 0 (off), 1 (fastest), 2 (standard) or 3 (smallest)"
+        )
 
 
 def _smtp_front_door(config: Config) -> None:

@@ -101,7 +101,10 @@ class Mailbox:
             os.unlink(path)
             self._temp_path = path
         self.store: StoreBackend = open_store(
-            path, busy_timeout=busy_timeout, wal=not config.disable_wal
+            path,
+            busy_timeout=busy_timeout,
+            wal=not config.disable_wal,
+            compression=config.compression or 0,  # --compression, Mailpit's; off by default
         )
         self.store.on_batch = self.telemetry.observe_batch
         self.arrivals = MinuteCounter()  # messages stored per minute, for the statistics view

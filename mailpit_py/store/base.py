@@ -33,6 +33,7 @@ class SQLiteParts:
     path: str
     memory: bool
     _wconn: sqlite3.Connection  # the writer thread's connection
+    compression: int  # --compression: raw messages stored compressed at this level (0: not)
     _mem_lock: threading.RLock  # in memory, reads and the writer's batches take turns
     _closed: bool
     # Arrival time of the newest message retention has pruned (writer thread): sessions that

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailpit_py.store.base import BLOB_CHUNK, SQLiteParts, chunks, write_blob
+from mailpit_py.store.rawcodec import pack
 from mailpit_py.store.records import MessageRecord, TagError
 from mailpit_py.store.retention import retention_slack
 from mailpit_py.store.schema import (
@@ -58,17 +59,18 @@ class MessageWrites(SQLiteParts):
             ),
         )
         rowid = int(cur.lastrowid or 0)
-        if len(rec.raw) <= BLOB_CHUNK:
+        raw = pack(rec.raw, self.compression)
+        if len(raw) <= BLOB_CHUNK:
             conn.execute(
                 "INSERT INTO message_data (id, raw, detail, transcript) VALUES (?,?,?,?)",
-                (rowid, rec.raw, rec.detail, rec.transcript),
+                (rowid, raw, rec.detail, rec.transcript),
             )
         else:
             conn.execute(
                 "INSERT INTO message_data (id, detail, transcript, raw) VALUES (?,?,?,zeroblob(?))",
-                (rowid, rec.detail, rec.transcript, len(rec.raw)),
+                (rowid, rec.detail, rec.transcript, len(raw)),
             )
-            write_blob(conn, "message_data", "raw", rowid, rec.raw)
+            write_blob(conn, "message_data", "raw", rowid, raw)
         small = [
             (rowid, pid, ctype, data) for pid, ctype, data in rec.parts if len(data) <= BLOB_CHUNK
         ]

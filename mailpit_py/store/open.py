@@ -25,7 +25,9 @@ def display_name(database: str) -> str:
     return database
 
 
-def open_store(database: str, *, busy_timeout: float = 5.0, wal: bool = True) -> StoreBackend:
+def open_store(
+    database: str, *, busy_timeout: float = 5.0, wal: bool = True, compression: int = 0
+) -> StoreBackend:
     """The backend for `database`; StoreError saying what to fix when it cannot be opened."""
     match = _SCHEME.match(database)
     if match and match.group(1).lower() not in POSTGRES_SCHEMES:
@@ -41,10 +43,10 @@ def open_store(database: str, *, busy_timeout: float = 5.0, wal: bool = True) ->
                 f"--database {display_name(database)} needs psycopg, which is not installed "
                 f"({exc}): pip install 'mailpit-py[postgres]'"
             ) from None
-        return PgStore(database)
+        return PgStore(database, compression=compression)
     from mailpit_py.store.sqlite import Store
 
-    return Store(database, busy_timeout=busy_timeout, wal=wal)
+    return Store(database, busy_timeout=busy_timeout, wal=wal, compression=compression)
 
 
 def redact(url: str) -> str:

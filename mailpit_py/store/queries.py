@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 
 from mailpit_py.store.base import BLOB_CHUNK, SUMMARY_COLUMNS, SQLiteParts, dict_cursor
+from mailpit_py.store.rawcodec import MARK, packed, unpack, unpack_stream
 from mailpit_py.store.search import Term
 from mailpit_py.store.search_sql import (
     build_where,
@@ -288,7 +289,7 @@ class MessageQueries(SQLiteParts):
                 "WHERE m.id = ?",
                 (rowid,),
             ).fetchone()
-        return (row[0], bytes(row[1]), row[2]) if row else None
+        return (row[0], unpack(bytes(row[1])), row[2]) if row else None
 
     def raw(self, uid: str) -> bytes | None:
         with self.reading() as conn:
@@ -296,19 +297,23 @@ class MessageQueries(SQLiteParts):
                 "SELECT d.raw FROM messages m JOIN message_data d ON d.id = m.id WHERE m.uid = ?",
                 (uid,),
             ).fetchone()
-        return bytes(row[0]) if row else None
+        return unpack(bytes(row[0])) if row else None
 
     def raw_stream(self, uid: str) -> tuple[int, Iterator[bytes]] | None:
-        """(size, chunks) of a raw message, read from the database as the chunks are taken."""
+        """(size, chunks) of a raw message, read from the database as the chunks are taken
+        (and uncompressed as they go: the size is then the message's, not the stored bytes')."""
         with self.reading() as conn:
             row = conn.execute(
-                "SELECT d.id, length(d.raw) FROM messages m JOIN message_data d ON d.id = m.id "
-                "WHERE m.uid = ?",
-                (uid,),
+                "SELECT d.id, length(d.raw), substr(d.raw, 1, ?), m.size FROM messages m "
+                "JOIN message_data d ON d.id = m.id WHERE m.uid = ?",
+                (len(MARK), uid),
             ).fetchone()
         if row is None:
             return None
-        return int(row[1]), self._blob_chunks("message_data", "raw", int(row[0]), int(row[1]))
+        chunks = self._blob_chunks("message_data", "raw", int(row[0]), int(row[1]))
+        if packed(bytes(row[2])):
+            return int(row[3]), unpack_stream(chunks)
+        return int(row[1]), chunks
 
     def part_stream(self, uid: str, part_id: str) -> tuple[str, int, Iterator[bytes]] | None:
         """(content type, size, chunks) of a decoded part, streamed like raw_stream."""

@@ -53,8 +53,10 @@ class Store(
         batch_max: int = 256,
         linger: float = GROUP_LINGER,
         wal: bool = True,
+        compression: int = 0,
     ) -> None:
         self.path = path
+        self.compression = compression
         self.wal = wal  # --disable-wal: a rollback journal, for databases on NFS
         self.memory = path == MEMORY
         self._busy_timeout = busy_timeout

@@ -85,8 +85,16 @@ class PgStore(
 ):
     """A PostgreSQL database: one writer thread (group commit), reads on a connection pool."""
 
-    def __init__(self, url: str, *, batch_max: int = 256, linger: float = GROUP_LINGER) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        batch_max: int = 256,
+        linger: float = GROUP_LINGER,
+        compression: int = 0,
+    ) -> None:
         self.display = redact(url)
+        self.compression = compression
         try:
             params = conninfo_to_dict(url)
             port = str(params.get("port", "5432"))

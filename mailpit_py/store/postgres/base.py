@@ -35,6 +35,7 @@ class PgParts:
     composes them and sets these up (declared for the type checker only)."""
 
     display: str  # the URL without its password, for messages and /api/v1/info
+    compression: int  # --compression: raw messages stored compressed at this level (0: not)
     _closed: bool
     # Arrival time of the newest message retention has pruned (writer thread): sessions that
     # ended before it are older than anything kept, and go too (insert_session).

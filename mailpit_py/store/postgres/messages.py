@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from mailpit_py.store.postgres.base import PgParts, text
 from mailpit_py.store.postgres.search_sql import build_where
 from mailpit_py.store.postgres.words import substring_text, tsvector_literal
+from mailpit_py.store.rawcodec import pack
 from mailpit_py.store.records import MessageRecord, TagError
 from mailpit_py.store.retention import retention_slack
 from mailpit_py.store.search import Term
@@ -81,7 +82,7 @@ class PgMessageWrites(PgParts):
                 detail,
                 is_text,
                 text(rec.transcript),
-                rec.raw,
+                pack(rec.raw, self.compression),
                 [text(pid) for pid, _, _ in rec.parts],
                 [text(ctype) for _, ctype, _ in rec.parts],
                 [data for _, _, data in rec.parts],

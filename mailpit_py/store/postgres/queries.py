@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from mailpit_py.store.postgres.base import READ_CHUNK, SUMMARY_COLUMNS, PgParts, PgRow, rows, text
 from mailpit_py.store.postgres.search_sql import build_where
+from mailpit_py.store.rawcodec import MARK, packed, unpack, unpack_stream
 from mailpit_py.store.search import Term
 
 # Terms answered by the word, trigram and header indexes.
@@ -176,7 +177,7 @@ class PgMessageQueries(PgParts):
                 "JOIN message_data d ON d.id = m.id WHERE m.id = %s",
                 (rowid,),
             ).fetchone()
-        return (row[0], bytes(row[1]), _detail(row[2], row[3])) if row else None
+        return (row[0], unpack(bytes(row[1])), _detail(row[2], row[3])) if row else None
 
     def raw(self, uid: str) -> bytes | None:
         with self.reading() as conn:
@@ -184,23 +185,27 @@ class PgMessageQueries(PgParts):
                 "SELECT d.raw FROM messages m JOIN message_data d ON d.id = m.id WHERE m.uid = %s",
                 (text(uid),),
             ).fetchone()
-        return bytes(row[0]) if row else None
+        return unpack(bytes(row[0])) if row else None
 
     def raw_stream(self, uid: str) -> tuple[int, Iterator[bytes]] | None:
         with self.reading() as conn:
             row = conn.execute(
-                "SELECT d.id, octet_length(d.raw) FROM messages m "
-                "JOIN message_data d ON d.id = m.id WHERE m.uid = %s",
-                (text(uid),),
+                "SELECT d.id, octet_length(d.raw), substring(d.raw FROM 1 FOR %s), m.size "
+                "FROM messages m JOIN message_data d ON d.id = m.id WHERE m.uid = %s",
+                (len(MARK), text(uid)),
+                binary=True,
             ).fetchone()
         if row is None:
             return None
         size = int(row[1])
-        return size, self._pieces(
+        pieces = self._pieces(
             "SELECT substring(raw FROM %s FOR %s) FROM message_data WHERE id = %s",
             int(row[0]),
             size,
         )
+        if packed(bytes(row[2])):  # compressed (--compression): the message's own size
+            return int(row[3]), unpack_stream(pieces)
+        return size, pieces
 
     def part_stream(self, uid: str, part_id: str) -> tuple[str, int, Iterator[bytes]] | None:
         with self.reading() as conn:
