@@ -19,12 +19,14 @@ RUN pip install --no-cache-dir "$(ls /dist/mailpit_py-*.whl)[postgres]" && rm -r
 
 # Every interface of the container over IPv4 (a container may have no IPv6: binding [::], the
 # default, would then fail); messages kept in the /data volume unless MP_DATABASE names a
-# PostgreSQL URL; logs as one JSON object per line for log collectors.
+# PostgreSQL URL; logs as one JSON object per line for log collectors. Defaults are variables,
+# never flags in CMD: a flag would silently win over the same MP_* variable set at run time.
 ENV MP_SMTP_BIND_ADDR=0.0.0.0:1025 \
     MP_UI_BIND_ADDR=0.0.0.0:8025 \
     MP_DATABASE=/data/mailpit.db \
     MP_LOG_FORMAT=json \
-    MP_MAX_MESSAGES=500
+    MP_MAX_MESSAGES=500 \
+    MP_SMTP_HOSTNAME=mailpit
 VOLUME /data
 WORKDIR /data
 USER 10001:10001
@@ -34,4 +36,4 @@ EXPOSE 1025 8025
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
     CMD ["mailpit-py", "readyz"]
 ENTRYPOINT ["mailpit-py"]
-CMD ["--smtp-hostname", "mailpit"]
+CMD []

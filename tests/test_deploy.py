@@ -127,6 +127,8 @@ def test_the_image_is_slim_python_installs_the_wheel_with_postgres_and_runs_unpr
 
 def test_the_images_variables_and_flags_are_all_accepted_by_mailpit_py_config() -> None:
     env, args = docker_env(), docker_json("CMD")
+    # Defaults are variables: a flag in CMD would win over the same variable given at run time.
+    assert args == []
     assert docker_json("ENTRYPOINT") == ["mailpit-py"]
     rows = config_of(args, env)
     assert_all_taken(rows, args, env)
@@ -186,7 +188,10 @@ def test_compose_runs_two_instances_on_postgresql_behind_a_balancer_for_smtp_and
         env = {k: compose_env(str(v)) for k, v in svc["environment"].items()}
         assert env["MP_DATABASE"].startswith("postgresql://")
         assert "@postgres:5432/" in env["MP_DATABASE"]  # the compose service
-        assert_all_taken(config_of([], {**docker_env(), **env}), [], env)
+        # As the container runs: the image's CMD (no `command:` here) and ENV under these.
+        assert "command" not in svc
+        args = docker_json("CMD")
+        assert_all_taken(config_of(args, {**docker_env(), **env}), args, env)
         assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
     pg = services["postgres"]["environment"]
     url = compose_env(services[instances[0]]["environment"]["MP_DATABASE"])
@@ -239,7 +244,7 @@ def test_kubernetes_runs_two_replicas_with_the_database_url_from_a_secret() -> N
         else:
             env[item["name"]] = "mailpit-py-5d9c7b-x2x9z"  # a pod name (fieldRef)
     assert env["MP_DATABASE"].startswith("postgresql://")
-    args = container["args"]
+    args = container["args"]  # they replace the image's CMD
     rows = config_of(args, {**docker_env(), **env})
     assert_all_taken(rows, args, env)
     # The container's ports are the ones the image listens on, and the Service reaches them.
@@ -280,12 +285,12 @@ def test_every_probed_path_answers_ok_on_a_running_instance(path: str) -> None:
 
 def haproxy_config(front: dict[str, int], instances: dict[str, Server]) -> str:
     """deploy/haproxy.cfg as it would run in compose, with the addresses of this machine: free
-    ports for the front ends, the instances' real ports, health checks every 200 ms."""
+    ports for the front ends, the instances' real ports, health checks every second."""
     cfg = (DEPLOY / "haproxy.cfg").read_text()
     cfg = cfg.replace("bind :1025", f"bind 127.0.0.1:{front['smtp']}")
     cfg = cfg.replace("bind :8025", f"bind 127.0.0.1:{front['http']}")
     cfg = re.sub(r"^resolvers docker\n(?:    .*\n)*", "", cfg, flags=re.M)  # no Docker DNS here
-    cfg = cfg.replace(" resolvers docker", "").replace("inter 5s", "inter 200ms")
+    cfg = cfg.replace(" resolvers docker", "").replace("inter 5s", "inter 1s")
 
     def server(match: re.Match[str]) -> str:
         name, port = match.group(1), int(match.group(2))
@@ -324,24 +329,33 @@ def test_haproxy_balances_smtp_over_two_instances_on_one_postgresql_and_fails_ov
     log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 (closed below)
     lb = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=log, stderr=log)
     try:
-        wait_until(lambda: port_open(front["smtp"]), what="haproxy to listen")
-        for n in range(6):
-            smtp_via(front["smtp"], f"balanced {n}")
-        # One database: every message, whichever instance took it, and both took some (each
-        # logs its SMTP sessions with its own local address).
+        # Probed on its HTTP side: a bare connect to SMTP that closes at once would hold an
+        # SMTP session open on an instance, and leastconn would then avoid that instance.
+        wait_until(lambda: port_open(front["http"]), what="haproxy to listen")
+        # Both instances take some of the mail (each logs its SMTP sessions with its own local
+        # address); until the first health checks pass, one may take all, so keep sending.
         via_lb = f"http://127.0.0.1:{front['http']}"
+        sent = 0
+
+        def both_took_some() -> bool:
+            nonlocal sent
+            smtp_via(front["smtp"], f"balanced {sent}")
+            sent += 1
+            log_ = json.loads(http_get(f"{via_lb}/api/v1/sessions?limit=0")[1])["sessions"]
+            ports = {port_of(s["Local"]) for s in log_ if s["Messages"]}
+            return ports == {a.smtp_address[1], b.smtp_address[1]}
+
+        wait_until(both_took_some, timeout=60, what="both instances to take mail")
+        # One database: the API through the balancer lists every message, whichever took it.
         listing = json.loads(http_get(f"{via_lb}/api/v1/messages?limit=0")[1])
-        assert listing["total"] == 6
-        sessions = json.loads(http_get(f"{via_lb}/api/v1/sessions?limit=0")[1])["sessions"]
-        ports = {port_of(s["Local"]) for s in sessions if s["Messages"]}
-        assert ports == {a.smtp_address[1], b.smtp_address[1]}
+        assert listing["total"] == sent
         # One instance goes away: SMTP and HTTP carry on through the other.
         a.stop()
         for n in range(4):
             smtp_via(front["smtp"], f"after a stopped {n}")
         assert http_get(f"{via_lb}/readyz") == (200, "ok")
         listing = json.loads(http_get(f"{via_lb}/api/v1/messages?limit=0")[1])
-        assert listing["total"] == 10
+        assert listing["total"] == sent + 4
     finally:
         lb.terminate()
         lb.wait(10)
