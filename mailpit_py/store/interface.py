@@ -1,8 +1,8 @@
 """The interface a storage backend implements: every store operation the layers above use.
 
-`mailbox` is the store's only caller and is typed against `StoreBackend`; sqlite.Store is the
-backend there is, and a second one (PostgreSQL is planned) implements the same protocol. What
-every backend guarantees:
+`mailbox` is the store's only caller and is typed against `StoreBackend`; sqlite.Store and
+postgres.backend.PgStore implement it (store/open.py picks one from --database). What every
+backend guarantees:
 
 - **One writer.** Every change runs as a job in one writer, in submission order, inside a
   transaction; jobs that wait together may share one transaction (group commit).
