@@ -233,3 +233,18 @@ def test_two_instances_take_each_due_outbox_item_once(pg_url: str) -> None:
     finally:
         other.close()
         first.close()
+
+
+def test_the_message_id_lookup_goes_through_its_index(pg_url: str) -> None:
+    import psycopg
+
+    Mailbox(Config(database=pg_url)).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")  # (an empty table: the plan, not its cost)
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT uid FROM messages WHERE message_id = 'x@y' LIMIT 1"
+            ).fetchall()
+        )
+    assert "messages_message_id" in plan

@@ -373,3 +373,13 @@ def test_a_refused_message_is_kept_marked_and_found_by_is_refused(mailbox: Mailb
     assert [m["ID"] for m in found] == [refused] and total == 1
     assert mailbox.search("-is:refused")[0][0]["ID"] == accepted
     assert mailbox.get(refused).summary["Refused"] is True
+
+
+def test_ignore_duplicate_ids_keeps_the_first_copy(database: str) -> None:
+    mb = Mailbox(Config(database=database, ignore_duplicate_ids=True))
+    try:
+        first = deliver(mb, raw_message("twice", "one"))
+        again = deliver(mb, raw_message("twice", "two"))  # the same Message-ID
+        assert again == first and mb.counts() == (1, 1)
+    finally:
+        mb.close()

@@ -26,8 +26,7 @@ class PgMessageWrites(PgParts):
     _kept_hint: int | None = None  # the message count insert_message last saw (writer thread)
 
     def stored_message_id(self, message_id: str) -> str | None:
-        # No index on message_id, as on SQLite: only --ignore-duplicate-ids asks, once per
-        # message, so every other instance keeps its insert cost.
+        # Through messages_message_id (schema version 3), as on SQLite.
         row = self._wconn.execute(
             "SELECT uid FROM messages WHERE message_id = %s LIMIT 1", (text(message_id),)
         ).fetchone()

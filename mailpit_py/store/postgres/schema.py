@@ -12,8 +12,8 @@ from mailpit_py.store.records import StoreError
 MIGRATION_LOCK = 0x6D61_696C_7069_74  # "mailpit"
 
 # Each entry is one version; they mirror the SQLite schema's meaning (store/schema.py), not
-# its numbers: version 1 is SQLite's version 13 in PostgreSQL's terms (SQLite's 14 changed
-# nothing), version 2 its 15.
+# its numbers: version 1 is SQLite's version 13 in PostgreSQL's terms, version 2 its 15 and
+# version 3 its 14 (which landed after 15).
 MIGRATIONS: list[str] = [
     # 1: messages with their data, parts, tags, headers, the search index, checks, IMAP
     # flags, the session log, the relay outbox, facts about the database, kept counts.
@@ -199,6 +199,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN refused TEXT NOT NULL DEFAULT '';
     ALTER TABLE messages ADD COLUMN listener TEXT NOT NULL DEFAULT '';
     CREATE INDEX messages_refused ON messages (id) WHERE refused <> '';
+    """,
+    # 3: --ignore-duplicate-ids looks each Message-ID up through an index (SQLite's 14).
+    """
+    CREATE INDEX messages_message_id ON messages (message_id);
     """,
 ]
 
