@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import REPO, make_server, need_command, wait_until
+from helpers import REPO, WsClient, make_server, need_command, wait_until
 from mailpit_py.commands.readyz import default_url
 from mailpit_py.server import Server
 from pgserver import free_port
@@ -328,10 +328,13 @@ def test_haproxy_balances_smtp_over_two_instances_on_one_postgresql_and_fails_ov
     cfg.write_text(haproxy_config(front, instances))
     log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 (closed below)
     lb = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=log, stderr=log)
+    ws: WsClient | None = None
     try:
         # Probed on its HTTP side: a bare connect to SMTP that closes at once would hold an
         # SMTP session open on an instance, and leastconn would then avoid that instance.
         wait_until(lambda: port_open(front["http"]), what="haproxy to listen")
+        # A browser's live list, through the balancer: it reaches one instance only.
+        ws = WsClient.connect(f"ws://127.0.0.1:{front['http']}/api/events")
         # Both instances take some of the mail (each logs its SMTP sessions with its own local
         # address); until the first health checks pass, one may take all, so keep sending.
         via_lb = f"http://127.0.0.1:{front['http']}"
@@ -349,6 +352,16 @@ def test_haproxy_balances_smtp_over_two_instances_on_one_postgresql_and_fails_ov
         # One database: the API through the balancer lists every message, whichever took it.
         listing = json.loads(http_get(f"{via_lb}/api/v1/messages?limit=0")[1])
         assert listing["total"] == sent
+        # And the live list hears of every one, those the other instance took included.
+        heard: set[str] = set()
+
+        def heard_all() -> bool:
+            frame = json.loads(ws.receive(timeout=1) or "{}")
+            if frame.get("Type") == "new":
+                heard.add(frame["Data"]["Subject"])
+            return heard >= {f"balanced {n}" for n in range(sent)}
+
+        wait_until(heard_all, timeout=30, what="the websocket to hear of every message")
         # One instance goes away: SMTP and HTTP carry on through the other.
         a.stop()
         for n in range(4):
@@ -357,6 +370,8 @@ def test_haproxy_balances_smtp_over_two_instances_on_one_postgresql_and_fails_ov
         listing = json.loads(http_get(f"{via_lb}/api/v1/messages?limit=0")[1])
         assert listing["total"] == sent + 4
     finally:
+        if ws is not None:
+            ws.close()
         lb.terminate()
         lb.wait(10)
         log.close()
