@@ -4,6 +4,8 @@ errors that say what to fix, readiness, and the parts composed into one StoreBac
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -73,6 +75,21 @@ def start_error(url: str, exc: psycopg.Error) -> StoreError:
     )
 
 
+# When each pooled connection was last given back (monotonic), and how long one may rest
+# before it is checked again as it is taken (_check_if_idle).
+_RETURNED: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+CHECK_AFTER = 2.0
+
+
+def _note_returned(conn: psycopg.Connection[Any]) -> None:
+    _RETURNED[conn] = time.monotonic()
+
+
+def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    if time.monotonic() - _RETURNED.get(conn, 0.0) > CHECK_AFTER:
+        psycopg_pool.ConnectionPool.check_connection(conn)
+
+
 class PgStore(
     PgWriter,
     PgMessageWrites,
@@ -127,9 +144,11 @@ class PgStore(
             min_size=1,
             max_size=size,
             kwargs=dict(CONNECTION),
-            # A pooled connection is checked as it is taken: after the server restarted, the
-            # first use of each would fail otherwise.
-            check=psycopg_pool.ConnectionPool.check_connection,
+            # A pooled connection idle for a while is checked as it is taken: after the server
+            # restarted, the first use of each would fail otherwise. One given back moments
+            # ago is not: the check is a round trip, as much as a page of the list costs.
+            check=_check_if_idle,
+            reset=_note_returned,
             timeout=CONNECT_WAIT,
             # A failed reconnection is given up after RECONNECT_GIVE_UP instead of retried with a
             # backoff that doubles without bound (after a minute away, the next try came 30 s
