@@ -158,13 +158,17 @@ class Server:
 
     def _start_integrations(self) -> None:
         """Metrics on their own listener and the webhook."""
+        from mailpit_py.webapp.compress import Compress
         from mailpit_py.webapp.observe import metrics_app
 
         assert self.mailbox is not None
         cfg = self.config
         if cfg.enable_prometheus not in ("", "true"):
             reg = metrics.registry(self.mailbox, self)
-            self.metrics_http = HttpServer(metrics_app(reg), cfg.enable_prometheus)
+            app = metrics_app(reg)
+            if not cfg.disable_http_compression:  # as Mailpit's listener (promhttp) gzips
+                app.wsgi_app = Compress(app.wsgi_app)  # type: ignore[method-assign]
+            self.metrics_http = HttpServer(app, cfg.enable_prometheus)
             self.metrics_http.flag = "--enable-prometheus"
             self.metrics_http.start()
             log.info("Prometheus metrics on %s/metrics", self.metrics_http.url)

@@ -173,3 +173,20 @@ def test_disable_http_compression_turns_it_off(off: bool) -> None:
         code, head, body = raw_get(mp, "api/v1/messages", "Accept-Encoding: gzip")
         assert code == 200 and ("content-encoding" not in head) == off
         assert json.loads(body if off else gzip.decompress(body))["total"] == 1
+
+
+def test_the_metrics_listener_of_its_own_gzips_too() -> None:
+    with make_server(enable_prometheus="127.0.0.1:0") as mp:
+        assert mp.metrics_http is not None
+        host, port = mp.metrics_http.address
+        with socket.create_connection((host, port), timeout=30) as sock:
+            sock.sendall(
+                f"GET /metrics HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Accept-Encoding: gzip\r\n\r\n".encode()
+            )
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"content-encoding: gzip" in head.lower(), head
+    assert b"mailpit_" in gzip.decompress(body)
