@@ -75,14 +75,10 @@ def start_error(url: str, exc: psycopg.Error) -> StoreError:
     )
 
 
-# When each pooled connection was last given back (monotonic), and how long one may rest
+# When each read connection was last given back (monotonic), and how long one may rest
 # before it is checked again as it is taken (_check_if_idle).
 _RETURNED: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
 CHECK_AFTER = 2.0
-
-
-def _note_returned(conn: psycopg.Connection[Any]) -> None:
-    _RETURNED[conn] = time.monotonic()
 
 
 def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
@@ -148,7 +144,6 @@ class PgStore(
             # restarted, the first use of each would fail otherwise. One given back moments
             # ago is not: the check is a round trip, as much as a page of the list costs.
             check=_check_if_idle,
-            reset=_note_returned,
             timeout=CONNECT_WAIT,
             # A failed reconnection is given up after RECONNECT_GIVE_UP instead of retried with a
             # backoff that doubles without bound (after a minute away, the next try came 30 s
@@ -168,7 +163,12 @@ class PgStore(
             raise StoreError("the store is closed")
         try:
             with self._rpool.connection(timeout=CONNECT_WAIT) as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    # (noted here: the pool's reset hook would hand every return to a worker
+                    # thread, which cost more than the check it saves)
+                    _RETURNED[conn] = time.monotonic()
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise unavailable(exc) from exc
 
