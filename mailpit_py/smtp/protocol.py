@@ -521,6 +521,11 @@ class CatcherSMTP(SMTP):
             try:
                 try:
                     line = await reader.readuntil()
+                except asyncio.IncompleteReadError:
+                    # The client half-closed and every line it sent before is answered: the
+                    # session is over (a line cut short by the close is no command).
+                    self._hang_up()
+                    return
                 except asyncio.LimitOverrunError as error:
                     # Line too long: read to its end before answering (as aiosmtpd does).
                     self.record_client_line(b"[command line too long]")
@@ -1088,12 +1093,20 @@ class CatcherSMTP(SMTP):
         return name
 
     def eof_received(self) -> bool | None:
+        if self.session is None or self.session.ssl is None:
+            # A half-close over plain TCP: the lines already sent are still answered (a
+            # session piped whole into `nc`, pipelined commands, a message being stored), then
+            # the command loop meets the end of the stream and closes. aiosmtpd cancels the
+            # session task instead, and a task cancelled before its first step never runs its
+            # clean-up, so a client that half-closed before the greeting was held open until
+            # the idle timeout.
+            return asyncio.StreamReaderProtocol.eof_received(self)
         if self._storing:
-            # The client sent its data and half-closed: keep the write side open so it still
-            # hears whether its message was stored, instead of aiosmtpd cancelling the session.
+            # Over TLS: keep the write side open so the client still hears whether its
+            # message was stored, instead of aiosmtpd cancelling the session.
             self._eof_while_storing = True
             return True
-        return super().eof_received()
+        return super().eof_received()  # aiosmtpd's: over TLS the session ends at once
 
     # -- timeouts and the end of the session ---------------------------------------------
 
