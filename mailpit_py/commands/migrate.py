@@ -23,6 +23,7 @@ from mailpit_py.commands._common import (
     Progress,
     error,
 )
+from mailpit_py.store.schema import is_mailpit_file
 
 if TYPE_CHECKING:
     from mailpit_py.mailbox.facade import Mailbox
@@ -135,7 +136,7 @@ def check_paths(source: str, dest: str) -> None:
                 EX_CANTCREAT,
             )
     for flag, spec in (("--from", source), ("--to", dest)):
-        if not is_url(spec) and os.path.isfile(spec) and is_mailpit_db(spec):
+        if not is_url(spec) and os.path.isfile(spec) and is_mailpit_file(spec):
             raise CommandError(
                 f"{flag} {spec} is a database of Mailpit itself, which migrate does not read or "
                 "write (it copies between mailpit_py's stores). To bring Mailpit's messages "
@@ -148,24 +149,6 @@ def check_paths(source: str, dest: str) -> None:
         same = os.path.samefile(source, dest)
     if same:
         raise CommandError("--from and --to name the same store: nothing to copy", EX_USAGE)
-
-
-def is_mailpit_db(path: str) -> bool:
-    """Whether a SQLite file is Mailpit's (its mailbox_data table, a tenant's prefix or not):
-    opening it as a store would add mailpit_py's tables to it. Read only, so nothing changes;
-    a file that is no SQLite database at all is left for the store to refuse."""
-    import sqlite3
-    from pathlib import Path
-
-    try:
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return False
-    return any(name.endswith("mailbox_data") for name in names)
 
 
 @dataclass

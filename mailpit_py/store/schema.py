@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
 
 from mailpit_py.store.records import StoreError
 
@@ -278,20 +280,83 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
                 f"SQLite {sqlite3.sqlite_version} has no trigram tokenizer, which substring "
                 "search needs: run mailpit_py with a Python built against SQLite 3.34 or newer"
             )
+        if version == 0:
+            refuse_foreign_tables(conn, path)
         for number in range(version, len(MIGRATIONS)):
             conn.execute("BEGIN IMMEDIATE")
             for statement in statements(MIGRATIONS[number]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number + 1}")
             conn.execute("COMMIT")
-        if version >= 14 and not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'messages_message_id'"
-        ).fetchone():
+        if (
+            version >= 14
+            and not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'messages_message_id'"
+            ).fetchone()
+        ):
             # Migration 14 was an empty placeholder for a while: a file that passed it then
             # has no Message-ID index yet.
             conn.execute(MESSAGE_ID_INDEX)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot prepare database {path!r}: {exc}") from exc
+
+
+MAILPIT_TABLE = "mailbox_data"  # Mailpit's raw messages (a tenant's prefix before it)
+
+
+def refuse_foreign_tables(conn: sqlite3.Connection, path: str) -> None:
+    """A file at schema version 0 is new to mailpit_py: refuse it when another program's
+    tables are in it, since the migrations would add ours beside them. A migrating Mailpit
+    user pointing --database at Mailpit's own file is the likely case."""
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    if any(name.endswith(MAILPIT_TABLE) for name in names):
+        raise StoreError(
+            f"database {path!r} is Mailpit's own database, which mailpit_py does not read or "
+            "write: give --database a new file, and to bring Mailpit's messages over run "
+            "Mailpit on it and `mailpit-py dump --url http://MAILPIT:8025/ DIR`, then "
+            "`mailpit-py ingest DIR`"
+        )
+    if names:
+        shown = ", ".join(sorted(names)[:5])
+        raise StoreError(
+            f"database {path!r} holds another program's tables ({shown}), so mailpit_py will "
+            "not add its own to it: give --database a new file"
+        )
+
+
+def refuse_foreign_file(path: str) -> None:
+    """refuse_foreign_tables on a file before the store opens it for writing: opening it
+    read-write would already change it (the write-ahead log's mark in its header)."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                refuse_foreign_tables(conn, path)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # not readable as SQLite: opening it says why
+
+
+def is_mailpit_file(path: str) -> bool:
+    """Whether a SQLite file is Mailpit's own database, read only so nothing changes; a file
+    that is no SQLite database at all is left for the store to refuse."""
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return any(name.endswith(MAILPIT_TABLE) for name in names)
 
 
 def statements(script: str) -> list[str]:

@@ -20,7 +20,7 @@ from mailpit_py.store.messages import MessageWrites
 from mailpit_py.store.outbox import Outbox
 from mailpit_py.store.queries import MessageQueries
 from mailpit_py.store.records import StoreError
-from mailpit_py.store.schema import migrate
+from mailpit_py.store.schema import migrate, refuse_foreign_file
 from mailpit_py.store.sessions import Sessions, Statistics
 from mailpit_py.store.writer import GROUP_LINGER, PROBE, GroupCommitWriter
 
@@ -70,6 +70,8 @@ class Store(
         # Arrival time of the newest message retention has pruned (writer thread): sessions that
         # ended before it are older than anything kept, and go too (insert_session).
         self._retired_until = 0.0
+        if not self.memory:
+            refuse_foreign_file(path)
         self._wconn = self._connect()
         migrate(self._wconn, self.path)
         self._start_writer()
