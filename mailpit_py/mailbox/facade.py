@@ -36,9 +36,9 @@ from mailpit_py.observability.telemetry import Telemetry
 from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
 from mailpit_py.store.interface import StoreBackend
+from mailpit_py.store.open import display_name, open_store
 from mailpit_py.store.records import MessageRecord, SessionRecord, TagError, Ticket
 from mailpit_py.store.search import SearchError, Term, parse_query
-from mailpit_py.store.open import display_name, open_store
 from mailpit_py.store.sqlite import MEMORY
 
 PRUNE_OVER = 200  # Mailpit: deleting more messages than this is announced as one prune
