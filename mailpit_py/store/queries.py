@@ -99,18 +99,7 @@ class MessageQueries(SQLiteParts):
                 tuple(params),
             ).fetchall()
             page = [row[0] for row in found[max(start, 0) : max(start, 0) + limit]]
-            rows: list[sqlite3.Row] = []
-            if page:
-                marks = ",".join("?" * len(page))
-                rows = (
-                    dict_cursor(conn)
-                    .execute(
-                        f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ({marks}) "
-                        "ORDER BY m.id DESC",
-                        page,
-                    )
-                    .fetchall()
-                )
+            rows = _summaries_of(conn, page)
         return rows, len(found), sum(1 for row in found if not row[1])
 
     def _lone_substring_page(
@@ -128,18 +117,7 @@ class MessageQueries(SQLiteParts):
                     (word, substring, limit, max(start, 0)),
                 )
             ]
-            rows: list[sqlite3.Row] = []
-            if page:
-                marks = ",".join("?" * len(page))
-                rows = (
-                    dict_cursor(conn)
-                    .execute(
-                        f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ({marks}) "
-                        "ORDER BY m.id DESC",
-                        page,
-                    )
-                    .fetchall()
-                )
+            rows = _summaries_of(conn, page)
             # One index alone is counted by FTS5 without a union to deduplicate: for a
             # substring inside words (the word index finds none), that is most searches.
             by_word = conn.execute(
@@ -356,3 +334,18 @@ def _by_id(terms: Sequence[Term]) -> str:
     """Read a search's (id, read) pairs from the slim index when its terms need nothing else
     of the message row: SQLite would otherwise look each match up in the table."""
     return " INDEXED BY messages_id_read" if ids_and_read_only(terms) else ""
+
+
+def _summaries_of(conn: sqlite3.Connection, ids: list[int]) -> list[sqlite3.Row]:
+    """The summaries of these message ids, newest first (a search's page)."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return (
+        dict_cursor(conn)
+        .execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ({marks}) ORDER BY m.id DESC",
+            ids,
+        )
+        .fetchall()
+    )
