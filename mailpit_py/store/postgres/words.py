@@ -22,7 +22,7 @@ WEIGHTS = "ABCD"
 # PostgreSQL's limits: positions up to 16383, 256 of them per word, a word under 2 KB, a whole
 # tsvector under 1 MB. Past these, words are still found as substrings (the trigram text).
 MAX_POSITION = 16383
-MAX_POSITIONS = 256
+MAX_POSITIONS_PER_COLUMN = 64  # (four columns: 256 at most)
 MAX_WORD_BYTES = 1000
 MAX_VECTOR_BYTES = 512 * 1024
 # A column's first this many characters give words; a 50 MB body would otherwise cost seconds
@@ -49,26 +49,36 @@ def _quote(word: str) -> str:
 
 def tsvector_literal(columns: Sequence[str]) -> str:
     """A tsvector (as text, to cast) of the columns' words, each position weighted by its
-    column; columns are kept apart by a gap so no phrase spans two."""
-    positions: dict[str, list[str]] = {}
+    column; columns are kept apart by a gap so no phrase spans two.
+
+    Written for speed (it runs in the writer for every message): the words are found by one
+    findall per column and their positions gathered before any is formatted (a loop over match
+    objects cost 0.85 ms for a 2 KB message)."""
+    merged: dict[str, list[str]] = {}
     size = 0
     pos = 0
     for weight, column in zip(WEIGHTS, columns, strict=False):
-        pos += 1
-        for word in _WORD.finditer(fold(column[:MAX_COLUMN_CHARS])):
-            pos += 1
-            token = word.group()
-            seen = positions.get(token)
+        tokens = _WORD.findall(fold(column[:MAX_COLUMN_CHARS]))
+        at: dict[str, list[int]] = {}
+        for i, token in enumerate(tokens, pos + 2):
+            seen = at.get(token)
             if seen is None:
-                length = len(token.encode())
+                at[token] = [i]
+            elif len(seen) < MAX_POSITIONS_PER_COLUMN:
+                seen.append(i)
+        pos += len(tokens) + 2
+        for token, places in at.items():
+            known = merged.get(token)
+            if known is None:
+                length = len(token) if token.isascii() else len(token.encode())
                 if length > MAX_WORD_BYTES or size + length > MAX_VECTOR_BYTES:
                     continue
                 size += length + 8
-                positions[token] = seen = []
-            if len(seen) < MAX_POSITIONS:
-                seen.append(f"{min(pos, MAX_POSITION)}{weight}")
-        pos += 1
-    return " ".join(f"{_quote(token)}:{','.join(at)}" for token, at in positions.items())
+                merged[token] = known = []
+            known.append(
+                ",".join([f"{p if p < MAX_POSITION else MAX_POSITION}{weight}" for p in places])
+            )
+    return " ".join(f"{_quote(token)}:{','.join(at)}" for token, at in merged.items())
 
 
 def substring_text(columns: Sequence[str]) -> str:
