@@ -52,6 +52,7 @@ def test_a_message_sent_to_one_instance_reaches_the_others_api_and_websocket(
             )
         new = next_frame(ws, "new")
         assert new["Data"]["Subject"] == "via A"
+        assert next_frame(ws, "stats")["Data"]["Total"] == 1  # B's counts follow A's delivery
         uid = new["Data"]["ID"]
         assert [m["ID"] for m in api(b, "api/v1/messages")["messages"]] == [uid]
         # A change made through B is heard by A's clients in turn.

@@ -720,6 +720,11 @@ class Mailbox:
                 except Exception:
                     log.exception("pruning by age failed")
 
+    def changed_elsewhere(self) -> None:
+        """Another instance on the shared database changed the mailbox (mailbox/shared.py):
+        the counts are published again, throttled as after a change made here."""
+        self._stats_dirty.set()
+
     def close(self) -> None:
         """Finish in-flight deliveries, close the database, remove a temporary one."""
         self._closing.set()

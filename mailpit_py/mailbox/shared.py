@@ -98,3 +98,4 @@ class SharedEvents:
             except (MessageNotFound, StoreError, KeyError, TypeError):
                 return  # gone again, or unreadable now: the clients reload later
         self.mailbox.bus.publish(cls(data, remote=True))
+        self.mailbox.changed_elsewhere()  # this instance's clients get the new counts too
