@@ -248,3 +248,58 @@ def test_the_message_id_lookup_goes_through_its_index(pg_url: str) -> None:
             ).fetchall()
         )
     assert "messages_message_id" in plan
+
+
+def test_an_instance_draws_its_ids_only_after_the_others_commit(pg_url: str) -> None:
+    """Ids are IMAP UIDs: one drawn while a lower one is still uncommitted elsewhere would let
+    a client see the higher first, and never look back for the lower."""
+    import threading
+
+    import psycopg
+
+    first = Mailbox(Config(database=pg_url, max_messages=0))
+    other = Mailbox(Config(database=pg_url, max_messages=0))
+    gate, started = threading.Event(), threading.Event()
+    env = Envelope("ann@example.com", ("bob@example.org",))
+    try:
+        first.deliver(env, b"Subject: warm\r\n\r\nx\r\n").result(30)
+
+        def hold(s: Any) -> None:
+            started.set()
+            gate.wait(30)  # the first instance's transaction stays open meanwhile
+
+        first.store.submit(lambda s: (s.insert_message(_record(env, "held")), hold(s)))
+        assert started.wait(30)
+        waiting = other.deliver(env, b"Subject: later\r\n\r\ny\r\n")
+
+        def other_waits() -> bool:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchone()
+            return bool(row and row[0])
+
+        wait_until(other_waits, what="the other instance to wait for the lock")
+        with psycopg.connect(pg_url) as conn:
+            drawn = conn.execute("SELECT last_value FROM messages_id_seq").fetchone()
+        assert drawn is not None and drawn[0] == 2  # the held message's; none for the other yet
+        gate.set()
+        later = waiting.result(30)
+        ids = {e.uid: e.imap_uid for e in other.index()}
+        assert ids[later] == 3
+    finally:
+        gate.set()
+        other.close()
+        first.close()
+
+
+def _record(env: Envelope, subject: str) -> Any:
+    from mailpit_py.mailbox.record import build_record
+    from mailpit_py.parse.message import parse_message
+
+    raw = f"Subject: {subject}\r\n\r\nheld\r\n".encode()
+    return build_record(
+        subject, parse_message(raw, env), raw, created=1.0, username="", session_uid="",
+        transcript=(), envelope=env,
+    )  # fmt: skip

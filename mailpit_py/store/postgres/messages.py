@@ -41,10 +41,14 @@ class PgMessageWrites(PgParts):
             detail = detail.encode("utf-8", "surrogatepass")
         columns = [text(c) for c in rec.fts[:4]]
         row = self._wconn.execute(
-            "WITH m AS (INSERT INTO messages (uid, mailbox, created, size, message_id, subject, "
+            # The count's row is locked before the id is drawn: an instance sharing the database
+            # that inserts meanwhile waits here, without an id, until this transaction commits,
+            # so ids (IMAP UIDs) become visible in the order they grow.
+            "WITH l AS (SELECT value FROM counters WHERE name = 'total' FOR UPDATE), "
+            "m AS (INSERT INTO messages (uid, mailbox, created, size, message_id, subject, "
             "from_json, to_json, cc_json, bcc_json, reply_to_json, username, snippet, "
             "attachments, inline_count, session_uid, refused, listener) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id), "
+            "SELECT %s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s FROM l RETURNING id), "
             "d AS (INSERT INTO message_data (id, detail, detail_is_text, transcript, raw) "
             "SELECT id, %b, %s, %s, %b FROM m), "
             "p AS (INSERT INTO parts (message, part_id, content_type, data) "
@@ -58,7 +62,7 @@ class PgMessageWrites(PgParts):
             "f AS (INSERT INTO messages_fts (id, words, text) "
             "SELECT id, %s::tsvector, %s FROM m) "
             # (the count before this row, which its statement's trigger adds after)
-            "SELECT id, (SELECT value FROM counters WHERE name = 'total') FROM m",
+            "SELECT m.id, l.value FROM m, l",
             (
                 text(rec.uid),
                 text(rec.mailbox),
