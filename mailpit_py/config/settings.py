@@ -776,7 +776,8 @@ class Config:
         "",
         flags=("--tenant-id",),
         env="MP_TENANT_ID",
-        help="Mailpit's database tenant; no effect: give each tenant its own --database",
+        help="keep this tenant's data apart in a shared --database: a PostgreSQL schema of its "
+        "own, or a SQLite file beside the one named (mail.db -> mail.ID.db)",
         metavar="ID",
     )
     use_message_dates: bool = setting(

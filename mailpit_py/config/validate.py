@@ -45,9 +45,7 @@ def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
 
 # Mailpit's settings that change nothing here, each with what mailpit_py does instead. Given,
 # they are accepted (a Mailpit compose file or CI job must start) and named at start.
-NO_EFFECT: dict[str, str] = {
-    "tenant_id": "give each tenant its own --database instead",
-}
+NO_EFFECT: dict[str, str] = {}
 
 # MP_* variables read outside the settings table (sub-commands, the pytest plugin).
 _OTHER_VARIABLES = {"MP_SENDMAIL_SMTP_ADDR"}

@@ -36,7 +36,13 @@ from mailpit_py.observability.telemetry import Telemetry
 from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
 from mailpit_py.store.interface import StoreBackend
-from mailpit_py.store.open import display_name, open_store
+from mailpit_py.store.open import (
+    display_name,
+    is_postgres,
+    open_store,
+    tenant_file,
+    tenant_name,
+)
 from mailpit_py.store.records import MessageRecord, SessionRecord, TagError, Ticket
 from mailpit_py.store.search import SearchError, Term, parse_query
 from mailpit_py.store.sqlite import MEMORY
@@ -100,14 +106,19 @@ class Mailbox:
             os.close(fd)
             os.unlink(path)
             self._temp_path = path
+        # A temporary database is one process's alone: a tenant has nothing to keep apart.
+        tenant = tenant_name(config.tenant_id) if config.database else ""
         self.store: StoreBackend = open_store(
             path,
             busy_timeout=busy_timeout,
             wal=not config.disable_wal,
             compression=config.compression or 0,  # --compression, Mailpit's; off by default
+            tenant=tenant,
         )
         self.store.on_batch = self.telemetry.observe_batch
         self.arrivals = MinuteCounter()  # messages stored per minute, for the statistics view
+        if tenant and path != MEMORY and not is_postgres(path):
+            path = tenant_file(path, tenant)
         self.database_path = display_name(path) if path != MEMORY else MEMORY
         # Parsing happens here, off the SMTP event loop and off the writer, so a 20 MB message
         # delays neither other sessions nor other commits.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,10 +26,35 @@ def display_name(database: str) -> str:
     return database
 
 
+def tenant_name(tenant_id: str) -> str:
+    """Mailpit's --tenant-id made a name as Mailpit makes it a table prefix (white space
+    collapsed, anything but letters, digits and _ replaced by _), without the trailing _ and in
+    lower case: SQLite's table names, which Mailpit prefixes, ignore case."""
+    text = " ".join(tenant_id.split())
+    return re.sub(r"[^a-zA-Z0-9_]", "_", text).rstrip("_").lower()
+
+
+def tenant_file(path: str, tenant: str) -> str:
+    """The SQLite file of a tenant: beside --database's, the tenant's name before its suffix
+    (mail.db -> mail.acme.db), so tenants given one file stay apart as Mailpit's tables do."""
+    head, name = os.path.split(path)
+    stem, dot, suffix = name.rpartition(".")
+    if not stem:
+        stem, dot, suffix = name, "", ""
+    return os.path.join(head, f"{stem}.{tenant}{dot}{suffix}")
+
+
 def open_store(
-    database: str, *, busy_timeout: float = 5.0, wal: bool = True, compression: int = 0
+    database: str,
+    *,
+    busy_timeout: float = 5.0,
+    wal: bool = True,
+    compression: int = 0,
+    tenant: str = "",
 ) -> StoreBackend:
-    """The backend for `database`; StoreError saying what to fix when it cannot be opened."""
+    """The backend for `database`; StoreError saying what to fix when it cannot be opened.
+    `tenant` (tenant_name's) keeps a tenant's data apart: a schema of its own on PostgreSQL, a
+    file of its own beside the SQLite one; nothing for a database in memory."""
     match = _SCHEME.match(database)
     if match and match.group(1).lower() not in POSTGRES_SCHEMES:
         raise StoreError(
@@ -43,9 +69,11 @@ def open_store(
                 f"--database {display_name(database)} needs psycopg, which is not installed "
                 f"({exc}): pip install 'mailpit-py[postgres]'"
             ) from None
-        return PgStore(database, compression=compression)
-    from mailpit_py.store.sqlite import Store
+        return PgStore(database, compression=compression, schema=tenant)
+    from mailpit_py.store.sqlite import MEMORY, Store
 
+    if tenant and database != MEMORY:
+        database = tenant_file(database, tenant)
     return Store(database, busy_timeout=busy_timeout, wal=wal, compression=compression)
 
 

@@ -18,10 +18,10 @@ from psycopg.conninfo import conninfo_to_dict
 from mailpit_py.store.open import redact
 from mailpit_py.store.postgres.base import PgParts
 from mailpit_py.store.postgres.messages import PgMessageWrites
-from mailpit_py.store.postgres.notify import PgNotify
+from mailpit_py.store.postgres.notify import CHANNEL, PgNotify
 from mailpit_py.store.postgres.outbox import PgOutbox
 from mailpit_py.store.postgres.queries import PgMessageQueries
-from mailpit_py.store.postgres.schema import migrate
+from mailpit_py.store.postgres.schema import migrate, prepare_schema
 from mailpit_py.store.postgres.sessions import PgSessions, PgStatistics
 from mailpit_py.store.postgres.writer import CONNECT_WAIT, PROBE, PgWriter, unavailable
 from mailpit_py.store.records import StoreError
@@ -105,6 +105,7 @@ class PgStore(
         batch_max: int = 256,
         linger: float = GROUP_LINGER,
         compression: int = 0,
+        schema: str = "",
     ) -> None:
         self.display = redact(url)
         self.compression = compression
@@ -123,23 +124,35 @@ class PgStore(
         self._url = url
         self._stopping = threading.Event()
         self._listener = None
+        # A tenant (--tenant-id) is a schema of its own, first on every connection's search
+        # path (public after it, where pg_trgm's operators are), and a channel of its own.
+        self._connection: dict[str, Any] = dict(CONNECTION)
+        self._channel = CHANNEL
+        if schema:
+            self._connection["options"] = f'-c search_path="{schema}",public'
+            self._channel = f"{CHANNEL}_{schema}"[:63]  # NAMEDATALEN
         self._init_writer(batch_max, linger)
         try:
-            with psycopg.connect(url, **CONNECTION) as conn:  # type: ignore[arg-type]
+            if schema:
+                with psycopg.connect(url, **CONNECTION) as conn:  # type: ignore[arg-type]
+                    prepare_schema(conn, schema, self.display)
+            with psycopg.connect(url, **self._connection) as conn:
                 migrate(conn, self.display)
         except psycopg.Error as exc:
             raise start_error(url, exc) from None
-        self._rpool = self._pool(url, READ_POOL, "mailpit-read")
-        self._wpool = self._pool(url, 1, "mailpit-write")
+        self._rpool = self._pool(url, READ_POOL, "mailpit-read", self._connection)
+        self._wpool = self._pool(url, 1, "mailpit-write", self._connection)
         self._start_writer()
 
     @staticmethod
-    def _pool(url: str, size: int, name: str) -> psycopg_pool.ConnectionPool[Any]:
+    def _pool(
+        url: str, size: int, name: str, connection: dict[str, Any]
+    ) -> psycopg_pool.ConnectionPool[Any]:
         pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=size,
-            kwargs=dict(CONNECTION),
+            kwargs=dict(connection),
             # A pooled connection idle for a while is checked as it is taken: after the server
             # restarted, the first use of each would fail otherwise. One given back moments
             # ago is not: the check is a round trip, as much as a page of the list costs.

@@ -25,6 +25,8 @@ class PgNotify(PgParts):
     """notify and listen (store/interface.py) over LISTEN/NOTIFY."""
 
     _url: str
+    _channel: str
+    _connection: dict[str, Any]
     _stopping: threading.Event
     _listener: threading.Thread | None
 
@@ -36,7 +38,7 @@ class PgNotify(PgParts):
                 conn.execute(
                     "SELECT pg_notify(%s, m) FROM unnest(%s::text[]) WITH ORDINALITY AS n(m, i) "
                     "ORDER BY i",
-                    (CHANNEL, list(messages)),
+                    (self._channel, list(messages)),
                 )
 
     def listen(self, callback: Callable[[str], None]) -> bool:
@@ -51,8 +53,8 @@ class PgNotify(PgParts):
         failing = False
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                with psycopg.connect(self._url, **self._connection) as conn:
+                    conn.execute(f'LISTEN "{self._channel}"')
                     if failing:
                         log.warning("listening to the other instances again")
                         failing = False

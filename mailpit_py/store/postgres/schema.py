@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from mailpit_py.store.records import StoreError
 
@@ -205,6 +206,23 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_message_id ON messages (message_id);
     """,
 ]
+
+
+def prepare_schema(conn: psycopg.Connection[Any], schema: str, display: str) -> None:
+    """A tenant's schema, made if missing; pg_trgm is made first where the database keeps
+    extensions (public), so every tenant's search path finds its operators."""
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"cannot prepare the tenant's schema {schema!r} in {display}: {str(exc).strip()} "
+            "(the user needs the right to create schemas in the database)"
+        ) from exc
 
 
 def migrate(conn: psycopg.Connection[Any], display: str) -> None:
