@@ -81,6 +81,25 @@ def _free_text(term: Term) -> tuple[str, list[Any]]:
     return _WORDS_OR_SUBSTRING_IN, [query, _contains(substring)]
 
 
+# One messages_fts row matches a lone free-text term (lone_free_text): the substring first,
+# being cheaper to test than a phrase's positions and true for most rows it is asked about.
+FREE_TEXT_MATCH = "(f.text LIKE %s OR f.words @@ %s::tsquery)"
+
+
+def lone_free_text(terms: Sequence[Term]) -> list[Any] | None:
+    """FREE_TEXT_MATCH's parameters when the search is one positive free-text term read from
+    both the word and the substring index (what the search box sends most), else None: such a
+    search can be paged newest first with an early stop, as on SQLite (lone_substring)."""
+    if len(terms) != 1 or terms[0].kind not in ("word", "phrase") or terms[0].negated:
+        return None
+    value = str(terms[0].value)
+    query = tsquery_literal(value)
+    substring = index_text(value).strip().lower()
+    if query is None or len(substring) < TRIGRAM_MIN:
+        return None
+    return [_contains(substring), query]
+
+
 def _address_sql(column: str, value: str) -> tuple[str, list[Any]]:
     like, params = _ilike(_ADDRESS_TEXT, value)
     exact = f"EXISTS (SELECT 1 FROM jsonb_array_elements({column}::jsonb) j WHERE {like})"
