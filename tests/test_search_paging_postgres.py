@@ -12,6 +12,7 @@ from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
 from mailpit_py.store.postgres import queries
+from mailpit_py.store.postgres.backend import PgStore
 from mailpit_py.store.search import parse_query
 from pgserver import PgServer
 
@@ -49,8 +50,12 @@ def test_dense_pages_and_counts_match_the_general_query(
     monkeypatch.setattr(queries, "SAMPLE_ROWS", 20)  # this small mailbox's newest 20 rows
     monkeypatch.setattr(queries, "EARLY_STOP_ROWS", 10_000)
     terms = parse_query(query)
+    store = mailbox.store
+    assert isinstance(store, PgStore)
+    params = queries.lone_free_text(terms)
+    assert params is not None
     for start, limit in ((0, 5), (5, 5), (10, 50), (200, 5)):
-        dense = mailbox.store._dense_free_text_page(queries.lone_free_text(terms), start, limit)
+        dense = store._dense_free_text_page(params, start, limit)
         if query == "a1@example":  # in few of the newest: through the indexes instead
             assert dense is None
             continue

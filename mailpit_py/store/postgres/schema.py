@@ -205,6 +205,12 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX messages_message_id ON messages (message_id);
     """,
+    # 4: header: lists a name's distinct values (their first 256 characters, lowered: a btree
+    # key has a size limit) from an index, to read only the rows of the values that match
+    # (store/postgres/search_sql.py's _header).
+    """
+    CREATE INDEX headers_name_key ON headers (lower(name), lower(left(value, 256)), message);
+    """,
 ]
 
 
