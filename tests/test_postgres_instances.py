@@ -4,6 +4,7 @@ and the other's websocket clients hear of it (LISTEN/NOTIFY through the store)."
 from __future__ import annotations
 
 import contextlib
+import email
 import json
 import re
 import signal
@@ -13,10 +14,15 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from test_relay import relay_yaml
+from test_webhook import Receiver
+from upstream import UpstreamServer
 
 from helpers import REPO, WsClient, make_server, wait_until
 from mailpit_py.server import Server
@@ -38,7 +44,7 @@ def api(mp: Server, path: str, method: str = "GET", body: Any = None) -> Any:
         return json.loads(raw) if "json" in resp.headers.get("Content-Type", "") else raw
 
 
-def next_frame(ws: WsClient, kind: str) -> dict[str, Any]:
+def next_frame(ws: Any, kind: str) -> dict[str, Any]:
     def frame() -> dict[str, Any] | None:
         got = json.loads(ws.receive(timeout=10) or "{}")
         return got if got.get("Type") == kind else None
@@ -238,6 +244,10 @@ class NewFrames:
                 with self.lock:
                     self.seen.append(frame["Data"]["MessageID"])
 
+    def heard(self, count: int) -> bool:
+        with self.lock:
+            return len(set(self.seen)) >= count
+
     def ids(self) -> set[str]:
         with self.lock:
             return set(self.seen)
@@ -350,3 +360,79 @@ def test_both_instances_recover_from_a_database_restart_by_themselves(
     assert restarted <= final_a | final_b
     frames_a.close()
     frames_b.close()
+
+
+# -- what runs once per message: the checks, the webhook, relay on arrival -----------------
+
+
+def idle(mp: Server) -> bool:
+    """Nothing left in flight for this instance's checks, webhook and relay workers."""
+    checks, hook = mp.checks, mp.webhook
+    assert checks is not None and hook is not None and hook._sub is not None
+    return (
+        checks._queue.empty()
+        and not checks._inflight
+        and hook.pending == 0
+        and hook._sub.queue.empty()
+    )
+
+
+def checks_done(mp: Server) -> float:
+    """How many messages this instance's checks have run for (and saved)."""
+    assert mp.mailbox is not None
+    return mp.mailbox.telemetry.counter("message_checks").get(("done",), 0)
+
+
+def test_checks_webhook_and_relay_run_once_per_message_across_two_instances(
+    pg_url: str, tmp_path: Path
+) -> None:
+    n = 20
+    zone = tmp_path / "zone.txt"
+    zone.write_text("example.org TXT v=spf1 -all\n")
+    hook = Receiver()
+    with UpstreamServer() as upstream, contextlib.ExitStack() as stack:
+        stack.callback(hook.close)
+        settings = {
+            "database": pg_url,
+            "webhook_url": hook.url,
+            "webhook_limit": 0,
+            "smtp_relay_config": relay_yaml(tmp_path, upstream.port),
+            "smtp_relay_all": True,
+            "dns_override": str(zone),
+            "dns_offline": True,  # the checks ask no real DNS
+        }
+        a = stack.enter_context(make_server(**settings))
+        b = stack.enter_context(make_server(**settings))
+        listeners = [
+            stack.enter_context(
+                contextlib.closing(
+                    NewFrames(mp.http_url.replace("http://", "ws://") + "api/events")
+                )
+            )
+            for mp in (a, b)
+        ]
+        subjects = [f"once.{i}@load.test" for i in range(n)]
+        for i, subject in enumerate(subjects):
+            with smtplib.SMTP(*(a, b)[i % 2].smtp_address, timeout=30) as client:
+                client.sendmail("ann@example.com", ["bob@example.org"], mail(subject))
+        # Both instances' buses carried all twenty (their own and the other's, as `new`).
+        for frames in listeners:
+            wait_until(partial(frames.heard, n), timeout=60, what="every new frame")
+        wait_until(lambda: len(upstream.received) >= n, timeout=60, what="the relayed copies")
+        wait_until(lambda: len(hook.received) >= n, timeout=60, what="the webhook posts")
+
+        def done() -> bool:
+            return checks_done(a) + checks_done(b) >= n and idle(a) and idle(b)
+
+        wait_until(done, timeout=60, what="the checks done and every worker idle")
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()
+        assert row == (0,)
+        # Each message: one relayed copy, one webhook post, one run of its checks in all.
+        relayed = [email.message_from_bytes(r.data)["Subject"] for r in upstream.received]
+        assert sorted(relayed) == sorted(subjects)
+        assert sorted(body["Subject"] for body in hook.received) == sorted(subjects)
+        assert [checks_done(a), checks_done(b)] == [
+            n / 2,
+            n / 2,
+        ]  # each instance checked what it received
