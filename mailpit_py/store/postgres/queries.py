@@ -16,7 +16,7 @@ INDEXED_KINDS = frozenset({"word", "phrase", "subject", "addressed", "header"})
 # A lone free-text term is tried on this many of the newest index rows first: how many match
 # says whether its page is found by reading rows newest first and stopping there (a term in
 # most messages) or through the indexes (a rarer one).
-SAMPLE_ROWS = 1000
+SAMPLE_ROWS = 200
 # The newest-first read is taken when it should find the page within this many rows.
 EARLY_STOP_ROWS = 20_000
 
