@@ -436,3 +436,18 @@ def test_checks_webhook_and_relay_run_once_per_message_across_two_instances(
             n / 2,
             n / 2,
         ]  # each instance checked what it received
+
+
+def test_the_instances_bench_runs_and_counts_every_message(pg_url: str) -> None:
+    """bench/instances.py still works (it fails a run that lost a message); no speed asserted."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "instances.py"), "--database", pg_url]
+        + ["-n", "40", "-c", "4", "--events", "3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"run 1: one instance \d+ msgs/s, two \d+ msgs/s", proc.stdout), proc.stdout
+    assert "other instance median" in proc.stdout
