@@ -143,3 +143,34 @@ def test_bad_log_settings_are_clear_errors(tmp_path: Path, args: list[str], erro
     )
     assert result.returncode == 2
     assert error in result.stderr
+
+
+def test_a_receiver_refusal_over_several_lines_is_one_log_line(tmp_path: Path) -> None:
+    # Gmail's DMARC and authentication replies span three lines; a log line per line would
+    # split one session's record and read as lines of their own to a log collector.
+    log = tmp_path / "mailpit.log"
+    proc = run_server(log, "--receiver", "gmail")
+    try:
+        host, port = smtp_address(log, proc)
+        with smtplib.SMTP(host, int(port)) as client:
+            client.ehlo()
+            code, _ = client.docmd("MAIL FROM:<dev@example.com>")
+            assert code == 250
+            client.docmd("RCPT TO:<someone@gmail.com>")
+            client.docmd("DATA")
+            code, reply = client.docmd("From: dev@example.com\r\nSubject: hi\r\n\r\nHi\r\n.")
+            assert code == 550 and b"5.7.26" in reply
+
+        def session() -> dict[str, Any] | None:
+            found = [r for r in json_lines(log) if r.get("event") == "session"]
+            return found[0] if found else None
+
+        rec = wait_until(session, timeout=30, what="the session line")
+        assert "\n" not in rec["message"]
+        assert "last refusal: 550-5.7.26 " in rec["message"]
+        assert " | 550 5.7.26 information" in rec["message"]
+        [msg] = [r for r in json_lines(log) if r.get("event") == "message"]
+        assert msg["message"].endswith("(kept, refused by the receiver profile)")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

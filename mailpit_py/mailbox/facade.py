@@ -342,12 +342,13 @@ class Mailbox:
             # Its fields cost a little per message: skipped under --quiet.
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    "message %s from <%s> to %s subject %r size %d",
+                    "message %s from <%s> to %s subject %r size %d%s",
                     uid,
                     envelope.mail_from,
                     ", ".join(f"<{r}>" for r in envelope.rcpt_to),
                     rec.subject,
                     rec.size,
+                    " (kept, refused by the receiver profile)" if rec.refused else "",
                     extra={
                         "event": "message",
                         "id": uid,

@@ -177,7 +177,8 @@ def log_session(rec: SessionRecord) -> None:
         rec.helo or "no HELO",
         rec.outcome,
         len(rec.messages),
-        f", last refusal: {refusals[-1]}" if refusals else "",
+        # A receiver profile's reply may span lines: one log line still, its lines joined.
+        f", last refusal: {' | '.join(refusals[-1].splitlines())}" if refusals else "",
         extra={
             "event": "session",
             "id": rec.uid,
