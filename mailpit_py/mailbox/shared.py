@@ -23,6 +23,11 @@ SHARED: dict[str, type[events.Event]] = {
 }
 MAX_IDS = 200  # a Prune naming more IDs says none (its frame's Data is null anyway)
 BATCH = 100  # notifications sent in one round trip at most
+# Tries of a notification's round trip and of a new message's summary read before they are given
+# up: after the database restarted, pooled connections used moments before are handed out
+# unchecked (a check costs a round trip per read) and fail once each before they are replaced,
+# so one failure says little about the next try.
+TRIES = 10
 
 
 class SharedEvents:
@@ -69,10 +74,19 @@ class SharedEvents:
                 for event in batch
                 if event is not None and not event.remote and event.type in SHARED
             ]
+            self._notify(told)
+
+    def _notify(self, told: list[str]) -> None:
+        for attempt in range(TRIES):
             try:
                 self.mailbox.store.notify(told)
-            except (StoreError, ValueError) as exc:
+                return
+            except ValueError as exc:
                 log.warning("shared events: the other instances were not told: %s", exc)
+                return
+            except StoreError as exc:  # (a failed NOTIFY was not sent: trying again is safe)
+                if attempt == TRIES - 1:
+                    log.warning("shared events: the other instances were not told: %s", exc)
 
     def _message(self, event: events.Event) -> str:
         data: Any = event.data
@@ -93,9 +107,24 @@ class SharedEvents:
             return
         data = note.get("Data")
         if cls is events.NewMessage:
-            try:
-                data = self.mailbox.summary(str(data["ID"]))
-            except (MessageNotFound, StoreError, KeyError, TypeError):
-                return  # gone again, or unreadable now: the clients reload later
+            data = self._summary(data)
+            if data is None:
+                return
         self.mailbox.bus.publish(cls(data, remote=True))
         self.mailbox.changed_elsewhere()  # this instance's clients get the new counts too
+
+    def _summary(self, data: Any) -> dict[str, Any] | None:
+        """The summary a `new` event names; None when it is gone again or stays unreadable."""
+        try:
+            uid = str(data["ID"])
+        except (KeyError, TypeError):
+            return None
+        for attempt in range(TRIES):
+            try:
+                return self.mailbox.summary(uid)
+            except MessageNotFound:
+                return None  # deleted since: nothing to announce
+            except StoreError as exc:
+                if attempt == TRIES - 1:
+                    log.warning("shared events: message %s not announced: %s", uid, exc)
+        return None
