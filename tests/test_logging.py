@@ -158,8 +158,9 @@ def test_a_receiver_refusal_over_several_lines_is_one_log_line(tmp_path: Path) -
             assert code == 250
             client.docmd("RCPT TO:<someone@gmail.com>")
             client.docmd("DATA")
-            code, reply = client.docmd("From: dev@example.com\r\nSubject: hi\r\n\r\nHi\r\n.")
-            assert code == 550 and b"5.7.26" in reply
+            client.send(b"From: dev@example.com\r\nSubject: hi\r\n\r\nHi\r\n.\r\n")
+            code, reply = client.getreply()
+            assert code == 550 and b"5.7.26" in reply, reply
 
         def session() -> dict[str, Any] | None:
             found = [r for r in json_lines(log) if r.get("event") == "session"]
