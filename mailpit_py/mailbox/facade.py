@@ -43,10 +43,13 @@ from mailpit_py.store.open import (
     tenant_file,
     tenant_name,
 )
-from mailpit_py.store.records import MessageRecord, SessionRecord, TagError, Ticket
+from mailpit_py.store.records import MessageRecord, SessionRecord, StoreError, TagError, Ticket
 from mailpit_py.store.search import SearchError, Term, parse_query
 from mailpit_py.store.sqlite import MEMORY
 
+# How long DELETE /api/v1/messages waits for a delete of everything (a million messages took
+# 8-13 s); past it the request is answered and the delete goes on.
+DELETE_ALL_WAIT = 60.0
 PRUNE_OVER = 200  # Mailpit: deleting more messages than this is announced as one prune
 log = logging.getLogger("mailpit_py.mailbox")
 
@@ -591,11 +594,25 @@ class Mailbox:
             self.bus.publish(events.Delete({"ID": uid}))
 
     def delete_all(self) -> int:
-        n = self.store.write(lambda s: s.delete_all())
-        self.deleted += n
-        self.bus.publish(events.Truncate())
-        self._stats_dirty.set()
-        return n
+        """Delete every message; the clients hear of it once the delete has committed, also
+        when that outlasts DELETE_ALL_WAIT (a million messages may), which answers StoreError
+        while the delete goes on."""
+        future = self.store.submit(lambda s: s.delete_all())
+
+        def done(f: Future[int]) -> None:
+            if f.exception() is None:
+                self.deleted += f.result()
+                self.bus.publish(events.Truncate())
+                self._stats_dirty.set()
+
+        future.add_done_callback(done)
+        try:
+            return future.result(timeout=DELETE_ALL_WAIT)
+        except TimeoutError:
+            raise StoreError(
+                f"deleting every message takes longer than {DELETE_ALL_WAIT:g}s: it goes on, "
+                "and the web UI and the websocket's clients are told when it is done"
+            ) from None
 
     def tags(self) -> list[str]:
         return list(self.store.tag_counts())
