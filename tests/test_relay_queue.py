@@ -229,12 +229,14 @@ def test_smtp_session_duration_histogram(start: Callable[..., Server]) -> None:
         client.sendmail("ann@example.com", ["bob@example.com"], MESSAGE)
     with smtplib.SMTP(*mp.smtp_address) as client:
         client.noop()
-    elapsed = time.monotonic() - began
     name = "mailpit_smtp_session_duration_seconds"
     samples = wait_until(
         lambda: (s := scrape(url)) and every(s, f"{name}_count") == 2 and s,
         what="two sessions observed",
     )
+    # Measured once the server has recorded both: a session ends when the server sees the
+    # close, which may come a moment after the client has left.
+    elapsed = time.monotonic() - began
     assert value(samples, f"{name}_count", outcome="delivered") == 1
     assert value(samples, f"{name}_count", outcome="no mail") == 1
     total = every(samples, f"{name}_sum")
