@@ -23,16 +23,29 @@ if TYPE_CHECKING:
 FILTERS = ("subject", "from_", "to", "cc", "bcc", "recipient", "text", "html", "tag")
 
 
+# pytest-mailpit's plugin (another project, entry point `mailpit`) defines the same options and a
+# `mailpit` fixture of its own: with both installed pytest would stop at the clash, so ours blocks
+# it (its client classes stay importable: this project's tests use one).
+OTHER_PLUGIN = "mailpit"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.set_blocked(OTHER_PLUGIN)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mailpit", "mailpit_py mail catcher")
-    group.addoption(
-        "--mailpit-url",
-        default=None,
-        metavar="URL",
-        help="use an already running mailpit_py or Mailpit (its HTTP URL, e.g. "
-        "http://127.0.0.1:8025/, SMTP on port 1025 of the same host unless "
-        "--mailpit-smtp says otherwise) instead of starting one",
-    )
+    try:
+        group.addoption(
+            "--mailpit-url",
+            default=None,
+            metavar="URL",
+            help="use an already running mailpit_py or Mailpit (its HTTP URL, e.g. "
+            "http://127.0.0.1:8025/, SMTP on port 1025 of the same host unless "
+            "--mailpit-smtp says otherwise) instead of starting one",
+        )
+    except ValueError:
+        pass  # pytest-mailpit, loaded before ours was and blocked since, defined it alike
     group.addoption(
         "--mailpit-smtp",
         default=None,
