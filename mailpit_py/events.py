@@ -10,16 +10,30 @@ from typing import Any, ClassVar
 
 from mailpit_py import jsontext
 
+# The mailbox of an event that names none; mailbox/boxes.py's DEFAULT_BOX (the bus sits below the
+# mailbox layer, so the name is repeated here, and a test keeps the two equal).
+DEFAULT_BOX = "default"
+EVERY_BOX = "*"  # an event every mailbox's subscribers hear (MailboxCounts, a change to all)
+
 
 @dataclass(frozen=True, eq=False)
 class Event:
-    """Base of every event; `type` is the websocket frame's Type (Mailpit's names)."""
+    """Base of every event; `type` is the websocket frame's Type (Mailpit's names).
+
+    `box` is the mailbox the event concerns, or EVERY_BOX: the websocket and IMAP pass a
+    subscriber only its own mailbox's events (and EVERY_BOX's), so that no client hears of
+    another mailbox's messages; the frame itself stays Mailpit's ({"Type", "Data"})."""
 
     type: ClassVar[str] = ""
     data: Any = None
     # Made by another instance sharing the database (mailbox/shared.py), told here so that
     # websockets and IMAP see it; work done once per message (the webhook) skips it.
     remote: bool = False
+    box: str = DEFAULT_BOX
+
+    def concerns(self, box: str) -> bool:
+        """Whether a subscriber to mailbox `box` is told of this event."""
+        return self.box == box or self.box == EVERY_BOX
 
     def to_api(self) -> dict[str, Any]:
         return {"Type": self.type, "Data": self.data}
@@ -66,6 +80,16 @@ class Prune(Event):
 @dataclass(frozen=True, eq=False)
 class Stats(Event):
     type: ClassVar[str] = "stats"
+
+
+@dataclass(frozen=True, eq=False)
+class MailboxCounts(Event):
+    """Every mailbox's counts changed: `data` is [{"Name", "Total", "Unread"}], sorted by name.
+
+    Published throttled, as `stats`, with box EVERY_BOX (a mailbox list shows them all)."""
+
+    type: ClassVar[str] = "mailboxes"
+    box: str = EVERY_BOX
 
 
 @dataclass(frozen=True, eq=False)

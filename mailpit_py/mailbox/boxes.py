@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 DEFAULT_BOX = "default"  # always exists; cannot be deleted or renamed
 BOX_NAME_MAX = 64
@@ -30,3 +31,32 @@ def clean_box_name(text: str) -> str:
 def is_box_name(text: str) -> bool:
     """Whether `text` is already a clean, valid mailbox name."""
     return _CLEAN.fullmatch(text) is not None
+
+
+class BoxInfo(NamedTuple):
+    """One mailbox as listed: its name, messages, unread messages and creation time."""
+
+    name: str
+    total: int
+    unread: int
+    created: float
+
+
+class BoxNotFound(LookupError):
+    """No mailbox of that name (the web answers 404)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"mailbox not found: {name}")
+        self.name = name
+
+
+class BoxExists(ValueError):
+    """A mailbox of that name exists already (the web answers 409)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"mailbox already exists: {name}")
+        self.name = name
+
+
+class BoxRefused(ValueError):
+    """A change no mailbox may have, such as renaming or deleting the default one (400)."""
