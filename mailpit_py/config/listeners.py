@@ -17,13 +17,15 @@ EXAMPLE = "e.g. submission=0.0.0.0:587,tls=starttls,auth=required"
 class ListenerSpec:
     """One listener: its name, address, TLS mode (off, optional: STARTTLS offered, starttls:
     required before mail, implicit: TLS from the first byte), AUTH mode ("" as the credentials
-    say) and receiver profile ("" for --receiver's)."""
+    say), receiver profile ("" for --receiver's) and the mailbox its mail goes to ("" as the
+    other routes say; docs/mailboxes.md)."""
 
     name: str
     addr: str
     tls: str = "off"
     auth: str = ""
     receiver: str = ""
+    mailbox: str = ""
 
 
 def parse_listener_list(value: str, flag: str) -> tuple[str, ...]:
@@ -45,19 +47,22 @@ def parse_listener(spec: str, flag: str = "--smtp-listener") -> ListenerSpec:
             f"other than default (the --smtp listener's), {EXAMPLE}"
         )
     split_hostport(addr.strip(), f"{flag} {name}")
-    values = {"tls": "off", "auth": "", "receiver": ""}
+    values = {"tls": "off", "auth": "", "receiver": "", "mailbox": ""}
     for option in options:
         key, eq, val = option.partition("=")
         key, val = key.strip().lower(), val.strip()
         if not eq or key not in values:
             raise ConfigError(
-                f"{flag} {name}: {option!r} is not an option: use tls=, auth= or receiver=, "
-                + EXAMPLE
+                f"{flag} {name}: {option!r} is not an option: use tls=, auth=, receiver= or "
+                "mailbox=, " + EXAMPLE
             )
         allowed = {"tls": TLS_MODES, "auth": AUTH_MODES[1:]}.get(key)
         if allowed is not None and val.lower() not in allowed:
             raise ConfigError(f"{flag} {name}: {key}={val!r}: use one of {', '.join(allowed)}")
-        if key == "receiver" and not val:
-            raise ConfigError(f"{flag} {name}: receiver= needs a profile name or file")
+        if key in ("receiver", "mailbox") and not val:
+            what = "a profile name or file" if key == "receiver" else "a mailbox name"
+            raise ConfigError(f"{flag} {name}: {key}= needs {what}")
         values[key] = val.lower() if allowed else val
-    return ListenerSpec(name, addr.strip(), values["tls"], values["auth"], values["receiver"])
+    return ListenerSpec(
+        name, addr.strip(), values["tls"], values["auth"], values["receiver"], values["mailbox"]
+    )

@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field, fields
 
 from mailpit_py.config.listeners import parse_listener_list
+from mailpit_py.config.mailboxes import mailbox_config, parse_route_list, parse_unrouted
 from mailpit_py.config.option import Option, options_of, setting
 from mailpit_py.config.values import (
     normalize_webroot,
@@ -406,12 +407,60 @@ class Config:
         env="MP_SMTP_LISTENERS",
         help=(
             "another SMTP listener into the same store, NAME=ADDR[,tls=implicit|starttls|"
-            "optional|off][,auth=required|optional|off][,receiver=PROFILE]; repeat the flag, "
-            "or separate listeners with ; in the variable"
+            "optional|off][,auth=required|optional|off][,receiver=PROFILE][,mailbox=NAME]; "
+            "repeat the flag, or separate listeners with ; in the variable"
         ),
         convert=parse_listener_list,
         metavar="SPEC",
         repeat=True,
+    )
+    # --- mailboxes per project (docs/mailboxes.md) ---
+    mailbox_config: str = setting(
+        "",
+        flags=("--mailbox-config",),
+        env="MP_MAILBOX_CONFIG",
+        help="YAML file of mailboxes (one per project): their routes, max and who may see them",
+        metavar="FILE",
+    )
+    mailbox_auto: bool = setting(
+        False,
+        flags=("--mailbox-auto",),
+        env="MP_MAILBOX_AUTO",
+        help="a mailbox per SMTP AUTH username, made on its first message (after the routes)",
+    )
+    mailbox_routes: tuple[str, ...] = setting(
+        (),
+        flags=("--mailbox-route",),
+        env="MP_MAILBOX_ROUTES",
+        help=(
+            "route mail to a mailbox, NAME=auth:GLOB, rcpt:GLOB, listener:NAME or header:VALUE "
+            "(e.g. shop=rcpt:*@shop.test; {mailbox}=rcpt:*@{mailbox}.test makes one per "
+            "domain); repeat the flag, or separate routes with ; in the variable"
+        ),
+        convert=parse_route_list,
+        metavar="NAME=RULE",
+        repeat=True,
+    )
+    mailbox_header: str = setting(
+        "",
+        flags=("--mailbox-header",),
+        env="MP_MAILBOX_HEADER",
+        help=(
+            "a message header naming its mailbox, e.g. X-Mailbox (only mailboxes that exist; "
+            "header: routes match it); default: header routing off"
+        ),
+        metavar="NAME",
+    )
+    mailbox_unrouted: str = setting(
+        "",
+        flags=("--mailbox-unrouted",),
+        env="MP_MAILBOX_UNROUTED",
+        help=(
+            "mail no route matches: default (keep it in the default mailbox) or refuse "
+            "(550 5.1.1); default: the config file's unrouted:, else default"
+        ),
+        convert=parse_unrouted,
+        metavar="default|refuse",
     )
     enable_chaos: bool = setting(
         False,
@@ -878,6 +927,15 @@ class Config:
         convert=parse_duration,
         metavar="SECONDS",
     )
+
+    def allowed_boxes(self, username: str | None) -> set[str] | None:
+        """The mailboxes a UI/API/POP3/IMAP user may see (--mailbox-config's access:); None
+        means every mailbox: no login, a user not listed, or one given "*"."""
+        return mailbox_config(self).allowed_boxes(username)
+
+    def box_max(self, name: str) -> int | None:
+        """The mailbox's own max: from --mailbox-config; None when it has none (--max)."""
+        return mailbox_config(self).box_max(name)
 
 
 # The settings table in declaration order: the CLI's parser and `mailpit-py config` read it.

@@ -22,6 +22,7 @@ from mailpit_py.config.sources import ALIAS_ENV, ALIAS_FLAGS, settings_from
 from mailpit_py.config.values import parse_networks, split_hostport
 from mailpit_py.dkimsign.signer import Signer
 from mailpit_py.mailaccess.access import validate_mail_access
+from mailpit_py.mailbox.routing import Router
 from mailpit_py.mailbox.tags import AutoTags
 from mailpit_py.net.dns import OverrideError, load_overrides
 from mailpit_py.net.listen import check_address
@@ -92,6 +93,7 @@ def validate(config: Config) -> Config:
     _integrations(config)
     Signer.from_values(config.dkim_sign)  # every rule well-formed, every key file one that signs
     AutoTags.from_config(config)  # --tag, --tags-config, --tags-disable
+    Router.from_config(config)  # --mailbox-config, --mailbox-route, listeners' mailbox=
     _web_access(config)
     parse_cors(config.api_cors)
     parse_allowed_hosts(config.allowed_hosts)

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from mailpit_py.config.yamlfile import parse_yaml
 
 STAGES = ("connect", "mail", "rcpt", "data")
 
@@ -157,33 +157,9 @@ def load(spec: str, flag: str = "--receiver") -> Profile:
     return parse(content, spec)
 
 
-class _Located(dict[str, Any]):
-    line = 0
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML whose mappings remember their line, so errors can point at it."""
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
-    out = _Located({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
-    out.line = node.start_mark.line + 1
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
 def parse(text: str, origin: str) -> Profile:
     """The profile in YAML text; `origin` names it in errors (a path or the built-in name)."""
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ProfileError(f"{origin}{where}: not valid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{origin}: not valid YAML: {exc}") from None
+    data = parse_yaml(text, origin, ProfileError)  # mappings keep their line
     if not isinstance(data, dict):
         raise ProfileError(f"{origin}: a profile is a mapping with name: and rules: keys")
     _known(data, {"name", "description", "source", "settings", "rules"}, origin, "the profile")

@@ -1,0 +1,208 @@
+"""Which mailbox each recipient of a message goes to: the routing rules, pure (no I/O).
+
+A recipient goes to the mailbox of the first rule that matches it, in the order of
+config/mailboxes.py (the file's mailboxes and their routes, then --mailbox-route, then each
+--smtp-listener's mailbox=); then, with --mailbox-header, to the mailbox the header names if it
+exists; then, with --mailbox-auto and an authenticated session, to the mailbox of the AUTH
+username; else it is unrouted: the default mailbox, or refused (--mailbox-unrouted refuse).
+
+A mailbox may be made by a message only through a `{mailbox}` capture of an auth: or rcpt:
+pattern, or --mailbox-auto. A header names only mailboxes that exist, so a sender cannot make
+mailboxes by writing headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from mailpit_py.config.errors import ConfigError
+from mailpit_py.config.listeners import parse_listener
+from mailpit_py.config.mailboxes import CAPTURE, MailboxConfig, RouteRule, mailbox_config
+from mailpit_py.config.settings import Config
+from mailpit_py.mailbox.boxes import (
+    BOX_NAME_ALLOWED,
+    BOX_NAME_MAX,
+    DEFAULT_BOX,
+    clean_box_name,
+    is_box_name,
+)
+
+# The refusal of a recipient no rule routes, with --mailbox-unrouted refuse (RFC 3463 X.1.1:
+# bad destination mailbox address), at RCPT or, when a header could have routed it, at DATA.
+UNROUTED_REPLY = "550 5.1.1 <{rcpt}>: no mailbox for this recipient"
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where one recipient goes: the mailbox, and the rule that sent it there (for the log)."""
+
+    box: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class _Rule:
+    box: str  # a name, or a template holding {mailbox}
+    kind: str
+    regex: re.Pattern[str]
+    where: str
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A case-insensitive glob (`*` any text, `?` one character, `{mailbox}` any text, captured
+    as the group `box`) as a regular expression matched against the whole value."""
+    out = []
+    for piece in re.split(r"(\*|\?|\{mailbox\})", pattern):
+        if piece == "*":
+            out.append(".*")
+        elif piece == "?":
+            out.append(".")
+        elif piece == CAPTURE:
+            out.append("(?P<box>.+?)")
+        else:
+            out.append(re.escape(piece))
+    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+
+
+class Router:
+    """The routing rules of one instance, checked and compiled once (see the module's text)."""
+
+    def __init__(self, settings: MailboxConfig, listeners: Collection[str] = ()) -> None:
+        """ConfigError, naming the file's line or the flag, for a name that is no mailbox name,
+        a listener: route to a listener that does not exist (`listeners`: the --smtp-listener
+        names; given empty, listener names are not checked) or header: routes without a
+        header to match."""
+        self.settings = settings
+        self.unrouted = settings.unrouted
+        self.auto = settings.auto
+        self.header = settings.header
+        for box in settings.boxes:
+            _check_name(box.name, box.where)
+        for names in settings.access.values():
+            for name in sorted(names or ()):
+                _check_name(name, settings.access_where)
+        self._rules = tuple(self._compile(rule, listeners) for rule in settings.rules)
+        self.names: frozenset[str] = frozenset({DEFAULT_BOX, *settings.names})
+        # Nothing but the default mailbox can come out: the SMTP layer skips routing.
+        self.active = bool(self._rules or self.auto or self.header or self.unrouted == "refuse")
+
+    @classmethod
+    def from_config(cls, config: Config) -> Router:
+        """The router of these settings (the file read once per process); ConfigError."""
+        names = [parse_listener(text).name for text in config.smtp_listeners]
+        return cls(mailbox_config(config), ("default", *names))
+
+    def _compile(self, rule: RouteRule, listeners: Collection[str]) -> _Rule:
+        _check_name(rule.box, rule.where)
+        if rule.kind == "listener" and listeners and rule.pattern not in listeners:
+            raise ConfigError(
+                f"{rule.where}: there is no SMTP listener named {rule.pattern!r}: use default "
+                f"(the --smtp listener) or a name given to --smtp-listener NAME=ADDR"
+            )
+        if rule.kind == "header" and not self.header:
+            raise ConfigError(
+                f"{rule.where}: header: routes match the header --mailbox-header names: add "
+                "--mailbox-header X-Mailbox (or header: X-Mailbox in the file)"
+            )
+        return _Rule(rule.box, rule.kind, glob_regex(rule.pattern), rule.where)
+
+    def match(
+        self,
+        rcpt: str,
+        *,
+        username: str = "",
+        listener: str = "default",
+        header_values: Sequence[str] | None = (),
+        existing: Collection[str] = (),
+    ) -> Match | None:
+        """The mailbox of one recipient; None when no rule routes it (unrouted).
+
+        `username` is the session's AUTH username ("" when it has not authenticated),
+        `header_values` the values of the --mailbox-header header in the message (None before
+        DATA: header: routes are then skipped), `existing` the mailboxes that exist beyond
+        those the settings name (a header may name only those)."""
+        values = header_values or ()
+        for rule in self._rules:
+            if rule.kind == "rcpt":
+                box = _matched(rule, rcpt)
+            elif rule.kind == "auth":
+                box = _matched(rule, username) if username else None
+            elif rule.kind == "listener":
+                box = rule.box if rule.regex.fullmatch(listener) else None
+            else:
+                box = rule.box if any(rule.regex.fullmatch(v.strip()) for v in values) else None
+            if box is not None:
+                return Match(box, rule.where)
+        if self.header:
+            for value in values:
+                box = _clean(value)
+                if box is not None and (box in self.names or box in existing):
+                    return Match(box, f"header {self.header}")
+        if self.auto and username:
+            box = _clean(username)
+            if box is not None:
+                return Match(box, "--mailbox-auto")
+        return None
+
+    def refused_at_rcpt(self, rcpt: str, *, username: str = "", listener: str = "default") -> bool:
+        """Whether a recipient is refused now, at RCPT: unrouted is refuse, no rule routes it,
+        and no header could (header routing off); else what DATA's header says decides."""
+        if self.unrouted != "refuse" or self.header:
+            return False
+        return self.match(rcpt, username=username, listener=listener) is None
+
+    def route(
+        self,
+        username: str,
+        listener: str,
+        rcpts: Iterable[str],
+        header_values: Sequence[str] = (),
+        existing: Collection[str] = (),
+    ) -> dict[str, list[str]]:
+        """mailbox -> the recipients routed there, in the envelope's order, mailboxes in the
+        order of their first recipient; an unrouted recipient goes to the default mailbox, or,
+        with unrouted refuse, is left out (the caller refuses it: UNROUTED_REPLY)."""
+        out: dict[str, list[str]] = {}
+        for rcpt in rcpts:
+            found = self.match(
+                rcpt,
+                username=username,
+                listener=listener,
+                header_values=header_values,
+                existing=existing,
+            )
+            if found is None and self.unrouted == "refuse":
+                continue
+            out.setdefault(found.box if found else DEFAULT_BOX, []).append(rcpt)
+        return out
+
+
+def _matched(rule: _Rule, value: str) -> str | None:
+    m = rule.regex.fullmatch(value)
+    if m is None:
+        return None
+    if CAPTURE not in rule.box:
+        return rule.box
+    return _clean(rule.box.replace(CAPTURE, m.group("box")))
+
+
+def _clean(text: str) -> str | None:
+    try:
+        return clean_box_name(text)
+    except ValueError:
+        return None  # empty or too long: no mailbox, so the next rule decides
+
+
+def _check_name(name: str, where: str) -> None:
+    if is_box_name(name.replace(CAPTURE, "x")):
+        return
+    try:
+        hint = f"use {clean_box_name(name)!r}: "
+    except ValueError:
+        hint = ""
+    raise ConfigError(
+        f"{where}: {name!r} is not a mailbox name: {hint}a name is 1 to {BOX_NAME_MAX} of "
+        f"{BOX_NAME_ALLOWED} (lower case)"
+    )
