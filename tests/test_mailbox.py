@@ -279,11 +279,13 @@ def test_messages_carry_only_the_indexes_queries_use(tmp_path: Path) -> None:
         store.close()
     # messages_refused is partial: only a message a receiver profile refused is in it, so
     # accepted mail costs it nothing, and is:refused reads it alone. messages_message_id is
-    # --ignore-duplicate-ids' lookup (migration 14), once per message.
+    # --ignore-duplicate-ids' lookup (migration 14), once per message. messages_mailbox_id_read
+    # is what a page, a search and its counts in one mailbox walk (migration 16).
     assert names == {
         "sqlite_autoindex_messages_1",
         "messages_created",
         "messages_id_read",
+        "messages_mailbox_id_read",
         "messages_refused",
         "messages_message_id",
     }

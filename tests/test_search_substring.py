@@ -105,6 +105,10 @@ def test_an_older_database_gets_the_substring_index_filled(tmp_path: Path) -> No
         "DROP TABLE messages_tri; DROP INDEX IF EXISTS messages_message_id;"
         "DROP INDEX IF EXISTS messages_refused;"
         "ALTER TABLE messages DROP COLUMN refused; ALTER TABLE messages DROP COLUMN listener;"
+        "DROP TRIGGER mailboxes_count_insert; DROP TRIGGER mailboxes_count_delete;"
+        "DROP TRIGGER mailboxes_count_read; DROP TABLE mailboxes;"
+        "DROP INDEX messages_mailbox_id_read; DROP INDEX sessions_mailbox;"
+        "ALTER TABLE sessions DROP COLUMN mailbox;"
         f"PRAGMA user_version = {trigram};"
     )
     conn.close()

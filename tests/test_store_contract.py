@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -17,7 +17,7 @@ from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
 from mailpit_py.store.interface import StoreBackend
 from mailpit_py.store.open import open_store
-from mailpit_py.store.records import SessionRecord, StoreError, TagError, Ticket
+from mailpit_py.store.records import MessageRecord, SessionRecord, StoreError, TagError, Ticket
 
 
 def raw_message(
@@ -383,3 +383,253 @@ def test_ignore_duplicate_ids_keeps_the_first_copy(database: str) -> None:
         assert again == first and mb.counts() == (1, 1)
     finally:
         mb.close()
+
+
+# -- mailboxes: one project's inbox each, in one store ---------------------------------------
+
+
+def box_record(
+    box: str, subject: str, *, sender: str = "", headers: str = "", body: str = "Hi."
+) -> MessageRecord:
+    """A message's record for mailbox `box`, built as delivery builds it."""
+    from mailpit_py.mailbox.record import build_record
+    from mailpit_py.parse.message import parse_message
+
+    raw = raw_message(subject, body, headers=headers, sender=sender)
+    envelope = Envelope("ann@example.com", ("bob@example.org",))
+    rec = build_record(
+        f"{box}-{abs(hash(subject))}",
+        parse_message(raw, envelope),
+        raw,
+        created=time.time(),
+        username="",
+        session_uid="",
+        transcript=[],
+        envelope=envelope,
+    )
+    return rec._replace(mailbox=box)
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[StoreBackend]:
+    s = open_store(database)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def put(store: StoreBackend, box: str, subject: str, **kw: Any) -> str:
+    rec = box_record(box, subject, **kw)
+    store.write(lambda s: s.insert_message(rec))
+    return rec.uid
+
+
+def attempt(store: StoreBackend, fn: Callable[[StoreBackend], Any]) -> Any:
+    """fn's result or the exception it raised, caught in the job (the writer would turn it
+    into a StoreError): callers catch a refusal inside their job the same way."""
+
+    def job(s: StoreBackend) -> Any:
+        try:
+            return fn(s)
+        except (KeyError, ValueError) as exc:
+            return exc
+
+    return store.write(job)
+
+
+def session_record(uid: str, box: str, ended: float | None = None) -> SessionRecord:
+    now = time.time() if ended is None else ended
+    return SessionRecord(
+        uid, now, now, "127.0.0.1:1", "x", "helo", False, "", "ok", [], "[]", mailbox=box
+    )
+
+
+def test_each_mailbox_keeps_its_own_counts_and_default_always_exists(
+    store: StoreBackend,
+) -> None:
+    ((name, total, unread, created),) = store.mailboxes()
+    assert (name, total, unread) == ("default", 0, 0) and created > 0
+    alpha = [put(store, "alpha", f"alpha {n}") for n in range(3)]
+    put(store, "default", "plain one")
+    put(store, "default", "plain two")
+    # The first message of a mailbox made its row.
+    assert [row[:3] for row in store.mailboxes()] == [("alpha", 3, 3), ("default", 2, 2)]
+    assert store.counts("alpha") == (3, 3)
+    assert store.counts("default") == (2, 2)
+    assert store.counts() == (5, 5)
+    assert store.counts("nowhere") == (0, 0)
+    store.write(lambda s: s.set_read(alpha[:2], True))
+    assert store.counts("alpha") == (3, 1) and store.counts("default") == (2, 2)
+    assert store.counts() == (5, 3)
+    store.write(lambda s: s.delete_messages(alpha[:1]))
+    assert store.counts("alpha") == (2, 1) and store.counts() == (4, 3)
+    assert store.write(lambda s: s.create_mailbox("beta", 1234.5)) is True
+    assert store.write(lambda s: s.create_mailbox("beta", 9999.0)) is False
+    assert store.mailboxes() == [
+        ("alpha", 2, 1, store.mailboxes()[0][3]),
+        ("beta", 0, 0, 1234.5),
+        ("default", 2, 2, store.mailboxes()[2][3]),
+    ]
+    # Emptying everything keeps the mailboxes, emptied.
+    assert store.write(lambda s: s.delete_all()) == 4
+    assert [row[:3] for row in store.mailboxes()] == [
+        ("alpha", 0, 0),
+        ("beta", 0, 0),
+        ("default", 0, 0),
+    ]
+    put(store, "alpha", "after the emptying")
+    assert store.counts("alpha") == (1, 1) and store.counts() == (1, 1)
+
+
+def test_each_read_sees_its_own_mailbox_alone(store: StoreBackend) -> None:
+    from mailpit_py.store.search import parse_query
+
+    a1 = put(store, "alpha", "Invoice 1001 for alpha", headers="X-Campaign: spring\r\n")
+    a2 = put(store, "alpha", "Status of alpha", sender="Zed <zed@sample.org>")
+    d1 = put(store, "default", "Invoice 1002 for default", headers="X-Campaign: spring\r\n")
+    d2 = put(store, "default", "Status of default", sender="Zed <zed@sample.org>")
+    store.write(lambda s: s.set_tags([a1, d1], ["Work"]))
+    store.write(lambda s: s.set_read([a2], True))
+    store.index_barrier()
+    assert store.box_of(a1) == "alpha" and store.box_of(d1) == "default"
+    assert store.box_of("no-such-uid") is None
+    assert [r["uid"] for r in store.list_summaries(box="alpha")] == [a2, a1]
+    assert [r["uid"] for r in store.list_summaries(1, 10, box="default")] == [d1]
+    assert [r["uid"] for r in store.list_summaries()] == [d2, d1, a2, a1]
+    assert [r["mailbox"] for r in store.list_summaries()] == ["default"] * 2 + ["alpha"] * 2
+    summary = store.summary(a1)
+    assert summary is not None and summary["mailbox"] == "alpha"
+
+    def found(query: str, box: str | None) -> tuple[list[str], int, int]:
+        rows, matched, unread = store.search_page(parse_query(query), 0, 50, box=box)
+        return [r["uid"] for r in rows], matched, unread
+
+    # Each kind of search: words, a substring, a header value, an address, a tag, a flag.
+    assert found("invoice", "alpha") == ([a1], 1, 1)
+    assert found("invoice", None) == ([d1, a1], 2, 2)
+    assert found("nvoic", "default") == ([d1], 1, 1)
+    assert found("header:X-Campaign:spring", "alpha") == ([a1], 1, 1)
+    assert found("from:zed", "alpha") == ([a2], 1, 0)
+    assert found("tag:Work", "default") == ([d1], 1, 1)
+    assert found("is:read", "default") == ([], 0, 0)
+    assert found("is:read", "alpha") == ([a2], 1, 0)
+    assert found("status", "nowhere") == ([], 0, 0)
+    assert found("status", "default")[0] == [d2]
+    assert store.latest_uid("alpha") == a2 and store.latest_uid("default") == d2
+    assert store.latest_uid() == d2 and store.latest_uid("nowhere") is None
+    assert store.tag_counts("alpha") == {"Work": 1} and store.tag_counts() == {"Work": 2}
+    assert store.tag_counts("nowhere") == {}
+    assert [e[1] for e in store.index(box="alpha")] == [a1, a2]
+    assert [e[1] for e in store.index("Work", box="default")] == [d1]
+    assert [e[1] for e in store.index("Work")] == [a1, d1]
+    assert sum(store.size_histogram([100_000], box="alpha")) == 2
+    assert sum(store.size_histogram([100_000], box="nowhere")) == 0
+    assert sum(store.size_histogram([100_000])) == 4
+    assert store.top_senders(box="alpha") == [("ann@example.com", 1), ("zed@sample.org", 1)]
+    assert store.top_senders(box="nowhere") == []
+    assert store.top_recipient_domains(box="alpha") == [("corp.example", 2), ("example.org", 2)]
+    assert store.top_recipient_domains() == [("corp.example", 4), ("example.org", 4)]
+    assert store.top_recipient_domains(box="nowhere") == []
+
+
+def test_each_write_named_for_a_mailbox_skips_the_others(store: StoreBackend) -> None:
+    from mailpit_py.store.search import parse_query
+
+    a1 = put(store, "alpha", "Report one")
+    a2 = put(store, "alpha", "Report two")
+    d1 = put(store, "default", "Report three")
+    rec = box_record("default", "Report three")  # the same Message-ID as d1
+    assert store.write(lambda s: s.stored_message_id(rec.message_id, box="default")) == d1
+    assert store.write(lambda s: s.stored_message_id(rec.message_id, box="alpha")) is None
+    assert store.write(lambda s: s.stored_message_id(rec.message_id)) == d1
+    # By uid: another mailbox's uid is as a uid that does not exist.
+    assert store.write(lambda s: s.set_read([a1, d1], True, box="alpha")) == [a1]
+    assert store.counts("default") == (1, 1)
+    assert sorted(store.write(lambda s: s.set_read(None, True, box="default"))) == [d1]
+    assert store.counts("alpha") == (2, 1) and store.counts("default") == (1, 0)
+    assert store.write(lambda s: s.set_read(None, False, box="alpha")) == [a1]
+    assert store.write(lambda s: s.set_tags([a1, d1], ["x"], box="default")) == [(d1, ["x"])]
+    store.write(lambda s: s.set_tags([a1, a2], ["x"]))
+    renamed = store.write(lambda s: s.rename_tag("x", "y", box="alpha"))
+    assert sorted(renamed) == sorted([(a1, ["y"]), (a2, ["y"])])
+    assert store.tag_counts("default") == {"x": 1} and store.tag_counts("alpha") == {"y": 2}
+    refused = attempt(store, lambda s: s.rename_tag("x", "z", box="alpha"))
+    assert isinstance(refused, TagError) and "not found" in str(refused)
+    removed = store.write(lambda s: s.rename_tag("y", "", box="alpha"))
+    assert sorted(removed) == sorted([(a1, []), (a2, [])])
+    store.index_barrier()
+    report = parse_query("report")
+    assert store.write(lambda s: s.uids_matching(report, box="alpha")) == [a2, a1]
+    assert store.write(lambda s: s.uids_matching(report)) == [d1, a2, a1]
+    assert store.write(lambda s: s.delete_messages([a1, d1], box="default")) == [d1]
+    assert store.box_of(a1) == "alpha" and store.box_of(d1) is None
+    d2 = put(store, "default", "Report four")
+    assert store.write(lambda s: s.delete_all(box="alpha")) == 2
+    assert store.counts("alpha") == (0, 0) and store.counts() == (1, 1)
+    assert [r["uid"] for r in store.list_summaries()] == [d2]
+    store.index_barrier()
+    assert store.search_page(report, box=None)[1] == 1
+
+
+def test_retention_counts_and_deletes_in_its_own_mailbox(store: StoreBackend) -> None:
+    alpha = [put(store, "alpha", f"alpha kept {n}") for n in range(12)]
+    others = [put(store, "default", f"default kept {n}") for n in range(3)]
+    pruned = store.write(lambda s: s.prune(5, None, box="alpha"))
+    assert sorted(pruned) == sorted(alpha[:-5])
+    assert store.counts("alpha") == (5, 5) and store.counts("default") == (3, 3)
+    # Under its own count nothing goes, whatever the others hold.
+    assert store.write(lambda s: s.prune(5, None, box="default")) == []
+    cutoff = time.time() + 1
+    assert sorted(store.write(lambda s: s.prune(0, cutoff, box="default"))) == sorted(others)
+    assert store.counts("alpha") == (5, 5) and store.counts() == (5, 5)
+
+
+def test_sessions_are_logged_and_read_per_mailbox(store: StoreBackend) -> None:
+    store.write(lambda s: s.insert_session(session_record("s1", "alpha"), 100))
+    store.write(lambda s: s.insert_session(session_record("s2", "default"), 100))
+    store.write(lambda s: s.insert_session(session_record("s3", "alpha"), 100))
+    assert store.session_count() == 3
+    assert store.session_count("alpha") == 2 and store.session_count("nowhere") == 0
+    assert [r["uid"] for r in store.sessions(box="alpha")] == ["s3", "s1"]
+    assert [r["uid"] for r in store.sessions(1, 5, box="alpha")] == ["s1"]
+    assert [r["uid"] for r in store.sessions()] == ["s3", "s2", "s1"]
+    row = store.session("s2")
+    assert row is not None and row["mailbox"] == "default"
+
+
+def test_a_mailbox_is_renamed_and_deleted_with_its_messages_and_sessions(
+    store: StoreBackend,
+) -> None:
+    a1 = put(store, "alpha", "Moving day")
+    d1 = put(store, "default", "Staying put")
+    store.write(lambda s: s.set_read([a1], True))
+    store.write(lambda s: s.insert_session(session_record("s1", "alpha"), 100))
+    store.write(lambda s: s.insert_session(session_record("s2", "default"), 100))
+    store.write(lambda s: s.rename_mailbox("alpha", "omega"))
+    assert [row[:3] for row in store.mailboxes()] == [("default", 1, 1), ("omega", 1, 0)]
+    assert store.box_of(a1) == "omega" and store.counts("alpha") == (0, 0)
+    assert [r["uid"] for r in store.sessions(box="omega")] == ["s1"]
+
+    def rename(old: str, new: str) -> Any:
+        return attempt(store, lambda s: s.rename_mailbox(old, new))
+
+    def delete(name: str) -> Any:
+        return attempt(store, lambda s: s.delete_mailbox(name))
+
+    assert isinstance(rename("nowhere", "x"), KeyError)
+    assert isinstance(rename("omega", "default"), ValueError)
+    assert isinstance(rename("default", "x"), ValueError)
+    store.write(lambda s: s.create_mailbox("taken", 1.0))
+    assert isinstance(rename("omega", "taken"), ValueError)
+    # Still as it was after each refusal.
+    assert store.box_of(a1) == "omega"
+    assert delete("omega") == [a1]
+    assert store.summary(a1) is None and store.box_of(d1) == "default"
+    assert [r["uid"] for r in store.sessions()] == ["s2"]
+    assert [row[0] for row in store.mailboxes()] == ["default", "taken"]
+    assert store.counts() == (1, 1)
+    assert isinstance(delete("default"), ValueError)
+    assert isinstance(delete("omega"), KeyError)
+    assert delete("taken") == []
+    assert [row[0] for row in store.mailboxes()] == ["default"]

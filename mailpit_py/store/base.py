@@ -16,7 +16,7 @@ BLOB_CHUNK = 1 << 20
 SUMMARY_COLUMNS = (
     "m.id, m.uid, m.created, m.read, m.size, m.message_id, m.subject, m.from_json, m.to_json, "
     "m.cc_json, m.bcc_json, m.reply_to_json, m.username, m.snippet, m.attachments, "
-    "m.inline_count, m.session_uid, m.refused, "
+    "m.inline_count, m.session_uid, m.refused, m.mailbox, "
     "(SELECT json_group_array(tag) FROM (SELECT tag FROM tags t WHERE t.message = m.id "
     "ORDER BY tag)) AS tags_json"
 )
@@ -58,6 +58,8 @@ class SQLiteParts:
         ) -> None: ...
 
         def _forget_relays(self, uids: Sequence[str] | None) -> None: ...
+
+        def _delete_rowids(self, rowids: Sequence[int]) -> None: ...
 
 
 def write_blob(conn: sqlite3.Connection, table: str, column: str, rowid: int, data: bytes) -> None:

@@ -17,6 +17,11 @@ backend guarantees:
   time; a database whose schema is newer than the code knows is refused with StoreError, never
   read or written.
 
+Mailboxes: every message and session belongs to one mailbox (`messages.mailbox`, 'default'
+unless routed elsewhere), and a mailbox row keeps its counts. A `box` keyword of None means
+every mailbox (internal services: checks, relay, retention by age, import); a name limits the
+operation to that mailbox, and a uid of another mailbox behaves as a uid that does not exist.
+
 Methods marked "writer" run only inside a job (the `store` argument a job is given), in the
 writer thread; the others may be called from any thread, never from inside a job.
 """
@@ -83,14 +88,15 @@ class StoreBackend(Protocol):
 
     # -- message writes (writer) ---------------------------------------------------------------
 
-    def stored_message_id(self, message_id: str) -> str | None:
-        """Writer: the ID of a stored message with this Message-ID, if any
+    def stored_message_id(self, message_id: str, box: str | None = None) -> str | None:
+        """Writer: the ID of a stored message with this Message-ID, if any, in `box` when given
         (--ignore-duplicate-ids)."""
         ...
 
     def insert_message(self, rec: MessageRecord) -> int:
-        """Writer: store a message with its data, parts and tags, and queue its index rows;
-        returns its id (ids grow and are never reused, so they serve as IMAP UIDs)."""
+        """Writer: store a message with its data, parts and tags in mailbox `rec.mailbox`
+        (creating that mailbox's row when missing), and queue its index rows; returns its id
+        (ids grow and are never reused, so they serve as IMAP UIDs)."""
         ...
 
     def queue_index(
@@ -109,40 +115,48 @@ class StoreBackend(Protocol):
         its queued index rows are written first, so free text finds it (tagging rules)."""
         ...
 
-    def delete_messages(self, uids: Sequence[str]) -> list[str]:
+    def delete_messages(self, uids: Sequence[str], box: str | None = None) -> list[str]:
         """Writer: delete these messages with everything of theirs (a pending outbox item stays:
-        it carries its own copy); returns the uids that existed."""
+        it carries its own copy); returns the uids that existed (in `box`: others are skipped)."""
         ...
 
-    def delete_all(self) -> int:
-        """Writer: delete every message (pending outbox items stay); returns how many there were."""
+    def delete_all(self, box: str | None = None) -> int:
+        """Writer: delete every message, or every one of `box` (pending outbox items stay; the
+        mailboxes themselves stay, emptied); returns how many there were."""
         ...
 
-    def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
-        """Writer: mark these messages (every one when None) read or unread; returns the uids
-        whose flag changed."""
+    def set_read(self, uids: Sequence[str] | None, read: bool, box: str | None = None) -> list[str]:
+        """Writer: mark these messages (every one, of `box` when given, when None) read or
+        unread, skipping uids of other mailboxes than `box`; returns the uids whose flag
+        changed."""
         ...
 
-    def prune(self, max_messages: int, older_than: float | None) -> list[str]:
+    def prune(
+        self, max_messages: int, older_than: float | None, box: str | None = None
+    ) -> list[str]:
         """Writer: delete beyond the newest `max_messages` (0: no limit), but only once more than
         max_messages + retention.retention_slack(max_messages) are stored (a batch, not one per
-        delivery), and those created before `older_than`; returns the uids deleted. Sessions
-        older than every kept message go too."""
+        delivery), and those created before `older_than`; with `box`, counting and deleting in
+        that mailbox alone (retention per mailbox); returns the uids deleted. Sessions older
+        than every kept message (of that mailbox) go too."""
         ...
 
-    def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:
+    def set_tags(
+        self, uids: Sequence[str], tags: Sequence[str], box: str | None = None
+    ) -> list[tuple[str, list[str]]]:
         """Writer: give these messages exactly these tags; returns (uid, sorted tags) of those
-        that exist."""
+        that exist (in `box`: others are skipped)."""
         ...
 
-    def rename_tag(self, old: str, new: str) -> list[tuple[str, list[str]]]:
-        """Writer: rename a tag everywhere, merging where both exist ('' removes it); returns
-        (uid, tags) of every message that had it."""
+    def rename_tag(self, old: str, new: str, box: str | None = None) -> list[tuple[str, list[str]]]:
+        """Writer: rename a tag everywhere, or on the messages of `box` alone ('' removes it);
+        returns (uid, tags) of every message that had it."""
         ...
 
-    def uids_matching(self, terms: Sequence[Term]) -> list[str]:
-        """Writer: every uid matching a search, newest first, as the transaction sees them (the
-        caller runs index_barrier() before submitting, so earlier commits are found)."""
+    def uids_matching(self, terms: Sequence[Term], box: str | None = None) -> list[str]:
+        """Writer: every uid matching a search (in `box` when given), newest first, as the
+        transaction sees them (the caller runs index_barrier() before submitting, so earlier
+        commits are found)."""
         ...
 
     def set_imap_flags(self, changes: dict[int, set[str]]) -> None:
@@ -156,20 +170,23 @@ class StoreBackend(Protocol):
 
     # -- message reads -------------------------------------------------------------------------
 
-    def counts(self) -> tuple[int, int]:
-        """(messages, unread messages), in constant time at any size."""
+    def counts(self, box: str | None = None) -> tuple[int, int]:
+        """(messages, unread messages) of every mailbox, or of `box` ((0, 0) when it does not
+        exist), in constant time at any size."""
         ...
 
-    def list_summaries(self, start: int = 0, limit: int = 50) -> Sequence[Row]:
-        """A page of message summaries, newest first (columns: those base.SUMMARY_COLUMNS
-        names)."""
+    def list_summaries(
+        self, start: int = 0, limit: int = 50, box: str | None = None
+    ) -> Sequence[Row]:
+        """A page of message summaries (of `box` when given), newest first (columns: those
+        base.SUMMARY_COLUMNS names, `mailbox` among them)."""
         ...
 
     def search_page(
-        self, terms: Sequence[Term], start: int = 0, limit: int = 50
+        self, terms: Sequence[Term], start: int = 0, limit: int = 50, box: str | None = None
     ) -> tuple[Sequence[Row], int, int]:
-        """(a page of matching summaries, newest first; matches; unread matches), finding every
-        message whose commit was confirmed before the call."""
+        """(a page of matching summaries, newest first; matches; unread matches), in `box` when
+        given, finding every message whose commit was confirmed before the call."""
         ...
 
     def summary(self, uid: str) -> Row | None:
@@ -180,16 +197,20 @@ class StoreBackend(Protocol):
         """(summary row, stored detail as detailcodec encoded it, transcript JSON), or None."""
         ...
 
-    def latest_uid(self) -> str | None:
-        """The uid of the newest message, None when the mailbox is empty."""
+    def latest_uid(self, box: str | None = None) -> str | None:
+        """The uid of the newest message (of `box` when given), None when there is none."""
         ...
 
-    def tag_counts(self) -> dict[str, int]:
-        """Every tag in use and how many messages carry it, sorted case-insensitively."""
+    def tag_counts(self, box: str | None = None) -> dict[str, int]:
+        """Every tag in use (in `box` when given) and how many messages carry it, sorted
+        case-insensitively."""
         ...
 
-    def index(self, tag: str | None = None) -> list[tuple[int, str, int, int, float]]:
-        """(id, uid, size, read, created) of every message, or of those with a tag, oldest first."""
+    def index(
+        self, tag: str | None = None, box: str | None = None
+    ) -> list[tuple[int, str, int, int, float]]:
+        """(id, uid, size, read, created) of every message, or of those with a tag, of `box`
+        when given, oldest first."""
         ...
 
     def next_id(self) -> int:
@@ -234,24 +255,52 @@ class StoreBackend(Protocol):
         """(uid, raw, stored detail) of a message by id, to rebuild its index rows, or None."""
         ...
 
+    # -- mailboxes -----------------------------------------------------------------------------
+
+    def mailboxes(self) -> list[tuple[str, int, int, float]]:
+        """(name, messages, unread, created) of every mailbox, sorted by name; 'default' is
+        always among them; the counts are kept, not counted (constant time per mailbox)."""
+        ...
+
+    def box_of(self, uid: str) -> str | None:
+        """The mailbox a message is in, None when there is no such message."""
+        ...
+
+    def create_mailbox(self, name: str, now: float) -> bool:
+        """Writer: make an empty mailbox created at `now`; False (and no change) when it
+        exists. The store takes `name` as given: the mailbox layer cleans names."""
+        ...
+
+    def rename_mailbox(self, old: str, new: str) -> None:
+        """Writer: rename a mailbox with its messages and sessions (their uids unchanged);
+        KeyError when `old` does not exist, ValueError when `new` exists or either is
+        'default'."""
+        ...
+
+    def delete_mailbox(self, name: str) -> list[str]:
+        """Writer: delete a mailbox with its messages (as delete_messages) and sessions;
+        returns the uids deleted; ValueError for 'default', KeyError when it does not exist."""
+        ...
+
     # -- the session log -----------------------------------------------------------------------
 
     def insert_session(self, rec: SessionRecord, keep: int) -> None:
-        """Writer: log an SMTP session; the oldest go beyond `keep` sessions or the log's byte
-        bound (the newest always stays)."""
+        """Writer: log an SMTP session, in mailbox `rec.mailbox`; the oldest go beyond `keep`
+        sessions or the log's byte bound, counted over every mailbox (the newest always
+        stays)."""
         ...
 
     def session(self, uid: str) -> Row | None:
         """One logged session (columns: uid, started, ended, peer, local, helo, tls, username,
-        outcome, messages as JSON, transcript as JSON), or None."""
+        outcome, messages as JSON, transcript as JSON, mailbox), or None."""
         ...
 
-    def session_count(self) -> int:
-        """How many sessions the log holds."""
+    def session_count(self, box: str | None = None) -> int:
+        """How many sessions the log holds (of `box` when given)."""
         ...
 
-    def sessions(self, start: int = 0, limit: int = 50) -> Sequence[Row]:
-        """A page of logged sessions, newest first."""
+    def sessions(self, start: int = 0, limit: int = 50, box: str | None = None) -> Sequence[Row]:
+        """A page of logged sessions (of `box` when given), newest first."""
         ...
 
     # -- the relay outbox ----------------------------------------------------------------------
@@ -318,16 +367,20 @@ class StoreBackend(Protocol):
 
     # -- statistics ----------------------------------------------------------------------------
 
-    def size_histogram(self, bounds: Sequence[int]) -> list[int]:
-        """Messages per size class: of size <= each bound in turn, then of larger ones."""
+    def size_histogram(self, bounds: Sequence[int], box: str | None = None) -> list[int]:
+        """Messages (of `box` when given) per size class: of size <= each bound in turn, then
+        of larger ones."""
         ...
 
-    def top_senders(self, limit: int = 10) -> list[tuple[str, int]]:
-        """(From address, messages) of the most frequent senders, most first."""
+    def top_senders(self, limit: int = 10, box: str | None = None) -> list[tuple[str, int]]:
+        """(From address, messages) of the most frequent senders (in `box` when given), most
+        first."""
         ...
 
-    def top_recipient_domains(self, limit: int = 10) -> list[tuple[str, int]]:
-        """(domain, messages naming it in To, Cc or Bcc), most first."""
+    def top_recipient_domains(
+        self, limit: int = 10, box: str | None = None
+    ) -> list[tuple[str, int]]:
+        """(domain, messages naming it in To, Cc or Bcc) (in `box` when given), most first."""
         ...
 
     def size_bytes(self) -> int:

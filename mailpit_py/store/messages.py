@@ -13,6 +13,8 @@ from mailpit_py.store.schema import (
     COUNTER_TRIGGER_NAMES,
     COUNTER_TRIGGERS,
     FTS_SCHEMA,
+    MAILBOX_TRIGGER_NAMES,
+    MAILBOX_TRIGGERS,
     TRIGRAM_SCHEMA,
 )
 from mailpit_py.store.search import Term
@@ -20,14 +22,25 @@ from mailpit_py.store.search_sql import build_where
 
 # --ignore-duplicate-ids' lookup of a Message-ID (a test reads its query plan).
 STORED_MESSAGE_ID_SQL = "SELECT uid FROM messages WHERE message_id = ? LIMIT 1"
+STORED_MESSAGE_ID_IN_BOX_SQL = (
+    "SELECT uid FROM messages WHERE message_id = ? AND mailbox = ? LIMIT 1"
+)
+
+
+def in_box(box: str | None, column: str = "mailbox") -> tuple[str, tuple[str, ...]]:
+    """(" AND column = ?", (box,)) limiting a query to one mailbox; nothing for every one."""
+    return ("", ()) if box is None else (f" AND {column} = ?", (box,))
 
 
 class MessageWrites(SQLiteParts):
     """Changes to messages; each runs in the writer thread, inside a batch's transaction."""
 
-    def stored_message_id(self, message_id: str) -> str | None:
+    def stored_message_id(self, message_id: str, box: str | None = None) -> str | None:
         # Through the messages_message_id index (migration 14), as Mailpit's lookup is.
-        row = self._wconn.execute(STORED_MESSAGE_ID_SQL, (message_id,)).fetchone()
+        if box is None:
+            row = self._wconn.execute(STORED_MESSAGE_ID_SQL, (message_id,)).fetchone()
+        else:
+            row = self._wconn.execute(STORED_MESSAGE_ID_IN_BOX_SQL, (message_id, box)).fetchone()
         return str(row[0]) if row else None
 
     def insert_message(self, rec: MessageRecord) -> int:
@@ -118,24 +131,33 @@ class MessageWrites(SQLiteParts):
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
 
-    def delete_messages(self, uids: Sequence[str]) -> list[str]:
-        """Delete these messages; returns the uids that existed."""
+    def delete_messages(self, uids: Sequence[str], box: str | None = None) -> list[str]:
+        """Delete these messages (of `box` alone when given); returns the uids that existed."""
         found: list[tuple[int, str]] = []
+        limit, limit_params = in_box(box)
         for chunk in chunks(list(uids), 500):
             marks = ",".join("?" * len(chunk))
             found += self._wconn.execute(
-                f"SELECT id, uid FROM messages WHERE uid IN ({marks})", chunk
+                f"SELECT id, uid FROM messages WHERE uid IN ({marks}){limit}",
+                (*chunk, *limit_params),
             ).fetchall()
         self._delete_rowids([r[0] for r in found])
         self._forget_relays([r[1] for r in found])
         return [r[1] for r in found]
 
-    def delete_all(self) -> int:
+    def delete_all(self, box: str | None = None) -> int:
         conn = self._wconn
+        if box is not None:
+            # One mailbox among others: its rows go one by one (the truncate below would take
+            # the other mailboxes' messages too); its index entries find them.
+            rows = conn.execute("SELECT id, uid FROM messages WHERE mailbox = ?", (box,)).fetchall()
+            self._delete_rowids([r[0] for r in rows])
+            self._forget_relays([r[1] for r in rows])
+            return len(rows)
         n = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
         # Unqualified DELETEs take SQLite's fast truncate path (no per-row work) only on tables
         # without triggers, so the counter triggers step aside inside this transaction.
-        for name in COUNTER_TRIGGER_NAMES:
+        for name in (*COUNTER_TRIGGER_NAMES, *MAILBOX_TRIGGER_NAMES):
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
         for table in (
             "messages",
@@ -153,7 +175,9 @@ class MessageWrites(SQLiteParts):
         conn.execute(FTS_SCHEMA)
         conn.execute(TRIGRAM_SCHEMA)
         conn.execute("UPDATE counters SET value = 0 WHERE name IN ('total', 'unread')")
-        for trigger in COUNTER_TRIGGERS:
+        # The mailboxes stay, emptied: they were made on purpose or by routing.
+        conn.execute("UPDATE mailboxes SET messages = 0, unread = 0")
+        for trigger in (*COUNTER_TRIGGERS, *MAILBOX_TRIGGERS):
             conn.execute(trigger)
         self._forget_relays(None)
         return n
@@ -167,62 +191,105 @@ class MessageWrites(SQLiteParts):
         conn.execute(FTS_SCHEMA)
         conn.execute(TRIGRAM_SCHEMA)
 
-    def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
-        """Mark these (or all, when None) read/unread; returns the uids that changed."""
+    def set_read(self, uids: Sequence[str] | None, read: bool, box: str | None = None) -> list[str]:
+        """Mark these (or all, when None) read/unread, of `box` alone when given; returns the
+        uids that changed."""
         conn = self._wconn
         flag = 1 if read else 0
+        limit, limit_params = in_box(box)
         if uids is None:
-            rows = conn.execute("SELECT uid FROM messages WHERE read != ?", (flag,)).fetchall()
-            conn.execute("UPDATE messages SET read = ? WHERE read != ?", (flag, flag))
+            rows = conn.execute(
+                f"SELECT uid FROM messages WHERE read != ?{limit}", (flag, *limit_params)
+            ).fetchall()
+            conn.execute(
+                f"UPDATE messages SET read = ? WHERE read != ?{limit}", (flag, flag, *limit_params)
+            )
             return [r[0] for r in rows]
         changed: list[str] = []
         for chunk in chunks(list(uids), 500):
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
-                f"SELECT uid FROM messages WHERE read != ? AND uid IN ({marks})", (flag, *chunk)
+                f"SELECT uid FROM messages WHERE read != ? AND uid IN ({marks}){limit}",
+                (flag, *chunk, *limit_params),
             ).fetchall()
             conn.execute(
-                f"UPDATE messages SET read = ? WHERE read != ? AND uid IN ({marks})",
-                (flag, flag, *chunk),
+                f"UPDATE messages SET read = ? WHERE read != ? AND uid IN ({marks}){limit}",
+                (flag, flag, *chunk, *limit_params),
             )
             changed += [r[0] for r in rows]
         return changed
 
-    def prune(self, max_messages: int, older_than: float | None) -> list[str]:
+    def prune(
+        self, max_messages: int, older_than: float | None, box: str | None = None
+    ) -> list[str]:
         """Delete beyond the newest `max_messages` (0: no limit), in a batch once the count has
-        passed it by its slack (retention.py), and those older than a time."""
+        passed it by its slack (retention.py), and those older than a time; of `box` alone
+        when given."""
         conn = self._wconn
         rows: list[tuple[int, str, float]] = []
-        if max_messages > 0 and self._count_kept() > max_messages + retention_slack(max_messages):
-            rows += conn.execute(
-                "SELECT id, uid, created FROM messages ORDER BY id DESC LIMIT -1 OFFSET ?",
-                (max_messages,),
-            ).fetchall()
+        if max_messages > 0 and self._count_kept(box) > max_messages + retention_slack(
+            max_messages
+        ):
+            if box is None:
+                rows += conn.execute(
+                    "SELECT id, uid, created FROM messages ORDER BY id DESC LIMIT -1 OFFSET ?",
+                    (max_messages,),
+                ).fetchall()
+            else:
+                rows += conn.execute(
+                    "SELECT id, uid, created FROM messages WHERE mailbox = ? "
+                    "ORDER BY id DESC LIMIT -1 OFFSET ?",
+                    (box, max_messages),
+                ).fetchall()
         if older_than is not None:
+            limit, limit_params = in_box(box)
             rows += conn.execute(
-                "SELECT id, uid, created FROM messages WHERE created < ?", (older_than,)
+                f"SELECT id, uid, created FROM messages WHERE created < ?{limit}",
+                (older_than, *limit_params),
             ).fetchall()
         if not rows:
             return []
-        self._retired_until = max(self._retired_until, *(r[2] for r in rows))
+        retired = max(r[2] for r in rows)
+        if box is None:
+            self._retired_until = max(self._retired_until, retired)
+        else:
+            # Sessions older than every kept message of this mailbox go now, and this
+            # mailbox's alone: the log-wide mark would take other mailboxes' sessions. (The
+            # newest session stays, as insert_session keeps it.)
+            conn.execute(
+                "DELETE FROM sessions WHERE mailbox = ? AND ended < ? "
+                "AND id < (SELECT max(id) FROM sessions)",
+                (box, retired),
+            )
         unique = {r[0]: r[1] for r in rows}
         self._delete_rowids(list(unique))
         self._forget_relays(list(unique.values()))
         return list(unique.values())
 
-    def _count_kept(self) -> int:
+    def _count_kept(self, box: str | None = None) -> int:
         # The counter the triggers keep in this same transaction: exact, and one row to read
         # where count(*) walks the table.
-        row = self._wconn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
+        if box is None:
+            row = self._wconn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
+        else:
+            row = self._wconn.execute(
+                "SELECT messages FROM mailboxes WHERE name = ?", (box,)
+            ).fetchone()
         return int(row[0]) if row else 0
 
-    def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:
-        """Give these messages exactly these tags; returns (uid, tags) of those that exist."""
+    def set_tags(
+        self, uids: Sequence[str], tags: Sequence[str], box: str | None = None
+    ) -> list[tuple[str, list[str]]]:
+        """Give these messages exactly these tags; returns (uid, tags) of those that exist
+        (in `box` when given)."""
         conn = self._wconn
         out: list[tuple[str, list[str]]] = []
         wanted = sorted(set(tags))
+        limit, limit_params = in_box(box)
         for uid in uids:
-            row = conn.execute("SELECT id FROM messages WHERE uid = ?", (uid,)).fetchone()
+            row = conn.execute(
+                f"SELECT id FROM messages WHERE uid = ?{limit}", (uid, *limit_params)
+            ).fetchone()
             if row is None:
                 continue
             conn.execute("DELETE FROM tags WHERE message = ?", (row[0],))
@@ -233,39 +300,58 @@ class MessageWrites(SQLiteParts):
             out.append((uid, wanted))
         return out
 
-    def rename_tag(self, old: str, new: str) -> list[tuple[str, list[str]]]:
-        """Rename a tag everywhere, or remove it ('' as `new`). As in Mailpit, tag names are
-        one whatever their case: renaming a tag nobody has, or onto another existing tag,
-        raises TagError (nothing is merged); a change of case alone is a rename."""
+    def rename_tag(self, old: str, new: str, box: str | None = None) -> list[tuple[str, list[str]]]:
+        """Rename a tag everywhere, or on the messages of `box` alone, or remove it ('' as
+        `new`). As in Mailpit, tag names are one whatever their case: renaming a tag nobody
+        has, or onto another existing tag, raises TagError (nothing is merged); a change of
+        case alone is a rename."""
         conn = self._wconn
+        # The tag rows in scope: every one, or those of the mailbox's messages.
+        scope = "message IN (SELECT id FROM messages WHERE mailbox = ?)" if box is not None else "1"
+        scoped: tuple[str, ...] = (box,) if box is not None else ()
         if new:
             if not conn.execute(
-                "SELECT 1 FROM tags WHERE tag = ? COLLATE NOCASE LIMIT 1", (old,)
+                f"SELECT 1 FROM tags WHERE tag = ? COLLATE NOCASE AND {scope} LIMIT 1",
+                (old, *scoped),
             ).fetchone():
                 raise TagError(f"tag not found: {old}")
             if (
                 new.lower() != old.lower()
                 and conn.execute(
-                    "SELECT 1 FROM tags WHERE tag = ? COLLATE NOCASE LIMIT 1", (new,)
+                    f"SELECT 1 FROM tags WHERE tag = ? COLLATE NOCASE AND {scope} LIMIT 1",
+                    (new, *scoped),
                 ).fetchone()
             ):
                 raise TagError(f"tag already exists: {new}")
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT DISTINCT message FROM tags WHERE tag = ? COLLATE NOCASE", (old,)
+                    f"SELECT DISTINCT message FROM tags WHERE tag = ? COLLATE NOCASE AND {scope}",
+                    (old, *scoped),
                 )
             ]
-            conn.execute("DELETE FROM tags WHERE tag = ? COLLATE NOCASE", (old,))
+        else:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT message FROM tags WHERE tag = ? AND {scope}", (old, *scoped)
+                )
+            ]
+        for chunk in chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            if new:
+                conn.execute(
+                    f"DELETE FROM tags WHERE tag = ? COLLATE NOCASE AND message IN ({marks})",
+                    (old, *chunk),
+                )
+            else:
+                conn.execute(
+                    f"DELETE FROM tags WHERE tag = ? AND message IN ({marks})", (old, *chunk)
+                )
+        if new:
             conn.executemany(
                 "INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)", [(m, new) for m in ids]
             )
-            return self._tags_of_ids(ids)
-        ids = [r[0] for r in conn.execute("SELECT message FROM tags WHERE tag = ?", (old,))]
-        for mid in ids:
-            conn.execute("DELETE FROM tags WHERE message = ? AND tag = ?", (mid, old))
-            if new:
-                conn.execute("INSERT OR IGNORE INTO tags (message, tag) VALUES (?,?)", (mid, new))
         return self._tags_of_ids(ids)
 
     def _tags_of_ids(self, ids: Sequence[int]) -> list[tuple[str, list[str]]]:
@@ -278,12 +364,15 @@ class MessageWrites(SQLiteParts):
             out.append((uid[0], [t[0] for t in tags]))
         return out
 
-    def uids_matching(self, terms: Sequence[Term]) -> list[str]:
-        """Every uid matching (for delete or mark by search); writer thread only. The caller
-        runs `index_barrier()` first, so messages committed before the request are found."""
+    def uids_matching(self, terms: Sequence[Term], box: str | None = None) -> list[str]:
+        """Every uid matching (for delete or mark by search), of `box` alone when given; writer
+        thread only. The caller runs `index_barrier()` first, so messages committed before the
+        request are found."""
         where, params = build_where(terms)
+        limit, limit_params = in_box(box, "m.mailbox")
         rows = self._wconn.execute(
-            f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.id DESC", tuple(params)
+            f"SELECT m.uid FROM messages m WHERE {where}{limit} ORDER BY m.id DESC",
+            (*params, *limit_params),
         ).fetchall()
         return [r[0] for r in rows]
 

@@ -94,6 +94,7 @@ class SessionRecord:
     outcome: str
     messages: Sequence[str]
     transcript: str
+    mailbox: str = "default"  # the mailbox its messages went to (store/interface.py)
 
 
 class Row(Protocol):

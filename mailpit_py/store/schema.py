@@ -26,6 +26,28 @@ COUNTER_TRIGGERS: tuple[str, ...] = (
     END""",
 )
 COUNTER_TRIGGER_NAMES = ("messages_count_insert", "messages_count_delete", "messages_count_read")
+# Each mailbox's counts follow its messages the same way (migration 16); a message's first
+# arrival in a mailbox makes its row. A rename moves counts itself (MessageWrites), so no
+# trigger watches the mailbox column.
+MAILBOX_TRIGGERS: tuple[str, ...] = (
+    """CREATE TRIGGER mailboxes_count_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO mailboxes (name, created, messages, unread)
+            VALUES (new.mailbox, new.created, 1, new.read = 0)
+            ON CONFLICT (name) DO UPDATE SET messages = messages + 1,
+                unread = unread + excluded.unread;
+    END""",
+    """CREATE TRIGGER mailboxes_count_delete AFTER DELETE ON messages BEGIN
+        UPDATE mailboxes SET messages = messages - 1, unread = unread - (old.read = 0)
+            WHERE name = old.mailbox;
+    END""",
+    """CREATE TRIGGER mailboxes_count_read AFTER UPDATE OF read ON messages
+        WHEN (old.read = 0) != (new.read = 0) BEGIN
+        UPDATE mailboxes SET unread = unread + (CASE WHEN new.read = 0 THEN 1 ELSE -1 END)
+            WHERE name = new.mailbox;
+    END""",
+)
+MAILBOX_TRIGGER_NAMES = ("mailboxes_count_insert", "mailboxes_count_delete", "mailboxes_count_read")
+DEFAULT_BOX = "default"  # the mailbox that always exists (mailbox/boxes.py names it for the rest)
 FTS_SCHEMA = """CREATE VIRTUAL TABLE messages_fts USING fts5 (
         subject, addresses, body, attachments, headers,
         tokenize = 'unicode61 remove_diacritics 2'
@@ -261,6 +283,28 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN listener TEXT NOT NULL DEFAULT '';
     CREATE INDEX messages_refused ON messages (id) WHERE refused != '';
     """,
+    # 16: mailboxes, one project's inbox each: a row per mailbox with its counts kept by
+    # triggers (constant time per mailbox, as the totals), the sessions' mailbox, and an index
+    # leading with the mailbox, so a page, a search's candidates and its unread count in one
+    # mailbox read that mailbox's index entries, not every message's (read in it for the
+    # unread counts, as messages_id_read for the whole store).
+    """
+    CREATE TABLE mailboxes (
+        name TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        messages INTEGER NOT NULL DEFAULT 0,
+        unread INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    INSERT INTO mailboxes (name, created, messages, unread)
+        SELECT mailbox, min(created), count(*), coalesce(sum(read = 0), 0) FROM messages
+        GROUP BY mailbox;
+    INSERT OR IGNORE INTO mailboxes (name, created)
+        VALUES ('default', (julianday('now') - 2440587.5) * 86400.0);
+    CREATE INDEX messages_mailbox_id_read ON messages (mailbox, id, read);
+    ALTER TABLE sessions ADD COLUMN mailbox TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX sessions_mailbox ON sessions (mailbox, id);
+    """
+    + "\n".join(f"{trigger};" for trigger in MAILBOX_TRIGGERS),
 ]
 
 

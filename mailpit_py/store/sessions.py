@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from mailpit_py.store.base import SQLiteParts, dict_cursor
+from mailpit_py.store.messages import in_box
 from mailpit_py.store.records import SessionRecord
 
 # The SMTP session log keeps at most this many bytes of transcripts (besides its row count).
@@ -43,7 +44,8 @@ class Sessions(SQLiteParts):
         conn = self._wconn
         newest = conn.execute(
             "INSERT OR REPLACE INTO sessions (uid, started, ended, peer, local, helo, tls, "
-            "username, outcome, messages, transcript, bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "username, outcome, messages, transcript, bytes, mailbox) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.uid,
                 rec.started,
@@ -57,6 +59,7 @@ class Sessions(SQLiteParts):
                 json.dumps(list(rec.messages)),
                 rec.transcript,
                 len(rec.transcript),
+                rec.mailbox,
             ),
         ).lastrowid
         # At most `keep` sessions and SESSION_LOG_BYTES of transcripts, so sessions that each
@@ -85,16 +88,29 @@ class Sessions(SQLiteParts):
                 dict_cursor(conn).execute("SELECT * FROM sessions WHERE uid = ?", (uid,)).fetchone()
             )
 
-    def session_count(self) -> int:
+    def session_count(self, box: str | None = None) -> int:
         with self.reading() as conn:
-            row = conn.execute("SELECT value FROM counters WHERE name = 'sessions'").fetchone()
+            if box is not None:
+                # The log is bounded (insert_session): counting one mailbox's index entries of
+                # it stays cheap without a counter per mailbox.
+                row = conn.execute(
+                    "SELECT count(*) FROM sessions WHERE mailbox = ?", (box,)
+                ).fetchone()
+            else:
+                row = conn.execute("SELECT value FROM counters WHERE name = 'sessions'").fetchone()
         return int(row[0])
 
-    def sessions(self, start: int = 0, limit: int = 50) -> list[sqlite3.Row]:
+    def sessions(
+        self, start: int = 0, limit: int = 50, box: str | None = None
+    ) -> list[sqlite3.Row]:
+        limit_box, box_params = in_box(box)
         with self.reading() as conn:
             return (
                 dict_cursor(conn)
-                .execute("SELECT * FROM sessions ORDER BY id DESC LIMIT ? OFFSET ?", (limit, start))
+                .execute(
+                    f"SELECT * FROM sessions WHERE 1{limit_box} ORDER BY id DESC LIMIT ? OFFSET ?",
+                    (*box_params, limit, start),
+                )
                 .fetchall()
             )
 
@@ -102,37 +118,44 @@ class Sessions(SQLiteParts):
 class Statistics(SQLiteParts):
     """Figures for the statistics view and the metrics (reads)."""
 
-    def size_histogram(self, bounds: Sequence[int]) -> list[int]:
+    def size_histogram(self, bounds: Sequence[int], box: str | None = None) -> list[int]:
         """Messages per size class: counts of size <= each bound, then of larger ones."""
         edges = [-1, *(int(b) for b in bounds)]
         cases = [f"sum(size > {lo} AND size <= {hi})" for lo, hi in itertools.pairwise(edges)]
         cases.append(f"sum(size > {edges[-1]})")
+        limit_box, box_params = in_box(box)
         with self.reading() as conn:
-            row = conn.execute(f"SELECT {', '.join(cases)} FROM messages").fetchone()
+            row = conn.execute(
+                f"SELECT {', '.join(cases)} FROM messages WHERE 1{limit_box}", box_params
+            ).fetchone()
         return [int(v or 0) for v in row]
 
-    def top_senders(self, limit: int = 10) -> list[tuple[str, int]]:
+    def top_senders(self, limit: int = 10, box: str | None = None) -> list[tuple[str, int]]:
         """The From addresses of the most messages."""
+        limit_box, box_params = in_box(box)
         with self.reading() as conn:
             rows = conn.execute(
                 "SELECT lower(json_extract(from_json, '$[0].Address')) AS a, count(*) AS n "
-                "FROM messages WHERE a IS NOT NULL AND a != '' GROUP BY a "
+                f"FROM messages WHERE a IS NOT NULL AND a != ''{limit_box} GROUP BY a "
                 "ORDER BY n DESC, a LIMIT ?",
-                (limit,),
+                (*box_params, limit),
             ).fetchall()
         return [(r[0], int(r[1])) for r in rows]
 
-    def top_recipient_domains(self, limit: int = 10) -> list[tuple[str, int]]:
+    def top_recipient_domains(
+        self, limit: int = 10, box: str | None = None
+    ) -> list[tuple[str, int]]:
         """Domains of To, Cc and Bcc addresses, by how many messages name them."""
+        limit_box, box_params = in_box(box, "m.mailbox")
         with self.reading() as conn:
             rows = conn.execute(
                 "WITH r AS (SELECT DISTINCT m.id, lower(substr(json_extract(j.value, '$.Address'), "
                 "instr(json_extract(j.value, '$.Address'), '@') + 1)) AS d FROM messages m, "
                 "json_each(json_array(json(m.to_json), json(m.cc_json), json(m.bcc_json))) l, "
-                "json_each(l.value) j) "
+                f"json_each(l.value) j WHERE 1{limit_box}) "
                 "SELECT d, count(*) AS n FROM r WHERE d != '' GROUP BY d "
                 "ORDER BY n DESC, d LIMIT ?",
-                (limit,),
+                (*box_params, limit),
             ).fetchall()
         return [(r[0], int(r[1])) for r in rows]
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from mailpit_py.store.base import SQLiteParts
+from mailpit_py.store.mailboxes import Mailboxes
 from mailpit_py.store.messages import MessageWrites
 from mailpit_py.store.outbox import Outbox
 from mailpit_py.store.queries import MessageQueries
@@ -41,7 +42,14 @@ READ_POOL = 8
 
 
 class Store(
-    GroupCommitWriter, MessageWrites, MessageQueries, Outbox, Sessions, Statistics, SQLiteParts
+    GroupCommitWriter,
+    MessageWrites,
+    MessageQueries,
+    Mailboxes,
+    Outbox,
+    Sessions,
+    Statistics,
+    SQLiteParts,
 ):
     """A SQLite database: one writer thread (group commit), reads on a small connection pool."""
 

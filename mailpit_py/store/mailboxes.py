@@ -1,0 +1,54 @@
+"""The SQLite store's mailboxes: one project's inbox each, with counts kept by triggers."""
+
+from __future__ import annotations
+
+from mailpit_py.store.base import SQLiteParts
+from mailpit_py.store.schema import DEFAULT_BOX
+
+
+class Mailboxes(SQLiteParts):
+    """The mailboxes: their rows read (any thread), made, renamed and deleted (writer)."""
+
+    def mailboxes(self) -> list[tuple[str, int, int, float]]:
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT name, messages, unread, created FROM mailboxes ORDER BY name"
+            ).fetchall()
+        return [(str(r[0]), int(r[1]), int(r[2]), float(r[3])) for r in rows]
+
+    def box_of(self, uid: str) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute("SELECT mailbox FROM messages WHERE uid = ?", (uid,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def create_mailbox(self, name: str, now: float) -> bool:
+        cur = self._wconn.execute(
+            "INSERT OR IGNORE INTO mailboxes (name, created) VALUES (?, ?)", (name, now)
+        )
+        return cur.rowcount > 0
+
+    def rename_mailbox(self, old: str, new: str) -> None:
+        conn = self._wconn
+        if DEFAULT_BOX in (old, new):
+            raise ValueError(f"the {DEFAULT_BOX} mailbox cannot be renamed or replaced")
+        if not conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (old,)).fetchone():
+            raise KeyError(old)
+        if conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (new,)).fetchone():
+            raise ValueError(f"mailbox already exists: {new}")
+        # No trigger watches messages.mailbox: the row moves with its counts as they are.
+        conn.execute("UPDATE mailboxes SET name = ? WHERE name = ?", (new, old))
+        conn.execute("UPDATE messages SET mailbox = ? WHERE mailbox = ?", (new, old))
+        conn.execute("UPDATE sessions SET mailbox = ? WHERE mailbox = ?", (new, old))
+
+    def delete_mailbox(self, name: str) -> list[str]:
+        conn = self._wconn
+        if name == DEFAULT_BOX:
+            raise ValueError(f"the {DEFAULT_BOX} mailbox cannot be deleted")
+        if not conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone():
+            raise KeyError(name)
+        rows = conn.execute("SELECT id, uid FROM messages WHERE mailbox = ?", (name,)).fetchall()
+        self._delete_rowids([r[0] for r in rows])
+        self._forget_relays([r[1] for r in rows])
+        conn.execute("DELETE FROM sessions WHERE mailbox = ?", (name,))
+        conn.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
+        return [r[1] for r in rows]
