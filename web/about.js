@@ -3,6 +3,7 @@
 // /api/v1/chaos): each SMTP stage's error code and probability, the drop and the delay.
 
 import { api, url } from './api.js';
+import { boxesSection } from './boxes.js';
 import { $, formatSize, h, plural } from './dom.js';
 import { toast } from './state.js';
 
@@ -96,6 +97,7 @@ async function render() {
       ['Retention', `${r.MaxMessages ? `the newest ${r.MaxMessages.toLocaleString()} kept` : 'no count limit'}; ${duration(r.MaxAge || 0)}`],
       ['Relay', cfg.MessageRelay?.Enabled ? `through ${cfg.MessageRelay.SMTPServer}` : 'off'],
     ]),
+    ...boxesSection(),
     h('h3', { class: 'section-title', text: 'Documentation' }),
     h(
       'ul',

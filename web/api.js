@@ -1,6 +1,50 @@
-// REST API client: every URL is relative to the page's <base>, so a --webroot prefix just works.
+// REST API client: every URL is relative to `base`, the page's <base> (the --webroot) plus the
+// mailbox prefix the page is under (/mailbox/NAME/), so the UI of a mailbox reads and changes
+// only that mailbox, and its websocket hears only that mailbox's events.
 
-export const base = new URL(document.baseURI);
+const BOX_PATH = /^(.*\/)mailbox\/([^/]+)\/$/;
+
+// The page is always served at the root of its prefix, so its own path names the mailbox. The
+// server's <base> is the webroot, with the mailbox prefix or without it: both are accepted, and
+// the <base> is then set to the prefixed address, so the page's relative links stay in it too.
+function locate() {
+  const served = new URL(document.baseURI);
+  const m = BOX_PATH.exec(location.pathname);
+  if (m && (served.pathname === location.pathname || served.pathname === m[1])) {
+    let name = m[2];
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      /* a malformed escape: the server has answered this address, keep it as it is */
+    }
+    const root = new URL(m[1], served);
+    const here = new URL(`mailbox/${m[2]}/`, root);
+    const tag = document.querySelector('base');
+    if (tag && tag.href !== here.href) tag.href = here.href;
+    return { root, box: name, base: here };
+  }
+  return { root: served, box: null, base: served };
+}
+
+const where = locate();
+
+/** The webroot: the un-prefixed UI, the default mailbox's. */
+export const root = where.root;
+/** The mailbox the URL names, or null for the un-prefixed UI (the default mailbox). */
+export const box = where.box;
+/** The address every API call, websocket and link of this page is relative to. */
+export const base = where.base;
+export const DEFAULT_BOX = 'default';
+
+/** The UI's address for a mailbox: the webroot for the default one, else its prefix. */
+export function boxUrl(name) {
+  if (name === DEFAULT_BOX) return new URL('./', root).href;
+  return new URL(`mailbox/${pathName(name)}/`, root).href;
+}
+
+// A name's @ and + are kept readable in the path (they need no escape there); the rest of what a
+// name may hold (a-z 0-9 . _ -) never needs one, and anything else is escaped.
+const pathName = (name) => encodeURIComponent(name).replace(/%40/g, '@').replace(/%2B/g, '+');
 
 export function url(path, params) {
   const u = new URL(path, base);
@@ -60,6 +104,12 @@ export const api = {
     request('DELETE', 'api/v1/search', { params: { query, tz: timezone() }, as: 'text' }),
   tags: () => request('GET', 'api/v1/tags'),
   setTags: (ids, tags) => request('PUT', 'api/v1/tags', { body: { IDs: ids, Tags: tags }, as: 'text' }),
+  mailboxes: () => request('GET', 'api/v1/mailboxes'),
+  createMailbox: (name) => request('POST', 'api/v1/mailboxes', { body: { Name: name }, as: 'text' }),
+  emptyMailbox: (name) =>
+    request('DELETE', `api/v1/mailboxes/${encodeURIComponent(name)}/messages`, { as: 'text' }),
+  deleteMailbox: (name) =>
+    request('DELETE', `api/v1/mailboxes/${encodeURIComponent(name)}`, { as: 'text' }),
   release: (id, to) =>
     request('POST', `api/v1/message/${encodeURIComponent(id)}/release`, { body: { To: to }, as: 'text' }),
 };

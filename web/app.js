@@ -1,13 +1,15 @@
 // mailpit_py web UI: the inbox, the message view with its tabs, the SMTP sessions page.
 // Plain ES modules, no build step; talks only to the REST API and the /api/events websocket.
 // This entry wires the views together: the list (list.js), the message (message.js), the
-// sessions page (sessions.js), keys (keyboard.js), preferences (prefs.js), statistics (stats.js).
+// sessions page (sessions.js), keys (keyboard.js), preferences (prefs.js), statistics (stats.js),
+// the mailbox switcher (boxes.js).
 // The views call each other (a row opens a message, a message's tag searches the list), so
 // list.js, message.js and sessions.js import one another: that is sound for ES modules because
 // their top level only defines things, and nothing runs across modules before init() below.
 
 import { wireAbout } from './about.js';
 import { api } from './api.js';
+import { onMailboxes, refreshBoxes, wireBoxes } from './boxes.js';
 import { wireBulk } from './bulk.js';
 import { $ } from './dom.js';
 import { wireKeyboard } from './keyboard.js';
@@ -66,6 +68,9 @@ function onEvent({ Type: type, Data: data }) {
       break;
     case 'stats':
       setCounts(data.Total, data.Unread);
+      break;
+    case 'mailboxes':
+      onMailboxes(data);
       break;
     default:
       break;
@@ -132,6 +137,7 @@ function wire() {
   wireTagChips();
   wireBulk();
   wireAbout();
+  wireBoxes();
   $('#keys-btn').addEventListener('click', () => $('#keys-dialog').showModal());
 }
 
@@ -163,7 +169,14 @@ async function init() {
       $('#version-line').textContent = `mailpit_py ${info.Version}`;
     })
     .catch(() => {});
-  const live = new Live({ onEvent, onState: setConnState, poll: loadList });
+  refreshBoxes();
+  // Each reload of the view from the API (on connecting, and while polling) reads the mailboxes'
+  // counts too: the events that kept them live may have been missed meanwhile.
+  const poll = () => {
+    refreshBoxes();
+    return loadList();
+  };
+  const live = new Live({ onEvent, onState: setConnState, poll });
   live.start();
   try {
     await loadList();

@@ -2,7 +2,7 @@
 // paging, the tags in the sidebar, the unread count in the title, and the live events that change
 // the list. Actions on many messages at once (delete all, mark all read) live here too.
 
-import { api } from './api.js';
+import { api, box } from './api.js';
 import { checkCell, forget, isChecked, onListLoaded, refresh as refreshChecks, rowClickSelects } from './bulk.js';
 import {
   $, addressShort, addressText, drawFavicon, formatFullTime, formatSize, formatTime, h, plural,
@@ -39,6 +39,7 @@ let lastFavicon = -1;
 export function updateTitle() {
   const label = state.config?.Label;
   const parts = [];
+  if (box) parts.push(box); // the mailbox the URL names: tabs of several mailboxes tell apart
   if (label) parts.push(label);
   parts.push('mailpit_py');
   document.title = `${state.unread ? `(${state.unread.toLocaleString()}) ` : ''}${parts.join(' · ')}`;

@@ -1,0 +1,294 @@
+// The mailbox switcher in the top bar: the mailboxes this user may see (GET /api/v1/mailboxes)
+// with their unread counts, kept live by the websocket's `mailboxes` event; a link per mailbox to
+// its own address (/mailbox/NAME/, the default one's is the webroot); and creating, emptying and
+// deleting mailboxes (POST /api/v1/mailboxes, DELETE /api/v1/mailboxes/NAME/messages, DELETE
+// /api/v1/mailboxes/NAME). Hidden while the user sees one mailbox only, so a single-mailbox user
+// never notices it; creating the second one is in the about and settings panel.
+
+import { DEFAULT_BOX, api, box, boxUrl } from './api.js';
+import { $, h, plural } from './dom.js';
+import { confirmDialog, loadList } from './list.js';
+import { showError, toast } from './state.js';
+
+/** The mailbox this page shows. */
+export const current = box ?? DEFAULT_BOX;
+
+const NAME_MAX = 64;
+const NAME_ALLOWED = 'a-z 0-9 . _ - @ +';
+
+let boxes = null; // [{Name, Total, Unread}] sorted by name; null until the server said
+let hadCurrent = false;
+// A 403 from the server hides the controls it refused for the rest of the tab's life: a
+// restricted user is not offered what they may not do twice.
+const refused = new Set(JSON.parse(sessionStorage.getItem('mp.boxRefused') || '[]'));
+
+function refuse(what) {
+  refused.add(what);
+  sessionStorage.setItem('mp.boxRefused', JSON.stringify([...refused]));
+}
+
+/** The name the server makes of a user's text (mailbox/boxes.py's clean_box_name), or an error. */
+export function cleanName(text) {
+  const name = text.trim().toLowerCase().replace(/[^a-z0-9._@+-]/g, '_');
+  if (!name) return { error: `Type a name: 1 to ${NAME_MAX} of ${NAME_ALLOWED}` };
+  if (name.length > NAME_MAX) {
+    return { error: `The name is ${name.length} characters long: use at most ${NAME_MAX}` };
+  }
+  return { name };
+}
+
+// -- the list and its counts -------------------------------------------------------------------
+
+function setBoxes(list) {
+  boxes = [...list].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+  const has = boxes.some((b) => b.Name === current);
+  if (hadCurrent && !has) toast(`The mailbox “${current}” was deleted`);
+  hadCurrent = has;
+  render();
+}
+
+/** The websocket's `mailboxes` event: every mailbox this user may see, with its counts. */
+export function onMailboxes(data) {
+  if (Array.isArray(data)) setBoxes(data);
+}
+
+/** Reads the list again (at start, and whenever the page reloads its view from the API). */
+export async function refreshBoxes() {
+  try {
+    const data = await api.mailboxes();
+    setBoxes(data.Mailboxes || []);
+  } catch {
+    // A server without mailboxes (or one that refuses the list) shows no switcher.
+  }
+}
+
+function unreadBadge(n) {
+  if (!n) return null;
+  return h(
+    'span',
+    { class: 'badge' },
+    h('span', { 'aria-hidden': 'true', text: n > 999 ? '999+' : String(n) }),
+    h('span', { class: 'sr-only', text: `${n.toLocaleString()} unread` }),
+  );
+}
+
+function render() {
+  const shown = Boolean(boxes) && boxes.length > 1;
+  $('#boxes').hidden = !shown;
+  document.body.classList.toggle('has-boxes', shown);
+  if (!boxes) return;
+  const others = boxes.filter((b) => b.Name !== current).reduce((n, b) => n + (b.Unread || 0), 0);
+  $('#box-name').textContent = current;
+  const badge = $('#box-others');
+  badge.hidden = others === 0;
+  $('#box-others-n').textContent = others > 999 ? '999+' : String(others);
+  const elsewhere = `${others.toLocaleString()} unread in other mailboxes`;
+  $('#box-others-text').textContent = `, ${elsewhere}`;
+  $('#box-btn').title = others ? `Switch mailbox: ${elsewhere}` : 'Switch mailbox';
+  $('#box-list').replaceChildren(
+    ...boxes.map((b) =>
+      h(
+        'li',
+        {},
+        h(
+          'a',
+          {
+            class: `box-item${b.Name === current ? ' active' : ''}`,
+            href: boxUrl(b.Name),
+            'aria-current': b.Name === current ? 'page' : null,
+            title: `${b.Name}: ${plural(b.Total || 0, 'message')}, ${(b.Unread || 0).toLocaleString()} unread`,
+            dataset: { box: b.Name },
+          },
+          h('span', { class: 'box-item-name', text: b.Name }),
+          unreadBadge(b.Unread || 0),
+        ),
+      ),
+    ),
+  );
+  renderActions();
+}
+
+function renderActions() {
+  const here = boxes?.find((b) => b.Name === current);
+  $('#box-new').hidden = refused.has('manage');
+  $('#box-empty').hidden = refused.has('empty') || !here;
+  $('#box-empty').textContent = `Empty “${current}”…`;
+  $('#box-delete').hidden = refused.has('manage') || !here || current === DEFAULT_BOX;
+  $('#box-delete').textContent = `Delete “${current}”…`;
+  const about = $('#about-box-new');
+  if (about) about.hidden = refused.has('manage');
+}
+
+// -- the menu: a disclosure of links, walked with Tab or the arrows, closed with Escape ----------
+
+function menuOpen() {
+  return !$('#box-menu').hidden;
+}
+
+function setMenu(open, { focusButton = false } = {}) {
+  $('#box-menu').hidden = !open;
+  $('#box-btn').setAttribute('aria-expanded', open ? 'true' : 'false');
+  if (open) ($('#box-list a[aria-current]') || $('#box-list a'))?.focus();
+  else if (focusButton) $('#box-btn').focus();
+}
+
+function menuItems() {
+  return [...$('#box-menu').querySelectorAll('a, button')].filter((el) => !el.hidden);
+}
+
+function onMenuKey(e) {
+  if (e.key === 'Escape' && menuOpen()) {
+    setMenu(false, { focusButton: true });
+  } else if ((e.key === 'ArrowDown' || e.key === 'ArrowUp') && menuOpen()) {
+    const items = menuItems();
+    const i = items.indexOf(document.activeElement);
+    const next = e.key === 'ArrowDown' ? (i + 1) % items.length : (i - 1 + items.length) % items.length;
+    items[next]?.focus();
+  } else if (e.key === 'ArrowDown' && e.target === $('#box-btn')) {
+    setMenu(true);
+  } else {
+    return;
+  }
+  // Handled here: the page's shortcuts (keyboard.js) leave a handled key alone.
+  e.preventDefault();
+}
+
+// -- create, empty, delete -----------------------------------------------------------------------
+
+function forbidden(err, what) {
+  if (err?.status !== 403) return false;
+  refuse(what);
+  renderActions();
+  showError(err);
+  return true;
+}
+
+/** Opens the dialog that creates a mailbox; on success the page goes to the new mailbox. */
+export function openCreate() {
+  setMenu(false);
+  const dlg = $('#box-dialog');
+  $('#box-input').value = '';
+  $('#box-error').hidden = true;
+  $('#box-preview').textContent = '';
+  dlg.returnValue = '';
+  dlg.showModal();
+}
+
+async function submitCreate(e) {
+  const dlg = $('#box-dialog');
+  e.preventDefault(); // the dialog stays open until the server said yes
+  const error = $('#box-error');
+  const { name, error: bad } = cleanName($('#box-input').value);
+  const say = (text) => {
+    error.textContent = text;
+    error.hidden = false;
+    $('#box-input').focus();
+  };
+  if (bad) {
+    say(bad);
+    return;
+  }
+  try {
+    await api.createMailbox(name);
+  } catch (err) {
+    if (err.status === 403) {
+      dlg.close();
+      forbidden(err, 'manage');
+    } else {
+      say(err.message);
+    }
+    return;
+  }
+  dlg.close();
+  location.assign(boxUrl(name));
+}
+
+function previewName() {
+  const typed = $('#box-input').value;
+  const { name } = cleanName(typed);
+  $('#box-preview').textContent = name && name !== typed.trim() ? `It will be named “${name}”.` : '';
+}
+
+function count(what) {
+  const here = boxes?.find((b) => b.Name === current);
+  return plural(here?.Total || 0, what);
+}
+
+async function emptyCurrent() {
+  setMenu(false);
+  const yes = await confirmDialog(
+    `Empty the mailbox “${current}”?`,
+    `This deletes its ${count('message')}; the mailbox stays. It cannot be undone.`,
+    'Empty',
+  );
+  if (!yes) return;
+  try {
+    await api.emptyMailbox(current);
+    await loadList();
+  } catch (err) {
+    if (!forbidden(err, 'empty')) showError(err);
+  }
+}
+
+async function deleteCurrent() {
+  setMenu(false);
+  if (current === DEFAULT_BOX) return;
+  const yes = await confirmDialog(
+    `Delete the mailbox “${current}”?`,
+    `This deletes the mailbox and its ${count('message')}. It cannot be undone.`,
+    'Delete mailbox',
+  );
+  if (!yes) return;
+  try {
+    await api.deleteMailbox(current);
+  } catch (err) {
+    if (!forbidden(err, 'manage')) showError(err);
+    return;
+  }
+  hadCurrent = false; // the page leaves: no "was deleted" note for what the user just did
+  location.assign(boxUrl(DEFAULT_BOX));
+}
+
+/** The about panel's part: which mailbox this is, and the button that creates another. */
+export function boxesSection() {
+  const n = boxes?.length || 1;
+  return [
+    h('h3', { class: 'section-title', text: 'Mailboxes' }),
+    h('p', {
+      class: 'muted small',
+      text: `This page shows the mailbox “${current}”, one of ${plural(n, 'mailbox', 'mailboxes')} you may see.`,
+    }),
+    h('p', {}, h('button', {
+      id: 'about-box-new',
+      class: 'btn small',
+      type: 'button',
+      hidden: refused.has('manage'),
+      text: 'New mailbox…',
+      onclick: () => {
+        $('#about-dialog').close();
+        openCreate();
+      },
+    })),
+  ];
+}
+
+export function wireBoxes() {
+  const wrap = $('#boxes');
+  $('#box-btn').addEventListener('click', () => setMenu(!menuOpen()));
+  wrap.addEventListener('keydown', onMenuKey);
+  // Leaving the menu (a click elsewhere, Tab past its last item) closes it.
+  document.addEventListener('click', (e) => {
+    if (menuOpen() && !e.target.closest('#boxes')) setMenu(false);
+  });
+  wrap.addEventListener('focusout', (e) => {
+    if (menuOpen() && e.relatedTarget && !wrap.contains(e.relatedTarget)) setMenu(false);
+  });
+  $('#box-new').addEventListener('click', openCreate);
+  $('#box-empty').addEventListener('click', emptyCurrent);
+  $('#box-delete').addEventListener('click', deleteCurrent);
+  $('#box-form').addEventListener('submit', (e) => {
+    submitCreate(e).catch(showError);
+  });
+  $('#box-input').addEventListener('input', previewName);
+  $('#box-cancel').addEventListener('click', () => $('#box-dialog').close());
+}
