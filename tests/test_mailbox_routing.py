@@ -264,3 +264,13 @@ def test_listener_mailbox_option_is_checked() -> None:
         validate(Config(smtp_listeners=("ops=127.0.0.1:0,mailbox=",)))
     with pytest.raises(ConfigError, match=r"mailbox=: 'Ops Team' is not a mailbox name"):
         validate(Config(smtp_listeners=("ops=127.0.0.1:0,mailbox=Ops Team",)))
+
+
+def test_matches_name_each_recipients_route_and_group_splits_off_the_refused() -> None:
+    r = router("shop=rcpt:*@shop.test", mailbox_unrouted="refuse")
+    found = r.matches("", "default", ["a@shop.test", "b@else.test"])
+    assert [(rcpt, m.rule if m else None) for rcpt, m in found] == [
+        ("a@shop.test", "--mailbox-route shop=rcpt:*@shop.test"),
+        ("b@else.test", None),
+    ]
+    assert r.group(found) == ({"shop": ["a@shop.test"]}, ["b@else.test"])

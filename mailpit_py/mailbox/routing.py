@@ -153,6 +153,44 @@ class Router:
             return False
         return self.match(rcpt, username=username, listener=listener) is None
 
+    def matches(
+        self,
+        username: str,
+        listener: str,
+        rcpts: Iterable[str],
+        header_values: Sequence[str] = (),
+        existing: Collection[str] = (),
+    ) -> list[tuple[str, Match | None]]:
+        """(recipient, where it goes or None when unrouted) for each recipient, in order."""
+        return [
+            (
+                rcpt,
+                self.match(
+                    rcpt,
+                    username=username,
+                    listener=listener,
+                    header_values=header_values,
+                    existing=existing,
+                ),
+            )
+            for rcpt in rcpts
+        ]
+
+    def group(
+        self, matches: Iterable[tuple[str, Match | None]]
+    ) -> tuple[dict[str, list[str]], list[str]]:
+        """(mailbox -> its recipients, the refused recipients): mailboxes in the order of their
+        first recipient; an unrouted recipient goes to the default mailbox, or, with unrouted
+        refuse, to the refused list (the caller answers UNROUTED_REPLY)."""
+        boxes: dict[str, list[str]] = {}
+        refused: list[str] = []
+        for rcpt, found in matches:
+            if found is None and self.unrouted == "refuse":
+                refused.append(rcpt)
+            else:
+                boxes.setdefault(found.box if found else DEFAULT_BOX, []).append(rcpt)
+        return boxes, refused
+
     def route(
         self,
         username: str,
@@ -161,22 +199,9 @@ class Router:
         header_values: Sequence[str] = (),
         existing: Collection[str] = (),
     ) -> dict[str, list[str]]:
-        """mailbox -> the recipients routed there, in the envelope's order, mailboxes in the
-        order of their first recipient; an unrouted recipient goes to the default mailbox, or,
-        with unrouted refuse, is left out (the caller refuses it: UNROUTED_REPLY)."""
-        out: dict[str, list[str]] = {}
-        for rcpt in rcpts:
-            found = self.match(
-                rcpt,
-                username=username,
-                listener=listener,
-                header_values=header_values,
-                existing=existing,
-            )
-            if found is None and self.unrouted == "refuse":
-                continue
-            out.setdefault(found.box if found else DEFAULT_BOX, []).append(rcpt)
-        return out
+        """mailbox -> the recipients routed there (see `group`); refused recipients left out."""
+        found = self.matches(username, listener, rcpts, header_values, existing)
+        return self.group(found)[0]
 
 
 def _matched(rule: _Rule, value: str) -> str | None:
