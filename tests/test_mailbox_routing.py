@@ -208,6 +208,7 @@ def test_flags_win_over_the_file(tmp_path: Path) -> None:
             r"line 4: there is no SMTP listener named 'nope'",
         ),
         ("unrouted: drop\n", r"unrouted: 'drop': use default .* or refuse"),
+        ("header: 'X Mailbox:'\n", r"header: 'X Mailbox:': use a header name such as X-Mailbox"),
         ("access:\n  alice: 3\n", r"line 2, access: alice: 3: give a list of mailboxes"),
         ("access:\n  alice: [Shop]\n", r"line 2, access: 'Shop' is not a mailbox name"),
         ("- a\n", r"the file is a mapping with mailboxes:"),
@@ -257,6 +258,8 @@ def test_flags_through_mailpit_py_config(monkeypatch, capsys) -> None:
     assert "'Shop' is not a mailbox name: use 'shop'" in capsys.readouterr().err
     assert main(["config", "--mailbox-unrouted", "drop"]) == 2
     assert "--mailbox-unrouted: 'drop'" in capsys.readouterr().err
+    assert main(["config", "--mailbox-header", "X-Mailbox:"]) == 2
+    assert "--mailbox-header: 'X-Mailbox:' is not a header name" in capsys.readouterr().err
 
 
 def test_listener_mailbox_option_is_checked() -> None:

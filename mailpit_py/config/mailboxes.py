@@ -36,6 +36,7 @@ CAPTURE = "{mailbox}"  # in a rcpt or auth glob: that part of the address names 
 ROUTE_EXAMPLE = "e.g. shop=rcpt:*@shop.test, ci=auth:ci-*, {mailbox}=rcpt:*@{mailbox}.test"
 _FILE_KEYS = ("access", "auto", "header", "mailboxes", "unrouted")
 _BOX_KEYS = ("max", "name", "routes")
+_HEADER_NAME = r"[!-9;-~]+"  # RFC 5322 field name: printable ASCII but the colon
 
 
 @dataclass(frozen=True)
@@ -162,12 +163,15 @@ def load(config: Config) -> MailboxConfig:
         if spec.mailbox:
             where = f"--smtp-listener {spec.name} mailbox="
             rules.append(RouteRule(spec.mailbox, "listener", spec.name, where))
+    header = config.mailbox_header.strip()
+    if header and not re.fullmatch(_HEADER_NAME, header):
+        raise ConfigError(f"--mailbox-header: {header!r} is not a header name: use e.g. X-Mailbox")
     return MailboxConfig(
         boxes=file.boxes,
         rules=tuple(rules),
         unrouted=config.mailbox_unrouted or file.unrouted,
         auto=config.mailbox_auto or file.auto,
-        header=config.mailbox_header.strip() or file.header,
+        header=header or file.header,
         access=file.access,
         access_where=file.access_where,
     )
@@ -228,7 +232,7 @@ def _load_file(path: str) -> MailboxConfig:
     if not isinstance(auto, bool):
         raise ConfigError(f"{path}: auto: {auto!r}: use true or false")
     header = data.get("header") or ""
-    if not isinstance(header, str) or not re.fullmatch(r"[!-9;-~]*", header):
+    if not isinstance(header, str) or (header and not re.fullmatch(_HEADER_NAME, header)):
         raise ConfigError(f"{path}: header: {header!r}: use a header name such as X-Mailbox")
     access, access_where = _access(data.get("access"), path)
     return MailboxConfig(boxes, rules, unrouted, auto, header, access, access_where)
