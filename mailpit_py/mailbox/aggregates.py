@@ -15,10 +15,11 @@ Figures = tuple[list[int], list[tuple[str, int]], list[tuple[str, int]]]
 
 
 class Aggregates:
-    """Sizes, top senders and top recipient domains of one store."""
+    """Sizes, top senders and top recipient domains of one store, or of one of its mailboxes."""
 
-    def __init__(self, store: StoreBackend) -> None:
+    def __init__(self, store: StoreBackend, box: str | None = None) -> None:
         self.store = store
+        self.box = box
         # (version, when, seconds it took, figures) of the last computation.
         self._cache: tuple[tuple[int, int], float, float, Figures] | None = None
 
@@ -34,9 +35,9 @@ class Aggregates:
         ):
             return cached[3]
         result = (
-            self.store.size_histogram(SIZE_CLASSES),
-            self.store.top_senders(STATS_TOP),
-            self.store.top_recipient_domains(STATS_TOP),
+            self.store.size_histogram(SIZE_CLASSES, box=self.box),
+            self.store.top_senders(STATS_TOP, box=self.box),
+            self.store.top_recipient_domains(STATS_TOP, box=self.box),
         )
         self._cache = (version, now, time.monotonic() - now, result)
         return result

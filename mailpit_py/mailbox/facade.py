@@ -15,25 +15,24 @@ from typing import Any, NamedTuple
 
 from mailpit_py import events, jsontext
 from mailpit_py.config.settings import Config
-from mailpit_py.ids import new_id
 from mailpit_py.mailbox.aggregates import Aggregates
-from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks, OutboxItem
-from mailpit_py.mailbox.record import build_record, index_record
+from mailpit_py.mailbox.base import BoxTally
+from mailpit_py.mailbox.boxview import BoxView
+from mailpit_py.mailbox.delivery import Delivering
+from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks
+from mailpit_py.mailbox.manage import BoxAdmin
+from mailpit_py.mailbox.record import index_record
 from mailpit_py.mailbox.shapes import (
     StoredMessage,
-    record_summary,
     relay_history_to_api,
     session_to_api,
     statistics_to_api,
-    stats_data,
     summary_to_api,
 )
 from mailpit_py.mailbox.tags import AutoTags, clean_tag, clean_tags
 from mailpit_py.models import Envelope
-from mailpit_py.observability.logs import log_session
 from mailpit_py.observability.stats import MinuteCounter, refusals
 from mailpit_py.observability.telemetry import Telemetry
-from mailpit_py.parse.message import parse_message
 from mailpit_py.store import detailcodec
 from mailpit_py.store.interface import StoreBackend
 from mailpit_py.store.open import (
@@ -43,7 +42,7 @@ from mailpit_py.store.open import (
     tenant_file,
     tenant_name,
 )
-from mailpit_py.store.records import MessageRecord, SessionRecord, StoreError, TagError, Ticket
+from mailpit_py.store.records import MessageRecord, StoreError, TagError
 from mailpit_py.store.search import SearchError, Term, parse_query
 from mailpit_py.store.sqlite import MEMORY
 
@@ -52,9 +51,6 @@ from mailpit_py.store.sqlite import MEMORY
 DELETE_ALL_WAIT = 60.0
 PRUNE_OVER = 200  # Mailpit: deleting more messages than this is announced as one prune
 log = logging.getLogger("mailpit_py.mailbox")
-
-
-INLINE_PARSE_LIMIT = 256 * 1024  # bytes; larger messages are parsed off the caller's thread
 
 
 class MessageNotFound(LookupError):
@@ -82,8 +78,16 @@ class IndexEntry(NamedTuple):
     created: float
 
 
-class Mailbox:
-    """The service every reader and writer goes through (SMTP, API, CLI, fixtures)."""
+class Mailbox(Delivering, BoxAdmin):
+    """The service every reader and writer goes through (SMTP, API, CLI, fixtures).
+
+    Its methods that read or change messages, tags, sessions or statistics take `box`: None
+    means every mailbox (internal services: the checks, the relay, retention by age, import),
+    a name limits them to that mailbox, where another mailbox's message behaves exactly as one
+    that does not exist (MessageNotFound, or skipped by a change). `view(box)` gives a BoxView
+    bound to one mailbox, which the web, IMAP and POP3 hold instead of passing `box`.
+    Delivery is in mailbox/delivery.py, mailbox management in mailbox/manage.py.
+    """
 
     def __init__(
         self,
@@ -128,6 +132,8 @@ class Mailbox:
         self._parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
         self._stats_dirty = threading.Event()
         self._closing = threading.Event()
+        self._tallies: dict[str, BoxTally] = {}
+        self._published: dict[str, tuple[int, int]] = {}
         self._stats_thread = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
         self._stats_thread.start()
         self.accepted = 0
@@ -136,7 +142,8 @@ class Mailbox:
         self.last_delivery = 0.0
         self.accepted_size = 0
         self.deleted = 0
-        self._aggregates = Aggregates(self.store)  # the statistics view's costly figures
+        # The statistics view's costly figures, per mailbox (None: of every mailbox).
+        self._aggregates: dict[str | None, Aggregates] = {}
         self._index_missing()
 
     @property
@@ -164,278 +171,76 @@ class Mailbox:
             self.store.write(requeue)
             self.store.index_barrier()
 
-    # -- delivery ------------------------------------------------------------------------------
-
-    def deliver(
-        self,
-        envelope: Envelope,
-        raw: bytes,
-        *,
-        uid: str | None = None,
-        username: str = "",
-        session_uid: str = "",
-        transcript: Sequence[Sequence[Any]] = (),
-        received_at: float | None = None,
-        tags: Sequence[str] = (),
-        origin: dict[str, Any] | None = None,
-    ) -> Future[str]:
-        """Store a message; the future gives its ID once committed (or raises StoreError)."""
-        done: Future[str] = Future()
-
-        def finish(stored: str | None, exc: BaseException | None) -> None:
-            if done.done():  # a caller may have given up (cancelled); the commit stands
-                return
-            if exc is not None:
-                done.set_exception(exc)
-            else:
-                done.set_result(str(stored))
-
-        self.deliver_then(
-            finish,
-            envelope,
-            raw,
-            uid=uid,
-            username=username,
-            session_uid=session_uid,
-            transcript=transcript,
-            received_at=received_at,
-            tags=tags,
-            origin=origin,
-        )
-        return done
-
-    def deliver_then(
-        self,
-        then: Callable[[str | None, BaseException | None], None],
-        envelope: Envelope,
-        raw: bytes,
-        *,
-        uid: str | None = None,
-        username: str = "",
-        session_uid: str = "",
-        transcript: Sequence[Sequence[Any]] | str = (),
-        received_at: float | None = None,
-        tags: Sequence[str] = (),
-        origin: dict[str, Any] | None = None,
-        ticket: Ticket | None = None,
-        refused: dict[str, Any] | None = None,
-    ) -> None:
-        """Store a message, then call `then(uid, None)` once committed, or `then(None, error)`.
-
-        The SMTP path's form of deliver: no Future per message. `then` runs in the writer
-        thread, or, for a failure before the message reached it (a closed store, a parse that
-        raised), in the thread that met the failure; it must return at once. `transcript` may
-        be the JSON text already (an SMTP session renders its unchanging preamble once).
-        A `ticket` cancelled before the writer starts the message's job leaves it unstored,
-        and `then` is not called. A `refused` message (the receiver's refusal, --receiver) is
-        kept to be read, marked so, and never relayed.
-        """
-        uid = uid or new_id()
-        hooks = self.hooks
-        created = received_at if received_at is not None else time.time()
-        t0 = time.monotonic()  # the caller hands the message over at the end of DATA
-        self.last_delivery = t0
-
-        # --ignore-duplicate-ids: the ID of the message already stored with this Message-ID
-        duplicate: list[str] = []
-        # The tags the tagging rules' searches gave it, when they added any.
-        rule_tagged: list[str] = []
-
-        def prepare() -> MessageRecord:
-            parsed = parse_message(raw, envelope)
-            addresses = (*parsed.to, *parsed.cc, *parsed.bcc)
-            if parsed.from_addr is not None:
-                addresses = (*addresses, parsed.from_addr)  # Mailpit reads the sender's too
-            found = self.auto_tags.tags(parsed.headers, addresses, username, raw)
-            parsed = parsed._replace(tags=tuple(clean_tags([*found, *tags])))
-            when = created
-            if self.config.use_message_dates and parsed.date is not None:
-                when = parsed.date.timestamp()  # --use-message-dates: the Date header's time
-            return build_record(
-                uid,
-                parsed,
-                raw,
-                created=when,
-                username=username,
-                session_uid=session_uid,
-                transcript=transcript,
-                envelope=envelope,
-                origin=origin,
-                refused=refused,
-            )
-
-        def parsed_elsewhere(prepared: Future[MessageRecord]) -> None:
-            try:
-                rec = prepared.result()
-            except Exception as exc:  # parse never raises; this is a bug, still answer
-                log.exception("preparing message %s failed", uid)
-                then(None, exc)
-                return
-            store_it(rec)
-
-        def store_it(rec: MessageRecord) -> None:
-            cfg = self.config
-
-            # A refused message was not accepted: nothing of it goes on.
-            plan = [] if refused else self._plan_outbox(hooks, envelope, origin or {})
-
-            def job(store: StoreBackend) -> list[str]:
-                if cfg.ignore_duplicate_ids:
-                    stored = store.stored_message_id(rec.message_id)
-                    if stored is not None:
-                        duplicate.append(stored)
-                        return []
-                rowid = store.insert_message(rec)
-                rules = self.auto_tags.rules
-                if rules:
-                    matched = store.message_matches(rowid, [r.terms for r in rules])
-                    hits = zip(rules, matched, strict=True)
-                    extra = [t for rule, hit in hits if hit for t in rule.tags]
-                    wanted = clean_tags([*rec.tags, *extra])
-                    if len(wanted) > len(rec.tags):
-                        store.set_tags([uid], wanted)
-                        rule_tagged[:] = wanted
-                for kind, mail_from, rcpts in plan:  # the relay's copies, queued with it
-                    store.outbox_add(uid, kind, mail_from, rcpts, raw, created)
-                older = time.time() - cfg.max_age if cfg.max_age else None
-                return store.prune(cfg.max_messages, older)
-
-            self.store.submit_then(
-                job, lambda pruned, exc: committed(pruned, exc, rec, bool(plan)), ticket
-            )
-
-        def committed(
-            pruned: list[str] | None, exc: BaseException | None, rec: MessageRecord, queued: bool
-        ) -> None:
-            if exc is not None:
-                then(None, exc)
-                return
-            if duplicate:
-                # Accepted (250) and dropped, as Mailpit does: the sender did nothing wrong.
-                log.info(
-                    "message from <%s> ignored: Message-ID <%s> is already stored as %s",
-                    envelope.mail_from,
-                    rec.message_id,
-                    duplicate[0],
-                    extra={"event": "duplicate", "id": duplicate[0]},
-                )
-                then(duplicate[0], None)
-                return
-            if rule_tagged:
-                rec = rec._replace(tags=list(rule_tagged))
-            self.accepted += 1
-            self.accepted_size += rec.size
-            self.telemetry.observe_commit(time.monotonic() - t0)
-            self.arrivals.add()
-            # Published after the commit (DESIGN.md convention 4), in commit order.
-            if self.bus.subscriber_count:  # building the summary costs; skip it for nobody
-                self.bus.publish(events.NewMessage(record_summary(rec)))
-            if pruned:
-                self.deleted += len(pruned)
-                self.bus.publish(events.Prune({"IDs": pruned}))
-            if not self._stats_dirty.is_set():  # set() takes a Condition even when it is set
-                self._stats_dirty.set()
-            if queued and hooks.outbox_ready is not None:
-                hooks.outbox_ready()
-            for hook in hooks.after_commit:
-                try:
-                    hook(uid)
-                except Exception:
-                    log.exception("after-commit hook failed for %s", uid)
-            # Its fields cost a little per message: skipped under --quiet.
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "message %s from <%s> to %s subject %r size %d%s",
-                    uid,
-                    envelope.mail_from,
-                    ", ".join(f"<{r}>" for r in envelope.rcpt_to),
-                    rec.subject,
-                    rec.size,
-                    " (kept, refused by the receiver profile)" if rec.refused else "",
-                    extra={
-                        "event": "message",
-                        "id": uid,
-                        "mail_from": envelope.mail_from,
-                        "rcpt_to": list(envelope.rcpt_to),
-                        "subject": rec.subject,
-                        "size": rec.size,
-                        "session": session_uid,
-                    },
-                )
-            then(uid, None)
-
-        if len(raw) <= INLINE_PARSE_LIMIT:
-            # Small messages are parsed right here: a hop to another thread costs more than
-            # the parse (GIL hand-offs), and it is a fraction of a millisecond.
-            try:
-                rec = prepare()
-            except Exception as exc:  # parse never raises; this is a bug, still answer
-                log.exception("preparing message %s failed", uid)
-                then(None, exc)
-                return
-            store_it(rec)
-        else:
-            self._parsers.submit(prepare).add_done_callback(parsed_elsewhere)
-
-    def record_session(self, rec: SessionRecord) -> None:
-        """Keep an SMTP session's log (bounded); fire and forget, it acknowledges nothing."""
-        log_session(rec)  # one info line per session outcome, its conversation at debug
-        keep = self.config.session_history
-        if keep > 0:
-            self.store.submit(lambda store: store.insert_session(rec, keep))
-
     # -- reads -----------------------------------------------------------------------------
 
-    def resolve(self, msg_id: str) -> str:
+    def view(self, box: str) -> BoxView:
+        """The facade bound to mailbox `box` (whether or not it exists yet)."""
+        return BoxView(self, box)
+
+    def resolve(self, msg_id: str, box: str | None = None) -> str:
+        """The ID `msg_id` names ('latest': the newest message of `box`); MessageNotFound for
+        'latest' of an empty mailbox, and for a message of another mailbox than `box`."""
         if msg_id == "latest":
-            uid = self.store.latest_uid()
+            uid = self.store.latest_uid(box=box)
             if uid is None:
                 raise MessageNotFound(msg_id)
             return uid
+        if box is not None and self.store.box_of(msg_id) != box:
+            raise MessageNotFound(msg_id)
         return msg_id
 
-    def get(self, msg_id: str, *, mark_read: bool = False) -> StoredMessage:
-        uid = self.resolve(msg_id)
+    def _latest(self, msg_id: str, box: str | None) -> str:
+        """As resolve, leaving the mailbox to the caller, which reads it with the message."""
+        return self.resolve(msg_id, box) if msg_id == "latest" else msg_id
+
+    def get(self, msg_id: str, *, mark_read: bool = False, box: str | None = None) -> StoredMessage:
+        uid = self._latest(msg_id, box)
         found = self.store.message_data(uid)
-        if found is None:
+        if found is None or (box is not None and found[0]["mailbox"] != box):
             raise MessageNotFound(msg_id)
         row, detail, transcript = found
         summary = summary_to_api(row)
         if mark_read and not summary["Read"]:
-            self.mark_read([uid], True)
+            self.mark_read([uid], True, box=row["mailbox"])
             summary["Read"] = True
         return StoredMessage(
             summary, detailcodec.decode(detail), json.loads(transcript), row["session_uid"]
         )
 
-    def summary(self, msg_id: str) -> dict[str, Any]:
-        row = self.store.summary(self.resolve(msg_id))
-        if row is None:
+    def summary(self, msg_id: str, box: str | None = None) -> dict[str, Any]:
+        row = self.store.summary(self._latest(msg_id, box))
+        if row is None or (box is not None and row["mailbox"] != box):
             raise MessageNotFound(msg_id)
         return summary_to_api(row)
 
     def list_messages(
-        self, start: int = 0, limit: int = 50, before: float | None = None
+        self, start: int = 0, limit: int = 50, before: float | None = None, box: str | None = None
     ) -> list[dict[str, Any]]:
         """Summaries, newest first; with `before` (epoch seconds), only those received earlier
         (Mailpit's ?before=, which pages back from a point in time)."""
         if before is not None:
-            rows, _, _ = self.store.search_page([Term("before", before)], start, limit)
+            rows, _, _ = self.store.search_page([Term("before", before)], start, limit, box=box)
             return [summary_to_api(r) for r in rows]
-        return [summary_to_api(r) for r in self.store.list_summaries(start, limit)]
+        return [summary_to_api(r) for r in self.store.list_summaries(start, limit, box=box)]
 
     def search(
-        self, query: str, start: int = 0, limit: int = 50, tz: str = "", before: float | None = None
+        self,
+        query: str,
+        start: int = 0,
+        limit: int = 50,
+        tz: str = "",
+        before: float | None = None,
+        box: str | None = None,
     ) -> tuple[list[dict[str, Any]], int, int]:
         """(summaries newest first, matches, unread matches); SearchError on a bad query.
         `before` (epoch seconds) keeps only messages received earlier, counts included."""
         terms = parse_query(query, tz)
         if before is not None:
             terms.append(Term("before", before))
-        rows, matched, unread = self.store.search_page(terms, start, limit)
+        rows, matched, unread = self.store.search_page(terms, start, limit, box=box)
         return [summary_to_api(r) for r in rows], matched, unread
 
-    def delete_search(self, query: str, tz: str = "") -> list[str]:
+    def delete_search(self, query: str, tz: str = "", box: str | None = None) -> list[str]:
         """Delete exactly what the same query lists."""
         terms = parse_query(query, tz)
         if not terms:
@@ -445,58 +250,75 @@ class Mailbox:
                 "to delete everything, use DELETE /api/v1/messages"
             )
         self.store.index_barrier()
-        gone = self.store.write(lambda s: s.delete_messages(s.uids_matching(terms)))
-        self._announce_deleted(gone)
-        self.deleted += len(gone)
-        self._stats_dirty.set()
-        return gone
+        matched: list[str] = []
+        each = self._each_box(box, lambda s, name: s.delete_messages(matched, box=name))
 
-    def mark_search(self, query: str, read: bool = True, tz: str = "") -> list[str]:
+        def job(s: StoreBackend) -> list[tuple[str, list[str]]]:
+            matched[:] = s.uids_matching(terms, box=box)
+            return each(s)
+
+        return self._deleted(self.store.write(job))
+
+    def mark_search(
+        self, query: str, read: bool = True, tz: str = "", box: str | None = None
+    ) -> list[str]:
         """Mark exactly what the same query lists."""
         terms = parse_query(query, tz)
         self.store.index_barrier()
-        changed = self.store.write(lambda s: s.set_read(s.uids_matching(terms), read))
-        for uid in changed:
-            self.bus.publish(events.Update({"ID": uid, "Read": read}))
-        if changed:
-            self._stats_dirty.set()
-        return changed
+        matched: list[str] = []
+        each = self._each_box(box, lambda s, name: s.set_read(matched, read, box=name))
 
-    def counts(self) -> tuple[int, int]:
-        """(total, unread)."""
-        return self.store.counts()
+        def job(s: StoreBackend) -> list[tuple[str, list[str]]]:
+            matched[:] = s.uids_matching(terms, box=box)
+            return each(s)
+
+        return self._marked(self.store.write(job), read)
+
+    def counts(self, box: str | None = None) -> tuple[int, int]:
+        """(total, unread), of every mailbox or of `box`."""
+        return self.store.counts(box=box)
 
     def health(self) -> str:
         """Empty when the store reads and writes; else what is wrong (for /readyz)."""
         return self.store.health()
 
-    def statistics(self, now: float | None = None) -> dict[str, Any]:
+    def statistics(self, now: float | None = None, box: str | None = None) -> dict[str, Any]:
         """What the statistics view draws (GET /api/v1/stats): arrivals per minute over the
-        last hour, refusals by reason, message sizes, top senders and recipient domains."""
+        last hour, refusals by reason, message sizes, top senders and recipient domains; with
+        `box`, that mailbox's (the SMTP refusals come before any routing: the instance's)."""
         now = time.time() if now is None else now
-        sizes, senders, domains = self._aggregates.get((self.accepted, self.deleted))
-        total, unread = self.counts()
+        aggregates = self._aggregates.get(box)
+        if aggregates is None:
+            aggregates = self._aggregates.setdefault(box, Aggregates(self.store, box))
+        figures = aggregates.get((self.accepted, self.deleted))
+        total, unread = self.counts(box)
+        if box is None:
+            arrivals, totals = self.arrivals, (self.accepted, self.accepted_size, self.deleted)
+        else:
+            tally = self.tally(box)
+            arrivals, totals = tally.arrivals, (tally.accepted, tally.accepted_size, tally.deleted)
         return statistics_to_api(
-            now, self.arrivals.series(now), refusals(self.telemetry), (sizes, senders, domains),
-            (total, unread, self.accepted, self.accepted_size, self.deleted),
-        )  # fmt: skip
+            now, arrivals.series(now), refusals(self.telemetry), figures, (total, unread, *totals)
+        )
 
-    def raw(self, msg_id: str) -> bytes:
-        data = self.store.raw(self.resolve(msg_id))
+    def raw(self, msg_id: str, box: str | None = None) -> bytes:
+        data = self.store.raw(self.resolve(msg_id, box))
         if data is None:
             raise MessageNotFound(msg_id)
         return data
 
-    def raw_stream(self, msg_id: str) -> tuple[int, Iterator[bytes]]:
+    def raw_stream(self, msg_id: str, box: str | None = None) -> tuple[int, Iterator[bytes]]:
         """(size, chunks) of the raw message, for sending big ones without holding them whole."""
-        found = self.store.raw_stream(self.resolve(msg_id))
+        found = self.store.raw_stream(self.resolve(msg_id, box))
         if found is None:
             raise MessageNotFound(msg_id)
         return found
 
-    def part_stream(self, msg_id: str, part_id: str) -> tuple[str, int, Iterator[bytes]]:
+    def part_stream(
+        self, msg_id: str, part_id: str, box: str | None = None
+    ) -> tuple[str, int, Iterator[bytes]]:
         """(content type, size, chunks) of a decoded part; MessageNotFound like part()."""
-        uid = self.resolve(msg_id)
+        uid = self.resolve(msg_id, box)
         found = self.store.part_stream(uid, part_id)
         if found is None:
             if self.store.summary(uid) is None:
@@ -504,12 +326,13 @@ class Mailbox:
             raise MessageNotFound(f"{msg_id}/part/{part_id}")
         return found
 
-    def index(self, tag: str | None = None) -> list[IndexEntry]:
+    def index(self, tag: str | None = None, box: str | None = None) -> list[IndexEntry]:
         """Every message (or those with `tag`), oldest first, with its IMAP UID (POP3, IMAP)."""
-        return [IndexEntry(*row) for row in self.store.index(tag)]
+        return [IndexEntry(*row) for row in self.store.index(tag, box=box)]
 
     def uid_validity(self) -> int:
-        """IMAP UIDVALIDITY: fixed for the life of the database (RFC 3501 section 2.3.1.1)."""
+        """IMAP UIDVALIDITY: fixed for the life of the database (RFC 3501 section 2.3.1.1);
+        every mailbox's, as its IMAP UIDs (message ids) are unique across mailboxes."""
         return int(self.store.meta("imap_uidvalidity") or 1)
 
     def imap_flags(self) -> dict[int, set[str]]:
@@ -520,11 +343,11 @@ class Mailbox:
         self.store.write(lambda s: s.set_imap_flags(changes))
 
     def next_imap_uid(self) -> int:
-        """IMAP UIDNEXT: the UID the next message will get."""
+        """IMAP UIDNEXT: the UID the next message will get (in whichever mailbox)."""
         return self.store.next_id()
 
-    def part(self, msg_id: str, part_id: str) -> tuple[str, bytes]:
-        uid = self.resolve(msg_id)
+    def part(self, msg_id: str, part_id: str, box: str | None = None) -> tuple[str, bytes]:
+        uid = self.resolve(msg_id, box)
         found = self.store.part(uid, part_id)
         if found is None:
             if self.store.summary(uid) is None:
@@ -532,9 +355,9 @@ class Mailbox:
             raise MessageNotFound(f"{msg_id}/part/{part_id}")
         return found
 
-    def checks(self, msg_id: str) -> dict[str, Any] | None:
+    def checks(self, msg_id: str, box: str | None = None) -> dict[str, Any] | None:
         """The stored check results of a message, None when not checked yet."""
-        uid = self.resolve(msg_id)
+        uid = self.resolve(msg_id, box)
         found = self.store.checks(uid)
         if found is None:
             if self.store.summary(uid) is None:
@@ -550,60 +373,74 @@ class Mailbox:
         text = jsontext.dumps(result)
         return self.store.submit(lambda s: s.save_checks(uid, time.time(), text))
 
-    def session(self, session_id: str) -> dict[str, Any]:
+    def session(self, session_id: str, box: str | None = None) -> dict[str, Any]:
         row = self.store.session(session_id)
-        if row is None:
+        if row is None or (box is not None and row["mailbox"] != box):
             raise SessionNotFound(session_id)
         return session_to_api(row)
 
-    def session_count(self) -> int:
-        return self.store.session_count()
+    def session_count(self, box: str | None = None) -> int:
+        return self.store.session_count(box=box)
 
-    def sessions(self, start: int = 0, limit: int = 50) -> list[dict[str, Any]]:
-        return [session_to_api(r) for r in self.store.sessions(start, limit)]
+    def sessions(
+        self, start: int = 0, limit: int = 50, box: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [session_to_api(r) for r in self.store.sessions(start, limit, box=box)]
 
     # -- writes ----------------------------------------------------------------------------
 
-    def mark_read(self, uids: Sequence[str] | None, read: bool = True) -> list[str]:
-        changed = self.store.write(lambda s: s.set_read(uids, read))
-        for uid in changed:
-            self.bus.publish(events.Update({"ID": uid, "Read": read}))
+    def mark_read(
+        self, uids: Sequence[str] | None, read: bool = True, box: str | None = None
+    ) -> list[str]:
+        """Mark these messages (every one of `box` when None) read or unread; the IDs whose
+        flag changed (another mailbox's are skipped)."""
+        job = self._each_box(box, lambda s, name: s.set_read(uids, read, box=name))
+        return self._marked(self.store.write(job), read)
+
+    def _marked(self, changed: list[tuple[str, list[str]]], read: bool) -> list[str]:
+        for name, uids in changed:
+            for uid in uids:
+                self.bus.publish(events.Update({"ID": uid, "Read": read}, box=name))
         if changed:
-            self._stats_dirty.set()
-        return changed
+            self._changed()
+        return [uid for _, uids in changed for uid in uids]
 
-    def delete(self, uids: Sequence[str], *, prune: bool = False) -> list[str]:
-        """Delete these messages. `prune` announces them as one prune event whatever their
-        number, as Mailpit announces the deletions of a POP3 session."""
-        gone = self.store.write(lambda s: s.delete_messages(uids))
-        if prune and gone:
-            self.bus.publish(events.Prune({"IDs": gone}))
-        else:
-            self._announce_deleted(gone)
-        self.deleted += len(gone)
-        self._stats_dirty.set()
-        return gone
+    def delete(
+        self, uids: Sequence[str], *, prune: bool = False, box: str | None = None
+    ) -> list[str]:
+        """Delete these messages (another mailbox's are skipped). `prune` announces them as
+        one prune event whatever their number, as Mailpit announces the deletions of a POP3
+        session."""
+        job = self._each_box(box, lambda s, name: s.delete_messages(uids, box=name))
+        return self._deleted(self.store.write(job), prune=prune)
 
-    def _announce_deleted(self, gone: list[str]) -> None:
-        # Past Mailpit's threshold one prune (clients reload) replaces a delete per message: a
-        # burst of thousands would also overflow every subscriber's queue and cut it off.
-        if len(gone) > PRUNE_OVER:
-            self.bus.publish(events.Prune({"IDs": gone}))
-            return
-        for uid in gone:
-            self.bus.publish(events.Delete({"ID": uid}))
+    def _deleted(self, by_box: list[tuple[str, list[str]]], *, prune: bool = False) -> list[str]:
+        """Announce what a delete removed, to each mailbox's subscribers; every ID removed."""
+        for name, gone in by_box:
+            # Past Mailpit's threshold one prune (clients reload) replaces a delete per message:
+            # a burst of thousands would also overflow every subscriber's queue and cut it off.
+            if prune or len(gone) > PRUNE_OVER:
+                self.bus.publish(events.Prune({"IDs": gone}, box=name))
+            else:
+                for uid in gone:
+                    self.bus.publish(events.Delete({"ID": uid}, box=name))
+        self._count_deleted(by_box)
+        self._changed()
+        return [uid for _, gone in by_box for uid in gone]
 
-    def delete_all(self) -> int:
-        """Delete every message; the clients hear of it once the delete has committed, also
-        when that outlasts DELETE_ALL_WAIT (a million messages may), which answers StoreError
-        while the delete goes on."""
-        future = self.store.submit(lambda s: s.delete_all())
+    def delete_all(self, box: str | None = None) -> int:
+        """Delete every message (of `box`); the clients hear of it once the delete has
+        committed, also when that outlasts DELETE_ALL_WAIT (a million messages may), which
+        answers StoreError while the delete goes on. The mailboxes stay, emptied."""
+        future = self.store.submit(lambda s: s.delete_all(box=box))
 
         def done(f: Future[int]) -> None:
             if f.exception() is None:
                 self.deleted += f.result()
-                self.bus.publish(events.Truncate())
-                self._stats_dirty.set()
+                if box is not None:
+                    self.tally(box).deleted += f.result()
+                self.bus.publish(events.Truncate(box=events.EVERY_BOX if box is None else box))
+                self._changed()
 
         future.add_done_callback(done)
         try:
@@ -614,20 +451,30 @@ class Mailbox:
                 "and the web UI and the websocket's clients are told when it is done"
             ) from None
 
-    def tags(self) -> list[str]:
-        return list(self.store.tag_counts())
+    def empty_box(self, name: str) -> int:
+        """Delete every message of a mailbox, keeping it; how many there were. BoxNotFound."""
+        self.box_info(name)  # (BoxNotFound when there is none)
+        return self.delete_all(box=name)
 
-    def tag_counts(self) -> dict[str, int]:
-        return self.store.tag_counts()
+    def tags(self, box: str | None = None) -> list[str]:
+        return list(self.store.tag_counts(box=box))
 
-    def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[str]:
-        """Give these messages exactly these tags (Mailpit's PUT /api/v1/tags)."""
+    def tag_counts(self, box: str | None = None) -> dict[str, int]:
+        return self.store.tag_counts(box=box)
+
+    def set_tags(
+        self, uids: Sequence[str], tags: Sequence[str], box: str | None = None
+    ) -> list[str]:
+        """Give these messages exactly these tags (Mailpit's PUT /api/v1/tags); another
+        mailbox's are skipped."""
         clean = clean_tags(tags)
-        return self._publish_tags(self.store.write(lambda s: s.set_tags(uids, clean)))
+        job = self._each_box(box, lambda s, name: s.set_tags(uids, clean, box=name))
+        return self._publish_tags(self.store.write(job))
 
-    def rename_tag(self, old: str, new: str) -> list[str]:
-        """Rename a tag (Mailpit's PUT /api/v1/tags/{Tag}); raises TagError, as Mailpit
-        answers, for a name that cleans to nothing, an unknown tag or one that exists."""
+    def rename_tag(self, old: str, new: str, box: str | None = None) -> list[str]:
+        """Rename a tag (Mailpit's PUT /api/v1/tags/{Tag}), on the messages of `box` alone
+        when given; raises TagError, as Mailpit answers, for a name that cleans to nothing, an
+        unknown tag or one that exists."""
         new_clean = clean_tag(new)
         if not new_clean:
             raise TagError(f"invalid tag name: {new_clean}")
@@ -637,58 +484,77 @@ class Mailbox:
         def job(store: StoreBackend) -> list[tuple[str, list[str]]] | TagError:
             # A refusal is an answer, not a failed job (which the writer would log and retry).
             try:
-                return store.rename_tag(old, new_clean)
+                return store.rename_tag(old, new_clean, box=box)
             except TagError as exc:
                 return exc
 
         changed = self.store.write(job)
         if isinstance(changed, TagError):
             raise changed
-        return self._publish_tags(changed, prune=True)
+        return self._publish_tags(self._by_box(changed, box), prune=box or events.EVERY_BOX)
 
-    def delete_tag(self, tag: str) -> list[str]:
-        return self._publish_tags(self.store.write(lambda s: s.rename_tag(tag, "")), prune=True)
+    def delete_tag(self, tag: str, box: str | None = None) -> list[str]:
+        changed = self.store.write(lambda s: s.rename_tag(tag, "", box=box))
+        return self._publish_tags(self._by_box(changed, box), prune=box or events.EVERY_BOX)
+
+    def _by_box(
+        self, changed: list[tuple[str, list[str]]], box: str | None
+    ) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+        """(mailbox, its part of `changed`): a change to every mailbox (None) is told to each
+        message's own mailbox (asked after the commit: the messages are still there)."""
+        if box is not None:
+            return [(box, changed)] if changed else []
+        grouped: dict[str, list[tuple[str, list[str]]]] = {}
+        for item in changed:
+            found = self.store.box_of(item[0])
+            if found is not None:  # (deleted since: there is no one to tell)
+                grouped.setdefault(found, []).append(item)
+        return list(grouped.items())
 
     def _publish_tags(
-        self, changed: list[tuple[str, list[str]]], *, prune: bool = False
+        self, changed: list[tuple[str, list[tuple[str, list[str]]]]], *, prune: str = ""
     ) -> list[str]:
-        for uid, tags in changed:
-            self.bus.publish(events.Update({"ID": uid, "Tags": tags}))
+        for name, tagged in changed:
+            for uid, tags in tagged:
+                self.bus.publish(events.Update({"ID": uid, "Tags": tags}, box=name))
         if prune:
             # Mailpit follows a tag rename or delete with a prune, on which its clients reload
             # (the tag list changed); nothing was removed.
-            self.bus.publish(events.Prune({"IDs": []}))
-        return [uid for uid, _ in changed]
+            self.bus.publish(events.Prune({"IDs": []}, box=prune))
+        return [uid for _, tagged in changed for uid, _ in tagged]
 
     def prune(self) -> list[str]:
-        cfg = self.config
-        older = time.time() - cfg.max_age if cfg.max_age else None
-        pruned = self.store.write(lambda s: s.prune(cfg.max_messages, older))
+        """Retention now: each mailbox keeps its newest (box_max), and with --max-age none
+        older than that; every ID deleted."""
+        older = time.time() - self.config.max_age if self.config.max_age else None
+        names = self._box_names(None)
+        keep = {name: self.box_max(name) for name in names}
+
+        def job(s: StoreBackend) -> list[tuple[str, list[str]]]:
+            pruned = [(name, s.prune(keep[name], older, box=name)) for name in names]
+            return [(name, gone) for name, gone in pruned if gone]
+
+        pruned = self.store.write(job)
+        for name, gone in pruned:
+            self.bus.publish(events.Prune({"IDs": gone}, box=name))
         if pruned:
-            self.deleted += len(pruned)
-            self.bus.publish(events.Prune({"IDs": pruned}))
-            self._stats_dirty.set()
-        return pruned
+            self._count_deleted(pruned)
+            self._changed()
+        return [uid for _, gone in pruned for uid in gone]
 
     # -- relay outbox ----------------------------------------------------------------------
 
-    @staticmethod
-    def _plan_outbox(
-        hooks: DeliveryHooks, envelope: Envelope, origin: dict[str, Any]
-    ) -> list[OutboxItem]:
-        if hooks.plan_outbox is None:
-            return []
-        try:
-            return hooks.plan_outbox(envelope, origin)
-        except Exception:  # a relay bug must not cost the message its 250
-            log.exception("planning the relay of a new message failed")
-            return []
-
     def queue_relay(
-        self, msg_id: str, kind: str, mail_from: str, rcpts: Sequence[str], raw: bytes
+        self,
+        msg_id: str,
+        kind: str,
+        mail_from: str,
+        rcpts: Sequence[str],
+        raw: bytes,
+        box: str | None = None,
     ) -> int:
         """Queue what to send for a stored message (the relay worker sends it); its outbox id."""
-        uid = self.resolve(msg_id)
+        uid = self.resolve(msg_id, box)
         now = time.time()
         item = self.store.write(lambda s: s.outbox_add(uid, kind, mail_from, rcpts, raw, now))
         if self.hooks.outbox_ready is not None:
@@ -720,9 +586,9 @@ class Mailbox:
         )
         self.telemetry.inc("relay_attempts", attempt["outcome"])
 
-    def relay_history(self, msg_id: str) -> dict[str, Any]:
+    def relay_history(self, msg_id: str, box: str | None = None) -> dict[str, Any]:
         """The message's relay queue entries and attempts, as the API shows them."""
-        uid = self.resolve(msg_id)
+        uid = self.resolve(msg_id, box)
         if self.store.summary(uid) is None:
             raise MessageNotFound(msg_id)
         items, attempts = self.store.relay_history(uid)
@@ -731,16 +597,15 @@ class Mailbox:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _stats_loop(self) -> None:
-        # Stats are throttled: many deliveries in a burst give one event per quarter second.
+        # Counts are throttled: many deliveries in a burst give one round per quarter second.
         last_age_check = time.monotonic()
         while not self._closing.is_set():
             if self._stats_dirty.wait(timeout=1.0):
                 self._stats_dirty.clear()
                 try:
-                    total, unread = self.counts()
+                    self._publish_counts()
                 except Exception:
                     continue
-                self.bus.publish(events.Stats(stats_data(total, unread)))
                 self._closing.wait(0.25)
             if self.config.max_age and time.monotonic() - last_age_check > 60:
                 last_age_check = time.monotonic()

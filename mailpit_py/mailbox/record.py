@@ -45,13 +45,15 @@ def build_record(
     envelope: Envelope,
     origin: dict[str, Any] | None = None,
     refused: dict[str, Any] | None = None,
+    mailbox: str = "default",
 ) -> MessageRecord:
     """Turn a parsed message into what the store keeps (pure; runs off the writer thread).
-    `refused` is the receiver's refusal of a message kept anyway (--receiver)."""
+    `refused` is the receiver's refusal of a message kept anyway (--receiver); `mailbox` the
+    mailbox it is stored in."""
     parts = [*parsed.inline, *parsed.attachments]
     return MessageRecord(
         uid=uid,
-        mailbox="default",
+        mailbox=mailbox,
         created=created,
         size=len(raw),
         message_id=parsed.message_id,

@@ -11,6 +11,7 @@ from typing import Any
 
 from mailpit_py import events
 from mailpit_py.ids import new_id
+from mailpit_py.mailbox.boxes import is_box_name
 from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 from mailpit_py.store.records import StoreError
 
@@ -94,7 +95,10 @@ class SharedEvents:
             data = {"ID": data["ID"]}  # they read the summary themselves (it may be large)
         elif isinstance(event, events.Prune) and len((data or {}).get("IDs", ())) > MAX_IDS:
             data = {"IDs": []}
-        return json.dumps({"Origin": self.origin, "Type": event.type, "Data": data})
+        # The mailbox goes along: the other instances' subscribers hear their own mailbox's.
+        return json.dumps(
+            {"Origin": self.origin, "Type": event.type, "Data": data, "Box": event.box}
+        )
 
     def _received(self, message: str) -> None:
         try:
@@ -106,11 +110,14 @@ class SharedEvents:
         if note.get("Origin") == self.origin:
             return
         data = note.get("Data")
+        box = note.get("Box")
+        if not isinstance(box, str) or not (box == events.EVERY_BOX or is_box_name(box)):
+            box = events.DEFAULT_BOX  # (an instance from before mailboxes: every message's)
         if cls is events.NewMessage:
             data = self._summary(data)
             if data is None:
                 return
-        self.mailbox.bus.publish(cls(data, remote=True))
+        self.mailbox.bus.publish(cls(data, remote=True, box=box))
         self.mailbox.changed_elsewhere()  # this instance's clients get the new counts too
 
     def _summary(self, data: Any) -> dict[str, Any] | None:
