@@ -308,12 +308,10 @@ def test_retention_keeps_each_mailboxs_newest(database: str) -> None:
         mb.close()
 
 
-def test_a_mailboxs_own_maximum_applies_to_it() -> None:
-    class Boxed(Config):
-        def box_max(self, name: str) -> int | None:
-            return 1 if name == "small" else None
-
-    mb = Mailbox(Boxed(database=":memory:", max_messages=0))
+def test_a_mailboxs_own_maximum_from_the_mailbox_config_applies_to_it(tmp_path: Path) -> None:
+    config = tmp_path / "mailboxes.yml"
+    config.write_text("mailboxes:\n  - name: small\n    max: 1\n")
+    mb = Mailbox(Config(database=":memory:", max_messages=0, mailbox_config=str(config)))
     try:
         small = [put(mb, "small", f"s{i}") for i in range(3)]
         big = [put(mb, "big", f"b{i}") for i in range(3)]

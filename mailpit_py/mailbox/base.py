@@ -68,8 +68,7 @@ class MailboxBase:
     def box_max(self, box: str) -> int:
         """How many messages mailbox `box` keeps (0: no limit): its own `max` from the mailbox
         configuration when it has one, else --max."""
-        own: Callable[[str], int | None] | None = getattr(self.config, "box_max", None)
-        found = own(box) if own is not None else None
+        found = self.config.box_max(box)
         return self.config.max_messages if found is None else found
 
     def _box_names(self, box: str | None) -> list[str]:
