@@ -32,7 +32,13 @@ SPEC: dict[str, Any] = json.loads(
 )
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 # Flask's names for the path variables -> the spec's (Mailpit's) names.
-PATH_VARS = {"msg_id": "ID", "part_id": "PartID", "session_id": "SessionID", "tag": "Tag"}
+PATH_VARS = {
+    "msg_id": "ID",
+    "part_id": "PartID",
+    "session_id": "SessionID",
+    "tag": "Tag",
+    "name": "Name",
+}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +88,7 @@ def test_spec_is_valid_openapi_and_resolves() -> None:
         in_path = {p["name"] for p in params if p["in"] == "path"}
         assert in_path == set(re.findall(r"\{(\w+)\}", path)), (method, path)
         assert all(p["required"] for p in params if p["in"] == "path"), (method, path)
-        assert "200" in op["responses"], (method, path)
+        assert {"200", "201"} & set(op["responses"]), (method, path)
     for name in (
         "Address", "MessageSummary", "Message", "Attachment", "ListUnsubscribe",
         "MessagesSummary", "Session", "TranscriptLine", "SendRequest", "SendResponse", "Info",
@@ -103,6 +109,9 @@ def test_extensions_are_marked_and_the_websocket_is_described() -> None:
         "/api/v1/message/{ID}/blocklist-check",
         "/api/v1/message/{ID}/header-check",
         "/api/v1/stats",
+        "/api/v1/mailboxes",  # one instance, a mailbox per project
+        "/api/v1/mailboxes/{Name}",
+        "/api/v1/mailboxes/{Name}/messages",
     }
     message = SPEC["components"]["schemas"]["Message"]["properties"]
     for field in ("Created", "Read", "Warnings", "SessionID"):

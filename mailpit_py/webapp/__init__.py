@@ -11,10 +11,11 @@ from werkzeug.wrappers import Response
 
 from mailpit_py import events
 from mailpit_py.mailbox.facade import Mailbox
-from mailpit_py.webapp import auth, errors, metrics, security, ws
+from mailpit_py.webapp import auth, errors, metrics, prefix, security, ws
 from mailpit_py.webapp.api import api
 from mailpit_py.webapp.checks_api import checks_api
 from mailpit_py.webapp.compress import Compress
+from mailpit_py.webapp.mailboxes_api import mailboxes_api
 from mailpit_py.webapp.observe import observe
 from mailpit_py.webapp.ui import ui
 
@@ -50,9 +51,11 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
     # Host and Origin first: a refused page learns nothing, not even whether auth is on.
     security.install(app, mailbox.config)
     auth.install(app, mailbox.config)  # before every view, the websocket included
+    prefix.install(app)  # after auth: the mailbox a request may use depends on its user
     security.install_json_posts(app)  # after auth: a stranger is asked for credentials first
     app.register_blueprint(api)
     app.register_blueprint(checks_api)
+    app.register_blueprint(mailboxes_api)
     app.register_blueprint(ui)
     app.register_blueprint(observe)
     prometheus = mailbox.config.enable_prometheus

@@ -17,13 +17,14 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from mailpit_py import __version__
 from mailpit_py.mailbox.compose import ComposeError, compose
-from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
+from mailpit_py.mailbox.facade import MessageNotFound
 from mailpit_py.mailbox.shapes import StoredMessage
 from mailpit_py.observability import relayqueue as relay_queue
 from mailpit_py.observability.stats import rss_bytes
 from mailpit_py.relay.service import Relay, RelayError
 from mailpit_py.smtp.chaos import Chaos, ChaosError
 from mailpit_py.webapp.errors import BadRequest, text
+from mailpit_py.webapp.prefix import mailbox, require_unrestricted, view
 from mailpit_py.webapp.security import (
     MAIL_HTML_CSP,
     MAIL_HTML_CSP_BLOCKED,
@@ -38,10 +39,6 @@ log = logging.getLogger("mailpit_py.web")
 def ok() -> Response:
     """Mailpit's answer to a successful change: the text `ok`."""
     return Response("ok", mimetype="text/plain")
-
-
-def mailbox() -> Mailbox:
-    return current_app.config["MAILBOX"]
 
 
 def runtime() -> Any:
@@ -169,18 +166,18 @@ def bool_field(body: dict[str, Any], key: str, default: bool) -> bool:
 def resolve(msg_id: str) -> str:
     """`latest`, optionally narrowed by ?query=, or the ID itself."""
     if msg_id == "latest" and request.args.get("query"):
-        found, _, _ = mailbox().search(request.args["query"], 0, 1, zone_arg())
+        found, _, _ = view().search(request.args["query"], 0, 1, zone_arg())
         if not found:
             raise MessageNotFound("latest")
         return str(found[0]["ID"])
-    return mailbox().resolve(msg_id)
+    return view().resolve(msg_id)
 
 
 # -- messages ----------------------------------------------------------------------------------
 
 
 def listing(messages: list[dict[str, Any]], matched: int, unread_matched: int) -> Response:
-    total, unread = mailbox().counts()
+    total, unread = view().counts()
     return jsonify(
         {
             "total": total,
@@ -189,7 +186,7 @@ def listing(messages: list[dict[str, Any]], matched: int, unread_matched: int) -
             "messages_count": matched,
             "messages_unread": unread_matched,
             "start": page_args()[0],
-            "tags": mailbox().tags(),
+            "tags": view().tags(),
             "messages": messages,
         }
     )
@@ -198,11 +195,11 @@ def listing(messages: list[dict[str, Any]], matched: int, unread_matched: int) -
 @api.get("/api/v1/messages")
 def list_messages() -> Response:
     start, limit = page_args()
-    total, unread = mailbox().counts()
+    total, unread = view().counts()
     if limit == 0:  # Mailpit: no limit, every message from start on
         limit = NO_LIMIT
     # Mailpit counts the whole mailbox here even with ?before=: only the page is narrowed
-    return listing(mailbox().list_messages(start, limit, before_arg()), total, unread)
+    return listing(view().list_messages(start, limit, before_arg()), total, unread)
 
 
 @api.put("/api/v1/messages")
@@ -216,11 +213,11 @@ def mark_messages() -> Response:
     if ids and search:
         raise BadRequest("You may specify either IDs or a search query, not both")  # Mailpit's
     if ids:
-        mailbox().mark_read(ids, read)
+        view().mark_read(ids, read)
     elif search:
-        mailbox().mark_search(search, read, str(body.get("TZ") or zone_arg()))
+        view().mark_search(search, read, str(body.get("TZ") or zone_arg()))
     else:
-        mailbox().mark_read(None, read)
+        view().mark_read(None, read)
     return ok()
 
 
@@ -233,9 +230,9 @@ def delete_messages() -> Response:
     except BadRequest:
         ids = None
     if ids:
-        mailbox().delete(ids)
+        view().delete(ids)
     else:
-        mailbox().delete_all()  # Mailpit: an empty or missing body deletes everything
+        view().delete_all()  # Mailpit: an empty or missing body deletes everything
     return ok()
 
 
@@ -253,30 +250,30 @@ def search() -> Response:
     query = search_query()
     start, limit = page_args()
     # Mailpit pages its matches with start:start+limit, so limit=0 lists none but still counts
-    found, matched, unread = mailbox().search(query, start, limit, zone_arg(), before_arg())
+    found, matched, unread = view().search(query, start, limit, zone_arg(), before_arg())
     return listing(found, matched, unread)
 
 
 @api.delete("/api/v1/search")
 def delete_search() -> Response:
-    mailbox().delete_search(search_query(), zone_arg())
+    view().delete_search(search_query(), zone_arg())
     return ok()
 
 
 @api.get("/api/v1/message/<msg_id>")
 def message(msg_id: str) -> Response:
-    return jsonify(mailbox().get(resolve(msg_id), mark_read=True).to_api())
+    return jsonify(view().get(resolve(msg_id), mark_read=True).to_api())
 
 
 @api.get("/api/v1/message/<msg_id>/headers")
 def headers(msg_id: str) -> Response:
-    return jsonify(mailbox().get(resolve(msg_id)).headers())
+    return jsonify(view().get(resolve(msg_id)).headers())
 
 
 @api.get("/api/v1/message/<msg_id>/raw")
 def raw(msg_id: str) -> Response:
     uid = resolve(msg_id)
-    size, chunks = mailbox().raw_stream(uid)  # streamed: a 50 MB message is never whole here
+    size, chunks = view().raw_stream(uid)  # streamed: a 50 MB message is never whole here
     resp = Response(chunks, mimetype="text/plain")
     resp.headers["Content-Length"] = str(size)
     if request.args.get("dl") in ("1", "true"):
@@ -287,14 +284,14 @@ def raw(msg_id: str) -> Response:
 @api.get("/api/v1/message/<msg_id>/part/<part_id>")
 def part(msg_id: str, part_id: str) -> Response:
     uid = resolve(msg_id)
-    content_type, size, chunks = mailbox().part_stream(uid, part_id)
+    content_type, size, chunks = view().part_stream(uid, part_id)
     content_type = content_type or "application/octet-stream"
     resp = Response(chunks, content_type=content_type)
     resp.headers["Content-Length"] = str(size)
     # What could run script (HTML, SVG, XML...) is a download, never a page of the UI's origin;
     # an <img> in the preview still shows an SVG part, as a download only stops navigation.
     kind = "inline" if inert(content_type) else "attachment"
-    name = mailbox().get(uid).part_filename(part_id)
+    name = view().get(uid).part_filename(part_id)
     if name:
         resp.headers["Content-Disposition"] = _disposition(kind, name)
     elif kind == "attachment":
@@ -304,7 +301,7 @@ def part(msg_id: str, part_id: str) -> Response:
 
 @api.get("/api/v1/message/<msg_id>/smtp")
 def smtp_transcript(msg_id: str) -> Response:
-    msg = mailbox().get(resolve(msg_id))
+    msg = view().get(resolve(msg_id))
     return jsonify(
         {
             "ID": msg.id,
@@ -334,7 +331,7 @@ def release(msg_id: str) -> Response:
     to = str_list(json_body(required=True), "To")
     if not to:
         raise BadRequest("To must list at least one recipient address")
-    mailbox().summary(uid)  # 404 before anything else
+    view().summary(uid)  # 404 before anything else
     outcome = relay_service().release(uid, to)
     if outcome == "sent":
         return ok()
@@ -343,13 +340,14 @@ def release(msg_id: str) -> Response:
 
 @api.get("/api/v1/message/<msg_id>/relay")
 def relay_history(msg_id: str) -> Response:
-    return jsonify(mailbox().relay_history(resolve(msg_id)))
+    return jsonify(view().relay_history(resolve(msg_id)))
 
 
 @api.get("/api/v1/relay/queue")
 def relay_queue_listing() -> Response:
     """Our extension: the outbox as `mailq` lists it (empty when nothing relays)."""
     limit = int_arg("limit", relay_queue.LIMIT, minimum=1, maximum=100_000)
+    require_unrestricted("the relay queue (every mailbox's outgoing copies)")
     return jsonify(relay_queue.relay_queue(mailbox().store, time.time(), limit))
 
 
@@ -360,16 +358,16 @@ def sessions() -> Response:
         limit = NO_LIMIT
     return jsonify(
         {
-            "total": mailbox().session_count(),
+            "total": view().session_count(),
             "start": start,
-            "sessions": mailbox().sessions(start, limit),
+            "sessions": view().sessions(start, limit),
         }
     )
 
 
 @api.get("/api/v1/session/<session_id>")
 def session(session_id: str) -> Response:
-    return jsonify(mailbox().session(session_id))
+    return jsonify(view().session(session_id))
 
 
 # -- send --------------------------------------------------------------------------------------
@@ -385,7 +383,7 @@ def send() -> tuple[Response, int] | Response:
     peer = request.remote_addr or ""
     now = time.time()
     uid = (
-        mailbox()
+        view()
         .deliver(
             envelope,
             raw_bytes,
@@ -414,7 +412,7 @@ def send() -> tuple[Response, int] | Response:
 
 @api.get("/api/v1/tags")
 def tags() -> Response:
-    return jsonify(mailbox().tags())
+    return jsonify(view().tags())
 
 
 @api.put("/api/v1/tags")
@@ -423,7 +421,7 @@ def set_tags() -> Response:
     ids = str_list(body, "IDs")
     new_tags = str_list(body, "Tags")
     if ids:  # Mailpit answers ok to an empty list: nothing to tag
-        mailbox().set_tags(ids, new_tags or [])
+        view().set_tags(ids, new_tags or [])
     return ok()
 
 
@@ -432,15 +430,15 @@ def rename_tag(tag: str) -> Response:
     name = json_body(required=True).get("Name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("Name must be the new, non-empty tag name")
-    mailbox().rename_tag(tag, name)
+    view().rename_tag(tag, name)
     return ok()
 
 
 @api.delete("/api/v1/tags/<path:tag>")
 def delete_tag(tag: str) -> Response:
-    if tag not in mailbox().tags():  # a tag exists while a message has it; names match exactly
+    if tag not in view().tags():  # a tag exists while a message has it; names match exactly
         raise BadRequest(f"tag not found: {tag}")  # Mailpit's answer, not a silent ok
-    mailbox().delete_tag(tag)
+    view().delete_tag(tag)
     return ok()
 
 
@@ -449,9 +447,10 @@ def delete_tag(tag: str) -> Response:
 
 @api.get("/api/v1/info")
 def info() -> Response:
+    # The counts and tags are the request's mailbox's; the rest is the instance's.
     mb = mailbox()
     rt = runtime()
-    total, unread = mb.counts()
+    total, unread = view().counts()
     return jsonify(
         {
             "Version": __version__,
@@ -460,7 +459,7 @@ def info() -> Response:
             "DatabaseSize": mb.store.size_bytes(),
             "Messages": total,
             "Unread": unread,
-            "Tags": mb.tag_counts(),
+            "Tags": view().tag_counts(),
             "RuntimeStats": {
                 "Memory": rss_bytes(),
                 "MessagesDeleted": mb.deleted,
@@ -533,6 +532,7 @@ def chaos_get() -> Response:
 
 @api.put("/api/v1/chaos")
 def chaos_put() -> Response:
+    require_unrestricted("changing the chaos triggers (every mailbox's SMTP)")
     try:
         return jsonify(_chaos().update_from_api(json_body(required=True)))
     except ChaosError as exc:
@@ -558,10 +558,10 @@ def view_latest() -> Response:
     page, or to the UI when there is none."""
     query = request.args.get("query", "").strip()
     if query:
-        found, _, _ = mailbox().search(query, 0, 1)
+        found, _, _ = view().search(query, 0, 1)
         uid = str(found[0]["ID"]) if found else None
     else:
-        listed = mailbox().list_messages(0, 1)
+        listed = view().list_messages(0, 1)
         uid = str(listed[0]["ID"]) if listed else None
     root = request.script_root + "/"
     return found_at(f"{root}view/{quote(uid, safe='')}" if uid else root)
@@ -596,7 +596,7 @@ def open_links_apart(html: str) -> str:
 
 @api.get("/view/<msg_id>.html")
 def view_html(msg_id: str) -> Response:
-    msg: StoredMessage = mailbox().get(resolve(msg_id))
+    msg: StoredMessage = view().get(resolve(msg_id))
     if not str(msg.detail["HTML"]):
         return text(404, "This message does not contain a HTML part")  # Mailpit's answer
     base = request.script_root + f"/api/v1/message/{msg.id}/part/"
@@ -612,7 +612,7 @@ def view_html(msg_id: str) -> Response:
 
 @api.get("/view/<msg_id>.txt")
 def view_text(msg_id: str) -> Response:
-    body = mailbox().get(resolve(msg_id)).text
+    body = view().get(resolve(msg_id)).text
     return mail_content(Response(body, mimetype="text/plain"))
 
 

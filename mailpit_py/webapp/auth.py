@@ -8,7 +8,7 @@ import os
 import threading
 from collections import OrderedDict
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from mailpit_py.config.credentials import Credentials
 from mailpit_py.config.settings import Config
@@ -116,4 +116,6 @@ def install(app: Flask, config: Config) -> None:
             or not guard.check(creds, auth.username or "", auth.password or "")
         ):
             return challenge()
+        if creds is guard.ui:
+            g.ui_user = auth.username  # the mailbox config's `access` names these users
         return None

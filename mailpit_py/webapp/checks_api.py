@@ -7,8 +7,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from mailpit_py.checks.service import Checks, NotApplicable
 from mailpit_py.mailbox.facade import MessageNotFound
-from mailpit_py.webapp.api import _disposition, mailbox, resolve
+from mailpit_py.webapp.api import _disposition, resolve
 from mailpit_py.webapp.errors import text
+from mailpit_py.webapp.prefix import mailbox
 from mailpit_py.webapp.security import mail_content
 
 checks_api = Blueprint("checks_api", __name__)

@@ -1,4 +1,4 @@
-"""Domain errors -> HTTP answers, in one place: 404 names the ID, 400 says what is wrong."""
+"""Domain errors -> HTTP answers, in one place: 404 names the ID, 400 and 409 say what is wrong."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from mailpit_py.mailbox.boxes import BoxExists, BoxNotFound, BoxRefused
 from mailpit_py.mailbox.facade import MessageNotFound, SessionNotFound
 from mailpit_py.relay.service import RelayError, RelayFailed
 from mailpit_py.store.records import StoreError, TagError
@@ -28,6 +29,18 @@ def register(app: Flask) -> None:
     @app.errorhandler(MessageNotFound)
     def not_found(exc: MessageNotFound) -> Response:
         return text(404, str(exc))
+
+    @app.errorhandler(BoxNotFound)
+    def no_box(exc: BoxNotFound) -> Response:
+        return text(404, str(exc))
+
+    @app.errorhandler(BoxExists)
+    def box_exists(exc: BoxExists) -> Response:
+        return text(409, str(exc))
+
+    @app.errorhandler(BoxRefused)
+    def box_refused(exc: BoxRefused) -> Response:
+        return text(400, str(exc))
 
     @app.errorhandler(SessionNotFound)
     def no_session(exc: SessionNotFound) -> Response:

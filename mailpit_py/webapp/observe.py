@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CollectorRegistry
 
-from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.webapp import metrics
 from mailpit_py.webapp.errors import text
+from mailpit_py.webapp.prefix import require_unrestricted, view
 
 observe = Blueprint("observe", __name__)
 
@@ -15,6 +15,9 @@ observe = Blueprint("observe", __name__)
 @observe.get("/metrics")
 def prometheus() -> Response:
     reg: CollectorRegistry | None = current_app.config.get("METRICS")
+    # Every mailbox's figures: not for a user the access list limits to some (the listener of
+    # --enable-prometheus ADDR:PORT has no users, as it asks for no credentials).
+    require_unrestricted("the metrics (every mailbox's figures)")
     if reg is None:
         where = current_app.config.get("METRICS_ELSEWHERE", "")
         return text(
@@ -28,8 +31,7 @@ def prometheus() -> Response:
 
 @observe.get("/api/v1/stats")
 def statistics() -> Response:
-    box: Mailbox = current_app.config["MAILBOX"]
-    return jsonify(box.statistics())
+    return jsonify(view().statistics())
 
 
 def metrics_app(reg: CollectorRegistry) -> Flask:

@@ -15,9 +15,12 @@ import threading
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from mailpit_py.mailbox.boxes import DEFAULT_BOX
+from mailpit_py.webapp.prefix import allowed, prefixed
 from mailpit_py.webapp.security import UI_CSP, UI_CSP_BLOCKED
 
 ui = Blueprint("ui", __name__)
@@ -86,6 +89,13 @@ ASSETS = Assets()
 
 @ui.get("/")
 def index() -> Response:
+    if prefixed() is None:
+        # A user whose mailboxes do not include the default one is sent to one of theirs, so
+        # the page's address names the mailbox it shows (its API calls and links follow it).
+        boxes = allowed()
+        if boxes is not None and DEFAULT_BOX not in boxes and boxes:
+            target = f"{request.script_root}/mailbox/{quote(min(boxes), safe='@+')}/"
+            return Response(status=302, headers={"Location": target})
     files = ASSETS.files()
     base = html.escape(request.script_root + "/", quote=True)
     page = files["index.html"].decode("utf-8")

@@ -9,7 +9,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 from wsproto.frame_protocol import CloseReason
@@ -17,12 +17,14 @@ from wsproto.frame_protocol import CloseReason
 from mailpit_py import events
 from mailpit_py.mailbox.shapes import stats_data
 from mailpit_py.observability.telemetry import Telemetry
+from mailpit_py.webapp.prefix import allowed, box_name, view
 
 log = logging.getLogger("mailpit_py.web")
 
 WAIT = 1.0  # seconds between checks that the client is still there
 COALESCE = 0.1  # seconds to gather a burst of events into one write
 MAX_BURST = 500
+EVENTS_PATH = "/api/events"
 
 
 @lru_cache(maxsize=4096)
@@ -50,18 +52,40 @@ def send_all(ws: Any, batch: list[events.Event]) -> None:
     ws.sock.sendall(b"".join(wire_frame(e) for e in batch))
 
 
+def for_box(box: str, seen: set[str] | None, batch: list[events.Event]) -> list[events.Event]:
+    """What a client of mailbox `box` hears of a burst: that mailbox's events and those of every
+    mailbox, the mailbox counts narrowed to the mailboxes its user may see (`seen`; None: all)."""
+    kept: list[events.Event] = []
+    for event in batch:
+        if not event.concerns(box):
+            continue
+        if seen is not None and isinstance(event, events.MailboxCounts):
+            event = events.MailboxCounts([d for d in event.data if d["Name"] in seen])
+        kept.append(event)
+    return kept
+
+
 def register(app: Flask, sock: Sock) -> None:
-    @sock.route("/api/events")
+    @app.before_request
+    def events_box() -> None:
+        # Decided before the upgrade, so that a user who must name a mailbox hears why (403):
+        # once the socket is open, an HTTP answer can no longer be given.
+        if request.path == EVENTS_PATH:
+            g.events_box = box_name()
+
+    @sock.route(EVENTS_PATH)
     def event_stream(ws: Server) -> None:
         bus: events.Bus = current_app.config["BUS"]
         clients: ClientCount = current_app.config["WS_CLIENTS"]
+        box: str = g.events_box
+        seen = allowed()
         # flask-sock runs each socket in a request thread; it waits on its own bounded queue
         # with a timeout, so a gone client frees its thread and a stuck one is dropped by the bus
         # (DESIGN.md: the bus never blocks the publisher).
         with bus.subscribe() as sub, clients:
             # A first stats frame, sent once subscribed: the client learns the counts at once and
             # knows that every later change will reach it.
-            total, unread = current_app.config["MAILBOX"].counts()
+            total, unread = view().counts()
             ws.send(json.dumps(events.Stats(stats_data(total, unread)).to_api()))
             while ws.connected and not (sub.dropped.is_set() or sub.ended.is_set()):
                 event = sub.get(timeout=WAIT)
@@ -74,7 +98,9 @@ def register(app: Flask, sock: Sock) -> None:
                 batch = [event]
                 while len(batch) < MAX_BURST and (more := sub.get(timeout=0)) is not None:
                     batch.append(more)
-                send_all(ws, batch)
+                batch = for_box(box, seen, batch)
+                if batch:
+                    send_all(ws, batch)
         if sub.ended.is_set():
             ws.close(reason=CloseReason.GOING_AWAY, message="server shutting down")
         elif sub.dropped.is_set():
