@@ -1,16 +1,19 @@
-"""Who may read the mailbox over POP3 and IMAP, and with which TLS : settings checks."""
+"""Who may read the mailbox over POP3 and IMAP, which mailboxes each login sees, and with
+which TLS: settings checks."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import ssl
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailpit_py.config.credentials import Credentials
 from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.values import split_hostport
+from mailpit_py.mailbox.boxes import DEFAULT_BOX, clean_box_name
 
 if TYPE_CHECKING:
     from mailpit_py.config.settings import Config
@@ -140,3 +143,25 @@ def decode_plain(answer: str) -> tuple[str, str] | None:
     if authzid and authzid != user:
         return None
     return user, password
+
+
+def primary_box(
+    user: str, existing: Collection[str], allowed: Collection[str] | None, auto: bool
+) -> str | None:
+    """The mailbox a login reads as POP3's maildrop and IMAP's INBOX; None when its access
+    gives it none at all. Never a mailbox `allowed` leaves out (None: every mailbox).
+
+    With --mailbox-auto, the mailbox named after the user (as SMTP AUTH as that user routes
+    there) when it exists or the user is allowed it; else the only mailbox the user is allowed;
+    else the default mailbox, or, for a user allowed several that does not include it, the
+    first of them by name (IMAP shows the others as folders)."""
+    if auto:
+        try:
+            own: str | None = clean_box_name(user)
+        except ValueError:
+            own = None
+        if own is not None and own in (existing if allowed is None else allowed):
+            return own
+    if allowed is None or DEFAULT_BOX in allowed:
+        return DEFAULT_BOX
+    return min(allowed) if allowed else None

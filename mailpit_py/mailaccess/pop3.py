@@ -1,4 +1,5 @@
-"""POP3 server over the mailbox: RFC 1939 with CAPA (RFC 2449) and STLS (RFC 2595)."""
+"""POP3 server over the mailbox: RFC 1939 with CAPA (RFC 2449) and STLS (RFC 2595); each login
+reads its own mailbox (access.primary_box)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailpit_py.mailaccess.access import decode_plain
+from mailpit_py.mailaccess.access import decode_plain, primary_box
 from mailpit_py.mailaccess.lineserver import Connection, LineTooLong, MailReader
 from mailpit_py.mailbox.facade import IndexEntry, MessageNotFound
+
+if TYPE_CHECKING:
+    from mailpit_py.mailbox.boxview import BoxView
 
 log = logging.getLogger("mailpit_py.pop3")
 
@@ -68,6 +72,7 @@ class _Session:
     conn: Connection
     user: str = ""
     authed: bool = False
+    view: BoxView | None = None  # the login's mailbox (its maildrop), once logged in
     drop: list[IndexEntry] = field(default_factory=list)  # the maildrop as of login
     deleted: set[int] = field(default_factory=set)  # message numbers marked with DELE
     sizes: list[int] | None = None  # each message's size as sent, worked out at first need
@@ -81,8 +86,9 @@ class Pop3Server(MailReader):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Sizes as sent by message ID (messages never change): counting line endings reads
-        # every message, so a login after the first pays only for the new ones.
-        self._wire_sizes: dict[str, int] = {}
+        # every message, so a login after the first pays only for the new ones; kept per
+        # mailbox, so that logins to different mailboxes do not evict each other's.
+        self._wire_sizes: dict[str, dict[str, int]] = {}
 
     # -- one client ---------------------------------------------------------------------------
 
@@ -221,12 +227,30 @@ class Pop3Server(MailReader):
             self.mailbox.telemetry.inc("pop3_logins", "failed")
             await self._err(s, "[AUTH] invalid user name or password")
             return
-        s.drop = await s.conn.call(self.mailbox.index)
+        box = await s.conn.call(self._maildrop, user)
+        if box is None:
+            log.warning("POP3 login %r from %s refused: no mailbox", user, s.conn.peer)
+            await self._err(
+                s,
+                f"[AUTH] user {user!r} may see no mailbox: the mailbox config's access lists "
+                "none for it",
+            )
+            return
+        s.view = self.mailbox.view(box)
+        s.drop = await s.conn.call(s.view.index)
         self.mailbox.telemetry.inc("pop3_logins", "ok")
         s.authed = True
         s.user = user
-        log.info("POP3 login %r from %s: %d messages", user, s.conn.peer, len(s.drop))
+        log.info(
+            "POP3 login %r from %s: mailbox %s, %d messages", user, s.conn.peer, box, len(s.drop)
+        )
         await self._ok(s, f"logged in, {len(s.drop)} messages")
+
+    def _maildrop(self, user: str) -> str | None:
+        """The mailbox `user` reads (worker thread: it reads which mailboxes exist)."""
+        config = self.mailbox.config
+        existing = [box.name for box in self.mailbox.boxes()]
+        return primary_box(user, existing, config.allowed_boxes(user), config.mailbox_auto)
 
     async def _cmd_quit(self, s: _Session, args: list[str], rest: str) -> bool:
         if not s.authed or not s.deleted:
@@ -235,9 +259,10 @@ class Pop3Server(MailReader):
         # The UPDATE state (RFC 1939 section 6): deletions happen now, through the mailbox,
         # so the web UI sees them live.
         uids = [s.drop[n - 1].uid for n in sorted(s.deleted)]
+        assert s.view is not None
         try:
             # announced as one prune, as Mailpit does after a POP3 session's deletions
-            await s.conn.call(functools.partial(self.mailbox.delete, prune=True), uids)
+            await s.conn.call(functools.partial(s.view.delete, prune=True), uids)
         except Exception as exc:
             log.exception("POP3 delete failed")
             await self._err(s, f"some deleted messages not removed: {exc}")
@@ -247,24 +272,25 @@ class Pop3Server(MailReader):
 
     # -- TRANSACTION state (RFC 1939 section 5) -----------------------------------------------
 
-    def _measure(self, drop: list[IndexEntry]) -> list[int]:
+    def _measure(self, view: BoxView, drop: list[IndexEntry]) -> list[int]:
         """Each message's size as RETR sends it (worker thread: it reads the messages)."""
-        known = self._wire_sizes
+        known = self._wire_sizes.get(view.box, {})
         sizes = []
         for entry in drop:
             size = known.get(entry.uid)
             if size is None:
                 try:
-                    size = wire_size(self.mailbox.raw(entry.uid))
+                    size = wire_size(view.raw(entry.uid))
                 except MessageNotFound:
                     size = entry.size  # gone meanwhile: RETR will say so
             sizes.append(size)
-        self._wire_sizes = {e.uid: n for e, n in zip(drop, sizes, strict=True)}
+        self._wire_sizes[view.box] = {e.uid: n for e, n in zip(drop, sizes, strict=True)}
         return sizes
 
     async def _sizes(self, s: _Session) -> list[int]:
         if s.sizes is None:
-            s.sizes = await s.conn.call(self._measure, s.drop)
+            assert s.view is not None
+            s.sizes = await s.conn.call(self._measure, s.view, s.drop)
         return s.sizes
 
     async def _cmd_stat(self, s: _Session, args: list[str], rest: str) -> bool:
@@ -300,8 +326,9 @@ class Pop3Server(MailReader):
             await self._multi(s, f"{what} follows", "\r\n".join(lines).encode())
 
     async def _raw(self, s: _Session, number: int) -> bytes | None:
+        assert s.view is not None
         try:
-            return await s.conn.call(self.mailbox.raw, s.drop[number - 1].uid)
+            return await s.conn.call(s.view.raw, s.drop[number - 1].uid)
         except MessageNotFound:
             await self._err(s, f"message {number} was deleted meanwhile")
             return None
