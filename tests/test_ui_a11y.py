@@ -18,6 +18,7 @@ from test_ui_browser import browser, open_message, open_page, send, tiny_png  # 
 from ui_visible import save_screenshot
 from upstream import UpstreamServer
 
+from helpers import make_server
 from mailpit_py.server import Server
 
 SERIOUS = ("serious", "critical")
@@ -170,3 +171,37 @@ def test_tab_reaches_every_control_with_a_visible_focus_ring(
         "tab-panel",
     ):
         assert control in seen, f"Tab never reaches {control}: {seen}"
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_no_serious_axe_violation_in_the_mailbox_switcher(
+    open_page: Any,  # noqa: F811
+    width: int,
+) -> None:
+    from playwright.sync_api import expect
+
+    _axe_source()
+    problems: list[str] = []
+    with make_server(mailbox_routes=("{mailbox}=rcpt:*@{mailbox}.test",)) as mp:
+        send(mp, "Default mail")
+        send(mp, "Shop mail", to="dev@shop.test")
+        page = open_page(mp.http_url + "mailbox/shop/", viewport={"width": width, "height": 800})
+        expect(page.locator("#boxes")).to_be_visible()
+        audit(page, f"the top bar with the switcher at {width}px", problems)
+        page.locator("#box-btn").click()
+        expect(page.locator("#box-menu")).to_be_visible()
+        audit(page, f"the open switcher at {width}px", problems)
+        page.emulate_media(color_scheme="dark")
+        audit(page, f"the open switcher in the dark theme at {width}px", problems)
+        page.emulate_media(color_scheme="light")
+        save_screenshot(page, f"a11y-mailboxes-{width}")
+        page.locator("#box-new").click()
+        page.locator("#box-input").fill("Not Clean")
+        expect(page.locator("#box-preview")).not_to_be_empty()
+        audit(page, f"the new mailbox dialog at {width}px", problems)
+        page.keyboard.press("Escape")
+        page.locator("#box-btn").click()
+        page.locator("#box-delete").click()
+        expect(page.locator("#confirm-dialog")).to_be_visible()
+        audit(page, f"the delete mailbox confirmation at {width}px", problems)
+    assert not problems, "\n".join(problems)

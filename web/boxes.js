@@ -8,10 +8,11 @@
 import { DEFAULT_BOX, api, box, boxUrl } from './api.js';
 import { $, h, plural } from './dom.js';
 import { confirmDialog, loadList } from './list.js';
-import { showError, toast } from './state.js';
+import { showError, state, toast } from './state.js';
 
-/** The mailbox this page shows. */
-export const current = box ?? DEFAULT_BOX;
+// The mailbox this page shows: the one its address names; un-prefixed, the default mailbox, or
+// for a user limited to one other mailbox that one (the server answers the un-prefixed UI so).
+let current = box ?? DEFAULT_BOX;
 
 const NAME_MAX = 64;
 const NAME_ALLOWED = 'a-z 0-9 . _ - @ +';
@@ -41,6 +42,7 @@ export function cleanName(text) {
 
 function setBoxes(list) {
   boxes = [...list].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+  if (box === null && boxes.length === 1) current = boxes[0].Name;
   const has = boxes.some((b) => b.Name === current);
   if (hadCurrent && !has) toast(`The mailbox “${current}” was deleted`);
   hadCurrent = has;
@@ -209,10 +211,9 @@ function previewName() {
   $('#box-preview').textContent = name && name !== typed.trim() ? `It will be named “${name}”.` : '';
 }
 
-function count(what) {
-  const here = boxes?.find((b) => b.Name === current);
-  return plural(here?.Total || 0, what);
-}
+// The shown mailbox's count is the list's (kept by its own events, which the throttled
+// `mailboxes` event may trail by a moment).
+const count = (what) => plural(state.total || 0, what);
 
 async function emptyCurrent() {
   setMenu(false);
