@@ -22,6 +22,7 @@ USERS = " ".join(f"{u}:{p}" for u, p in PASSWORDS.items())
 MAILBOX_CONFIG = """\
 mailboxes:
   - name: shop
+    max: 20
     routes:
       - rcpt: "*@shop.test"
   - name: blog

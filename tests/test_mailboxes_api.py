@@ -116,6 +116,24 @@ def test_the_send_api_under_a_prefix_delivers_to_that_mailbox(boxes: Boxes) -> N
     assert call(f"{boxes.at('shop')}api/v1/message/{uid}", "bob")[0] == 404
 
 
+def test_instance_figures_and_per_mailbox_ones(tmp_path: Path) -> None:
+    # Metrics are the instance's, with a series per mailbox; the UI's settings tell each
+    # mailbox's own retention.
+    found = start(tmp_path, enable_prometheus="true", max_messages=500)
+    try:
+        metrics = call(found.url + "metrics", "bob")[2].decode()
+        for box in ("blog", "default", "shop"):
+            assert f'mailpit_mailbox_messages{{mailbox="{box}"}} 1.0' in metrics
+            assert f'mailpit_mailbox_messages_unread{{mailbox="{box}"}} 0.0' in metrics
+        assert "\nmailpit_messages 3.0" in metrics
+        assert get_json(found.at("shop") + "api/v1/webui", "bob")["Retention"]["MaxMessages"] == 20
+        assert get_json(found.url + "api/v1/webui", "bob")["Retention"]["MaxMessages"] == 500
+        # /readyz and /livez are the instance's: the same answer under every prefix.
+        assert call(found.at("shop") + "readyz")[:3:2] == (200, b"ok")
+    finally:
+        found.mp.stop()
+
+
 # -- the mailboxes API -------------------------------------------------------------------------
 
 

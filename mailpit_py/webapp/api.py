@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from mailpit_py import __version__
+from mailpit_py.mailbox.boxes import DEFAULT_BOX
 from mailpit_py.mailbox.compose import ComposeError, compose
 from mailpit_py.mailbox.facade import MessageNotFound
 from mailpit_py.mailbox.shapes import StoredMessage
@@ -24,7 +25,7 @@ from mailpit_py.observability.stats import rss_bytes
 from mailpit_py.relay.service import Relay, RelayError
 from mailpit_py.smtp.chaos import Chaos, ChaosError
 from mailpit_py.webapp.errors import BadRequest, text
-from mailpit_py.webapp.prefix import mailbox, require_unrestricted, view
+from mailpit_py.webapp.prefix import mailbox, prefixed, require_unrestricted, view
 from mailpit_py.webapp.security import (
     MAIL_HTML_CSP,
     MAIL_HTML_CSP_BLOCKED,
@@ -486,7 +487,11 @@ def webui() -> Response:
             "HideDeleteAllButton": cfg.hide_delete_all_button,
             # Ours, for the UI's about panel: where this instance listens and what it keeps.
             "Listeners": _listeners(),
-            "Retention": {"MaxMessages": cfg.max_messages, "MaxAge": int(cfg.max_age or 0)},
+            # The mailbox's own max (the mailbox config's), else --max; --max-age is for all.
+            "Retention": {
+                "MaxMessages": mailbox().box_max(prefixed() or DEFAULT_BOX),
+                "MaxAge": int(cfg.max_age or 0),
+            },
         }
     )
 

@@ -93,6 +93,19 @@ class MailpitCollector(Collector):
         yield GaugeMetricFamily(
             "mailpit_memory_usage_bytes", "Resident memory of the process", rss_bytes()
         )
+        # Per mailbox (one project's inbox each): read from the mailboxes' kept counts, so a
+        # scrape costs one small read however many messages there are.
+        per_box = GaugeMetricFamily(
+            "mailpit_mailbox_messages", "Messages per mailbox", labels=("mailbox",)
+        )
+        per_box_unread = GaugeMetricFamily(
+            "mailpit_mailbox_messages_unread", "Unread messages per mailbox", labels=("mailbox",)
+        )
+        for info in mb.boxes():
+            per_box.add_metric((info.name,), info.total)
+            per_box_unread.add_metric((info.name,), info.unread)
+        yield per_box
+        yield per_box_unread
         tags = GaugeMetricFamily("mailpit_tag_messages", "Messages per tag", labels=("tag",))
         for tag, count in mb.tag_counts().items():
             tags.add_metric((tag,), count)
