@@ -11,11 +11,13 @@ from types import TracebackType
 from mailpit_py import events
 from mailpit_py.checks.service import Checks
 from mailpit_py.config.listeners import parse_listener
+from mailpit_py.config.mailboxes import mailbox_config
 from mailpit_py.config.settings import Config
 from mailpit_py.config.validate import validate
 from mailpit_py.mailaccess.access import access_for, enabled
 from mailpit_py.mailaccess.imap.server import ImapServer
 from mailpit_py.mailaccess.pop3 import Pop3Server
+from mailpit_py.mailbox.boxes import BoxExists
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.mailbox.hooks import combine
 from mailpit_py.mailbox.shared import SharedEvents
@@ -66,6 +68,7 @@ class Server:
             hooks=combine(relay.hooks(), checks.hooks()),
         )
         try:
+            self._create_named_boxes()
             # Instances sharing a database (PostgreSQL) hear of each other's changes.
             self.shared = SharedEvents(self.mailbox).start()
             self.relay = relay.start(self.mailbox)
@@ -88,6 +91,16 @@ class Server:
             self.stop()
             raise
         return self
+
+    def _create_named_boxes(self) -> None:
+        """The mailboxes the settings name exist from start-up, before mail can come: a user
+        limited to one sees it, and a header may name it (docs/mailboxes.md)."""
+        assert self.mailbox is not None
+        for name in mailbox_config(self.config).names:
+            try:
+                self.mailbox.create_box(name)
+            except BoxExists:
+                continue  # kept from an earlier run, or made by another instance
 
     def _start_smtp(self, checks: Checks) -> None:
         """The --smtp listener, then each --smtp-listener, all delivering into one mailbox."""

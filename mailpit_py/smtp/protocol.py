@@ -30,6 +30,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 
 from mailpit_py import jsontext
 from mailpit_py.ids import new_id
+from mailpit_py.mailbox.boxes import DEFAULT_BOX
 from mailpit_py.models import Envelope
 from mailpit_py.receiver.engine import Refusal as ReceiverRefusal
 from mailpit_py.receiver.engine import Session as ReceiverSession
@@ -203,6 +204,7 @@ class CatcherSMTP(SMTP):
         self._verdicts: ReceiverSession | None = None
         self._receiver_refusal: ReceiverRefusal | None = None  # the last one, with its detail
         self._kept_refused: collections.deque[str] = collections.deque(maxlen=KEEP_DELIVERED)
+        self._box = DEFAULT_BOX  # the mailbox of the session's last message, for its log
         self.ip = ""
         self._smtp_init(server)
         # We decide per mechanism whether TLS is needed (smtp_AUTH), and check AUTH ourselves.
@@ -971,6 +973,14 @@ class CatcherSMTP(SMTP):
             smtputf8=bool(self.envelope.smtp_utf8),
         )
         self._set_post_data_state()
+        routed = await self._server.routing.at_data(
+            env.rcpt_to, raw, username(self.session), self.transcript
+        )
+        if routed.refusal is not None:
+            await self.refuse(routed.refusal)  # nothing stored: a recipient has no mailbox
+            return
+        if routed.boxes:
+            self._box = next(iter(routed.boxes))
         refused: Refusal | None = None
         if self._verdicts is not None:
             refused = await self.receiver_check(
@@ -1024,6 +1034,7 @@ class CatcherSMTP(SMTP):
                 },
                 ticket=ticket,
                 refused=verdict.to_api() if verdict is not None else None,
+                boxes=routed.boxes,
             )
             timer = loop.call_later(STORE_DEADLINE, _expire, waiter, ticket)
             try:
@@ -1166,6 +1177,7 @@ class CatcherSMTP(SMTP):
             outcome=outcome,
             messages=(*self._delivered, *self._kept_refused),
             transcript=_json(t.entries),
+            mailbox=self._box,
         )
 
 

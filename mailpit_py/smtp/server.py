@@ -15,6 +15,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 from mailpit_py import events
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
+from mailpit_py.mailbox.routing import Router
 from mailpit_py.net.listen import listen_on
 from mailpit_py.net.loopthread import AddressInUse as AddressInUse  # moved; still importable here
 from mailpit_py.net.loopthread import LoopThread
@@ -25,7 +26,8 @@ from mailpit_py.smtp.chaos import Chaos, parse_triggers
 from mailpit_py.smtp.policy import Policy, Refusal
 from mailpit_py.smtp.protocol import CatcherEnvelope, CatcherSMTP
 from mailpit_py.smtp.replies import non_ascii
-from mailpit_py.smtp.trace import fmt_addr
+from mailpit_py.smtp.routing import SessionRouting
+from mailpit_py.smtp.trace import fmt_addr, username
 
 log = logging.getLogger("mailpit_py.smtp")
 
@@ -90,6 +92,8 @@ class SmtpServer:
         # None when permissive: the default path then costs nothing extra per message.
         self.receiver = receiver if receiver is not None and not receiver.permissive else None
         self.policy = Policy(config)
+        # Which mailbox each recipient goes to (docs/mailboxes.md); inactive without settings.
+        self.routing = SessionRouting(Router.from_config(config), mailbox, name)
         self.chaos = (
             Chaos(parse_triggers(config.chaos_triggers), config.chaos_seed)
             if config.enable_chaos or config.chaos_triggers
@@ -168,6 +172,7 @@ class SmtpServer:
             return "250 2.1.5 OK"
         refusal = (
             refusal
+            or self.routing.rcpt_refusal(address, username(session))
             or self.policy.greylist(server.ip, envelope.mail_from or "", address)
             or server.chaos_refusal("Recipient")
         )
