@@ -105,6 +105,16 @@ def test_header_routes_to_existing_mailboxes_only(server_factory: Start, tmp_pat
     assert boxes(mp)["later"] == 1
 
 
+def test_header_rule_matches_the_header_value(server_factory: Start) -> None:
+    mp = server_factory(
+        mailbox_routes=("billing=header:invoice-*", "shop=rcpt:*@shop.test"),
+        mailbox_header="X-Route",
+    )
+    send(mp, ["a@shop.test"], headers="X-Route: Invoice-2041\r\n")  # the first route wins
+    send(mp, ["a@shop.test"], headers="X-Route: receipt\r\n")
+    assert boxes(mp) == {"billing": 1, "default": 0, "shop": 1}
+
+
 def test_header_is_ignored_when_header_routing_is_off(server_factory: Start) -> None:
     mp = server_factory(mailbox_routes=("archive=rcpt:*@archive.test",))
     send(mp, ["a@x.test"], headers="X-Mailbox: archive\r\n")
