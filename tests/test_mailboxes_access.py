@@ -189,6 +189,37 @@ def test_a_user_of_several_mailboxes_names_one(boxes: Boxes) -> None:
     assert status == 302 and headers["Location"].endswith("/mailbox/shop/")
 
 
+# Routes that are the instance's, not a mailbox's: they answer without one.
+UNBOXED = {
+    ("get", "/api/v1/webui"),
+    ("get", "/api/v1/swagger.json"),
+    ("get", "/api/v1/chaos"),
+    ("get", "/livez"),
+    ("get", "/readyz"),
+    ("get", "/api/v1/mailboxes"),
+    ("delete", "/api/v1/mailboxes/{Name}/messages"),  # names its mailbox in the path
+    ("get", "/view/{ID}"),  # a redirect to the UI page, ?m=ID: no mail read
+}
+
+
+def test_without_a_prefix_a_user_of_several_mailboxes_reaches_none(boxes: Boxes) -> None:
+    # carl may see shop and blog, not default: every route of a mailbox, without a prefix,
+    # must refuse rather than fall back on the default mailbox: 403 naming the prefix, or a
+    # 400 or 404 for a body or a name refused before any mailbox is read.
+    problems = []
+    for method, path in operations():
+        url = boxes.url + fill(path, boxes, "default")
+        status, _, body = call(url, "carl", method=method.upper(), body=foreign_body(boxes))
+        if (method, path) in UNBOXED:
+            continue
+        if status < 400:
+            problems.append(f"{method} {url}: {status} {body[:120]!r}")
+        if DEFAULT_SECRET.encode() in body or boxes.uids["default"].encode() in body:
+            problems.append(f"{method} {url}: holds the default mailbox's mail")
+    assert not problems, "\n".join(problems)
+    assert get_json(boxes.at("blog") + "api/v1/messages", "bob")["total"] >= 1
+
+
 def frames(ws: WsClient, until: str) -> list[dict[str, Any]]:
     """Frames as they come, up to and including the first whose text holds `until`."""
     got: list[dict[str, Any]] = []
