@@ -13,10 +13,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 
+from aiosmtpd.smtp import Session
+
 from mailpit_py.mailbox.boxes import clean_box_name
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.mailbox.routing import UNROUTED_REPLY, Router
 from mailpit_py.smtp.policy import Refusal
+from mailpit_py.smtp.trace import username
 from mailpit_py.smtp.transcript import Transcript
 
 log = logging.getLogger("mailpit_py.smtp")
@@ -64,10 +67,11 @@ class SessionRouting:
         self.mailbox = mailbox
         self.listener = listener
 
-    def rcpt_refusal(self, rcpt: str, username: str) -> Refusal | None:
-        """The refusal of a recipient already known unrouted at RCPT, with unrouted refuse."""
+    def rcpt_refusal(self, rcpt: str, session: Session) -> Refusal | None:
+        """The refusal of a recipient already known unrouted at RCPT, with unrouted refuse
+        (without mailbox settings it costs one attribute test per recipient)."""
         if self.router.active and self.router.refused_at_rcpt(
-            rcpt, username=username, listener=self.listener
+            rcpt, username=username(session), listener=self.listener
         ):
             return refusal_of(rcpt)
         return None

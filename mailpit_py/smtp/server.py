@@ -27,7 +27,7 @@ from mailpit_py.smtp.policy import Policy, Refusal
 from mailpit_py.smtp.protocol import CatcherEnvelope, CatcherSMTP
 from mailpit_py.smtp.replies import non_ascii
 from mailpit_py.smtp.routing import SessionRouting
-from mailpit_py.smtp.trace import fmt_addr, username
+from mailpit_py.smtp.trace import fmt_addr
 
 log = logging.getLogger("mailpit_py.smtp")
 
@@ -172,7 +172,7 @@ class SmtpServer:
             return "250 2.1.5 OK"
         refusal = (
             refusal
-            or self.routing.rcpt_refusal(address, username(session))
+            or self.routing.rcpt_refusal(address, session)
             or self.policy.greylist(server.ip, envelope.mail_from or "", address)
             or server.chaos_refusal("Recipient")
         )
