@@ -362,3 +362,17 @@ def test_a_refused_create_hides_the_mailbox_controls(
         finally:
             context.close()
         assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def test_hide_delete_all_button_hides_emptying_a_mailbox_too(
+    open_page: Any,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    with make_server(hide_delete_all_button=True, mailbox_routes=ROUTES) as mp:
+        send_to(mp, "shop", "Kept")
+        page = open_page(mp.http_url + "mailbox/shop/")
+        expect(row(page, "Kept")).to_be_visible()
+        menu = open_switcher(page)
+        expect(menu.locator("#box-delete")).to_be_visible()
+        expect(menu.locator("#box-empty")).to_be_hidden()

@@ -9,7 +9,7 @@
 
 import { wireAbout } from './about.js';
 import { api } from './api.js';
-import { onMailboxes, refreshBoxes, wireBoxes } from './boxes.js';
+import { onMailboxes, refreshBoxes, renderActions, wireBoxes } from './boxes.js';
 import { wireBulk } from './bulk.js';
 import { $ } from './dom.js';
 import { wireKeyboard } from './keyboard.js';
@@ -159,6 +159,7 @@ async function init() {
         l.hidden = false;
       }
       updateTitle();
+      renderActions();
       if (state.message) renderMessage();
       renderList();
     })

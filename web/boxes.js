@@ -110,10 +110,12 @@ function render() {
   renderActions();
 }
 
-function renderActions() {
+/** Shows the actions this user and instance allow (again once the instance's settings load). */
+export function renderActions() {
   const here = boxes?.find((b) => b.Name === current);
   $('#box-new').hidden = refused.has('manage');
-  $('#box-empty').hidden = refused.has('empty') || !here;
+  // --hide-delete-all-button hides this delete-all too.
+  $('#box-empty').hidden = refused.has('empty') || !here || Boolean(state.config?.HideDeleteAllButton);
   $('#box-empty').textContent = `Empty “${current}”…`;
   $('#box-delete').hidden = refused.has('manage') || !here || current === DEFAULT_BOX;
   $('#box-delete').textContent = `Delete “${current}”…`;
