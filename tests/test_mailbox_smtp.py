@@ -177,9 +177,11 @@ def test_unrouted_refuse_at_data_when_the_header_could_route(
     assert boxes(mp) == {"archive": 1, "default": 0}
 
 
-def test_two_mailboxes_get_one_copy_each_with_their_own_recipients(server_factory: Start) -> None:
+def test_two_mailboxes_get_one_copy_each_with_their_own_recipients(
+    server_factory: Start, database: str
+) -> None:
     mp = server_factory(
-        mailbox_routes=("shop=rcpt:*@shop.test", "blog=rcpt:*@blog.test"),
+        mailbox_routes=("shop=rcpt:*@shop.test", "blog=rcpt:*@blog.test"), database=database
     )
     reply = send(mp, ["a@shop.test", "b@blog.test", "c@shop.test", "d@else.test"])
     assert boxes(mp) == {"blog": 1, "default": 1, "shop": 1}
@@ -211,3 +213,14 @@ def test_no_mailbox_settings_keep_one_mailbox_as_before(server_factory: Start) -
     send(mp, ["a@x.test", "b@y.test"], headers="X-Mailbox: other\r\n")
     assert boxes(mp) == {"default": 1}
     assert envelope_to(mp, "default") == ["a@x.test", "b@y.test"]
+
+
+def test_named_mailboxes_made_at_start_survive_a_restart(
+    server_factory: Start, database: str
+) -> None:
+    settings = {"mailbox_routes": ("shop=rcpt:*@shop.test",), "database": database}
+    first = server_factory(**settings)
+    send(first, ["a@shop.test"])
+    first.stop()
+    again = server_factory(**settings)  # the mailbox exists already: start-up goes on
+    assert boxes(again) == {"default": 0, "shop": 1}
