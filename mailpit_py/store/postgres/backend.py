@@ -17,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from mailpit_py.store.open import redact
 from mailpit_py.store.postgres.base import PgParts
+from mailpit_py.store.postgres.boxes import PgMailboxes
 from mailpit_py.store.postgres.messages import PgMessageWrites
 from mailpit_py.store.postgres.notify import CHANNEL, PgNotify
 from mailpit_py.store.postgres.outbox import PgOutbox
@@ -93,6 +94,7 @@ class PgStore(
     PgOutbox,
     PgSessions,
     PgStatistics,
+    PgMailboxes,
     PgNotify,
     PgParts,
 ):

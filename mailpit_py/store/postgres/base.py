@@ -20,7 +20,7 @@ T = TypeVar("T")
 SUMMARY_COLUMNS = (
     "m.id, m.uid, m.created, m.read, m.size, m.message_id, m.subject, m.from_json, m.to_json, "
     "m.cc_json, m.bcc_json, m.reply_to_json, m.username, m.snippet, m.attachments, "
-    "m.inline_count, m.session_uid, m.refused, "
+    "m.inline_count, m.session_uid, m.refused, m.mailbox, "
     "(SELECT coalesce(json_agg(t.tag ORDER BY t.tag COLLATE \"C\"), '[]')::text FROM tags t "
     "WHERE t.message = m.id) AS tags_json"
 )
@@ -53,6 +53,43 @@ class PgParts:
         ) -> None: ...
 
         def _forget_relays(self, uids: Sequence[str] | None) -> None: ...
+
+
+def in_box(box: str | None, column: str = "m.mailbox") -> tuple[str, list[Any]]:
+    """A WHERE condition limiting rows to one mailbox (`box`), or to none (None: every
+    mailbox), with its parameters; always something to AND with."""
+    if box is None:
+        return "TRUE", []
+    return f"{column} = %s", [text(box)]
+
+
+# A mailbox of at most this many messages is searched one message at a time (search_sql's
+# build_where `each`): its rows walked through messages_mailbox_id, each one tested, instead of
+# every mailbox's matches read from the indexes and then limited to it.
+EACH_MAX = 10_000
+# The plan that walks the rows: no hash or merge join, no bitmap and no scan of a whole
+# table, which read every match (the planner, pricing a row's LIKE by its slim heap row and
+# not its text in TOAST, would rather scan messages_fts: 42 ms against 5).
+EACH_PLAN = (
+    "SELECT set_config('enable_hashjoin', 'off', true), "
+    "set_config('enable_mergejoin', 'off', true), set_config('enable_bitmapscan', 'off', true), "
+    "set_config('enable_seqscan', 'off', true)"
+)
+
+# (back to the defaults: the writer's transaction goes on with other jobs)
+ALL_PLANS = EACH_PLAN.replace("'off'", "'on'")
+
+
+def one_at_a_time(conn: psycopg.Connection[Any], box: str | None) -> bool:
+    """Whether a search in `box` goes one message at a time (EACH_MAX); if so, this
+    transaction's plans are set for it (EACH_PLAN)."""
+    if box is None:
+        return False
+    row = conn.execute("SELECT messages FROM mailboxes WHERE name = %s", (text(box),)).fetchone()
+    if row is not None and int(row[0]) > EACH_MAX:
+        return False
+    conn.execute(EACH_PLAN)
+    return True
 
 
 def chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailpit_py.store.postgres.base import PgParts, text
+from mailpit_py.store.postgres.base import ALL_PLANS, PgParts, in_box, one_at_a_time, text
 from mailpit_py.store.postgres.search_sql import build_where
 from mailpit_py.store.postgres.words import substring_text, tsvector_literal
 from mailpit_py.store.rawcodec import pack
@@ -23,12 +23,17 @@ MESSAGE_TABLES = (
 class PgMessageWrites(PgParts):
     """Changes to messages; each runs in the writer thread, inside a batch's transaction."""
 
-    _kept_hint: int | None = None  # the message count insert_message last saw (writer thread)
+    # The message counts insert_message last saw, of every mailbox and of the message's own
+    # (mailbox, count), for the prune that follows in the same job (writer thread).
+    _kept_hint: int | None = None
+    _box_hint: tuple[str, int] | None = None
 
-    def stored_message_id(self, message_id: str) -> str | None:
+    def stored_message_id(self, message_id: str, box: str | None = None) -> str | None:
         # Through messages_message_id (schema version 3), as on SQLite.
+        where, params = in_box(box, "mailbox")
         row = self._wconn.execute(
-            "SELECT uid FROM messages WHERE message_id = %s LIMIT 1", (text(message_id),)
+            f"SELECT uid FROM messages WHERE message_id = %s AND {where} LIMIT 1",
+            (text(message_id), *params),
         ).fetchone()
         return str(row[0]) if row else None
 
@@ -61,8 +66,10 @@ class PgMessageWrites(PgParts):
             "FROM m, unnest(%s::text[], %s::text[]) AS h(name, value)), "
             "f AS (INSERT INTO messages_fts (id, words, text) "
             "SELECT id, %s::tsvector, %s FROM m) "
-            # (the count before this row, which its statement's trigger adds after)
-            "SELECT m.id, l.value FROM m, l",
+            # (the counts before this row, which its statement's trigger adds after: of every
+            # mailbox, and of the message's own, whose row the trigger makes when missing)
+            "SELECT m.id, l.value, (SELECT b.messages FROM mailboxes b WHERE b.name = %s) "
+            "FROM m, l",
             (
                 text(rec.uid),
                 text(rec.mailbox),
@@ -94,10 +101,12 @@ class PgMessageWrites(PgParts):
                 [text(v) for _, v in rec.headers],
                 tsvector_literal(columns),
                 substring_text(columns),
+                text(rec.mailbox),
             ),
         ).fetchone()
         assert row is not None
         self._kept_hint = int(row[1]) + 1  # for the prune that follows in this job
+        self._box_hint = (text(rec.mailbox), int(row[2] or 0) + 1)
         return int(row[0])
 
     def queue_index(
@@ -137,81 +146,128 @@ class PgMessageWrites(PgParts):
                 [(rowid, text(t)) for t in tags],
             )
 
-    def delete_messages(self, uids: Sequence[str]) -> list[str]:
+    def delete_messages(self, uids: Sequence[str], box: str | None = None) -> list[str]:
+        where, params = in_box(box, "mailbox")
         rows = self._wconn.execute(
-            "DELETE FROM messages WHERE uid = ANY(%s) RETURNING uid", ([text(u) for u in uids],)
+            f"DELETE FROM messages WHERE uid = ANY(%s) AND {where} RETURNING uid",
+            ([text(u) for u in uids], *params),
         ).fetchall()
         gone = [r[0] for r in rows]
         self._forget_relays(gone)
         return gone
 
-    def delete_all(self) -> int:
+    def delete_all(self, box: str | None = None) -> int:
         conn = self._wconn
+        if box is not None:
+            # One mailbox's rows go one by one (with what cascades from them); the others stay.
+            gone = [
+                r[0]
+                for r in conn.execute(
+                    "DELETE FROM messages WHERE mailbox = %s RETURNING uid", (text(box),)
+                )
+            ]
+            self._forget_relays(gone)
+            return len(gone)
         row = conn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
         n = int(row[0]) if row else 0
-        # TRUNCATE frees the tables at once (row by row, 100k messages cascade for seconds).
+        # TRUNCATE frees the tables at once (row by row, 100k messages cascade for seconds);
+        # it fires no trigger, so the kept counts are set to 0 here.
         conn.execute(f"TRUNCATE {MESSAGE_TABLES}")
         conn.execute("UPDATE counters SET value = 0 WHERE name IN ('total', 'unread')")
+        conn.execute("UPDATE mailboxes SET messages = 0, unread = 0")
         self._forget_relays(None)
         return n
 
     def clear_search_index(self) -> None:
         self._wconn.execute("TRUNCATE headers, messages_fts")
 
-    def set_read(self, uids: Sequence[str] | None, read: bool) -> list[str]:
+    def set_read(self, uids: Sequence[str] | None, read: bool, box: str | None = None) -> list[str]:
         flag = 1 if read else 0
+        where, params = in_box(box, "mailbox")
         if uids is None:
             rows = self._wconn.execute(
-                "UPDATE messages SET read = %s WHERE read <> %s RETURNING uid", (flag, flag)
+                f"UPDATE messages SET read = %s WHERE read <> %s AND {where} RETURNING uid",
+                (flag, flag, *params),
             ).fetchall()
         else:
             rows = self._wconn.execute(
-                "UPDATE messages SET read = %s WHERE read <> %s AND uid = ANY(%s) RETURNING uid",
-                (flag, flag, [text(u) for u in uids]),
+                "UPDATE messages SET read = %s WHERE read <> %s AND uid = ANY(%s) "
+                f"AND {where} RETURNING uid",
+                (flag, flag, [text(u) for u in uids], *params),
             ).fetchall()
         return [r[0] for r in rows]
 
-    def prune(self, max_messages: int, older_than: float | None) -> list[str]:
+    def prune(
+        self, max_messages: int, older_than: float | None, box: str | None = None
+    ) -> list[str]:
         """As SQLite's, and safe with several instances on one database: rows another
         instance's retention is deleting are skipped (SKIP LOCKED), and only what this
-        transaction deleted is returned, so each message is pruned, and announced, once."""
+        transaction deleted is returned, so each message is pruned, and announced, once.
+        With a mailbox, its own newest `max_messages` are kept (retention per mailbox)."""
         conn = self._wconn
         gone: list[tuple[str, float]] = []
-        if max_messages > 0 and self._count_kept() > max_messages + retention_slack(max_messages):
+        where, params = in_box(box, "mailbox")
+        kept = self._count_kept(box) if max_messages > 0 else 0
+        if max_messages > 0 and kept > max_messages + retention_slack(max_messages):
             gone += conn.execute(
-                "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id DESC "
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+                f"WHERE {where} ORDER BY id DESC "
                 "OFFSET %s FOR UPDATE SKIP LOCKED) RETURNING uid, created",
-                (max_messages,),
+                (*params, max_messages),
             ).fetchall()
         if older_than is not None:
             gone += conn.execute(
                 "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created < %s "
-                "FOR UPDATE SKIP LOCKED) RETURNING uid, created",
-                (older_than,),
+                f"AND {where} FOR UPDATE SKIP LOCKED) RETURNING uid, created",
+                (older_than, *params),
             ).fetchall()
         if not gone:
             return []
-        self._retired_until = max(self._retired_until, *(r[1] for r in gone))
+        retired = max(r[1] for r in gone)
+        if box is None:
+            self._retired_until = max(self._retired_until, retired)
+        else:
+            # Sessions older than every kept message of this mailbox go now, and this
+            # mailbox's alone: the log-wide mark would take other mailboxes' sessions. (The
+            # newest session stays, as insert_session keeps it.)
+            conn.execute(
+                "DELETE FROM sessions WHERE mailbox = %s AND ended < %s "
+                "AND id < (SELECT max(id) FROM sessions)",
+                (text(box), retired),
+            )
         uids = list(dict.fromkeys(r[0] for r in gone))
         self._forget_relays(uids)
         return uids
 
-    def _count_kept(self) -> int:
+    def _count_kept(self, box: str | None) -> int:
         # The counter the triggers keep in this same transaction: one row, where count(*)
         # walks the table; read with the message just inserted, when there is one (a round
         # trip fewer per delivery).
         hint, self._kept_hint = self._kept_hint, None
-        if hint is not None:
-            return hint
-        row = self._wconn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
+        box_hint, self._box_hint = self._box_hint, None
+        if box is None:
+            if hint is not None:
+                return hint
+            row = self._wconn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
+        else:
+            if box_hint is not None and box_hint[0] == box:
+                return box_hint[1]
+            row = self._wconn.execute(
+                "SELECT messages FROM mailboxes WHERE name = %s", (text(box),)
+            ).fetchone()
         return int(row[0]) if row else 0
 
-    def set_tags(self, uids: Sequence[str], tags: Sequence[str]) -> list[tuple[str, list[str]]]:
+    def set_tags(
+        self, uids: Sequence[str], tags: Sequence[str], box: str | None = None
+    ) -> list[tuple[str, list[str]]]:
         conn = self._wconn
         out: list[tuple[str, list[str]]] = []
         wanted = sorted(set(tags))
+        where, params = in_box(box, "mailbox")
         for uid in uids:
-            row = conn.execute("SELECT id FROM messages WHERE uid = %s", (text(uid),)).fetchone()
+            row = conn.execute(
+                f"SELECT id FROM messages WHERE uid = %s AND {where}", (text(uid), *params)
+            ).fetchone()
             if row is None:
                 continue
             conn.execute("DELETE FROM tags WHERE message = %s", (row[0],))
@@ -219,27 +275,34 @@ class PgMessageWrites(PgParts):
             out.append((uid, wanted))
         return out
 
-    def rename_tag(self, old: str, new: str) -> list[tuple[str, list[str]]]:
+    def rename_tag(self, old: str, new: str, box: str | None = None) -> list[tuple[str, list[str]]]:
         """As SQLite's: tag names are one whatever their case; renaming a tag nobody has, or
-        onto another existing tag, raises TagError; '' as `new` removes the tag."""
+        onto another existing tag, raises TagError; '' as `new` removes the tag. With a
+        mailbox, only its messages' tags are looked at and changed."""
         conn = self._wconn
         old, new = text(old), text(new)
+        scope, params = in_box(box)
+        if box is not None:
+            scope = f"message IN (SELECT m.id FROM messages m WHERE {scope})"
         if new:
             if not conn.execute(
-                "SELECT 1 FROM tags WHERE lower(tag) = lower(%s) LIMIT 1", (old,)
+                f"SELECT 1 FROM tags WHERE lower(tag) = lower(%s) AND {scope} LIMIT 1",
+                (old, *params),
             ).fetchone():
                 raise TagError(f"tag not found: {old}")
             if (
                 new.lower() != old.lower()
                 and conn.execute(
-                    "SELECT 1 FROM tags WHERE lower(tag) = lower(%s) LIMIT 1", (new,)
+                    f"SELECT 1 FROM tags WHERE lower(tag) = lower(%s) AND {scope} LIMIT 1",
+                    (new, *params),
                 ).fetchone()
             ):
                 raise TagError(f"tag already exists: {new}")
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "DELETE FROM tags WHERE lower(tag) = lower(%s) RETURNING message", (old,)
+                    f"DELETE FROM tags WHERE lower(tag) = lower(%s) AND {scope} RETURNING message",
+                    (old, *params),
                 ).fetchall()
             ]
             ids = sorted(set(ids))
@@ -249,7 +312,7 @@ class PgMessageWrites(PgParts):
         ids = sorted(
             r[0]
             for r in conn.execute(
-                "DELETE FROM tags WHERE tag = %s RETURNING message", (old,)
+                f"DELETE FROM tags WHERE tag = %s AND {scope} RETURNING message", (old, *params)
             ).fetchall()
         )
         return self._tags_of_ids(ids)
@@ -266,11 +329,16 @@ class PgMessageWrites(PgParts):
         ).fetchall()
         return [(r[0], list(r[1])) for r in rows]
 
-    def uids_matching(self, terms: Sequence[Term]) -> list[str]:
-        where, params = build_where(terms)
+    def uids_matching(self, terms: Sequence[Term], box: str | None = None) -> list[str]:
+        scope, scope_params = in_box(box)
+        each = one_at_a_time(self._wconn, box)
+        where, params = build_where(terms, each)
         rows = self._wconn.execute(
-            f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.id DESC", params
+            f"SELECT m.uid FROM messages m WHERE {scope} AND {where} ORDER BY m.id DESC",
+            (*scope_params, *params),
         ).fetchall()
+        if each:
+            self._wconn.execute(ALL_PLANS)
         return [r[0] for r in rows]
 
     def set_imap_flags(self, changes: dict[int, set[str]]) -> None:

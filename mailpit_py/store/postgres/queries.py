@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from mailpit_py.store.postgres.base import READ_CHUNK, SUMMARY_COLUMNS, PgParts, PgRow, rows, text
+from mailpit_py.store.postgres.base import (
+    READ_CHUNK,
+    SUMMARY_COLUMNS,
+    PgParts,
+    PgRow,
+    in_box,
+    one_at_a_time,
+    rows,
+    text,
+)
 from mailpit_py.store.postgres.search_sql import FREE_TEXT_MATCH, build_where, lone_free_text
 from mailpit_py.store.rawcodec import MARK, packed, unpack, unpack_stream
 from mailpit_py.store.search import Term
@@ -29,8 +38,14 @@ def _detail(value: bytes, is_text: bool) -> bytes | str:
 class PgMessageQueries(PgParts):
     """Reads of messages, each on a connection of the read pool."""
 
-    def counts(self) -> tuple[int, int]:
+    def counts(self, box: str | None = None) -> tuple[int, int]:
         with self.reading() as conn:
+            if box is not None:
+                # The mailbox's row, kept by the messages' trigger (none: nothing there yet).
+                row = conn.execute(
+                    "SELECT messages, unread FROM mailboxes WHERE name = %s", (text(box),)
+                ).fetchone()
+                return (int(row[0]), int(row[1])) if row else (0, 0)
             values = dict(
                 conn.execute(
                     "SELECT name, value FROM counters WHERE name IN ('total', 'unread')"
@@ -38,38 +53,48 @@ class PgMessageQueries(PgParts):
             )
         return int(values.get("total", 0)), int(values.get("unread", 0))
 
-    def list_summaries(self, start: int = 0, limit: int = 50) -> list[PgRow]:
+    def list_summaries(
+        self, start: int = 0, limit: int = 50, box: str | None = None
+    ) -> list[PgRow]:
+        # In one mailbox, the rows come newest first from messages_mailbox_id (mailbox, id).
+        scope, params = in_box(box)
+        inner, _ = in_box(box, "mailbox")
         with self.reading() as conn:
             if start <= 0:
                 return rows(
                     conn,
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT %s",
-                    (limit,),
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {scope} "
+                    "ORDER BY m.id DESC LIMIT %s",
+                    (*params, limit),
                 )
             # OFFSET computes every row it steps over, tags included; stepping over the ids
             # alone (an index-only scan) finds a deep page's first id, then the page is a range.
             return rows(
                 conn,
-                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= (SELECT id FROM "
-                "messages ORDER BY id DESC LIMIT 1 OFFSET %s) ORDER BY m.id DESC LIMIT %s",
-                (start, limit),
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {scope} AND m.id <= "
+                f"(SELECT id FROM messages WHERE {inner} ORDER BY id DESC LIMIT 1 OFFSET %s) "
+                "ORDER BY m.id DESC LIMIT %s",
+                (*params, *params, start, limit),
             )
 
     def search_page(
-        self, terms: Sequence[Term], start: int = 0, limit: int = 50
+        self, terms: Sequence[Term], start: int = 0, limit: int = 50, box: str | None = None
     ) -> tuple[list[PgRow], int, int]:
         """(page of summaries, matches, unread matches): the search is evaluated once, and the
         server counts its matches and cuts the page's ids from them (no match is sent here)."""
         if not terms:
-            return self.list_summaries(start, limit), *self.counts()
+            return self.list_summaries(start, limit, box=box), *self.counts(box=box)
         free_text = lone_free_text(terms)
         if free_text is not None:
-            found_early = self._dense_free_text_page(free_text, start, limit)
+            found_early = self._dense_free_text_page(free_text, start, limit, box)
             if found_early is not None:
                 return found_early
-        where, params = build_where(terms)
+        scope, scope_params = in_box(box)
         with self.reading() as conn, conn.transaction():
-            if any(term.kind in INDEXED_KINDS for term in terms):
+            each = one_at_a_time(conn, box)
+            where, params = build_where(terms, each)
+            where, params = f"{scope} AND {where}", [*scope_params, *params]
+            if not each and any(term.kind in INDEXED_KINDS for term in terms):
                 # The planner prices a scan of messages_fts by its slim heap rows and not by
                 # the bodies each LIKE must read back from TOAST, so it scanned 20,000 rows
                 # (42 ms) rather than take the trigram index (3.5 ms): it is told to take the
@@ -96,20 +121,28 @@ class PgMessageQueries(PgParts):
         return found, total, unread
 
     def _dense_free_text_page(
-        self, params: list[Any], start: int, limit: int
+        self, params: list[Any], start: int, limit: int, box: str | None = None
     ) -> tuple[list[PgRow], int, int] | None:
         """search_page for a lone free-text term found in many of the newest messages (None for
         a rarer one): the page from the word index's rows newest first, stopping once it is
         full, and the count from one plain read of them. Through the indexes, every match's
-        text was rechecked and joined to its message (a substring in all of 100,000: 184 ms)."""
+        text was rechecked and joined to its message (a substring in all of 100,000: 184 ms).
+        In one mailbox, its rows are walked newest first (messages_mailbox_id), each one's
+        index row read by its id."""
         wanted = max(start, 0) + limit
+        if box is None:
+            rows_from, scope, scope_params = "messages_fts f", "TRUE", []
+        else:
+            rows_from = "messages m JOIN messages_fts f ON f.id = m.id"
+            scope, scope_params = "m.mailbox = %s", [text(box)]
+        newest = "f.id DESC" if box is None else "m.id DESC"
         with self.reading() as conn, conn.transaction():
             # The sample, the page and the counts see one snapshot.
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             row = conn.execute(
-                "SELECT count(*) FROM (SELECT text, words FROM messages_fts "
-                f"ORDER BY id DESC LIMIT %s) f WHERE {FREE_TEXT_MATCH}",
-                (SAMPLE_ROWS, *params),
+                f"SELECT count(*) FROM (SELECT f.text, f.words FROM {rows_from} WHERE {scope} "
+                f"ORDER BY {newest} LIMIT %s) f WHERE {FREE_TEXT_MATCH}",
+                (*scope_params, SAMPLE_ROWS, *params),
             ).fetchone()
             sampled = int(row[0]) if row else 0
             if sampled * 10 < SAMPLE_ROWS or wanted * SAMPLE_ROWS > sampled * EARLY_STOP_ROWS:
@@ -122,28 +155,36 @@ class PgMessageQueries(PgParts):
             page = [
                 r[0]
                 for r in conn.execute(
-                    f"SELECT f.id FROM messages_fts f WHERE {FREE_TEXT_MATCH} "
-                    "ORDER BY f.id DESC LIMIT %s OFFSET %s",
-                    (*params, limit, max(start, 0)),
+                    f"SELECT f.id FROM {rows_from} WHERE {scope} AND {FREE_TEXT_MATCH} "
+                    f"ORDER BY {newest} LIMIT %s OFFSET %s",
+                    (*scope_params, *params, limit, max(start, 0)),
                 )
             ]
-            conn.execute("SET LOCAL enable_seqscan = on")
+            if box is None:
+                conn.execute("SET LOCAL enable_seqscan = on")
             row = conn.execute(
-                f"SELECT count(*) FROM messages_fts f WHERE {FREE_TEXT_MATCH}", params
+                f"SELECT count(*) FROM {rows_from} WHERE {scope} AND {FREE_TEXT_MATCH}",
+                (*scope_params, *params),
             ).fetchone()
             matched = int(row[0]) if row else 0
-            counters = dict(
-                conn.execute(
-                    "SELECT name, value FROM counters WHERE name IN ('total', 'unread')"
-                ).fetchall()
-            )
-            read_total = int(counters.get("total", 0)) - int(counters.get("unread", 0))
+            if box is None:
+                counters = dict(
+                    conn.execute(
+                        "SELECT name, value FROM counters WHERE name IN ('total', 'unread')"
+                    ).fetchall()
+                )
+                total, unread = int(counters.get("total", 0)), int(counters.get("unread", 0))
+            else:
+                found_box = conn.execute(
+                    "SELECT messages, unread FROM mailboxes WHERE name = %s", scope_params
+                ).fetchone()
+                total, unread = (int(found_box[0]), int(found_box[1])) if found_box else (0, 0)
             read_matched = 0
-            if read_total > 0:
+            if total - unread > 0:
                 row = conn.execute(
                     "SELECT count(*) FROM messages m JOIN messages_fts f ON f.id = m.id "
-                    f"WHERE m.read <> 0 AND {FREE_TEXT_MATCH}",
-                    params,
+                    f"WHERE m.read <> 0 AND {scope} AND {FREE_TEXT_MATCH}",
+                    (*scope_params, *params),
                 ).fetchone()
                 read_matched = int(row[0]) if row else 0
             found = (
@@ -165,25 +206,39 @@ class PgMessageQueries(PgParts):
             )
         return found[0] if found else None
 
-    def tag_counts(self) -> dict[str, int]:
+    def tag_counts(self, box: str | None = None) -> dict[str, int]:
         with self.reading() as conn:
-            rows = conn.execute(
-                "SELECT tag, count(*) FROM tags GROUP BY tag "
-                'ORDER BY lower(tag) COLLATE "C", tag COLLATE "C"'
-            ).fetchall()
+            if box is None:
+                rows = conn.execute(
+                    "SELECT tag, count(*) FROM tags GROUP BY tag "
+                    'ORDER BY lower(tag) COLLATE "C", tag COLLATE "C"'
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT t.tag, count(*) FROM tags t JOIN messages m ON m.id = t.message "
+                    "WHERE m.mailbox = %s GROUP BY t.tag "
+                    'ORDER BY lower(t.tag) COLLATE "C", t.tag COLLATE "C"',
+                    (text(box),),
+                ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
-    def index(self, tag: str | None = None) -> list[tuple[int, str, int, int, float]]:
+    def index(
+        self, tag: str | None = None, box: str | None = None
+    ) -> list[tuple[int, str, int, int, float]]:
+        scope, params = in_box(box)
         with self.reading() as conn:
             if tag is None:
                 rows = conn.execute(
-                    "SELECT id, uid, size, read, created FROM messages ORDER BY id"
+                    f"SELECT m.id, m.uid, m.size, m.read, m.created FROM messages m "
+                    f"WHERE {scope} ORDER BY m.id",
+                    params,
                 ).fetchall()
             else:
                 rows = conn.execute(
                     "SELECT m.id, m.uid, m.size, m.read, m.created FROM tags t "
-                    "JOIN messages m ON m.id = t.message WHERE t.tag = %s ORDER BY m.id",
-                    (text(tag),),
+                    f"JOIN messages m ON m.id = t.message WHERE t.tag = %s AND {scope} "
+                    "ORDER BY m.id",
+                    (text(tag), *params),
                 ).fetchall()
         return [(int(r[0]), r[1], int(r[2]), int(r[3]), float(r[4])) for r in rows]
 
@@ -206,9 +261,12 @@ class PgMessageQueries(PgParts):
             row = conn.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()
         return None if row is None else str(row[0])
 
-    def latest_uid(self) -> str | None:
+    def latest_uid(self, box: str | None = None) -> str | None:
+        scope, params = in_box(box, "mailbox")
         with self.reading() as conn:
-            row = conn.execute("SELECT uid FROM messages ORDER BY id DESC LIMIT 1").fetchone()
+            row = conn.execute(
+                f"SELECT uid FROM messages WHERE {scope} ORDER BY id DESC LIMIT 1", params
+            ).fetchone()
         return row[0] if row else None
 
     def message_data(self, uid: str) -> tuple[PgRow, bytes | str, str] | None:

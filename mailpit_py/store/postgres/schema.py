@@ -211,6 +211,65 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX headers_name_key ON headers (lower(name), lower(left(value, 256)), message);
     """,
+    # 5: mailboxes (one project's inbox each): a row per mailbox with its counts, kept by the
+    # same statement-level trigger as the totals (so every instance reads the database's, in
+    # constant time); each session's mailbox; the indexes that let a read in one mailbox walk
+    # that mailbox's rows alone, newest first. The counters stay for every mailbox at once.
+    """
+    CREATE TABLE mailboxes (
+        name TEXT PRIMARY KEY,
+        created DOUBLE PRECISION NOT NULL,
+        messages BIGINT NOT NULL DEFAULT 0,
+        unread BIGINT NOT NULL DEFAULT 0
+    );
+    INSERT INTO mailboxes (name, created, messages, unread)
+        SELECT mailbox, min(created), count(*), count(*) FILTER (WHERE read = 0)
+        FROM messages GROUP BY mailbox;
+    INSERT INTO mailboxes (name, created) VALUES ('default', extract(epoch FROM now()))
+        ON CONFLICT (name) DO NOTHING;
+    CREATE INDEX messages_mailbox_id ON messages (mailbox, id, read);
+    ALTER TABLE sessions ADD COLUMN mailbox TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX sessions_mailbox_id ON sessions (mailbox, id);
+    CREATE OR REPLACE FUNCTION mailpit_count_messages() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE total BIGINT := 0; unread BIGINT := 0;
+    BEGIN
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            SELECT total + count(*), unread + count(*) FILTER (WHERE read = 0)
+                INTO total, unread FROM new_rows;
+        END IF;
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            SELECT total - count(*), unread - count(*) FILTER (WHERE read = 0)
+                INTO total, unread FROM old_rows;
+        END IF;
+        -- The totals first, then the mailboxes in name order: every writer takes these rows
+        -- in one order, so instances sharing the database never deadlock on them.
+        IF total <> 0 OR unread <> 0 THEN
+            UPDATE counters SET value = value + CASE name WHEN 'total' THEN total ELSE unread END
+                WHERE name IN ('total', 'unread');
+        END IF;
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO mailboxes AS b (name, created, messages, unread)
+                SELECT mailbox, min(created), count(*), count(*) FILTER (WHERE read = 0)
+                FROM new_rows GROUP BY mailbox ORDER BY mailbox
+                ON CONFLICT (name) DO UPDATE SET messages = b.messages + excluded.messages,
+                    unread = b.unread + excluded.unread;
+        ELSIF TG_OP = 'DELETE' THEN
+            UPDATE mailboxes b SET messages = b.messages - d.n, unread = b.unread - d.u
+                FROM (SELECT mailbox, count(*) AS n, count(*) FILTER (WHERE read = 0) AS u
+                      FROM old_rows GROUP BY mailbox ORDER BY mailbox) d
+                WHERE b.name = d.mailbox;
+        ELSE
+            -- (a mailbox renamed moves its rows: rename_mailbox makes the new row first)
+            UPDATE mailboxes b SET messages = b.messages + d.n, unread = b.unread + d.u
+                FROM (SELECT mailbox, sum(n) AS n, sum(u) AS u FROM (
+                        SELECT mailbox, 1 AS n, (read = 0)::int AS u FROM new_rows
+                        UNION ALL SELECT mailbox, -1, -(read = 0)::int FROM old_rows) c
+                      GROUP BY mailbox HAVING sum(n) <> 0 OR sum(u) <> 0 ORDER BY mailbox) d
+                WHERE b.name = d.mailbox;
+        END IF;
+        RETURN NULL;
+    END $$;
+    """,
 ]
 
 

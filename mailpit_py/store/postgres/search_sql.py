@@ -9,6 +9,7 @@ tsquery syntax: the tsquery is built from quoted words (words.tsquery_literal).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from mailpit_py.store.postgres.words import tsquery_literal
@@ -22,6 +23,12 @@ _WORDS_IN = "m.id IN (SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsque
 # SQLite's word index UNION its trigram index.
 _WORDS_OR_SUBSTRING_IN = (
     "m.id IN (SELECT f.id FROM messages_fts f WHERE f.words @@ %s::tsquery OR f.text LIKE %s)"
+)
+# The same tests of one message at a time (build_where's `each`): its index row read by its id.
+_WORDS_EACH = "EXISTS (SELECT 1 FROM messages_fts f WHERE f.id = m.id AND f.words @@ %s::tsquery)"
+_WORDS_OR_SUBSTRING_EACH = (
+    "EXISTS (SELECT 1 FROM messages_fts f WHERE f.id = m.id "
+    "AND (f.words @@ %s::tsquery OR f.text LIKE %s))"
 )
 _ADDRESS_COLUMNS = {
     "from": "m.from_json",
@@ -53,12 +60,19 @@ def _ilike(expr: str, value: str) -> tuple[str, list[Any]]:
     return (f"({sql})" if len(patterns) > 1 else sql), patterns
 
 
-def build_where(terms: Sequence[Term]) -> tuple[str, list[Any]]:
-    """A WHERE fragment over `messages m` matching every term, and its parameters."""
+def build_where(terms: Sequence[Term], each: bool = False) -> tuple[str, list[Any]]:
+    """A WHERE fragment over `messages m` matching every term, and its parameters.
+
+    By default a term that an index answers reads every match from it once (the fastest way
+    through all messages); with `each`, every term is a test of one message, its index rows
+    read by its id: the way through a few thousand (one small mailbox, one new message), where
+    reading every mailbox's matches cost more (header: in a mailbox of 2,000 among 100,000
+    messages, 36 ms through headers_name against 5 ms one message at a time)."""
     clauses: list[str] = []
     params: list[Any] = []
+    builders = _EACH_BUILDERS if each else _BUILDERS
     for term in terms:
-        builder = _BUILDERS.get(term.kind)
+        builder = builders.get(term.kind)
         if builder is None:
             raise ValueError(f"unknown search term kind {term.kind!r}")
         sql, values = builder(term)
@@ -69,7 +83,7 @@ def build_where(terms: Sequence[Term]) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
-def _free_text(term: Term) -> tuple[str, list[Any]]:
+def _free_text(term: Term, each: bool = False) -> tuple[str, list[Any]]:
     value = str(term.value)
     query = tsquery_literal(value)
     substring = index_text(value).strip().lower()
@@ -77,8 +91,11 @@ def _free_text(term: Term) -> tuple[str, list[Any]]:
         # Nothing a word is made of (emoji, symbols): look in subjects instead, as SQLite does.
         return _ilike("m.subject", value)
     if len(substring) < TRIGRAM_MIN:
-        return _WORDS_IN, [query]
-    return _WORDS_OR_SUBSTRING_IN, [query, _contains(substring)]
+        return (_WORDS_EACH if each else _WORDS_IN), [query]
+    return (_WORDS_OR_SUBSTRING_EACH if each else _WORDS_OR_SUBSTRING_IN), [
+        query,
+        _contains(substring),
+    ]
 
 
 # One messages_fts row matches a lone free-text term (lone_free_text): the substring first,
@@ -116,7 +133,7 @@ def _address(term: Term) -> tuple[str, list[Any]]:
     return _address_sql(_ADDRESS_COLUMNS[term.kind], str(term.value))
 
 
-def _addressed(term: Term) -> tuple[str, list[Any]]:
+def _addressed(term: Term, each: bool = False) -> tuple[str, list[Any]]:
     value = str(term.value)
     parts: list[str] = []
     params: list[Any] = []
@@ -126,16 +143,19 @@ def _addressed(term: Term) -> tuple[str, list[Any]]:
         params += values
     query = tsquery_literal(value, "B")  # the addresses column, folding case and diacritics
     if query is not None:
-        parts.append(_WORDS_IN)
+        parts.append(_WORDS_EACH if each else _WORDS_IN)
         params.append(query)
     return "(" + " OR ".join(parts) + ")", params
 
 
-def _subject(term: Term) -> tuple[str, list[Any]]:
+def _subject(term: Term, each: bool = False) -> tuple[str, list[Any]]:
     value = str(term.value)
     query = tsquery_literal(value, "A")  # the subject's words, folding diacritics too
     if query is None:
         return _ilike("m.subject", value)
+    if each:
+        like, params = _ilike("m.subject", value)
+        return f"({like} OR {_WORDS_EACH})", [*params, query]
     like, params = _ilike("s.subject", value)
     # Two sets of ids, each read from its own index (an OR beside a subquery scans every row).
     return (
@@ -149,7 +169,12 @@ def _message_id(term: Term) -> tuple[str, list[Any]]:
     return _ilike("m.message_id", str(term.value))
 
 
-def _tag(term: Term) -> tuple[str, list[Any]]:
+def _tag(term: Term, each: bool = False) -> tuple[str, list[Any]]:
+    if each:
+        return (
+            "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id AND lower(t.tag) = lower(%s))",
+            [str(term.value)],
+        )
     return (
         "m.id IN (SELECT t.message FROM tags t WHERE lower(t.tag) = lower(%s))",
         [str(term.value)],
@@ -192,7 +217,21 @@ _HEADER_VALUE = (
 )
 
 
-def _header(term: Term) -> tuple[str, list[Any]]:
+def _header(term: Term, each: bool = False) -> tuple[str, list[Any]]:
+    if each:
+        # (headers_message: the message's few rows, each name and value tested)
+        if term.value == "":
+            return (
+                "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id "
+                "AND lower(h.name) = lower(%s))",
+                [term.name],
+            )
+        like, values = _ilike("h.value", str(term.value))
+        return (
+            "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id "
+            f"AND lower(h.name) = lower(%s) AND {like})",
+            [term.name, *values],
+        )
     if term.value == "":
         return (
             "m.id IN (SELECT h.message FROM headers h WHERE lower(h.name) = lower(%s))",
@@ -223,4 +262,13 @@ _BUILDERS: dict[str, Callable[[Term], tuple[str, list[Any]]]] = {
     "larger": _compare("m.size > %s"),
     "smaller": _compare("m.size < %s"),
     "header": _header,
+}
+_EACH_BUILDERS: dict[str, Callable[[Term], tuple[str, list[Any]]]] = {
+    **_BUILDERS,
+    "word": partial(_free_text, each=True),
+    "phrase": partial(_free_text, each=True),
+    "addressed": partial(_addressed, each=True),
+    "subject": partial(_subject, each=True),
+    "tag": partial(_tag, each=True),
+    "header": partial(_header, each=True),
 }

@@ -6,7 +6,7 @@ import itertools
 import json
 from collections.abc import Sequence
 
-from mailpit_py.store.postgres.base import PgParts, PgRow, rows, text
+from mailpit_py.store.postgres.base import PgParts, PgRow, in_box, rows, text
 from mailpit_py.store.records import SessionRecord
 from mailpit_py.store.sessions import SESSION_LOG_BYTES, sessions_to_cut
 
@@ -18,12 +18,13 @@ class PgSessions(PgParts):
         conn = self._wconn
         row = conn.execute(
             "INSERT INTO sessions (uid, started, ended, peer, local, helo, tls, username, "
-            "outcome, messages, transcript, bytes) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "outcome, messages, transcript, bytes, mailbox) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (uid) DO UPDATE SET started = excluded.started, ended = excluded.ended, "
             "peer = excluded.peer, local = excluded.local, helo = excluded.helo, "
             "tls = excluded.tls, username = excluded.username, outcome = excluded.outcome, "
             "messages = excluded.messages, transcript = excluded.transcript, "
-            "bytes = excluded.bytes RETURNING id",
+            "bytes = excluded.bytes, mailbox = excluded.mailbox RETURNING id",
             (
                 text(rec.uid),
                 rec.started,
@@ -37,6 +38,7 @@ class PgSessions(PgParts):
                 text(json.dumps(list(rec.messages))),
                 text(rec.transcript),
                 len(rec.transcript),
+                text(rec.mailbox),
             ),
         ).fetchone()
         assert row is not None
@@ -62,55 +64,69 @@ class PgSessions(PgParts):
             found = rows(conn, "SELECT * FROM sessions WHERE uid = %s", (text(uid),))
         return found[0] if found else None
 
-    def session_count(self) -> int:
+    def session_count(self, box: str | None = None) -> int:
         with self.reading() as conn:
-            row = conn.execute("SELECT value FROM counters WHERE name = 'sessions'").fetchone()
+            if box is None:
+                row = conn.execute("SELECT value FROM counters WHERE name = 'sessions'").fetchone()
+            else:
+                # (the log is bounded in rows: counted from sessions_mailbox_id alone)
+                row = conn.execute(
+                    "SELECT count(*) FROM sessions WHERE mailbox = %s", (text(box),)
+                ).fetchone()
         return int(row[0]) if row else 0
 
-    def sessions(self, start: int = 0, limit: int = 50) -> list[PgRow]:
+    def sessions(self, start: int = 0, limit: int = 50, box: str | None = None) -> list[PgRow]:
+        scope, params = in_box(box, "mailbox")
         with self.reading() as conn:
             return rows(
                 conn,
-                "SELECT * FROM sessions ORDER BY id DESC LIMIT %s OFFSET %s",
-                (limit, max(start, 0)),
+                f"SELECT * FROM sessions WHERE {scope} ORDER BY id DESC LIMIT %s OFFSET %s",
+                (*params, limit, max(start, 0)),
             )
 
 
 class PgStatistics(PgParts):
     """Figures for the statistics view and the metrics (reads)."""
 
-    def size_histogram(self, bounds: Sequence[int]) -> list[int]:
+    def size_histogram(self, bounds: Sequence[int], box: str | None = None) -> list[int]:
         edges = [-1, *(int(b) for b in bounds)]
         cases = [
             f"count(*) FILTER (WHERE size > {lo} AND size <= {hi})"
             for lo, hi in itertools.pairwise(edges)
         ]
         cases.append(f"count(*) FILTER (WHERE size > {edges[-1]})")
+        scope, params = in_box(box, "mailbox")
         with self.reading() as conn:
-            row = conn.execute(f"SELECT {', '.join(cases)} FROM messages").fetchone()
+            row = conn.execute(
+                f"SELECT {', '.join(cases)} FROM messages WHERE {scope}", params
+            ).fetchone()
         assert row is not None
         return [int(v or 0) for v in row]
 
-    def top_senders(self, limit: int = 10) -> list[tuple[str, int]]:
+    def top_senders(self, limit: int = 10, box: str | None = None) -> list[tuple[str, int]]:
+        scope, params = in_box(box, "mailbox")
         with self.reading() as conn:
             found = conn.execute(
                 "SELECT a, count(*) AS n FROM (SELECT lower(from_json::jsonb->0->>'Address') AS a "
-                "FROM messages) s WHERE a IS NOT NULL AND a <> '' GROUP BY a "
+                f"FROM messages WHERE {scope}) s WHERE a IS NOT NULL AND a <> '' GROUP BY a "
                 'ORDER BY n DESC, a COLLATE "C" LIMIT %s',
-                (limit,),
+                (*params, limit),
             ).fetchall()
         return [(r[0], int(r[1])) for r in found]
 
-    def top_recipient_domains(self, limit: int = 10) -> list[tuple[str, int]]:
+    def top_recipient_domains(
+        self, limit: int = 10, box: str | None = None
+    ) -> list[tuple[str, int]]:
+        scope, params = in_box(box)
         with self.reading() as conn:
             found = conn.execute(
                 "WITH r AS (SELECT DISTINCT m.id, lower(substr(j->>'Address', "
                 "strpos(j->>'Address', '@') + 1)) AS d FROM messages m, "
                 "jsonb_array_elements(m.to_json::jsonb || m.cc_json::jsonb || m.bcc_json::jsonb) "
-                "j) "
+                f"j WHERE {scope}) "
                 "SELECT d, count(*) AS n FROM r WHERE d <> '' GROUP BY d "
                 'ORDER BY n DESC, d COLLATE "C" LIMIT %s',
-                (limit,),
+                (*params, limit),
             ).fetchall()
         return [(r[0], int(r[1])) for r in found]
 
