@@ -487,3 +487,28 @@ def test_a_new_event_heard_just_after_a_database_restart_is_not_dropped(
         wait_until(lambda: mid in frames.ids(), timeout=30, what="B's new frame")
     finally:
         frames.close()
+
+
+def test_a_mailbox_made_renamed_or_deleted_on_one_instance_is_told_to_the_others_clients(
+    pair: tuple[Server, Server],
+) -> None:
+    """The other instance's websocket hears the new list of mailboxes, read from the database
+    (no instance keeps a copy of it)."""
+    a, b = pair
+    assert a.mailbox is not None
+    ws = WsClient.connect(b.http_url.replace("http://", "ws://") + "api/events")
+
+    def names_heard(expected: list[str]) -> bool:
+        got = json.loads(ws.receive(timeout=10) or "{}")
+        return got.get("Type") == "mailboxes" and [d["Name"] for d in got["Data"]] == expected
+
+    try:
+        a.mailbox.create_box("project")
+        wait_until(lambda: names_heard(["default", "project"]), timeout=20, what="the new one")
+        a.mailbox.rename_box("project", "renamed")
+        wait_until(lambda: names_heard(["default", "renamed"]), timeout=20, what="the rename")
+        a.mailbox.delete_box("renamed")
+        wait_until(lambda: names_heard(["default"]), timeout=20, what="the deletion")
+        assert [info.name for info in b.mailbox.boxes()] == ["default"]  # type: ignore[union-attr]
+    finally:
+        ws.close()

@@ -17,10 +17,20 @@ from mailpit_py.store.records import StoreError
 
 log = logging.getLogger("mailpit_py.mailbox")
 
-# What the other instances are told of (stats and SMTP errors stay with their instance).
+# What the other instances are told of (stats and SMTP errors stay with their instance). Of the
+# mailboxes' counts, only that the mailboxes themselves changed (one made, renamed or deleted
+# there): each instance reads every mailbox's counts from the database and tells its own
+# clients (Mailbox.changed_elsewhere), so the list is never one instance's copy.
 SHARED: dict[str, type[events.Event]] = {
     cls.type: cls
-    for cls in (events.NewMessage, events.Update, events.Delete, events.Truncate, events.Prune)
+    for cls in (
+        events.NewMessage,
+        events.Update,
+        events.Delete,
+        events.Truncate,
+        events.Prune,
+        events.MailboxCounts,
+    )
 }
 MAX_IDS = 200  # a Prune naming more IDs says none (its frame's Data is null anyway)
 BATCH = 100  # notifications sent in one round trip at most
@@ -40,6 +50,7 @@ class SharedEvents:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._sub: events.Subscription | None = None
+        self._names: set[str] | None = None  # the mailboxes the last counts event named
 
     def start(self) -> SharedEvents:
         """Start relaying, when the store has other instances to hear (else do nothing)."""
@@ -73,7 +84,10 @@ class SharedEvents:
             told = [
                 self._message(event)
                 for event in batch
-                if event is not None and not event.remote and event.type in SHARED
+                if event is not None
+                and not event.remote
+                and event.type in SHARED
+                and self._worth_telling(event)
             ]
             self._notify(told)
 
@@ -89,12 +103,25 @@ class SharedEvents:
                 if attempt == TRIES - 1:
                     log.warning("shared events: the other instances were not told: %s", exc)
 
+    def _worth_telling(self, event: events.Event) -> bool:
+        """A counts event is told when the mailboxes it names are not those of the last one:
+        the others hear of every delivery already (each message's `new`)."""
+        if not isinstance(event, events.MailboxCounts):
+            return True
+        names = {str(d.get("Name")) for d in event.data or () if isinstance(d, dict)}
+        if names == self._names:
+            return False
+        self._names = names
+        return True
+
     def _message(self, event: events.Event) -> str:
         data: Any = event.data
         if isinstance(event, events.NewMessage):
             data = {"ID": data["ID"]}  # they read the summary themselves (it may be large)
         elif isinstance(event, events.Prune) and len((data or {}).get("IDs", ())) > MAX_IDS:
             data = {"IDs": []}
+        elif isinstance(event, events.MailboxCounts):
+            data = None  # (the others read the counts themselves; the list may be long)
         # The mailbox goes along: the other instances' subscribers hear their own mailbox's.
         return json.dumps(
             {"Origin": self.origin, "Type": event.type, "Data": data, "Box": event.box}
@@ -117,7 +144,8 @@ class SharedEvents:
             data = self._summary(data)
             if data is None:
                 return
-        self.mailbox.bus.publish(cls(data, remote=True, box=box))
+        if cls is not events.MailboxCounts:  # (this instance publishes its own, just below)
+            self.mailbox.bus.publish(cls(data, remote=True, box=box))
         self.mailbox.changed_elsewhere()  # this instance's clients get the new counts too
 
     def _summary(self, data: Any) -> dict[str, Any] | None:
