@@ -18,6 +18,7 @@ from mailpit_py.webapp.compress import Compress
 from mailpit_py.webapp.mailboxes_api import mailboxes_api
 from mailpit_py.webapp.observe import observe
 from mailpit_py.webapp.ui import ui
+from mailpit_py.webapp.views import views
 
 PING_INTERVAL = 25  # seconds: keeps idle websockets open through proxies that cut silent ones
 
@@ -56,6 +57,7 @@ def create_app(mailbox: Mailbox, bus: events.Bus, runtime: Runtime) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(checks_api)
     app.register_blueprint(mailboxes_api)
+    app.register_blueprint(views)
     app.register_blueprint(ui)
     app.register_blueprint(observe)
     prometheus = mailbox.config.enable_prometheus
