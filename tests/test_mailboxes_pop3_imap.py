@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import imaplib
 import poplib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from imapclient import IMAPClient
 
-from helpers import make_server
-from mailpit_py.models import Envelope
+from helpers import make_server, send_raw, wait_until
 from mailpit_py.server import Server
 
 LOGINS = "ann:secret bob:secret root:secret carol:secret"
@@ -57,19 +58,8 @@ def auto(tmp_path: Path) -> Iterator[Server]:
         yield server
 
 
-ROUTES = {"a.test": "proj-a", "b.test": "proj-b", "c.test": "carol"}
-
-
-def send_raw(mp: Server, raw: bytes, rcpt: str) -> str:
-    """Store a message in the mailbox CONFIG's routes give its recipient's domain, through
-    the mailbox's delivery with that routing's answer; its ID."""
-    box = ROUTES.get(rcpt.rpartition("@")[2], "default")
-    envelope = Envelope("sender@example.com", (rcpt,))
-    return mp.mailbox.deliver(envelope, raw, boxes={box: [rcpt]}).result(10)
-
-
 def fill(mp: Server) -> dict[str, str]:
-    """One message in each mailbox, routed by recipient: subject -> message ID."""
+    """One message in each mailbox, routed over SMTP by recipient: subject -> message ID."""
     return {
         "for a": send_raw(mp, message("for a"), "dev@a.test"),
         "for b": send_raw(mp, message("for b"), "dev@b.test"),
@@ -153,3 +143,209 @@ def test_pop3_with_mailbox_auto_reads_the_mailbox_named_after_the_user(auto: Ser
 def test_pop3_without_mailbox_auto_ignores_a_mailbox_named_after_the_user(mp: Server) -> None:
     send_raw(mp, message("for carol"), "dev@c.test")
     assert pop3_subjects(mp, "carol") == []
+
+
+# -- IMAP: who sees what -------------------------------------------------------------------
+
+
+def test_imap_restricted_logins_see_only_their_own_mailbox(mp: Server) -> None:
+    ids = fill(mp)
+    ann = imap_login(mp, "ann")
+    assert folders(ann) == ["INBOX"]
+    typ, data = ann.select("INBOX")
+    assert (typ, data) == ("OK", [b"1"])
+    for name in ("proj-b", "default", '"proj-b/x"'):
+        typ, data = ann.select(name)
+        assert typ == "NO", (name, data)
+        assert b"NONEXISTENT" in data[0]
+    ann.select("INBOX")
+    theirs = imap_uid(mp, ids["for b"])
+    assert ann.uid("SEARCH", f"UID {theirs}") == ("OK", [b""])
+    typ, data = ann.uid("FETCH", str(theirs), "(BODY.PEEK[])")
+    assert typ == "OK" and data == [None], data
+    typ, data = ann.status("proj-b", "(MESSAGES)")
+    assert typ == "NO", data
+    mine = imap_uid(mp, ids["for a"])
+    assert ann.uid("SEARCH", "ALL") == ("OK", [str(mine).encode()])
+    typ, data = ann.uid("FETCH", str(mine), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK" and b"Subject: for a" in data[0][1], data
+    ann.logout()
+    bob = imap_login(mp, "bob")
+    assert folders(bob) == ["INBOX"]
+    bob.select("INBOX")
+    typ, data = bob.uid("FETCH", str(mine), "(BODY.PEEK[])")
+    assert typ == "OK" and data == [None], data
+    typ, data = bob.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK" and len(data) == 2 and b"Subject: for b" in data[0][1], data
+    bob.logout()
+
+
+def test_imap_restricted_login_with_imapclient_finds_nothing_of_another_mailbox(
+    mp: Server,
+) -> None:
+    ids = fill(mp)
+    theirs = imap_uid(mp, ids["for a"])
+    client = IMAPClient("127.0.0.1", port=mp.imap_address[1], ssl=False, timeout=10)
+    client.login("bob", "secret")
+    assert [name for _, _, name in client.list_folders()] == ["INBOX"]
+    with pytest.raises(IMAPClient.Error, match="NONEXISTENT"):
+        client.select_folder("proj-a")
+    with pytest.raises(IMAPClient.Error, match="NONEXISTENT"):
+        client.folder_status("proj-a", ["MESSAGES"])
+    assert client.select_folder("INBOX")[b"EXISTS"] == 1
+    assert client.search(["UID", str(theirs)]) == []
+    assert client.fetch([theirs], ["BODY.PEEK[]"]) == {}
+    assert client.search(["SUBJECT", "for a"]) == []
+    assert client.search(["ALL"]) == [imap_uid(mp, ids["for b"])]
+    client.logout()
+
+
+def test_imap_unrestricted_login_sees_every_mailbox_as_folders(mp: Server) -> None:
+    ids = fill(mp)
+    tagged = send_raw(mp, message("tagged in a"), "dev+urgent@a.test")
+    root = imap_login(mp, "root")
+    assert folders(root) == ["INBOX", "carol", "proj-a", "proj-a/urgent", "proj-b"]
+    typ, data = root.list('""', "%")  # % stops at the hierarchy delimiter
+    assert typ == "OK"
+    assert [d for d in data if isinstance(d, bytes) and b"proj-a" in d] == [
+        b'(\\HasChildren) "/" "proj-a"'
+    ]
+    assert root.select("INBOX") == ("OK", [b"1"])
+    assert root.select("proj-a") == ("OK", [b"2"])
+    typ, data = root.uid("SEARCH", "ALL")
+    assert data == [f"{imap_uid(mp, ids['for a'])} {imap_uid(mp, tagged)}".encode()]
+    assert root.select('"proj-a/urgent"') == ("OK", [b"1"])
+    assert root.uid("SEARCH", "ALL") == ("OK", [str(imap_uid(mp, tagged)).encode()])
+    typ, data = root.status("proj-b", "(MESSAGES UNSEEN)")
+    assert typ == "OK" and data == [b'"proj-b" (MESSAGES 1 UNSEEN 1)'], data
+    typ, data = root.status("INBOX", "(MESSAGES)")
+    assert data == [b'"INBOX" (MESSAGES 1)'], data
+    root.logout()
+
+
+def test_imap_with_mailbox_auto_inbox_is_the_users_mailbox(auto: Server) -> None:
+    fill(auto)
+    send_raw(auto, message("for carol"), "dev@c.test")
+    carol = imap_login(auto, "carol")
+    assert carol.select("INBOX") == ("OK", [b"1"])
+    typ, data = carol.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: for carol" in data[0][1]
+    # carol may see every mailbox: the default one is a folder now, not INBOX
+    assert "default" in folders(carol) and "carol" not in folders(carol)
+    assert carol.select("default") == ("OK", [b"1"])
+    carol.logout()
+
+
+# -- IMAP: changes in a mailbox folder -------------------------------------------------------
+
+
+def test_imap_store_in_a_mailbox_folder_changes_that_message(mp: Server) -> None:
+    ids = fill(mp)
+    root = imap_login(mp, "root")
+    root.select("proj-b")
+    assert root.store("1", "+FLAGS", "(\\Seen $Done)")[0] == "OK"
+    wait_until(lambda: mp.mailbox.view("proj-b").summary(ids["for b"])["Read"], what="read")
+    assert not mp.mailbox.view("default").summary(ids["for default"])["Read"]
+    typ, data = root.fetch("1", "(FLAGS)")
+    assert data == [b"1 (FLAGS (\\Seen $Done))"], data
+    root.logout()
+    bob = imap_login(mp, "bob")
+    bob.select("INBOX")
+    assert bob.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Seen $Done))"]
+    bob.logout()
+
+
+def test_imap_copy_into_another_mailbox_stores_a_new_message_there(mp: Server) -> None:
+    ids = fill(mp)
+    original = imap_uid(mp, ids["for default"])
+    root = imap_login(mp, "root")
+    root.select("INBOX")
+    assert root.uid("STORE", str(original), "+FLAGS", "(\\Flagged)")[0] == "OK"
+    assert root.uid("COPY", str(original), "proj-a")[0] == "OK"
+    typ, data = root.response("COPYUID")
+    _, old, new = data[0].split()
+    assert int(old) == original
+    new_uid = int(new)
+    assert new_uid > imap_uid(mp, ids["for b"])  # a new message, with a UID of its own
+    assert subjects_of(mp, "proj-a") == ["for a", "for default"]
+    assert subjects_of(mp, "default") == ["for default"]  # the original stays
+    root.logout()
+    client = IMAPClient("127.0.0.1", port=mp.imap_address[1], ssl=False, timeout=10)
+    client.login("root", "secret")
+    client.select_folder("proj-a")
+    assert client.search() == [imap_uid(mp, ids["for a"]), new_uid]
+    fetched = client.fetch([new_uid], ["FLAGS", "BODY.PEEK[]"])[new_uid]
+    assert b"\\Flagged" in fetched[b"FLAGS"]
+    assert fetched[b"BODY[]"] == mp.mailbox.raw(ids["for default"])
+    # into a tag folder of the other mailbox: the new message is in that folder only
+    client.select_folder("INBOX")
+    client.copy([original], "proj-b/later")
+    assert "proj-b/later" in [f[2] for f in client.list_folders()]
+    assert client.select_folder("proj-b/later")[b"EXISTS"] == 1
+    assert client.select_folder("proj-b")[b"EXISTS"] == 1
+    client.logout()
+
+
+def test_imap_move_between_mailboxes(mp: Server) -> None:
+    ids = fill(mp)
+    client = IMAPClient("127.0.0.1", port=mp.imap_address[1], ssl=False, timeout=10)
+    client.login("root", "secret")
+    client.select_folder("proj-a")
+    client.move([imap_uid(mp, ids["for a"])], "proj-b")
+    assert client.search() == []
+    assert subjects_of(mp, "proj-a") == []
+    assert subjects_of(mp, "proj-b") == ["for a", "for b"]
+    client.logout()
+
+
+def test_imap_restricted_login_cannot_copy_into_another_mailbox(mp: Server) -> None:
+    fill(mp)
+    ann = imap_login(mp, "ann")
+    assert ann.select("INBOX") == ("OK", [b"1"])
+    # not a mailbox ann sees: the name is a tag folder of her own mailbox, nothing more
+    assert ann.copy("1", "proj-b")[0] == "OK"
+    assert subjects_of(mp, "proj-b") == ["for b"]
+    assert mp.mailbox.view("proj-a").list_messages(0, 10)[0]["Tags"] == ["proj-b"]
+    ann.logout()
+
+
+def test_imap_append_to_a_mailbox_folder(mp: Server) -> None:
+    root = imap_login(mp, "root")
+    typ, data = root.append("proj-b", "(\\Seen)", None, message("appended"))
+    assert typ == "OK", data
+    assert subjects_of(mp, "proj-b") == ["appended"]
+    assert subjects_of(mp, "default") == []
+    root.logout()
+
+
+def test_imap_idle_in_a_mailbox_folder_hears_only_that_mailbox(mp: Server) -> None:
+    fill(mp)
+    root = imap_login(mp, "root")
+    assert root.select("proj-b") == ("OK", [b"1"])
+    tag = root._new_tag().decode()  # type: ignore[attr-defined]
+    sock: socket.socket = root.sock  # type: ignore[attr-defined]
+    sock.sendall(f"{tag} IDLE\r\n".encode())
+    reader = root.file  # type: ignore[attr-defined]
+    assert reader.readline().startswith(b"+")
+    send_raw(mp, message("more for a"), "dev@a.test")  # another mailbox: nothing to say
+    send_raw(mp, message("more for b"), "dev@b.test")
+    line = reader.readline()
+    assert line == b"* 2 EXISTS\r\n", line  # proj-b's second message, not a third
+    sock.sendall(b"DONE\r\n")
+    assert reader.readline().startswith(f"{tag} OK".encode())
+    root.logout()
+
+
+def test_imap_mailbox_folders_cannot_be_deleted_or_renamed(mp: Server) -> None:
+    fill(mp)
+    root = imap_login(mp, "root")
+    typ, data = root.delete("proj-a")
+    assert typ == "NO" and b"web UI or the API" in data[0], data
+    typ, data = root.rename("proj-a", "proj-z")
+    assert typ == "NO" and b"web UI or the API" in data[0], data
+    assert root.create("proj-a/new")[0] == "OK"
+    assert root.rename("proj-a/new", "proj-a/newer")[0] == "OK"
+    typ, data = root.rename("proj-a/newer", "proj-b/newer")
+    assert typ == "NO" and b"stays in its mailbox" in data[0], data
+    assert "proj-a/newer" in folders(root)
+    root.logout()
