@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import smtplib
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -252,6 +253,23 @@ def test_each_prefixs_websocket_hears_only_its_mailbox(boxes: Boxes) -> None:
         got += frames(ann, '"Type": "mailboxes"') if '"mailboxes"' not in json.dumps(got) else []
         counted = [f["Data"] for f in got if f["Type"] == "mailboxes"]
         assert counted and all([d["Name"] for d in data] == ["shop"] for data in counted), got
+    finally:
+        ann.close()
+        bob.close()
+    # An SMTP refusal is no mailbox's: a user who sees all hears it under any prefix, a limited
+    # user under none (its peer and reply may be another project's).
+    ann = WsClient.connect(ws_url + "api/events", headers={"Authorization": basic("ann")})
+    bob = WsClient.connect(
+        ws_url + "mailbox/shop/api/events", headers={"Authorization": basic("bob")}
+    )
+    try:
+        for ws in (ann, bob):
+            assert json.loads(ws.receive(timeout=10))["Type"] == "stats"
+        with smtplib.SMTP(*boxes.mp.smtp_address) as client:
+            client.docmd("BOGUS")
+        send(boxes.mp, "after-bogus", "after@shop.test", "after")
+        assert any(f["Type"] == "error" for f in frames(bob, '"error"'))
+        assert not [f for f in frames(ann, "after-bogus") if f["Type"] == "error"]
     finally:
         ann.close()
         bob.close()

@@ -54,9 +54,17 @@ def send_all(ws: Any, batch: list[events.Event]) -> None:
 
 def for_box(box: str, seen: set[str] | None, batch: list[events.Event]) -> list[events.Event]:
     """What a client of mailbox `box` hears of a burst: that mailbox's events and those of every
-    mailbox, the mailbox counts narrowed to the mailboxes its user may see (`seen`; None: all)."""
+    mailbox, the mailbox counts narrowed to the mailboxes its user may see (`seen`; None: all).
+
+    An SMTP refusal belongs to no mailbox (it comes before any routing): a user who sees every
+    mailbox hears it under each, a limited user under none (its peer and reply may be
+    another project's)."""
     kept: list[events.Event] = []
     for event in batch:
+        if isinstance(event, events.SmtpError):
+            if seen is None:
+                kept.append(event)
+            continue
         if not event.concerns(box):
             continue
         if seen is not None and isinstance(event, events.MailboxCounts):
