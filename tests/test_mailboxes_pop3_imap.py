@@ -14,10 +14,12 @@ import pytest
 from imapclient import IMAPClient
 
 from helpers import make_server, send_raw, wait_until
+from mailpit_py.mailaccess.access import primary_box
 from mailpit_py.server import Server
 
-LOGINS = "ann:secret bob:secret root:secret carol:secret"
-# ann may see proj-a, bob proj-b, root (not listed) every mailbox; rcpt routes fill them.
+LOGINS = "ann:secret bob:secret root:secret carol:secret dave:secret"
+# ann may see proj-a, bob proj-b, dave both, root (not listed) every mailbox; rcpt routes
+# fill them.
 CONFIG = """\
 mailboxes:
   - name: proj-a
@@ -29,6 +31,7 @@ mailboxes:
 access:
   ann: [proj-a]
   bob: [proj-b]
+  dave: [proj-b, proj-a]
 """
 
 
@@ -145,6 +148,24 @@ def test_pop3_without_mailbox_auto_ignores_a_mailbox_named_after_the_user(mp: Se
     assert pop3_subjects(mp, "carol") == []
 
 
+def test_pop3_login_allowed_several_mailboxes_but_not_default_reads_the_first(mp: Server) -> None:
+    fill(mp)
+    assert pop3_subjects(mp, "dave") == ["for a"]
+
+
+def test_the_own_mailbox_is_never_one_access_leaves_out() -> None:
+    boxes = ["default", "proj-a", "carol"]
+    assert primary_box("carol", boxes, None, auto=True) == "carol"
+    assert primary_box("Carol", boxes, None, auto=True) == "carol"  # cleaned as a name
+    assert primary_box("carol", boxes, None, auto=False) == "default"
+    assert primary_box("eve", boxes, None, auto=True) == "default"  # no mailbox of its own
+    assert primary_box("carol", boxes, {"proj-a"}, auto=True) == "proj-a"  # not allowed its own
+    assert primary_box("eve", boxes, {"eve", "proj-a"}, auto=True) == "eve"  # allowed, not made
+    assert primary_box("eve", boxes, {"proj-a", "default"}, auto=False) == "default"
+    assert primary_box("eve", boxes, {"proj-b", "proj-a"}, auto=False) == "proj-a"
+    assert primary_box("eve", boxes, set(), auto=True) is None
+
+
 # -- IMAP: who sees what -------------------------------------------------------------------
 
 
@@ -223,6 +244,19 @@ def test_imap_unrestricted_login_sees_every_mailbox_as_folders(mp: Server) -> No
     root.logout()
 
 
+def test_imap_login_allowed_several_mailboxes_sees_the_others_as_folders(mp: Server) -> None:
+    fill(mp)
+    dave = imap_login(mp, "dave")
+    assert folders(dave) == ["INBOX", "proj-b"]
+    assert dave.select("INBOX") == ("OK", [b"1"])
+    assert dave.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1][0][1].startswith(
+        b"Subject: for a"
+    )
+    assert dave.select("proj-b") == ("OK", [b"1"])
+    assert dave.select("default")[0] == "NO"
+    dave.logout()
+
+
 def test_imap_with_mailbox_auto_inbox_is_the_users_mailbox(auto: Server) -> None:
     fill(auto)
     send_raw(auto, message("for carol"), "dev@c.test")
@@ -253,6 +287,21 @@ def test_imap_store_in_a_mailbox_folder_changes_that_message(mp: Server) -> None
     bob.select("INBOX")
     assert bob.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Seen $Done))"]
     bob.logout()
+
+
+def test_imap_search_and_expunge_in_a_mailbox_folder_stay_in_that_mailbox(mp: Server) -> None:
+    ids = fill(mp)
+    root = imap_login(mp, "root")
+    root.select("proj-a")
+    mine = str(imap_uid(mp, ids["for a"])).encode()
+    assert root.uid("SEARCH", "SUBJECT", '"for"') == ("OK", [mine])
+    assert root.search(None, "BODY", '"Body of for b"') == ("OK", [b""])
+    assert root.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert root.expunge() == ("OK", [b"1"])
+    assert subjects_of(mp, "proj-a") == []
+    assert subjects_of(mp, "proj-b") == ["for b"]
+    assert subjects_of(mp, "default") == ["for default"]
+    root.logout()
 
 
 def test_imap_copy_into_another_mailbox_stores_a_new_message_there(mp: Server) -> None:
