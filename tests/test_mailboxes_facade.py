@@ -514,3 +514,23 @@ def test_another_instances_changes_are_told_to_their_own_mailbox(pg_url: str) ->
             bridge.stop()
         here.close()
         there.close()
+
+
+def test_a_view_delivers_into_its_mailbox_and_hears_its_own_events() -> None:
+    mb = Mailbox(Config(database=":memory:"))
+    try:
+        view = mb.view("appended")
+        assert not view.exists()
+        with pytest.raises(BoxNotFound):
+            view.info()
+        env = Envelope("dan@example.net", ("eve@example.org",))
+        with mb.bus.subscribe() as sub:
+            uid = view.deliver(env, message("appended")).result(10)
+            (new,) = [e for e in drain(sub, 1) if isinstance(e, events.NewMessage)]
+        assert view.exists() and view.info().total == 1
+        assert view.summary(uid)["Subject"] == "appended"
+        assert view.concerns(new) and not mb.view(DEFAULT_BOX).concerns(new)
+        assert mb.view(DEFAULT_BOX).concerns(events.MailboxCounts([]))
+        assert mb.counts(DEFAULT_BOX) == (0, 0)
+    finally:
+        mb.close()
