@@ -216,6 +216,7 @@ def test_create_empty_and_delete_a_mailbox_from_the_ui(
     confirm.get_by_role("button", name="Delete mailbox").click()
     expect(page).to_have_url(mp.http_url)
     wait_live(page)
+    expect(page.locator("#toast")).to_have_text("Mailbox “proj_x” deleted")
     assert "proj_x" not in boxes(mp)
     expect(row(page, "Default keeps this")).to_be_visible()
     # The default mailbox cannot be deleted: no such control is offered for it.
@@ -376,3 +377,19 @@ def test_hide_delete_all_button_hides_emptying_a_mailbox_too(
         menu = open_switcher(page)
         expect(menu.locator("#box-delete")).to_be_visible()
         expect(menu.locator("#box-empty")).to_be_hidden()
+
+
+def test_a_page_whose_mailbox_is_deleted_elsewhere_goes_to_the_default_one(
+    open_page: Any,  # noqa: F811
+    mp: Server,
+) -> None:
+    from playwright.sync_api import expect
+
+    send_to(mp, "shop", "Soon gone")
+    send_to(mp, "default", "Still here")
+    page = open_page(mp.http_url + "mailbox/shop/")
+    expect(row(page, "Soon gone")).to_be_visible()
+    _call(mp.http_url + "api/v1/mailboxes/shop", "DELETE")
+    expect(page).to_have_url(mp.http_url)
+    expect(page.locator("#toast")).to_have_text("The mailbox “shop” was deleted")
+    expect(row(page, "Still here")).to_be_visible()

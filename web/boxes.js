@@ -19,6 +19,7 @@ const NAME_ALLOWED = 'a-z 0-9 . _ - @ +';
 
 let boxes = null; // [{Name, Total, Unread}] sorted by name; null until the server said
 let hadCurrent = false;
+let leaving = false; // the page is going to another address: the list's changes are no news
 // A 403 from the server hides the controls it refused for the rest of the tab's life: a
 // restricted user is not offered what they may not do twice.
 const refused = new Set(JSON.parse(sessionStorage.getItem('mp.boxRefused') || '[]'));
@@ -44,9 +45,20 @@ function setBoxes(list) {
   boxes = [...list].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
   if (box === null && boxes.length === 1) current = boxes[0].Name;
   const has = boxes.some((b) => b.Name === current);
-  if (hadCurrent && !has) toast(`The mailbox “${current}” was deleted`);
+  if (hadCurrent && !has && !leaving && current !== DEFAULT_BOX) {
+    // Deleted elsewhere: its address now answers 404, so the page goes to the default mailbox
+    // (a limited user's server sends them on to one of theirs) and says why there.
+    leave(`The mailbox “${current}” was deleted`);
+    return;
+  }
   hadCurrent = has;
   render();
+}
+
+function leave(note) {
+  leaving = true;
+  sessionStorage.setItem('mp.boxNote', note);
+  location.assign(boxUrl(DEFAULT_BOX));
 }
 
 /** The websocket's `mailboxes` event: every mailbox this user may see, with its counts. */
@@ -242,14 +254,15 @@ async function deleteCurrent() {
     'Delete mailbox',
   );
   if (!yes) return;
+  leaving = true;
   try {
     await api.deleteMailbox(current);
   } catch (err) {
+    leaving = false;
     if (!forbidden(err, 'manage')) showError(err);
     return;
   }
-  hadCurrent = false; // the page leaves: no "was deleted" note for what the user just did
-  location.assign(boxUrl(DEFAULT_BOX));
+  leave(`Mailbox “${current}” deleted`);
 }
 
 /** The about panel's part: which mailbox this is, and the button that creates another. */
@@ -276,6 +289,11 @@ export function boxesSection() {
 }
 
 export function wireBoxes() {
+  const note = sessionStorage.getItem('mp.boxNote');
+  if (note) {
+    sessionStorage.removeItem('mp.boxNote');
+    toast(note);
+  }
   const wrap = $('#boxes');
   $('#box-btn').addEventListener('click', () => setMenu(!menuOpen()));
   wrap.addEventListener('keydown', onMenuKey);
