@@ -62,8 +62,7 @@ class MailboxBase:
     def _count_deleted(self, by_box: list[tuple[str, list[str]]]) -> None:
         for box, gone in by_box:
             self.deleted += len(gone)
-            if box != events.EVERY_BOX:
-                self.tally(box).deleted += len(gone)
+            self.tally(box).deleted += len(gone)
 
     def box_max(self, box: str) -> int:
         """How many messages mailbox `box` keeps (0: no limit): its own `max` from the mailbox
@@ -76,17 +75,17 @@ class MailboxBase:
         return [box] if box is not None else [row[0] for row in self.store.mailboxes()]
 
     def _each_box(
-        self, box: str | None, op: Callable[[StoreBackend, str | None], list[T]]
+        self, box: str | None, op: Callable[[StoreBackend, str], list[T]]
     ) -> Callable[[StoreBackend], list[tuple[str, list[T]]]]:
         """A write job running `op` once per mailbox `box` covers, so that what it changed is
-        told to that mailbox's subscribers alone. For every mailbox (None) a last run without
-        a mailbox catches one made after the list was read; what it finds is told to all."""
+        told to that mailbox's subscribers alone. For every mailbox (None) the list is read
+        before the job: a message whose ID a caller holds is in a mailbox listed by then (the
+        mailbox's row commits with its first message), and one a search in the job would find
+        in a mailbox made meanwhile is left as if it came after the search."""
         names = self._box_names(box)
 
         def job(store: StoreBackend) -> list[tuple[str, list[T]]]:
             found = [(name, op(store, name)) for name in names]
-            if box is None:
-                found.append((events.EVERY_BOX, op(store, None)))
             return [(name, changed) for name, changed in found if changed]
 
         return job
