@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import imaplib
 import poplib
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -371,17 +370,23 @@ def test_imap_idle_in_a_mailbox_folder_hears_only_that_mailbox(mp: Server) -> No
     fill(mp)
     root = imap_login(mp, "root")
     assert root.select("proj-b") == ("OK", [b"1"])
-    tag = root._new_tag().decode()  # type: ignore[attr-defined]
-    sock: socket.socket = root.sock  # type: ignore[attr-defined]
-    sock.sendall(f"{tag} IDLE\r\n".encode())
-    reader = root.file  # type: ignore[attr-defined]
-    assert reader.readline().startswith(b"+")
+    tag = root._new_tag()
+    root.send(tag + b" IDLE\r\n")
+    assert root.readline().startswith(b"+")
+    imap = mp.imap
+    assert imap is not None
+    # fill's three new messages heard first, one in each mailbox
+    boxes = ("proj-a", "proj-b", "default")
+    wait_until(lambda: all(b in imap.generations for b in boxes), what="fill's mail heard")
+    heard, mark = imap.generation, imap._generation("proj-b")
     send_raw(mp, message("more for a"), "dev@a.test")  # another mailbox: nothing to say
+    wait_until(lambda: imap.generation > heard, what="the IMAP server hearing of it")
+    assert imap._generation("proj-b") == mark  # so no proj-b session looks again
     send_raw(mp, message("more for b"), "dev@b.test")
-    line = reader.readline()
+    line = root.readline()
     assert line == b"* 2 EXISTS\r\n", line  # proj-b's second message, not a third
-    sock.sendall(b"DONE\r\n")
-    assert reader.readline().startswith(f"{tag} OK".encode())
+    root.send(b"DONE\r\n")
+    assert root.readline().startswith(tag + b" OK")
     root.logout()
 
 
