@@ -138,19 +138,19 @@ class ImapCore(MailReader):
                         self.listener.call_soon(self._bump)  # missed some: everyone re-reads
                         break
                     if isinstance(event, interesting):
-                        # Only the sessions of that mailbox look again ("*": every mailbox).
+                        # Only the sessions of that mailbox look again (or of every one).
                         self.listener.call_soon(partial(self._bump, event.box))
                 if sub.ended.is_set():
                     return
 
-    def _bump(self, box: str = "*") -> None:
+    def _bump(self, box: str = events.EVERY_BOX) -> None:
         self.generation += 1
-        if box == "*":
+        if box == events.EVERY_BOX:
             self._everywhere += 1
         else:
             self.generations[box] = self.generations.get(box, 0) + 1
         for waiter, waits_for in self._waiters.items():
-            if box == "*" or waits_for in (None, box):
+            if box == events.EVERY_BOX or waits_for in (None, box):
                 waiter.set()
 
     def _generation(self, box: str) -> int:
