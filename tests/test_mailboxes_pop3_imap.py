@@ -403,3 +403,24 @@ def test_imap_mailbox_folders_cannot_be_deleted_or_renamed(mp: Server) -> None:
     assert typ == "NO" and b"stays in its mailbox" in data[0], data
     assert "proj-a/newer" in folders(root)
     root.logout()
+
+
+def test_pop3_and_imap_keep_mailboxes_apart_on_each_store_backend(
+    tmp_path: Path, database: str
+) -> None:
+    with make(tmp_path, database=database) as server:
+        ids = fill(server)
+        assert pop3_subjects(server, "ann") == ["for a"]
+        theirs = imap_uid(server, ids["for b"])
+        ann = imap_login(server, "ann")
+        assert folders(ann) == ["INBOX"]
+        assert ann.select("INBOX") == ("OK", [b"1"])
+        assert ann.uid("FETCH", str(theirs), "(BODY.PEEK[])") == ("OK", [None])
+        ann.logout()
+        root = imap_login(server, "root")
+        root.select("proj-b")
+        assert root.uid("COPY", str(theirs), "proj-a")[0] == "OK"
+        root.logout()
+        assert subjects_of(server, "proj-a") == ["for a", "for b"]
+        assert pop3_subjects(server, "ann") == ["for a", "for b"]
+        assert pop3_subjects(server, "bob") == ["for b"]
