@@ -188,6 +188,8 @@ def test_a_user_of_several_mailboxes_names_one(boxes: Boxes) -> None:
     assert boxes.uids["blog"] not in json.dumps(get_json(boxes.url + "api/v1/messages", "ann"))
     status, headers, _ = call(boxes.url, "ann")
     assert status == 302 and headers["Location"].endswith("/mailbox/shop/")
+    status, headers, _ = call(boxes.url + f"?m={boxes.uids['shop']}", "ann")  # a deep link
+    assert headers["Location"].endswith(f"/mailbox/shop/?m={boxes.uids['shop']}")
 
 
 # Routes that are the instance's, not a mailbox's: they answer without one.

@@ -95,6 +95,9 @@ def index() -> Response:
         boxes = allowed()
         if boxes is not None and DEFAULT_BOX not in boxes and boxes:
             target = f"{request.script_root}/mailbox/{quote(min(boxes), safe='@+')}/"
+            query = request.query_string.decode("latin-1")  # a deep link (?m=ID) comes along
+            if query:
+                target += "?" + query
             return Response(status=302, headers={"Location": target})
     files = ASSETS.files()
     base = html.escape(request.script_root + "/", quote=True)
