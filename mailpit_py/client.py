@@ -22,6 +22,7 @@ __all__ = [
     "Client",
     "ClientError",
     "Envelope",
+    "MailboxInfo",
     "Message",
     "MessageSummary",
     "TranscriptLine",
@@ -259,6 +260,29 @@ class Message:
         )
 
 
+@dataclass(frozen=True)
+class MailboxInfo:
+    """A mailbox of a mailpit_py instance (`GET /api/v1/mailboxes`): its counts and creation."""
+
+    name: str
+    total: int
+    unread: int
+    created: str
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> MailboxInfo:
+        return cls(
+            name=str(data.get("Name") or ""),
+            total=int(data.get("Total") or 0),
+            unread=int(data.get("Unread") or 0),
+            created=str(data.get("Created") or ""),
+        )
+
+
+def _mailbox_path(name: str) -> str:
+    return "mailbox/" + urllib.parse.quote(name, safe="") + "/"
+
+
 def _attachment_json(item: Any) -> dict[str, Any]:
     """(filename, bytes[, content_type[, content_id]]) or an API dict -> the send API's form."""
     if isinstance(item, Mapping):
@@ -284,18 +308,38 @@ def _address_json(item: str | tuple[str, str] | Address) -> dict[str, str]:
 
 
 class Client:
-    """The REST API of a mailpit_py or Mailpit instance at `url` (e.g. http://127.0.0.1:8025/)."""
+    """The REST API of a mailpit_py or Mailpit instance at `url` (e.g. http://127.0.0.1:8025/).
 
-    def __init__(self, url: str, timeout: float = 10, auth: tuple[str, str] | None = None) -> None:
-        self.url = url if url.endswith("/") else url + "/"
+    With `mailbox="shop"` (mailpit_py only) every message call goes to that mailbox's API,
+    `url` + `mailbox/shop/`, and sees only its messages; the mailbox calls (`mailboxes()`,
+    `create_mailbox()`...) always go to the instance's own root, `base_url`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10,
+        auth: tuple[str, str] | None = None,
+        mailbox: str | None = None,
+    ) -> None:
+        self.base_url = url if url.endswith("/") else url + "/"
+        self.mailbox = mailbox
+        self.url = self.base_url + _mailbox_path(mailbox) if mailbox else self.base_url
         self.timeout = timeout
+        self._auth = auth
         # HTTP basic auth, for an instance started with --ui-auth-file.
         self._authorization = (
             "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode() if auth else None
         )
 
     def __repr__(self) -> str:
+        if self.mailbox:
+            return f"Client({self.base_url!r}, mailbox={self.mailbox!r})"
         return f"Client({self.url!r})"
+
+    def for_mailbox(self, name: str | None) -> Client:
+        """A client of the same instance bound to mailbox `name` (None: the unprefixed API)."""
+        return Client(self.base_url, self.timeout, self._auth, name)
 
     # -- transport -------------------------------------------------------------------------
 
@@ -307,7 +351,11 @@ class Client:
         params: Mapping[str, Any] | None = None,
     ) -> bytes:
         """One API call; the body as bytes. Raises ClientError with the server's message."""
-        url = self.url + path.lstrip("/")
+        return self._send(self.url + path.lstrip("/"), method, body, params)
+
+    def _send(
+        self, url: str, method: str, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> bytes:
         if params:
             url += "?" + urllib.parse.urlencode(params)
         data = None if body is None else json.dumps(body).encode()
@@ -330,7 +378,7 @@ class Client:
             raise ClientError(err.code, text or str(err.reason)) from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
-            raise ClientError(0, f"cannot reach {self.url}: {reason}") from None
+            raise ClientError(0, f"cannot reach {self.base_url}: {reason}") from None
 
     def _json(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
         return json.loads(self.request(method, path, body, params or None))
@@ -457,3 +505,32 @@ class Client:
         """Relay a stored message to these recipients through the configured upstream server."""
         mid = urllib.parse.quote(msg_id, safe="")
         self._ok("POST", f"api/v1/message/{mid}/release", {"To": list(to)})
+
+    # -- mailboxes (mailpit_py) --------------------------------------------------------------
+
+    def _root(self, method: str, path: str, body: Any = None) -> bytes:
+        return self._send(self.base_url + path, method, body)
+
+    def mailboxes(self) -> list[MailboxInfo]:
+        """The instance's mailboxes (those this user may see), sorted by name."""
+        data = json.loads(self._root("GET", "api/v1/mailboxes"))
+        return [MailboxInfo.from_api(m) for m in data.get("Mailboxes") or ()]
+
+    def create_mailbox(self, name: str) -> None:
+        """Create an empty mailbox (ClientError 409 when it exists)."""
+        self._root("POST", "api/v1/mailboxes", {"Name": name})
+
+    def rename_mailbox(self, old: str, new: str) -> None:
+        self._root("PUT", _mailbox_api(old), {"Name": new})
+
+    def empty_mailbox(self, name: str) -> None:
+        """Delete every message of one mailbox."""
+        self._root("DELETE", _mailbox_api(name) + "/messages")
+
+    def delete_mailbox(self, name: str) -> None:
+        """Delete a mailbox and its messages (not the default mailbox)."""
+        self._root("DELETE", _mailbox_api(name))
+
+
+def _mailbox_api(name: str) -> str:
+    return "api/v1/mailboxes/" + urllib.parse.quote(name, safe="")

@@ -1,9 +1,11 @@
-"""pytest plugin (pytest11 entry point): the `mailpit` fixture, the `mailpit` marker and
-`--mailpit-url`.
+"""pytest plugin (pytest11 entry point): the `mailpit` and `mailpit_mailbox` fixtures, the
+`mailpit` marker, `--mailpit-url` and `--mailpit-mailbox-per-test`.
 
-Imports of the server (flask, aiosmtpd) happen only when a test asks for the fixture, so a
-suite that never uses it pays nothing. Each process (so each pytest-xdist worker) runs its own
-server, once per session, and every test starts with an empty mailbox.
+Imports of the server (flask, aiosmtpd) happen only when a test asks for a fixture, so a
+suite that never uses it pays nothing. By default each process (so each pytest-xdist worker)
+runs its own server, once per session, and every test starts with an empty mailbox. With a
+mailbox per test, one server serves every worker (the xdist controller runs it) and each test
+gets a mailbox of its own on it, routed by a unique SMTP AUTH username and recipient domain.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from mailpit_py.client import Client, Message
+    from mailpit_py.client import Client, Message, MessageSummary
+    from mailpit_py.pytest_mailboxes import MailboxHost, SmtpSettings
     from mailpit_py.server import Server
 
 FILTERS = ("subject", "from_", "to", "cc", "bcc", "recipient", "text", "html", "tag")
@@ -52,6 +55,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="HOST:PORT",
         help="the SMTP address of the instance given by --mailpit-url",
     )
+    group.addoption(
+        "--mailpit-mailbox-per-test",
+        action="store_true",
+        default=None,
+        help="give every test using the `mailpit` fixture a mailbox of its own on one shared "
+        "server (one for all xdist workers), instead of emptying one mailbox before each test; "
+        "also the ini option mailpit_mailbox_per_test = true",
+    )
+    parser.addini(
+        "mailpit_mailbox_per_test",
+        type="bool",
+        default=False,
+        help="the `mailpit` fixture gives every test a mailbox of its own (as "
+        "--mailpit-mailbox-per-test)",
+    )
+
+
+def per_test(config: pytest.Config) -> bool:
+    """Whether the `mailpit` fixture gives each test its own mailbox."""
+    flag = config.getoption("mailpit_mailbox_per_test")
+    return bool(flag) if flag is not None else bool(config.getini("mailpit_mailbox_per_test"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -154,15 +178,33 @@ def describe(msg: Message) -> str:
 
 
 class Mailpit:
-    """What the `mailpit` fixture gives a test: addresses, messages, waits and assertions."""
+    """What the `mailpit` fixture gives a test: addresses, messages, waits and assertions.
+
+    With a mailbox of its own (`smtp` given), `client` is bound to `/mailbox/NAME/`, so every
+    read sees only this test's mail, and `smtp_username`, `smtp_password` and `domain` say how
+    the test's code reaches that mailbox.
+    """
 
     def __init__(
-        self, client: Client, smtp_address: tuple[str, int], server: Server | None = None
+        self,
+        client: Client,
+        smtp_address: tuple[str, int],
+        server: Server | None = None,
+        smtp: SmtpSettings | None = None,
+        check_routing: bool = False,
     ) -> None:
         self.client = client
-        self.server = server  # None when attached with --mailpit-url
+        self.server = server  # None when attached with --mailpit-url or run by the controller
         self.smtp_host, self.smtp_port = smtp_address
         self.url = client.url
+        self.smtp = smtp
+        self.mailbox = smtp.username if smtp else None
+        self.smtp_username = smtp.username if smtp else None
+        self.smtp_password = smtp.password if smtp else None
+        self.domain = smtp.domain if smtp else None
+        # On a server this plugin did not start, mail may land unrouted in the default
+        # mailbox: failures then look there and say which flags the server lacks.
+        self._check_routing = check_routing and smtp is not None
         # The server's TLS certificate (PEM file), for clients that verify: e.g.
         # ssl.create_default_context(cafile=mailpit.tls_cert), or SSL_CERT_FILE for a framework.
         cert = server.config.smtp_tls_cert if server is not None else ""
@@ -170,15 +212,41 @@ class Mailpit:
         self._cache: dict[str, Message] = {}
 
     def __repr__(self) -> str:
-        return f"<mailpit smtp={self.smtp_host}:{self.smtp_port} url={self.url}>"
+        box = f" mailbox={self.mailbox}" if self.mailbox else ""
+        return f"<mailpit smtp={self.smtp_host}:{self.smtp_port} url={self.url}{box}>"
+
+    def address(self, local: str = "user") -> str:
+        """An address in this test's own mailbox (local@NAME.mailbox.test)."""
+        if self.smtp is None:
+            raise RuntimeError(
+                "address() needs a mailbox per test: use the mailpit_mailbox fixture or "
+                "--mailpit-mailbox-per-test"
+            )
+        return self.smtp.address(local)
+
+    def _routing_hint(self) -> str:
+        if not self._check_routing or self.smtp is None:
+            return ""
+        from mailpit_py.pytest_mailboxes import misrouted
+
+        hint = misrouted(self.client, self.smtp)
+        return f"\n{hint}" if hint else ""
 
     @property
     def smtp_address(self) -> tuple[str, int]:
         return (self.smtp_host, self.smtp_port)
 
     def clear(self) -> None:
-        """Delete every message."""
-        if self.server is not None:
+        """Delete every message (of this test's mailbox, when it has one)."""
+        if self.mailbox is not None:
+            from mailpit_py.client import ClientError
+
+            try:
+                self.client.delete()
+            except ClientError as err:
+                if err.status != 404:  # no mailbox yet: nothing to delete
+                    raise
+        elif self.server is not None:
             mailbox = self.server.mailbox
             if mailbox is None:
                 raise RuntimeError(
@@ -191,16 +259,25 @@ class Mailpit:
 
     def _ids(self, query: str | None) -> list[str]:
         """IDs oldest first (the API lists newest first)."""
+        from mailpit_py.client import ClientError
+
         ids: list[str] = []
         page = 500
         while True:
-            if query:
-                batch = self.client.search(query, start=len(ids), limit=page)
-            else:
-                batch = self.client.messages(start=len(ids), limit=page)
+            try:
+                batch = self._page(query, len(ids), page)
+            except ClientError as err:
+                if err.status == 404 and self.mailbox is not None:
+                    return []  # its mailbox is made on first use: nothing arrived yet
+                raise
             ids.extend(m.id for m in batch)
             if len(batch) < page:
                 return ids[::-1]
+
+    def _page(self, query: str | None, start: int, page: int) -> list[MessageSummary]:
+        if query:
+            return self.client.search(query, start=start, limit=page)
+        return self.client.messages(start=start, limit=page)
 
     def messages(self, query: str | None = None, **filters: str) -> list[Message]:
         """The messages received in this test, oldest first, optionally narrowed by a search
@@ -247,7 +324,8 @@ class Mailpit:
             f"timed out after {timeout}s waiting for {count} message(s)"
             + (f" matching {wanted}" if wanted else "")
             + f"; {len(found)} matched. {len(arrived)} arrived:\n"
-            + "\n".join(lines),
+            + "\n".join(lines)
+            + self._routing_hint(),
             pytrace=False,
         )
 
@@ -288,7 +366,13 @@ class Mailpit:
             problems += _diff("recipients", sorted(recipients), actual)
         if problems:
             listing = "\n".join(f"  {describe(m)}" for m in got) or "  (nothing)"
-            pytest.fail("\n".join(problems) + "\nmessages received:\n" + listing, pytrace=False)
+            pytest.fail(
+                "\n".join(problems)
+                + "\nmessages received:\n"
+                + listing
+                + (self._routing_hint() if len(got) < expect_n else ""),
+                pytrace=False,
+            )
         return got
 
     def assert_subjects(self, *subjects: str, timeout: float = 5) -> list[Message]:
@@ -300,6 +384,9 @@ class Mailpit:
         if got:
             listing = "\n".join(f"  {describe(m)}" for m in got)
             pytest.fail(f"expected no messages, got {len(got)}:\n{listing}", pytrace=False)
+        hint = self._routing_hint()  # nothing here may only mean it went elsewhere
+        if hint:
+            pytest.fail(f"expected no messages in this test's mailbox{hint}", pytrace=False)
 
 
 def _diff(what: str, expected: list[str], actual: list[str]) -> list[str]:
@@ -325,22 +412,27 @@ def mailpit_server(request: pytest.FixtureRequest) -> Iterator[Server | None]:
         server.stop()
 
 
-def _remote(request: pytest.FixtureRequest, url: str) -> Mailpit:
+def _remote_smtp(config: pytest.Config, url: str) -> tuple[str, int]:
     from urllib.parse import urlsplit
 
-    from mailpit_py.client import Client
-
-    smtp = request.config.getoption("mailpit_smtp")
+    smtp = config.getoption("mailpit_smtp")
     if smtp:
         host, _, port = smtp.rpartition(":")
     else:
         host, port = urlsplit(url).hostname or "127.0.0.1", "1025"
-    return Mailpit(Client(url), (host, int(port)))
+    return host, int(port)
+
+
+def _remote(request: pytest.FixtureRequest, url: str) -> Mailpit:
+    from mailpit_py.client import Client
+
+    return Mailpit(Client(url), _remote_smtp(request.config, url))
 
 
 @pytest.fixture
 def mailpit(request: pytest.FixtureRequest) -> Iterator[Mailpit]:
-    """A mail catcher with an empty mailbox for this test."""
+    """A mail catcher with an empty mailbox for this test (its own mailbox on a shared server
+    with --mailpit-mailbox-per-test)."""
     from mailpit_py.client import Client
 
     marker = request.node.get_closest_marker("mailpit")
@@ -354,6 +446,9 @@ def mailpit(request: pytest.FixtureRequest) -> Iterator[Mailpit]:
         finally:
             own.stop()
         return
+    if per_test(request.config):
+        yield request.getfixturevalue("mailpit_mailbox")
+        return
     if url:
         mp = _remote(request, url)
     else:
@@ -361,3 +456,101 @@ def mailpit(request: pytest.FixtureRequest) -> Iterator[Mailpit]:
         mp = Mailpit(Client(server.http_url), server.smtp_address, server)
     mp.clear()
     yield mp
+
+
+# -- a mailbox per test ----------------------------------------------------------------------
+
+_SHARED = pytest.StashKey["Server"]()  # the controller's server for every xdist worker
+_FAILED = pytest.StashKey[bool]()  # a phase of this test failed: keep its mailbox
+_BOX = pytest.StashKey[str]()  # this test's mailbox URL, on a server that outlives the run
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, in the controller, as it starts each worker: with a mailbox per test, one
+    server (started with the first worker) serves them all, so the tests of every worker share
+    it and still see only their own mail."""
+    config = node.config
+    if not per_test(config) or config.getoption("mailpit_url"):
+        return
+    server = config.stash.get(_SHARED, None)
+    if server is None:
+        from mailpit_py.pytest_mailboxes import ROUTING_SETTINGS
+
+        server = config.stash[_SHARED] = _start_server(**ROUTING_SETTINGS)
+    host, port = server.smtp_address
+    node.workerinput["mailpit_shared"] = f"{server.http_url} {host}:{port}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = config.stash.get(_SHARED, None)
+    if server is not None:
+        del config.stash[_SHARED]
+        server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and item.stash.get(_BOX, None) is not None:
+        item.stash[_FAILED] = True
+        url = item.stash[_BOX]
+        if url:
+            report.sections.append(("mailpit", f"this test's mail is kept at {url}"))
+    return report
+
+
+@pytest.fixture(scope="session")
+def mailpit_mailbox_server(request: pytest.FixtureRequest) -> Iterator[MailboxHost]:
+    """Where the per-test mailboxes live: the instance of --mailpit-url, else the xdist
+    controller's server, else a server of this process started with the routing they need."""
+    from mailpit_py.pytest_mailboxes import ROUTING_SETTINGS, MailboxHost, check_mailboxes_api
+
+    config = request.config
+    url = config.getoption("mailpit_url")
+    shared = getattr(config, "workerinput", {}).get("mailpit_shared")
+    if url:
+        host = MailboxHost(url, _remote_smtp(config, url), None, external=True)
+        problem = check_mailboxes_api(host.client)
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        yield host
+    elif shared:
+        http_url, smtp = shared.split(" ")
+        name, _, port = smtp.rpartition(":")
+        yield MailboxHost(http_url, (name, int(port)), None, external=False)
+    else:
+        server = _start_server(**ROUTING_SETTINGS)
+        try:
+            yield MailboxHost(server.http_url, server.smtp_address, server, external=False)
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def mailpit_mailbox(
+    request: pytest.FixtureRequest, mailpit_mailbox_server: MailboxHost
+) -> Iterator[Mailpit]:
+    """A mailbox of this test's own on a shared server: send to it by logging in to SMTP as
+    `smtp_username` (any password) or by sending to addresses at `domain`; reads see only it,
+    so nothing needs emptying, even with xdist workers sharing the server."""
+    from mailpit_py.client import ClientError
+    from mailpit_py.pytest_mailboxes import box_name, settings_for
+
+    host = mailpit_mailbox_server
+    name = box_name(request.node.nodeid)
+    try:
+        host.client.create_mailbox(name)  # so it lists empty before its first message
+    except ClientError as err:
+        if err.status == 0:
+            pytest.fail(err.message, pytrace=False)
+        # 409: made meanwhile; 403: this user may not create one: routing makes it
+    smtp = settings_for(name, host.smtp_address)
+    box = host.client.for_mailbox(name)
+    request.node.stash[_BOX] = box.url if host.external else ""
+    yield Mailpit(box, host.smtp_address, host.server, smtp, check_routing=host.external)
+    if not request.node.stash.get(_FAILED, False):
+        try:  # a passed test's mailbox goes; a failed one's stays to be looked at
+            host.client.delete_mailbox(name)
+        except ClientError:
+            pass

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         pause.wait(0.005)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Stop a process a test started: SIGTERM, then SIGKILL when it is still there after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def make_server(**overrides: Any) -> Server:

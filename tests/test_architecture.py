@@ -33,6 +33,7 @@ LAYERS: list[set[str]] = [
     # so it is a unit of its own above them; the rest of config/ stays below every feature.
     {"config.validate"},
     {"server"},  # the composition root
+    {"pytest_mailboxes"},  # the pytest plugin's per-test mailboxes (names, routing, hints)
     {"pytest_plugin", "commands"},
     {"cli"},
     {"__main__"},
