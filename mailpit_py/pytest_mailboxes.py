@@ -91,9 +91,10 @@ def check_mailboxes_api(client: Client) -> str | None:
     except ClientError as err:
         if err.status in (404, 405):
             return (
-                f"the server at {client.base_url} has no mailboxes (GET /api/v1/mailboxes "
-                f"answered {err.status}): a mailbox per test needs mailpit_py started with "
-                f"{SERVER_FLAGS}"
+                f"the server at {client.base_url} has no mailboxes (GET "
+                f"{client.base_url}api/v1/mailboxes answered {err.status}: Mailpit, an older "
+                "mailpit_py, or a URL without the server's --webroot?): a mailbox per test "
+                f"needs mailpit_py started with {SERVER_FLAGS}"
             )
         if err.status == 0:
             return err.message

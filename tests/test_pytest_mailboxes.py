@@ -108,6 +108,8 @@ def test_own_mailbox(mailpit, n):
     with smtplib.SMTP(mailpit.smtp_host, mailpit.smtp_port) as smtp:
         smtp.sendmail("a@example.com", [mailpit.address()], f"Subject: {n}\\r\\n\\r\\nx\\r\\n")
     mailpit.assert_subjects(str(n))
+    mailpit.clear()
+    assert mailpit.messages() == []
 
 
 def test_names_differ():
@@ -244,6 +246,26 @@ def test_a_failed_tests_mailbox_is_kept_and_named_a_passed_ones_is_removed(
         )
         assert [m.subject for m in client.for_mailbox(kept[0].name).messages()] == ["unexpected"]
         assert [m.subject for m in client.messages()] == ["plain"]
+
+
+def test_a_server_without_mailboxes_there_fails_each_test_saying_what_to_run(
+    pytester: pytest.Pytester,
+) -> None:
+    # Under its --webroot the server has mailboxes; the URL without it answers 404 as a
+    # server without mailboxes would.
+    with make_server(webroot="/mail/", **ROUTING_SETTINGS) as mp:
+        host, port = mp.smtp_address
+        root = mp.http_url.split("/mail/")[0] + "/"
+        pytester.makepyfile(SEND + "def test_one(mailpit_mailbox):\n    pass\n")
+        result = pytester.runpytest("--mailpit-url", root, "--mailpit-smtp", f"{host}:{port}")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                f"*the server at {root} has no mailboxes (GET {root}api/v1/mailboxes answered "
+                "404: Mailpit, an older mailpit_py, or a URL without the server's --webroot?): "
+                f"a mailbox per test needs mailpit_py started with {SERVER_FLAGS}"
+            ]
+        )
 
 
 def test_the_client_bound_to_a_mailbox_sees_only_its_mail() -> None:
