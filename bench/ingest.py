@@ -72,6 +72,7 @@ class Mode:
     connections: int
     fresh: bool
     label: str
+    extra: tuple[str, ...] = ()  # more smtpload arguments (bench/mailboxes.py: its recipients)
 
 
 MODES = (
@@ -375,6 +376,7 @@ def run_load(smtpload: Path, port: int, n: int, mode: Mode, size: int) -> RunRes
     cmd += ["-c", str(mode.connections), "--size", str(size)]
     if mode.fresh:
         cmd.append("--fresh")
+    cmd += mode.extra
     timeout = max(120.0, n / 10)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     m = _RESULT.search(out.stdout)

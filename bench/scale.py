@@ -77,12 +77,15 @@ def message(i: int) -> bytes:
     )
 
 
-def fill(path: str, n: int) -> None:
+def fill(path: str, n: int, box_of: Callable[[int], str] | None = None) -> None:
+    """Store messages 0..n-1; `box_of(i)`, when given, names message i's mailbox (as routing
+    would: bench/mailboxes.py), else every one goes to the default mailbox."""
     mb = Mailbox(Config(database=path, max_messages=0))
     started = time.perf_counter()
     pending = []
     for i in range(n):
-        pending.append(mb.deliver(ENVELOPE, message(i)))
+        boxes = None if box_of is None else {box_of(i): ENVELOPE.rcpt_to}
+        pending.append(mb.deliver(ENVELOPE, message(i), boxes=boxes))
         if len(pending) >= 2000:  # keep memory flat; the writer batches what is queued
             for fut in pending:
                 fut.result()

@@ -8,6 +8,10 @@ counter until all N are sent; `--fresh` opens a new session (EHLO ... QUIT) for 
 as many application frameworks do.
 
     .venv/bin/python bench/smtpload.py HOST PORT [-n 2000] [-c 8] [--size 2000] [--fresh]
+        [--rcpt user@example.org] [--spread 1]
+
+`--rcpt` is the envelope recipient; a `{n}` in it becomes the message's number modulo `--spread`
+(`--rcpt 'user@p{n}.test' --spread 50` spreads the load over 50 domains, for mailbox routes).
 
 Prints one line (bench/ingest.py, ab.py, livepath.py and websocket.py parse it):
 sent=N seconds=S rate=R/s p50=Xms p99=Yms  (latency per message: MAIL FROM to the 250 after
@@ -36,12 +40,19 @@ async def open_session(host: str, port: int) -> Session:
     return reader, writer
 
 
-async def send_one(session: Session, msg: bytes) -> None:
+def rcpt_command(template: str, spread: int, i: int) -> bytes:
+    """RCPT TO for message `i`: the template with `{n}` made i modulo `spread`."""
+    return f"RCPT TO:<{template.replace('{n}', str(i % spread))}>\r\n".encode()
+
+
+async def send_one(
+    session: Session, msg: bytes, rcpt: bytes = b"RCPT TO:<user@example.org>\r\n"
+) -> None:
     reader, writer = session
     # One command at a time (no pipelining), as smtplib and most application clients send.
     for command, code in (
         (b"MAIL FROM:<load@example.com>\r\n", b"250"),
-        (b"RCPT TO:<user@example.org>\r\n", b"250"),
+        (rcpt, b"250"),
         (b"DATA\r\n", b"354"),
         (msg + b".\r\n", b"250"),
     ):
@@ -67,10 +78,11 @@ async def worker(args: argparse.Namespace, numbers: Iterator[int], latencies: li
     session: Session | None = None
     for i in numbers:
         msg = make_msg(i, args.size)  # built before the clock starts, like a ready app payload
+        rcpt = rcpt_command(args.rcpt, args.spread, i)
         began = time.perf_counter()
         if session is None:
             session = await open_session(args.host, args.port)
-        await send_one(session, msg)
+        await send_one(session, msg, rcpt)
         if args.fresh:
             await close_session(session, strict=True)
             session = None
@@ -106,9 +118,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--fresh", action="store_true", help="a new connection for every message (reuse one)"
     )
+    ap.add_argument(
+        "--rcpt",
+        default="user@example.org",
+        help="envelope recipient; {n} in it is the message number modulo --spread",
+    )
+    ap.add_argument("--spread", type=int, default=1, help="how many values {n} takes (1)")
     args = ap.parse_args(argv)
     if args.n < 1 or args.c < 1 or args.size < 1:
         ap.error("-n, -c and --size must be at least 1")
+    if args.spread < 1:
+        ap.error("--spread must be at least 1")
     return args
 
 

@@ -88,6 +88,31 @@ def test_ingest_stores_every_message_it_sends_in_each_mode() -> None:
     assert stored and stored[1] == stored[2] and int(stored[1]) >= 3 * 30, out  # (+ warm-ups)
 
 
+def test_smtpload_spreads_recipients_over_the_domains_it_is_given() -> None:
+    # bench/mailboxes.py spreads its load over mailboxes routed by recipient domain.
+    with make_server() as mp:
+        host, port = mp.smtp_address
+        proc = smtpload(host, str(port), "-n", "6", "-c", "2", "--rcpt", "u@p{n}.test",
+                        "--spread", "3")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert mp.mailbox is not None
+        # An envelope recipient no header names shows as Bcc (as in Mailpit).
+        rcpts = sorted(m["Bcc"][0]["Address"] for m in mp.mailbox.list_messages(limit=6))
+    assert rcpts == ["u@p0.test"] * 2 + ["u@p1.test"] * 2 + ["u@p2.test"] * 2, rcpts
+
+
+def test_mailboxes_routes_every_message_and_reads_one_mailbox() -> None:
+    out = bench("mailboxes.py", "--boxes", "3", "-n", "20", "--repeat", "1", "--warmup", "5",
+                "--messages", "600", "--box", "p1", "--rounds", "1")  # fmt: skip
+    assert "every message stored, each in its routed mailbox" in out, out
+    for mode in ("8 conns, reused sessions", "1 conn, sequential", "8 conns, new conn per msg"):
+        assert re.search(rf"^{mode}\s+\d+\s+\d+\s+[\d.]+", out, re.M), out
+    assert "mailbox 'p1' holds 200" in out, out
+    for label in ("GET messages (first page)", "GET search header:X-Campaign:c3", "open a message"):
+        assert label in out, f"{label!r} missing:\n{out}"
+    assert "problem:" not in out, out
+
+
 def test_ab_compares_this_checkout_with_head() -> None:
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: ab.py compares against a git revision")
