@@ -14,6 +14,7 @@ from imapclient import IMAPClient
 
 from helpers import make_server, send_raw, wait_until
 from mailpit_py.mailaccess.access import primary_box
+from mailpit_py.mailaccess.imap.folders import Folder, folder_space
 from mailpit_py.server import Server
 
 LOGINS = "ann:secret bob:secret root:secret carol:secret dave:secret"
@@ -424,3 +425,28 @@ def test_pop3_and_imap_keep_mailboxes_apart_on_each_store_backend(
         assert subjects_of(server, "proj-a") == ["for a", "for b"]
         assert pop3_subjects(server, "ann") == ["for a", "for b"]
         assert pop3_subjects(server, "bob") == ["for b"]
+
+
+def test_imap_folder_names_of_mailboxes_and_tags() -> None:
+    space = folder_space("proj-a", ["default", "proj-a", "proj-b", "inbox"], None)
+    assert space.parse("INBOX") == space.parse("inbox") == Folder("proj-a", "INBOX")
+    assert space.parse("proj-b") == Folder("proj-b", "INBOX")
+    assert space.parse("proj-b/urgent") == Folder("proj-b", "urgent")
+    assert space.parse("proj-b/") is None and space.parse("proj-b/INBOX") is None
+    assert space.parse("urgent") == Folder("proj-a", "urgent")  # the own mailbox's tag
+    assert space.parse("proj-a") == Folder("proj-a", "proj-a")  # its own name is a tag name
+    assert space.parse("nobody/x") == Folder("proj-a", "nobody/x")
+    listing = space.listing({"proj-a": ["proj-b", "work"], "proj-b": ["urgent"]})
+    assert listing == [
+        ("INBOX", False),
+        ("work", False),  # the tag proj-b is hidden by the mailbox proj-b
+        ("default", False),
+        ("proj-b", True),
+        ("proj-b/urgent", False),
+    ]
+    for name, _ in listing:
+        found = space.parse(name)
+        assert found is not None and space.name(found) == name
+    restricted = folder_space("proj-a", ["default", "proj-a", "proj-b"], {"proj-a"})
+    assert restricted.parse("proj-b") == Folder("proj-a", "proj-b")  # a tag, not the mailbox
+    assert restricted.listing({"proj-a": []}) == [("INBOX", False)]

@@ -30,7 +30,9 @@ class FolderSpace:
     it may see is a top-level folder named after the mailbox, and that mailbox's tags are
     folders inside it (`proj-a/urgent`). Mailbox names never hold `/` and tags never do either
     (both are cleaned), so a name splits one way only; a tag of the primary mailbox named like
-    another mailbox the login sees is hidden by that mailbox's folder.
+    another mailbox the login sees is hidden by that mailbox's folder. A mailbox named `inbox`
+    is a folder only as the INBOX of a login whose own mailbox it is: IMAP names ignore the
+    case of INBOX.
     """
 
     primary: str
@@ -39,17 +41,21 @@ class FolderSpace:
     @property
     def others(self) -> list[str]:
         """The mailboxes shown as folders of their own, by name."""
-        return sorted(b for b in self.boxes if b != self.primary)
+        return sorted(b for b in self.boxes if self.is_other(b))
+
+    def is_other(self, name: str) -> bool:
+        """Whether `name` is a mailbox with a folder of its own (not the INBOX)."""
+        return name in self.boxes and name != self.primary and name.upper() != INBOX
 
     def parse(self, name: str) -> Folder | None:
         """The folder `name` would be (a tag folder's tag is not checked), or None when it
         names a mailbox this login may not see (or nothing at all)."""
         if name.upper() == INBOX:
             return Folder(self.primary, INBOX)
-        if name in self.boxes and name != self.primary:
+        if self.is_other(name):
             return Folder(name, INBOX)
         box, sep, tag = name.partition(DELIMITER)
-        if sep and box in self.boxes and box != self.primary:
+        if sep and self.is_other(box):
             if not tag or tag.upper() == INBOX:
                 return None  # "proj/INBOX" is not a folder: the mailbox's folder is its INBOX
             return Folder(box, tag)
@@ -67,7 +73,7 @@ class FolderSpace:
 
     def shadowed(self, tag: str) -> bool:
         """Whether a tag of the primary mailbox is hidden by another mailbox's folder."""
-        return tag != self.primary and tag in self.boxes
+        return self.is_other(tag)
 
     def listing(self, tags: dict[str, Iterable[str]]) -> list[tuple[str, bool]]:
         """(name, has children) of every folder, given each visible mailbox's tag folders."""
