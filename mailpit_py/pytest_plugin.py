@@ -224,12 +224,20 @@ class Mailpit:
             )
         return self.smtp.address(local)
 
-    def _routing_hint(self) -> str:
-        if not self._check_routing or self.smtp is None:
+    def _routing_hint(self, arrived: int = 0) -> str:
+        """Why a test's mail may be missing from its own mailbox: on a server that does not
+        route, where it went instead; when nothing arrived at all, how mail gets here."""
+        if self.smtp is None:
             return ""
         from mailpit_py.pytest_mailboxes import misrouted
 
-        hint = misrouted(self.client, self.smtp)
+        hint = misrouted(self.client, self.smtp) if self._check_routing else ""
+        if not hint and not arrived:
+            hint = (
+                f"nothing reached this test's mailbox {self.mailbox!r}: its mail gets there by "
+                f"logging in to SMTP as mailpit.smtp_username ({self.smtp.username!r}, any "
+                f"password) or by going to an address at mailpit.domain ({self.smtp.domain!r})"
+            )
         return f"\n{hint}" if hint else ""
 
     @property
@@ -325,7 +333,7 @@ class Mailpit:
             + (f" matching {wanted}" if wanted else "")
             + f"; {len(found)} matched. {len(arrived)} arrived:\n"
             + "\n".join(lines)
-            + self._routing_hint(),
+            + self._routing_hint(len(arrived)),
             pytrace=False,
         )
 
@@ -370,7 +378,7 @@ class Mailpit:
                 "\n".join(problems)
                 + "\nmessages received:\n"
                 + listing
-                + (self._routing_hint() if len(got) < expect_n else ""),
+                + (self._routing_hint(len(got)) if len(got) < expect_n else ""),
                 pytrace=False,
             )
         return got
@@ -384,7 +392,8 @@ class Mailpit:
         if got:
             listing = "\n".join(f"  {describe(m)}" for m in got)
             pytest.fail(f"expected no messages, got {len(got)}:\n{listing}", pytrace=False)
-        hint = self._routing_hint()  # nothing here may only mean it went elsewhere
+        # Nothing here may only mean it went elsewhere: say so when it did.
+        hint = self._routing_hint(arrived=1)
         if hint:
             pytest.fail(f"expected no messages in this test's mailbox{hint}", pytrace=False)
 

@@ -248,6 +248,30 @@ def test_a_failed_tests_mailbox_is_kept_and_named_a_passed_ones_is_removed(
         assert [m.subject for m in client.messages()] == ["plain"]
 
 
+def test_mail_that_missed_the_tests_mailbox_is_answered_with_how_to_reach_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        SEND
+        + """
+def test_sends_elsewhere(mailpit_mailbox):
+    send(mailpit_mailbox, "hello", to="ann@example.com")
+    mailpit_mailbox.wait_for(timeout=0.3)
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*0 arrived:",
+            "*(nothing)",
+            "*nothing reached this test's mailbox 'sends-elsewhere-*': its mail gets there by "
+            "logging in to SMTP as mailpit.smtp_username ('sends-elsewhere-*', any password) or "
+            "by going to an address at mailpit.domain ('sends-elsewhere-*.mailbox.test')",
+        ]
+    )
+
+
 def test_a_server_without_mailboxes_there_fails_each_test_saying_what_to_run(
     pytester: pytest.Pytester,
 ) -> None:
