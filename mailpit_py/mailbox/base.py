@@ -19,6 +19,23 @@ from mailpit_py.store.interface import StoreBackend
 T = TypeVar("T")
 
 
+class MessageNotFound(LookupError):
+    """No message with that ID (or no message at all, for `latest`)."""
+
+    def __init__(self, msg_id: str) -> None:
+        super().__init__(
+            "no messages in the mailbox" if msg_id == "latest" else f"message {msg_id!r} not found"
+        )
+        self.msg_id = msg_id
+
+
+class SessionNotFound(LookupError):
+    """No logged SMTP session with that ID (or none of the mailbox asked)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"SMTP session {session_id!r} not found")
+
+
 @dataclass
 class BoxTally:
     """What one mailbox took and lost since start, for its statistics view."""
@@ -89,3 +106,19 @@ class MailboxBase:
             return [(name, changed) for name, changed in found if changed]
 
         return job
+
+    def resolve(self, msg_id: str, box: str | None = None) -> str:
+        """The ID `msg_id` names ('latest': the newest message of `box`); MessageNotFound for
+        'latest' of an empty mailbox, and for a message of another mailbox than `box`."""
+        if msg_id == "latest":
+            uid = self.store.latest_uid(box=box)
+            if uid is None:
+                raise MessageNotFound(msg_id)
+            return uid
+        if box is not None and self.store.box_of(msg_id) != box:
+            raise MessageNotFound(msg_id)
+        return msg_id
+
+    def _latest(self, msg_id: str, box: str | None) -> str:
+        """As resolve, leaving the mailbox to the caller, which reads it with the message."""
+        return self.resolve(msg_id, box) if msg_id == "latest" else msg_id

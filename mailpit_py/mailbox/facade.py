@@ -16,15 +16,15 @@ from typing import Any, NamedTuple
 from mailpit_py import events, jsontext
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.aggregates import Aggregates
-from mailpit_py.mailbox.base import BoxTally
+from mailpit_py.mailbox.base import BoxTally, MessageNotFound, SessionNotFound
 from mailpit_py.mailbox.boxview import BoxView
 from mailpit_py.mailbox.delivery import Delivering
 from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks
 from mailpit_py.mailbox.manage import BoxAdmin
+from mailpit_py.mailbox.outbox import RelayOutbox
 from mailpit_py.mailbox.record import index_record
 from mailpit_py.mailbox.shapes import (
     StoredMessage,
-    relay_history_to_api,
     session_to_api,
     statistics_to_api,
     summary_to_api,
@@ -53,21 +53,6 @@ PRUNE_OVER = 200  # Mailpit: deleting more messages than this is announced as on
 log = logging.getLogger("mailpit_py.mailbox")
 
 
-class MessageNotFound(LookupError):
-    """No message with that ID (or no message at all, for `latest`)."""
-
-    def __init__(self, msg_id: str) -> None:
-        super().__init__(
-            "no messages in the mailbox" if msg_id == "latest" else f"message {msg_id!r} not found"
-        )
-        self.msg_id = msg_id
-
-
-class SessionNotFound(LookupError):
-    def __init__(self, session_id: str) -> None:
-        super().__init__(f"SMTP session {session_id!r} not found")
-
-
 class IndexEntry(NamedTuple):
     """One message as mail clients number it: IMAP UID (never reused), ID, size, read, time."""
 
@@ -78,7 +63,7 @@ class IndexEntry(NamedTuple):
     created: float
 
 
-class Mailbox(Delivering, BoxAdmin):
+class Mailbox(Delivering, BoxAdmin, RelayOutbox):
     """The service every reader and writer goes through (SMTP, API, CLI, fixtures).
 
     Its methods that read or change messages, tags, sessions or statistics take `box`: None
@@ -86,7 +71,8 @@ class Mailbox(Delivering, BoxAdmin):
     a name limits them to that mailbox, where another mailbox's message behaves exactly as one
     that does not exist (MessageNotFound, or skipped by a change). `view(box)` gives a BoxView
     bound to one mailbox, which the web, IMAP and POP3 hold instead of passing `box`.
-    Delivery is in mailbox/delivery.py, mailbox management in mailbox/manage.py.
+    Delivery is in mailbox/delivery.py, mailbox management in mailbox/manage.py, the relay's
+    outbox in mailbox/outbox.py.
     """
 
     def __init__(
@@ -176,22 +162,6 @@ class Mailbox(Delivering, BoxAdmin):
     def view(self, box: str) -> BoxView:
         """The facade bound to mailbox `box` (whether or not it exists yet)."""
         return BoxView(self, box)
-
-    def resolve(self, msg_id: str, box: str | None = None) -> str:
-        """The ID `msg_id` names ('latest': the newest message of `box`); MessageNotFound for
-        'latest' of an empty mailbox, and for a message of another mailbox than `box`."""
-        if msg_id == "latest":
-            uid = self.store.latest_uid(box=box)
-            if uid is None:
-                raise MessageNotFound(msg_id)
-            return uid
-        if box is not None and self.store.box_of(msg_id) != box:
-            raise MessageNotFound(msg_id)
-        return msg_id
-
-    def _latest(self, msg_id: str, box: str | None) -> str:
-        """As resolve, leaving the mailbox to the caller, which reads it with the message."""
-        return self.resolve(msg_id, box) if msg_id == "latest" else msg_id
 
     def get(self, msg_id: str, *, mark_read: bool = False, box: str | None = None) -> StoredMessage:
         uid = self._latest(msg_id, box)
@@ -541,58 +511,6 @@ class Mailbox(Delivering, BoxAdmin):
             self._count_deleted(pruned)
             self._changed()
         return [uid for _, gone in pruned for uid in gone]
-
-    # -- relay outbox ----------------------------------------------------------------------
-
-    def queue_relay(
-        self,
-        msg_id: str,
-        kind: str,
-        mail_from: str,
-        rcpts: Sequence[str],
-        raw: bytes,
-        box: str | None = None,
-    ) -> int:
-        """Queue what to send for a stored message (the relay worker sends it); its outbox id."""
-        uid = self.resolve(msg_id, box)
-        now = time.time()
-        item = self.store.write(lambda s: s.outbox_add(uid, kind, mail_from, rcpts, raw, now))
-        if self.hooks.outbox_ready is not None:
-            self.hooks.outbox_ready()
-        return item
-
-    def outbox_due(self, now: float) -> Sequence[Any]:
-        return self.store.outbox_due(now)
-
-    def outbox_next_time(self) -> float | None:
-        return self.store.outbox_next_time()
-
-    def outbox_item(self, item_id: int) -> Any:
-        return self.store.outbox_item(item_id)
-
-    def record_relay_attempt(
-        self,
-        item_id: int,
-        attempt: dict[str, Any],
-        *,
-        state: str,
-        recipients: Sequence[str],
-        next_attempt: float,
-    ) -> None:
-        self.store.write(
-            lambda s: s.outbox_record(
-                item_id, attempt, state=state, recipients=recipients, next_attempt=next_attempt
-            )
-        )
-        self.telemetry.inc("relay_attempts", attempt["outcome"])
-
-    def relay_history(self, msg_id: str, box: str | None = None) -> dict[str, Any]:
-        """The message's relay queue entries and attempts, as the API shows them."""
-        uid = self.resolve(msg_id, box)
-        if self.store.summary(uid) is None:
-            raise MessageNotFound(msg_id)
-        items, attempts = self.store.relay_history(uid)
-        return relay_history_to_api(uid, items, attempts)
 
     # -- lifecycle -------------------------------------------------------------------------
 
