@@ -176,9 +176,10 @@ def test_imap_restricted_logins_see_only_their_own_mailbox(mp: Server) -> None:
     typ, data = ann.select("INBOX")
     assert (typ, data) == ("OK", [b"1"])
     for name in ("proj-b", "default", '"proj-b/x"'):
-        typ, data = ann.select(name)
-        assert typ == "NO", (name, data)
-        assert b"NONEXISTENT" in data[0]
+        for readonly in (False, True):  # SELECT and EXAMINE
+            typ, data = ann.select(name, readonly)
+            assert typ == "NO", (name, data)
+            assert b"NONEXISTENT" in data[0]
     ann.select("INBOX")
     theirs = imap_uid(mp, ids["for b"])
     assert ann.uid("SEARCH", f"UID {theirs}") == ("OK", [b""])
@@ -388,6 +389,22 @@ def test_imap_idle_in_a_mailbox_folder_hears_only_that_mailbox(mp: Server) -> No
     assert line == b"* 2 EXISTS\r\n", line  # proj-b's second message, not a third
     root.send(b"DONE\r\n")
     assert root.readline().startswith(tag + b" OK")
+    root.logout()
+
+
+def test_imap_session_hears_its_mailbox_folder_emptied_renamed_or_deleted(mp: Server) -> None:
+    fill(mp)
+    send_raw(mp, message("more for b"), "dev@b.test")
+    root = imap_login(mp, "root")
+    assert root.select("proj-b", readonly=True) == ("OK", [b"2"])
+    assert mp.mailbox is not None
+    mp.mailbox.rename_box("proj-b", "proj-c")  # as the web UI does
+    wait_until(lambda: root.noop() and root.response("EXPUNGE")[1] == [b"2", b"1"], what="gone")
+    assert "proj-c" in folders(root) and "proj-b" not in folders(root)
+    assert root.select("proj-c") == ("OK", [b"2"])
+    mp.mailbox.delete_box("proj-c")
+    wait_until(lambda: root.noop() and root.response("EXPUNGE")[1] == [b"2", b"1"], what="gone")
+    assert root.select("proj-c")[0] == "NO"
     root.logout()
 
 
