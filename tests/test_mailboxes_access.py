@@ -121,6 +121,21 @@ def test_another_mailboxs_prefix_is_not_found(
     assert (status, body) == (404, f"mailbox not found: {other}\n".encode()), (method, url)
 
 
+def test_the_ui_under_another_mailboxs_prefix_is_not_found(boxes: Boxes) -> None:
+    # The routes the spec does not list (the UI page, its files, a prefix without its slash)
+    # are refused the same way.
+    page = call(boxes.at("shop"), "ann")[2].decode()
+    asset = re.search(r'src="(ui/[0-9a-f]+/app\.js)"', page)
+    assert asset, page[:500]
+    assert call(boxes.at("shop") + asset[1], "ann")[0] == 200
+    for other in ("blog", "default", "no-such-box"):
+        for path in ("", asset[1], "?m=" + boxes.uids["blog"]):
+            status, _, body = call(boxes.at(other) + path, "ann")
+            assert (status, body) == (404, f"mailbox not found: {other}\n".encode()), path
+        status, _, body = call(boxes.at(other).rstrip("/"), "ann")
+        assert status == 302  # to NAME/, which then answers 404: the slash tells nothing
+
+
 def foreign_body(boxes: Boxes) -> dict[str, Any]:
     body = dict(BODY)
     body["IDs"] = [boxes.uids["blog"], boxes.uids["default"]]
