@@ -4,6 +4,7 @@ each mailbox's newest, and mailboxes are created, renamed, emptied and deleted w
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -212,14 +213,24 @@ ROUTES = {"a": ["dev@a.test"], "b": ["qa@b.test", "ops@b.test"]}
 
 
 def test_a_message_for_two_mailboxes_is_stored_once_in_each_with_its_recipients(
-    database: str,
+    database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     mb = Mailbox(Config(database=database, max_messages=0))
     try:
         stored: dict[str, str] = {}
-        with mb.bus.subscribe() as sub:
+        with mb.bus.subscribe() as sub, caplog.at_level(logging.INFO, "mailpit_py.mailbox"):
             first = mb.deliver(ENV, ROUTED, boxes=ROUTES, stored=stored).result(30)
             news = [e for e in drain(sub, 2) if isinstance(e, events.NewMessage)]
+        # A log line per copy, with its own recipients and mailbox.
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("message ")]
+        assert sorted(lines) == sorted(
+            [
+                f"message {stored['a']} from <app@example.com> to <dev@a.test> subject 'routed'"
+                f" size {len(ROUTED)} in mailbox a",
+                f"message {stored['b']} from <app@example.com> to <qa@b.test>, <ops@b.test>"
+                f" subject 'routed' size {len(ROUTED)} in mailbox b",
+            ]
+        )
         assert first == stored["a"] and stored["b"] != first
         assert {e.box: e.data["ID"] for e in news} == stored
         a = mb.view("a").get(stored["a"])

@@ -266,9 +266,9 @@ class Delivering(MailboxBase):
                     except Exception:
                         log.exception("after-commit hook failed for %s", copy_uid)
             if log.isEnabledFor(logging.INFO):  # its fields cost a little: skipped under --quiet
-                for rec in recs:
+                for rec, (_, env) in zip(recs, copies, strict=True):
                     if rec.uid in new:
-                        self._log_message(rec, envelope, session_uid)
+                        self._log_message(rec, env, session_uid)  # (its copy's recipients)
             then(outcome[0][1], None)
 
         def first_parse() -> list[MessageRecord] | None:
