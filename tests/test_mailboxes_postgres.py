@@ -315,3 +315,29 @@ def test_a_search_in_a_small_mailbox_finds_what_the_indexes_find_there(pg_url: s
         assert after == "on"
     finally:
         mb.close()
+
+
+def test_a_search_in_a_mailbox_is_limited_to_it_whichever_way_it_goes(
+    store: PgStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One message at a time (a small mailbox), the indexes' matches limited to the mailbox (a
+    large one), or every message (a mailbox that holds them all): the same answers."""
+    from mailpit_py.store.postgres import base
+
+    monkeypatch.setattr(base, "EACH_MAX", 5)
+    put(store, *(record("default", f"d{n}", "sample text") for n in range(8)))
+    terms = parse_query("sample")
+    subject = parse_query("subject:d")
+    expected = [f"default-d{n}" for n in range(7, -1, -1)]
+    for query in (terms, subject):
+        # the default mailbox holds every message: searched as every mailbox
+        assert [r["uid"] for r in store.search_page(query, 0, 50, "default")[0]] == expected
+    put(store, *(record("beta", f"b{n}", "sample text") for n in range(3)))
+    for query in (terms, subject):
+        # past EACH_MAX and not every message: the indexes' matches, limited to the mailbox
+        page, total, unread = store.search_page(query, 0, 50, "default")
+        assert [r["uid"] for r in page] == expected and (total, unread) == (8, 8)
+        # a small mailbox: one message at a time
+        page, total, unread = store.search_page(query, 0, 50, "beta")
+        assert {r["uid"] for r in page} == {"beta-b0", "beta-b1", "beta-b2"} or query is subject
+    assert store.search_page(subject, 0, 50, "beta")[1] == 0

@@ -80,16 +80,29 @@ EACH_PLAN = (
 ALL_PLANS = EACH_PLAN.replace("'off'", "'on'")
 
 
-def one_at_a_time(conn: psycopg.Connection[Any], box: str | None) -> bool:
-    """Whether a search in `box` goes one message at a time (EACH_MAX); if so, this
-    transaction's plans are set for it (EACH_PLAN)."""
+def one_at_a_time(
+    conn: psycopg.Connection[Any], box: str | None, whole: bool = False
+) -> tuple[str | None, bool]:
+    """How a search in `box` goes: (the mailbox to limit it to, whether one message at a time
+    (EACH_MAX)); if so, this transaction's plans are set for it (EACH_PLAN). With `whole`, a
+    mailbox that holds every message is searched as every mailbox (None), as fast as before
+    there were mailboxes (the web's un-prefixed routes name the default mailbox): only for a
+    transaction whose reads share one snapshot (REPEATABLE READ), or a message another
+    instance stores meanwhile in another mailbox would be found."""
     if box is None:
-        return False
-    row = conn.execute("SELECT messages FROM mailboxes WHERE name = %s", (text(box),)).fetchone()
-    if row is not None and int(row[0]) > EACH_MAX:
-        return False
+        return None, False
+    row = conn.execute(
+        "SELECT b.messages, c.value FROM counters c LEFT JOIN mailboxes b ON b.name = %s "
+        "WHERE c.name = 'total'",
+        (text(box),),
+    ).fetchone()
+    held = int(row[0]) if row and row[0] is not None else 0
+    if whole and row is not None and held == int(row[1]) and held > EACH_MAX:
+        return None, False
+    if held > EACH_MAX:
+        return box, False
     conn.execute(EACH_PLAN)
-    return True
+    return box, True
 
 
 def chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:

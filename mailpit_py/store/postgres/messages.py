@@ -331,7 +331,7 @@ class PgMessageWrites(PgParts):
 
     def uids_matching(self, terms: Sequence[Term], box: str | None = None) -> list[str]:
         scope, scope_params = in_box(box)
-        each = one_at_a_time(self._wconn, box)
+        _, each = one_at_a_time(self._wconn, box)
         where, params = build_where(terms, each)
         rows = self._wconn.execute(
             f"SELECT m.uid FROM messages m WHERE {scope} AND {where} ORDER BY m.id DESC",

@@ -89,9 +89,11 @@ class PgMessageQueries(PgParts):
             found_early = self._dense_free_text_page(free_text, start, limit, box)
             if found_early is not None:
                 return found_early
-        scope, scope_params = in_box(box)
         with self.reading() as conn, conn.transaction():
-            each = one_at_a_time(conn, box)
+            # (one snapshot for the mailbox's count and the search: one_at_a_time's `whole`)
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            box, each = one_at_a_time(conn, box, whole=True)
+            scope, scope_params = in_box(box)
             where, params = build_where(terms, each)
             where, params = f"{scope} AND {where}", [*scope_params, *params]
             if not each and any(term.kind in INDEXED_KINDS for term in terms):
@@ -130,15 +132,16 @@ class PgMessageQueries(PgParts):
         In one mailbox, its rows are walked newest first (messages_mailbox_id), each one's
         index row read by its id."""
         wanted = max(start, 0) + limit
-        if box is None:
-            rows_from, scope, scope_params = "messages_fts f", "TRUE", []
-        else:
-            rows_from = "messages m JOIN messages_fts f ON f.id = m.id"
-            scope, scope_params = "m.mailbox = %s", [text(box)]
-        newest = "f.id DESC" if box is None else "m.id DESC"
         with self.reading() as conn, conn.transaction():
             # The sample, the page and the counts see one snapshot.
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            box, _ = one_at_a_time(conn, box, whole=True)
+            if box is None:
+                rows_from, scope, scope_params = "messages_fts f", "TRUE", []
+            else:
+                rows_from = "messages m JOIN messages_fts f ON f.id = m.id"
+                scope, scope_params = "m.mailbox = %s", [text(box)]
+            newest = "f.id DESC" if box is None else "m.id DESC"
             row = conn.execute(
                 f"SELECT count(*) FROM (SELECT f.text, f.words FROM {rows_from} WHERE {scope} "
                 f"ORDER BY {newest} LIMIT %s) f WHERE {FREE_TEXT_MATCH}",
