@@ -48,7 +48,7 @@ SHARED = Path(os.environ["MAILBOX_TEST_DIR"])
 
 def others_have_sent(n):
     (SHARED / f"sent-{n}").touch()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # the other workers may still be starting
     while len(list(SHARED.glob("sent-*"))) < 3:
         assert time.monotonic() < deadline, "the other workers never sent"
         threading.Event().wait(0.02)
