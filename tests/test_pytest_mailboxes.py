@@ -7,6 +7,7 @@ import re
 import smtplib
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -290,6 +291,44 @@ def test_a_server_without_mailboxes_there_fails_each_test_saying_what_to_run(
                 f"a mailbox per test needs mailpit_py started with {SERVER_FLAGS}"
             ]
         )
+
+
+def test_the_django_example_sends_each_tests_mail_to_its_own_mailbox(
+    pytester: pytest.Pytester,
+) -> None:
+    pytest.importorskip("pytest_django")
+    text = (REPO / "docs" / "pytest.md").read_text()
+    tail = text.split("\nDjango, with a mailbox per test", 1)[1]
+    match = re.search(r"```python\n(.*?)```", tail, re.S)
+    assert match, "no python block after the per-test Django text in docs/pytest.md"
+    pytester.makepyfile(
+        example_settings='SECRET_KEY = "test"\nINSTALLED_APPS = []\nDATABASES = {}\n'
+    )
+    pytester.makeconftest("import pytest\n\n" + match.group(1))
+    pytester.makepyfile(
+        test_signup=textwrap.dedent(
+            """
+            import pytest
+            from django.core.mail import send_mail
+
+
+            @pytest.mark.parametrize("name", ["ann", "bob"])
+            def test_welcome(mailpit, name):
+                send_mail(f"Welcome {name}", "Hi", "app@example.com", [f"{name}@example.com"])
+                [msg] = mailpit.assert_subjects(f"Welcome {name}")
+                assert msg.envelope.username == mailpit.smtp_username
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "pytest_django",
+        "--ds=example_settings",
+        "-p",
+        "no:xdist",
+        "--mailpit-mailbox-per-test",
+    )
+    result.assert_outcomes(passed=2)
 
 
 def test_the_client_bound_to_a_mailbox_sees_only_its_mail() -> None:
