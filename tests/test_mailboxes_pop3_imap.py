@@ -222,6 +222,23 @@ def test_imap_restricted_login_with_imapclient_finds_nothing_of_another_mailbox(
     client.logout()
 
 
+def test_imap_flags_lists_no_keyword_of_another_mailbox(mp: Server) -> None:
+    fill(mp)
+    bob = imap_login(mp, "bob")
+    bob.select("INBOX")
+    assert bob.store("1", "+FLAGS", "($ProjectBSecret)")[0] == "OK"
+    bob.logout()
+    ann = imap_login(mp, "ann")
+    ann.select("INBOX")
+    assert b"$ProjectBSecret" not in ann.untagged_responses["FLAGS"][0]
+    assert ann.uid("SEARCH", "KEYWORD", "$ProjectBSecret") == ("OK", [b""])
+    ann.logout()
+    bob = imap_login(mp, "bob")
+    bob.select("INBOX")
+    assert b"$ProjectBSecret" in bob.untagged_responses["FLAGS"][0]
+    bob.logout()
+
+
 def test_imap_unrestricted_login_sees_every_mailbox_as_folders(mp: Server) -> None:
     ids = fill(mp)
     tagged = send_raw(mp, message("tagged in a"), "dev+urgent@a.test")
