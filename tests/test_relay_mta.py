@@ -112,6 +112,34 @@ def test_a_permanent_refusal_bounces_into_the_catcher_linked_to_the_original(
     assert outcomes == ["partial"]
 
 
+def test_a_bounce_goes_into_the_mailbox_of_its_original(
+    relay_server: Callable[..., Server],  # noqa: F811
+    upstream: UpstreamServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # A project reads its own bounces: the notification is stored beside the message it is
+    # about, not in the default mailbox that another project reads.
+    mp = relay_server(
+        smtp_relay_config=relay_yaml(tmp_path, upstream.port),
+        smtp_relay_all=True,
+        smtp_hostname=HOST,
+        mailbox_routes=("shop=rcpt:*@example.test",),
+    )
+    upstream.rcpt_replies["carol@example.test"] = ["550 5.1.1 carol is unknown upstream"]
+    send_from(mp, "app@app.test", ["carol@example.test"])
+    shop = wait_until(
+        lambda: (lambda found: found if len(found) == 2 else None)(
+            mp.mailbox.list_messages(box="shop")
+        ),
+        what="the message and its bounce in shop",
+    )
+    assert sorted(m["Subject"] for m in shop) == [
+        "Undelivered Mail Returned to Sender",
+        "relay me",
+    ]
+    assert mp.mailbox.counts(box="default") == (0, 0)
+
+
 def test_no_bounce_for_a_message_with_the_null_sender(
     relay_server: Callable[..., Server],  # noqa: F811
     upstream: UpstreamServer,  # noqa: F811

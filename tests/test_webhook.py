@@ -108,10 +108,31 @@ def test_receiver_gets_every_message_in_order_after_failing_twice(
     assert headers["Content-Type"] == "application/json"
     assert headers["User-Agent"].startswith("mailpit-py/")
     assert headers["Mailpit-Label"] == "CI box"
+    assert headers["Mailpit-Mailbox"] == "default"
     tel = mp.mailbox.telemetry
     # Counted once the receiver's answer is read, which may be just after it recorded the body.
     wait_until(lambda: tel.counter("webhook_deliveries").get(("delivered",)) == 3, what="count")
     assert tel.counter("webhook_deliveries")[("retried",)] == 2
+
+
+def test_each_request_names_the_messages_mailbox_in_a_header(
+    server_factory: Callable[..., Server], receiver_factory: Callable[..., Receiver]
+) -> None:
+    # The body is Mailpit's summary, which names no mailbox: a receiver serving several
+    # projects tells them apart by the header.
+    receiver = receiver_factory()
+    mp = server_factory(
+        webhook_url=receiver.url, webhook_limit=0, mailbox_routes=("shop=rcpt:*@shop.test",)
+    )
+    with smtplib.SMTP(*mp.smtp_address) as client:
+        client.sendmail("ann@example.com", ["bob@shop.test"], message("for shop"))
+        client.sendmail("ann@example.com", ["bob@example.com"], message("for default"))
+    wait_until(lambda: len(receiver.received) == 2, timeout=20, what="two webhook deliveries")
+    by_subject = {
+        body["Subject"]: head["Mailpit-Mailbox"]
+        for body, head in zip(receiver.received, receiver.headers, strict=True)
+    }
+    assert by_subject == {"for shop": "shop", "for default": "default"}
 
 
 def test_a_stuck_receiver_never_slows_smtp(

@@ -177,6 +177,14 @@ class Mailbox(Delivering, BoxAdmin, RelayOutbox):
             summary, detailcodec.decode(detail), json.loads(transcript), row["session_uid"]
         )
 
+    def box_of(self, msg_id: str) -> str:
+        """The mailbox a message is in (for services that act on a message by its ID, such as
+        the relay's bounce); MessageNotFound when there is no such message."""
+        box = self.store.box_of(msg_id)
+        if box is None:
+            raise MessageNotFound(msg_id)
+        return box
+
     def summary(self, msg_id: str, box: str | None = None) -> dict[str, Any]:
         row = self.store.summary(self._latest(msg_id, box))
         if row is None or (box is not None and row["mailbox"] != box):

@@ -20,6 +20,7 @@ import urllib.request
 from typing import Any
 
 from mailpit_py import __version__, events
+from mailpit_py.events import DEFAULT_BOX
 from mailpit_py.observability.telemetry import Telemetry
 
 log = logging.getLogger("mailpit_py.webhook")
@@ -58,8 +59,8 @@ class Webhook:
         self.queue_size = queue_size
         self.attempts = attempts
         self.backoff = backoff
-        # (monotonic arrival time, summary): the arrival time counts --webhook-delay
-        self._queue: collections.deque[tuple[float, dict[str, Any]]] = collections.deque()
+        # (monotonic arrival time, summary, mailbox): the arrival time counts --webhook-delay
+        self._queue: collections.deque[tuple[float, dict[str, Any], str]] = collections.deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._sub: events.Subscription | None = None
@@ -115,9 +116,9 @@ class Webhook:
             event = sub.get(timeout=0.5)
             # (a message another instance stored is posted by that instance)
             if isinstance(event, events.NewMessage) and not event.remote:
-                self.offer(event.data)
+                self.offer(event.data, event.box)
 
-    def offer(self, summary: dict[str, Any]) -> bool:
+    def offer(self, summary: dict[str, Any], box: str = DEFAULT_BOX) -> bool:
         """Queue a new message's summary unless --webhook-limit skips it, as Mailpit does: one
         message in each window of `every` seconds (its first) is sent, the others are not."""
         now = time.monotonic()
@@ -127,9 +128,9 @@ class Webhook:
             log.debug("webhook: message %s not sent (--webhook-limit)", summary.get("ID"))
             return False
         self._chosen = now
-        return self.enqueue(summary)
+        return self.enqueue(summary, box)
 
-    def enqueue(self, summary: dict[str, Any]) -> bool:
+    def enqueue(self, summary: dict[str, Any], box: str = DEFAULT_BOX) -> bool:
         """Queue one message summary; False (and counted as dropped) when the queue is full."""
         with self._cond:
             full = len(self._queue) >= self.queue_size
@@ -137,7 +138,7 @@ class Webhook:
                 self.telemetry.inc("webhook_deliveries", "dropped")
                 self.dropped += 1  # after the counter: whoever sees this sees the metric too
             else:
-                self._queue.append((time.monotonic(), summary))
+                self._queue.append((time.monotonic(), summary, box))
                 self._cond.notify()
             self.telemetry.set_gauge("webhook_queue", len(self._queue))
         if full:
@@ -156,23 +157,23 @@ class Webhook:
                     self._cond.wait(timeout=1.0)
                 if self._stop.is_set():
                     return
-                arrived, summary = self._queue[0]
+                arrived, summary, box = self._queue[0]
             wait = max(last + self.interval, arrived + self.delay) - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
             last = time.monotonic()
-            if self._deliver(summary) or not self._stop.is_set():
+            if self._deliver(summary, box) or not self._stop.is_set():
                 with self._cond:
                     if self._queue and self._queue[0][1] is summary:
                         self._queue.popleft()
                     self.telemetry.set_gauge("webhook_queue", len(self._queue))
 
-    def _deliver(self, summary: dict[str, Any]) -> bool:
+    def _deliver(self, summary: dict[str, Any], box: str = DEFAULT_BOX) -> bool:
         """POST one summary, retrying with backoff; True when the receiver took it."""
         body = json.dumps(summary, ensure_ascii=False).encode("utf-8")
         delay = self.backoff
         for attempt in range(1, self.attempts + 1):
-            problem = self._post(body)
+            problem = self._post(body, box)
             if not problem:
                 self.delivered += 1
                 self.telemetry.inc("webhook_deliveries", "delivered")
@@ -200,7 +201,7 @@ class Webhook:
             delay = min(delay * 2, BACKOFF_MAX)
         return False
 
-    def _post(self, body: bytes) -> str:
+    def _post(self, body: bytes, box: str = DEFAULT_BOX) -> str:
         """One attempt; empty on a 2xx answer, else what went wrong."""
         req = urllib.request.Request(self.url, data=body, method="POST")
         # Mailpit's headers, so receivers written for it work unchanged.
@@ -208,6 +209,10 @@ class Webhook:
         req.add_header("User-Agent", f"mailpit-py/{__version__}")
         if self.label:
             req.add_header("Mailpit-Label", self.label)
+        # The body stays Mailpit's summary, which names no mailbox: a receiver serving several
+        # mailboxes tells them apart by this header (Mailpit has none; a Mailpit receiver
+        # ignores it).
+        req.add_header("Mailpit-Mailbox", box)
         try:
             with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
                 resp.read()

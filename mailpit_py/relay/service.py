@@ -16,6 +16,7 @@ from typing import Any
 
 from mailpit_py.config.settings import Config
 from mailpit_py.dkimsign.signer import signer_for
+from mailpit_py.mailbox.boxes import DEFAULT_BOX
 from mailpit_py.mailbox.facade import Mailbox, MessageNotFound
 from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks, OutboxItem
 from mailpit_py.models import Envelope
@@ -411,8 +412,16 @@ class Relay:
         )
         envelope = Envelope(mail_from="", rcpt_to=(sender,))
         try:
+            # The bounce goes where its original is: a project reads its own bounces.
+            box = self.mailbox.box_of(uid)
+        except MessageNotFound:
+            box = DEFAULT_BOX  # the original was deleted since it was queued
+        try:
             dsn_id = self.mailbox.deliver(
-                envelope, text, origin={"Generated": DSN_ORIGIN, "Helo": self.hostname}
+                envelope,
+                text,
+                origin={"Generated": DSN_ORIGIN, "Helo": self.hostname},
+                boxes={box: [sender]},
             ).result(timeout=relay_send.SMTP_TIMEOUT)
         except Exception as exc:  # a full disk, a closed store: the attempt is still recorded
             log.error("could not store the delivery status notification for %s: %s", uid, exc)
