@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from mailpit_py import events
+from mailpit_py.mailbox import redact
 from mailpit_py.mailbox.boxes import BoxInfo
 from mailpit_py.mailbox.shapes import StoredMessage
 from mailpit_py.models import Envelope
@@ -60,7 +62,25 @@ class BoxView:
         return self.mailbox.resolve(msg_id, self.box)
 
     def get(self, msg_id: str, *, mark_read: bool = False) -> StoredMessage:
-        return self.mailbox.get(msg_id, mark_read=mark_read, box=self.box)
+        """The message; its SMTP log without another mailbox's recipients (mailbox/redact.py)."""
+        msg = self.mailbox.get(msg_id, mark_read=mark_read, box=self.box)
+        lines = redact.for_box(msg.transcript, self.box, self._owns, msg.id)
+        return dataclasses.replace(msg, transcript=lines)
+
+    def _owns(self, uid: str) -> bool:
+        return self.mailbox.store.box_of(uid) == self.box
+
+    def _session_shown(self, session: dict[str, Any]) -> dict[str, Any]:
+        """A session as this mailbox shows it: its log without another mailbox's recipients,
+        and of its messages only this mailbox's (a session sending to several mailboxes is
+        listed in one, with the IDs of the copies the 250s named)."""
+        lines = [(t["Time"], t["Dir"], t["Line"]) for t in session["Transcript"]]
+        shown = redact.for_box(lines, self.box, self._owns)
+        if shown == [list(line) for line in lines]:
+            return session  # (every session of a single mailbox: nothing read twice)
+        session["Transcript"] = [{"Time": t, "Dir": d, "Line": line} for t, d, line in shown]
+        session["Messages"] = [uid for uid in session["Messages"] if self._owns(uid)]
+        return session
 
     def summary(self, msg_id: str) -> dict[str, Any]:
         return self.mailbox.summary(msg_id, box=self.box)
@@ -109,13 +129,13 @@ class BoxView:
         return self.mailbox.tag_counts(box=self.box)
 
     def session(self, session_id: str) -> dict[str, Any]:
-        return self.mailbox.session(session_id, box=self.box)
+        return self._session_shown(self.mailbox.session(session_id, box=self.box))
 
     def session_count(self) -> int:
         return self.mailbox.session_count(box=self.box)
 
     def sessions(self, start: int = 0, limit: int = 50) -> list[dict[str, Any]]:
-        return self.mailbox.sessions(start, limit, box=self.box)
+        return [self._session_shown(s) for s in self.mailbox.sessions(start, limit, box=self.box)]
 
     # IMAP's numbering: UIDs are message ids, unique across mailboxes, so the database's
     # UIDVALIDITY and UIDNEXT hold for every mailbox; flags are keyed by those ids.

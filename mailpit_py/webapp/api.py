@@ -24,7 +24,7 @@ from mailpit_py.observability.stats import rss_bytes
 from mailpit_py.relay.service import Relay, RelayError
 from mailpit_py.smtp.chaos import Chaos, ChaosError
 from mailpit_py.webapp.errors import BadRequest
-from mailpit_py.webapp.prefix import mailbox, prefixed, require_unrestricted, view
+from mailpit_py.webapp.prefix import mailbox, prefixed, require_unrestricted, restricted, view
 from mailpit_py.webapp.security import (
     inert,
     mail_content,
@@ -445,26 +445,36 @@ def delete_tag(tag: str) -> Response:
 
 @api.get("/api/v1/info")
 def info() -> Response:
-    # The counts and tags are the request's mailbox's; the rest is the instance's.
+    # The counts and tags are the request's mailbox's; the rest is the instance's, except for a
+    # user the access list limits: the instance's figures move with every mailbox's mail (a
+    # limited user polling them would see another project's mail come and go), so that user
+    # gets its mailbox's, no SMTP refusals (they come before routing: no mailbox's) and no
+    # database size (it grows with every mailbox's mail too).
     mb = mailbox()
     rt = runtime()
     total, unread = view().counts()
+    if restricted():
+        accepted, accepted_size, deleted = view().totals()
+        rejected, size = 0, 0
+    else:
+        accepted, accepted_size, deleted = mb.accepted, mb.accepted_size, mb.deleted
+        rejected, size = rt.smtp_rejected(), mb.store.size_bytes()
     return jsonify(
         {
             "Version": __version__,
             "LatestVersion": "",
             "Database": mb.database_path,
-            "DatabaseSize": mb.store.size_bytes(),
+            "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
             "Tags": view().tag_counts(),
             "RuntimeStats": {
                 "Memory": rss_bytes(),
-                "MessagesDeleted": mb.deleted,
-                "SMTPAccepted": mb.accepted,
-                "SMTPAcceptedSize": mb.accepted_size,
+                "MessagesDeleted": deleted,
+                "SMTPAccepted": accepted,
+                "SMTPAcceptedSize": accepted_size,
                 "SMTPIgnored": 0,
-                "SMTPRejected": rt.smtp_rejected(),
+                "SMTPRejected": rejected,
                 "Uptime": int(time.time() - rt.started),
             },
         }

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from mailpit_py.webapp import metrics
 from mailpit_py.webapp.errors import text
-from mailpit_py.webapp.prefix import require_unrestricted, view
+from mailpit_py.webapp.prefix import require_unrestricted, restricted, view
 
 observe = Blueprint("observe", __name__)
 
@@ -31,7 +31,12 @@ def prometheus() -> Response:
 
 @observe.get("/api/v1/stats")
 def statistics() -> Response:
-    return jsonify(view().statistics())
+    figures = view().statistics()
+    if restricted():
+        # SMTP refusals come before any routing, so they are no mailbox's: a limited user is
+        # told none of them (as its websocket hears none), they may be another project's.
+        figures["Refusals"] = []
+    return jsonify(figures)
 
 
 def metrics_app(reg: CollectorRegistry) -> Flask:

@@ -17,7 +17,7 @@ from wsproto.frame_protocol import CloseReason
 from mailpit_py import events
 from mailpit_py.mailbox.shapes import stats_data
 from mailpit_py.observability.telemetry import Telemetry
-from mailpit_py.webapp.prefix import allowed, box_name, view
+from mailpit_py.webapp.prefix import allowed, box_name, mailbox, view
 
 log = logging.getLogger("mailpit_py.web")
 
@@ -73,6 +73,25 @@ def for_box(box: str, seen: set[str] | None, batch: list[events.Event]) -> list[
     return kept
 
 
+def news_only(
+    batch: list[events.Event], told: list[dict[str, Any]]
+) -> tuple[list[events.Event], list[dict[str, Any]]]:
+    """The burst without the mailbox counts a limited user's client was told already, and the
+    counts it knows afterwards.
+
+    The counts event goes out whenever any mailbox's counts change: narrowed to a limited
+    user's mailboxes it is the same list each time another mailbox gets mail, and passing
+    it on would still tell that user when another project's mail came and went."""
+    kept: list[events.Event] = []
+    for event in batch:
+        if isinstance(event, events.MailboxCounts):
+            if event.data == told:
+                continue
+            told = event.data
+        kept.append(event)
+    return kept, told
+
+
 def register(app: Flask, sock: Sock) -> None:
     @app.before_request
     def events_box() -> None:
@@ -95,6 +114,11 @@ def register(app: Flask, sock: Sock) -> None:
             # knows that every later change will reach it.
             total, unread = view().counts()
             ws.send(json.dumps(events.Stats(stats_data(total, unread)).to_api()))
+            told = [
+                {"Name": b.name, "Total": b.total, "Unread": b.unread}
+                for b in mailbox().boxes()
+                if seen is not None and b.name in seen
+            ]
             while ws.connected and not (sub.dropped.is_set() or sub.ended.is_set()):
                 event = sub.get(timeout=WAIT)
                 if event is None:
@@ -107,6 +131,8 @@ def register(app: Flask, sock: Sock) -> None:
                 while len(batch) < MAX_BURST and (more := sub.get(timeout=0)) is not None:
                     batch.append(more)
                 batch = for_box(box, seen, batch)
+                if seen is not None:
+                    batch, told = news_only(batch, told)
                 if batch:
                     send_all(ws, batch)
         if sub.ended.is_set():
