@@ -633,3 +633,38 @@ def test_a_mailbox_is_renamed_and_deleted_with_its_messages_and_sessions(
     assert isinstance(delete("omega"), KeyError)
     assert delete("taken") == []
     assert [row[0] for row in store.mailboxes()] == ["default"]
+
+
+def test_searches_in_a_small_mailbox_and_in_one_holding_every_message(
+    store: StoreBackend,
+) -> None:
+    from mailpit_py.store.search import parse_query
+
+    def found(query: str, box: str | None) -> tuple[list[str], int, int]:
+        rows, matched, unread = store.search_page(parse_query(query), 0, 3, box=box)
+        return [r["uid"] for r in rows], matched, unread
+
+    crowd = [
+        put(store, "default", f"Crowd {n} ledger", headers=f"X-Team: t{n % 2}\r\n")
+        for n in range(10)
+    ]
+    # Every message in one mailbox: the same answers as over every mailbox.
+    for query in ("ledger", "edge", "header:X-Team:t1", "from:ann", "is:unread"):
+        assert found(query, "default") == found(query, None), query
+    assert found("ledger", "default") == (crowd[::-1][:3], 10, 10)
+    assert found("ledger", "elsewhere") == ([], 0, 0)
+    assert [r["uid"] for r in store.list_summaries(8, 5, box="default")] == crowd[1::-1]
+    # A mailbox of a sixth of the messages: looked up among its own.
+    few = [put(store, "few", f"Few {n} ledger", headers=f"X-Team: t{n % 2}\r\n") for n in range(2)]
+    store.write(lambda s: s.set_read(few[:1], True))
+    assert found("ledger", "few") == (few[::-1], 2, 1)
+    assert found("edge", "few") == (few[::-1], 2, 1)
+    assert found("header:X-Team:t1", "few") == ([few[1]], 1, 1)
+    assert found("header:X-Team", "few") == (few[::-1], 2, 1)
+    assert found("header:X-Team:t1 ledger", "few") == ([few[1]], 1, 1)
+    assert found("-header:X-Team:t1", "few") == ([few[0]], 1, 0)
+    assert found("from:ann is:read", "few") == ([few[0]], 1, 0)
+    assert found("ledger", "default") == (crowd[::-1][:3], 10, 10)
+    assert found("header:X-Team:t0", None)[1:] == (6, 5)
+    assert [r["uid"] for r in store.list_summaries(1, 5, box="few")] == [few[0]]
+    assert [r["uid"] for r in store.list_summaries(0, 2, box="default")] == crowd[:-3:-1]

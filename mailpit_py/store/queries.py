@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from mailpit_py.store.base import BLOB_CHUNK, SUMMARY_COLUMNS, SQLiteParts, dict_cursor
 from mailpit_py.store.messages import in_box
@@ -37,6 +38,12 @@ READ_PROBE_MAX = 5_000
 # One mailbox's entries, newest first, with each one's read flag (migration 16): what a page, a
 # search's candidates and its counts in one mailbox walk instead of every message's.
 _BOX_INDEX = " INDEXED BY messages_mailbox_id_read"
+# Matches looked up at a time in the mailbox when a lone term's page is cut in one mailbox.
+BOX_PAGE_SLICE = 500
+# A mailbox holding at most 1/PROBE_SHARE of the messages has a search's candidates looked up
+# one by one (its entries against the header index), instead of every match in the store read
+# into a set: at 2,000 of 100,000, header: 14-24 -> 2 ms (MessageQueries._in_box).
+PROBE_SHARE = 4
 
 
 class MessageQueries(SQLiteParts):
@@ -47,10 +54,37 @@ class MessageQueries(SQLiteParts):
         with self.reading() as conn:
             return _counts(conn, box)
 
+    @contextmanager
+    def _in_box(self, box: str | None) -> Iterator[tuple[sqlite3.Connection, str | None, bool]]:
+        """A read connection for reads in `box`: (connection, box, probe). Inside one read
+        transaction, so that what is decided here and the reads agree on the same commits:
+        a mailbox that holds every message is read as the whole store (box None: no filter,
+        and the whole store's faster plans and counters); `probe` says the mailbox holds at
+        most 1/PROBE_SHARE of the messages, so a search looks its candidates up one by one
+        rather than reading every match of a term in the store."""
+        with self.reading() as conn:
+            if box is None:
+                yield conn, None, False
+                return
+            conn.execute("BEGIN")
+            try:
+                held, total = conn.execute(
+                    "SELECT (SELECT messages FROM mailboxes WHERE name = ?), "
+                    "(SELECT value FROM counters WHERE name = 'total')",
+                    (box,),
+                ).fetchone()
+                held, total = int(held or 0), int(total or 0)
+                if held == total:
+                    yield conn, None, False
+                else:
+                    yield conn, box, held * PROBE_SHARE <= total
+            finally:
+                conn.execute("COMMIT")
+
     def list_summaries(
         self, start: int = 0, limit: int = 50, box: str | None = None
     ) -> list[sqlite3.Row]:
-        with self.reading() as conn:
+        with self._in_box(box) as (conn, box, _):
             cursor = dict_cursor(conn)
             if box is not None:
                 # OFFSET steps over the mailbox's slim index entries (as below for all).
@@ -79,18 +113,14 @@ class MessageQueries(SQLiteParts):
     ) -> list[sqlite3.Row]:
         """Summaries matching the search terms, newest first, paged in SQL."""
         self.index_barrier()
-        where, params = build_where(terms)
-        limit_box, box_params = in_box(box, "m.mailbox")
-        with self.reading() as conn:
-            return (
-                dict_cursor(conn)
-                .execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {where}{limit_box} "
-                    "ORDER BY m.id DESC LIMIT ? OFFSET ?",
-                    (*params, *box_params, limit, start),
-                )
-                .fetchall()
-            )
+        with self._in_box(box) as (conn, box, probe):
+            return _search_rows(conn, terms, start, limit, box, probe)
+
+    def count_matches(self, terms: Sequence[Term], box: str | None = None) -> tuple[int, int]:
+        """(matches, unread matches), in `box` when given."""
+        self.index_barrier()
+        with self._in_box(box) as (conn, box, probe):
+            return _count_matches(conn, terms, box, probe)
 
     def search_page(
         self, terms: Sequence[Term], start: int = 0, limit: int = 50, box: str | None = None
@@ -101,17 +131,20 @@ class MessageQueries(SQLiteParts):
         evaluated once (search_sql.evaluate_once): every match's (id, read) is read in one pass
         and the page is cut from it, instead of one pass for the page and another for the counts.
         """
-        both = lone_substring(terms)
-        if both is not None and box is not None:
-            return self._lone_substring_box_page(*both, start, limit, box)
-        if both is not None:
-            return self._lone_substring_page(*both, start, limit)
-        if not evaluate_once(terms):
-            return self.search(terms, start, limit, box), *self.count_matches(terms, box)
         self.index_barrier()
-        where, params = build_where(terms)
-        limit_box, box_params = in_box(box, "m.mailbox")
-        with self.reading() as conn:
+        with self._in_box(box) as (conn, box, probe):
+            both = lone_substring(terms)
+            if both is not None and box is not None:
+                return _lone_substring_box_page(conn, *both, start, limit, box)
+            if both is not None:
+                return _lone_substring_page(conn, *both, start, limit)
+            if not evaluate_once(terms):
+                return (
+                    _search_rows(conn, terms, start, limit, box, probe),
+                    *_count_matches(conn, terms, box, probe),
+                )
+            where, params = build_where(terms, probe=probe)
+            limit_box, box_params = in_box(box, "m.mailbox")
             found = conn.execute(
                 f"SELECT m.id, m.read FROM messages m{_by_id(terms, box)} "
                 f"WHERE {where}{limit_box} ORDER BY m.id DESC",
@@ -120,97 +153,6 @@ class MessageQueries(SQLiteParts):
             page = [row[0] for row in found[max(start, 0) : max(start, 0) + limit]]
             rows = _summaries_of(conn, page)
         return rows, len(found), sum(1 for row in found if not row[1])
-
-    def _lone_substring_page(
-        self, word: str, substring: str, start: int, limit: int
-    ) -> tuple[list[sqlite3.Row], int, int]:
-        """search_page for one free-text term found by word or by substring (search_sql.
-        lone_substring), without reading every match: a substring in every message of 100,000
-        read all 100,000 (id, read) rows, ~107 ms, where the page alone takes a millisecond."""
-        self.index_barrier()
-        with self.reading() as conn:
-            page = [
-                row[0]
-                for row in conn.execute(
-                    f"{_BOTH} ORDER BY 1 DESC LIMIT ? OFFSET ?",
-                    (word, substring, limit, max(start, 0)),
-                )
-            ]
-            rows = _summaries_of(conn, page)
-            # One index alone is counted by FTS5 without a union to deduplicate: for a
-            # substring inside words (the word index finds none), that is most searches.
-            by_word = conn.execute(
-                "SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? LIMIT 1", (word,)
-            ).fetchone()
-            if by_word is None:
-                matched = conn.execute(
-                    "SELECT count(*) FROM messages_tri WHERE messages_tri MATCH ?", (substring,)
-                ).fetchone()[0]
-            else:
-                matched = conn.execute(
-                    f"SELECT count(*) FROM ({_BOTH} ORDER BY 1)", (word, substring)
-                ).fetchone()[0]
-            counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
-            read_total = int(counters.get("total", 0)) - int(counters.get("unread", 0))
-            if read_total <= 0 or not matched:
-                read_matched = 0
-            elif matched > READ_PROBE_MAX and read_total <= READ_PROBE_MAX:
-                # Many matches, few read messages: look the read ones up among the matches
-                # (finding them scans the ids index, but reads no match's row).
-                read_ids = (
-                    "["
-                    + ",".join(
-                        str(r[0]) for r in conn.execute("SELECT id FROM messages WHERE read != 0")
-                    )
-                    + "]"
-                )
-                read_matched = conn.execute(
-                    _BOTH_AMONG, (word, read_ids, substring, read_ids)
-                ).fetchone()[0]
-            else:  # few matches (read their rows) or many of both (no cheaper way)
-                read_matched = conn.execute(
-                    f"SELECT count(*) FROM messages m WHERE m.read != 0 AND m.id IN ({_BOTH})",
-                    (word, substring),
-                ).fetchone()[0]
-        return rows, int(matched), int(matched) - int(read_matched)
-
-    def _lone_substring_box_page(
-        self, word: str, substring: str, start: int, limit: int, box: str
-    ) -> tuple[list[sqlite3.Row], int, int]:
-        """_lone_substring_page in one mailbox: the page walks the matches newest first and
-        stops once it has the mailbox's page; the counts walk the mailbox's slim index entries
-        against the matches (read once into a set), so a mailbox of 2,000 among 100,000
-        messages reads 2,000 entries, whatever the other mailboxes hold."""
-        self.index_barrier()
-        with self.reading() as conn:
-            page = [
-                row[0]
-                for row in conn.execute(
-                    f"SELECT b.r FROM ({_BOTH} ORDER BY 1 DESC) b "
-                    "JOIN messages m ON m.id = b.r WHERE m.mailbox = ? LIMIT ? OFFSET ?",
-                    (word, substring, box, limit, max(start, 0)),
-                )
-            ]
-            rows = _summaries_of(conn, page)
-            matched, unread = conn.execute(
-                "SELECT count(*), coalesce(sum(m.read = 0), 0) "
-                f"FROM messages m{_BOX_INDEX} WHERE m.mailbox = ? AND m.id IN ({_BOTH})",
-                (box, word, substring),
-            ).fetchone()
-        return rows, int(matched), int(unread)
-
-    def count_matches(self, terms: Sequence[Term], box: str | None = None) -> tuple[int, int]:
-        """(matches, unread matches), in `box` when given."""
-        self.index_barrier()
-        where, params = build_where(terms)
-        limit_box, box_params = in_box(box, "m.mailbox")
-        with self.reading() as conn:
-            row = conn.execute(
-                "SELECT count(*), coalesce(sum(m.read = 0), 0) "
-                f"FROM messages m{_by_id(terms, box)} WHERE {where}{limit_box}",
-                (*params, *box_params),
-            ).fetchone()
-        return int(row[0]), int(row[1])
 
     def summary(self, uid: str) -> sqlite3.Row | None:
         with self.reading() as conn:
@@ -390,6 +332,136 @@ class MessageQueries(SQLiteParts):
                 (uid, part_id),
             ).fetchone()
         return (row[0], bytes(row[1])) if row else None
+
+
+def _search_rows(
+    conn: sqlite3.Connection,
+    terms: Sequence[Term],
+    start: int,
+    limit: int,
+    box: str | None,
+    probe: bool,
+) -> list[sqlite3.Row]:
+    """A page of the summaries matching a search, newest first, paged in SQL."""
+    where, params = build_where(terms, probe=probe)
+    limit_box, box_params = in_box(box, "m.mailbox")
+    return (
+        dict_cursor(conn)
+        .execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {where}{limit_box} "
+            "ORDER BY m.id DESC LIMIT ? OFFSET ?",
+            (*params, *box_params, limit, start),
+        )
+        .fetchall()
+    )
+
+
+def _count_matches(
+    conn: sqlite3.Connection, terms: Sequence[Term], box: str | None, probe: bool
+) -> tuple[int, int]:
+    """(matches, unread matches) of a search."""
+    where, params = build_where(terms, probe=probe)
+    limit_box, box_params = in_box(box, "m.mailbox")
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(m.read = 0), 0) "
+        f"FROM messages m{_by_id(terms, box)} WHERE {where}{limit_box}",
+        (*params, *box_params),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def _found_by_word(conn: sqlite3.Connection, word: str) -> bool:
+    """Whether the word index finds a lone term anywhere: for a substring inside words it finds
+    none, and the trigram index alone is read (no union to deduplicate): most searches."""
+    found = conn.execute("SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? LIMIT 1", (word,))
+    return found.fetchone() is not None
+
+
+def _lone_substring_page(
+    conn: sqlite3.Connection, word: str, substring: str, start: int, limit: int
+) -> tuple[list[sqlite3.Row], int, int]:
+    """search_page for one free-text term found by word or by substring (search_sql.
+    lone_substring), without reading every match: a substring in every message of 100,000
+    read all 100,000 (id, read) rows, ~107 ms, where the page alone takes a millisecond."""
+    page = [
+        row[0]
+        for row in conn.execute(
+            f"{_BOTH} ORDER BY 1 DESC LIMIT ? OFFSET ?",
+            (word, substring, limit, max(start, 0)),
+        )
+    ]
+    rows = _summaries_of(conn, page)
+    if not _found_by_word(conn, word):
+        matched = conn.execute(
+            "SELECT count(*) FROM messages_tri WHERE messages_tri MATCH ?", (substring,)
+        ).fetchone()[0]
+    else:
+        matched = conn.execute(
+            f"SELECT count(*) FROM ({_BOTH} ORDER BY 1)", (word, substring)
+        ).fetchone()[0]
+    total, unread = _counts(conn, None)
+    read_total = total - unread
+    if read_total <= 0 or not matched:
+        read_matched = 0
+    elif matched > READ_PROBE_MAX and read_total <= READ_PROBE_MAX:
+        # Many matches, few read messages: look the read ones up among the matches
+        # (finding them scans the ids index, but reads no match's row).
+        read_ids = (
+            "["
+            + ",".join(str(r[0]) for r in conn.execute("SELECT id FROM messages WHERE read != 0"))
+            + "]"
+        )
+        read_matched = conn.execute(_BOTH_AMONG, (word, read_ids, substring, read_ids)).fetchone()[
+            0
+        ]
+    else:  # few matches (read their rows) or many of both (no cheaper way)
+        read_matched = conn.execute(
+            f"SELECT count(*) FROM messages m WHERE m.read != 0 AND m.id IN ({_BOTH})",
+            (word, substring),
+        ).fetchone()[0]
+    return rows, int(matched), int(matched) - int(read_matched)
+
+
+def _lone_substring_box_page(
+    conn: sqlite3.Connection, word: str, substring: str, start: int, limit: int, box: str
+) -> tuple[list[sqlite3.Row], int, int]:
+    """_lone_substring_page in one mailbox: the page walks the matches newest first and stops
+    once it has the mailbox's page; the counts walk the mailbox's slim index entries against
+    the matches (read once into a set), from the trigram index alone when the word index finds
+    the term nowhere."""
+    # The merged matches newest first, kept where they are the mailbox's, a slice at a time
+    # until the page is full. (Joined in SQL, the matches' order is not kept: SQLite drops the
+    # ORDER BY of a subquery it joins.)
+    wanted = max(start, 0) + limit
+    newest_first = conn.execute(f"{_BOTH} ORDER BY 1 DESC", (word, substring))
+    kept: list[int] = []
+    while len(kept) < wanted:
+        chunk = [row[0] for row in newest_first.fetchmany(BOX_PAGE_SLICE)]
+        if not chunk:
+            break
+        marks = ",".join("?" * len(chunk))
+        mine = {
+            row[0]
+            for row in conn.execute(
+                f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ? AND id IN ({marks})",
+                (box, *chunk),
+            )
+        }
+        kept += [rowid for rowid in chunk if rowid in mine]
+    newest_first.close()
+    rows = _summaries_of(conn, kept[max(start, 0) : wanted])
+    params: tuple[str, ...]
+    if _found_by_word(conn, word):
+        matches, params = _BOTH, (word, substring)
+    else:
+        matches = "SELECT rowid FROM messages_tri WHERE messages_tri MATCH ?"
+        params = (substring,)
+    matched, unread = conn.execute(
+        "SELECT count(*), coalesce(sum(m.read = 0), 0) "
+        f"FROM messages m{_BOX_INDEX} WHERE m.mailbox = ? AND m.id IN ({matches})",
+        (box, *params),
+    ).fetchone()
+    return rows, int(matched), int(unread)
 
 
 def _by_id(terms: Sequence[Term], box: str | None = None) -> str:

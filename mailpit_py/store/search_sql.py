@@ -44,8 +44,10 @@ _ADDRESS_TEXT = (
 _JSON_UNSAFE = re.compile(r'["\\<>\x00-\x1f\x7f]')
 
 
-def build_where(terms: Sequence[Term]) -> tuple[str, list[Any]]:
-    """A WHERE fragment over `messages m` matching every term, and its parameters."""
+def build_where(terms: Sequence[Term], *, probe: bool = False) -> tuple[str, list[Any]]:
+    """A WHERE fragment over `messages m` matching every term, and its parameters. With
+    `probe` (a search in a small mailbox), header values are looked up per candidate message
+    instead of every message's values of that header being read first."""
     clauses: list[str] = []
     params: list[Any] = []
     matches: list[str] = []  # positive free-text terms share one MATCH
@@ -64,6 +66,8 @@ def build_where(terms: Sequence[Term]) -> tuple[str, list[Any]]:
             else:
                 # Nothing the tokenizer keeps (emoji, symbols): look in subjects instead.
                 sql, values = _like("m.subject", str(term.value))
+        elif probe and term.kind == "header":
+            sql, values = _header_probe(term)
         else:
             builder = _BUILDERS.get(term.kind)
             if builder is None:
@@ -208,6 +212,18 @@ def _header(term: Term) -> tuple[str, list[Any]]:
     # headers.name is COLLATE NOCASE, so = is case-insensitive; the (name, message, value) index
     # answers the whole subquery, read once rather than probed per message.
     sql = "m.id IN (SELECT h.message FROM headers h WHERE h.name = ?"
+    params: list[Any] = [term.name]
+    if term.value != "":
+        like, values = _like("h.value", str(term.value))
+        sql += f" AND {like}"
+        params += values
+    return sql + ")", params
+
+
+def _header_probe(term: Term) -> tuple[str, list[Any]]:
+    # The (name, message, value) index answers each message's lookup: a few thousand seeks,
+    # where the set of every message's values of a common header is tens of thousands of rows.
+    sql = "EXISTS (SELECT 1 FROM headers h WHERE h.name = ? AND h.message = m.id"
     params: list[Any] = [term.name]
     if term.value != "":
         like, values = _like("h.value", str(term.value))
