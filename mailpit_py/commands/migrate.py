@@ -1,4 +1,4 @@
-"""`mailpit-py migrate`: copy every message and the SMTP session log from one store to another."""
+"""`mailpit-py migrate`: copy every message, mailbox and the SMTP session log between stores."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ PROG = "mailpit-py migrate"
 EXAMPLES = """\
 A store is a SQLite database file or a PostgreSQL URL (postgresql://USER:PASS@HOST:5432/DB).
 Each message keeps its ID, received time, raw bytes (byte for byte), envelope, tags, read
-state, IMAP flags and check results; the SMTP session log is copied too. Not copied: the relay
+state, IMAP flags, check results and mailbox; the SMTP session log is copied too, each session
+in its mailbox, and every mailbox, empty ones too, with its creation time. Not copied: the relay
 outbox (copies waiting to be sent). Stop the servers on both stores first, or messages that
 arrive meanwhile may be missed; the destination must be empty unless --append is given.
 
@@ -74,9 +75,9 @@ def shown(spec: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Copy every message, with its ID, time, raw bytes, tags and read state, "
-        "and the SMTP session log from one store to another: SQLite to PostgreSQL, back, or "
-        "SQLite to SQLite.",
+        description="Copy every message, with its ID, time, raw bytes, tags, read state and "
+        "mailbox, every mailbox, and the SMTP session log from one store to another: SQLite to "
+        "PostgreSQL, back, or SQLite to SQLite.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -157,6 +158,7 @@ class Outcome:
     skipped: int = 0
     sessions: int = 0
     sessions_skipped: int = 0
+    mailboxes: int = 0  # made in the destination (it lacked them)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (message ID, why)
 
 
@@ -184,8 +186,9 @@ FROM_SOURCE = [
     "inline_count",
     "refused",
     "listener",
+    "mailbox",
 ]
-REBUILT = ["mailbox", "size", "parts", "headers", "fts"]
+REBUILT = ["size", "parts", "headers", "fts"]
 
 
 def message_record(src: StoreBackend, uid: str) -> tuple[MessageRecord, int] | None:
@@ -231,6 +234,7 @@ def message_record(src: StoreBackend, uid: str) -> tuple[MessageRecord, int] | N
         # Receiver simulation: a refused message stays refused, and keeps its listener's name.
         refused=str(row["refused"] or "") if "refused" in columns else "",
         listener=str(env.get("Listener") or ""),
+        mailbox=str(row["mailbox"]),
     )
     return rec, int(row["read"])
 
@@ -301,6 +305,21 @@ def write_batches(dst: StoreBackend, batch: list[Item], out: Outcome) -> None:
             if dst.health():
                 raise
             out.failed.append((item.rec.uid, str(exc) or type(exc).__name__))
+
+
+def copy_mailboxes(src: StoreBackend, dst: StoreBackend, out: Outcome) -> None:
+    """Every mailbox of the source the destination lacks, empty ones too, with its creation
+    time. Made before the messages: a message's first arrival would otherwise make its
+    mailbox, created at that message's time. The default mailbox exists in every store from
+    its making, so it keeps the destination's time."""
+    boxes = src.mailboxes()
+
+    def job(store: StoreBackend) -> None:
+        for name, _, _, created in boxes:
+            if store.create_mailbox(name, created):
+                out.mailboxes += 1
+
+    dst.write(job, timeout=None)
 
 
 def copy_messages(src: StoreBackend, dst: StoreBackend, progress: Progress, out: Outcome) -> None:
@@ -384,6 +403,7 @@ def migrate(source: str, dest: str, append: bool) -> Outcome:
             out = Outcome()
             progress = Progress("migrate")
             try:
+                copy_mailboxes(src, dst, out)
                 copy_messages(src, dst, progress, out)
                 copy_sessions(src, dst, out)
             except Exception as exc:  # a lost database, or a bug: said in one line, no trace
