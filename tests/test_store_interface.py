@@ -84,7 +84,7 @@ def test_every_operation_of_the_interface_says_what_it_promises() -> None:
 @pytest.mark.parametrize("backend", [Store, PgStore], ids=["sqlite", "postgresql"])
 def test_each_backend_implements_every_operation_with_the_same_parameters(backend: type) -> None:
     for name, fn in interface_members().items():
-        mine = getattr(Store, name, None)
+        mine = getattr(backend, name, None)
         assert mine is not None, f"{backend.__name__} has no {name}"
         want = list(inspect.signature(fn).parameters.values())  # type: ignore[arg-type]
         got = list(inspect.signature(mine).parameters.values())
