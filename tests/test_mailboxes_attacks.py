@@ -10,21 +10,29 @@ of a message that was routed to two mailboxes.
 
 from __future__ import annotations
 
+import imaplib
 import json
+import re
 import smtplib
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from boxweb import SECRET, Boxes, basic, call, get_json, mail, send, start
+from boxweb import PASSWORDS, SECRET, Boxes, basic, call, get_json, mail, send, start
 
 from helpers import WsClient, wait_until
 
 
 @pytest.fixture(scope="module")
 def boxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boxes]:
-    found = start(tmp_path_factory.mktemp("attacks"))
+    logins = " ".join(f"{user}:{PASSWORDS[user]}" for user in ("ann", "bob"))
+    found = start(
+        tmp_path_factory.mktemp("attacks"),
+        pop3_addr="127.0.0.1:0",
+        pop3_auth=logins,
+        imap_addr="127.0.0.1:0",
+    )
     try:
         yield found
     finally:
@@ -207,3 +215,38 @@ def test_a_message_for_two_mailboxes_shows_neither_the_others_recipients(
     for answer in transcript_answers(boxes, "bob", "blog", blog_uid):
         for leak in ("buyer@shop.test", "mailbox shop", shop_uid):
             assert leak not in answer, (leak, answer)
+
+
+def uidnext(client: imaplib.IMAP4) -> int:
+    status, data = client.status("INBOX", "(UIDNEXT)")
+    assert status == "OK", data
+    found = re.search(rb"UIDNEXT (\d+)", data[0] or b"")
+    assert found, data
+    return int(found[1])
+
+
+def test_imap_uidnext_does_not_move_with_another_mailboxs_mail(boxes: Boxes) -> None:
+    # UIDs are unique across mailboxes, and UIDNEXT was the database's next one: ann, polling
+    # STATUS, saw it move each time any mailbox got mail (RFC 3501 2.3.1.1 also says it must
+    # not change unless new messages are added to the mailbox).
+    client = imaplib.IMAP4(*boxes.mp.imap_address[:2], timeout=10)
+    try:
+        client.login("ann", PASSWORDS["ann"])
+        before = uidnext(client)
+        status, data = client.select("INBOX")
+        assert status == "OK", data
+        arrive(boxes, "blog", "blog-uidnext", "uid@blog.test")
+        assert uidnext(client) == before
+        status, data = client.select("INBOX")
+        assert status == "OK", data
+        assert client.response("UIDNEXT") == ("UIDNEXT", [str(before).encode()])
+        # shop's own mail moves it, and its UID is never below the UIDNEXT told before.
+        arrive(boxes, "shop", "shop-uidnext", "uid@shop.test")
+        after = uidnext(client)
+        assert after > before
+        client.select("INBOX")
+        status, data = client.uid("SEARCH", "ALL")
+        uids = [int(u) for u in data[0].split()]
+        assert max(uids) >= before and after == max(uids) + 1
+    finally:
+        client.logout()

@@ -138,13 +138,19 @@ class BoxView:
         return [self._session_shown(s) for s in self.mailbox.sessions(start, limit, box=self.box)]
 
     # IMAP's numbering: UIDs are message ids, unique across mailboxes, so the database's
-    # UIDVALIDITY and UIDNEXT hold for every mailbox; flags are keyed by those ids.
+    # UIDVALIDITY holds for every mailbox; flags are keyed by those ids.
 
     def uid_validity(self) -> int:
         return self.mailbox.uid_validity()
 
     def next_imap_uid(self) -> int:
-        return self.mailbox.next_imap_uid()
+        """One past this mailbox's newest UID (1 when it is empty): the lowest UIDNEXT it may
+        have (the IMAP server keeps the one it told from going down). Not the database's next
+        id, which moves with every mailbox's mail: a login polling STATUS would learn when
+        another mailbox got some."""
+        uid = self.mailbox.store.latest_uid(box=self.box)
+        row = None if uid is None else self.mailbox.store.summary(uid)
+        return 1 if row is None else int(row["id"]) + 1
 
     def imap_flags(self) -> dict[int, set[str]]:
         """The IMAP flags of this mailbox's messages (other than \\Seen), by IMAP UID."""

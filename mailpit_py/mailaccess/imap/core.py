@@ -107,6 +107,9 @@ class ImapCore(MailReader):
         self._waiters: dict[asyncio.Event, str | None] = {}
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
+        # The UIDNEXT told of each mailbox (see _uid_numbers), and its lock: worker threads.
+        self._uidnext: dict[str, int] = {}
+        self._uidnext_lock = threading.Lock()
 
     def start(self) -> None:
         super().start()
@@ -383,9 +386,21 @@ class ImapCore(MailReader):
         return [e for e in index if e.imap_uid not in left or e.imap_uid not in tagged]
 
     def _uid_numbers(self, view: BoxView) -> tuple[int, int]:
-        # UIDs are the messages' row numbers across every mailbox, never reused, so one
-        # UIDVALIDITY serves every folder.
-        return view.uid_validity(), view.next_imap_uid()
+        """(UIDVALIDITY, UIDNEXT) of a mailbox's folders (worker thread).
+
+        UIDs are the messages' row numbers across every mailbox, never reused, so one
+        UIDVALIDITY serves every folder. UIDNEXT is the database's next row number when a
+        mailbox is first asked for, then moves only when the mailbox gets a message with a
+        higher UID: the database's own moves with every mailbox's mail, so a login polling
+        STATUS would learn when another mailbox got some, and RFC 3501 (2.3.1.1) wants it
+        to change only when messages are added to the mailbox, never to go down."""
+        own = view.next_imap_uid()
+        with self._uidnext_lock:
+            told = self._uidnext.get(view.box)
+            if told is None:
+                told = self.mailbox.next_imap_uid()
+            told = self._uidnext[view.box] = max(told, own)
+        return view.uid_validity(), told
 
     async def _refresh(self, s: Session, expunge: bool, force: bool = False) -> None:
         """Tell the client what changed since its last update: expunged messages (when that may
