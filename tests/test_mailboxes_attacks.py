@@ -10,12 +10,14 @@ of a message that was routed to two mailboxes.
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import json
 import re
 import smtplib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,3 +252,35 @@ def test_imap_uidnext_does_not_move_with_another_mailboxs_mail(boxes: Boxes) -> 
         assert max(uids) >= before and after == max(uids) + 1
     finally:
         client.logout()
+
+
+def test_the_send_api_keeps_a_limited_login_to_its_mailboxes(tmp_path: Path) -> None:
+    # With --send-api-auth-file the send API asks for its own logins, and `access` was applied
+    # to the UI's alone: ann, limited to shop, signing in to the send API stored mail in blog
+    # under blog's address (and learnt which mailboxes exist from 404 or 200). A send API
+    # login is limited by `access` as every other login of that name is.
+    boxes = start(tmp_path, send_api_auth="ann:ann-pw zed:zed-pw")
+    try:
+        body = {"From": {"Email": "app@example.com"}, "To": [{"Email": "x@example.com"}]}
+        before = total(boxes, "blog")
+        for box in ("blog", "default", "no-such-box"):
+            status, _, answer = call(
+                boxes.at(box) + "api/v1/send", "ann", method="POST", body={**body, "Subject": box}
+            )
+            assert (status, answer) == (404, f"mailbox not found: {box}\n".encode()), box
+        assert total(boxes, "blog") == before
+        # Her own mailbox, by its address or (her only one) without it, takes her mail.
+        for url in (boxes.at("shop"), boxes.url):
+            status, _, answer = call(url + "api/v1/send", "ann", method="POST", body=body)
+            assert status == 200, answer
+            uid = json.loads(answer)["ID"]
+            assert call(f"{boxes.at('shop')}api/v1/message/{uid}", "bob")[0] == 200
+        # A login `access` does not list may use every mailbox, as in the UI.
+        zed = {"Authorization": "Basic " + base64.b64encode(b"zed:zed-pw").decode()}
+        status, _, answer = call(
+            boxes.at("blog") + "api/v1/send", method="POST", body=body, headers=zed
+        )
+        assert status == 200, answer
+        assert total(boxes, "blog") == before + 1
+    finally:
+        boxes.mp.stop()

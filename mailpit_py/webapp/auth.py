@@ -116,6 +116,8 @@ def install(app: Flask, config: Config) -> None:
             or not guard.check(creds, auth.username or "", auth.password or "")
         ):
             return challenge()
-        if creds is guard.ui:
-            g.ui_user = auth.username  # the mailbox config's `access` names these users
+        # The mailbox config's `access` names these users: a send API login (its own list)
+        # is limited as the UI login of that name is, or it could store mail in any mailbox
+        # by its address and learn which mailboxes exist.
+        g.ui_user = auth.username
         return None
