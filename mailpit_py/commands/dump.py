@@ -1,5 +1,5 @@
 """`mailpit-py dump DIR`: export messages as ID.eml files, byte for byte as stored, from a
-database file or from a running instance's API."""
+database file or from a running instance's API; each mailbox but the default into DIR/NAME/."""
 
 from __future__ import annotations
 
@@ -32,16 +32,20 @@ PAGE = 200
 
 EXAMPLES = """\
 Each message is written as DIR/ID.eml with the exact bytes received; DIR is created if
-needed and existing files of the same name are overwritten.
+needed and existing files of the same name are overwritten. With mailboxes, the default
+mailbox's messages go to DIR/ID.eml as well (as Mailpit's dump), and each other mailbox's to
+DIR/NAME/ID.eml (made when it has messages); --mailbox NAME writes that mailbox alone, to
+DIR/ID.eml.
 
-exit status: 0 done; 66 the database file is missing; 75 the instance cannot be reached;
-65 a bad --query; 73 DIR cannot be written; 64 bad usage.
+exit status: 0 done; 66 the database file or the --mailbox is missing; 75 the instance cannot
+be reached; 65 a bad --query; 73 DIR cannot be written; 64 bad usage.
 
 examples:
   mailpit-py dump backup/                                  # from http://127.0.0.1:8025/
   mailpit-py dump --url http://mail.test:8025/ --query 'from:alerts is:unread' out/
   mailpit-py dump --database mail.db out/                  # no server needed
   mailpit-py dump --database old.db out/ && mailpit-py ingest out/   # move messages
+  mailpit-py dump --database mail.db --mailbox shop shop/   # one mailbox
 """
 
 
@@ -58,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--query", default="", help="only messages matching this search, e.g. 'from:bob'"
     )
+    parser.add_argument(
+        "--mailbox",
+        metavar="NAME",
+        help="only this mailbox's messages, written to DIR/ID.eml (default: every mailbox, "
+        "the default one's in DIR, each other's in DIR/NAME)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return parser
 
@@ -67,11 +77,13 @@ class ApiSource:
         self.url = url if url.endswith("/") else url + "/"
         self.total: int | None = None  # known once the first page arrives
 
-    def _get(self, path: str) -> bytes:
+    def _get(self, path: str, missing_ok: bool = False) -> bytes:
         try:
             with urllib.request.urlopen(self.url + path, timeout=60) as resp:
                 return bytes(resp.read())
         except urllib.error.HTTPError as exc:
+            if missing_ok and exc.code == 404:
+                return b""
             body = exc.read(500).decode(errors="replace").strip()
             code = EX_DATAERR if exc.code == 400 else EX_TEMPFAIL
             raise CommandError(f"GET {self.url}{path} answered {exc.code}: {body}", code) from None
@@ -84,14 +96,30 @@ class ApiSource:
                 EX_TEMPFAIL,
             ) from None
 
-    def ids(self, query: str) -> Iterator[str]:
+    def boxes(self) -> list[str] | None:
+        """The mailboxes this instance lets us read; None when it has none (Mailpit, or an
+        older mailpit-py): its un-prefixed API is then the whole store."""
+        found = self._get("api/v1/mailboxes", missing_ok=True)
+        if not found:
+            return None
+        try:
+            return [str(b["Name"]) for b in json.loads(found)["Mailboxes"]]
+        except (ValueError, KeyError, TypeError):
+            return None  # some other server's page: read it as one without mailboxes
+
+    @staticmethod
+    def _prefix(box: str | None) -> str:
+        return "" if box is None else f"mailbox/{urllib.parse.quote(box, safe='@+')}/"
+
+    def ids(self, query: str, box: str | None = None) -> Iterator[str]:
+        api = self._prefix(box) + "api/v1"
         start = 0
         while True:
             if query:
                 q = urllib.parse.urlencode({"query": query, "start": start, "limit": PAGE})
-                page: dict[str, Any] = json.loads(self._get(f"api/v1/search?{q}"))
+                page: dict[str, Any] = json.loads(self._get(f"{api}/search?{q}"))
             else:
-                page = json.loads(self._get(f"api/v1/messages?start={start}&limit={PAGE}"))
+                page = json.loads(self._get(f"{api}/messages?start={start}&limit={PAGE}"))
             found = page.get("messages") or []
             self.total = int(page.get("messages_count", 0))
             for m in found:
@@ -100,8 +128,8 @@ class ApiSource:
             if not found or start >= int(page.get("messages_count", 0)):
                 return
 
-    def raw(self, msg_id: str) -> bytes:
-        return self._get(f"api/v1/message/{urllib.parse.quote(msg_id)}/raw")
+    def raw(self, msg_id: str, box: str | None = None) -> bytes:
+        return self._get(f"{self._prefix(box)}api/v1/message/{urllib.parse.quote(msg_id)}/raw")
 
     def close(self) -> None:
         pass
@@ -121,7 +149,10 @@ class DatabaseSource:
         except (StoreError, OSError) as exc:
             raise CommandError(f"cannot open database {path}: {exc}", EX_NOINPUT) from None
 
-    def ids(self, query: str) -> Iterator[str]:
+    def boxes(self) -> list[str] | None:
+        return [info.name for info in self.mb.boxes()]
+
+    def ids(self, query: str, box: str | None = None) -> Iterator[str]:
         from mailpit_py.store.search import SearchError
 
         # All IDs first: the listing is newest first, and paging by offset is stable only
@@ -131,9 +162,9 @@ class DatabaseSource:
         while True:
             try:
                 page = (
-                    self.mb.search(query, start, PAGE)[0]
+                    self.mb.search(query, start, PAGE, box=box)[0]
                     if query
-                    else self.mb.list_messages(start, PAGE)
+                    else self.mb.list_messages(start, PAGE, box=box)
                 )
             except SearchError as exc:
                 raise CommandError(f"--query: {exc}", EX_DATAERR) from None
@@ -144,11 +175,44 @@ class DatabaseSource:
         self.total = len(out)
         yield from out
 
-    def raw(self, msg_id: str) -> bytes:
-        return bytes(self.mb.raw(msg_id))
+    def raw(self, msg_id: str, box: str | None = None) -> bytes:
+        return bytes(self.mb.raw(msg_id, box=box))
 
     def close(self) -> None:
         self.mb.close()
+
+
+DEFAULT_BOX = "default"  # (mailbox/boxes.py's name; imported late there, as the store is)
+
+
+def plan(names: list[str] | None, only: str | None, out: Path) -> list[tuple[str | None, Path]]:
+    """(mailbox, folder) to write: the --mailbox alone into DIR; else the default mailbox into
+    DIR, as Mailpit's dump writes every message, and each other mailbox into DIR/NAME, so a
+    store with one mailbox dumps as before. None as the mailbox: a server without mailboxes."""
+    if only is not None:
+        if names is None:
+            raise CommandError(
+                f"--mailbox {only}: this instance has no mailboxes (Mailpit, or an older "
+                "mailpit-py, or --url without the server's --webroot): dump without --mailbox",
+                EX_NOINPUT,
+            )
+        if only not in names:
+            raise CommandError(
+                f"no mailbox named {only!r}: there are {', '.join(names) or 'none you may see'}",
+                EX_NOINPUT,
+            )
+        return [(only, out)]
+    if names is None:
+        return [(None, out)]
+    for name in names:
+        if name in (".", ".."):  # a valid mailbox name, but no folder of its own
+            raise CommandError(
+                f"the mailbox {name!r} cannot be written into a folder named after it: dump it "
+                f"alone with --mailbox {name} into a DIR of its own, and the others one by one",
+                EX_USAGE,
+            )
+    ordered = sorted(names, key=lambda name: name != DEFAULT_BOX)  # the default mailbox first
+    return [(name, out if name == DEFAULT_BOX else out / name) for name in ordered]
 
 
 def main(argv: Sequence[str]) -> int:
@@ -161,6 +225,7 @@ def main(argv: Sequence[str]) -> int:
         return EX_CANTCREAT
     progress = Progress("dump")
     written = 0
+    folders: list[str] = []  # the other mailboxes' folders written into
     source: ApiSource | DatabaseSource | None = None
     try:
         if args.database:
@@ -169,21 +234,31 @@ def main(argv: Sequence[str]) -> int:
         else:
             source = ApiSource(args.url or default_url(dict(os.environ)))
             origin = source.url
-        for msg_id in source.ids(args.query):
-            if "/" in msg_id or msg_id.startswith("."):
-                raise CommandError(
-                    f"refusing a message ID that is not a file name: {msg_id!r}", EX_DATAERR
-                )
-            data = source.raw(msg_id)
-            try:
-                (out / f"{msg_id}.eml").write_bytes(data)
-            except OSError as exc:
-                raise CommandError(
-                    f"cannot write {out / msg_id}.eml: {exc}", EX_CANTCREAT
-                ) from None
-            written += 1
-            progress.total = source.total
-            progress.update(f"{written} written", count=written)
+        todo = [
+            (box, folder, list(source.ids(args.query, box)))
+            for box, folder in plan(source.boxes(), args.mailbox, out)
+        ]
+        progress.total = sum(len(ids) for _, _, ids in todo)
+        for box, folder, ids in todo:
+            made = folder == out  # a mailbox's folder is made with its first message
+            for msg_id in ids:
+                if "/" in msg_id or msg_id.startswith("."):
+                    raise CommandError(
+                        f"refusing a message ID that is not a file name: {msg_id!r}", EX_DATAERR
+                    )
+                data = source.raw(msg_id, box)
+                try:
+                    if not made:
+                        folder.mkdir(exist_ok=True)
+                        folders.append(f"{folder.name}/")
+                        made = True
+                    (folder / f"{msg_id}.eml").write_bytes(data)
+                except OSError as exc:
+                    raise CommandError(
+                        f"cannot write {folder / msg_id}.eml: {exc}", EX_CANTCREAT
+                    ) from None
+                written += 1
+                progress.update(f"{written} written", count=written)
     except CommandError as exc:
         progress.done()
         error(PROG, str(exc))
@@ -194,5 +269,8 @@ def main(argv: Sequence[str]) -> int:
     progress.done()
     if not args.quiet:
         what = f" matching {args.query!r}" if args.query else ""
-        print(f"{written} messages{what} written to {out} from {origin}")
+        where = ""
+        if folders:
+            where = f" (the default mailbox's in {out}, the others' in {', '.join(folders)})"
+        print(f"{written} messages{what} written to {out} from {origin}{where}")
     return EX_OK

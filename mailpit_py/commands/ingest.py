@@ -48,6 +48,7 @@ examples:
   mailpit-py ingest ~/mail/archive.mbox ~/Maildir
   mailpit-py ingest --smtp-addr 127.0.0.1:2525 samples/
   mailpit-py ingest --database mail.db samples/*.eml   # no server needed
+  mailpit-py ingest --database mail.db --mailbox shop out/shop/   # into the mailbox shop
 """
 
 
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write straight into this SQLite database file (created if missing); a running "
         "server on the same file sees the messages but its web UI does not refresh by itself",
+    )
+    parser.add_argument(
+        "--mailbox",
+        metavar="NAME",
+        help="with --database: store the messages in this mailbox (made when missing; default: "
+        "the default mailbox). Over SMTP the server's routes pick each message's mailbox "
+        "(--mailbox-route on the server, e.g. NAME=listener:LISTENER)",
     )
     parser.add_argument(
         "-r",
@@ -282,8 +290,9 @@ class SmtpTarget:
 
 
 class DatabaseTarget:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, box: str | None = None) -> None:
         self.path = path
+        self.box = box  # None: the default mailbox, as the server stores unrouted mail
         self.mb: Any = None
 
     def open(self) -> None:
@@ -300,7 +309,9 @@ class DatabaseTarget:
         from mailpit_py.models import Envelope
 
         sender, rcpts, date = envelope_of(raw)
-        self.mb.deliver(Envelope(sender, tuple(rcpts)), raw, received_at=date).result()
+        boxes = None if self.box is None else {self.box: rcpts}
+        envelope = Envelope(sender, tuple(rcpts))
+        self.mb.deliver(envelope, raw, received_at=date, boxes=boxes).result()
 
     def close(self) -> None:
         if self.mb is not None:
@@ -322,11 +333,41 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def mailbox_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with --mailbox, said with the way to fix it; None when nothing is."""
+    from mailpit_py.mailbox.boxes import clean_box_name, is_box_name
+
+    if args.mailbox is None:
+        return None
+    if not args.database:
+        return (
+            f"--mailbox {args.mailbox}: over SMTP the server's routes choose each message's "
+            "mailbox, so ingest cannot: write into its database with --database FILE --mailbox "
+            "NAME (stop the server first, or restart it after), or route on the server, e.g. "
+            "--smtp-listener import=127.0.0.1:2526,mailbox=NAME or --mailbox-route "
+            "NAME=rcpt:GLOB, and ingest with -S to that address"
+        )
+    if not is_box_name(args.mailbox):
+        try:
+            return f"--mailbox {args.mailbox!r} is no mailbox name: write --mailbox " + (
+                clean_box_name(args.mailbox)
+            )
+        except ValueError as exc:
+            return f"--mailbox: {exc}"
+    return None
+
+
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
+    wrong = mailbox_error(args)
+    if wrong:
+        error(PROG, wrong)
+        return EX_USAGE
     if args.database:
-        target: SmtpTarget | DatabaseTarget = DatabaseTarget(args.database)
+        target: SmtpTarget | DatabaseTarget = DatabaseTarget(args.database, args.mailbox)
         into = f"database {args.database}"
+        if args.mailbox:
+            into = f"mailbox {args.mailbox} of {into}"
     else:
         addr = args.smtp_addr or os.environ.get(ENV_ADDR) or DEFAULT_SMTP_ADDR
         flag = "--smtp-addr" if args.smtp_addr or not os.environ.get(ENV_ADDR) else ENV_ADDR
