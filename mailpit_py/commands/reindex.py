@@ -30,8 +30,9 @@ PROG = "mailpit-py reindex"
 EXAMPLES = """\
 Every message's search index (its words, substrings and header values) is made again from its
 stored raw bytes, as the running server makes it at delivery: after the index was damaged,
-or to have older messages searched as this version searches. Messages, their IDs, tags and
-read state are not changed; their summaries (subject, snippet...) stay as parsed at arrival.
+or to have older messages searched as this version searches. Messages, their IDs, tags, read
+state and mailboxes are not changed; their summaries (subject, snippet...) stay as parsed at
+arrival.
 
 Stop the server using the database first (as Mailpit advises): while this runs, its searches
 would miss the messages not indexed yet, and its writes would wait on the database.
