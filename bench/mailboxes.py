@@ -43,6 +43,7 @@ import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +62,21 @@ from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.store.open import is_postgres
 
 BOX = "p{k}"  # the mailboxes' names; recipients user@p{k}.test are routed to them
+
+
+def revision() -> str:
+    """The checkout measured: its commit, and whether the code has uncommitted changes (other
+    work in the same checkout is measured with it)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except OSError:
+        return "not a git checkout"
+    return out.stdout.strip() or "not a git checkout"
 
 
 def load_average() -> str:
@@ -239,9 +255,20 @@ def timed_rounds(reads: dict[str, Callable[[], Any]], rounds: int) -> dict[str, 
 
 
 def show(title: str, times: dict[str, list[float]]) -> None:
+    """Medians (best) per read; a read with a whole-store twin gets its figure and the ratio."""
+    whole = any(label.startswith(WHOLE) for label in times)
     print(f"  {title} ({load_average()}):")
+    if whole:
+        print(f"    {'':<44} {'mailbox':>8}  {'':<13} {'whole store':>11}  ratio")
     for label, ms in times.items():
-        print(f"    {label:<44} {statistics.median(ms):8.2f} ms  (best {min(ms):.2f})")
+        if label.startswith(WHOLE):
+            continue
+        line = f"    {label:<44} {statistics.median(ms):8.2f} ms  (best {min(ms):6.2f})"
+        other = times.get(WHOLE + label)
+        if other:
+            ratio = statistics.median(ms) / max(statistics.median(other), 1e-6)
+            line += f" {statistics.median(other):8.2f} ms  {ratio:5.2f}"
+        print(line)
 
 
 class Api:
@@ -278,17 +305,35 @@ def api_reads(api: Api, box: str, total: int, uid: str) -> dict[str, Callable[[]
     return reads
 
 
+WHOLE = "whole store: "  # a read over every mailbox: one mailbox holding every message
+
+
 def view_reads(mb: Mailbox, box: str, total: int, uid: str) -> dict[str, Callable[[], Any]]:
+    """The mailbox's reads through its BoxView, each followed by the same read over the whole
+    store (box None, the path of an instance with one mailbox): the single-mailbox figure of
+    this size, timed in the same rounds, so the two compare on a loaded machine."""
     view = mb.view(box)
-    deep = max(0, total - 50)
-    reads: dict[str, Callable[[], Any]] = {
-        "list, first page": partial(view.list_messages, 0, 50),
-        f"list, page at {deep} (last)": partial(view.list_messages, deep, 50),
-        "counts (total, unread)": view.counts,
-    }
+    every = mb.counts()[0]
+    reads: dict[str, Callable[[], Any]] = {}
+
+    def both(label: str, mine: Callable[[], Any], whole: Callable[[], Any]) -> None:
+        reads[label] = mine
+        reads[WHOLE + label] = whole
+
+    both("list, first page", partial(view.list_messages, 0, 50), partial(mb.list_messages, 0, 50))
+    both(
+        "list, last page",
+        partial(view.list_messages, max(0, total - 50), 50),
+        partial(mb.list_messages, max(0, every - 50), 50),
+    )
+    both("counts (total, unread)", view.counts, mb.counts)
     for label, query in SEARCHES:
-        reads[f"search {query} ({label})"] = partial(view.search, query, 0, 50)
-    reads["open a message"] = partial(view.get, uid)
+        both(
+            f"search {query} ({label})",
+            partial(view.search, query, 0, 50),
+            partial(mb.search, query, 0, 50),
+        )
+    both("open a message", partial(view.get, uid), partial(mb.get, uid))
     return reads
 
 
@@ -403,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--part takes ingest and/or reads; --boxes at least 2, -n at least 1")
     if "reads" in parts and args.box not in {BOX.format(k=k) for k in range(args.boxes)}:
         ap.error(f"--box must be one of p0..p{args.boxes - 1}")
+    print(f"mailpit_py at {revision()}, {os.cpu_count()} CPUs, {load_average()}")
     status = 0
     if "ingest" in parts:
         status = max(status, ingest(args))
