@@ -135,7 +135,7 @@ class MessageQueries(SQLiteParts):
         with self._in_box(box) as (conn, box, probe):
             both = lone_substring(terms)
             if both is not None and box is not None:
-                return _lone_substring_box_page(conn, *both, start, limit, box)
+                return _lone_substring_box_page(conn, *both, start, limit, box, probe)
             if both is not None:
                 return _lone_substring_page(conn, *both, start, limit)
             if not evaluate_once(terms):
@@ -423,12 +423,18 @@ def _lone_substring_page(
 
 
 def _lone_substring_box_page(
-    conn: sqlite3.Connection, word: str, substring: str, start: int, limit: int, box: str
+    conn: sqlite3.Connection,
+    word: str,
+    substring: str,
+    start: int,
+    limit: int,
+    box: str,
+    probe: bool,
 ) -> tuple[list[sqlite3.Row], int, int]:
     """_lone_substring_page in one mailbox: the page walks the matches newest first and stops
-    once it has the mailbox's page; the counts walk the mailbox's slim index entries against
-    the matches (read once into a set), from the trigram index alone when the word index finds
-    the term nowhere."""
+    once it has the mailbox's page; the counts (from the trigram index alone when the word
+    index finds the term nowhere) hold the matches against a small mailbox's ids (`probe`), or
+    walk a larger mailbox's slim index entries against the matches read into a set."""
     # The merged matches newest first, kept where they are the mailbox's, a slice at a time
     # until the page is full. (Joined in SQL, the matches' order is not kept: SQLite drops the
     # ORDER BY of a subquery it joins.)
@@ -454,13 +460,25 @@ def _lone_substring_box_page(
     if _found_by_word(conn, word):
         matches, params = _BOTH, (word, substring)
     else:
-        matches = "SELECT rowid FROM messages_tri WHERE messages_tri MATCH ?"
+        matches = "SELECT rowid AS r FROM messages_tri WHERE messages_tri MATCH ?"
         params = (substring,)
-    matched, unread = conn.execute(
-        "SELECT count(*), coalesce(sum(m.read = 0), 0) "
-        f"FROM messages m{_BOX_INDEX} WHERE m.mailbox = ? AND m.id IN ({matches})",
-        (box, *params),
-    ).fetchone()
+    if probe:
+        # A small mailbox: its ids (and its unread ones) are the sets, and the matches stream
+        # past them in rowid order ('+' keeps SQLite from handing the ids to FTS5 as lookups,
+        # one query each): a substring in every message of 100,000, in a mailbox of 2,000,
+        # 63 -> 36 ms, where reading every match into a set first cost twice the count.
+        ids = f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ?"
+        matched, unread = conn.execute(
+            f"SELECT count(*), coalesce(sum(+b.r IN ({ids} AND read = 0)), 0) "
+            f"FROM ({matches} ORDER BY 1) b WHERE +b.r IN ({ids})",
+            (box, *params, box),
+        ).fetchone()
+    else:
+        matched, unread = conn.execute(
+            "SELECT count(*), coalesce(sum(m.read = 0), 0) "
+            f"FROM messages m{_BOX_INDEX} WHERE m.mailbox = ? AND m.id IN ({matches})",
+            (box, *params),
+        ).fetchone()
     return rows, int(matched), int(unread)
 
 
