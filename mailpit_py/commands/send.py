@@ -44,6 +44,11 @@ The conversation is printed as it happens: "->" what was sent, "<-" what the ser
 TLS certificates are not verified unless --tls-verify is given (a catcher's certificate is
 usually self-signed). AUTH secrets are masked in the printed conversation.
 
+mailboxes: the server's routes choose the mailbox the message lands in: log in as a username
+an auth: route names (or any, with --mailbox-auto), send to an address a rcpt: route matches,
+send to a listener routed to a mailbox with --server, or, with --mailbox-header, name an
+existing mailbox in that header (see docs/mailboxes.md).
+
 exit status: 0 accepted; 64 bad usage; 66 an --attach file is missing; 69 refused for good
 (5xx) or TLS/AUTH not offered; 75 connection refused or a temporary refusal (4xx); 77
 authentication failed.
@@ -57,6 +62,8 @@ examples:
   {PROG} --to you@example.com --starttls --auth user:secret
   {PROG} --to you@example.com --tls --server 127.0.0.1:1465 --auth user:secret --auth-type LOGIN
   {PROG} --from app@example.com --to you@example.org --dkim-sign example.com:mail:dkim.pem
+  {PROG} --to you@example.com --auth shop-ci:secret       # routed by its AUTH username
+  {PROG} --to you@example.com --header "X-Mailbox: shop"  # with --mailbox-header X-Mailbox
 """
 
 AUTH_TYPES = ("PLAIN", "LOGIN", "CRAM-MD5")

@@ -59,6 +59,11 @@ options:
 Line endings are sent as CRLF; a leading mbox "From " line is dropped; the message is
 otherwise sent as it is (a Bcc header stays, so mailpit-py shows it).
 
+Mailboxes: the server's routes choose the mailbox: by recipient (a rcpt: route), by listener
+(-S to a --smtp-listener routed with mailbox=NAME), or, with the server's --mailbox-header,
+by that header in the message (X-Mailbox: shop); sendmail does not log in, so auth: routes and
+--mailbox-auto do not apply (mailpit-py send --auth does).
+
 exit status (sysexits.h):
   0   sent            64 EX_USAGE: bad option or no recipients
   65  EX_DATAERR: the message could not be read
