@@ -157,3 +157,13 @@ def test_a_multi_mailbox_dump_goes_back_mailbox_by_mailbox(
     assert {name: sorted(raws.values()) for name, raws in again.items()} == {
         name: sorted(raws.values()) for name, raws in boxes.items() if raws
     }
+
+
+def test_dump_mailbox_from_an_instance_without_mailboxes_says_so(tmp_path: Path) -> None:
+    # Addressed without its --webroot, the instance answers no mailbox list, as Mailpit does.
+    with make_server(webroot="/mail/") as mp:
+        bare = mp.http_url.rstrip("/").removesuffix("/mail")
+        proc = run("dump", "--url", bare, "--mailbox", "shop", str(tmp_path / "out"))
+    assert proc.returncode == 66, proc.stderr
+    assert "this instance has no mailboxes" in proc.stderr and "--webroot" in proc.stderr
+    assert "Traceback" not in proc.stderr
