@@ -167,3 +167,25 @@ def test_dump_mailbox_from_an_instance_without_mailboxes_says_so(tmp_path: Path)
     assert proc.returncode == 66, proc.stderr
     assert "this instance has no mailboxes" in proc.stderr and "--webroot" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_mailbox_named_dot_dot_is_never_a_folder_outside_dir(tmp_path: Path) -> None:
+    from mailpit_py.config.settings import Config
+    from mailpit_py.mailbox.facade import Mailbox
+    from mailpit_py.models import Envelope
+
+    db = str(tmp_path / "mail.db")
+    mb = Mailbox(Config(database=db, max_messages=0))
+    try:
+        envelope = Envelope("a@example.com", ("b@example.org",))
+        mb.deliver(envelope, b"Subject: up\r\n\r\nx\r\n", boxes={"..": ["b@example.org"]}).result()
+    finally:
+        mb.close()
+    out = tmp_path / "deep" / "out"
+    proc = run("dump", "--database", db, str(out))
+    assert proc.returncode == 64
+    assert "dump it alone with --mailbox .." in proc.stderr
+    assert not list((tmp_path / "deep").glob("*.eml"))  # nothing written beside DIR
+    proc = run("dump", "--database", db, "--mailbox", "..", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert [p.read_bytes() for p in out.glob("*.eml")] == [b"Subject: up\r\n\r\nx\r\n"]
