@@ -284,3 +284,14 @@ def test_the_send_api_keeps_a_limited_login_to_its_mailboxes(tmp_path: Path) -> 
         assert total(boxes, "blog") == before + 1
     finally:
         boxes.mp.stop()
+
+
+def test_webui_without_a_prefix_gives_a_limited_users_own_retention(boxes: Boxes) -> None:
+    # Without a prefix a limited user's requests are its only mailbox's; /api/v1/webui still
+    # gave the default mailbox's retention (another mailbox's setting) there.
+    own = get_json(boxes.at("shop") + "api/v1/webui", "ann")["Retention"]["MaxMessages"]
+    assert own == 20  # shop's `max` in the mailbox config
+    assert get_json(boxes.url + "api/v1/webui", "ann")["Retention"]["MaxMessages"] == own
+    assert get_json(boxes.url + "api/v1/webui", "bob")["Retention"]["MaxMessages"] != own
+    # carl, who must name one of his mailboxes, gets the instance's settings without one.
+    assert call(boxes.url + "api/v1/webui", "carl")[0] == 200

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from mailpit_py import __version__
-from mailpit_py.mailbox.boxes import DEFAULT_BOX
 from mailpit_py.mailbox.compose import ComposeError, compose
 from mailpit_py.mailbox.facade import MessageNotFound
 from mailpit_py.observability import relayqueue as relay_queue
@@ -24,7 +23,13 @@ from mailpit_py.observability.stats import rss_bytes
 from mailpit_py.relay.service import Relay, RelayError
 from mailpit_py.smtp.chaos import Chaos, ChaosError
 from mailpit_py.webapp.errors import BadRequest
-from mailpit_py.webapp.prefix import mailbox, prefixed, require_unrestricted, restricted, view
+from mailpit_py.webapp.prefix import (
+    mailbox,
+    require_unrestricted,
+    restricted,
+    settings_box,
+    view,
+)
 from mailpit_py.webapp.security import (
     inert,
     mail_content,
@@ -496,7 +501,7 @@ def webui() -> Response:
             "Listeners": _listeners(),
             # The mailbox's own max (the mailbox config's), else --max; --max-age is for all.
             "Retention": {
-                "MaxMessages": mailbox().box_max(prefixed() or DEFAULT_BOX),
+                "MaxMessages": mailbox().box_max(settings_box()),
                 "MaxAge": int(cfg.max_age or 0),
             },
         }

@@ -116,6 +116,15 @@ def box_name() -> str:
     )
 
 
+def settings_box() -> str:
+    """The mailbox whose settings the instance's pages give (its retention in /api/v1/webui):
+    the request's, else the default one for a user who must name one of several."""
+    try:
+        return box_name()
+    except BoxForbidden:
+        return DEFAULT_BOX
+
+
 def view() -> BoxView:
     """The request's mailbox: what every view that reads or changes messages uses."""
     found: BoxView | None = g.get("box_view")
