@@ -23,7 +23,7 @@ from mailpit_py.commands._common import (
     Progress,
     error,
 )
-from mailpit_py.store.schema import is_mailpit_file
+from mailpit_py.store.schema import DEFAULT_BOX, is_mailpit_file
 
 if TYPE_CHECKING:
     from mailpit_py.mailbox.facade import Mailbox
@@ -310,14 +310,16 @@ def write_batches(dst: StoreBackend, batch: list[Item], out: Outcome) -> None:
 def copy_mailboxes(src: StoreBackend, dst: StoreBackend, out: Outcome) -> None:
     """Every mailbox of the source the destination lacks, empty ones too, with its creation
     time. Made before the messages: a message's first arrival would otherwise make its
-    mailbox, created at that message's time. The default mailbox exists in every store from
-    its making, so it keeps the destination's time."""
+    mailbox, created at that message's time. The default mailbox, which every store makes
+    when it is made, takes the source's time when that is earlier (--append: the older)."""
     boxes = src.mailboxes()
 
     def job(store: StoreBackend) -> None:
         for name, _, _, created in boxes:
             if store.create_mailbox(name, created):
                 out.mailboxes += 1
+            elif name == DEFAULT_BOX:
+                store.backdate_mailbox(name, created)
 
     dst.write(job, timeout=None)
 

@@ -271,6 +271,12 @@ class StoreBackend(Protocol):
         exists. The store takes `name` as given: the mailbox layer cleans names."""
         ...
 
+    def backdate_mailbox(self, name: str, created: float) -> None:
+        """Writer: make a mailbox's creation time `created` when that is earlier (no change for
+        a later time or a missing mailbox): a copy of a store (migrate) carries the default
+        mailbox's time, which every store sets itself when it is made."""
+        ...
+
     def rename_mailbox(self, old: str, new: str) -> None:
         """Writer: rename a mailbox with its messages and sessions (their uids unchanged);
         KeyError when `old` does not exist, ValueError when `new` exists or either is

@@ -27,6 +27,12 @@ class Mailboxes(SQLiteParts):
         )
         return cur.rowcount > 0
 
+    def backdate_mailbox(self, name: str, created: float) -> None:
+        self._wconn.execute(
+            "UPDATE mailboxes SET created = ? WHERE name = ? AND created > ?",
+            (created, name, created),
+        )
+
     def rename_mailbox(self, old: str, new: str) -> None:
         conn = self._wconn
         if DEFAULT_BOX in (old, new):

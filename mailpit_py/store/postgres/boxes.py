@@ -33,6 +33,12 @@ class PgMailboxes(PgParts):
         ).fetchone()
         return row is not None
 
+    def backdate_mailbox(self, name: str, created: float) -> None:
+        self._wconn.execute(
+            "UPDATE mailboxes SET created = %s WHERE name = %s AND created > %s",
+            (created, text(name), created),
+        )
+
     def rename_mailbox(self, old: str, new: str) -> None:
         conn = self._wconn
         old, new = text(old), text(new)
