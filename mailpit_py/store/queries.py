@@ -84,29 +84,18 @@ class MessageQueries(SQLiteParts):
     def list_summaries(
         self, start: int = 0, limit: int = 50, box: str | None = None
     ) -> list[sqlite3.Row]:
+        start = max(start, 0)
         with self._in_box(box) as (conn, box, _):
             cursor = dict_cursor(conn)
-            if box is not None:
-                # OFFSET steps over the mailbox's slim index entries (as below for all).
-                return cursor.execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ("
-                    f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ? "
-                    "ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY m.id DESC",
-                    (box, limit, max(start, 0)),
-                ).fetchall()
-            if start <= 0:
-                return cursor.execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT ?",
-                    (limit,),
-                ).fetchall()
-            # OFFSET steps over rows; stepping over the slim ids index instead of the table finds
-            # a deep page's first id 5x faster, then the page is a range read.
-            return cursor.execute(
-                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= ("
-                "SELECT id FROM messages INDEXED BY messages_id_read "
-                "ORDER BY id DESC LIMIT 1 OFFSET ?) ORDER BY m.id DESC LIMIT ?",
-                (start, limit),
-            ).fetchall()
+            if start > 0 and limit > 0:
+                with _snapshot(conn):
+                    total = _counts(conn, box)[0]
+                    if start >= total:
+                        return []
+                    if start * 2 > total:
+                        return _page_from_oldest(cursor, total - 1 - start, limit, box)
+                    return _page_from_newest(cursor, start, limit, box)
+            return _page_from_newest(cursor, start, limit, box)
 
     def search(
         self, terms: Sequence[Term], start: int = 0, limit: int = 50, box: str | None = None
@@ -513,3 +502,64 @@ def _summaries_of(conn: sqlite3.Connection, ids: list[int]) -> list[sqlite3.Row]
         )
         .fetchall()
     )
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction around several statements (the counters and the index they count
+    agree), unless one is open already (_in_box's)."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+def _page_from_newest(
+    cursor: sqlite3.Cursor, start: int, limit: int, box: str | None
+) -> list[sqlite3.Row]:
+    """A page `start` messages from the newest: OFFSET steps over slim index entries, not over
+    the table's fat rows (a deep page's first id 5x faster), then the page is a range read."""
+    if box is not None:
+        return cursor.execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ("
+            f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ? "
+            "ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY m.id DESC",
+            (box, limit, start),
+        ).fetchall()
+    if start == 0:
+        return cursor.execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT ?", (limit,)
+        ).fetchall()
+    return cursor.execute(
+        f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= ("
+        "SELECT id FROM messages INDEXED BY messages_id_read "
+        "ORDER BY id DESC LIMIT 1 OFFSET ?) ORDER BY m.id DESC LIMIT ?",
+        (start, limit),
+    ).fetchall()
+
+
+def _page_from_oldest(
+    cursor: sqlite3.Cursor, from_oldest: int, limit: int, box: str | None
+) -> list[sqlite3.Row]:
+    """A page past the middle of the list, its newest message found `from_oldest` entries from
+    the oldest end: OFFSET steps over every entry it skips, so a page 999,000 deep of 1,000,000
+    stepped over 999,000 index entries (22-39 ms) where this steps over 950. The count it is
+    reckoned from is read in the same snapshot (_snapshot), so the two ends agree."""
+    if box is not None:
+        return cursor.execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ("
+            f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ? AND id <= ("
+            f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ? "
+            "ORDER BY id ASC LIMIT 1 OFFSET ?) ORDER BY id DESC LIMIT ?) ORDER BY m.id DESC",
+            (box, box, from_oldest, limit),
+        ).fetchall()
+    return cursor.execute(
+        f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= ("
+        "SELECT id FROM messages INDEXED BY messages_id_read "
+        "ORDER BY id ASC LIMIT 1 OFFSET ?) ORDER BY m.id DESC LIMIT ?",
+        (from_oldest, limit),
+    ).fetchall()
