@@ -39,41 +39,13 @@ def test_send_and_sendmail_reach_mailboxes_by_each_route() -> None:
         smtp_listeners=("billing=127.0.0.1:0,mailbox=billing",),
     ) as mp:
         server = "{}:{}".format(*mp.smtp_address)
+        send = ["send", "-q", "--to", "a@example.org", "--server", server]
+        listener = "{}:{}".format(*mp.listener_address("billing"))
         sent = [
-            run(
-                "send",
-                "-q",
-                "--to",
-                "a@example.org",
-                "--server",
-                server,
-                "--auth",
-                "ci:x",
-                "--subject",
-                "by auth",
-            ),
-            run(
-                "send",
-                "-q",
-                "--to",
-                "a@example.org",
-                "--server",
-                server,
-                "--header",
-                "X-Mailbox: shop",
-                "--subject",
-                "by header",
-            ),
-            run(
-                "sendmail", "-S", server, "orders@shop.test", stdin="Subject: by recipient\n\nhi\n"
-            ),
-            run(
-                "sendmail",
-                "-S",
-                "{}:{}".format(*mp.listener_address("billing")),
-                "a@example.org",
-                stdin="Subject: by listener\n\nhi\n",
-            ),
+            run(*send, "--auth", "ci:x", "--subject", "by auth"),
+            run(*send, "--header", "X-Mailbox: shop", "--subject", "by header"),
+            run("sendmail", "-S", server, "orders@shop.test", stdin="Subject: by recipient\n\n"),
+            run("sendmail", "-S", listener, "a@example.org", stdin="Subject: by listener\n\nhi\n"),
         ]
         for proc in sent:
             assert proc.returncode == 0, proc.stderr
