@@ -4,6 +4,7 @@ Mailpit does (DIR/ID.eml) and each other mailbox's into DIR/NAME/, or one mailbo
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -178,9 +179,15 @@ def test_a_mailbox_named_dot_dot_is_never_a_folder_outside_dir(tmp_path: Path) -
     mb = Mailbox(Config(database=db, max_messages=0))
     try:
         envelope = Envelope("a@example.com", ("b@example.org",))
-        mb.deliver(envelope, b"Subject: up\r\n\r\nx\r\n", boxes={"..": ["b@example.org"]}).result()
+        mb.deliver(envelope, b"Subject: up\r\n\r\nx\r\n", boxes={"dd": ["b@example.org"]}).result()
+        with pytest.raises(ValueError, match="not a mailbox name"):
+            mb.deliver(envelope, b"Subject: up\r\n\r\n", boxes={"..": ["b@example.org"]}).result()
     finally:
         mb.close()
+    # No name of dots alone is made any more; a database from before may still hold one.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE mailboxes SET name = '..' WHERE name = 'dd'")
+        conn.execute("UPDATE messages SET mailbox = '..' WHERE mailbox = 'dd'")
     out = tmp_path / "deep" / "out"
     proc = run("dump", "--database", db, str(out))
     assert proc.returncode == 64

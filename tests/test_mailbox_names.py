@@ -26,3 +26,11 @@ def test_is_box_name() -> None:
     assert is_box_name("proj.a_b-c@d+e")
     for text in ["", "Project", "a b", "a/b", "a" * 65, " a", "é"]:
         assert not is_box_name(text), text
+
+
+@pytest.mark.parametrize("text", [".", "..", "..."])
+def test_a_name_of_dots_alone_is_no_path_segment(text: str) -> None:
+    # /mailbox/../ would be collapsed to / by a client, showing the default mailbox instead.
+    assert clean_box_name(text) == "_" * len(text)
+    assert not is_box_name(text)
+    assert is_box_name("a..b") and is_box_name(".ci")

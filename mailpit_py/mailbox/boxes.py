@@ -18,6 +18,10 @@ def clean_box_name(text: str) -> str:
     names end up in URLs (/mailbox/NAME/), IMAP folder lists and log lines, so they are kept
     to characters that need no quoting in any of them."""
     name = _OUTSIDE.sub("_", text.strip().lower())
+    if name and not name.strip("."):
+        # "." and ".." are path segments: a client collapses /mailbox/../ to /, so such a
+        # mailbox's address would show the default mailbox (and a dump folder would escape).
+        name = "_" * len(name)
     if not name:
         raise ValueError(f"mailbox name is empty: use 1 to {BOX_NAME_MAX} of {BOX_NAME_ALLOWED}")
     if len(name) > BOX_NAME_MAX:
@@ -30,7 +34,7 @@ def clean_box_name(text: str) -> str:
 
 def is_box_name(text: str) -> bool:
     """Whether `text` is already a clean, valid mailbox name."""
-    return _CLEAN.fullmatch(text) is not None
+    return _CLEAN.fullmatch(text) is not None and bool(text.strip("."))
 
 
 class BoxInfo(NamedTuple):
