@@ -5,6 +5,7 @@ steps over the entries from the nearer end only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,8 @@ def vm_steps(mailbox: Mailbox, start: int, box: str | None = None) -> int:
         steps += 1
         return 0
 
-    conn = mailbox.store._wconn  # in memory, reads run on the writer's one connection
+    store: Any = mailbox.store
+    conn = store._wconn  # in memory, reads run on the writer's one connection
     conn.set_progress_handler(tick, 100)
     try:
         mailbox.list_messages(start, 20, box=box)

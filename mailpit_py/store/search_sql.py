@@ -145,8 +145,38 @@ def _address_sql(column: str, value: str) -> tuple[str, list[Any]]:
     return f"({quick} AND {exact})", [*quick_params, *params]
 
 
+# A name or address searched for: the trigram index's addresses column holds every name and
+# address of a message (from, to, cc, bcc, reply-to), so its matches are the only candidates.
+_ADDRESS_CANDIDATES = "m.id IN (SELECT rowid FROM messages_tri WHERE messages_tri MATCH ?)"
+# What "Name <address>" puts between a name and its address; no name or address holds them.
+_ADDRESS_BREAKS = re.compile(r"[<>\x00-\x1f\x7f]")
+
+
+def address_candidates(value: str) -> tuple[str, list[Any]] | None:
+    """A clause narrowing an address search for `value` to the messages whose names or
+    addresses hold its longest piece without "<" or ">" (a piece of the text within one name
+    or address), looked up in the trigram index instead of every message's address JSON read
+    (from:s42@ at 1,000,000 messages: every row read). The exact match still decides: the
+    trigram index folds case in every script, so it finds whatever the LIKE of each case
+    variant (_case_variants) finds, and more. None when the piece is shorter than a trigram."""
+    piece = max((p.strip() for p in _ADDRESS_BREAKS.split(value)), key=len, default="")
+    phrases = [trigram_phrase(variant) for variant in _case_variants(piece)]
+    if not piece or any(phrase is None for phrase in phrases):
+        return None
+    return _ADDRESS_CANDIDATES, ["{addresses} : (" + " OR ".join(map(str, phrases)) + ")"]
+
+
+def _narrowed(value: str, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """An address clause behind address_candidates' lookup, when the value allows one."""
+    candidates = address_candidates(value)
+    if candidates is None:
+        return sql, params
+    return f"({candidates[0]} AND {sql})", [*candidates[1], *params]
+
+
 def _address(term: Term) -> tuple[str, list[Any]]:
-    return _address_sql(_ADDRESS_COLUMNS[term.kind], str(term.value))
+    value = str(term.value)
+    return _narrowed(value, *_address_sql(_ADDRESS_COLUMNS[term.kind], value))
 
 
 def _addressed(term: Term) -> tuple[str, list[Any]]:
@@ -157,12 +187,13 @@ def _addressed(term: Term) -> tuple[str, list[Any]]:
         sql, values = _address_sql(_ADDRESS_COLUMNS[kind], value)
         parts.append(sql)
         params += values
-    # The FTS addresses column holds exactly these fields, and folds case and diacritics.
+    sql, params = _narrowed(value, "(" + " OR ".join(parts) + ")", params)
+    # The FTS addresses column holds exactly these fields, and folds case and diacritics
+    # (which the trigram lookup does not: it stays outside it).
     phrase = fts_phrase(value)
-    if phrase is not None:
-        parts.append(_FTS_IN)
-        params.append(f"{{addresses}} : {phrase}")
-    return "(" + " OR ".join(parts) + ")", params
+    if phrase is None:
+        return sql, params
+    return f"({sql} OR {_FTS_IN})", [*params, f"{{addresses}} : {phrase}"]
 
 
 def _subject(term: Term) -> tuple[str, list[Any]]:
