@@ -105,6 +105,7 @@ def test_mailboxes_routes_every_message_and_reads_one_mailbox() -> None:
     out = bench("mailboxes.py", "--boxes", "3", "-n", "20", "--repeat", "1", "--warmup", "5",
                 "--messages", "600", "--box", "p1", "--rounds", "1")  # fmt: skip
     assert "every message stored, each in its routed mailbox" in out, out
+    assert re.search(r"^routing one recipient: [\d.]+ us", out, re.M), out
     for mode in ("8 conns, reused sessions", "1 conn, sequential", "8 conns, new conn per msg"):
         assert re.search(rf"^{mode}\s+\d+\s+\d+\s+[\d.]+", out, re.M), out
     assert "mailbox 'p1' holds 200" in out, out
