@@ -283,7 +283,9 @@ def test_an_instance_draws_its_ids_only_after_the_others_commit(pg_url: str) -> 
         wait_until(other_waits, what="the other instance to wait for the lock")
         with psycopg.connect(pg_url) as conn:
             drawn = conn.execute("SELECT last_value FROM messages_id_seq").fetchone()
-        assert drawn is not None and drawn[0] == 2  # the held message's; none for the other yet
+        # None for the other yet (the held message's, 2, is written with its batch: the
+        # sequence stays at 1 or moves to 2, never past)
+        assert drawn is not None and drawn[0] <= 2
         gate.set()
         later = waiting.result(30)
         ids = {e.uid: e.imap_uid for e in other.index()}

@@ -21,6 +21,7 @@ from mailpit_py.store.postgres.boxes import PgMailboxes
 from mailpit_py.store.postgres.messages import PgMessageWrites
 from mailpit_py.store.postgres.notify import CHANNEL, PgNotify
 from mailpit_py.store.postgres.outbox import PgOutbox
+from mailpit_py.store.postgres.pending import PgPendingInserts
 from mailpit_py.store.postgres.queries import PgMessageQueries
 from mailpit_py.store.postgres.schema import migrate, prepare_schema
 from mailpit_py.store.postgres.sessions import PgSessions, PgStatistics
@@ -89,6 +90,7 @@ def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
 
 class PgStore(
     PgWriter,
+    PgPendingInserts,
     PgMessageWrites,
     PgMessageQueries,
     PgOutbox,

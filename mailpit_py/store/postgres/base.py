@@ -54,6 +54,20 @@ class PgParts:
 
         def _forget_relays(self, uids: Sequence[str] | None) -> None: ...
 
+        # (store/postgres/pending.py: the messages a transaction queues)
+        _pending: list[Any]
+        _known: dict[str | None, int]
+
+        def _init_pending(self) -> None: ...
+
+        def _forget_pending(self) -> None: ...
+
+        def _flush_pending(self, conn: psycopg.Connection[Any]) -> None: ...
+
+        def _count_kept(self, box: str | None) -> int: ...
+
+        def _conn_in_job(self) -> psycopg.Connection[Any]: ...
+
 
 def in_box(box: str | None, column: str = "m.mailbox") -> tuple[str, list[Any]]:
     """A WHERE condition limiting rows to one mailbox (`box`), or to none (None: every

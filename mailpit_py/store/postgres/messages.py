@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from mailpit_py.store.postgres.base import ALL_PLANS, PgParts, in_box, one_at_a_time, text
 from mailpit_py.store.postgres.search_sql import build_where
 from mailpit_py.store.postgres.words import substring_text, tsvector_literal
-from mailpit_py.store.rawcodec import pack
-from mailpit_py.store.records import MessageRecord, TagError
+from mailpit_py.store.records import TagError
 from mailpit_py.store.retention import retention_slack
 from mailpit_py.store.search import Term
 
@@ -23,11 +22,6 @@ MESSAGE_TABLES = (
 class PgMessageWrites(PgParts):
     """Changes to messages; each runs in the writer thread, inside a batch's transaction."""
 
-    # The message counts insert_message last saw, of every mailbox and of the message's own
-    # (mailbox, count), for the prune that follows in the same job (writer thread).
-    _kept_hint: int | None = None
-    _box_hint: tuple[str, int] | None = None
-
     def stored_message_id(self, message_id: str, box: str | None = None) -> str | None:
         # Through messages_message_id (schema version 3), as on SQLite.
         where, params = in_box(box, "mailbox")
@@ -36,78 +30,6 @@ class PgMessageWrites(PgParts):
             (text(message_id), *params),
         ).fetchone()
         return str(row[0]) if row else None
-
-    def insert_message(self, rec: MessageRecord) -> int:
-        # One statement, so one round trip: the message, its data, parts, tags and index rows
-        # (each separate statement cost a round trip and more than doubled the writer's time).
-        detail = rec.detail
-        is_text = isinstance(detail, str)
-        if isinstance(detail, str):
-            detail = detail.encode("utf-8", "surrogatepass")
-        columns = [text(c) for c in rec.fts[:4]]
-        row = self._wconn.execute(
-            # The count's row is locked before the id is drawn: an instance sharing the database
-            # that inserts meanwhile waits here, without an id, until this transaction commits,
-            # so ids (IMAP UIDs) become visible in the order they grow.
-            "WITH l AS (SELECT value FROM counters WHERE name = 'total' FOR UPDATE), "
-            "m AS (INSERT INTO messages (uid, mailbox, created, size, message_id, subject, "
-            "from_json, to_json, cc_json, bcc_json, reply_to_json, username, snippet, "
-            "attachments, inline_count, session_uid, refused, listener) "
-            "SELECT %s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s FROM l RETURNING id), "
-            "d AS (INSERT INTO message_data (id, detail, detail_is_text, transcript, raw) "
-            "SELECT id, %b, %s, %s, %b FROM m), "
-            "p AS (INSERT INTO parts (message, part_id, content_type, data) "
-            "SELECT m.id, p.part_id, p.content_type, p.data FROM m, "
-            "unnest(%s::text[], %s::text[], %s::bytea[]) AS p(part_id, content_type, data) "
-            "ON CONFLICT DO NOTHING), "
-            "t AS (INSERT INTO tags (message, tag) SELECT DISTINCT m.id, t.tag FROM m, "
-            "unnest(%s::text[]) AS t(tag)), "
-            "h AS (INSERT INTO headers (message, name, value) SELECT m.id, h.name, h.value "
-            "FROM m, unnest(%s::text[], %s::text[]) AS h(name, value)), "
-            "f AS (INSERT INTO messages_fts (id, words, text) "
-            "SELECT id, %s::tsvector, %s FROM m) "
-            # (the counts before this row, which its statement's trigger adds after: of every
-            # mailbox, and of the message's own, whose row the trigger makes when missing)
-            "SELECT m.id, l.value, (SELECT b.messages FROM mailboxes b WHERE b.name = %s) "
-            "FROM m, l",
-            (
-                text(rec.uid),
-                text(rec.mailbox),
-                rec.created,
-                rec.size,
-                text(rec.message_id),
-                text(rec.subject),
-                text(rec.from_json),
-                text(rec.to_json),
-                text(rec.cc_json),
-                text(rec.bcc_json),
-                text(rec.reply_to_json),
-                text(rec.username),
-                text(rec.snippet),
-                rec.attachments,
-                rec.inline_count,
-                text(rec.session_uid),
-                text(rec.refused),
-                text(rec.listener),
-                detail,
-                is_text,
-                text(rec.transcript),
-                pack(rec.raw, self.compression),
-                [text(pid) for pid, _, _ in rec.parts],
-                [text(ctype) for _, ctype, _ in rec.parts],
-                [data for _, _, data in rec.parts],
-                [text(t) for t in rec.tags],
-                [text(n) for n, _ in rec.headers],
-                [text(v) for _, v in rec.headers],
-                tsvector_literal(columns),
-                substring_text(columns),
-                text(rec.mailbox),
-            ),
-        ).fetchone()
-        assert row is not None
-        self._kept_hint = int(row[1]) + 1  # for the prune that follows in this job
-        self._box_hint = (text(rec.mailbox), int(row[2] or 0) + 1)
-        return int(row[0])
 
     def queue_index(
         self, rowid: int, headers: Sequence[tuple[str, str]], fts: Sequence[str]
@@ -204,11 +126,17 @@ class PgMessageWrites(PgParts):
         instance's retention is deleting are skipped (SKIP LOCKED), and only what this
         transaction deleted is returned, so each message is pruned, and announced, once.
         With a mailbox, its own newest `max_messages` are kept (retention per mailbox)."""
-        conn = self._wconn
         gone: list[tuple[str, float]] = []
         where, params = in_box(box, "mailbox")
-        kept = self._count_kept(box) if max_messages > 0 else 0
-        if max_messages > 0 and kept > max_messages + retention_slack(max_messages):
+        # (the count kept with the messages queued: no statement, and no writing of the queued
+        # messages, until there is something to delete)
+        over = max_messages > 0 and self._count_kept(box) > max_messages + retention_slack(
+            max_messages
+        )
+        if not over and older_than is None:
+            return []
+        conn = self._wconn
+        if over:
             gone += conn.execute(
                 "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
                 f"WHERE {where} ORDER BY id DESC "
@@ -238,24 +166,6 @@ class PgMessageWrites(PgParts):
         uids = list(dict.fromkeys(r[0] for r in gone))
         self._forget_relays(uids)
         return uids
-
-    def _count_kept(self, box: str | None) -> int:
-        # The counter the triggers keep in this same transaction: one row, where count(*)
-        # walks the table; read with the message just inserted, when there is one (a round
-        # trip fewer per delivery).
-        hint, self._kept_hint = self._kept_hint, None
-        box_hint, self._box_hint = self._box_hint, None
-        if box is None:
-            if hint is not None:
-                return hint
-            row = self._wconn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
-        else:
-            if box_hint is not None and box_hint[0] == box:
-                return box_hint[1]
-            row = self._wconn.execute(
-                "SELECT messages FROM mailboxes WHERE name = %s", (text(box),)
-            ).fetchone()
-        return int(row[0]) if row else 0
 
     def set_tags(
         self, uids: Sequence[str], tags: Sequence[str], box: str | None = None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
 
 from mailpit_py.store.postgres.base import PgParts, PgRow, in_box, rows, text
 from mailpit_py.store.records import SessionRecord
@@ -15,16 +18,24 @@ class PgSessions(PgParts):
     """The session log: one row per SMTP session, the oldest dropped past its bounds."""
 
     def insert_session(self, rec: SessionRecord, keep: int) -> None:
-        conn = self._wconn
+        # The session log alone: the messages the transaction queued need not be written first
+        # (pending.py), so a batch of deliveries and their sessions stays one write.
+        conn = self._conn_in_job()
         row = conn.execute(
-            "INSERT INTO sessions (uid, started, ended, peer, local, helo, tls, username, "
-            "outcome, messages, transcript, bytes, mailbox) "
+            "WITH s AS (INSERT INTO sessions (uid, started, ended, peer, local, helo, tls, "
+            "username, outcome, messages, transcript, bytes, mailbox) "
             "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (uid) DO UPDATE SET started = excluded.started, ended = excluded.ended, "
             "peer = excluded.peer, local = excluded.local, helo = excluded.helo, "
             "tls = excluded.tls, username = excluded.username, outcome = excluded.outcome, "
             "messages = excluded.messages, transcript = excluded.transcript, "
-            "bytes = excluded.bytes, mailbox = excluded.mailbox RETURNING id",
+            "bytes = excluded.bytes, mailbox = excluded.mailbox "
+            # (xmax is 0 on a row this statement inserted, not on one it replaced)
+            "RETURNING id, xmax = 0 AS added) "
+            # The log's counts as they were before this statement, whose trigger adds to them
+            # after it: read in the same round trip.
+            "SELECT s.id, s.added, (SELECT value FROM counters WHERE name = 'sessions'), "
+            "(SELECT value FROM counters WHERE name = 'session_bytes') FROM s",
             (
                 text(rec.uid),
                 rec.started,
@@ -42,22 +53,42 @@ class PgSessions(PgParts):
             ),
         ).fetchone()
         assert row is not None
-        newest = int(row[0])
+        newest, added = int(row[0]), bool(row[1])
         # The same bounds as SQLite's log (store/sessions.py): `keep` sessions, SESSION_LOG_BYTES
         # of transcripts, and none older than every kept message under retention.
-        counters = dict(
-            conn.execute(
-                "SELECT name, value FROM counters WHERE name IN ('sessions', 'session_bytes')"
-            ).fetchall()
-        )
-        count, size = int(counters["sessions"]), int(counters["session_bytes"])
+        count = int(row[2]) + (1 if added else 0)
+        size = int(row[3]) + (len(rec.transcript) if added else 0)
         retired = self._retired_until
         if count <= keep and size <= SESSION_LOG_BYTES and not retired:
             return
-        oldest_first = conn.execute("SELECT id, bytes, ended FROM sessions ORDER BY id")
-        cut = sessions_to_cut(oldest_first, newest, count, size, keep, retired)
+        cut = sessions_to_cut(
+            self._oldest_sessions(conn, max(count - keep, 0) + 8),
+            newest,
+            count,
+            size,
+            keep,
+            retired,
+        )
         if cut is not None:
             conn.execute("DELETE FROM sessions WHERE id <= %s", (cut,))
+
+    @staticmethod
+    def _oldest_sessions(
+        conn: psycopg.Connection[Any], first: int
+    ) -> Iterator[tuple[int, int, float]]:
+        """(id, bytes, ended) of the log's sessions oldest first, read a page at a time as they
+        are taken: once the log is full, each new session cuts one or two, where reading the
+        whole log (1,000 rows) for them cost more than the rest of the write."""
+        after, size = 0, first
+        while True:
+            page = conn.execute(
+                "SELECT id, bytes, ended FROM sessions WHERE id > %s ORDER BY id LIMIT %s",
+                (after, size),
+            ).fetchall()
+            yield from page
+            if len(page) < size:
+                return
+            after, size = int(page[-1][0]), 256
 
     def session(self, uid: str) -> PgRow | None:
         with self.reading() as conn:

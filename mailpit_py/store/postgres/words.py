@@ -47,26 +47,52 @@ def _quote(word: str) -> str:
     return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+# ASCII text's words by a translation and a split (C speed; the regex took 190 us for 2 KB):
+# every character other than a letter or digit becomes a space.
+_ASCII_SEPARATORS = str.maketrans(
+    {chr(c): (chr(c) if chr(c).isalnum() else " ") for c in range(128)}
+)
+
+
+def _column_words(column: str) -> list[str]:
+    text = fold(column[:MAX_COLUMN_CHARS])
+    if text.isascii():
+        return text.translate(_ASCII_SEPARATORS).split()
+    return _WORD.findall(text)
+
+
+# Each weight's position labels ("12C"), made once as positions are first needed.
+_LABELS: dict[str, list[str]] = {weight: [] for weight in WEIGHTS}
+
+
+def _labels(weight: str, highest: int) -> list[str]:
+    table = _LABELS[weight]
+    if len(table) <= highest:
+        table.extend(f"{p}{weight}" for p in range(len(table), highest + 1))
+    return table
+
+
 def tsvector_literal(columns: Sequence[str]) -> str:
     """A tsvector (as text, to cast) of the columns' words, each position weighted by its
     column; columns are kept apart by a gap so no phrase spans two.
 
-    Written for speed (it runs in the writer for every message): the words are found by one
-    findall per column and their positions gathered before any is formatted (a loop over match
-    objects cost 0.85 ms for a 2 KB message)."""
+    Written for speed (it runs in the writer for every message): ASCII text is split in C, the
+    positions of each word are gathered before any is formatted, and each position's label is
+    made once per process (formatting them cost more than the rest)."""
     merged: dict[str, list[str]] = {}
     size = 0
     pos = 0
     for weight, column in zip(WEIGHTS, columns, strict=False):
-        tokens = _WORD.findall(fold(column[:MAX_COLUMN_CHARS]))
+        tokens = _column_words(column)
         at: dict[str, list[int]] = {}
         for i, token in enumerate(tokens, pos + 2):
             seen = at.get(token)
             if seen is None:
                 at[token] = [i]
-            elif len(seen) < MAX_POSITIONS_PER_COLUMN:
+            else:
                 seen.append(i)
         pos += len(tokens) + 2
+        labels = _labels(weight, min(pos, MAX_POSITION))
         for token, places in at.items():
             known = merged.get(token)
             if known is None:
@@ -75,9 +101,11 @@ def tsvector_literal(columns: Sequence[str]) -> str:
                     continue
                 size += length + 8
                 merged[token] = known = []
-            known.append(
-                ",".join([f"{p if p < MAX_POSITION else MAX_POSITION}{weight}" for p in places])
-            )
+            del places[MAX_POSITIONS_PER_COLUMN:]
+            if places[-1] < MAX_POSITION:
+                known.append(",".join([labels[p] for p in places]))
+            else:
+                known.append(",".join([labels[min(p, MAX_POSITION)] for p in places]))
     return " ".join(f"{_quote(token)}:{','.join(at)}" for token, at in merged.items())
 
 

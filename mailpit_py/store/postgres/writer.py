@@ -65,12 +65,19 @@ class PgWriter(PgParts):
         self.write_error = ""  # why the last batch failed, until one commits again
         self._conn: psycopg.Connection[Any] | None = None  # the writer's, while a batch runs
         self._held: psycopg.Connection[Any] | None = None  # kept between batches (_begin)
+        self._init_pending()
 
     @property
     def _wconn(self) -> psycopg.Connection[Any]:
+        """The transaction's connection, for any statement but insert_message's: the messages
+        queued so far are written first (the statement may read or change them), and the counts
+        known since are forgotten (it may change them)."""
         conn = self._conn
         if conn is None:
             raise StoreError("a store write ran outside the writer")
+        if self._pending:
+            self._flush_pending(conn)
+        self._known.clear()
         return conn
 
     def _start_writer(self) -> None:
@@ -235,14 +242,20 @@ class PgWriter(PgParts):
     ) -> list[tuple[Future[Any] | Completion, bool, Any]]:
         """Run the jobs in the transaction begun and commit it. Without isolation a failing job
         rolls everything back and raises _JobFailed; with it, a savepoint undoes that job
-        alone. A connection lost on the way raises _Lost (nothing committed)."""
+        alone. A connection lost on the way raises _Lost (nothing committed).
+
+        The messages the jobs insert are written together (pending.py): before the commit, or,
+        with isolation, at the end of each job, so that a message that cannot be written fails
+        its own job alone."""
         results: list[tuple[Future[Any] | Completion, bool, Any]] = []
+        self._forget_pending()
         for job, fut in batch:
             try:
                 if isolate:
                     conn.execute("SAVEPOINT job")
                 value = job(self)
                 if isolate:
+                    self._flush_pending(conn)
                     conn.execute("RELEASE SAVEPOINT job")
                 results.append((fut, True, value))
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -250,6 +263,7 @@ class PgWriter(PgParts):
             except Exception as exc:
                 if conn.closed or conn.broken:
                     raise _Lost from exc
+                self._forget_pending()
                 if not isolate:
                     conn.execute("ROLLBACK")
                     raise _JobFailed from exc
@@ -257,6 +271,17 @@ class PgWriter(PgParts):
                 conn.execute("ROLLBACK TO SAVEPOINT job")
                 conn.execute("RELEASE SAVEPOINT job")
                 results.append((fut, False, exc))
+        try:
+            self._flush_pending(conn)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise _Lost from exc
+        except Exception as exc:
+            if conn.closed or conn.broken:
+                raise _Lost from exc
+            # (which job's message could not be written: the jobs run again, each alone)
+            self._forget_pending()
+            conn.execute("ROLLBACK")
+            raise _JobFailed from exc
         try:
             conn.execute("COMMIT")
         except psycopg.Error as exc:

@@ -1,0 +1,181 @@
+"""The PostgreSQL store's message inserts, gathered per transaction: each insert_message takes an
+id reserved for the batch and queues its rows, and the writer writes every queued message with
+its data, parts, tags and index rows in one statement (one multi-row INSERT per table), before
+the commit or before any other statement of the transaction.
+
+One statement per message cost a round trip, an executor start-up and a run of the count
+triggers each; a batch of eight messages now costs one of each (see bench/NOTES.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from mailpit_py.store.postgres.base import PgParts, text
+from mailpit_py.store.postgres.words import substring_text, tsvector_literal
+from mailpit_py.store.rawcodec import pack
+from mailpit_py.store.records import MessageRecord, StoreError
+
+# The count's row is locked before any id is taken: an instance sharing the database that
+# inserts meanwhile waits here, without an id, until this transaction commits, so ids (IMAP
+# UIDs) become visible in the order they grow. Every writer of messages takes that lock first,
+# so while it is held nobody else takes an id: this transaction numbers its messages on from
+# the sequence's value, read after the lock (the subqueries refer to its row), and moves the
+# sequence on when it writes them (setval; an id is never handed out twice, and none is
+# skipped as drawing ahead would). Also the count of every mailbox and of one.
+_RESERVE = (
+    "WITH l AS (SELECT value FROM counters WHERE name = 'total' FOR UPDATE) "
+    "SELECT (SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END "
+    "FROM messages_id_seq s WHERE l.value IS NOT NULL), l.value, "
+    "(SELECT b.messages FROM mailboxes b WHERE b.name = %s AND l.value IS NOT NULL) FROM l"
+)
+_MESSAGE_COLUMNS = (
+    "id, uid, mailbox, created, size, message_id, subject, from_json, to_json, cc_json, "
+    "bcc_json, reply_to_json, username, snippet, attachments, inline_count, session_uid, "
+    "refused, listener"
+)
+_MESSAGE_TYPES = (
+    "bigint[], text[], text[], float8[], bigint[], text[], text[], text[], text[], text[], "
+    "text[], text[], text[], text[], int[], int[], text[], text[], text[]"
+)
+
+
+def _arrays(types: str) -> str:
+    return ", ".join(f"%b::{t.strip()}" for t in types.split(","))
+
+
+# (every value sent in binary: no quoting of bodies and index text)
+_FLUSH = (
+    f"WITH m AS (INSERT INTO messages ({_MESSAGE_COLUMNS}) "
+    f"SELECT * FROM unnest({_arrays(_MESSAGE_TYPES)})), "
+    "d AS (INSERT INTO message_data (id, detail, detail_is_text, transcript, raw) "
+    f"SELECT * FROM unnest({_arrays('bigint[], bytea[], bool[], text[], bytea[]')})), "
+    "p AS (INSERT INTO parts (message, part_id, content_type, data) "
+    f"SELECT * FROM unnest({_arrays('bigint[], text[], text[], bytea[]')}) "
+    "ON CONFLICT DO NOTHING), "
+    "t AS (INSERT INTO tags (message, tag) "
+    f"SELECT DISTINCT * FROM unnest({_arrays('bigint[], text[]')})), "
+    "h AS (INSERT INTO headers (message, name, value) "
+    f"SELECT * FROM unnest({_arrays('bigint[], text[], text[]')})), "
+    "f AS (INSERT INTO messages_fts (id, words, text) SELECT i, w::tsvector, x "
+    f"FROM unnest({_arrays('bigint[], text[], text[]')}) AS u(i, w, x)) "
+    "SELECT setval('messages_id_seq', %s)"
+)
+
+
+class PgPendingInserts(PgParts):
+    """insert_message and what it queues (writer thread only)."""
+
+    _pending: list[tuple[int, MessageRecord]]  # queued, not written yet
+    _last_id: int | None  # the last id taken under the count's lock (None: lock not taken)
+    # Message counts of every mailbox (None) and of some, as this transaction sees them with
+    # its queued messages: what retention compares with its bound, without a query.
+    _known: dict[str | None, int]
+
+    def _init_pending(self) -> None:
+        self._pending = []
+        self._last_id = None
+        self._known = {}
+
+    def _forget_pending(self) -> None:
+        """The transaction (or the savepoint the ids were taken in) was rolled back: nothing
+        queued is written, and the lock the ids were taken under may be gone with it."""
+        self._pending.clear()
+        self._last_id = None
+        self._known.clear()
+
+    def insert_message(self, rec: MessageRecord) -> int:
+        conn = self._conn_in_job()
+        box = text(rec.mailbox)
+        if self._last_id is None:
+            row = conn.execute(_RESERVE, (box,)).fetchone()
+            assert row is not None
+            queued = [r.mailbox for _, r in self._pending]
+            self._last_id = int(row[0]) + len(queued)
+            # (the counts before the queued messages, which the writing's trigger adds)
+            self._known.setdefault(None, int(row[1]) + len(queued))
+            self._known.setdefault(box, int(row[2] or 0) + queued.count(box))
+        self._last_id += 1
+        rowid = self._last_id
+        self._pending.append((rowid, rec))
+        for key in (None, box):  # (a count not known is read when retention asks for it)
+            if key in self._known:
+                self._known[key] += 1
+        return rowid
+
+    def _box_count(self, conn: psycopg.Connection[Any], box: str) -> int:
+        row = conn.execute("SELECT messages FROM mailboxes WHERE name = %s", (box,)).fetchone()
+        return (int(row[0]) if row else 0) + sum(1 for _, r in self._pending if r.mailbox == box)
+
+    def _count_kept(self, box: str | None) -> int:
+        """The message count (of `box`, or of every mailbox) this transaction sees, queued
+        messages included: kept by the triggers, read once per transaction at most."""
+        key = None if box is None else text(box)
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        conn = self._wconn  # (writes what is queued first)
+        if key is None:
+            row = conn.execute("SELECT value FROM counters WHERE name = 'total'").fetchone()
+            count = int(row[0]) if row else 0
+        else:
+            count = self._box_count(conn, key)
+        self._known[key] = count
+        return count
+
+    def _flush_pending(self, conn: psycopg.Connection[Any]) -> None:
+        """Write every queued message in one statement."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        messages: list[list[Any]] = [[] for _ in range(19)]
+        data: list[list[Any]] = [[] for _ in range(5)]
+        parts: list[list[Any]] = [[], [], [], []]
+        tags: list[list[Any]] = [[], []]
+        headers: list[list[Any]] = [[], [], []]
+        index: list[list[Any]] = [[], [], []]
+        for rowid, rec in pending:
+            values = (
+                rowid, text(rec.uid), text(rec.mailbox), rec.created, rec.size,
+                text(rec.message_id), text(rec.subject), text(rec.from_json),
+                text(rec.to_json), text(rec.cc_json), text(rec.bcc_json),
+                text(rec.reply_to_json), text(rec.username), text(rec.snippet),
+                rec.attachments, rec.inline_count, text(rec.session_uid), text(rec.refused),
+                text(rec.listener),
+            )  # fmt: skip
+            for column, value in zip(messages, values, strict=True):
+                column.append(value)
+            detail = rec.detail
+            is_text = isinstance(detail, str)
+            if isinstance(detail, str):
+                detail = detail.encode("utf-8", "surrogatepass")
+            for column, value in zip(
+                data,
+                (rowid, detail, is_text, text(rec.transcript), pack(rec.raw, self.compression)),
+                strict=True,
+            ):
+                column.append(value)
+            for part_id, content_type, blob in rec.parts:
+                parts[0].append(rowid)
+                parts[1].append(text(part_id))
+                parts[2].append(text(content_type))
+                parts[3].append(blob)
+            for tag in rec.tags:
+                tags[0].append(rowid)
+                tags[1].append(text(tag))
+            for name, value in rec.headers:
+                headers[0].append(rowid)
+                headers[1].append(text(name))
+                headers[2].append(text(value))
+            columns = [text(c) for c in rec.fts[:4]]
+            index[0].append(rowid)
+            index[1].append(tsvector_literal(columns))
+            index[2].append(substring_text(columns))
+        conn.execute(_FLUSH, (*messages, *data, *parts, *tags, *headers, *index, max(messages[0])))
+
+    def _conn_in_job(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self, "_conn", None)
+        if conn is None:
+            raise StoreError("a store write ran outside the writer")
+        return conn

@@ -1,0 +1,197 @@
+"""The PostgreSQL store's write path as deliveries use it: a batch's messages written together
+(one statement per batch, before the commit), a failing message failing its own job alone, ids
+in order, retention counting the queued messages, and the session log's bounds read a page at
+a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import psycopg
+import pytest
+
+from mailpit_py.mailbox.record import build_record
+from mailpit_py.models import Envelope
+from mailpit_py.parse.message import parse_message
+from mailpit_py.store.postgres import sessions as pg_sessions
+from mailpit_py.store.postgres.backend import PgStore
+from mailpit_py.store.records import MessageRecord, SessionRecord, StoreError
+from mailpit_py.store.search import parse_query
+from pgserver import PgServer
+
+ENV = Envelope("ann@example.com", ("bob@example.org",))
+
+
+def record(uid: str, box: str = "default", body: str = "Hello there.") -> MessageRecord:
+    raw = (
+        f"From: Ann <ann@example.com>\r\nTo: bob@example.org\r\nSubject: {uid}\r\n"
+        f"X-Tag: {uid}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+    ).encode()
+    rec = build_record(
+        uid, parse_message(raw, ENV), raw, created=time.time(), username="", session_uid="",
+        transcript=(), envelope=ENV,
+    )  # fmt: skip
+    return rec._replace(mailbox=box, tags=["t1", "t1", "t2"])
+
+
+@pytest.fixture
+def store(pg_url: str) -> Iterator[PgStore]:
+    # A long linger: jobs submitted together land in one batch.
+    s = PgStore(pg_url, linger=0.5)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def held_batch(store: PgStore, jobs: list[Any]) -> list[Future[Any]]:
+    """Submit these jobs while the writer is held, so that they run as one batch."""
+    gate, started = threading.Event(), threading.Event()
+
+    def hold(s: Any) -> None:
+        started.set()
+        gate.wait(30)
+
+    first = store.submit(hold)
+    assert started.wait(30)
+    futures = [store.submit(job) for job in jobs]
+    gate.set()
+    first.result(30)
+    return futures
+
+
+def test_a_batch_of_messages_is_stored_whole_and_found(store: PgStore, pg_url: str) -> None:
+    session = SessionRecord("s", 0.0, 1.0, "p", "l", "h", False, "", "ok", [], "[]")
+    jobs: list[Any] = [
+        lambda s, n=n: s.insert_message(record(f"m{n}", f"box{n % 2}")) for n in range(6)
+    ]
+    jobs.insert(3, lambda s: s.insert_session(session, 100))  # (the log: no write of the rest)
+    futures = held_batch(store, jobs)
+    ids = [f.result(30) for f in futures[:3] + futures[4:]]
+    assert ids == list(range(1, 7))  # in order, none skipped
+    assert store.last_batch_size == 7 and store.next_id() == 7
+    assert store.counts() == (6, 6) and store.counts("box0") == (3, 3)
+    summary = store.summary("m4")
+    assert summary is not None and summary["tags_json"] == '["t1", "t2"]'
+    assert store.raw("m4") is not None and store.raw("m4").startswith(b"From: Ann")  # type: ignore[union-attr]
+    assert [r["uid"] for r in store.search_page(parse_query("header:X-Tag:m3"))[0]] == ["m3"]
+    assert [r["uid"] for r in store.search_page(parse_query("m5"))[0]] == ["m5"]
+    with psycopg.connect(pg_url) as conn:
+        # every row of each: the message, its data, one row per tag, its index rows
+        found = conn.execute(
+            "SELECT (SELECT count(*) FROM message_data), (SELECT count(*) FROM tags), "
+            "(SELECT count(*) FROM messages_fts), (SELECT count(DISTINCT message) FROM headers)"
+        ).fetchone()
+    assert found == (6, 12, 6, 6)
+
+
+def test_a_message_that_cannot_be_written_fails_its_own_job_alone(store: PgStore) -> None:
+    store.write(lambda s: s.insert_message(record("taken")))
+    futures = held_batch(
+        store,
+        [
+            lambda s: s.insert_message(record("before")),
+            lambda s: s.insert_message(record("taken")),  # (the uid is unique)
+            lambda s: s.insert_message(record("after")),
+        ],
+    )
+    assert futures[0].result(30) > 0 and futures[2].result(30) > 0
+    with pytest.raises(StoreError, match="duplicate key"):
+        futures[1].result(30)
+    assert {r["uid"] for r in store.list_summaries(0, 10)} == {"taken", "before", "after"}
+    assert store.counts() == (3, 3)
+
+
+def test_retention_counts_the_messages_queued_in_its_batch(store: PgStore) -> None:
+    # max 2: the slack lets a few more in before a delete (retention.retention_slack)
+    futures = held_batch(
+        store,
+        [
+            lambda s, n=n: (s.insert_message(record(f"m{n:02}")), s.prune(2, None, "default"))[1]
+            for n in range(30)
+        ],
+    )
+    pruned = [uid for f in futures for uid in f.result(30)]
+    kept = [r["uid"] for r in store.list_summaries(0, 50)]
+    assert len(pruned) + len(kept) == 30 and not set(pruned) & set(kept)
+    assert kept[:2] == ["m29", "m28"] and len(kept) < 30
+    assert store.counts() == (len(kept), len(kept))
+
+
+def test_the_session_log_keeps_its_bounds_reading_its_oldest_a_page_at_a_time(
+    store: PgStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailpit_py.store import sessions as log_rules
+
+    monkeypatch.setattr(pg_sessions, "SESSION_LOG_BYTES", 3000)
+    monkeypatch.setattr(log_rules, "SESSION_LOG_BYTES", 3000)  # (sessions_to_cut's)
+
+    def session(uid: str, size: int) -> SessionRecord:
+        return SessionRecord(uid, 0.0, 1.0, "p", "l", "h", False, "", "ok", [], "x" * size)
+
+    for n in range(400):
+        store.write(lambda s, n=n: s.insert_session(session(f"s{n:03}", 10), 1000))
+    assert store.session_count() == 300  # 3,000 bytes of 10
+    store.write(lambda s: s.insert_session(session("s399", 10), 1000))  # replaced, not added
+    store.write(lambda s: s.insert_session(session("big", 2500), 1000))  # 250 older ones go
+    assert [r["uid"] for r in store.sessions(0, 100)][:2] == ["big", "s399"]
+    with psycopg.connect(pg_url) as conn:
+        truth = conn.execute("SELECT count(*), sum(bytes)::bigint FROM sessions").fetchone()
+        kept = dict(
+            conn.execute(
+                "SELECT name, value FROM counters WHERE name IN ('sessions', 'session_bytes')"
+            ).fetchall()
+        )
+    assert truth == (51, 3000) and (kept["sessions"], kept["session_bytes"]) == truth
+    for n in range(3):
+        store.write(lambda s, n=n: s.insert_session(session(f"k{n}", 1), 2))
+    assert [r["uid"] for r in store.sessions(0, 10)] == ["k2", "k1"]
+
+
+def test_a_batch_of_deliveries_is_written_in_one_statement(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    """Each message's own statement cost a round trip, an executor start-up and a run of the
+    count triggers: a batch's messages now go in one (the server's statement log shows it)."""
+    name = pg_url.rsplit("/", 1)[1]
+    pg_server.sql(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")  # (new sessions)
+    store = PgStore(pg_url, linger=0.5)
+    try:
+        futures = held_batch(
+            store, [lambda s, n=n: s.insert_message(record(f"one{n}")) for n in range(6)]
+        )
+        assert all(f.result(30) for f in futures) and store.counts() == (6, 6)
+    finally:
+        store.close()
+    lines = pg_server.log.read_text(errors="replace").splitlines()
+    inserts = [line for line in lines if f" {name} " in line and "INSERT INTO messages " in line]
+    assert len(inserts) == 1, inserts
+
+
+def test_ascii_words_split_fast_are_the_words_the_tokenizer_finds() -> None:
+    import random
+    import string
+
+    from mailpit_py.store.postgres.words import (
+        _WORD,
+        MAX_POSITION,
+        _column_words,
+        fold,
+        tsvector_literal,
+    )
+
+    rnd = random.Random(7)
+    alphabet = string.printable + "\x00\x1c\x1f\x7f"
+    for _ in range(500):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 300)))
+        assert _column_words(text) == _WORD.findall(fold(text))
+    assert _column_words("Crème BRÛLÉE ß") == ["creme", "brulee", "ß"]  # (the regex path)
+    # each word's positions: the first 64 of a column, past 16,383 all at 16,383
+    vector = tsvector_literal(["", "", "w " * 20_000 + "last", ""])
+    first, last = vector.split(" ")
+    assert first.startswith("'w':6C,7C,") and first.count(",") == 63
+    assert last == f"'last':{MAX_POSITION}C"
