@@ -4,7 +4,9 @@ match still decides), while a search for a rare value steps over the candidates 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,10 @@ import pytest
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
-from mailpit_py.store import search_sql
+from mailpit_py.store import queries, search_sql
+from mailpit_py.store.schema import MIGRATIONS
+
+HEADER_VALUES_MIGRATION = 17  # the header value index
 
 ENV = Envelope("a@example.com", ("b@example.org",))
 N = 300
@@ -115,3 +120,65 @@ def test_a_rare_address_steps_over_its_candidates_not_every_message(mailbox: Mai
     # Its negation must look at every message; the search itself only at its few matches.
     assert vm_steps(mailbox, "from:s7@") * 4 < vm_steps(mailbox, "-from:s7@")
     assert vm_steps(mailbox, "to:user3@") * 3 < vm_steps(mailbox, "-to:user3@")
+
+
+HEADER_QUERIES = [
+    "header:X-Campaign:c3",
+    "header:x-campaign:C",
+    "header:X-Campaign:c",
+    "header:X-Campaign:zz",
+    "header:X-Ref:ä",
+    "header:X-Ref:Ä",
+    "header:X-Ref:ref-1",
+    "header:X-Ref:%",
+    "header:X-Ref:_",
+    "header:X-Ref",
+    "header:Nope:x",
+    "-header:X-Campaign:c3",
+    "header:X-Campaign:c3 from:s7@",
+    "header:X-Campaign:c3 -header:X-Ref:ä",
+    "header:X-Campaign:c3 is:unread",
+]
+
+
+@pytest.mark.parametrize("query", HEADER_QUERIES)
+def test_header_searches_find_what_testing_every_value_finds(
+    mailbox: Mailbox, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_values = found(mailbox, query)
+    monkeypatch.setattr(queries, "HEADER_VALUES_MAX", 0)  # every header has more values
+    assert by_values == found(mailbox, query)
+    monkeypatch.setattr(queries, "HEADER_VALUES_MAX", 5)  # X-Campaign has 10: tested each
+    assert by_values == found(mailbox, query)
+
+
+def test_a_header_value_reads_the_distinct_values_not_every_message(mailbox: Mailbox) -> None:
+    # Ten distinct campaigns among N messages: the search seeks each, then reads its 30 matches,
+    # where presence alone must read every message's entry.
+    assert vm_steps(mailbox, "header:X-Campaign:c3") * 3 < vm_steps(mailbox, "header:X-Campaign")
+
+
+def test_an_older_database_gets_the_header_value_index(tmp_path: Path) -> None:
+    db = str(tmp_path / "old.db")
+    mb = Mailbox(Config(database=db, max_messages=0))
+    for i in range(20):
+        raw = f"X-Campaign: c{i % 4}\r\nSubject: m{i}\r\n\r\nbody\r\n".encode()
+        mb.deliver(ENV, raw).result(10)
+    mb.close()
+    conn = sqlite3.connect(db)
+    conn.executescript(  # as migration 16 left it
+        "DROP INDEX headers_name_value_message; "
+        "CREATE INDEX headers_name_value ON headers (name, message, value); "
+        f"PRAGMA user_version = {HEADER_VALUES_MIGRATION - 1};"
+    )
+    conn.close()
+    mb = Mailbox(Config(database=db, max_messages=0))
+    try:
+        assert mb.search("header:X-Campaign:c1", 0, 50)[1] == 5
+    finally:
+        mb.close()
+    conn = sqlite3.connect(db)
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "headers_name_value_message" in indexes and "headers_name_value" not in indexes
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()

@@ -305,6 +305,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX sessions_mailbox ON sessions (mailbox, id);
     """
     + "\n".join(f"{trigger};" for trigger in MAILBOX_TRIGGERS),
+    # 17: header values in order within each header name, so that header:Name:value reads a
+    # header's distinct values (a seek each) instead of every message's value of it: at
+    # 1,000,000 messages header:X-Campaign:c3 tested a million values, of which there are ten
+    # distinct (queries.header_values). A search within one message's headers (a small
+    # mailbox's probe) has headers_message.
+    """
+    CREATE INDEX IF NOT EXISTS headers_name_value_message ON headers (name, value, message);
+    DROP INDEX IF EXISTS headers_name_value;
+    """,
 ]
 
 
