@@ -9,8 +9,10 @@ byte-exact, retention held), never a speed or a ratio: speed is for `make bench`
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from test_ui_browser import _need_browser
@@ -205,3 +207,21 @@ def test_smtpfill_keeps_what_retention_keeps_and_reports_memory() -> None:
     )
     assert kept and kept[2] == kept[3] == "547", out  # 500 + (700 - 550 - 1) % 51
     assert "verdict: ok" in out, out
+
+
+def test_reuseport_prototype_stores_every_message_through_its_writer_process() -> None:
+    # The prototype's workers hand records to a writer process: a 250 must mean stored there.
+    out = bench("reuseport.py", "-n", "30", "--rounds", "1", "--warmup", "5", "--workers", "2")
+    assert re.search(r"^  round  1: single +\d+  workers +\d+ msgs/s", out, re.M), out
+    assert "workers / single median" in out and "FAILED" not in out, out
+
+
+def test_profile_ingest_splits_each_threads_cpu_per_message() -> None:
+    spy = Path(sys.executable).parent / "py-spy"
+    if shutil.which("py-spy") is None and not spy.is_file():
+        pytest.skip("py-spy is not installed (.venv/bin/pip install py-spy)")
+    out = bench("profile_ingest.py", "-n", "300")
+    assert re.search(r"^8 conns, reused sessions: 300 msgs at \d+/s, server CPU \d+ us/msg", out,
+                     re.M), out  # fmt: skip
+    assert re.search(r"^  store-writer +\d+ us/msg", out, re.M), out
+    assert re.search(r"^  smtp +\d+ us/msg", out, re.M), out
