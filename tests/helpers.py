@@ -193,3 +193,23 @@ def dkim_rsa_key() -> tuple[bytes, str]:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return pem, base64.b64encode(der).decode()
+
+
+def sqlite_steps(store: Any, read: Callable[[], object]) -> int:
+    """SQLite virtual machine steps, in hundreds, that `read` takes on an in-memory store (whose
+    reads run on the writer's one connection): the rows a query walks, counted without a clock."""
+    steps = 0
+
+    def tick() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store.index_barrier()  # the search index's writes share the connection: none now
+    conn = store._wconn
+    conn.set_progress_handler(tick, 100)
+    try:
+        read()
+    finally:
+        conn.set_progress_handler(None, 0)
+    return steps

@@ -5,10 +5,10 @@ steps over the entries from the nearer end only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from helpers import sqlite_steps
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
@@ -19,7 +19,8 @@ N = 400
 
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
-    mb = Mailbox(Config(database=":memory:", max_messages=0))
+    # No background checks: their writes would share the connection whose steps are counted.
+    mb = Mailbox(Config(database=":memory:", max_messages=0, disable_checks=True))
     try:
         for i in range(N):
             raw = f"Subject: m{i}\r\nFrom: a@example.com\r\n\r\nbody {i}\r\n".encode()
@@ -51,21 +52,7 @@ def test_every_page_is_the_slice_of_the_whole_list(mailbox: Mailbox, box: str | 
 
 def vm_steps(mailbox: Mailbox, start: int, box: str | None = None) -> int:
     """SQLite virtual machine steps (in hundreds) to read one page: what OFFSET walks."""
-    steps = 0
-
-    def tick() -> int:
-        nonlocal steps
-        steps += 1
-        return 0
-
-    store: Any = mailbox.store
-    conn = store._wconn  # in memory, reads run on the writer's one connection
-    conn.set_progress_handler(tick, 100)
-    try:
-        mailbox.list_messages(start, 20, box=box)
-    finally:
-        conn.set_progress_handler(None, 0)
-    return steps
+    return sqlite_steps(mailbox.store, lambda: mailbox.list_messages(start, 20, box=box))
 
 
 @pytest.mark.parametrize("box", [None, "shop"])
