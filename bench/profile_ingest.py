@@ -50,7 +50,15 @@ RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+# A sample whose innermost Python frame is a thread's own loop is C code under it (uvloop's
+# polling and callbacks, SQLite's wait for the queue) or time spent ready but waiting for a
+# core after a wake-up: told apart from the Python work above it.
+LOOP_LEAF = re.compile(r"^(LoopThread\.start\.<locals>\.run|GroupCommitWriter\._write_loop) ")
+
+
 def categorize(frames: list[str]) -> str:
+    if frames and LOOP_LEAF.match(frames[-1]):
+        return "loop (C) or ready"
     for frame in reversed(frames):
         for name, pattern in RULES:
             if re.search(pattern, frame):
