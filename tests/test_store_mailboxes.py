@@ -146,5 +146,18 @@ def test_a_search_in_a_small_mailbox_looks_its_messages_up_one_by_one(tmp_path: 
         store.index_barrier()
         rows, matched, unread = store.search_page(parse_query("header:X-Team:red"), box="small")
         assert [r["uid"] for r in rows] == [small] and (matched, unread) == (1, 1)
+        # Each message's lookup seeks its own header rows: through an index that leads with
+        # the header's name it would walk every message's rows of that header, once per
+        # message of the mailbox (20-55 s for 2,000 of 100,000 messages).
+        where, args = build_where(parse_query("header:X-Team:red"), probe=True)
+        with store.reading() as conn:
+            plan = " | ".join(
+                row[3]
+                for row in conn.execute(
+                    f"EXPLAIN QUERY PLAN SELECT m.id FROM messages m WHERE mailbox = ? AND {where}",
+                    ["small", *args],
+                )
+            )
+        assert "headers_message" in plan, plan
     finally:
         store.close()

@@ -287,9 +287,12 @@ def _header_of_values(name: str, values: Sequence[str]) -> tuple[str, list[Any]]
 
 
 def _header_probe(term: Term) -> tuple[str, list[Any]]:
-    # The (name, message, value) index answers each message's lookup: a few thousand seeks,
-    # where the set of every message's values of a common header is tens of thousands of rows.
-    sql = "EXISTS (SELECT 1 FROM headers h WHERE h.name = ? AND h.message = m.id"
+    # The message's own header rows (the headers_message index) answer each message's lookup:
+    # a few thousand seeks, where the set of every message's values of a common header is tens
+    # of thousands of rows. The unary + keeps SQLite off the (name, value, message) index,
+    # which leads with the name: through it, each message's lookup walked every row of that
+    # header (20-55 s for a mailbox of 2,000 among 100,000 messages).
+    sql = "EXISTS (SELECT 1 FROM headers h WHERE +h.name = ? AND h.message = m.id"
     params: list[Any] = [term.name]
     if term.value != "":
         like, values = _like("h.value", str(term.value))
