@@ -1,10 +1,12 @@
-"""The PostgreSQL store's message inserts, gathered per transaction: each insert_message takes an
-id reserved for the batch and queues its rows, and the writer writes every queued message with
-its data, parts, tags and index rows in one statement (one multi-row INSERT per table), before
-the commit or before any other statement of the transaction.
+"""The PostgreSQL store's message inserts, gathered per transaction: its first message goes in
+at once (with the lock that orders ids), the later ones take the next ids and are queued, and the
+writer writes every queued message with its data, parts, tags and index rows in one statement
+(one multi-row INSERT per table), before the commit or before any other statement of the
+transaction.
 
 One statement per message cost a round trip, an executor start-up and a run of the count
-triggers each; a batch of eight messages now costs one of each (see bench/NOTES.md)."""
+triggers each; a batch of eight messages now costs two of each, and a lone message what it
+did (see bench/NOTES.md)."""
 
 from __future__ import annotations
 
@@ -17,18 +19,31 @@ from mailpit_py.store.postgres.words import substring_text, tsvector_literal
 from mailpit_py.store.rawcodec import pack
 from mailpit_py.store.records import MessageRecord, StoreError
 
-# The count's row is locked before any id is taken: an instance sharing the database that
-# inserts meanwhile waits here, without an id, until this transaction commits, so ids (IMAP
-# UIDs) become visible in the order they grow. Every writer of messages takes that lock first,
-# so while it is held nobody else takes an id: this transaction numbers its messages on from
-# the sequence's value, read after the lock (the subqueries refer to its row), and moves the
-# sequence on when it writes them (setval; an id is never handed out twice, and none is
-# skipped as drawing ahead would). Also the count of every mailbox and of one.
-_RESERVE = (
-    "WITH l AS (SELECT value FROM counters WHERE name = 'total' FOR UPDATE) "
-    "SELECT (SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END "
-    "FROM messages_id_seq s WHERE l.value IS NOT NULL), l.value, "
-    "(SELECT b.messages FROM mailboxes b WHERE b.name = %s AND l.value IS NOT NULL) FROM l"
+# A transaction's first message goes in at once, in one statement that takes the count's row
+# first: an instance sharing the database that inserts meanwhile waits here, without an id,
+# until this transaction commits, so ids (IMAP UIDs) become visible in the order they grow. Every
+# writer of messages takes that lock first, so while it is held nobody else takes an id: the
+# transaction's later messages are numbered on from this one's and queued, and the sequence is
+# moved on when they are written (setval: an id is never handed out twice, none is skipped).
+# Returns the id and the counts before it (of every mailbox, and of the message's own).
+_FIRST = (
+    "WITH l AS (SELECT value FROM counters WHERE name = 'total' FOR UPDATE), "
+    "m AS (INSERT INTO messages (uid, mailbox, created, size, message_id, subject, "
+    "from_json, to_json, cc_json, bcc_json, reply_to_json, username, snippet, "
+    "attachments, inline_count, session_uid, refused, listener) "
+    "SELECT %s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s FROM l RETURNING id), "
+    "d AS (INSERT INTO message_data (id, detail, detail_is_text, transcript, raw) "
+    "SELECT id, %b, %s, %s, %b FROM m), "
+    "p AS (INSERT INTO parts (message, part_id, content_type, data) "
+    "SELECT m.id, p.part_id, p.content_type, p.data FROM m, "
+    "unnest(%b::text[], %b::text[], %b::bytea[]) AS p(part_id, content_type, data) "
+    "ON CONFLICT DO NOTHING), "
+    "t AS (INSERT INTO tags (message, tag) SELECT DISTINCT m.id, t.tag FROM m, "
+    "unnest(%b::text[]) AS t(tag)), "
+    "h AS (INSERT INTO headers (message, name, value) SELECT m.id, h.name, h.value "
+    "FROM m, unnest(%b::text[], %b::text[]) AS h(name, value)), "
+    "f AS (INSERT INTO messages_fts (id, words, text) SELECT id, %s::tsvector, %s FROM m) "
+    "SELECT m.id, l.value, (SELECT b.messages FROM mailboxes b WHERE b.name = %s) FROM m, l"
 )
 _MESSAGE_COLUMNS = (
     "id, uid, mailbox, created, size, message_id, subject, from_json, to_json, cc_json, "
@@ -68,7 +83,7 @@ class PgPendingInserts(PgParts):
     """insert_message and what it queues (writer thread only)."""
 
     _pending: list[tuple[int, MessageRecord]]  # queued, not written yet
-    _last_id: int | None  # the last id taken under the count's lock (None: lock not taken)
+    _last_id: int | None  # the last id taken under the count's lock (None: not taken yet)
     # Message counts of every mailbox (None) and of some, as this transaction sees them with
     # its queued messages: what retention compares with its bound, without a query.
     _known: dict[str | None, int]
@@ -89,13 +104,13 @@ class PgPendingInserts(PgParts):
         conn = self._conn_in_job()
         box = text(rec.mailbox)
         if self._last_id is None:
-            row = conn.execute(_RESERVE, (box,)).fetchone()
+            # (nothing is queued before the first: the lock is taken with it)
+            row = conn.execute(_FIRST, self._first_params(rec)).fetchone()
             assert row is not None
-            queued = [r.mailbox for _, r in self._pending]
-            self._last_id = int(row[0]) + len(queued)
-            # (the counts before the queued messages, which the writing's trigger adds)
-            self._known.setdefault(None, int(row[1]) + len(queued))
-            self._known.setdefault(box, int(row[2] or 0) + queued.count(box))
+            self._last_id = int(row[0])
+            self._known[None] = int(row[1]) + 1
+            self._known[box] = int(row[2] or 0) + 1
+            return self._last_id
         self._last_id += 1
         rowid = self._last_id
         self._pending.append((rowid, rec))
@@ -103,6 +118,25 @@ class PgPendingInserts(PgParts):
             if key in self._known:
                 self._known[key] += 1
         return rowid
+
+    def _first_params(self, rec: MessageRecord) -> tuple[Any, ...]:
+        detail = rec.detail
+        is_text = isinstance(detail, str)
+        if isinstance(detail, str):
+            detail = detail.encode("utf-8", "surrogatepass")
+        columns = [text(c) for c in rec.fts[:4]]
+        return (
+            text(rec.uid), text(rec.mailbox), rec.created, rec.size, text(rec.message_id),
+            text(rec.subject), text(rec.from_json), text(rec.to_json), text(rec.cc_json),
+            text(rec.bcc_json), text(rec.reply_to_json), text(rec.username),
+            text(rec.snippet), rec.attachments, rec.inline_count, text(rec.session_uid),
+            text(rec.refused), text(rec.listener),
+            detail, is_text, text(rec.transcript), pack(rec.raw, self.compression),
+            [text(pid) for pid, _, _ in rec.parts], [text(ctype) for _, ctype, _ in rec.parts],
+            [data for _, _, data in rec.parts], [text(t) for t in rec.tags],
+            [text(n) for n, _ in rec.headers], [text(v) for _, v in rec.headers],
+            tsvector_literal(columns), substring_text(columns), text(rec.mailbox),
+        )  # fmt: skip
 
     def _box_count(self, conn: psycopg.Connection[Any], box: str) -> int:
         row = conn.execute("SELECT messages FROM mailboxes WHERE name = %s", (box,)).fetchone()
