@@ -170,3 +170,39 @@ def test_an_older_database_gets_the_header_value_index(tmp_path: Path) -> None:
     assert "headers_name_value_message" in indexes and "headers_name_value" not in indexes
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
+
+
+@pytest.mark.parametrize("read", ["none", "some", "all"])
+def test_a_lone_header_term_pages_and_counts_as_the_general_query(
+    read: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mb = Mailbox(Config(database=":memory:", max_messages=0, disable_checks=True))
+    try:
+        for i in range(120):
+            extra = "X-Campaign: c3\r\n" if i % 7 == 0 else ""  # twice in some messages
+            raw = f"X-Campaign: c{i % 4}\r\n{extra}Subject: m{i}\r\n\r\nbody\r\n".encode()
+            mb.deliver(ENV, raw).result(10)
+        ids = [m["ID"] for m in mb.list_messages(0, 200)]
+        mb.mark_read(ids[::3] if read == "some" else ids if read == "all" else [])
+        taken: list[int] = []
+        lone_page = queries._lone_header_page
+
+        def counted(*args: Any) -> Any:
+            taken.append(1)
+            return lone_page(*args)
+
+        monkeypatch.setattr(queries, "_lone_header_page", counted)
+        for query in ("header:X-Campaign:c3", "header:x-campaign:C", "header:X-Campaign:zz"):
+            for start, limit in ((0, 10), (10, 10), (25, 50), (500, 5)):
+                fast = found_page(mb, query, start, limit)
+                monkeypatch.setattr(queries, "HEADER_VALUES_MAX", 0)
+                assert fast == found_page(mb, query, start, limit), (query, start)
+                monkeypatch.setattr(queries, "HEADER_VALUES_MAX", 1_000)
+        assert taken
+    finally:
+        mb.close()
+
+
+def found_page(mb: Mailbox, query: str, start: int, limit: int) -> tuple[list[str], int, int]:
+    rows, total, unread = mb.search(query, start, limit)
+    return [r["ID"] for r in rows], total, unread

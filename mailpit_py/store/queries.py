@@ -3,11 +3,13 @@ message's parts, raw bytes streamed, tags, counts."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from mailpit_py.store.base import BLOB_CHUNK, SUMMARY_COLUMNS, SQLiteParts, dict_cursor
+from mailpit_py.store.listpages import BOX_INDEX, page_from_newest, page_from_oldest, snapshot
 from mailpit_py.store.messages import in_box
 from mailpit_py.store.rawcodec import MARK, packed, unpack, unpack_stream
 from mailpit_py.store.search import Term
@@ -36,9 +38,7 @@ _BOTH_AMONG = (
 # its unread count from looking the read ones up among its matches; otherwise it reads the
 # matches' rows, as other searches do (cheap for a few matches).
 READ_PROBE_MAX = 5_000
-# One mailbox's entries, newest first, with each one's read flag (migration 16): what a page, a
-# search's candidates and its counts in one mailbox walk instead of every message's.
-_BOX_INDEX = " INDEXED BY messages_mailbox_id_read"
+_BOX_INDEX = BOX_INDEX
 # Matches looked up at a time in the mailbox when a lone term's page is cut in one mailbox.
 BOX_PAGE_SLICE = 500
 # A mailbox holding at most 1/PROBE_SHARE of the messages has a search's candidates looked up
@@ -92,27 +92,27 @@ class MessageQueries(SQLiteParts):
         with self._in_box(box) as (conn, box, _):
             cursor = dict_cursor(conn)
             if start > 0 and limit > 0:
-                with _snapshot(conn):
+                with snapshot(conn):
                     total = _counts(conn, box)[0]
                     if start >= total:
                         return []
                     if start * 2 > total:
-                        return _page_from_oldest(cursor, total - 1 - start, limit, box)
-                    return _page_from_newest(cursor, start, limit, box)
-            return _page_from_newest(cursor, start, limit, box)
+                        return page_from_oldest(cursor, total - 1 - start, limit, box)
+                    return page_from_newest(cursor, start, limit, box)
+            return page_from_newest(cursor, start, limit, box)
 
     def search(
         self, terms: Sequence[Term], start: int = 0, limit: int = 50, box: str | None = None
     ) -> list[sqlite3.Row]:
         """Summaries matching the search terms, newest first, paged in SQL."""
         self.index_barrier()
-        with self._in_box(box) as (conn, box, probe), _snapshot(conn):
+        with self._in_box(box) as (conn, box, probe), snapshot(conn):
             return _search_rows(conn, terms, start, limit, box, probe)
 
     def count_matches(self, terms: Sequence[Term], box: str | None = None) -> tuple[int, int]:
         """(matches, unread matches), in `box` when given."""
         self.index_barrier()
-        with self._in_box(box) as (conn, box, probe), _snapshot(conn):
+        with self._in_box(box) as (conn, box, probe), snapshot(conn):
             return _count_matches(conn, terms, box, probe)
 
     def search_page(
@@ -125,12 +125,15 @@ class MessageQueries(SQLiteParts):
         and the page is cut from it, instead of one pass for the page and another for the counts.
         """
         self.index_barrier()
-        with self._in_box(box) as (conn, box, probe), _snapshot(conn):
+        with self._in_box(box) as (conn, box, probe), snapshot(conn):
             both = lone_substring(terms)
             if both is not None and box is not None:
                 return _lone_substring_box_page(conn, *both, start, limit, box, probe)
             if both is not None:
                 return _lone_substring_page(conn, *both, start, limit)
+            header = _lone_header(conn, terms) if box is None else None
+            if header is not None:
+                return _lone_header_page(conn, *header, start, limit)
             if not evaluate_once(terms):
                 return (
                     _search_rows(conn, terms, start, limit, box, probe),
@@ -335,13 +338,72 @@ def _where(
     of them or the search probes a small mailbox's messages one by one."""
     found: dict[tuple[str, str], list[str]] = {}
     for term in terms if not probe else ():
-        if term.kind != "header" or term.value == "":
-            continue
-        sql, params = header_values_query(term.name, str(term.value), HEADER_VALUES_MAX + 1)
-        rows = conn.execute(sql, params).fetchall()
-        if len(rows) <= HEADER_VALUES_MAX:
-            found[term.name, str(term.value)] = [row[0] for row in rows if row[1]]
+        values = _header_values(conn, term)
+        if values is not None:
+            found[term.name, str(term.value)] = values
     return build_where(terms, probe=probe, header_values=found)
+
+
+def _header_values(conn: sqlite3.Connection, term: Term) -> list[str] | None:
+    """The distinct values of a header:Name:value term's header that contain its value; None
+    for another term, or a header with more than HEADER_VALUES_MAX values."""
+    if term.kind != "header" or term.value == "":
+        return None
+    sql, params = header_values_query(term.name, str(term.value), HEADER_VALUES_MAX + 1)
+    rows = conn.execute(sql, params).fetchall()
+    if len(rows) > HEADER_VALUES_MAX:
+        return None
+    return [row[0] for row in rows if row[1]]
+
+
+# The messages holding one of a header's values (a JSON array), in the header value index.
+_OF_VALUES = (
+    "SELECT h.message FROM headers h WHERE h.name = ? "
+    "AND h.value IN (SELECT value FROM json_each(?))"
+)
+
+
+def _lone_header(conn: sqlite3.Connection, terms: Sequence[Term]) -> tuple[str, str] | None:
+    """(header name, JSON array of its matching values) when the search is one positive
+    header:Name:value term whose header has few distinct values (_header_values), else None."""
+    if len(terms) != 1 or terms[0].negated:
+        return None
+    values = _header_values(conn, terms[0])
+    if values is None:
+        return None
+    return terms[0].name, json.dumps(values, ensure_ascii=False)
+
+
+def _lone_header_page(
+    conn: sqlite3.Connection, name: str, values: str, start: int, limit: int
+) -> tuple[list[sqlite3.Row], int, int]:
+    """search_page for one header:Name:value term: the page walks the header value index's
+    matches newest first and stops at it, and the counts come from the matches' slim index
+    entries, instead of every match's (id, read) read into Python to cut the page from (at
+    1,000,000 messages, 100,000 matches: 153 ms). The index holds rows of existing messages
+    only (the writer indexes the live ones, a delete takes their rows), so a page of it is
+    a page of messages."""
+    page = [
+        row[0]
+        for row in conn.execute(
+            f"SELECT DISTINCT message FROM ({_OF_VALUES}) ORDER BY 1 DESC LIMIT ? OFFSET ?",
+            (name, values, limit, max(start, 0)),
+        )
+    ]
+    total, unread_total = _counts(conn, None)
+    if unread_total == total:
+        # Nothing is read, so every match is unread: the matches counted in the header value
+        # index alone (19 ms for 100,000 of them, against 46 ms looking each up).
+        matched = unread = conn.execute(
+            f"SELECT count(DISTINCT message) FROM ({_OF_VALUES})", (name, values)
+        ).fetchone()[0]
+    else:
+        matched, unread = conn.execute(
+            "SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m "
+            f"INDEXED BY messages_id_read WHERE m.id IN ({_OF_VALUES})",
+            (name, values),
+        ).fetchone()
+    return _summaries_of(conn, page), int(matched), int(unread)
 
 
 def _search_rows(
@@ -523,64 +585,3 @@ def _summaries_of(conn: sqlite3.Connection, ids: list[int]) -> list[sqlite3.Row]
         )
         .fetchall()
     )
-
-
-@contextmanager
-def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """One read transaction around several statements (the counters and the index they count
-    agree), unless one is open already (_in_box's)."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")
-
-
-def _page_from_newest(
-    cursor: sqlite3.Cursor, start: int, limit: int, box: str | None
-) -> list[sqlite3.Row]:
-    """A page `start` messages from the newest: OFFSET steps over slim index entries, not over
-    the table's fat rows (a deep page's first id 5x faster), then the page is a range read."""
-    if box is not None:
-        return cursor.execute(
-            f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ("
-            f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ? "
-            "ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY m.id DESC",
-            (box, limit, start),
-        ).fetchall()
-    if start == 0:
-        return cursor.execute(
-            f"SELECT {SUMMARY_COLUMNS} FROM messages m ORDER BY m.id DESC LIMIT ?", (limit,)
-        ).fetchall()
-    return cursor.execute(
-        f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= ("
-        "SELECT id FROM messages INDEXED BY messages_id_read "
-        "ORDER BY id DESC LIMIT 1 OFFSET ?) ORDER BY m.id DESC LIMIT ?",
-        (start, limit),
-    ).fetchall()
-
-
-def _page_from_oldest(
-    cursor: sqlite3.Cursor, from_oldest: int, limit: int, box: str | None
-) -> list[sqlite3.Row]:
-    """A page past the middle of the list, its newest message found `from_oldest` entries from
-    the oldest end: OFFSET steps over every entry it skips, so a page 999,000 deep of 1,000,000
-    stepped over 999,000 index entries (22-39 ms) where this steps over 950. The count it is
-    reckoned from is read in the same snapshot (_snapshot), so the two ends agree."""
-    if box is not None:
-        return cursor.execute(
-            f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id IN ("
-            f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ? AND id <= ("
-            f"SELECT id FROM messages{_BOX_INDEX} WHERE mailbox = ? "
-            "ORDER BY id ASC LIMIT 1 OFFSET ?) ORDER BY id DESC LIMIT ?) ORDER BY m.id DESC",
-            (box, box, from_oldest, limit),
-        ).fetchall()
-    return cursor.execute(
-        f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.id <= ("
-        "SELECT id FROM messages INDEXED BY messages_id_read "
-        "ORDER BY id ASC LIMIT 1 OFFSET ?) ORDER BY m.id DESC LIMIT ?",
-        (from_oldest, limit),
-    ).fetchall()
