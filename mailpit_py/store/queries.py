@@ -159,7 +159,9 @@ class MessageQueries(SQLiteParts):
             )
 
     def tag_counts(self, box: str | None = None) -> dict[str, int]:
-        with self.reading() as conn:
+        # A mailbox holding every message counts as the whole store: joined with the messages,
+        # SQLite walked the mailbox's million index entries to find no tag (70 ms a list page).
+        with self._in_box(box) as (conn, box, _):
             if box is None:
                 rows = conn.execute(
                     "SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag COLLATE NOCASE"
