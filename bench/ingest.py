@@ -58,7 +58,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from _common import HOST, REPO, SMTPLOAD, busiest_share, cpu_seconds, thread_cpu
 
@@ -133,11 +133,9 @@ async def _serve_sink() -> None:
     await server.wait_closed()
 
 
-def _serve_mailpit(tree: Path, lean: bool) -> int:
-    # The checkout to run: this one, or bench/ab.py's other revision (its code, these settings).
-    sys.path.insert(0, str(tree))
-    from mailpit_py import cli
-    from mailpit_py.config.settings import field_names
+def report_ready(after: Callable[[Any], None] | None = None) -> None:
+    """Make the server print the READY line start_child reads once it has started (its SMTP
+    port, database and API), first calling `after(server)` when given (bench/reuseport.py)."""
     from mailpit_py.server import Server
 
     original_start = Server.start
@@ -145,12 +143,23 @@ def _serve_mailpit(tree: Path, lean: bool) -> int:
     def start_and_report(self: Server) -> Server:
         original_start(self)
         assert self.mailbox is not None
+        if after is not None:
+            after(self)
         _host, port = self.smtp_address
         web = self.http_url if self.http is not None else "-"
         print(f"READY port={port} db={self.mailbox.database_path} web={web}", flush=True)
         return self
 
     Server.start = start_and_report  # type: ignore[method-assign]
+
+
+def _serve_mailpit(tree: Path, lean: bool) -> int:
+    # The checkout to run: this one, or bench/ab.py's other revision (its code, these settings).
+    sys.path.insert(0, str(tree))
+    from mailpit_py import cli
+    from mailpit_py.config.settings import field_names
+
+    report_ready()
     # cli.main turns SIGTERM into a clean stop (in-flight commits, temp file removed).
     _exit_on_stdin_eof(lambda: os.kill(os.getpid(), signal.SIGTERM))
     argv = ["-s", f"{HOST}:0"]

@@ -52,6 +52,7 @@ from ingest import (
     _exit_on_stdin_eof,
     find_smtpload,
     one_run,
+    report_ready,
     start_child,
 )
 
@@ -73,26 +74,6 @@ def _read_frames(buf: bytearray) -> list[Any]:
         out.append(pickle.loads(bytes(buf[_LEN : _LEN + n])))
         del buf[: _LEN + n]
     return out
-
-
-def _report_ready(extra: str = "") -> None:
-    """Print the READY line bench/ingest.py's start_child reads, once the server started."""
-    from mailpit_py.server import Server
-
-    original_start = Server.start
-
-    def start_and_report(self: Server) -> Server:
-        original_start(self)
-        assert self.mailbox is not None
-        _host, port = self.smtp_address
-        web = self.http_url if self.http is not None else "-"
-        hook = getattr(Server, "_bench_after_start", None)
-        if hook is not None:
-            hook(self)
-        print(f"READY port={port} db={self.mailbox.database_path} web={web}", flush=True)
-        return self
-
-    Server.start = start_and_report  # type: ignore[method-assign]
 
 
 # -- the writer process ----------------------------------------------------------------------
@@ -169,8 +150,7 @@ def _serve_writer(sock_path: str) -> int:
 
         threading.Thread(target=accept, name="records-accept", daemon=True).start()
 
-    Server._bench_after_start = staticmethod(after_start)  # type: ignore[attr-defined]
-    _report_ready()
+    report_ready(after_start)
     _exit_on_stdin_eof(lambda: os.kill(os.getpid(), signal.SIGTERM))
     return cli.main(["-s", f"{HOST}:0", "-l", f"{HOST}:0", "--enable-prometheus", "true"])
 
@@ -263,8 +243,7 @@ def _serve_worker(sock_path: str, port: int) -> int:
 
         loop.call_soon_threadsafe(loop.add_reader, link.fileno(), on_acks)
 
-    Server._bench_after_start = staticmethod(after_start)  # type: ignore[attr-defined]
-    _report_ready()
+    report_ready(after_start)
     _exit_on_stdin_eof(lambda: os.kill(os.getpid(), signal.SIGTERM))
     return cli.main(["-s", f"{HOST}:{port}", "-l", f"{HOST}:0"])
 
