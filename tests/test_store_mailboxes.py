@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from helpers import sqlite_steps
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
+from mailpit_py.store import boxscan
 from mailpit_py.store.records import SessionRecord
 from mailpit_py.store.schema import MIGRATIONS
 from mailpit_py.store.sqlite import Store
@@ -161,3 +166,123 @@ def test_a_search_in_a_small_mailbox_looks_its_messages_up_one_by_one(tmp_path: 
         assert "headers_message" in plan, plan
     finally:
         store.close()
+
+
+# Texts whose folding the trigram tokenizer does its own way: µ (micro) is μ to it, ſ is s, K
+# (Kelvin) is k, final ς is σ, İ stays İ; text after a NUL is not indexed; CJK is spaced.
+TEXTS = [
+    "Hello from example.com",
+    "HELLO FROM EXAMPLE.COM",
+    "µικρό μέρος",
+    "ΜΙΚΡΌ ΜΈΡΟΣ",
+    "Meſſage of the day",
+    "KELVIN 273 K scale",
+    "ΣΊΣΥΦΟΣ ς στο βουνό",
+    "İstanbul and istanbul",
+    "Straße Müller",
+    "東京の会議 report",
+    "plain ascii body with AMPLE room",
+]
+# Terms found by substring, by word (a diacritic folded, a phrase across punctuation) or both.
+TERMS = [
+    "example.com",
+    "ample",
+    "μικρό",
+    "message of",
+    "kelvin 273",
+    "σίσυφοσ",
+    "σίσυφος",
+    "istanbul",
+    "İstanbul",
+    "strasse",
+    "müller",
+    "muller",
+    "東京",
+    "hello from",
+    "from example",
+    "fter zeb",
+    "zebra",
+    "nothing like it",
+]
+
+
+@pytest.fixture(scope="module")
+def boxed() -> Iterator[Mailbox]:
+    """160 messages in 'big', and small mailboxes of 1, 11 and 33 (at most a quarter of all)."""
+    mb = Mailbox(Config(database=":memory:", max_messages=0, disable_checks=True))
+    try:
+        env = Envelope("ann@example.com", ("bob@example.org",))
+        sizes = {"big": 160, "one": 1, "eleven": 11, "some": 33}
+        for n in range(max(sizes.values())):
+            for box, size in sizes.items():
+                if n < size:
+                    text = TEXTS[(n + len(box)) % len(TEXTS)]
+                    body = f"{text}\r\nline {n}" + ("\x00 after zebra" if n % 5 == 0 else " zebra")
+                    raw = f"From: ann@example.com\r\nSubject: {box} {n}\r\n\r\n{body}\r\n"
+                    mb.deliver(env, raw.encode(), boxes={box: ["bob@example.org"]}).result(10)
+        for box in sizes:
+            ids = [m["ID"] for m in mb.list_messages(0, 1000, box=box)]
+            mb.mark_read(ids[::3], box=box)
+        yield mb
+    finally:
+        mb.close()
+
+
+def box_search(mb: Mailbox, box: str, term: str, start: int) -> tuple[list[str], int, int]:
+    rows, matched, unread = mb.search(f'"{term}"', start, 4, box=box)
+    return [r["ID"] for r in rows], matched, unread
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_a_small_mailbox_read_for_a_common_term_finds_what_the_indexes_find(
+    boxed: Mailbox, term: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mailbox's own text searched (boxscan.py) gives the pages and counts that streaming
+    the store's index matches past the mailbox gives, in mailboxes of several sizes."""
+    for box in ("one", "eleven", "some"):
+        for start in (0, 3, 10):
+            monkeypatch.setattr(boxscan, "SCAN_RATIO", 0)  # every term read in the text
+            scanned = box_search(boxed, box, term, start)
+            monkeypatch.setattr(boxscan, "SCAN_RATIO", 10**9)  # every term's matches streamed
+            assert scanned == box_search(boxed, box, term, start), (box, start)
+
+
+def test_the_fold_is_the_trigram_tokenizers_in_every_script() -> None:
+    """Every code point SQLite's trigram tokenizer folds is folded alike: the candidates
+    boxscan asks SQLite about hold them all."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize = 'trigram')")
+    conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+    points = [p for p in range(1, 0x110000) if not 0xD800 <= p < 0xE000]
+    conn.execute("INSERT INTO t (rowid, x) VALUES (1, ?)", ("".join(map(chr, points)) + "  ",))
+    text = "".join(map(chr, points))
+    folded = list(text)
+    for term, offset in conn.execute("SELECT term, offset FROM v WHERE offset < ?", (len(points),)):
+        folded[offset] = term[0]
+    conn.close()
+    assert boxscan.fold(text) == "".join(folded)
+    assert boxscan.fold("ab\x00cd") == "ab" and boxscan.fold("ΣΊΣΥΦΟΣ µ") == "σίσυφοσ μ"
+
+
+def test_a_common_term_in_a_small_mailbox_reads_that_mailbox_not_every_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A substring in every message, searched in a mailbox of 20 among 400: reading the
+    mailbox's text steps over its 20 messages, where streaming the store's 400 matches past
+    it took several times the whole store's search."""
+    mb = Mailbox(Config(database=":memory:", max_messages=0, disable_checks=True))
+    try:
+        env = Envelope("ann@example.com", ("bob@example.org",))
+        for n in range(400):
+            box = "small" if n % 20 == 0 else "big"
+            raw = f"From: ann@example.com\r\nSubject: s{n}\r\n\r\nat www.example.com {n}\r\n"
+            mb.deliver(env, raw.encode(), boxes={box: ["bob@example.org"]}).result(10)
+        whole = sqlite_steps(mb.store, lambda: mb.search("ample.com", 0, 50))
+        small = sqlite_steps(mb.store, lambda: mb.search("ample.com", 0, 50, box="small"))
+        assert mb.search("ample.com", 0, 50, box="small")[1:] == (20, 20)
+        assert small * 2 < whole, (small, whole)
+        monkeypatch.setattr(boxscan, "SCAN_RATIO", 10**9)
+        streamed = sqlite_steps(mb.store, lambda: mb.search("ample.com", 0, 50, box="small"))
+        assert small * 5 < streamed, (small, streamed)
+    finally:
+        mb.close()
