@@ -277,3 +277,98 @@ def test_matches_name_each_recipients_route_and_group_splits_off_the_refused() -
         ("b@else.test", None),
     ]
     assert r.group(found) == ({"shop": ["a@shop.test"]}, ["b@else.test"])
+
+
+# --- many routes -------------------------------------------------------------------------
+
+OVERLAPPING = (
+    "{mailbox}=rcpt:*@{mailbox}.review.test",  # a capture: too long a one falls through
+    "ci=auth:ci-*",
+    "exact=rcpt:boss@shop.test",
+    "shop=rcpt:*@shop.test",
+    "billing=listener:billing",
+    "late-{mailbox}=auth:{mailbox}@team.example",
+    "invoice=header:invoice-*",
+    "any-shop=rcpt:*shop*",
+    "team=auth:*",
+    "catch=rcpt:*@*.test",
+)
+
+
+def first_rule(
+    rules: tuple[str, ...], rcpt: str, username: str, listener: str, values: list[str]
+) -> tuple[str, str] | None:
+    """The first-match-wins answer, one rule after another (the router's rules, by hand)."""
+    from mailpit_py.mailbox.boxes import clean_box_name
+    from mailpit_py.mailbox.routing import glob_regex
+
+    for text in rules:
+        box, _, route = text.partition("=")
+        kind, _, pattern = route.partition(":")
+        value = {"rcpt": rcpt, "auth": username, "listener": listener}.get(kind)
+        if kind == "auth" and not username:
+            continue
+        found = [glob_regex(pattern).fullmatch(v) for v in ([value] if value else values)]
+        hit = next((m for m in found if m), None)
+        if hit is None:
+            continue
+        if "{mailbox}" in box:
+            try:
+                box = clean_box_name(box.replace("{mailbox}", hit.group("box")))
+            except ValueError:
+                continue  # no mailbox name: the next rule decides
+        return box, f"--mailbox-route {text}"
+    return None
+
+
+@pytest.mark.parametrize("rcpt", ["boss@shop.test", "Ann@Shop.Test", "x@p.review.test",
+                                  f"x@{'a' * 70}.review.test", "a@myshop.org", "a@b.test",
+                                  "nobody@else.org"])  # fmt: skip
+@pytest.mark.parametrize("username", ["", "ci-7", "Ann@Team.Example", f"{'b' * 70}@team.example"])
+@pytest.mark.parametrize("listener", ["default", "billing"])
+def test_many_overlapping_routes_keep_first_match_wins(
+    rcpt: str, username: str, listener: str
+) -> None:
+    """Rules of every kind, interleaved, overlapping, some capturing: each recipient goes where
+    the first rule that routes it (in the given order) says, with or without header values."""
+    r = router(
+        *OVERLAPPING,
+        mailbox_header="X-Route",
+        smtp_listeners=("billing=127.0.0.1:0",),
+    )
+    for values in ([], ["Invoice-7"], ["other"]):
+        found = r.match(rcpt, username=username, listener=listener, header_values=values)
+        want = first_rule(OVERLAPPING, rcpt, username, listener, values)
+        assert (None if found is None else (found.box, found.rule)) == want, values
+
+
+def test_a_recipient_among_many_routes_is_matched_once_per_kind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a rcpt: and an auth: route for each of 50 mailboxes, routing the last mailbox's
+    recipient matches a handful of patterns, not the hundred routes before it one by one."""
+    import re
+
+    calls = []
+    compile_ = re.compile
+
+    class Counted:
+        def __init__(self, regex: re.Pattern[str]) -> None:
+            self.regex = regex
+
+        def fullmatch(self, value: str) -> re.Match[str] | None:
+            calls.append(value)
+            return self.regex.fullmatch(value)
+
+    monkeypatch.setattr(re, "compile", lambda *a, **k: Counted(compile_(*a, **k)))
+    routes = [f"p{k}=rcpt:*@p{k}.test" for k in range(50)]
+    routes += [f"p{k}=auth:p{k}-ci" for k in range(50)]
+    r = router(*routes)
+    monkeypatch.undo()
+    assert r.match("User@P49.test", username="p3-ci").box == "p49"  # type: ignore[union-attr]
+    assert len(calls) <= 3, len(calls)
+    calls.clear()
+    assert r.match("user@p49.test", username="p3-ci", header_values=None).box == "p49"  # type: ignore[union-attr]
+    assert r.match("user@else.test", username="p3-ci").box == "p3"  # type: ignore[union-attr]
+    assert r.match("user@else.test") is None
+    assert len(calls) <= 3 + 3 + 1, len(calls)

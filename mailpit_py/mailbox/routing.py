@@ -53,6 +53,17 @@ class _Rule:
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """A case-insensitive glob (`*` any text, `?` one character, `{mailbox}` any text, captured
     as the group `box`) as a regular expression matched against the whole value."""
+    return re.compile(_glob_source(pattern, "box"), _FLAGS)
+
+
+_FLAGS = re.IGNORECASE | re.DOTALL
+# The route kinds matched by one alternation of all their rules' globs: each matches a value
+# that is the same for every rule of its kind (the recipient, the username, the listener).
+_ALTERNATED = ("rcpt", "auth", "listener")
+
+
+def _glob_source(pattern: str, group: str) -> str:
+    """glob_regex's expression, its `{mailbox}` capture named `group`."""
     out = []
     for piece in re.split(r"(\*|\?|\{mailbox\})", pattern):
         if piece == "*":
@@ -60,10 +71,21 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         elif piece == "?":
             out.append(".")
         elif piece == CAPTURE:
-            out.append("(?P<box>.+?)")
+            out.append(f"(?P<{group}>.+?)")
         else:
             out.append(re.escape(piece))
-    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+    return "".join(out)
+
+
+def _alternation(rules: Sequence[tuple[int, RouteRule]]) -> re.Pattern[str]:
+    """One expression for several rules' globs, each an alternative in the rules' order, in a
+    group named `r` and its index: matched against a whole value, the first alternative that
+    matches it is taken (the regular expression engine tries them in order, as the loop did),
+    and the match's outermost group, the one that closes last, names the rule."""
+    return re.compile(
+        "|".join(f"(?P<r{i}>{_glob_source(rule.pattern, f'b{i}')})" for i, rule in rules),
+        _FLAGS,
+    )
 
 
 class Router:
@@ -84,6 +106,16 @@ class Router:
             for name in sorted(names or ()):
                 _check_name(name, settings.access_where)
         self._rules = tuple(self._compile(rule, listeners) for rule in settings.rules)
+        # Per kind, its rules' globs as one alternation: with a route per mailbox, a recipient
+        # is one match instead of one per rule before its own (50 mailboxes: 7-55 us each).
+        self._alternations = tuple(
+            (kind, _alternation(of_kind))
+            for kind in _ALTERNATED
+            if (of_kind := [(i, r) for i, r in enumerate(settings.rules) if r.kind == kind])
+        )
+        self._first_header = next(
+            (i for i, rule in enumerate(self._rules) if rule.kind == "header"), len(self._rules)
+        )
         self.names: frozenset[str] = frozenset({DEFAULT_BOX, *settings.names})
         # Nothing but the default mailbox can come out: the SMTP layer skips routing.
         self.active = bool(self._rules or self.auto or self.header or self.unrouted == "refuse")
@@ -124,7 +156,7 @@ class Router:
         DATA: header: routes are then skipped), `existing` the mailboxes that exist beyond
         those the settings name (a header may name only those)."""
         values = header_values or ()
-        for rule in self._rules:
+        for rule in self._rules[self._first_match(rcpt, username, listener, values) :]:
             if rule.kind == "rcpt":
                 box = _matched(rule, rcpt)
             elif rule.kind == "auth":
@@ -145,6 +177,21 @@ class Router:
             if box is not None:
                 return Match(box, "--mailbox-auto")
         return None
+
+    def _first_match(self, rcpt: str, username: str, listener: str, values: Sequence[str]) -> int:
+        """The index of the first rule that may route the recipient: every rule before it is
+        known not to match (each kind's alternation found its first match there or none; a
+        header: rule, whose values vary by message, is tried in the loop). From there the
+        loop decides as before, also when that rule's capture names no mailbox."""
+        first = self._first_header if values else len(self._rules)
+        for kind, regex in self._alternations:
+            value = rcpt if kind == "rcpt" else username if kind == "auth" else listener
+            if kind == "auth" and not username:
+                continue
+            found = regex.fullmatch(value)
+            if found is not None and found.lastgroup is not None:
+                first = min(first, int(found.lastgroup[1:]))
+        return first
 
     def refused_at_rcpt(self, rcpt: str, *, username: str = "", listener: str = "default") -> bool:
         """Whether a recipient is refused now, at RCPT: unrouted is refuse, no rule routes it,
