@@ -14,9 +14,10 @@ from helpers import sqlite_steps
 from mailpit_py.config.settings import Config
 from mailpit_py.mailbox.facade import Mailbox
 from mailpit_py.models import Envelope
-from mailpit_py.store import boxscan
+from mailpit_py.store import boxscan, search_sql
 from mailpit_py.store.records import SessionRecord
 from mailpit_py.store.schema import MIGRATIONS
+from mailpit_py.store.search import parse_query
 from mailpit_py.store.sqlite import Store
 
 MAILBOXES_MIGRATION = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE mailboxes" in m)
@@ -286,3 +287,19 @@ def test_a_common_term_in_a_small_mailbox_reads_that_mailbox_not_every_match(
         assert small * 5 < streamed, (small, streamed)
     finally:
         mb.close()
+
+
+def test_a_mailbox_with_more_text_than_the_scan_reads_streams_the_matches(
+    boxed: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SCAN_CHARS of the mailbox's text the scan gives up (None) and the search streams
+    the store's matches as before: the same pages and counts."""
+    monkeypatch.setattr(boxscan, "SCAN_RATIO", 0)
+    streamed = box_search(boxed, "some", "zebra", 2)
+    monkeypatch.setattr(boxscan, "SCAN_CHARS", 100)
+    store = boxed.store
+    assert isinstance(store, Store)
+    with store._in_box("some") as (conn, _, _):
+        word, substring = search_sql.lone_substring(parse_query('"zebra"')) or ("", "")
+        assert boxscan.box_matches(conn, word, substring, "some") is None
+    assert box_search(boxed, "some", "zebra", 2) == streamed and streamed[1] == 33
