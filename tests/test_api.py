@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from helpers import REPO, make_server
+from helpers import REPO, make_server, wait_until
 from mailpit_py.server import Server
 
 PNG = base64.b64decode(
@@ -256,6 +256,11 @@ def test_smtp_transcript_and_sessions_endpoints(mp: Server, http: Http) -> None:
     assert ("C", "data") in lines or ("C", "DATA") in lines
     assert lines[-1][1].startswith("250 2.0.0 Ok: queued as " + talk["ID"])
     assert talk["Envelope"]["To"] == ["b@example.com"]
+    # The session is logged once the client has gone (after QUIT), a moment after the 250.
+    wait_until(
+        lambda: http.call("GET", f"api/v1/session/{talk['SessionID']}")[0] == 200,
+        what="the session logged",
+    )
     session = http.json("GET", f"api/v1/session/{talk['SessionID']}")
     assert session["Messages"] == [talk["ID"]]
     page = http.json("GET", "api/v1/sessions")
