@@ -31,6 +31,8 @@ _FOLD_RANGES = (
     (0x16E40, 0x16EA0),
     (0x1E900, 0x1E960),
 )
+_SEPARATOR = "\x01"  # joins a message's columns (see box_matches)
+_JOINED = " || char(1) || ".join(f"coalesce(c.{column}, '')" for column in ("c0", "c1", "c2", "c3"))
 _TOKENIZER = re.search(r"tokenize\s*=\s*'([^']*)'", TRIGRAM_SCHEMA)
 
 
@@ -100,6 +102,8 @@ def box_matches(
     spans two columns). None when the text passes SCAN_CHARS (the caller streams the index's
     matches instead)."""
     needle = fold(unquoted(substring))
+    if _SEPARATOR in needle or "\0" in unquoted(substring):
+        return None  # (terms not from the query parser) a match could span two columns
     by_word: set[int] = set()
     if found_by_word(conn, word):
         # The word index also folds diacritics and finds phrases across punctuation, which the
@@ -116,16 +120,26 @@ def box_matches(
     budget = SCAN_CHARS
     # messages_fts_content holds the word index's text (c0-c3: subject, addresses, body,
     # attachments), which is also the trigram index's (its content table is messages_fts).
-    for rowid, read, *texts in conn.execute(
-        "SELECT m.id, m.read, c.c0, c.c1, c.c2, c.c3 "
+    # The columns come joined by a control character, which no search term holds (the query
+    # parser makes them spaces), so a match in the whole is a match within one column; a NUL
+    # in it (where the tokenizer stops reading a column) has the columns read apart.
+    for rowid, read, text in conn.execute(
+        f"SELECT m.id, m.read, {_JOINED} "
         f"FROM messages m{BOX_INDEX} JOIN messages_fts_content c ON c.id = m.id "
         "WHERE m.mailbox = ? ORDER BY m.id DESC",
         (box,),
     ):
-        columns = [text for text in texts if isinstance(text, str)]
-        budget -= sum(map(len, columns))
+        budget -= len(text)
         if budget < 0:
             return None
-        if rowid in by_word or any(needle in fold(text) for text in columns):
-            found.append((int(rowid), int(read)))
+        if rowid in by_word or needle in (fold(text) if "\0" not in text else _apart(conn, rowid)):
+            found.append((rowid, read))
     return found
+
+
+def _apart(conn: sqlite3.Connection, rowid: int) -> str:
+    """A message's indexed text, each column folded on its own (up to its own NUL), joined."""
+    row = conn.execute(
+        "SELECT c0, c1, c2, c3 FROM messages_fts_content WHERE id = ?", (rowid,)
+    ).fetchone()
+    return _SEPARATOR.join(fold(text) for text in row if isinstance(text, str))
