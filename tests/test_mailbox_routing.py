@@ -372,3 +372,21 @@ def test_a_recipient_among_many_routes_is_matched_once_per_kind(
     assert r.match("user@else.test", username="p3-ci").box == "p3"  # type: ignore[union-attr]
     assert r.match("user@else.test") is None
     assert len(calls) <= 3 + 3 + 1, len(calls)
+    calls.clear()
+    # The same recipient again: the globs' answer is kept, only its rule's own pattern runs.
+    assert r.match("User@P49.test", username="p3-ci").box == "p49"  # type: ignore[union-attr]
+    assert len(calls) == 1, len(calls)
+
+
+def test_the_kept_answers_are_bounded_and_header_values_still_decide(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mailpit_py.mailbox import routing
+
+    monkeypatch.setattr(routing, "ROUTE_CACHE", 8)
+    r = router("invoice=header:invoice-*", "{mailbox}=rcpt:*@{mailbox}.test", mailbox_header="X")
+    for n in range(50):
+        assert r.match(f"a@p{n}.test").box == f"p{n}"  # type: ignore[union-attr]
+        assert r.match(f"a@p{n}.test", header_values=["Invoice-1"]).box == "invoice"  # type: ignore[union-attr]
+        assert r.match(f"a@p{n}.test", header_values=["other"]).box == f"p{n}"  # type: ignore[union-attr]
+    assert r.first_alternated.cache_info().currsize == 8

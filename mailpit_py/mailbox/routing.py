@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mailpit_py.config.errors import ConfigError
 from mailpit_py.config.listeners import parse_listener
@@ -32,6 +33,8 @@ from mailpit_py.mailbox.boxes import (
 # The refusal of a recipient no rule routes, with --mailbox-unrouted refuse (RFC 3463 X.1.1:
 # bad destination mailbox address), at RCPT or, when a header could have routed it, at DATA.
 UNROUTED_REPLY = "550 5.1.1 <{rcpt}>: no mailbox for this recipient"
+# (recipient, username, listener) answers of the route globs kept per router, at most.
+ROUTE_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ class Router:
         self._first_header = next(
             (i for i, rule in enumerate(self._rules) if rule.kind == "header"), len(self._rules)
         )
+        # A development setup sends to the same few addresses again and again: their answers
+        # are kept, a bounded number (lru_cache: safe to call from any thread).
+        self.first_alternated = lru_cache(maxsize=ROUTE_CACHE)(self._first_alternated)
         self.names: frozenset[str] = frozenset({DEFAULT_BOX, *settings.names})
         # Nothing but the default mailbox can come out: the SMTP layer skips routing.
         self.active = bool(self._rules or self.auto or self.header or self.unrouted == "refuse")
@@ -183,7 +189,12 @@ class Router:
         known not to match (each kind's alternation found its first match there or none; a
         header: rule, whose values vary by message, is tried in the loop). From there the
         loop decides as before, also when that rule's capture names no mailbox."""
-        first = self._first_header if values else len(self._rules)
+        first = self.first_alternated(rcpt, username, listener)
+        return min(first, self._first_header) if values else first
+
+    def _first_alternated(self, rcpt: str, username: str, listener: str) -> int:
+        """_first_match without the header: rules (so it can be kept for the next message)."""
+        first = len(self._rules)
         for kind, regex in self._alternations:
             value = rcpt if kind == "rcpt" else username if kind == "auth" else listener
             if kind == "auth" and not username:
