@@ -5,15 +5,19 @@ bounds read a page at a time."""
 
 from __future__ import annotations
 
+import re
+import smtplib
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from helpers import make_server, wait_until
 from mailpit_py.mailbox.record import build_record
 from mailpit_py.models import Envelope
 from mailpit_py.parse.message import parse_message
@@ -171,6 +175,59 @@ def test_a_batch_of_deliveries_is_written_in_one_statement(
     lines = pg_server.log.read_text(errors="replace").splitlines()
     inserts = [line for line in lines if f" {name} " in line and "INSERT INTO messages " in line]
     assert len(inserts) == 2, inserts
+
+
+# A statement as the server's log shows it: simple queries and the extended protocol's.
+STATEMENT = re.compile(r"LOG:  (?:statement|execute [^:]*): (.*)")
+
+
+def test_a_burst_of_messages_checks_is_saved_in_few_transactions(
+    pg_server: PgServer, pg_url: str, tmp_path: Path
+) -> None:
+    """Each message's check results were a write job of their own (BEGIN, INSERT, COMMIT: three
+    round trips) after a read of the results and a read of its summary: a burst's checks now
+    save together, a worker's run in one transaction, and read no summary."""
+    n = 30
+    name = pg_url.rsplit("/", 1)[1]
+    pg_server.sql(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")  # (new sessions)
+    zone = tmp_path / "zone.txt"
+    zone.write_text("example.org TXT v=spf1 -all\n")
+    with make_server(database=pg_url, dns_offline=True, dns_override=str(zone)) as mp:
+        assert mp.mailbox is not None
+        with smtplib.SMTP(*mp.smtp_address, timeout=30) as client:  # faster than the quiet
+            for i in range(n):
+                client.sendmail("ann@example.com", ["bob@example.org"], f"Subject: {i}\r\n\r\nx")
+        uids = [m["ID"] for m in mp.mailbox.list_messages(0, n)]
+        assert len(uids) == n
+
+        def checked() -> bool:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute("SELECT count(*) FROM message_checks").fetchone()
+            return row == (n,)
+
+        wait_until(checked, timeout=60, what="every message's checks saved")
+        for uid in uids:  # each message has its own results
+            found = mp.mailbox.checks(uid)
+            assert found is not None and found["Headers"] is not None
+    lines = pg_server.log.read_text(errors="replace").splitlines()
+    ours = [line for line in lines if f" {name} " in line and STATEMENT.search(line)]
+    # Per connection (the prefix's [pid]), the transactions that wrote check results.
+    open_with: dict[str, bool] = {}
+    writes = 0
+    for line in ours:
+        pid = re.search(r"\[(\d+)\]", line)
+        assert pid is not None
+        key = pid.group(1)
+        said = STATEMENT.search(line)
+        assert said is not None
+        statement = said.group(1)
+        if "INSERT INTO message_checks" in statement:
+            open_with[key] = True
+        elif statement.strip().upper() == "COMMIT" and open_with.pop(key, False):
+            writes += 1
+    assert 1 <= writes <= 4, writes  # a run per worker (more if ingest paused past the quiet)
+    summaries = [line for line in ours if "FROM messages m WHERE m.uid = " in line]
+    assert summaries == []
 
 
 def test_ascii_words_split_fast_are_the_words_the_tokenizer_finds() -> None:

@@ -351,6 +351,15 @@ class Mailbox(Delivering, BoxAdmin, RelayOutbox):
         text = jsontext.dumps(result)
         return self.store.submit(lambda s: s.save_checks(uid, time.time(), text))
 
+    def save_checks_many(self, results: list[tuple[str, dict[str, Any]]]) -> Future[list[bool]]:
+        """Keep several messages' check results in one write job (one transaction: on
+        PostgreSQL a job's BEGIN and COMMIT are round trips of their own); the future's list
+        says, in order, False for a message deleted meanwhile."""
+        texts = [(uid, jsontext.dumps(result)) for uid, result in results]
+        return self.store.submit(
+            lambda s: [s.save_checks(uid, time.time(), text) for uid, text in texts]
+        )
+
     def session(self, session_id: str, box: str | None = None) -> dict[str, Any]:
         row = self.store.session(session_id)
         if row is None or (box is not None and row["mailbox"] != box):
