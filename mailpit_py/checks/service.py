@@ -136,7 +136,7 @@ class Checks:
             # What was queued meanwhile goes along: the run's results are written in one job,
             # not one transaction (three round trips on PostgreSQL) per message.
             uids = [uid]
-            while len(uids) < RUN_MAX:
+            while len(uids) < RUN_MAX and self._quiet():
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -151,8 +151,12 @@ class Checks:
         """Check these queued messages and save their results together. Each is claimed as
         ingest_checks claims one, so a reader asking meanwhile waits for the saved result."""
         results: list[tuple[str, dict[str, Any]]] = []
-        for uid in uids:
+        for n, uid in enumerate(uids):
             if self._stopping.is_set():
+                break
+            if n and not self._quiet():  # ingest came back: it comes first, the rest waits
+                for rest in uids[n:]:
+                    self._queue.put(rest)
                 break
             with self._lock:
                 if uid in self._inflight:
@@ -186,6 +190,9 @@ class Checks:
         saved.add_done_callback(finished)
         for _ in results:
             self.mailbox.telemetry.inc("message_checks", "done")
+
+    def _quiet(self) -> bool:
+        return time.monotonic() - self.mailbox.last_delivery >= self.quiet
 
     def _wait_for_quiet(self) -> None:
         """Let a burst of SMTP finish first: the checks cost ~3 ms of CPU per message, which
