@@ -2,7 +2,7 @@
 times, best of 5 in process, the reads the UI and API make in one mailbox (and, for reference,
 over every mailbox): the first and a deep page, the counts, and the searches of bench/scale.py.
 
-    .venv/bin/python bench/boxscale.py [-n 100000] [--boxes 50] [--database URL|PATH] [--keep]
+    .venv/bin/python bench/boxscale.py [-n 100000] [--boxes 50] [--database URL|PATH]
 
 Without --database a PostgreSQL cluster of its own is started (tests/pgserver.py: fsync off);
 a SQLite path is filled the same way. A database that holds messages already is reused. The
@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from scale import best  # noqa: E402
 
 from mailpit_py.mailbox.record import build_record  # noqa: E402
 from mailpit_py.models import Envelope  # noqa: E402
@@ -73,17 +73,6 @@ def fill(store: StoreBackend, n: int, boxes: int) -> None:
         store.write(partial(insert_all, recs), timeout=600)
     store.index_barrier(600)
     print(f"stored {n} messages in {boxes} mailboxes in {time.perf_counter() - started:.0f} s")
-
-
-def best(label: str, fn: Callable[[], Any], runs: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    print(f"  {label:<36} {min(times) * 1000:8.2f} ms")
-    return min(times)
 
 
 SEARCHES = (
