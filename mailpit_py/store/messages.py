@@ -109,6 +109,7 @@ class MessageWrites(SQLiteParts):
 
     def _delete_rowids(self, rowids: Sequence[int]) -> None:
         conn = self._wconn
+        self.unqueue_index(rowids)
         for chunk in chunks(rowids, 500):
             marks = ",".join("?" * len(chunk))
             # The trigram index keeps no text of its own: it forgets a row by being told the
@@ -227,6 +228,7 @@ class MessageWrites(SQLiteParts):
         when given."""
         conn = self._wconn
         rows: list[tuple[int, str, float]] = []
+        self.hold_index(box, max_messages + retention_slack(max_messages) if max_messages else 0)
         if max_messages > 0 and self._count_kept(box) > max_messages + retention_slack(
             max_messages
         ):
