@@ -171,7 +171,7 @@ def test_readiness_is_false_while_the_database_cannot_grow_and_says_why(
 def test_a_451_at_the_store_deadline_means_the_message_is_never_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailpit_py.smtp import protocol as smtp
+    from mailpit_py.smtp import delivery as smtp
 
     monkeypatch.setattr(smtp, "STORE_DEADLINE", 0.5)
     cfg = Config(

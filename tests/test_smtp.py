@@ -516,10 +516,10 @@ def test_each_message_keeps_the_preamble_and_only_its_own_transaction(server: Se
 def test_a_long_session_keeps_a_bounded_record_yet_every_message_its_own_transcript(
     server: Server, monkeypatch
 ) -> None:
-    from mailpit_py.smtp import protocol
+    from mailpit_py.smtp import session_base
     from mailpit_py.smtp.transcript import KEEP_TRANSACTIONS
 
-    monkeypatch.setattr(protocol, "KEEP_DELIVERED", 7)
+    monkeypatch.setattr(session_base, "KEEP_DELIVERED", 7)
     keep = KEEP_TRANSACTIONS
     count = 3 * keep + 4  # trims more than once
     with smtplib.SMTP(*server.smtp_address) as client:

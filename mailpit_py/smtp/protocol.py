@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import logging
 import re
 import socket
-import time
 from asyncio import sslproto
-from base64 import b64decode
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiosmtpd.smtp import (
     BOGUS_LIMIT,
-    MISSING,
     SMTP,
     AuthResult,
     LoginPassword,
@@ -28,34 +24,18 @@ from aiosmtpd.smtp import (
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from mailpit_py import jsontext
-from mailpit_py.ids import new_id
-from mailpit_py.mailbox.boxes import DEFAULT_BOX
-from mailpit_py.models import Envelope
-from mailpit_py.receiver.engine import Refusal as ReceiverRefusal
-from mailpit_py.receiver.engine import Session as ReceiverSession
-from mailpit_py.smtp.auth import (
-    MAX_FAILURES,
-    PLAIN_TEXT_MECHANISMS,
-    cram_md5_challenge,
-    split_cram_md5,
-    split_plain,
-)
-from mailpit_py.smtp.data import crcrlf_in_headers, read_data
-from mailpit_py.smtp.policy import REVERSE_DNS_TIMEOUT, Refusal
+from mailpit_py.smtp.auth_exchange import AuthCommand
+from mailpit_py.smtp.commands import EnvelopeCommands
+from mailpit_py.smtp.connection import ConnectionEvents, RecordingReader
+from mailpit_py.smtp.delivery import DataCommand
+from mailpit_py.smtp.policy import Refusal
 from mailpit_py.smtp.replies import (
     CONTROL,
     DEFAULT_RULES,
-    ENHANCED,
-    HAS_ENHANCED,
-    MAIL_RCPT_OK,
-    STRICT_HEADERS,
     control_character,
     not_utf8,
 )
-from mailpit_py.smtp.trace import fmt_addr, protocol_name, received_header, username
-from mailpit_py.smtp.transcript import Transcript
-from mailpit_py.store.records import SessionRecord, Ticket
+from mailpit_py.smtp.session_base import SessionBase
 
 if TYPE_CHECKING:
     from mailpit_py.smtp.server import SmtpServer
@@ -108,9 +88,6 @@ AIOSMTPD_PRIVATE: dict[str, str] = {
 }
 
 IDENT = "ESMTP mailpit-py ready"
-# Seconds a client waits for its commit before 451 (it can retry). A message whose write has
-# not started by then is dropped from the writer's queue, so a 451 always means not stored.
-STORE_DEADLINE = 30.0
 # MAIL FROM:<a@b.example> and RCPT TO:<...> as nearly every client sends them: a dot-atom local
 # part and a host name. aiosmtpd parses each with the email package's header parser and builds
 # a typing.Protocol class per call (about 6% of the server's CPU); these take a regex instead,
@@ -120,37 +97,6 @@ _SIMPLE_PATH = re.compile(
     rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+(?=[^\s(])|$)"
 )  # RFC 3207 section 4: what a client may send before STARTTLS when TLS is required.
 _BEFORE_STARTTLS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "STARTTLS", "QUIT"})
-# RFC 4954 section 5: AUTH=<> (the submitter is not known) or the submitter's address as xtext
-# (RFC 3461 section 4: printable ASCII but "+" and "=", and "+" with two upper-case hex digits).
-_AUTH_XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})+")
-# A session's own record keeps the IDs of at most this many of the messages it delivered
-# (newest); its transactions are bounded by KEEP_TRANSACTIONS in transcript.py.
-KEEP_DELIVERED = 1000
-
-
-class _RecordingReader:
-    """Wraps the protocol's StreamReader so every line the client sends is recorded."""
-
-    def __init__(self, reader: asyncio.StreamReader, owner: CatcherSMTP) -> None:
-        object.__setattr__(self, "_inner", reader)
-        object.__setattr__(self, "_owner", owner)
-
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
-        line = await self._inner.readuntil(separator)
-        self._owner.record_client_line(line)
-        return line
-
-    async def readline(self) -> bytes:
-        line = await self._inner.readline()
-        self._owner.record_client_line(line)
-        return line
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # aiosmtpd swaps the transport on the reader after STARTTLS.
-        setattr(self._inner, name, value)
 
 
 class _Session(SmtpSession):
@@ -173,39 +119,15 @@ class CatcherEnvelope(SmtpEnvelope):
         self.ignored: list[str] = []
 
 
-class CatcherSMTP(SMTP):
-    """aiosmtpd's protocol with our transcript, replies, DATA reader and storage contract."""
+class CatcherSMTP(EnvelopeCommands, AuthCommand, DataCommand, ConnectionEvents, SessionBase):
+    """aiosmtpd's protocol with our transcript, replies, DATA reader and storage contract.
+
+    The commands and the connection's events are in the modules of its bases; this class holds
+    what uses aiosmtpd's internals: set-up, the command loop, replies, TLS and timeouts.
+    """
 
     def __init__(self, server: SmtpServer) -> None:
-        self._server = server
-        self.transcript = Transcript()
-        self._in_auth = False
-        self._in_ehlo = False
-        self._in_help = False
-        self._after_refusal = False  # the 503s that follow a refused greeting are no refusals
-        self._last_command = ""
-        self._last_code = ""
-        # The newest message IDs (bounded: a session may stay open for millions of messages).
-        self._delivered: collections.deque[str] = collections.deque(maxlen=KEEP_DELIVERED)
-        self._outcome = ""
-        self._quit = False
-        self._errors = 0
-        self._storing = False
-        self._eof_while_storing = False
-        self._lost = False
-        self._handshaking = False
-        self._rule: tuple[str, str] | None = None  # the rule of the refusal being sent
-        self._held: list[bytes] = []  # the first lines of a multi-line reply, sent with its last
-        self._context_rule = ""  # the rule of any refusal during this command (AUTH)
-        self._auth_failures = 0
-        self._connect_refusal: Refusal | None = None
-        self._rdns: asyncio.Task[str] | None = None
-        # The receiver's verdicts of this session (--receiver; None when permissive).
-        self._verdicts: ReceiverSession | None = None
-        self._receiver_refusal: ReceiverRefusal | None = None  # the last one, with its detail
-        self._kept_refused: collections.deque[str] = collections.deque(maxlen=KEEP_DELIVERED)
-        self._box = DEFAULT_BOX  # the mailbox of the session's last message, for its log
-        self.ip = ""
+        super().__init__(server)  # the session's own state (session_base.py)
         self._smtp_init(server)
         # We decide per mechanism whether TLS is needed (smtp_AUTH), and check AUTH ourselves.
         self._auth_require_tls = False
@@ -265,51 +187,9 @@ class CatcherSMTP(SMTP):
         self._smtp_methods = {verb: getattr(self, attr) for verb, attr in names.commands}
         self._enforce_call_limit = False
 
-    # -- recording -----------------------------------------------------------------------
-
     def _cb_client_connected(self, reader: asyncio.StreamReader, writer: Any) -> None:
-        super()._cb_client_connected(_RecordingReader(reader, self), writer)  # type: ignore[arg-type]
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.transport is None:
-            peer = transport.get_extra_info("peername")
-            sock = transport.get_extra_info("sockname")
-            self.transcript.add(
-                "I",
-                f"connected from {fmt_addr(peer)} to {fmt_addr(sock)} "
-                f"(listener {self._server.name})",
-            )
-            self.ip = str(peer[0]) if isinstance(peer, tuple) else ""
-            receiver = self._server.receiver
-            if receiver is not None:
-                self._verdicts = receiver.session(self.ip)
-            policy = self._server.policy
-            over_limit = policy.opened(self.ip)  # counted even when refused: closed() pairs it
-            self._connect_refusal = policy.client(self.ip) or over_limit
-            if self._server.config.smtp_reverse_dns and self.ip:
-                self._rdns = self._server.loop.create_task(self._reverse_dns())
-        else:
-            cipher = transport.get_extra_info("cipher")
-            self.transcript.add(
-                "I",
-                f"TLS established: {cipher[1] if cipher else ''} "
-                f"{cipher[0] if cipher else ''}".strip(),
-            )
-        super().connection_made(transport)
-
-    def record_client_line(self, line: bytes) -> None:
-        text = line.rstrip(b"\r\n").decode("utf-8", "replace")
-        if self._in_auth:
-            text = "****"  # an AUTH exchange carries credentials: never recorded
-        else:
-            verb, _, rest = text.partition(" ")
-            self._last_command = verb.upper()
-            if self._last_command == "AUTH":
-                mech, _, initial = rest.partition(" ")
-                text = f"{verb} {mech}" + (" ****" if initial else "")
-            if self._last_command == "MAIL":
-                self.transcript.begin_transaction()
-        self.transcript.add("C", text)
+        self._stream = reader
+        super()._cb_client_connected(RecordingReader(reader, self), writer)  # type: ignore[arg-type]
 
     async def push(self, status: str | bytes) -> None:
         reply = status.encode("utf-8") if isinstance(status, str) else status
@@ -360,92 +240,12 @@ class CatcherSMTP(SMTP):
         self.transcript.add("I", f"rule {rule}: {detail}" if detail else f"rule {rule}")
         self._server.smtp_error(self, reply, rule)
 
-    def mark(self, refusal: Refusal) -> str:
-        """For handler hooks that return their reply: remember its rule; returns the reply."""
-        self._rule = (refusal.rule, refusal.detail)
-        return refusal.reply
-
-    async def refuse(self, refusal: Refusal) -> None:
-        await self.push(self.mark(refusal))
-
-    async def receiver_check(
-        self, stage: str, *, mail_from: str = "", raw: bytes = b"", rcpt_to: tuple[str, ...] = ()
-    ) -> Refusal | None:
-        """The receiver profile's answer at this stage (--receiver), or None to go on.
-
-        Its verdicts need DNS (and spamd), so they run on an executor, bounded by the profile's
-        timeout: a receiver that cannot decide in time accepts, and the transcript says so.
-        """
-        receiver, verdicts = self._server.receiver, self._verdicts
-        if receiver is None or verdicts is None:
-            return None
-        if stage == "mail":
-            receiver.new_transaction(verdicts)
-        self._receiver_refusal = None
-        if stage not in receiver.stages:
-            return None  # no rule answers here: no thread hop
-        assert self.session is not None
-        work = functools.partial(
-            receiver.check,
-            verdicts,
-            stage,
-            helo=self.session.host_name or "",
-            mail_from="" if mail_from == "<>" else mail_from,
-            raw=raw,
-            rcpt_to=rcpt_to,
-            tls=self.session.ssl is not None,
-        )
-        timeout = receiver.profile.timeout
-        try:
-            found = await asyncio.wait_for(self.loop.run_in_executor(None, work), timeout)
-        except TimeoutError:
-            self.transcript.add(
-                "I", f"receiver {receiver.profile.name}: no verdict within {timeout:g}s: accepted"
-            )
-            return None
-        except Exception:
-            log.exception("receiver checks failed")
-            self.transcript.add("I", f"receiver {receiver.profile.name}: checks failed: accepted")
-            return None
-        for note in verdicts.notes:
-            self.transcript.add("I", note)
-        verdicts.notes.clear()
-        if found is None:
-            return None
-        self._receiver_refusal = found
-        simulated = f", simulated: client {found.client_ip}" if found.simulated else ""
-        return Refusal(
-            found.reply,
-            f"receiver:{found.rule}",
-            f"{found.profile} at {found.stage}: {found.detail}{simulated}",
-        )
-
     def _hang_up(self) -> None:
         if self.transport is not None:
             self.transport.close()
         task = self._handler_coroutine
         if task is not None and not task.done():
             task.cancel()
-
-    def chaos_refusal(self, stage: str) -> Refusal | None:
-        """The refusal of a chaos trigger when it fires at this stage (see chaos.py)."""
-        chaos = self._server.chaos
-        code = chaos.fire(stage) if chaos is not None else None
-        if code is None:
-            return None
-        enhanced = ENHANCED.get(str(code), f"{str(code)[0]}.0.0")
-        return Refusal(
-            f"{code} {enhanced} Error: chaos {stage} trigger",
-            f"chaos-{stage.lower()}",
-            f"the chaos {stage} trigger fired",
-        )
-
-    async def _chaos_refused(self, stage: str) -> bool:
-        refusal = self.chaos_refusal(stage)
-        if refusal is None:
-            return False
-        await self.refuse(refusal)
-        return True
 
     def _gate(self, name: str, method: Callable[[Any], Awaitable[None]]) -> Any:
         async def gated(arg: Any) -> None:
@@ -472,20 +272,6 @@ class CatcherSMTP(SMTP):
             await method(arg)
 
         return functools.wraps(method)(gated)  # HELP reads the syntax attributes
-
-    def _with_enhanced_code(self, reply: bytes) -> bytes:
-        code = reply[:3].decode("ascii", "replace")
-        if (self._in_ehlo and code == "250") or code not in ENHANCED:
-            return reply
-        if HAS_ENHANCED.match(reply):
-            return reply
-        if self.session is not None and code == "220" and self._last_command != "STARTTLS":
-            return reply  # the greeting
-        enhanced = ENHANCED[code]
-        if code == "250":
-            enhanced = MAIL_RCPT_OK.get(self._last_command, enhanced)
-        sep = reply[3:4] or b" "
-        return reply[:3] + sep + enhanced.encode() + b" " + reply[4:]
 
     # -- connection and TLS ----------------------------------------------------------------
 
@@ -700,88 +486,6 @@ class CatcherSMTP(SMTP):
             self._handshaking = False
         return True
 
-    # -- commands ------------------------------------------------------------------------
-
-    # Each override carries aiosmtpd's @syntax again (a method defined here does not inherit
-    # it), or HELP, which lists only methods with one, left the command out.
-    @syntax("EHLO hostname")
-    async def smtp_EHLO(self, hostname: str) -> None:
-        if hostname and await self._chaos_refused("Helo"):
-            return
-        self._in_ehlo = True
-        try:
-            await super().smtp_EHLO(hostname)
-        finally:
-            self._in_ehlo = False
-
-    @syntax("HELO hostname")
-    async def smtp_HELO(self, hostname: str) -> None:
-        if hostname and await self._chaos_refused("Helo"):
-            return
-        self._in_ehlo = True
-        try:
-            await super().smtp_HELO(hostname)
-        finally:
-            self._in_ehlo = False
-
-    @syntax("AUTH <mechanism>")
-    async def smtp_AUTH(self, arg: str) -> None:
-        self._in_auth = True
-        self._context_rule = "auth"
-        try:
-            await self._auth(arg)
-        finally:
-            self._in_auth = False
-            self._context_rule = ""
-
-    async def _auth(self, arg: str) -> None:
-        auth = self._server.auth
-        assert self.session is not None
-        if not auth.enabled:
-            await self.push("502 5.5.1 Error: authentication is not enabled on this server")
-            return
-        if await self.check_helo_needed("EHLO"):
-            return
-        args = (arg or "").split()
-        if args:
-            args[0] = args[0].upper()  # mechanism names are case-insensitive (RFC 4954)
-        mech = args[0] if args else ""
-        ready = self.session.extended_smtp and not self.session.authenticated
-        if ready and mech and mech not in auth.mechanisms:
-            # Not offered (--smtp-auth-mechanisms, or CRAM-MD5 with hashed passwords only):
-            # refused as unknown, as RFC 4954 section 4 says, and no failed login.
-            await self.push("504 5.5.4 Unrecognized authentication type")
-            return
-        if ready and mech in self._auth_methods:
-            if (
-                mech in PLAIN_TEXT_MECHANISMS
-                and self._tls_protocol is None
-                and not auth.allow_insecure
-            ):
-                await self.refuse(
-                    Refusal(
-                        "538 5.7.11 Encryption required for requested authentication mechanism",
-                        "auth-encryption",
-                        f"{mech} over a plain connection: STARTTLS first "
-                        "(or start with --smtp-auth-allow-insecure)",
-                    )
-                )
-                return
-            if await self._chaos_refused("Authentication"):
-                return
-        self._last_code = ""
-        await super().smtp_AUTH(" ".join(args))
-        if self._last_code == "535":
-            self._auth_failures += 1
-            if self._auth_failures >= MAX_FAILURES:
-                await self.refuse(
-                    Refusal(
-                        "421 4.7.0 Error: too many failed authentication attempts, closing",
-                        "auth-failures",
-                        f"{self._auth_failures} failed AUTH attempts in this session",
-                    )
-                )
-
     async def check_auth_needed(self, caller_method: str) -> bool:
         assert self.session is not None
         if self._auth_required and not self.session.authenticated:
@@ -795,283 +499,28 @@ class CatcherSMTP(SMTP):
             return True
         return False
 
-    # AUTH mechanisms (aiosmtpd finds auth_* methods; auth_CRAM__MD5 is "CRAM-MD5"). Ours check
-    # passwords off the event loop and leave the password out of the session.
+    # -- aiosmtpd's internals under the names the session's other modules use ---------------
+    # (declared in session_base.py; none is called per command: check_auth_needed, run for
+    # every MAIL, RCPT and DATA, reads _auth_required itself)
 
-    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        blob = await self._initial_or_challenge(args, b"")
-        pair = split_plain(blob) if blob is not None else None
-        if blob is not None and pair is None:
-            await self.push("501 5.5.2 Error: cannot split the PLAIN credentials")
-        if pair is None:
-            return AuthResult(success=False, handled=True)
-        return await self._login("PLAIN", *pair)
+    _new_envelope = SMTP._set_post_data_state
 
-    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        user = await self._initial_or_challenge(args, b"Username:")
-        password = await self._challenge(b"Password:") if user is not None else None
-        if user is None or password is None:
-            return AuthResult(success=False, handled=True)
-        return await self._login(
-            "LOGIN", user.decode("utf-8", "replace"), password.decode("utf-8", "replace")
-        )
+    def _encrypted(self) -> bool:
+        return self._tls_protocol is not None
 
-    async def auth_CRAM__MD5(self, _: Any, args: list[str]) -> AuthResult:
-        if len(args) > 1:
-            await self.push("501 5.5.4 Error: CRAM-MD5 takes no initial response")
-            return AuthResult(success=False, handled=True)
-        challenge = cram_md5_challenge(self.hostname)
-        blob = await self._challenge(challenge)
-        if blob is None:
-            return AuthResult(success=False, handled=True)
-        pair = split_cram_md5(blob)
-        if pair is not None and self._server.auth.hashed(pair[0]):
-            # The stored hash cannot check an HMAC, so whether the digest is right is unknown:
-            # RFC 4954's 534 ("mechanism too weak" for that user) says to try another, and it
-            # is not counted as a wrong password (smtplib then goes on to PLAIN).
-            await self.refuse(
-                Refusal(
-                    "534 5.7.9 Error: CRAM-MD5 cannot be checked for this user (the password "
-                    "is stored as a hash): use PLAIN or LOGIN",
-                    "auth-mechanism",
-                    f"CRAM-MD5 for {pair[0]!r}, whose password is a hash",
-                )
-            )
-            return AuthResult(success=False, handled=True)
-        ok = pair is not None and self._server.auth.check_cram_md5(pair[0], challenge, pair[1])
-        return self._auth_result("CRAM-MD5", pair[0] if pair else "", ok)
+    def _offers(self, mechanism: str) -> bool:
+        return mechanism in self._auth_methods
 
-    async def _challenge(self, challenge: bytes) -> bytes | None:
-        blob = await self.challenge_auth(challenge)
-        return None if blob is MISSING else blob
+    def _login_required(self) -> bool:
+        return self._auth_required
 
-    async def _initial_or_challenge(self, args: list[str], challenge: bytes) -> bytes | None:
-        if len(args) == 1:
-            return await self._challenge(challenge)
-        try:
-            return b64decode(args[1].encode(), validate=True)
-        except ValueError:
-            await self.push("501 5.5.2 Error: cannot decode base64")
-            return None
+    def _parse_path(self, arg: str) -> tuple[str | None, str | None]:
+        return self._getaddr(arg)
 
-    async def _login(self, mech: str, user: str, password: str) -> AuthResult:
-        return self._auth_result(mech, user, await self._server.auth.check(user, password))
-
-    def _auth_result(self, mech: str, user: str, ok: bool) -> AuthResult:
-        if ok:
-            self.transcript.add("I", f"authenticated as {user!r} with {mech}")
+    def _auth_outcome(self, user: str | None, *, handled: bool = True) -> AuthResult:
+        if user is not None:
             return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
-        self._rule = ("auth-failed", f"{mech} credentials for {user!r} rejected")
-        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
-
-    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        # aiosmtpd knows no AUTH parameter (555). Ours checks it and hands the rest on; the
-        # submitter it names is not trusted (RFC 4954 section 5 allows ignoring it), so it
-        # changes nothing about the message. Only looked at when the line has one.
-        if arg and "AUTH=" in arg.upper():
-            assert self.session is not None
-            if self.session.extended_smtp and not (
-                self._auth_required and not self.session.authenticated
-            ):
-                arg, refusal = self._take_auth_parameter(arg)
-                if refusal is not None:
-                    await self.refuse(refusal)
-                    return
-        await super().smtp_MAIL(arg)
-
-    def _take_auth_parameter(self, arg: str) -> tuple[str, Refusal | None]:
-        """MAIL's argument without its valid AUTH= parameter, or the refusal of a bad one."""
-        if arg[:5].upper() != "FROM:":
-            return arg, None  # aiosmtpd answers the syntax error
-        rest = arg[5:].strip()
-        address, params = self._getaddr(rest)
-        if address is None or not params or not rest.endswith(params):
-            return arg, None
-        tokens = params.split()
-        auth = [t for t in tokens if t.upper().startswith("AUTH=")]
-        if not auth:
-            return arg, None
-        value = auth[0][5:]
-        if len(auth) > 1 or (value != "<>" and not _AUTH_XTEXT.fullmatch(value)):
-            return arg, Refusal(
-                "501 5.5.4 Error: malformed AUTH parameter: use AUTH=<> or AUTH=address "
-                "(xtext, RFC 4954 section 5), once",
-                "syntax",
-                f"MAIL with {' '.join(auth)!r}",
-            )
-        others = [t for t in tokens if not t.upper().startswith("AUTH=")]
-        return "FROM:" + rest[: len(rest) - len(params)].rstrip() + "".join(
-            " " + t for t in others
-        ), None
-
-    @syntax("HELP [command]")
-    async def smtp_HELP(self, arg: str) -> None:
-        # RFC 5321 section 4.2.1 and 4.3.2: HELP is answered with 214, not aiosmtpd's 250.
-        self._in_help = True
-        try:
-            await super().smtp_HELP(arg)
-        finally:
-            self._in_help = False
-
-    @syntax("QUIT")
-    async def smtp_QUIT(self, arg: str) -> None:
-        self._quit = True
-        await super().smtp_QUIT(arg)
-
-    @syntax("DATA")
-    async def smtp_DATA(self, arg: str) -> None:
-        if await self.check_helo_needed():
-            return
-        if await self.check_auth_needed("DATA"):
-            return
-        assert self.envelope is not None and self.session is not None
-        ignored = getattr(self.envelope, "ignored", None)
-        if not self.envelope.rcpt_tos and not ignored:
-            await self.push("503 5.5.1 Error: need RCPT command")
-            return
-        if arg:
-            await self.push("501 5.5.4 Syntax: DATA")
-            return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        reader: asyncio.StreamReader = self._reader._inner  # type: ignore[attr-defined]
-        raw, too_big, size, lines = await read_data(reader, self.data_size_limit or 0)
-        if raw is None:
-            # The client gave up mid-DATA (nothing was acknowledged): close so the session ends
-            # and is recorded.
-            if self.transport is not None:
-                self.transport.close()
-            return
-        over = ", over the size limit" if too_big else ""
-        self.transcript.add("C", f"[message data: {size} octets, {lines} lines{over}]")
-        self.transcript.add("C", ".")
-        if too_big:
-            self._set_post_data_state()
-            await self.push(
-                f"552 5.3.4 Error: message exceeds the maximum size of "
-                f"{self.data_size_limit} octets"
-            )
-            return
-        if not self.envelope.rcpt_tos:
-            # Every recipient was dropped by --smtp-ignore-rejected-recipients: accepted, not kept.
-            self._set_post_data_state()
-            self.transcript.add("I", "message discarded: every recipient was ignored")
-            await self.push("250 2.0.0 Ok: discarded, no allowed recipients")
-            return
-        if await self._chaos_refused("Data"):
-            self._set_post_data_state()
-            return
-        if self._server.config.smtp_strict_rfc_headers and crcrlf_in_headers(raw):
-            self._set_post_data_state()
-            await self.refuse(STRICT_HEADERS)
-            return
-        mail_from = self.envelope.mail_from or ""
-        env = Envelope(
-            # aiosmtpd keeps the null sender as "<>"; the envelope says "" (RFC 5321 4.5.5).
-            mail_from="" if mail_from == "<>" else mail_from,
-            rcpt_to=tuple(self.envelope.rcpt_tos),
-            smtputf8=bool(self.envelope.smtp_utf8),
-        )
-        self._set_post_data_state()
-        routed = await self._server.routing.at_data(
-            env.rcpt_to, raw, username(self.session), self.transcript
-        )
-        if routed.refusal is not None:
-            await self.refuse(routed.refusal)  # nothing stored: a recipient has no mailbox
-            return
-        if routed.boxes:
-            self._box = next(iter(routed.boxes))
-        refused: Refusal | None = None
-        if self._verdicts is not None:
-            refused = await self.receiver_check(
-                "data", mail_from=mail_from, raw=raw, rcpt_to=env.rcpt_to
-            )
-        verdict = self._receiver_refusal if refused is not None else None
-        uid = new_id()
-        if self._rdns is not None:
-            raw = (
-                received_header(self.session, self.ip, self.hostname, await self._rdns, uid, raw)
-                + raw
-            )
-        ok_reply = f"250 2.0.0 Ok: queued as {uid}"
-        if refused is not None:
-            # Kept to be read, marked refused; the client hears the refusal, not the 250.
-            ok_reply = refused.reply
-            self.transcript.add(
-                "I", f"{refused.detail} (rule {refused.rule}): refused, kept as {uid}"
-            )
-        offset = self.transcript.offset()
-        # The commit's outcome comes back on this loop through one future of our own, with a
-        # deadline timer: a cancelled session never cancels the delivery itself, and this costs
-        # less per message than wait_for(shield(wrap_future(...))) or a Future per delivery.
-        loop = self.loop
-        waiter: asyncio.Future[str] = loop.create_future()
-        inflight = self._server.inflight
-        inflight.add(waiter)
-        self._storing = True
-        ticket = Ticket()
-        try:
-            self._server.mailbox.deliver_then(
-                lambda stored, exc: loop.call_soon_threadsafe(  # type: ignore[arg-type]
-                    _settle, waiter, stored, exc
-                ),
-                env,
-                raw,
-                uid=uid,
-                username=username(self.session),
-                session_uid=self._server_session_id,
-                transcript=self.transcript.for_message(
-                    [offset, "S", ok_reply.replace("\r\n", "\n")]
-                ),
-                received_at=time.time(),
-                origin={
-                    "Helo": self.session.host_name or "",
-                    "Peer": fmt_addr(self.session.peer),
-                    "TLS": self.session.ssl is not None,
-                    "Username": username(self.session),
-                    "Protocol": protocol_name(self.session),
-                    "Listener": self._server.name,
-                },
-                ticket=ticket,
-                refused=verdict.to_api() if verdict is not None else None,
-                boxes=routed.boxes,
-            )
-            timer = loop.call_later(STORE_DEADLINE, _expire, waiter, ticket)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-        except Exception as exc:
-            # Storage first: a message that is not committed is never acknowledged.
-            log.error("storing message from %s failed: %s", fmt_addr(self.session.peer), exc)
-            if refused is not None:
-                await self.refuse(refused)  # refused either way: the client hears why
-                return
-            await self.push("451 4.3.0 Error: message could not be stored, try again later")
-            return
-        finally:
-            inflight.discard(waiter)
-            self._storing = False
-        if refused is not None:
-            self._kept_refused.append(uid)
-            await self.refuse(refused)
-            if self._eof_while_storing and self.transport is not None:
-                self.transport.close()
-            return
-        self._delivered.append(uid)
-        self._server.policy.delivered(self.ip)
-        # --- relay (relay/service.py): with forward-smtp-errors the message is relayed now and
-        # the upstream's refusal is this session's answer instead of the 250.
-        relay_inline = self._server.mailbox.relay_inline
-        if relay_inline is not None:
-            refusal = await self._server.loop.run_in_executor(None, relay_inline, uid, env, raw)
-            if refusal:
-                await self.push(refusal)
-                return
-        # --- end relay
-        await self.push(ok_reply)
-        if self._eof_while_storing and self.transport is not None:
-            self.transport.close()  # the client had half-closed: it has its answer now
+        return AuthResult(success=False, handled=handled)
 
     def _create_session(self) -> SmtpSession:
         return _Session(self.loop)
@@ -1087,37 +536,6 @@ class CatcherSMTP(SMTP):
 
     def _create_envelope(self) -> SmtpEnvelope:
         return CatcherEnvelope()
-
-    async def _reverse_dns(self) -> str:
-        """Started at connect; bounded by a short timeout so it never holds the session up."""
-        try:
-            name = await asyncio.wait_for(self._server.reverse_lookup(self.ip), REVERSE_DNS_TIMEOUT)
-        except asyncio.CancelledError:
-            raise
-        except TimeoutError:
-            self.transcript.add("I", f"reverse DNS of {self.ip}: no answer in time")
-            return ""
-        except Exception as exc:
-            self.transcript.add("I", f"reverse DNS of {self.ip}: {str(exc) or type(exc).__name__}")
-            return ""
-        self.transcript.add("I", f"reverse DNS of {self.ip}: {name}")
-        return name
-
-    def eof_received(self) -> bool | None:
-        if self.session is None or self.session.ssl is None:
-            # A half-close over plain TCP: the lines already sent are still answered (a
-            # session piped whole into `nc`, pipelined commands, a message being stored), then
-            # the command loop meets the end of the stream and closes. aiosmtpd cancels the
-            # session task instead, and a task cancelled before its first step never runs its
-            # clean-up, so a client that half-closed before the greeting was held open until
-            # the idle timeout.
-            return asyncio.StreamReaderProtocol.eof_received(self)
-        if self._storing:
-            # Over TLS: keep the write side open so the client still hears whether its
-            # message was stored, instead of aiosmtpd cancelling the session.
-            self._eof_while_storing = True
-            return True
-        return super().eof_received()  # aiosmtpd's: over TLS the session ends at once
 
     # -- timeouts and the end of the session ---------------------------------------------
 
@@ -1144,42 +562,6 @@ class CatcherSMTP(SMTP):
         if was_open:
             self._server.session_ended(self)
 
-    @property
-    def _server_session_id(self) -> str:
-        sid = getattr(self, "_sid", None)
-        if sid is None:
-            sid = self._sid = new_id()
-        return sid
-
-    def session_record(self) -> SessionRecord:
-        assert self.session is not None
-        t = self.transcript
-        if self._delivered:
-            outcome = "delivered"
-        elif self._outcome:
-            outcome = self._outcome
-        elif self._errors:
-            outcome = "rejected"
-        elif self._quit:
-            outcome = "no mail"
-        else:
-            outcome = "dropped"
-        local = self.transport.get_extra_info("sockname") if self.transport else None
-        return SessionRecord(
-            uid=self._server_session_id,
-            started=t.started,
-            ended=time.time(),
-            peer=fmt_addr(self.session.peer),
-            local=fmt_addr(local) if local else self._server.address_text,
-            helo=self.session.host_name or "",
-            tls=self.session.ssl is not None,
-            username=username(self.session),
-            outcome=outcome,
-            messages=(*self._delivered, *self._kept_refused),
-            transcript=_json(t.entries),
-            mailbox=self._box,
-        )
-
 
 class _MethodNames(NamedTuple):
     auth: tuple[tuple[str, str, bool], ...]  # (mechanism, attribute, on the protocol itself)
@@ -1205,24 +587,3 @@ def _method_names(protocol: type, handler: type) -> _MethodNames:
         hooks=tuple((a.replace("handle_", ""), a) for a in dir(handler) if a.startswith("handle_")),
         commands=tuple((a.replace("smtp_", ""), a) for a in dir(protocol) if a.startswith("smtp_")),
     )
-
-
-def _settle(waiter: asyncio.Future[str], stored: str | None, exc: BaseException | None) -> None:
-    """Pass a delivery's outcome (from the store's thread) to the session waiting for it."""
-    if waiter.done():
-        return  # the deadline passed first (or the session went away)
-    if exc is not None:
-        waiter.set_exception(exc)
-    else:
-        waiter.set_result(str(stored))
-
-
-def _expire(waiter: asyncio.Future[str], ticket: Ticket) -> None:
-    """The deadline: 451 for a message the writer has not started, which it then skips. One it
-    has started is being committed now (briefly): its outcome is the answer."""
-    if not waiter.done() and ticket.cancel():
-        waiter.set_exception(TimeoutError(f"not committed within {STORE_DEADLINE:g} s"))
-
-
-def _json(value: Any) -> str:
-    return jsontext.dumps(value)
