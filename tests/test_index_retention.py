@@ -83,3 +83,23 @@ def test_a_rolled_back_delete_leaves_the_message_searchable(
         assert [p[0] for p in store._pending_index] == [1]
     finally:
         store.close()
+
+
+def test_a_large_max_holds_back_a_bounded_number_of_messages(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(writer, "INDEX_DELAY", 60.0)
+    monkeypatch.setattr(writer, "SEARCHED_RECENTLY", 0.0)
+    monkeypatch.setattr(writer, "INDEX_BATCH", 4)
+    monkeypatch.setattr(writer, "INDEX_HOLD_MAX", 6)
+    mb = Mailbox(Config(database=str(tmp_path / "big.db"), max_messages=100_000))
+    try:
+        for i in range(12):
+            mb.deliver(ENV, f"Subject: m{i}\r\n\r\nneedle {i}\r\n".encode()).result(10)
+        store = mb.store
+        assert isinstance(store, Store)
+        # Retention keeps 100,000, yet no more than INDEX_BATCH + INDEX_HOLD_MAX wait.
+        assert indexed(store) >= 12 - (4 + 6)
+        assert len(store._pending_index) <= 4 + 6
+    finally:
+        mb.close()

@@ -48,7 +48,9 @@ SEARCHED_RECENTLY = 2.0
 # searches them, and an index row written only to be deleted again cost the writer ~210 us a
 # message (its FTS5 and trigram insert, then delete), the largest part of its work under steady
 # ingest at the default --max 500. A search still finds every committed message (index_barrier);
-# INDEX_BATCH_BYTES bounds the text held.
+# INDEX_BATCH_BYTES bounds the text held, and INDEX_HOLD_MAX the messages (their rows and
+# tuples, and what a restart after a kill indexes again before it serves).
+INDEX_HOLD_MAX = 4096
 
 # Group commit under concurrent load: when the queue runs dry before a batch has as many jobs as
 # the last one had, the writer waits up to this long (seconds, once per batch) for the rest. The
@@ -211,7 +213,7 @@ class GroupCommitWriter(SQLiteParts):
             if now - self._searched_at < SEARCHED_RECENTLY:
                 due = INDEX_BATCH_SEARCHED
             else:
-                due = INDEX_BATCH + sum(self._index_hold.values())
+                due = INDEX_BATCH + min(sum(self._index_hold.values()), INDEX_HOLD_MAX)
             if barriers or (
                 (len(self._pending_index) >= due or self._pending_bytes >= INDEX_BATCH_BYTES)
                 and now >= self._index_retry_at
