@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailpit_py.store.base import BLOB_CHUNK, SQLiteParts, chunks, write_blob
+from mailpit_py.store.base import BLOB_CHUNK, chunks, write_blob
+from mailpit_py.store.drain import Drain, set_aside
 from mailpit_py.store.rawcodec import pack
 from mailpit_py.store.records import MessageRecord, TagError
 from mailpit_py.store.retention import retention_slack
@@ -27,12 +28,16 @@ STORED_MESSAGE_ID_IN_BOX_SQL = (
 )
 
 
+# The tables delete all renames aside for the writer to free later (drain.py): the blobs.
+SET_ASIDE = ("message_data", "parts")
+
+
 def in_box(box: str | None, column: str = "mailbox") -> tuple[str, tuple[str, ...]]:
     """(" AND column = ?", (box,)) limiting a query to one mailbox; nothing for every one."""
     return ("", ()) if box is None else (f" AND {column} = ?", (box,))
 
 
-class MessageWrites(SQLiteParts):
+class MessageWrites(Drain):
     """Changes to messages; each runs in the writer thread, inside a batch's transaction."""
 
     def stored_message_id(self, message_id: str, box: str | None = None) -> str | None:
@@ -142,39 +147,37 @@ class MessageWrites(SQLiteParts):
                 f"SELECT id, uid FROM messages WHERE uid IN ({marks}){limit}",
                 (*chunk, *limit_params),
             ).fetchall()
+        if found and len({r[0] for r in found}) == self._count_kept():
+            # Every message (an IMAP expunge or POP3 deletions of them all): as delete all.
+            self.delete_all()
+            return [r[1] for r in found]
         self._delete_rowids([r[0] for r in found])
         self._forget_relays([r[1] for r in found])
         return [r[1] for r in found]
 
     def delete_all(self, box: str | None = None) -> int:
         conn = self._wconn
-        if box is not None:
+        if box is not None and self._count_kept(box) < self._count_kept():
             # One mailbox among others: its rows go one by one (the truncate below would take
             # the other mailboxes' messages too); its index entries find them.
             rows = conn.execute("SELECT id, uid FROM messages WHERE mailbox = ?", (box,)).fetchall()
             self._delete_rowids([r[0] for r in rows])
             self._forget_relays([r[1] for r in rows])
             return len(rows)
-        n = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+        # (A mailbox that holds every message, as the default one does for the web's routes
+        # when there is no other, is emptied as the whole store.)
+        n = self._count_kept()
         # Unqualified DELETEs take SQLite's fast truncate path (no per-row work) only on tables
         # without triggers, so the counter triggers step aside inside this transaction.
         for name in (*COUNTER_TRIGGER_NAMES, *MAILBOX_TRIGGER_NAMES):
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-        for table in (
-            "messages",
-            "message_data",
-            "parts",
-            "tags",
-            "headers",
-            "message_checks",
-            "imap_flags",
-        ):
+        # The raw messages and parts (nine tenths of the file) are renamed aside, not freed:
+        # the writer frees them in small steps while idle (drain.py).
+        set_aside(conn, SET_ASIDE)
+        self.forget_aside()
+        for table in ("messages", "tags", "headers", "message_checks", "imap_flags"):
             conn.execute(f"DELETE FROM {table}")
-        # An FTS5 table deletes row by row (1.2 s at 100k messages); recreating it is instant.
-        conn.execute("DROP TABLE messages_tri")
-        conn.execute("DROP TABLE messages_fts")
-        conn.execute(FTS_SCHEMA)
-        conn.execute(TRIGRAM_SCHEMA)
+        self._empty_search_index()
         conn.execute("UPDATE counters SET value = 0 WHERE name IN ('total', 'unread')")
         # The mailboxes stay, emptied: they were made on purpose or by routing.
         conn.execute("UPDATE mailboxes SET messages = 0, unread = 0")
@@ -184,9 +187,12 @@ class MessageWrites(SQLiteParts):
         return n
 
     def clear_search_index(self) -> None:
+        self._wconn.execute("DELETE FROM headers")
+        self._empty_search_index()
+
+    def _empty_search_index(self) -> None:
         conn = self._wconn
-        conn.execute("DELETE FROM headers")
-        # As delete_all: FTS5 deletes row by row, recreating the tables is instant.
+        # An FTS5 table deletes row by row (1.2 s at 100k messages); recreating it is instant.
         conn.execute("DROP TABLE messages_tri")
         conn.execute("DROP TABLE messages_fts")
         conn.execute(FTS_SCHEMA)

@@ -12,7 +12,8 @@ from concurrent.futures import Future
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mailpit_py.store.base import SQLiteParts, chunks, rollback
+from mailpit_py.store.base import chunks, rollback
+from mailpit_py.store.drain import Drain
 from mailpit_py.store.records import StoreError, Ticket
 from mailpit_py.store.search import Term
 from mailpit_py.store.search_sql import build_where
@@ -105,7 +106,7 @@ _Pending = tuple[int, Sequence[tuple[str, str]], Sequence[str]]
 _Job = tuple[Callable[[Any], Any], Future[Any] | Completion]
 
 
-class GroupCommitWriter(SQLiteParts):
+class GroupCommitWriter(Drain):
     """The writer: one thread owns the write connection and commits queued jobs in batches."""
 
     def _init_writer(self, batch_max: int, linger: float) -> None:
@@ -167,11 +168,16 @@ class GroupCommitWriter(SQLiteParts):
             wait = None
             if self._pending_index:
                 wait = max(INDEX_DELAY, self._index_retry_at - time.monotonic())
+            else:
+                wait = self.drain_wait()  # a delete all's tables to free (drain.py)
+            drain_due = not self._pending_index and wait is not None
             try:
                 item = self._jobs.get(timeout=wait)
             except queue.Empty:
                 if time.monotonic() >= self._index_retry_at:
                     self._run_index()  # a quiet moment
+                if drain_due:
+                    self.drain_step()
                 continue
             if item is None:
                 self._run_index()  # nothing may be left unsearchable on a clean stop

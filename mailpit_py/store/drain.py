@@ -1,0 +1,182 @@
+"""Delete all's freeing, deferred (SQLite): its big tables are set aside, and the writer empties
+them a step at a time while it is idle, resuming after a restart."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+from mailpit_py.store.base import SQLiteParts, rollback
+
+log = logging.getLogger(__name__)
+
+# A table named so holds deleted messages' data alone, which nothing reads: `drain_N_TABLE`,
+# N counting the deletes whose tables wait. Dump, migrate and the schema's checks skip it.
+ASIDE_PREFIX = "drain_"
+ASIDE_NAME = re.compile(r"drain_(\d+)_(\w+)\Z")
+
+# Freeing a row frees its pages, and SQLite reads every overflow page of a blob to free it:
+# at 1,000,000 messages (8.6 GB) that was 14 s of one transaction in delete all, with every
+# delivery waiting behind it. A step frees at most this many rows, or about this many bytes of
+# their blobs (at least one row), in a transaction of its own.
+STEP_ROWS = 2000
+STEP_BYTES = 4 << 20
+# The writer takes a first step once it has had no job for this long (seconds), then the next
+# ones back to back while no job comes: steps go between bursts of mail, and a delivery that
+# comes during one waits for that step alone.
+IDLE = 0.05
+# After a step failed (a full disk, a lock held by another process), the next waits this long.
+RETRY = 5.0
+
+# FTS5 keeps these rows of its _data table to open the table, which its DROP does: the
+# averages (1) and the structure (10). Segment pages are numbered far above.
+FTS5_KEPT_DATA = 10
+FTS5_SHADOWS = ("data", "idx", "content", "docsize", "config")
+
+
+def is_aside(name: str) -> bool:
+    """Whether a table (or a shadow table of one) was set aside by delete all."""
+    return ASIDE_NAME.match(name) is not None
+
+
+def set_aside(conn: sqlite3.Connection, tables: Sequence[str]) -> None:
+    """Rename these tables aside and create them again, empty, with their indexes, in the
+    caller's transaction: renaming rewrites the schema alone, not one page of the data. An
+    index moves with its table under its name, so it is dropped first (the tables set aside
+    have small ones) and made again on the new table."""
+    numbers = [int(m.group(1)) for m in map(ASIDE_NAME.match, schema_names(conn)) if m]
+    number = max(numbers, default=0) + 1
+    for table in tables:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL",
+            (table,),
+        ).fetchall()
+        created = [sql for kind, _, sql in rows if kind == "table"]
+        if len(created) != 1 or any(kind == "trigger" for kind, _, _ in rows):
+            raise sqlite3.OperationalError(f"table {table} cannot be set aside")
+        indexes = [(name, sql) for kind, name, sql in rows if kind == "index"]
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        conn.execute(f'ALTER TABLE "{table}" RENAME TO "{ASIDE_PREFIX}{number}_{table}"')
+        conn.execute(created[0])
+        for _, sql in indexes:
+            conn.execute(sql)
+
+
+def schema_names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+class Drain(SQLiteParts):
+    """The writer's part that empties the tables set aside (writer thread only)."""
+
+    # Tables set aside still to empty, oldest first; None until the schema is read (at the
+    # writer's first idle moment, so a restart resumes a drain a crash cut short).
+    _aside: list[str] | None = None
+    _drain_after = 0.0  # (monotonic) no step before this, after a failure
+    _drain_streak = False  # a step was the writer's last work: the next follows at once
+    drain_steps = 0  # steps committed by this store (the tests count them)
+
+    def drain_waiting(self) -> bool:
+        """Whether a table set aside waits to be emptied."""
+        if self._aside is None:
+            self._aside = self._find_aside()
+        return bool(self._aside)
+
+    def drain_wait(self) -> float | None:
+        """How long the writer waits for a job before it takes a step; None: no step waits."""
+        if not self.drain_waiting():
+            return None
+        streak, self._drain_streak = self._drain_streak, False
+        return max(0.0 if streak else IDLE, self._drain_after - time.monotonic())
+
+    def forget_aside(self) -> None:
+        """Tables were set aside (or the transaction that did so rolled back): read the schema
+        again before the next step."""
+        self._aside = None
+
+    def _find_aside(self) -> list[str]:
+        with self._mem_lock if self.memory else nullcontext():
+            names = schema_names(self._wconn)
+        found = [n for n in names if is_aside(n) and not self._is_shadow(n, names)]
+        return sorted(found, key=lambda n: int(ASIDE_NAME.match(n).group(1)))  # type: ignore[union-attr]
+
+    @staticmethod
+    def _is_shadow(name: str, names: list[str]) -> bool:
+        head, _, tail = name.rpartition("_")
+        return tail in FTS5_SHADOWS and head in names
+
+    def drain_step(self) -> None:
+        """Free one step's worth of the oldest table set aside, in a transaction of its own;
+        drop the table once it is empty."""
+        if not self.drain_waiting() or time.monotonic() < self._drain_after:
+            return
+        assert self._aside is not None
+        table = self._aside[0]
+        conn = self._wconn
+        with self._mem_lock if self.memory else nullcontext():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                emptied = self._free_some(table)
+                if emptied:
+                    conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                rollback(conn)
+                log.warning("freeing deleted messages' space paused for %g s: %s", RETRY, exc)
+                self._drain_after = time.monotonic() + RETRY
+                self._aside = None
+                return
+        self.drain_steps += 1
+        self._drain_streak = True
+        if emptied:
+            del self._aside[0]
+
+    def _free_some(self, table: str) -> bool:
+        """Delete a step's rows of `table` (of a virtual table set aside, of its shadow
+        tables); whether nothing is left to delete but the table itself."""
+        conn = self._wconn
+        sql = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        if sql is None:
+            return True
+        if not str(sql[0]).upper().startswith("CREATE VIRTUAL TABLE"):
+            return self._free_rows(table, 0)
+        # FTS5: its shadow tables hold the pages; its DROP then opens it, which needs the
+        # rows below FTS5_KEPT_DATA, and frees the little left.
+        names = schema_names(conn)
+        for shadow in ("data", "content", "docsize"):
+            name = f"{table}_{shadow}"
+            if name in names and not self._free_rows(
+                name, FTS5_KEPT_DATA if shadow == "data" else 0
+            ):
+                return False
+        return True
+
+    def _free_rows(self, table: str, keep_below: int) -> bool:
+        """Delete up to a step's rows of a rowid table, the lowest rowids above `keep_below`
+        first; whether none was left."""
+        conn = self._wconn
+        blobs = [
+            r[1] for r in conn.execute(f'PRAGMA table_info("{table}")') if r[2].upper() == "BLOB"
+        ]
+        # length() of a blob reads its header alone, not its pages.
+        size = " + ".join(f'coalesce(length("{c}"), 0)' for c in blobs) or "0"
+        rows = conn.execute(
+            f'SELECT rowid, {size} FROM "{table}" WHERE rowid > ? ORDER BY rowid LIMIT ?',
+            (keep_below, STEP_ROWS),
+        ).fetchall()
+        if not rows:
+            return True
+        last, total = rows[0][0], 0
+        for rowid, length in rows:
+            if total and total + length > STEP_BYTES:
+                break
+            last, total = rowid, total + length
+        conn.execute(f'DELETE FROM "{table}" WHERE rowid > ? AND rowid <= ?', (keep_below, last))
+        return False
