@@ -78,6 +78,17 @@ class Prune(Event):
 
 
 @dataclass(frozen=True, eq=False)
+class MailboxRenamed(Event):
+    """A mailbox was renamed: `data` is {"From": old, "To": new}, `box` the old name.
+
+    Told to the old name's subscribers before its truncate, so that a page showing that mailbox
+    can follow its messages to the new address: the truncate and the counts without the old name
+    alone would tell it the mailbox was deleted."""
+
+    type: ClassVar[str] = "mailbox-renamed"
+
+
+@dataclass(frozen=True, eq=False)
 class Stats(Event):
     type: ClassVar[str] = "stats"
 

@@ -49,8 +49,8 @@ class BoxAdmin(MailboxBase):
     def rename_box(self, old: str, new: str) -> str:
         """Rename a mailbox with its messages (their IDs stay); returns the new name as
         cleaned. BoxNotFound, BoxExists, BoxRefused for the default mailbox, ValueError for a
-        bad new name. Its subscribers hear a truncate (it is gone), the new name's a prune
-        (reload: the messages are there now)."""
+        bad new name. Its subscribers hear where it went, then a truncate (it is gone), the new
+        name's a prune (reload: the messages are there now)."""
         if old == DEFAULT_BOX:
             raise BoxRefused("the default mailbox cannot be renamed")
         clean = clean_box_name(new)
@@ -76,6 +76,7 @@ class BoxAdmin(MailboxBase):
         if refused is not None:
             raise refused
         self._move_tally(old, clean)
+        self.bus.publish(events.MailboxRenamed({"From": old, "To": clean}, box=old))
         self.bus.publish(events.Truncate(box=old))
         self.bus.publish(events.Prune({"IDs": []}, box=clean))
         self._changed()

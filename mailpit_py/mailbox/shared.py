@@ -30,6 +30,7 @@ SHARED: dict[str, type[events.Event]] = {
         events.Truncate,
         events.Prune,
         events.MailboxCounts,
+        events.MailboxRenamed,
     )
 }
 MAX_IDS = 200  # a Prune naming more IDs says none (its frame's Data is null anyway)
@@ -144,6 +145,9 @@ class SharedEvents:
             data = self._summary(data)
             if data is None:
                 return
+        if cls is events.MailboxRenamed and not _renaming(data):
+            log.warning("shared events: ignored a mailbox rename that names no two mailboxes")
+            return
         if cls is not events.MailboxCounts:  # (this instance publishes its own, just below)
             self.mailbox.bus.publish(cls(data, remote=True, box=box))
         self.mailbox.changed_elsewhere()  # this instance's clients get the new counts too
@@ -163,3 +167,10 @@ class SharedEvents:
                 if attempt == TRIES - 1:
                     log.warning("shared events: message %s not announced: %s", uid, exc)
         return None
+
+
+def _renaming(data: Any) -> bool:
+    """Whether a rename told by another instance names two mailboxes (pages follow its To)."""
+    return isinstance(data, dict) and all(
+        isinstance(data.get(key), str) and is_box_name(data[key]) for key in ("From", "To")
+    )

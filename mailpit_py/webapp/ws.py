@@ -67,6 +67,12 @@ def for_box(box: str, seen: set[str] | None, batch: list[events.Event]) -> list[
             continue
         if not event.concerns(box):
             continue
+        if (
+            seen is not None
+            and isinstance(event, events.MailboxRenamed)
+            and (event.data or {}).get("To") not in seen
+        ):
+            continue  # renamed out of this user's mailboxes: to them it was deleted
         if seen is not None and isinstance(event, events.MailboxCounts):
             event = events.MailboxCounts([d for d in event.data if d["Name"] in seen])
         kept.append(event)
