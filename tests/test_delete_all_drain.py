@@ -39,7 +39,8 @@ def message(subject: str, attachment: bool = False) -> bytes:
 
 
 def aside(path: str) -> dict[str, int]:
-    """The tables set aside in the file, with their rows (read on a connection of its own)."""
+    """The messages and blob tables set aside in the file with their rows, and how many tables
+    in all are set aside (read on a connection of its own)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         names = [
@@ -48,9 +49,35 @@ def aside(path: str) -> dict[str, int]:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'drain%'"
             )
         ]
-        return {
-            name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names
+        found = {
+            name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            for name in names
+            if name.endswith(("_messages", "_message_data", "_parts"))
         }
+        return {**found, "tables": len(names)} if names else {}
+    finally:
+        conn.close()
+
+
+# messages, message_data, parts, headers, message_checks, and the two FTS5 tables with their
+# shadow tables (data, idx, content, docsize, config; the trigram one keeps no content).
+TABLES_SET_ASIDE = 5 + 6 + 5
+
+
+def integrity(path: str) -> str:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def schema(path: str) -> list[tuple[str, str, str, str]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(
+            "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY name"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -80,15 +107,22 @@ def test_delete_all_sets_the_blobs_aside_and_the_writer_frees_them_in_steps(
         assert rows(path, "parts") == 10
         # As the API's DELETE does: the default mailbox, which holds every message.
         assert mb.delete_all(box="default") == 30
-        assert aside(path) == {"drain_1_message_data": 30, "drain_1_parts": 10}
-        assert rows(path, "message_data") == rows(path, "parts") == 0
+        assert aside(path) == {
+            "drain_1_messages": 30,
+            "drain_1_message_data": 30,
+            "drain_1_parts": 10,
+            "tables": TABLES_SET_ASIDE,
+        }
+        for table in ("messages", "message_data", "parts", "headers", "messages_fts"):
+            assert rows(path, table) == 0
+        assert integrity(path) == "ok"
         assert mb.counts() == (0, 0) and mb.counts(box="default") == (0, 0)
         assert mb.search("old")[0] == [] and mb.search("Words")[0] == []
         assert mb.list_messages(0, 50) == []
 
         # A message delivered before the freeing is whole, and stays so through it.
         new = mb.deliver(ENV, message("new one", attachment=True)).result(30)
-        assert aside(path) == {"drain_1_message_data": 30, "drain_1_parts": 10}
+        assert aside(path)["drain_1_message_data"] == 30
         monkeypatch.setattr(drain, "IDLE", 0.001)
         monkeypatch.setattr(drain, "STEP_ROWS", 4)
         mb.store.write(lambda s: None)  # wakes the writer, which then finds itself idle
@@ -100,6 +134,15 @@ def test_delete_all_sets_the_blobs_aside_and_the_writer_frees_them_in_steps(
         assert mb.counts() == (1, 1)
     finally:
         mb.close()
+    # Ids are never reused (IMAP's UIDs), and the schema is a new file's, index for index.
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT id FROM messages").fetchall() == [(31,)]
+    finally:
+        conn.close()
+    assert integrity(path) == "ok"
+    Mailbox(Config(database=str(tmp_path / "new.db"))).close()
+    assert schema(path) == schema(str(tmp_path / "new.db"))
 
 
 def test_a_second_delete_all_before_the_freeing_sets_its_own_tables_aside(
@@ -114,10 +157,13 @@ def test_a_second_delete_all_before_the_freeing_sets_its_own_tables_aside(
         mb.deliver(ENV, message("second", attachment=True)).result(30)
         mb.delete_all()
         assert aside(path) == {
+            "drain_1_messages": 5,
             "drain_1_message_data": 5,
             "drain_1_parts": 5,
+            "drain_2_messages": 1,
             "drain_2_message_data": 1,
             "drain_2_parts": 1,
+            "tables": 2 * TABLES_SET_ASIDE,
         }
     finally:
         mb.close()
@@ -145,7 +191,12 @@ def test_one_mailbox_among_others_is_emptied_alone_and_the_last_one_at_once(
         assert mb.counts(box="alpha") == (0, 0) and mb.counts() == (1, 1)
         # The default mailbox now holds every message: emptied as the whole store.
         assert mb.delete_all(box="default") == 1
-        assert aside(path) == {"drain_1_message_data": 1, "drain_1_parts": 1}
+        assert aside(path) == {
+            "drain_1_messages": 1,
+            "drain_1_message_data": 1,
+            "drain_1_parts": 1,
+            "tables": TABLES_SET_ASIDE,
+        }
         assert [row[:3] for row in mb.store.mailboxes()] == [
             ("alpha", 0, 0),
             ("default", 0, 0),
@@ -306,7 +357,7 @@ def test_pop3_and_imap_deleting_every_message_set_the_blobs_aside(
         for n in (1, 2, 3):
             pop.dele(n)
         pop.quit()
-        assert aside(path) == {"drain_1_message_data": 3, "drain_1_parts": 3}
+        assert aside(path)["drain_1_message_data"] == 3
         assert mp.mailbox.counts() == (0, 0)
 
         for i in range(2):

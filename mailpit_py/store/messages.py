@@ -28,8 +28,18 @@ STORED_MESSAGE_ID_IN_BOX_SQL = (
 )
 
 
-# The tables delete all renames aside for the writer to free later (drain.py): the blobs.
-SET_ASIDE = ("message_data", "parts")
+# The tables delete all renames aside for the writer to free later (drain.py): all but the
+# small ones (WITHOUT ROWID tables, which a step could not walk by rowid, are among those).
+# The word index before the trigram index, which reads its text from it.
+SET_ASIDE = (
+    "messages",
+    "message_data",
+    "parts",
+    "headers",
+    "message_checks",
+    "messages_fts",
+    "messages_tri",
+)
 
 
 def in_box(box: str | None, column: str = "mailbox") -> tuple[str, tuple[str, ...]]:
@@ -171,13 +181,12 @@ class MessageWrites(Drain):
         # without triggers, so the counter triggers step aside inside this transaction.
         for name in (*COUNTER_TRIGGER_NAMES, *MAILBOX_TRIGGER_NAMES):
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-        # The raw messages and parts (nine tenths of the file) are renamed aside, not freed:
-        # the writer frees them in small steps while idle (drain.py).
+        # The big tables are renamed aside, not freed: the writer frees them in small steps
+        # while idle (drain.py).
         set_aside(conn, SET_ASIDE)
         self.forget_aside()
-        for table in ("messages", "tags", "headers", "message_checks", "imap_flags"):
+        for table in ("tags", "imap_flags"):
             conn.execute(f"DELETE FROM {table}")
-        self._empty_search_index()
         conn.execute("UPDATE counters SET value = 0 WHERE name IN ('total', 'unread')")
         # The mailboxes stay, emptied: they were made on purpose or by routing.
         conn.execute("UPDATE mailboxes SET messages = 0, unread = 0")
