@@ -5,28 +5,18 @@ may not see the new name hears nothing of it, and other mailboxes' clients only 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from boxweb import Boxes, basic, call, start
+from boxweb import Boxes, basic, call
+from test_mailboxes_access import frames
+from test_mailboxes_api import boxes  # noqa: F401 (fixture)
 
 from helpers import WsClient
 
 RENAMED = "mailbox-renamed"
 
 
-@pytest.fixture
-def boxes(tmp_path: Path) -> Iterator[Boxes]:
-    found = start(tmp_path)
-    try:
-        yield found
-    finally:
-        found.mp.stop()
-
-
-def listen(boxes: Boxes, user: str, box: str) -> Any:
+def listen(boxes: Boxes, user: str, box: str) -> Any:  # noqa: F811
     """A websocket of `box`'s prefix (a WsClient), past its first (stats) frame."""
     ws_url = boxes.at(box).replace("http://", "ws://")
     headers: Any = {"Authorization": basic(user)}  # (simple_websocket's stub says bytes)
@@ -36,23 +26,8 @@ def listen(boxes: Boxes, user: str, box: str) -> Any:
     return ws
 
 
-def frames_until(ws: Any, done: Any) -> list[dict[str, Any]]:
-    """Frames as they come, up to and including the first for which `done(frame)` holds."""
-    got: list[dict[str, Any]] = []
-    while True:
-        raw = ws.receive(timeout=10)
-        assert raw is not None, f"no awaited frame within 10 s; got {got}"
-        got.append(json.loads(raw))
-        if done(got[-1]):
-            return got
-
-
-def lists(name: str) -> Any:
-    return lambda f: f["Type"] == "mailboxes" and name in [d["Name"] for d in f["Data"]]
-
-
 def test_the_renamed_mailboxs_clients_hear_where_it_went_before_its_truncate(
-    boxes: Boxes,
+    boxes: Boxes,  # noqa: F811
 ) -> None:
     bob_blog = listen(boxes, "bob", "blog")  # bob sees every mailbox
     carl_blog = listen(boxes, "carl", "blog")  # carl sees shop and blog, not the new name
@@ -62,17 +37,15 @@ def test_the_renamed_mailboxs_clients_hear_where_it_went_before_its_truncate(
             boxes.url + "api/v1/mailboxes/blog", "bob", method="PUT", body={"Name": " Journal "}
         )
         assert (status, body) == (200, b"ok")
-        got = frames_until(bob_blog, lists("journal"))
-        types = [f["Type"] for f in got]
-        assert RENAMED in types and "truncate" in types, got
-        assert types.index(RENAMED) < types.index("truncate"), got
-        assert got[types.index(RENAMED)]["Data"] == {"From": "blog", "To": "journal"}
+        got = frames(bob_blog, '"truncate"')
+        renamed = [f for f in got if f["Type"] == RENAMED]
+        assert renamed == [{"Type": RENAMED, "Data": {"From": "blog", "To": "journal"}}], got
 
-        heard = frames_until(carl_blog, lambda f: f["Type"] == "truncate")
+        heard = frames(carl_blog, '"truncate"')
         assert RENAMED not in [f["Type"] for f in heard], heard
         assert "journal" not in json.dumps(heard)
 
-        other = frames_until(bob_shop, lists("journal"))
+        other = frames(bob_shop, '"Name": "journal"')  # the new list, with the new name
         assert [f for f in other if f["Type"] in (RENAMED, "truncate")] == [], other
     finally:
         for ws in (bob_blog, carl_blog, bob_shop):

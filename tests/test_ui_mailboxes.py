@@ -2,8 +2,9 @@
 whose SMTP routes mail to a mailbox per recipient domain (`{mailbox}=rcpt:*@{mailbox}.test`).
 
 Switching goes to the mailbox's own address (/mailbox/NAME/), which a reload, back and forward
-keep; the counts follow the `mailboxes` event live; mailboxes are created, emptied and deleted
-from the UI; and a page under one mailbox never shows another mailbox's message.
+keep; the counts follow the `mailboxes` event live; mailboxes are created, renamed, emptied and
+deleted from the UI (a rename takes every tab showing the mailbox to its new address); and a
+page under one mailbox never shows another mailbox's message.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import json
 import re
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_ui_a11y import _axe_source, audit
 from test_ui_browser import browser, open_message, open_page, row, send, wait_live  # noqa: F401
 from ui_visible import assert_fully_visible, assert_no_sideways_scroll, save_screenshot
 
@@ -326,12 +329,10 @@ def test_switcher_works_from_the_keyboard_and_fits_a_phone(
     expect(row(page, "Keyboard shop mail")).to_be_visible()
 
 
-def test_a_refused_create_hides_the_mailbox_controls(
-    browser: Any,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    from playwright.sync_api import expect
-
+@contextmanager
+def limited_page(browser: Any, tmp_path: Path) -> Iterator[tuple[Server, Any]]:  # noqa: F811
+    """A page of shop's address for ann, a user limited to shop and blog, whom the server
+    refuses creating, renaming and deleting mailboxes (403); no JavaScript error on it."""
     config = tmp_path / "mailboxes.yaml"
     config.write_text("mailboxes:\n  - name: shop\n  - name: blog\naccess:\n  ann: [shop, blog]\n")
     with make_server(
@@ -344,25 +345,35 @@ def test_a_refused_create_hides_the_mailbox_controls(
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(mp.http_url + "mailbox/shop/")
             wait_live(page)
-            menu = open_switcher(page)
-            expect(menu.locator(".box-item")).to_have_text(
-                [re.compile("^blog"), re.compile("^shop")]
-            )  # not the default mailbox: ann may not see it
-            menu.get_by_role("button", name="New mailbox…").click()
-            page.locator("#box-input").fill("mine")
-            page.locator("#box-dialog").get_by_role("button", name="Create").click()
-            expect(page.locator("#box-dialog")).to_be_hidden()
-            expect(page.locator("#toast")).to_contain_text("Error")
-            open_switcher(page)
-            expect(page.locator("#box-new")).to_be_hidden()
-            expect(page.locator("#box-delete")).to_be_hidden()
-            page.reload()  # the tab remembers what the server refused
-            wait_live(page)
-            open_switcher(page)
-            expect(page.locator("#box-new")).to_be_hidden()
+            yield mp, page
         finally:
             context.close()
         assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def test_a_refused_create_hides_the_mailbox_controls(
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect
+
+    with limited_page(browser, tmp_path) as (_, page):
+        menu = open_switcher(page)
+        expect(menu.locator(".box-item")).to_have_text(
+            [re.compile("^blog"), re.compile("^shop")]
+        )  # not the default mailbox: ann may not see it
+        menu.get_by_role("button", name="New mailbox…").click()
+        page.locator("#box-input").fill("mine")
+        page.locator("#box-dialog").get_by_role("button", name="Create").click()
+        expect(page.locator("#box-dialog")).to_be_hidden()
+        expect(page.locator("#toast")).to_contain_text("Error")
+        open_switcher(page)
+        expect(page.locator("#box-new")).to_be_hidden()
+        expect(page.locator("#box-delete")).to_be_hidden()
+        page.reload()  # the tab remembers what the server refused
+        wait_live(page)
+        open_switcher(page)
+        expect(page.locator("#box-new")).to_be_hidden()
 
 
 def test_hide_delete_all_button_hides_emptying_a_mailbox_too(
@@ -393,3 +404,179 @@ def test_a_page_whose_mailbox_is_deleted_elsewhere_goes_to_the_default_one(
     expect(page).to_have_url(mp.http_url)
     expect(page.locator("#toast")).to_have_text("The mailbox “shop” was deleted")
     expect(row(page, "Still here")).to_be_visible()
+
+
+# -- renaming ------------------------------------------------------------------------------------
+
+
+def open_rename(page: Any, name: str) -> Any:
+    """Opens the rename dialog of the shown mailbox `name` from the switcher's menu."""
+    from playwright.sync_api import expect
+
+    open_switcher(page).get_by_role("button", name=f"Rename “{name}”…").click()
+    dialog = page.get_by_role("dialog", name=f"Rename the mailbox “{name}”")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def test_renaming_the_shown_mailbox_takes_the_page_and_other_tabs_to_its_new_address(
+    open_page: Any,  # noqa: F811
+    mp: Server,
+) -> None:
+    from playwright.sync_api import expect
+
+    send_to(mp, "shop", "Shop one")
+    send_to(mp, "shop", "Shop two")
+    send_to(mp, "default", "Default mail")
+    [two, one] = messages(mp, "shop")
+    other_tab = open_page(mp.http_url + "mailbox/shop/")  # another tab showing the mailbox
+    default_tab = open_page(mp.http_url)  # and one showing another mailbox
+    expect(row(other_tab, "Shop one")).to_be_visible()
+    page = open_page(mp.http_url + "mailbox/shop/")
+    open_message(page, "Shop one")
+    expect(page).to_have_url(re.compile(re.escape(f"{mp.http_url}mailbox/shop/?m={one['ID']}")))
+
+    dialog = open_rename(page, "shop")
+    name = dialog.get_by_role("textbox", name=re.compile("^Name"))
+    expect(name).to_have_value("shop")  # the current name, to edit
+    expect(name).to_be_focused()
+    name.fill(" Store Front ")
+    expect(page.locator("#box-preview")).to_have_text("It will be named “store_front”.")
+    dialog.get_by_role("button", name="Rename").click()
+
+    # The page goes to the new address with the same message open, and says what happened.
+    opened = f"{mp.http_url}mailbox/store_front/?m={one['ID']}"
+    expect(page).to_have_url(re.compile("^" + re.escape(opened)))
+    wait_live(page)
+    expect(page.locator("#toast")).to_have_text("Mailbox “shop” renamed to “store_front”")
+    expect(page.locator("#message .msg-subject")).to_have_text("Shop one")
+    expect(page.locator("#message")).not_to_contain_text("no longer exists")
+    expect(page.locator("#list .row")).to_have_text(
+        [re.compile("Shop two"), re.compile("Shop one")]
+    )
+    expect(page.locator("#box-name")).to_have_text("store_front")
+    menu = open_switcher(page)
+    expect(menu.locator(".box-item")).to_have_text(
+        [re.compile("^default"), re.compile("^store_front")]
+    )
+    expect(menu.locator(".box-item[aria-current=page]")).to_have_attribute(
+        "title", re.compile("^store_front: 2 messages")
+    )
+    page.keyboard.press("Escape")
+    assert list(boxes(mp)) == ["default", "store_front"]
+    assert {m["ID"] for m in messages(mp, "store_front")} == {one["ID"], two["ID"]}
+
+    # Reload, back and forward keep the new address.
+    page.reload()
+    wait_live(page)
+    expect(page).to_have_url(re.compile("^" + re.escape(opened)))
+    expect(page.locator("#message .msg-subject")).to_have_text("Shop one")
+    open_message(page, "Shop two")
+    expect(page).to_have_url(re.compile(re.escape(f"mailbox/store_front/?m={two['ID']}")))
+    page.go_back()
+    expect(page).to_have_url(re.compile("^" + re.escape(opened)))
+    expect(page.locator("#message .msg-subject")).to_have_text("Shop one")
+    page.go_forward()
+    expect(page.locator("#message .msg-subject")).to_have_text("Shop two")
+    expect(page.locator("#box-name")).to_have_text("store_front")
+
+    # The other tab of the mailbox followed it (not taken for deleted), with no reload by hand;
+    # the tab of another mailbox lists the new name.
+    expect(other_tab).to_have_url(f"{mp.http_url}mailbox/store_front/")
+    wait_live(other_tab)
+    expect(other_tab.locator("#toast")).to_have_text("Mailbox “shop” renamed to “store_front”")
+    expect(other_tab.locator("#list .row")).to_have_count(2)
+    expect(other_tab.locator("#box-name")).to_have_text("store_front")
+    expect(default_tab).to_have_url(mp.http_url)
+    expect(open_switcher(default_tab).locator(".box-item")).to_have_text(
+        [re.compile("^default"), re.compile("^store_front")]
+    )
+    expect(row(default_tab, "Default mail")).to_be_visible()
+
+
+def test_a_refused_rename_says_the_servers_reason_in_the_dialog(
+    open_page: Any,  # noqa: F811
+    mp: Server,
+) -> None:
+    from playwright.sync_api import expect
+
+    send_to(mp, "shop", "Stays in shop")
+    send_to(mp, "blog", "Blog mail")
+    page = open_page(mp.http_url + "mailbox/shop/")
+    expect(row(page, "Stays in shop")).to_be_visible()
+    dialog = open_rename(page, "shop")
+    name = dialog.get_by_role("textbox", name=re.compile("^Name"))
+    error = dialog.get_by_role("alert")
+    for taken in ("Blog", "default"):  # names that exist: 409 with the server's message
+        name.fill(taken)
+        dialog.get_by_role("button", name="Rename").click()
+        expect(error).to_have_text(f"mailbox already exists: {taken.lower()}")
+        expect(name).to_have_attribute("aria-invalid", "true")
+        expect(name).to_be_focused()
+    name.fill("   ")  # cleaned to nothing: said before asking the server
+    dialog.get_by_role("button", name="Rename").click()
+    expect(error).to_have_text(re.compile("^Type a name"))
+    # Dots alone would be a path segment (/mailbox/../): the server makes them `_`, and so does
+    # the preview, so the page would go where the server put the mailbox.
+    name.fill("..")
+    expect(page.locator("#box-preview")).to_have_text("It will be named “__”.")
+    # Escape closes the dialog: nothing renamed, the page stays.
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page).to_have_url(mp.http_url + "mailbox/shop/")
+    assert list(boxes(mp)) == ["blog", "default", "shop"]
+    # Opened again, it starts clean with the current name; Cancel closes it too.
+    dialog = open_rename(page, "shop")
+    expect(dialog.get_by_role("textbox", name=re.compile("^Name"))).to_have_value("shop")
+    expect(dialog.get_by_role("alert")).to_be_hidden()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    # The default mailbox keeps its name (the server answers 400): no rename is offered for it.
+    page.goto(mp.http_url)
+    wait_live(page)
+    menu = open_switcher(page)
+    expect(menu.locator("#box-rename")).to_be_hidden()
+    expect(menu.get_by_role("button", name="New mailbox…")).to_be_visible()
+
+
+def test_no_serious_axe_violation_in_the_rename_dialog(
+    open_page: Any,  # noqa: F811
+    mp: Server,
+) -> None:
+    from playwright.sync_api import expect
+
+    _axe_source()
+    send_to(mp, "shop", "Shop mail")
+    send_to(mp, "blog", "Blog mail")
+    problems: list[str] = []
+    page = open_page(mp.http_url + "mailbox/shop/")
+    dialog = open_rename(page, "shop")
+    audit(page, "the rename dialog", problems)
+    dialog.get_by_role("textbox", name=re.compile("^Name")).fill("Blog")
+    dialog.get_by_role("button", name="Rename").click()
+    expect(dialog.get_by_role("alert")).to_have_text("mailbox already exists: blog")
+    audit(page, "the rename dialog with the server's refusal", problems)
+    save_screenshot(page, "mailboxes-rename-dialog")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_refused_rename_hides_the_rename_control(
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect
+
+    with limited_page(browser, tmp_path) as (mp, page):
+        dialog = open_rename(page, "shop")
+        dialog.get_by_role("textbox", name=re.compile("^Name")).fill("mine")
+        dialog.get_by_role("button", name="Rename").click()
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#toast")).to_contain_text("Error")
+        expect(page).to_have_url(mp.http_url + "mailbox/shop/")
+        open_switcher(page)
+        for refused in ("#box-rename", "#box-new", "#box-delete"):
+            expect(page.locator(refused)).to_be_hidden()
+        page.goto(mp.http_url + "mailbox/blog/")  # the tab remembers what was refused
+        wait_live(page)
+        open_switcher(page)
+        expect(page.locator("#box-rename")).to_be_hidden()

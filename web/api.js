@@ -106,6 +106,11 @@ export const api = {
   setTags: (ids, tags) => request('PUT', 'api/v1/tags', { body: { IDs: ids, Tags: tags }, as: 'text' }),
   mailboxes: () => request('GET', 'api/v1/mailboxes'),
   createMailbox: (name) => request('POST', 'api/v1/mailboxes', { body: { Name: name }, as: 'text' }),
+  renameMailbox: (name, to) =>
+    request('PUT', `api/v1/mailboxes/${encodeURIComponent(name)}`, {
+      body: { Name: to },
+      as: 'text',
+    }),
   emptyMailbox: (name) =>
     request('DELETE', `api/v1/mailboxes/${encodeURIComponent(name)}/messages`, { as: 'text' }),
   deleteMailbox: (name) =>

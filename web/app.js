@@ -9,7 +9,9 @@
 
 import { wireAbout } from './about.js';
 import { api } from './api.js';
-import { onMailboxes, refreshBoxes, renderActions, wireBoxes } from './boxes.js';
+import {
+  onMailboxes, onRenamed, pageGone, refreshBoxes, renderActions, wireBoxes,
+} from './boxes.js';
 import { wireBulk } from './bulk.js';
 import { $ } from './dom.js';
 import { wireKeyboard } from './keyboard.js';
@@ -46,6 +48,7 @@ function onPopState() {
 // -- live events -------------------------------------------------------------------------------
 
 function onEvent({ Type: type, Data: data }) {
+  if (pageGone()) return; // on its way to another address (its mailbox renamed or deleted)
   switch (type) {
     case 'new':
       onNew(data);
@@ -71,6 +74,9 @@ function onEvent({ Type: type, Data: data }) {
       break;
     case 'mailboxes':
       onMailboxes(data);
+      break;
+    case 'mailbox-renamed':
+      onRenamed(data);
       break;
     default:
       break;

@@ -1,9 +1,11 @@
 // The mailbox switcher in the top bar: the mailboxes this user may see (GET /api/v1/mailboxes)
 // with their unread counts, kept live by the websocket's `mailboxes` event; a link per mailbox to
-// its own address (/mailbox/NAME/, the default one's is the webroot); and creating, emptying and
-// deleting mailboxes (POST /api/v1/mailboxes, DELETE /api/v1/mailboxes/NAME/messages, DELETE
-// /api/v1/mailboxes/NAME). Hidden while the user sees one mailbox only, so a single-mailbox user
-// never notices it; creating the second one is in the about and settings panel.
+// its own address (/mailbox/NAME/, the default one's is the webroot); and creating, renaming,
+// emptying and deleting mailboxes (POST /api/v1/mailboxes, PUT /api/v1/mailboxes/NAME, DELETE
+// /api/v1/mailboxes/NAME/messages, DELETE /api/v1/mailboxes/NAME). A rename takes every tab
+// showing the mailbox to its new address (the websocket's `mailbox-renamed` event). Hidden while
+// the user sees one mailbox only, so a single-mailbox user never notices it; creating the second
+// one is in the about and settings panel.
 
 import { DEFAULT_BOX, api, box, boxUrl } from './api.js';
 import { $, h, plural } from './dom.js';
@@ -20,6 +22,8 @@ const NAME_ALLOWED = 'a-z 0-9 . _ - @ +';
 let boxes = null; // [{Name, Total, Unread}] sorted by name; null until the server said
 let hadCurrent = false;
 let leaving = false; // the page is going to another address: the list's changes are no news
+let gone = false; // it has been sent there: what the server tells this page now is stale
+let dialogMode = 'create'; // what the name dialog does: 'create' or 'rename' (the shown mailbox)
 // A 403 from the server hides the controls it refused for the rest of the tab's life: a
 // restricted user is not offered what they may not do twice.
 const refused = new Set(JSON.parse(sessionStorage.getItem('mp.boxRefused') || '[]'));
@@ -31,7 +35,9 @@ function refuse(what) {
 
 /** The name the server makes of a user's text (mailbox/boxes.py's clean_box_name), or an error. */
 export function cleanName(text) {
-  const name = text.trim().toLowerCase().replace(/[^a-z0-9._@+-]/g, '_');
+  let name = text.trim().toLowerCase().replace(/[^a-z0-9._@+-]/g, '_');
+  // Dots alone would be a path segment (/mailbox/../ is the webroot): the server makes them `_`.
+  if (/^\.+$/.test(name)) name = '_'.repeat(name.length);
   if (!name) return { error: `Type a name: 1 to ${NAME_MAX} of ${NAME_ALLOWED}` };
   if (name.length > NAME_MAX) {
     return { error: `The name is ${name.length} characters long: use at most ${NAME_MAX}` };
@@ -57,8 +63,33 @@ function setBoxes(list) {
 
 function leave(note) {
   leaving = true;
+  gone = true;
   sessionStorage.setItem('mp.boxNote', note);
   location.assign(boxUrl(DEFAULT_BOX));
+}
+
+/** Whether the page has been sent to another address: the events that still come are stale
+ * (the renamed mailbox's truncate would empty the view it is leaving). */
+export function pageGone() {
+  return gone;
+}
+
+const BOX_NAME = /^[a-z0-9._@+-]{1,64}$/;
+
+// The shown mailbox has a new name: the page goes to its address, in place of the old one (which
+// now answers 404), keeping its place in it (the message open, the search), as the IDs stay.
+function follow(from, to) {
+  const named = typeof to === 'string' && BOX_NAME.test(to) && !/^\.+$/.test(to);
+  if (gone || from !== current || !named) return;
+  leaving = true;
+  gone = true;
+  sessionStorage.setItem('mp.boxNote', `Mailbox “${from}” renamed to “${to}”`);
+  location.replace(boxUrl(to) + location.search + location.hash);
+}
+
+/** The websocket's `mailbox-renamed` event: {From, To}, told to the renamed mailbox's pages. */
+export function onRenamed(data) {
+  if (data && typeof data === 'object') follow(data.From, data.To);
 }
 
 /** The websocket's `mailboxes` event: every mailbox this user may see, with its counts. */
@@ -126,6 +157,9 @@ function render() {
 export function renderActions() {
   const here = boxes?.find((b) => b.Name === current);
   $('#box-new').hidden = refused.has('manage');
+  // `default` keeps its name (the server answers 400), as it cannot be deleted.
+  $('#box-rename').hidden = refused.has('manage') || !here || current === DEFAULT_BOX;
+  $('#box-rename').textContent = `Rename “${current}”…`;
   // --hide-delete-all-button hides this delete-all too.
   $('#box-empty').hidden = refused.has('empty') || !here || Boolean(state.config?.HideDeleteAllButton);
   $('#box-empty').textContent = `Empty “${current}”…`;
@@ -169,7 +203,7 @@ function onMenuKey(e) {
   e.preventDefault();
 }
 
-// -- create, empty, delete -----------------------------------------------------------------------
+// -- create, rename, empty, delete ---------------------------------------------------------------
 
 function forbidden(err, what) {
   if (err?.status !== 403) return false;
@@ -179,44 +213,74 @@ function forbidden(err, what) {
   return true;
 }
 
-/** Opens the dialog that creates a mailbox; on success the page goes to the new mailbox. */
-export function openCreate() {
+// The name dialog, for a new mailbox or the shown one's new name: `value` fills the field.
+function openNameDialog(mode, title, action, value) {
   setMenu(false);
+  dialogMode = mode;
   const dlg = $('#box-dialog');
-  $('#box-input').value = '';
+  const input = $('#box-input');
+  $('#box-dialog-title').textContent = title;
+  $('#box-submit').textContent = action;
+  input.value = value;
+  input.removeAttribute('aria-invalid');
   $('#box-error').hidden = true;
+  $('#box-error').textContent = '';
   $('#box-preview').textContent = '';
   dlg.returnValue = '';
   dlg.showModal();
+  input.select();
 }
 
-async function submitCreate(e) {
+/** Opens the dialog that creates a mailbox; on success the page goes to the new mailbox. */
+export function openCreate() {
+  openNameDialog('create', 'New mailbox', 'Create', '');
+}
+
+function openRename() {
+  if (current === DEFAULT_BOX) return;
+  openNameDialog('rename', `Rename the mailbox “${current}”`, 'Rename', current);
+}
+
+async function submitName(e) {
   const dlg = $('#box-dialog');
   e.preventDefault(); // the dialog stays open until the server said yes
   const error = $('#box-error');
-  const { name, error: bad } = cleanName($('#box-input').value);
+  const input = $('#box-input');
+  const { name, error: bad } = cleanName(input.value);
   const say = (text) => {
     error.textContent = text;
     error.hidden = false;
-    $('#box-input').focus();
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
   };
   if (bad) {
     say(bad);
     return;
   }
+  const renaming = dialogMode === 'rename';
+  const from = current;
+  if (renaming && name === from) {
+    dlg.close(); // the same name: nothing to do
+    return;
+  }
+  // Renamed, the list stops naming this mailbox: that is no deletion to leave for.
+  if (renaming) leaving = true;
   try {
-    await api.createMailbox(name);
+    if (renaming) await api.renameMailbox(from, name);
+    else await api.createMailbox(name);
   } catch (err) {
+    leaving = false;
     if (err.status === 403) {
       dlg.close();
       forbidden(err, 'manage');
     } else {
-      say(err.message);
+      say(err.message); // the server's reason: a bad name (400), one that exists (409)
     }
     return;
   }
   dlg.close();
-  location.assign(boxUrl(name));
+  if (renaming) follow(from, name);
+  else location.assign(boxUrl(name));
 }
 
 function previewName() {
@@ -305,11 +369,18 @@ export function wireBoxes() {
     if (menuOpen() && e.relatedTarget && !wrap.contains(e.relatedTarget)) setMenu(false);
   });
   $('#box-new').addEventListener('click', openCreate);
+  $('#box-rename').addEventListener('click', openRename);
   $('#box-empty').addEventListener('click', emptyCurrent);
   $('#box-delete').addEventListener('click', deleteCurrent);
   $('#box-form').addEventListener('submit', (e) => {
-    submitCreate(e).catch(showError);
+    submitName(e).catch(showError);
   });
   $('#box-input').addEventListener('input', previewName);
   $('#box-cancel').addEventListener('click', () => $('#box-dialog').close());
+  // Closed with Escape or Cancel, the dialog gives focus back to what opened it, a menu item
+  // hidden by then: the switcher's button takes it instead of the page's body.
+  $('#box-dialog').addEventListener('close', () => {
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && !gone && !$('#boxes').hidden) $('#box-btn').focus();
+  });
 }
