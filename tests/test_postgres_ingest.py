@@ -9,7 +9,7 @@ import re
 import smtplib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,9 @@ def store(pg_url: str) -> Iterator[PgStore]:
         s.close()
 
 
-def held_batch(store: PgStore, jobs: list[Any]) -> list[Future[Any]]:
-    """Submit these jobs while the writer is held, so that they run as one batch."""
+def held(store: PgStore, submit: Callable[[], None]) -> None:
+    """Run what `submit()` submits (without waiting for it) as one batch: the writer is held
+    meanwhile."""
     gate, started = threading.Event(), threading.Event()
 
     def hold(s: Any) -> None:
@@ -62,9 +63,17 @@ def held_batch(store: PgStore, jobs: list[Any]) -> list[Future[Any]]:
 
     first = store.submit(hold)
     assert started.wait(30)
-    futures = [store.submit(job) for job in jobs]
-    gate.set()
+    try:
+        submit()
+    finally:
+        gate.set()
     first.result(30)
+
+
+def held_batch(store: PgStore, jobs: list[Any]) -> list[Future[Any]]:
+    """Submit these jobs while the writer is held, so that they run as one batch."""
+    futures: list[Future[Any]] = []
+    held(store, lambda: futures.extend(store.submit(job) for job in jobs))
     return futures
 
 

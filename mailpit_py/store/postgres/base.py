@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from psycopg.rows import class_row
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import psycopg
 
 T = TypeVar("T")
@@ -67,6 +69,12 @@ class PgParts:
         def _count_kept(self, box: str | None) -> int: ...
 
         def _conn_in_job(self) -> psycopg.Connection[Any]: ...
+
+        # (store/postgres/writer.py: notifications sent with the next COMMIT)
+        _notes: list[str]
+        _channel: str
+
+        def submit_notes(self, messages: Sequence[str]) -> Future[None]: ...
 
 
 def in_box(box: str | None, column: str = "m.mailbox") -> tuple[str, list[Any]]:

@@ -1,5 +1,6 @@
-"""Messages between instances sharing one PostgreSQL database: NOTIFY to send, and a thread
-that LISTENs on a connection of its own (reconnecting when the server comes back)."""
+"""Messages between instances sharing one PostgreSQL database: NOTIFY to send (with the
+writer's next commit), and a thread that LISTENs on a connection of its own (reconnecting when
+the server comes back)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import psycopg
 
 from mailpit_py.store.postgres.base import PgParts
+from mailpit_py.store.records import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,8 @@ CHANNEL = "mailpit_py_events"
 MAX_MESSAGE = 7000
 # How long the listener waits before it connects again after losing its connection.
 RELISTEN_WAIT = 1.0
+# How long notify waits for the writer's commit that sends its notifications.
+NOTIFY_WAIT = 30.0
 
 
 class PgNotify(PgParts):
@@ -33,13 +37,17 @@ class PgNotify(PgParts):
     def notify(self, messages: Sequence[str]) -> None:
         if any(len(m.encode()) > MAX_MESSAGE for m in messages):
             raise ValueError(f"a notification is limited to {MAX_MESSAGE} bytes")
-        if messages:  # all in one round trip, in order
-            with self.reading() as conn:
-                conn.execute(
-                    "SELECT pg_notify(%s, m) FROM unnest(%s::text[]) WITH ORDINALITY AS n(m, i) "
-                    "ORDER BY i",
-                    (self._channel, list(messages)),
-                )
+        if not messages:
+            return
+        # Sent by the writer with the COMMIT of its next transaction (the deliveries waiting
+        # to be written, if any): a NOTIFY in a transaction of its own cost a round trip, a
+        # transaction id and a commit record; the order holds, as the writer commits in turn.
+        try:
+            self.submit_notes(messages).result(NOTIFY_WAIT)
+        except TimeoutError:
+            raise StoreError(
+                f"the writer did not send the notifications in {NOTIFY_WAIT:g} s"
+            ) from None
 
     def listen(self, callback: Callable[[str], None]) -> bool:
         thread = threading.Thread(

@@ -8,12 +8,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import psycopg_pool
+from psycopg import sql
 
 from mailpit_py.store.postgres.base import PgParts
 from mailpit_py.store.records import StoreError, Ticket
@@ -36,8 +37,33 @@ def PROBE(store: PgStore) -> None:  # noqa: N802 - a sentinel job: "probe a writ
     raise AssertionError("never run")
 
 
+# How long notifications to the other instances wait for other jobs to ride with: a sequential
+# sender's next delivery comes within milliseconds, and its transaction's COMMIT sends them at no
+# cost of their own (a NOTIFY alone cost a round trip, a transaction id and a commit record).
+RIDE_WAIT = 0.010
+
+
+class _Notes:
+    """A job that queues notifications to the other instances for its transaction's COMMIT."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = messages
+
+    def __call__(self, store: PgStore) -> None:
+        store._notes.extend(self.messages)
+
+
+def _size(batch: list[_Job]) -> int:
+    """The jobs of a batch that group commit counts (notifications only ride along)."""
+    return sum(not isinstance(job, _Notes) for job, _ in batch)
+
+
 class _JobFailed(Exception):
     """A job failed in an optimistic batch, which was rolled back."""
+
+
+class _NotesFailed(Exception):
+    """The server refused the notifications with the COMMIT: nothing committed."""
 
 
 class _Lost(Exception):
@@ -65,6 +91,7 @@ class PgWriter(PgParts):
         self.write_error = ""  # why the last batch failed, until one commits again
         self._conn: psycopg.Connection[Any] | None = None  # the writer's, while a batch runs
         self._held: psycopg.Connection[Any] | None = None  # kept between batches (_begin)
+        self._notes: list[str] = []  # notifications to the other instances, sent with the COMMIT
         self._init_pending()
 
     @property
@@ -103,6 +130,12 @@ class PgWriter(PgParts):
         else:
             self._jobs.put((job, waiter))
 
+    def submit_notes(self, messages: Sequence[str]) -> Future[None]:
+        """Have these notifications sent, in order, with the COMMIT of the writer's next
+        transaction, which waits RIDE_WAIT at most for other jobs when it would hold nothing
+        else: they reach the other instances as it commits, after every earlier commit."""
+        return self.submit(_Notes(list(messages)))
+
     def write(self, job: Callable[[PgStore], T], timeout: float | None = 30.0) -> T:
         return self.submit(job).result(timeout)
 
@@ -128,9 +161,14 @@ class PgWriter(PgParts):
                 try:
                     item = self._jobs.get_nowait()
                 except queue.Empty:
-                    if not batch or len(batch) >= self.last_batch_size or self._linger <= 0:
+                    size = _size(batch)
+                    if batch and not size:
+                        wait = RIDE_WAIT
+                    elif not batch or size >= self.last_batch_size or self._linger <= 0:
                         break
-                    deadline = deadline or time.monotonic() + self._linger
+                    else:
+                        wait = self._linger
+                    deadline = deadline or time.monotonic() + wait
                     try:
                         item = self._jobs.get(timeout=max(deadline - time.monotonic(), 0.0))
                     except queue.Empty:
@@ -212,7 +250,7 @@ class PgWriter(PgParts):
             for fut in waiters:
                 fut.set_exception(error)
             return
-        self.last_batch_size = len(batch)
+        self.last_batch_size = _size(batch)
         self.write_error = ""
         if self.on_batch is not None:
             self.on_batch(len(results))
@@ -230,12 +268,20 @@ class PgWriter(PgParts):
         # Jobs start once the transaction has begun (_begin): until then a submitter may give
         # up on its job (Ticket), and then it is never committed.
         live += [(job, fut) for job, fut in batch if fut.set_running_or_notify_cancel()]
-        try:
-            results = self._transaction(conn, live, isolate=False)
-        except _JobFailed:
+        jobs, isolate = live, False
+        refused: list[tuple[Future[Any] | Completion, bool, Any]] = []
+        while True:
+            try:
+                return refused + self._transaction(conn, jobs, isolate=isolate)
+            except _JobFailed:
+                isolate = True
+            except _NotesFailed as exc:
+                # The others' work must not fail for a notification (the server's queue of
+                # them full): they run again without, and notify hears why.
+                error = unavailable(exc.__cause__ or exc)
+                refused += [(fut, False, error) for job, fut in jobs if isinstance(job, _Notes)]
+                jobs = [(job, fut) for job, fut in jobs if not isinstance(job, _Notes)]
             conn.execute("BEGIN")
-            results = self._transaction(conn, live, isolate=True)
-        return results
 
     def _transaction(
         self, conn: psycopg.Connection[Any], batch: list[_Job], *, isolate: bool
@@ -246,9 +292,10 @@ class PgWriter(PgParts):
 
         The messages the jobs insert are written together (pending.py): before the commit, or,
         with isolation, at the end of each job, so that a message that cannot be written fails
-        its own job alone."""
+        its own job alone. The notifications they queue go in the COMMIT's round trip."""
         results: list[tuple[Future[Any] | Completion, bool, Any]] = []
         self._forget_pending()
+        self._notes.clear()  # (a batch run again queues its notifications again)
         for job, fut in batch:
             try:
                 if isolate:
@@ -282,8 +329,27 @@ class PgWriter(PgParts):
             self._forget_pending()
             conn.execute("ROLLBACK")
             raise _JobFailed from exc
+        notes = bool(self._notes)
         try:
-            conn.execute("COMMIT")
+            conn.execute(self._commit_statement())
         except psycopg.Error as exc:
+            if notes and not (conn.closed or conn.broken):
+                self._rollback(conn)  # (the server answered: nothing committed)
+                raise _NotesFailed from exc
             raise _Lost from exc
         return results
+
+    @staticmethod
+    def _rollback(conn: psycopg.Connection[Any]) -> None:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+
+    def _commit_statement(self) -> sql.Composed:
+        """COMMIT, after the queued notifications: with no parameters, psycopg sends the
+        statements as one simple query, in one round trip."""
+        notes, self._notes = self._notes, []
+        notify = [
+            sql.SQL("SELECT pg_notify({}, {});").format(sql.Literal(self._channel), sql.Literal(n))
+            for n in notes
+        ]
+        return sql.SQL(" ").join([*notify, sql.SQL("COMMIT")])
