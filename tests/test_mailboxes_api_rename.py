@@ -1,13 +1,15 @@
-"""What the websocket tells of a mailbox rename: the renamed mailbox's clients hear where it
-went before its truncate (so a page can follow it instead of taking it for deleted), a user who
-may not see the new name hears nothing of it, and other mailboxes' clients only the new list."""
+"""A mailbox rename on the web: the renamed mailbox's websocket clients hear where it went
+before its truncate (so a page can follow it instead of taking it for deleted), a user who may
+not see the new name hears nothing of it, other mailboxes' clients only the new list; and the
+UI page at the old address (a step back in a tab's history) is sent on to the new one."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from boxweb import Boxes, basic, call
+from boxweb import Boxes, basic, call, start
 from test_mailboxes_access import frames
 from test_mailboxes_api import boxes  # noqa: F401 (fixture)
 
@@ -50,3 +52,58 @@ def test_the_renamed_mailboxs_clients_hear_where_it_went_before_its_truncate(
     finally:
         for ws in (bob_blog, carl_blog, bob_shop):
             ws.close()
+
+
+def test_the_old_address_of_the_page_goes_to_the_new_one(boxes: Boxes) -> None:  # noqa: F811
+    uid = boxes.uids["blog"]
+    assert (
+        call(boxes.url + "api/v1/mailboxes/blog", "bob", method="PUT", body={"Name": "news"})[0]
+        == 200
+    )
+    # A tab's history still holds the page at the old address: it is sent on, with its query.
+    status, headers, _ = call(f"{boxes.at('blog')}?m={uid}&tab=html", "bob")
+    assert (status, headers["Location"]) == (302, f"/mailbox/news/?m={uid}&tab=html")
+    assert call(boxes.at("news"), "bob")[0] == 200
+    # The API under the old name stays 404: a client of it must learn the mailbox is gone.
+    assert call(boxes.at("blog") + "api/v1/messages", "bob")[0] == 404
+    assert call(boxes.at("blog") + "api/v1/messages", "bob", method="DELETE")[0] == 404
+    # carl may see blog but not news: to him the mailbox is gone, and its new name unsaid.
+    status, headers, body = call(boxes.at("blog"), "carl")
+    assert status == 404 and "Location" not in headers and b"news" not in body
+    # Renamed again, the oldest address follows; a mailbox made under an old name is itself.
+    assert (
+        call(boxes.url + "api/v1/mailboxes/news", "bob", method="PUT", body={"Name": "press"})[0]
+        == 200
+    )
+    assert call(boxes.at("blog"), "bob")[1]["Location"] == "/mailbox/press/"
+    assert call(boxes.at("news"), "bob")[1]["Location"] == "/mailbox/press/"
+    assert (
+        call(boxes.url + "api/v1/mailboxes", "bob", method="POST", body={"Name": "news"})[0] == 201
+    )
+    assert call(boxes.at("news"), "bob")[0] == 200
+    # Renamed back to a name it had, its other old names follow it there.
+    assert (
+        call(boxes.url + "api/v1/mailboxes/press", "bob", method="PUT", body={"Name": "blog"})[0]
+        == 200
+    )
+    assert call(boxes.at("blog"), "bob")[0] == 200
+    assert call(boxes.at("press"), "bob")[1]["Location"] == "/mailbox/blog/"
+    assert call(boxes.at("news"), "bob")[0] == 200  # the new mailbox of that name
+    # Deleted, the mailbox's addresses are gone, not moved.
+    assert call(boxes.url + "api/v1/mailboxes/blog", "bob", method="DELETE")[0] == 200
+    assert call(boxes.at("blog"), "bob")[0] == 404
+    assert call(boxes.at("press"), "bob")[0] == 404
+
+
+def test_the_old_address_goes_to_the_new_one_under_a_webroot(tmp_path: Path) -> None:
+    found = start(tmp_path, webroot="/mail/")
+    try:
+        assert found.url.endswith("/mail/")
+        status, _, _ = call(
+            found.url + "api/v1/mailboxes/shop", "bob", method="PUT", body={"Name": "store"}
+        )
+        assert status == 200
+        status, headers, _ = call(found.at("shop"), "bob")
+        assert (status, headers["Location"]) == (302, "/mail/mailbox/store/")
+    finally:
+        found.mp.stop()

@@ -479,6 +479,15 @@ def test_renaming_the_shown_mailbox_takes_the_page_and_other_tabs_to_its_new_add
     page.go_forward()
     expect(page.locator("#message .msg-subject")).to_have_text("Shop two")
     expect(page.locator("#box-name")).to_have_text("store_front")
+    # Back past the rename, to the page at the old address before the message was opened: the
+    # server sends it on to the new one (the old address is no mailbox's now).
+    page.go_back()
+    page.go_back()
+    expect(page).to_have_url(f"{mp.http_url}mailbox/store_front/")
+    wait_live(page)
+    expect(page.locator("#box-name")).to_have_text("store_front")
+    expect(page.locator("#list .row")).to_have_count(2)
+    expect(page.locator("#message .msg-subject")).to_have_count(0)
 
     # The other tab of the mailbox followed it (not taken for deleted), with no reload by hand;
     # the tab of another mailbox lists the new name.

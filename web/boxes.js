@@ -99,12 +99,30 @@ export function onMailboxes(data) {
 
 /** Reads the list again (at start, and whenever the page reloads its view from the API). */
 export async function refreshBoxes() {
+  let data;
   try {
-    const data = await api.mailboxes();
-    setBoxes(data.Mailboxes || []);
-  } catch {
-    // A server without mailboxes (or one that refuses the list) shows no switcher.
+    data = await api.mailboxes();
+  } catch (err) {
+    // Under a mailbox's address every call answers 404 once the mailbox is gone: this page
+    // came from the browser's cache (a step back in history) after a rename or a delete.
+    if (err?.status === 404 && box !== null) reloadOnce();
+    // Else a server without mailboxes (or one that refuses the list) shows no switcher.
+    return;
   }
+  sessionStorage.removeItem(RELOADED);
+  setBoxes(data.Mailboxes || []);
+}
+
+const RELOADED = 'mp.boxReloaded';
+
+// Loaded again, the address answers what it is now: the page at the mailbox's new name (the
+// server sends a renamed mailbox's old address on), or the server's 404. Once per address, so
+// a page the server still gives for a gone mailbox is never reloaded over and over.
+function reloadOnce() {
+  if (gone || sessionStorage.getItem(RELOADED) === location.href) return;
+  sessionStorage.setItem(RELOADED, location.href);
+  gone = true;
+  location.reload();
 }
 
 function unreadBadge(n) {
@@ -377,6 +395,11 @@ export function wireBoxes() {
   });
   $('#box-input').addEventListener('input', previewName);
   $('#box-cancel').addEventListener('click', () => $('#box-dialog').close());
+  // A page sent elsewhere may come back from the browser's back-forward cache as it was, its
+  // mailbox renamed or deleted since: loaded again, its address answers what it is now.
+  window.addEventListener('pageshow', (e) => {
+    if (e.persisted && gone) location.reload();
+  });
   // Closed with Escape or Cancel, the dialog gives focus back to what opened it, a menu item
   // hidden by then: the switcher's button takes it instead of the page's body.
   $('#box-dialog').addEventListener('close', () => {

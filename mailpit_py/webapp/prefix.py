@@ -142,6 +142,24 @@ def require_unrestricted(what: str) -> None:
         )
 
 
+def renamed_page(name: str) -> Response | None:
+    """The UI page of a mailbox renamed since (a step back in a tab's history, which still holds
+    its old address): a 302 to the page at its new name, the query kept; None for anything else,
+    and for a user who may not see both names (so a rename tells a user nothing new)."""
+    if request.method not in ("GET", "HEAD") or request.path != "/":
+        return None  # the API stays exact: a client of the old name must learn it is gone
+    if not (is_box_name(name) and may_see(name)):
+        return None
+    new = mailbox().renames.resolve(name)
+    if new is None or not (may_see(new) and exists(new)):
+        return None
+    # The prefix is the script root's end, as MailboxPrefix put it there.
+    root = request.script_root[: -len(PREFIX + name)]
+    target = f"{root}{PREFIX}{quote(new, safe='@+')}/"
+    query = request.query_string.decode("latin-1")
+    return Response(status=302, headers={"Location": target + ("?" + query if query else "")})
+
+
 def install(app: Flask) -> None:
     """Check the prefix's mailbox before any view runs: unknown, or not this user's: 404."""
     app.wsgi_app = MailboxPrefix(app.wsgi_app)  # type: ignore[method-assign]
@@ -154,6 +172,9 @@ def install(app: Flask) -> None:
             # prefix they answer as they do without one (so they tell no mailbox's existence).
             return None
         if not (is_box_name(name) and may_see(name) and exists(name)):
+            moved = renamed_page(name)
+            if moved is not None:
+                return moved
             # One the user may not see answers as one that does not exist: no name leaks.
             raise BoxNotFound(name)
         return None
