@@ -1,7 +1,8 @@
 """A mailbox rename on the web: the renamed mailbox's websocket clients hear where it went
 before its truncate (so a page can follow it instead of taking it for deleted), a user who may
-not see the new name hears nothing of it, other mailboxes' clients only the new list; and the
-UI page at the old address (a step back in a tab's history) is sent on to the new one."""
+not see the new name hears nothing of it, other mailboxes' clients only the new list, and
+another instance on the same PostgreSQL database tells its own clients; and the UI page at the
+old address (a step back in a tab's history) is sent on to the new one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from boxweb import Boxes, basic, call, start
 from test_mailboxes_access import frames
 from test_mailboxes_api import boxes  # noqa: F401 (fixture)
 
-from helpers import WsClient
+from helpers import WsClient, make_server
 
 RENAMED = "mailbox-renamed"
 
@@ -107,3 +108,19 @@ def test_the_old_address_goes_to_the_new_one_under_a_webroot(tmp_path: Path) -> 
         assert (status, headers["Location"]) == (302, "/mail/mailbox/store/")
     finally:
         found.mp.stop()
+
+
+def test_another_instance_on_the_database_tells_its_clients_of_the_rename(pg_url: str) -> None:
+    with make_server(database=pg_url) as a, make_server(database=pg_url) as b:
+        assert a.mailbox is not None
+        a.mailbox.create_box("project")
+        ws_url = b.http_url.replace("http://", "ws://") + "mailbox/project/api/events"
+        ws: Any = WsClient.connect(ws_url)
+        try:
+            assert json.loads(ws.receive(timeout=10))["Type"] == "stats"
+            a.mailbox.rename_box("project", "renamed")
+            got = frames(ws, '"truncate"')
+            renamed = [f for f in got if f["Type"] == RENAMED]
+            assert renamed == [{"Type": RENAMED, "Data": {"From": "project", "To": "renamed"}}]
+        finally:
+            ws.close()
