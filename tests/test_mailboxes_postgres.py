@@ -140,7 +140,7 @@ def test_a_version_4_database_gets_its_mailbox_rows_with_counts(pg_url: str) -> 
     finally:
         store.close()
     with psycopg.connect(pg_url) as conn:
-        assert schema_version(conn) == len(MIGRATIONS) == 5
+        assert schema_version(conn) == len(MIGRATIONS) >= 5
 
 
 def test_instances_on_one_database_see_each_others_mailboxes(pg_url: str) -> None:
