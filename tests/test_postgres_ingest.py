@@ -224,7 +224,8 @@ def test_a_burst_of_messages_checks_is_saved_in_few_transactions(
 ) -> None:
     """Each message's check results were a write job of their own (BEGIN, INSERT, COMMIT: three
     round trips) after a read of the results and a read of its summary: a burst's checks now
-    save together, a worker's run in one transaction, and read no summary."""
+    save together, a worker's run in one transaction, read no summary, and read the results
+    stored already once per run."""
     n = 30
     name = pg_url.rsplit("/", 1)[1]
     pg_server.sql(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")  # (new sessions)
@@ -244,6 +245,7 @@ def test_a_burst_of_messages_checks_is_saved_in_few_transactions(
             return row == (n,)
 
         wait_until(checked, timeout=60, what="every message's checks saved")
+        before_reads = pg_server.log.read_text(errors="replace").splitlines()
         for uid in uids:  # each message has its own results
             found = mp.mailbox.checks(uid)
             assert found is not None and found["Headers"] is not None
@@ -266,6 +268,11 @@ def test_a_burst_of_messages_checks_is_saved_in_few_transactions(
     assert 1 <= writes <= 4, writes  # a run per worker (more if ingest paused past the quiet)
     summaries = [line for line in ours if "FROM messages m WHERE m.uid = " in line]
     assert summaries == []
+    # The stored results are read once per run (a read per message before).
+    result_reads = [
+        line for line in before_reads if f" {name} " in line and "JOIN message_checks c" in line
+    ]
+    assert 1 <= len(result_reads) <= 4, result_reads
 
 
 def test_ascii_words_split_fast_are_the_words_the_tokenizer_finds() -> None:

@@ -229,6 +229,11 @@ class StoreBackend(Protocol):
         """A message's stored check results (JSON text), None when not checked yet or gone."""
         ...
 
+    def checks_many(self, uids: Sequence[str]) -> dict[str, str]:
+        """The stored check results (JSON text) of those of these messages that have them, in
+        one read (the background checks' run)."""
+        ...
+
     def raw(self, uid: str) -> bytes | None:
         """A message's raw bytes as received, or None."""
         ...

@@ -332,6 +332,18 @@ class MessageQueries(SQLiteParts):
             ).fetchone()
         return (row[0], bytes(row[1])) if row else None
 
+    def checks_many(self, uids: Sequence[str]) -> dict[str, str]:
+        """The stored check results (JSON) of those of these messages that have them."""
+        if not uids:
+            return {}
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT m.uid, c.result FROM messages m JOIN message_checks c "
+                "ON c.message = m.id WHERE m.uid IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(uids)),),
+            ).fetchall()
+        return {str(uid): str(result) for uid, result in rows}
+
 
 def _where(
     conn: sqlite3.Connection, terms: Sequence[Term], probe: bool

@@ -294,6 +294,17 @@ class PgMessageQueries(PgParts):
             ).fetchone()
         return row[0] if row else None
 
+    def checks_many(self, uids: Sequence[str]) -> dict[str, str]:
+        if not uids:
+            return {}
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT m.uid, c.result FROM messages m JOIN message_checks c "
+                "ON c.message = m.id WHERE m.uid = ANY(%s)",
+                ([text(u) for u in uids],),
+            ).fetchall()
+        return {str(uid): str(result) for uid, result in rows}
+
     def unindexed(self) -> list[int]:
         """Always none in practice (index rows commit with their message); a message without
         them (written by hand, say) is listed all the same."""
