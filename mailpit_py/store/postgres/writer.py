@@ -150,7 +150,7 @@ class PgWriter(PgParts):
                 return
             batch: list[_Job] = []
             probes: list[Future[Any] | Completion] = []
-            deadline = 0.0
+            deadline = ride = 0.0  # (the group linger's end, the notifications' wait's)
             while True:
                 if item[0] is PROBE:
                     probes.append(item[1])
@@ -163,14 +163,13 @@ class PgWriter(PgParts):
                 except queue.Empty:
                     size = _size(batch)
                     if batch and not size:
-                        wait = RIDE_WAIT
+                        until = ride = ride or time.monotonic() + RIDE_WAIT
                     elif not batch or size >= self.last_batch_size or self._linger <= 0:
                         break
-                    else:
-                        wait = self._linger
-                    deadline = deadline or time.monotonic() + wait
+                    else:  # (from the first job the notifications waited for: theirs ends)
+                        until = deadline = deadline or time.monotonic() + self._linger
                     try:
-                        item = self._jobs.get(timeout=max(deadline - time.monotonic(), 0.0))
+                        item = self._jobs.get(timeout=max(until - time.monotonic(), 0.0))
                     except queue.Empty:
                         break
                 if item is None:
