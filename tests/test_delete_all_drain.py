@@ -92,8 +92,10 @@ def rows(path: str, table: str) -> int:
 
 @pytest.fixture
 def held(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No drain step runs (the writer is never idle long enough) until a test lets it."""
+    """No drain step runs (the writer is never idle long enough, nor a step overdue) until a
+    test lets it."""
     monkeypatch.setattr(drain, "IDLE", 3600.0)
+    monkeypatch.setattr(drain, "EVERY", 3600.0)
 
 
 def test_delete_all_sets_the_blobs_aside_and_the_writer_frees_them_in_steps(
@@ -145,6 +147,29 @@ def test_delete_all_sets_the_blobs_aside_and_the_writer_frees_them_in_steps(
     assert integrity(path) == "ok"
     Mailbox(Config(database=str(tmp_path / "new.db"))).close()
     assert schema(path) == schema(str(tmp_path / "new.db"))
+
+
+def test_under_steady_mail_the_freeing_still_ends(
+    tmp_path: Path, held: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "m.db")
+    mb = Mailbox(Config(database=path, max_messages=0))
+    try:
+        for i in range(10):
+            mb.deliver(ENV, message(f"old {i}", attachment=True)).result(30)
+        mb.delete_all()
+        # The writer is never idle long enough (held): after a batch, a step once EVERY passed.
+        monkeypatch.setattr(drain, "EVERY", 0.01)
+        sent: list[str] = []
+
+        def one_more_then_freed() -> bool:
+            sent.append(mb.deliver(ENV, message(f"steady {len(sent)}")).result(30))
+            return not aside(path)
+
+        wait_until(one_more_then_freed, timeout=60, what="the freeing under steady mail")
+        assert mb.counts() == (len(sent), len(sent))
+    finally:
+        mb.close()
 
 
 def test_a_second_delete_all_before_the_freeing_sets_its_own_tables_aside(
@@ -314,7 +339,7 @@ def test_a_server_killed_amid_the_freeing_finishes_it_after_restart(
     first.send(["new attached"], attachment=True)
     # Killed once the freeing has begun and before it ends.
     wait_until(
-        lambda: 0 < aside(db).get("drain_1_message_data", 0) < 80,
+        lambda: 0 < aside(db).get("drain_1_messages", 0) < 80,
         timeout=30,
         what="the freeing to begin",
     )
@@ -373,3 +398,22 @@ def test_pop3_and_imap_deleting_every_message_set_the_blobs_aside(
         imap.logout()
         assert aside(path)["drain_2_message_data"] == 2
         assert mp.mailbox.counts() == (0, 0)
+
+
+def test_the_bench_empties_a_file_and_reports_the_freeing(tmp_path: Path) -> None:
+    path = str(tmp_path / "bench.db")
+    mb = Mailbox(Config(database=path, max_messages=0))
+    try:
+        for i in range(20):
+            mb.deliver(ENV, message(f"bench {i}", attachment=i % 2 == 0)).result(30)
+    finally:
+        mb.close()
+    bench = [sys.executable, str(REPO / "bench" / "deleteall.py"), "--db", path]
+    tables = subprocess.run([*bench, "--tables"], capture_output=True, text=True, timeout=120)
+    assert tables.returncode == 0, tables.stderr
+    assert "set aside" in tables.stdout and rows(path, "messages") == 20
+    run = subprocess.run([*bench, "--every", "0.25"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for line in ("messages 20,", "answered in", "freeing done", "delivery during the freeing"):
+        assert line in run.stdout, run.stdout
+    assert not aside(path)

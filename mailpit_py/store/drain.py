@@ -36,6 +36,10 @@ STEP_BYTES = 4 << 20
 # ones back to back while no job comes: steps go between bursts of mail, and a delivery that
 # comes during one waits for that step alone.
 IDLE = 0.05
+# Under steady mail the writer may never be idle that long (a message every 50 ms keeps it
+# busy): after a batch, a step is then taken once this long (seconds) has passed since the
+# last, so the freeing ends all the same, at the cost of one step's wait for some deliveries.
+EVERY = 0.5
 # After a step failed (a full disk, a lock held by another process), the next waits this long.
 RETRY = 5.0
 
@@ -125,6 +129,7 @@ class Drain(SQLiteParts):
     _aside: list[str] | None = None
     _drain_after = 0.0  # (monotonic) no step before this, after a failure
     _drain_streak = False  # a step was the writer's last work: the next follows at once
+    _drain_last = 0.0  # (monotonic) when the last step ended
     drain_steps = 0  # steps committed by this store (the tests count them)
 
     def drain_waiting(self) -> bool:
@@ -140,10 +145,16 @@ class Drain(SQLiteParts):
         streak, self._drain_streak = self._drain_streak, False
         return max(0.0 if streak else IDLE, self._drain_after - time.monotonic())
 
+    def drain_overdue(self) -> None:
+        """After a batch: a step, if none was taken for EVERY seconds."""
+        if time.monotonic() - self._drain_last >= EVERY and self.drain_waiting():
+            self.drain_step()
+
     def forget_aside(self) -> None:
         """Tables were set aside (or the transaction that did so rolled back): read the schema
-        again before the next step."""
+        again before the next step, the first of them overdue EVERY seconds from now."""
         self._aside = None
+        self._drain_last = time.monotonic()
 
     def _find_aside(self) -> list[str]:
         with self._mem_lock if self.memory else nullcontext():
@@ -179,6 +190,7 @@ class Drain(SQLiteParts):
                 return
         self.drain_steps += 1
         self._drain_streak = True
+        self._drain_last = time.monotonic()
         if emptied:
             del self._aside[0]
 

@@ -213,6 +213,7 @@ class GroupCommitWriter(Drain):
                     break
             if batch:
                 self._run_batch(batch)
+                self.drain_overdue()  # (drain.py: under steady mail, a step now and then)
             now = time.monotonic()
             if barriers:
                 self._searched_at = now
