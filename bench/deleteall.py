@@ -90,6 +90,7 @@ def time_tables(db: str) -> None:
 
     sys.path.insert(0, str(REPO))
     from mailpit_py.store.drain import set_aside
+    from mailpit_py.store.messages import SET_ASIDE
     from mailpit_py.store.schema import COUNTER_TRIGGER_NAMES, MAILBOX_TRIGGER_NAMES
 
     conn = sqlite3.connect(db, isolation_level=None)
@@ -97,7 +98,7 @@ def time_tables(db: str) -> None:
     triggers = [f"DROP TRIGGER {n}" for n in (*COUNTER_TRIGGER_NAMES, *MAILBOX_TRIGGER_NAMES)]
     steps = [
         *TABLE_STEPS,
-        ("set aside message_data, parts", None),
+        ("the renames (every table set aside)", None),
     ]
     for label, sql in steps:
         times = []
@@ -109,7 +110,7 @@ def time_tables(db: str) -> None:
                 conn.execute(statement)
             t = time.perf_counter()
             if sql is None:
-                set_aside(conn, ("message_data", "parts"))
+                set_aside(conn, SET_ASIDE)
             else:
                 for statement in sql.split("; "):
                     conn.execute(statement)
