@@ -417,3 +417,35 @@ def test_the_bench_empties_a_file_and_reports_the_freeing(tmp_path: Path) -> Non
     for line in ("messages 20,", "answered in", "freeing done", "delivery during the freeing"):
         assert line in run.stdout, run.stdout
     assert not aside(path)
+
+
+def test_a_table_that_cannot_be_set_aside_is_emptied_in_place(tmp_path: Path) -> None:
+    # A trigger of someone else's on a table keeps it from being renamed aside (as a SQLite in
+    # defensive mode would keep its indexes): delete all still empties everything, at once.
+    path = str(tmp_path / "triggered.db")
+    mb = Mailbox(Config(database=path, max_messages=0))
+    try:
+        for i in range(3):
+            mb.deliver(ENV, message(f"kept {i}", attachment=True)).result(10)
+        with mb.store.reading() as conn:  # type: ignore[attr-defined]
+            assert conn.execute("SELECT count(*) FROM parts").fetchone()[0] == 3
+        mb.store.write(
+            lambda s: s._wconn.execute(  # type: ignore[attr-defined]
+                "CREATE TRIGGER theirs AFTER INSERT ON parts BEGIN SELECT 1; END"
+            )
+        )
+        assert mb.delete_all() == 3
+        assert mb.counts() == (0, 0)
+        assert mb.search("kept")[1] == 0
+        assert aside(path) == {}  # nothing set aside: freed in the transaction
+        mb.deliver(ENV, message("after", attachment=True)).result(10)
+        assert mb.search("after")[1] == 1
+    finally:
+        mb.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # The new message's parts alone, one row per message with this attachment.
+        assert conn.execute("SELECT count(*) FROM parts").fetchone()[0] == 1
+    finally:
+        conn.close()

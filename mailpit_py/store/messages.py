@@ -3,6 +3,8 @@ flags, tags, retention, check results."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Sequence
 
 from mailpit_py.store.base import BLOB_CHUNK, chunks, write_blob
@@ -27,6 +29,8 @@ STORED_MESSAGE_ID_IN_BOX_SQL = (
     "SELECT uid FROM messages WHERE message_id = ? AND mailbox = ? LIMIT 1"
 )
 
+
+log = logging.getLogger(__name__)
 
 # The tables delete all renames aside for the writer to free later (drain.py): all but the
 # small ones (WITHOUT ROWID tables, which a step could not walk by rowid, are among those).
@@ -183,7 +187,20 @@ class MessageWrites(Drain):
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
         # The big tables are renamed aside, not freed: the writer frees them in small steps
         # while idle (drain.py).
-        set_aside(conn, SET_ASIDE)
+        conn.execute("SAVEPOINT aside")
+        try:
+            set_aside(conn, SET_ASIDE)
+        except sqlite3.OperationalError as exc:
+            # A table that cannot be set aside (a trigger of someone else's on it, or a SQLite
+            # whose defensive mode forbids the index renames) is emptied in place as before:
+            # slower at scale, but delete all must not fail.
+            conn.execute("ROLLBACK TO aside")
+            log.warning("delete all frees the tables now, in its transaction: %s", exc)
+            for table in SET_ASIDE:
+                if table not in ("messages_fts", "messages_tri"):
+                    conn.execute(f"DELETE FROM {table}")
+            self._empty_search_index()
+        conn.execute("RELEASE aside")
         self.forget_aside()
         for table in ("tags", "imap_flags"):
             conn.execute(f"DELETE FROM {table}")
