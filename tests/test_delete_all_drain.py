@@ -41,8 +41,11 @@ def message(subject: str, attachment: bool = False) -> bytes:
 def aside(path: str) -> dict[str, int]:
     """The messages and blob tables set aside in the file with their rows, and how many tables
     in all are set aside (read on a connection of its own)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     try:
+        # One read transaction: the names and their counts from one snapshot, while the
+        # writer may drop a table set aside between two statements.
+        conn.execute("BEGIN")
         names = [
             r[0]
             for r in conn.execute(
