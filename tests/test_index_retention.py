@@ -103,3 +103,20 @@ def test_a_large_max_holds_back_a_bounded_number_of_messages(
         assert len(store._pending_index) <= 4 + 6
     finally:
         mb.close()
+
+
+def test_a_deleted_or_renamed_mailbox_holds_nothing_back(tmp_path: Path) -> None:
+    mb = Mailbox(Config(database=str(tmp_path / "boxes.db"), max_messages=5))
+    try:
+        for name in ("a", "b"):
+            mb.create_box(name)
+            mb.deliver(ENV, b"Subject: x\r\n\r\nx\r\n", boxes={name: list(ENV.rcpt_to)}).result(10)
+        store = mb.store
+        assert isinstance(store, Store)
+        assert {"a", "b"} <= set(store._index_hold)
+        mb.delete_box("a")
+        mb.rename_box("b", "c")
+        store.write(lambda s: None)  # (the writer has run both)
+        assert not {"a", "b"} & set(store._index_hold)
+    finally:
+        mb.close()

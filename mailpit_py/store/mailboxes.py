@@ -45,6 +45,7 @@ class Mailboxes(SQLiteParts):
         conn.execute("UPDATE mailboxes SET name = ? WHERE name = ?", (new, old))
         conn.execute("UPDATE messages SET mailbox = ? WHERE mailbox = ?", (new, old))
         conn.execute("UPDATE sessions SET mailbox = ? WHERE mailbox = ?", (new, old))
+        self.hold_index(old, 0)  # (the next delivery's prune tells the new name's)
 
     def delete_mailbox(self, name: str) -> list[str]:
         conn = self._wconn
@@ -57,4 +58,7 @@ class Mailboxes(SQLiteParts):
         self._forget_relays([r[1] for r in rows])
         conn.execute("DELETE FROM sessions WHERE mailbox = ?", (name,))
         conn.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
+        # What retention held back for it goes with it: a long-lived server that makes a
+        # mailbox per test and deletes it would otherwise keep a hold per name it ever had.
+        self.hold_index(name, 0)
         return [r[1] for r in rows]
