@@ -123,3 +123,21 @@ def test_lower_layers_do_not_import_frameworks(unit: str) -> None:
 def test_every_module_has_a_docstring() -> None:
     for path in PACKAGE.rglob("*.py"):
         assert ast.get_docstring(ast.parse(path.read_text())), f"{path.name} has no docstring"
+
+
+# The front ends and the services on the mailbox reach the store through Mailbox only: it is the
+# one place that resolves IDs, checks a message's mailbox and publishes after a write, and the
+# one interface a second store backend has to match for them. The maintenance commands
+# (migrate, reindex, dump) open stores of their own on purpose and are not among these.
+THROUGH_THE_FACADE = ("webapp", "smtp", "mailaccess", "relay", "checks", "receiver")
+
+
+@pytest.mark.parametrize("unit", THROUGH_THE_FACADE)
+def test_front_ends_do_not_reach_past_the_mailbox(unit: str) -> None:
+    reached = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path in files_of(unit)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "store"
+    ]
+    assert not reached, "use a Mailbox method instead of its store:\n" + "\n".join(reached)

@@ -154,7 +154,7 @@ class Checks:
         # The results stored already (by a reader, before its turn), read for the run at once:
         # a read per message was a round trip each on PostgreSQL.
         try:
-            stored = self.mailbox.store.checks_many(uids)
+            stored = self.mailbox.checks_many(uids)
         except Exception:
             log.exception("checks of %d messages failed", len(uids))
             self.mailbox.telemetry.inc("message_checks", "failed")

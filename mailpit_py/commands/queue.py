@@ -81,7 +81,6 @@ def from_api(url: str) -> dict[str, Any]:
 def from_database(path: str) -> dict[str, Any]:
     from mailpit_py.config.settings import Config
     from mailpit_py.mailbox.facade import Mailbox
-    from mailpit_py.observability.relayqueue import relay_queue
     from mailpit_py.store.records import StoreError
 
     if not Path(path).is_file():
@@ -91,7 +90,7 @@ def from_database(path: str) -> dict[str, Any]:
     except (StoreError, OSError) as exc:
         raise CommandError(f"cannot open database {path}: {exc}", EX_NOINPUT) from None
     try:
-        return relay_queue(mb.store, time.time())
+        return mb.relay_queue(time.time())
     finally:
         mb.close()
 

@@ -31,6 +31,7 @@ from mailpit_py.mailbox.shapes import (
 )
 from mailpit_py.mailbox.tags import AutoTags, clean_tag, clean_tags
 from mailpit_py.models import Envelope
+from mailpit_py.observability import relayqueue
 from mailpit_py.observability.stats import MinuteCounter, refusals
 from mailpit_py.observability.telemetry import Telemetry
 from mailpit_py.store import detailcodec
@@ -185,6 +186,13 @@ class Mailbox(Delivering, BoxAdmin, RelayOutbox):
         if box is None:
             raise MessageNotFound(msg_id)
         return box
+
+    def row_number(self, msg_id: str) -> int:
+        """A message's row number in the store (IMAP's UID); MessageNotFound when gone."""
+        row = self.store.summary(msg_id)
+        if row is None:
+            raise MessageNotFound(msg_id)
+        return int(row["id"])
 
     def summary(self, msg_id: str, box: str | None = None) -> dict[str, Any]:
         row = self.store.summary(self._latest(msg_id, box))
@@ -345,6 +353,12 @@ class Mailbox(Delivering, BoxAdmin, RelayOutbox):
         result: dict[str, Any] = json.loads(found)
         return result
 
+    def checks_many(self, uids: Sequence[str]) -> dict[str, str]:
+        """The stored check results (JSON text) of those of these messages that have them, in
+        one read: the background checks' run asks once, not once a message (on PostgreSQL a
+        read is a round trip)."""
+        return self.store.checks_many(uids)
+
     def save_checks(self, uid: str, result: dict[str, Any]) -> Future[bool]:
         """Keep a message's check results; the future says False when it was deleted meanwhile.
 
@@ -360,6 +374,19 @@ class Mailbox(Delivering, BoxAdmin, RelayOutbox):
         return self.store.submit(
             lambda s: [s.save_checks(uid, time.time(), text) for uid, text in texts]
         )
+
+    def size_bytes(self) -> int:
+        """What the store occupies on disk (a SQLite file with its write-ahead log)."""
+        return self.store.size_bytes()
+
+    def outbox_backlog(self) -> tuple[int, float | None]:
+        """The relay outbox's pending copies and the oldest one's creation time (or None),
+        read from the store each time: another process's writes show."""
+        return self.store.outbox_backlog()
+
+    def relay_queue(self, now: float, limit: int = relayqueue.LIMIT) -> dict[str, Any]:
+        """The relay outbox as the API and `mailpit-py queue` list it."""
+        return relayqueue.relay_queue(self.store, now, limit)
 
     def session(self, session_id: str, box: str | None = None) -> dict[str, Any]:
         row = self.store.session(session_id)

@@ -351,7 +351,7 @@ def relay_queue_listing() -> Response:
     """Our extension: the outbox as `mailq` lists it (empty when nothing relays)."""
     limit = int_arg("limit", relay_queue.LIMIT, minimum=1, maximum=100_000)
     require_unrestricted("the relay queue (every mailbox's outgoing copies)")
-    return jsonify(relay_queue.relay_queue(mailbox().store, time.time(), limit))
+    return jsonify(mailbox().relay_queue(time.time(), limit))
 
 
 @api.get("/api/v1/sessions")
@@ -463,7 +463,7 @@ def info() -> Response:
         rejected, size = 0, 0
     else:
         accepted, accepted_size, deleted = mb.accepted, mb.accepted_size, mb.deleted
-        rejected, size = rt.smtp_rejected(), mb.store.size_bytes()
+        rejected, size = rt.smtp_rejected(), mb.size_bytes()
     return jsonify(
         {
             "Version": __version__,

@@ -85,7 +85,7 @@ class MailpitCollector(Collector):
             mb.accepted_size,
         )
         yield GaugeMetricFamily(
-            "mailpit_database_size_bytes", "Database size in bytes", mb.store.size_bytes()
+            "mailpit_database_size_bytes", "Database size in bytes", mb.size_bytes()
         )
         yield GaugeMetricFamily(
             "mailpit_uptime_seconds", "Seconds since start", time.time() - self.runtime.started
@@ -148,7 +148,7 @@ class MailpitCollector(Collector):
             tel.labelled("relay_delivery"),
         )
         # Read from the store at each scrape, so a restart or another process's writes show.
-        pending, oldest = mb.store.outbox_backlog()
+        pending, oldest = mb.outbox_backlog()
         yield GaugeMetricFamily(
             "mailpit_relay_outbox_messages", "Relay copies waiting in the outbox", pending
         )

@@ -24,7 +24,6 @@ from mailpit_py.mailaccess.imap.syntax import (
     string,
     text,
 )
-from mailpit_py.mailbox.facade import MessageNotFound
 from mailpit_py.models import Envelope
 
 
@@ -199,10 +198,7 @@ class FolderCommands(ImapCore):
 
     def _appended(self, folder: Folder, msg_id: str, flags: set[str]) -> int:
         """Give a new message its flags (worker thread); its UID."""
-        row = self.mailbox.store.summary(msg_id)  # the row number is the UID
-        if row is None:
-            raise MessageNotFound(msg_id)
-        uid = int(row["id"])
+        uid = self.mailbox.row_number(msg_id)  # the row number is the UID
         kept = kept_with(set(), flags, deleted_mark(folder.folder))
         if not folder.is_inbox:
             kept.add(LEFT_INBOX)  # put in a tag folder: in that folder only
