@@ -6,17 +6,14 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-import bcrypt
-
 from mailpit_py.config.errors import ConfigError
-
-# htpasswd writes bcrypt as $2y$; the bcrypt library verifies $2a$/$2b$/$2y$ alike.
-_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+from mailpit_py.config.htpasswd import is_bcrypt, is_hashed, matches
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """Known users and their password (plain or bcrypt hash); checks run in constant time."""
+    """Known users and their password (clear text or an htpasswd hash: bcrypt, MD5-crypt,
+    SHA-crypt, {SHA}, {SSHA}, as Mailpit reads them); checks run in constant time."""
 
     entries: dict[str, str]
 
@@ -38,7 +35,7 @@ class Credentials:
                 if not sep or not user or not password:
                     raise ConfigError(
                         f"{source}: line {number}: {item!r} is not user:password "
-                        "(a bcrypt hash from htpasswd -B is accepted as the password)"
+                        "(a hash from htpasswd is accepted as the password)"
                     )
                 entries[user] = password
         if not entries:
@@ -62,28 +59,19 @@ class Credentials:
         if stored is None:
             # Do the same work as for a wrong password so an unknown user is not faster: a bcrypt
             # check against a known hash (always false here) when the list holds hashes.
-            decoy = next((value for value in self.entries.values() if _is_bcrypt(value)), None)
+            decoy = next((value for value in self.entries.values() if is_bcrypt(value)), None)
             if decoy is not None:
-                bcrypt.checkpw(password.encode(), decoy.encode())
+                matches(password, decoy)
             hmac.compare_digest(password.encode(), password.encode()[::-1])
             return False
-        if _is_bcrypt(stored):
-            try:
-                return bcrypt.checkpw(password.encode(), stored.encode())
-            except ValueError:
-                return False
-        return hmac.compare_digest(password.encode(), stored.encode())
+        return matches(password, stored)
 
     def plain_password(self, user: str) -> str | None:
         """The clear-text password, for CRAM-MD5 (which cannot work with a hash), or None."""
         stored = self.entries.get(user)
-        return None if stored is None or _is_bcrypt(stored) else stored
+        return None if stored is None or is_hashed(stored) else stored
 
 
 def _is_pair(word: str) -> bool:
     user, sep, password = word.partition(":")
     return bool(user and sep and password)
-
-
-def _is_bcrypt(value: str) -> bool:
-    return value.startswith(_BCRYPT_PREFIXES)
