@@ -159,6 +159,17 @@ def test_messages_round_trip_byte_exact_with_parts_and_streams(mailbox: Mailbox)
     assert mailbox.store.raw("no-such-id") is None and mailbox.store.raw_stream("x") is None
 
 
+def test_an_empty_message_streams_as_empty(mailbox: Mailbox) -> None:
+    # DATA ended right after it began: zero octets stored, and SQLite's substr() of an empty
+    # blob is NULL, not an empty blob (GET .../raw answered 500).
+    uid = deliver(mailbox, b"")
+    assert mailbox.store.raw(uid) == b""
+    found = mailbox.store.raw_stream(uid)
+    assert found is not None
+    size, chunks = found
+    assert (size, b"".join(chunks)) == (0, b"")
+
+
 def test_counts_tags_read_state_and_deletes(mailbox: Mailbox) -> None:
     a, b, c = (deliver(mailbox, raw_message(f"count {n}")) for n in range(3))
     assert mailbox.counts() == (3, 3)

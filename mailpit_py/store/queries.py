@@ -292,7 +292,8 @@ class MessageQueries(SQLiteParts):
         if row is None:
             return None
         chunks = self._blob_chunks("message_data", "raw", int(row[0]), int(row[1]))
-        if packed(bytes(row[2])):
+        # substr() of an empty blob (an empty message) is NULL, not an empty blob.
+        if packed(bytes(row[2] or b"")):
             return int(row[3]), unpack_stream(chunks)
         return int(row[1]), chunks
 
