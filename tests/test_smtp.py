@@ -225,6 +225,34 @@ def test_a_client_that_keeps_talking_is_not_timed_out(server_factory) -> None:
     c.close()
 
 
+def test_a_message_sent_slowly_is_not_timed_out_and_silence_mid_data_is(server_factory) -> None:
+    # The timeout is for idleness (RFC 5321 section 4.5.3.2 times each read): a message whose
+    # data keeps coming for longer than the timeout (a big one on a slow link) must not be cut
+    # off, and a client that goes silent mid-DATA still gets 421 with nothing stored.
+    mp = server_factory(smtp_timeout=1.0)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    assert c.cmd("DATA").startswith("354")
+    c.send(b"Subject: slow\r\n\r\n")
+    started = time.monotonic()
+    while time.monotonic() - started < 1.8:
+        c.send(b"a line of a slow message\r\n")
+        time.sleep(0.2)  # ok-sleep: pacing the client, not waiting for the server
+    c.send(b".\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    c.send(b"Subject: cut off\r\n\r\nand then nothing")
+    assert c.reply().startswith("421 4.4.2")
+    assert c.file.readline() == b""
+    c.close()
+    assert mp.mailbox is not None
+    assert [m["Subject"] for m in mp.mailbox.list_messages()] == ["slow"]
+
+
 def test_an_over_long_command_line_gets_500_and_the_session_goes_on(raw_client) -> None:
     c = raw_client()
     c.cmd("EHLO me")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 async def read_data(
-    reader: asyncio.StreamReader, limit: int
+    reader: asyncio.StreamReader, limit: int, activity: Callable[[], None]
 ) -> tuple[bytes | None, bool, int, int]:
     """Read up to the lone-dot line; returns (unstuffed bytes, over the size limit, octets
     received, lines received); the bytes are None at EOF (the client gave up mid-DATA; the
     caller closes the connection so the session ends and is recorded). `reader` is the stream
     itself, not the recording wrapper (its __getattr__ ran for every read): the data is
-    recorded as one summary line, not line by line.
+    recorded as one summary line, not line by line. `activity` is called for each chunk that
+    comes: the idle timeout counts from the last one (as RFC 5321 section 4.5.3.2 times each
+    read), so a big message on a slow link is not cut off while its data keeps coming.
 
     Only CRLF "." CRLF ends the data (RFC 5321 section 4.1.1.4). A dot between a bare LF or
     CR and a line end of any kind is data: a server that took it for the end would read what
@@ -37,6 +40,7 @@ async def read_data(
         chunk = await reader.read(65536)
         if not chunk:
             return None, False, 0, 0  # EOF mid-DATA
+        activity()
         buf += chunk
         end, scan, dots = find_terminator(buf, scan)
         stuffed += dots

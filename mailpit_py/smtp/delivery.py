@@ -43,7 +43,9 @@ class DataCommand(SessionBase):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        raw, too_big, size, lines = await read_data(self._stream, self.data_size_limit or 0)
+        raw, too_big, size, lines = await read_data(
+            self._stream, self.data_size_limit or 0, self._note_activity
+        )
         if raw is None:
             # The client gave up mid-DATA (nothing was acknowledged): close so the session ends
             # and is recorded.

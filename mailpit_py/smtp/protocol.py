@@ -517,6 +517,9 @@ class CatcherSMTP(EnvelopeCommands, AuthCommand, DataCommand, ConnectionEvents, 
     def _parse_path(self, arg: str) -> tuple[str | None, str | None]:
         return self._getaddr(arg)
 
+    def _note_activity(self) -> None:
+        self._reset_timeout()
+
     def _auth_outcome(self, user: str | None, *, handled: bool = True) -> AuthResult:
         if user is not None:
             return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))

@@ -98,6 +98,10 @@ class SessionBase(SMTP):
         """A MAIL or RCPT argument's address and the parameters after it."""
         raise NotImplementedError
 
+    def _note_activity(self) -> None:
+        """The client sent something: the idle timeout counts from now."""
+        raise NotImplementedError
+
     def _auth_outcome(self, user: str | None, *, handled: bool = True) -> AuthResult:
         """What an auth_* method returns: a login as `user`, or a failure whose reply was sent
         (handled) or is aiosmtpd's 535."""
