@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["SearchError", "Term", "index_text", "parse_query"]
+__all__ = ["MAX_TERMS", "SearchError", "Term", "index_text", "parse_query"]
 
 
 class SearchError(ValueError):
@@ -60,12 +60,19 @@ _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}  # 1024-based, as M
 _DAY_RE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
 
 
+# Terms a query may have. Each is a condition of one SQL statement, and SQLite refuses an
+# expression nested about a thousand deep, so a query of thousands of words (a few KB of URL)
+# failed inside the database; no search a person or a test writes comes near this.
+MAX_TERMS = 500
+
+
 def parse_query(query: str, tz: str = "") -> list[Term]:
     """Parse a search query into terms; [] (everything matches) for an empty query.
 
     `tz` is an IANA zone name (Mailpit's ?tz=) for dates without an offset; UTC by default.
-    Raises SearchError for a value it cannot use (a bad date, is:, has: or zone); larger: and
-    smaller: with something that is not a size are plain words, as in Mailpit.
+    Raises SearchError for a value it cannot use (a bad date, is:, has: or zone) and for more
+    than MAX_TERMS terms; larger: and smaller: with something that is not a size are plain
+    words, as in Mailpit.
     """
     zone = _zone(tz)
     terms: list[Term] = []
@@ -75,6 +82,8 @@ def parse_query(query: str, tz: str = "") -> list[Term]:
         term = _term(token, starts_quoted, zone)
         if term is not None:
             terms.append(term)
+            if len(terms) > MAX_TERMS:
+                raise SearchError(f"a search may have at most {MAX_TERMS} terms")
     return terms
 
 

@@ -145,6 +145,11 @@ def json_body(*, required: bool) -> dict[str, Any]:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # A few hundred KB of brackets reach Python's recursion limit inside the parser; no
+        # body this API takes is nested more than three levels.
+        too_deep = "arrays or objects nested too deeply"
+        raise BadRequest(f"the body is not valid JSON: {too_deep}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
