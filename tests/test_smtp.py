@@ -199,6 +199,26 @@ def test_unknown_command_gets_500(raw_client) -> None:
     assert c.cmd("NOOP").startswith("250 2.0.0")
 
 
+def test_an_unknown_command_is_not_echoed_with_control_characters(raw_client) -> None:
+    # A reply line is printable text (RFC 5321 section 4.2): a client's NUL, bare CR or
+    # terminal escape must not come back in the 500.
+    c = raw_client()
+    c.send(b"NO\x00OP\rQUIT\x1b[2J now\r\n")
+    reply = c.reply()
+    assert reply.startswith("500 5.5.2") and reply.isprintable()
+    assert c.cmd("NOOP").startswith("250 2.0.0")
+
+
+def test_too_many_unknown_commands_end_the_session_with_421(raw_client) -> None:
+    # The server closing the channel says so with 421 (RFC 5321 section 3.8), as Postfix does
+    # after too many errors; a 502 told the client only that the command was not implemented.
+    c = raw_client()
+    for _ in range(4):
+        assert c.cmd("BOGUS").startswith("500 5.5.2")
+    assert c.cmd("BOGUS").startswith("421 4.7.0")
+    assert c.file.readline() == b""
+
+
 def test_idle_client_gets_421_after_the_timeout(server_factory) -> None:
     mp = server_factory(smtp_timeout=0.3)
     c = RawClient(mp.smtp_address)

@@ -45,7 +45,10 @@ REVIEWED: dict[str, dict[str, str]] = {
 }
 CHANGED_MEANS = {
     "SMTP.__init__": "CatcherSMTP._smtp_init must set what it sets (and find methods as it does)",
-    "SMTP._handle_client": "CatcherSMTP._command_loop is a copy: same replies, checks and order",
+    "SMTP._handle_client": (
+        "CatcherSMTP._command_loop is a copy: same checks and order, same replies but two (an "
+        "unknown command with control characters is not echoed; too many end with 421, not 502)"
+    ),
     "SMTP.smtp_DATA": "CatcherSMTP.smtp_DATA and smtp/data.py replace it: same checks, replies",
     "SMTP.smtp_STARTTLS": "CatcherSMTP._start_tls switches to TLS the same way",
     "SMTP.connection_made": "it swaps _transport on our recording reader and makes the session",

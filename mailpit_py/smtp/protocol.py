@@ -293,12 +293,14 @@ class CatcherSMTP(EnvelopeCommands, AuthCommand, DataCommand, ConnectionEvents, 
             await self._refused_session(refusal)
 
     async def _command_loop(self) -> None:
-        """aiosmtpd's command loop (`SMTP._handle_client`) with the same replies, leaner per line.
+        """aiosmtpd's command loop (`SMTP._handle_client`) with its replies, leaner per line.
 
-        aiosmtpd's loop formats two log records per line even when its logger is off, and
-        re-arms a timer per command; lines are read here straight from the stream (recorded
-        as they come) rather than through the recording wrapper. Proxy protocol and command
-        call limits, which aiosmtpd supports and this server never enables, are left out.
+        Two replies differ: an unknown command is echoed only when printable, and the last of
+        too many ends the session with 421 (aiosmtpd says 502 and closes). aiosmtpd's loop
+        formats two log records per line even when its logger is off, and re-arms a timer per
+        command; lines are read here straight from the stream (recorded as they come) rather
+        than through the recording wrapper. Proxy protocol and command call limits, which
+        aiosmtpd supports and this server never enables, are left out.
         """
         assert self.session is not None
         reader: asyncio.StreamReader = self._reader._inner  # type: ignore[attr-defined]
@@ -359,10 +361,18 @@ class CatcherSMTP(EnvelopeCommands, AuthCommand, DataCommand, ConnectionEvents, 
                 if method is None:
                     bogus_budget -= 1
                     if bogus_budget < 1:
-                        await self.push("502 5.5.1 Too many unrecognized commands, goodbye.")
-                        self.transport.close()
+                        # The server closing the channel says so with 421 (RFC 5321 section
+                        # 3.8); push() hangs up after it.
+                        await self.push(
+                            "421 4.7.0 Error: too many unrecognized commands, closing connection"
+                        )
                         continue
-                    await self.push(f'500 Error: command "{command}" not recognized')
+                    if command.isprintable():
+                        await self.push(f'500 Error: command "{command}" not recognized')
+                    else:
+                        # A reply is printable text (RFC 5321 section 4.2): no NUL, bare CR
+                        # or terminal escape of the client's goes back in it.
+                        await self.push("500 Error: command not recognized")
                     continue
                 if bad_bytes:
                     # Bytes that are not UTF-8 are never a valid name or address (RFC 6531 allows
