@@ -108,7 +108,8 @@ def test_imap_fetch_gives_every_corpus_message_byte_for_byte(
     imap.select("INBOX", readonly=True)
     by_id = {e.uid: e.imap_uid for e in imap_server.mailbox.index()}
     for msg_id in ids:
-        stored = imap_server.mailbox.raw(msg_id)
+        # The stored bytes, but a bare LF sent as CRLF (some corpus messages have them).
+        stored = re.sub(rb"(?<!\r)\n", b"\r\n", imap_server.mailbox.raw(msg_id))
         assert fetch_literal(imap, by_id[msg_id], "BODY.PEEK[]") == stored, msg_id
         typ, data = imap.uid("FETCH", str(by_id[msg_id]), "(RFC822.SIZE BODYSTRUCTURE ENVELOPE)")
         assert typ == "OK" and f"RFC822.SIZE {len(stored)} ".encode() in _flat(data), msg_id
@@ -587,13 +588,21 @@ def test_imap_empty_mailbox_and_bare_lf_messages(imap_server: Server, imap: imap
     msg_id = send_raw(imap_server, raw)
     imap.noop()
     uid = uids(imap_server)[0]
-    stored = imap_server.mailbox.raw(msg_id)
-    assert fetch_literal(imap, uid, "BODY.PEEK[]") == stored
-    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]") == stored[stored.index(b"\n\n") + 2 :]
-    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]").startswith(b"line one\n.line two\n")
+    assert imap_server.mailbox.raw(msg_id) == raw + b"\r\n"  # as received (smtplib's end)
+    # Sent with CRLF line endings, the size counted the same way, offsets into the CRLF text.
+    sent = raw.replace(b"\n", b"\r\n") + b"\r\n"
+    assert fetch_literal(imap, uid, "BODY.PEEK[]") == sent
+    typ, data = imap.uid("FETCH", str(uid), "(RFC822.SIZE)")
+    assert typ == "OK" and f"RFC822.SIZE {len(sent)})".encode() in _flat(data), data
+    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]") == b"line one\r\n.line two\r\n\r\n"
+    assert fetch_literal(imap, uid, "BODY.PEEK[HEADER]") == sent[: sent.index(b"\r\n\r\n") + 4]
+    assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]<5.6>") == b"one\r\n."
+    typ, data = imap.uid("FETCH", str(uid), "(BODYSTRUCTURE)")
+    assert typ == "OK" and b'"7BIT" 23 3 ' in _flat(data), data  # 23 octets with CRLF
     # EXAMINE is read-only: even a non-PEEK fetch leaves the message unread.
     imap.select("INBOX", readonly=True)
     fetch_literal(imap, uid, "BODY[]")
+    assert fetch_literal(imap, uid, "RFC822") == sent
     assert imap_server.mailbox.summary(msg_id)["Read"] is False
 
 
@@ -616,7 +625,9 @@ def test_imapclient_parses_every_envelope_and_structure_and_idles(
     for uid, item in data.items():
         stored = imap_server.mailbox.get(by_uid[uid])
         api = stored.to_api()
-        assert item[b"RFC822.SIZE"] == api["Size"]
+        # The size of the message as sent: its stored size, a bare LF counted as CRLF.
+        raw = imap_server.mailbox.raw(by_uid[uid])
+        assert item[b"RFC822.SIZE"] == api["Size"] + raw.count(b"\n") - raw.count(b"\r\n")
         # Every attachment and inline part the API lists is a leaf of the structure.
         leaves = _leaves(item[b"BODYSTRUCTURE"])
         assert len(leaves) >= len(api["Attachments"]) + len(api["Inline"]), by_uid[uid]
@@ -858,3 +869,111 @@ def test_imap_keywords_are_announced_and_permanent(imap_server: Server) -> None:
     assert {b"$Forwarded", b"$Junk", b"\\*"} <= set(info[b"PERMANENTFLAGS"])
     client.logout()
     other.logout()
+
+
+def test_imap_a_range_to_star_past_the_end_names_the_last_message(imap_server: Server) -> None:
+    """A client asking for what is new since message n (`n+1:*`) after some went meanwhile
+    gets the last message, as `3291:*` names the last UID (RFC 3501 section 9): not a BAD that
+    stops its sync. A number past the end without `*` is still an error."""
+    for n in range(3):
+        send_raw(imap_server, message(f"m{n}"))
+    answers = talk(
+        imap_server,
+        "s1 SELECT INBOX",
+        "f1 FETCH 5:* (UID)",
+        "f2 FETCH *:9 (UID)",
+        "f3 FETCH 2:5 (UID)",
+        "f4 FETCH 1,7 (UID)",
+        login=True,
+    )
+    last = uids(imap_server)[-1]
+    assert answers[1:] == [
+        "f1 OK FETCH completed",
+        "f2 OK FETCH completed",
+        "f3 BAD no such message (the sequence number is beyond the last)",
+        "f4 BAD no such message (the sequence number is beyond the last)",
+    ]
+    client = selected(imap_server)
+    assert client.fetch("5:*", "(UID)") == ("OK", [f"3 (UID {last})".encode()])
+    client.logout()
+
+
+def test_imap_refuses_folder_names_a_tag_cannot_have(imap_server: Server) -> None:
+    """A folder is a tag, and a tag's name is cleaned: `Archives/2026` (Thunderbird's yearly
+    archive) would be the tag `Archives 2026`, so a COPY there filled a folder the client never
+    listed and the folder it made stayed empty. Such names are refused with a reason."""
+    send_raw(imap_server, message("to archive"))
+    answers = talk(
+        imap_server,
+        "c1 CREATE Archives/2026",
+        "c2 CREATE Tr#sh",
+        "c3 CREATE Archives",
+        "s1 SELECT INBOX",
+        "c4 COPY 1 Archives/2026",
+        "c5 MOVE 1 x/y",
+        "c6 RENAME Archives A/B",
+        "c7 COPY 1 Archives",
+        login=True,
+    )
+    why = "a folder is a tag, whose name has letters, digits, spaces, '-', '_', '.' and '@' only"
+    assert answers[0].startswith("c1 NO [CANNOT] 'Archives/2026'") and why in answers[0]
+    assert answers[1].startswith("c2 NO [CANNOT] 'Tr#sh'") and why in answers[1]
+    assert answers[2] == "c3 OK CREATE completed (an empty folder until a message is put in it)"
+    assert answers[4].startswith("c4 NO [CANNOT] 'Archives/2026'") and why in answers[4]
+    assert answers[5].startswith("c5 NO [CANNOT] 'x/y'") and why in answers[5]
+    assert answers[6].startswith("c6 NO [CANNOT] 'A/B'") and why in answers[6]
+    assert answers[7].startswith("c7 OK [COPYUID ")
+    (entry,) = imap_server.mailbox.index()
+    assert imap_server.mailbox.summary(entry.uid)["Tags"] == ["Archives"]  # and nothing else
+    client = selected(imap_server)
+    typ, listed = client.list()
+    assert typ == "OK" and [line.rsplit(b" ", 1)[1] for line in listed] == [
+        b'"INBOX"',
+        b'"Archives"',
+    ]
+    client.logout()
+
+
+def test_imap_envelope_groups_and_address_lists(imap_server: Server) -> None:
+    """ENVELOPE shows a group as RFC 3501 (7.4.2) says, a NIL-host entry with its name, its
+    members, then an entry of NILs, and addresses follow each other without a space (the
+    grammar's 1*address), which strict parsers insist on."""
+    raw = (
+        b'From: "Ann \\"A\\" Smith" <ann@example.com>\r\n'
+        b"To: undisclosed-recipients:;\r\n"
+        b'Cc: Team: bob@example.org, "C: the ; one" <carl@example.org>;, dan@example.net\r\n'
+        b"Bcc: <@relay.example:eve@example.com>, fay@example.com\r\n"
+        b"Subject: groups\r\n\r\nbody\r\n"
+    )
+    send_raw(imap_server, raw)
+    with socket.create_connection(imap_server.imap_address, timeout=10) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"a LOGIN ann secret\r\nb EXAMINE INBOX\r\nc FETCH 1 (ENVELOPE)\r\n")
+        lines = []
+        while not (line := f.readline()).startswith(b"c "):
+            lines.append(line)
+    (fetched,) = [line for line in lines if line.startswith(b"* 1 FETCH")]
+    assert (
+        b'(("Ann \\"A\\" Smith" NIL "ann" "example.com"))' in fetched
+        and b'((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))' in fetched
+        and b'((NIL NIL "Team" NIL)(NIL NIL "bob" "example.org")("C: the ; one" NIL "carl" '
+        b'"example.org")(NIL NIL NIL NIL)(NIL NIL "dan" "example.net"))'
+        in fetched
+        and b'((NIL NIL "eve" "example.com")(NIL NIL "fay" "example.com"))' in fetched
+    ), fetched
+    from imapclient import IMAPClient
+
+    client = IMAPClient("127.0.0.1", port=imap_server.imap_address[1], ssl=False, timeout=10)
+    client.login("ann", "secret")
+    client.select_folder("INBOX", readonly=True)
+    (data,) = client.fetch(client.search(), ["ENVELOPE"]).values()
+    cc = data[b"ENVELOPE"].cc
+    assert [(a.mailbox, a.host) for a in cc] == [
+        (b"Team", None),
+        (b"bob", b"example.org"),
+        (b"carl", b"example.org"),
+        (None, None),
+        (b"dan", b"example.net"),
+    ]
+    client.logout()

@@ -8,13 +8,20 @@ import asyncio
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
 from mailpit_py import events
 from mailpit_py.mailaccess.access import Access, primary_box
-from mailpit_py.mailaccess.imap.folders import INBOX, Folder, FolderSpace, folder_space
+from mailpit_py.mailaccess.imap.folders import (
+    DELIMITER,
+    INBOX,
+    Folder,
+    FolderSpace,
+    folder_space,
+)
 from mailpit_py.mailaccess.imap.session import (
     IDLE_TIMEOUT,
     LEFT_INBOX,
@@ -35,6 +42,7 @@ from mailpit_py.mailaccess.imap.syntax import (
 )
 from mailpit_py.mailaccess.lineserver import Connection, LineTooLong, MailReader
 from mailpit_py.mailbox.facade import IndexEntry, Mailbox, MessageNotFound
+from mailpit_py.mailbox.tags import clean_tag
 
 if TYPE_CHECKING:
     from mailpit_py.mailbox.boxview import BoxView
@@ -43,6 +51,7 @@ log = logging.getLogger("mailpit_py.imap")
 
 MAX_GARBAGE = 20  # untagged lines in a row before the server hangs up
 MAX_COMMAND_LITERAL = 1024 * 1024  # literals outside APPEND are names, passwords, search words
+SIZES_KEPT = 100_000  # RFC822.SIZEs measured and kept (~13 MB), the least recently asked go
 PRE_AUTH_COMMAND = 8 * 1024  # before a login: room for LOGIN with literal name and password
 # A tag is any ASTRING-CHAR but "+" (RFC 3501 section 9): no controls, spaces or specials.
 _TAG = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\+]+')
@@ -110,6 +119,9 @@ class ImapCore(MailReader):
         # The UIDNEXT told of each mailbox (see _uid_numbers), and its lock: worker threads.
         self._uidnext: dict[str, int] = {}
         self._uidnext_lock = threading.Lock()
+        # RFC822.SIZE as sent (CRLF line endings) by UID, at most SIZES_KEPT (server.py).
+        self._sizes: OrderedDict[int, int] = OrderedDict()
+        self._sizes_lock = threading.Lock()
 
     def start(self) -> None:
         super().start()
@@ -465,6 +477,22 @@ class ImapCore(MailReader):
         if found is None or found.is_inbox:
             return found
         return found if found.folder in self._tags(found.box) else None
+
+    @staticmethod
+    def _unnamable(found: Folder | None, name: str) -> str:
+        """Why a (decoded) name cannot be a folder to make or put messages in, or ''. A tag
+        folder is a tag, and a tag's name is cleaned (mailbox/tags.py): a folder made under
+        another name, `Archives/2026` say, would fill a folder `Archives 2026` instead, and the
+        client would never find what it put there."""
+        if found is None or not found.folder.strip() or any(ord(c) < 32 for c in name):
+            return f"NO [CANNOT] {name[:40]!r} cannot be a folder (a tag) name"
+        if not found.is_inbox and clean_tag(found.folder) != found.folder:
+            return (
+                f"NO [CANNOT] {name[:40]!r} cannot be a folder name: a folder is a tag, whose "
+                f"name has letters, digits, spaces, '-', '_', '.' and '@' only (no {DELIMITER} "
+                "below a tag folder either)"
+            )
+        return ""
 
     def _forget(self, s: Session, uids: list[int]) -> list[str]:
         """Drop messages from the session's view; the EXPUNGE responses that say so."""

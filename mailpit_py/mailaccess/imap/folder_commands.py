@@ -40,8 +40,10 @@ class FolderCommands(ImapCore):
             return "NO [ALREADYEXISTS] that folder exists already"
         space = await s.conn.call(self._space, s.user)
         found = space.parse(name)
-        if found is None or not found.folder.strip() or any(ord(c) < 32 for c in found.folder):
-            return f"NO [CANNOT] {name[:40]!r} cannot be a folder (a tag) name"
+        refused = self._unnamable(found, name)
+        if refused:
+            return refused
+        assert found is not None
         self.created.add((found.box, found.folder))
         return "OK CREATE completed (an empty folder until a message is put in it)"
 
@@ -78,6 +80,9 @@ class FolderCommands(ImapCore):
             )
         if new.box != found.box:
             return "NO [CANNOT] a tag folder stays in its mailbox: rename it within that mailbox"
+        refused = self._unnamable(new, decode_mailbox(text(args[1])))
+        if refused:
+            return refused
         if (found.box, found.folder) in self.created:
             self.created.discard((found.box, found.folder))
             self.created.add((new.box, new.folder))

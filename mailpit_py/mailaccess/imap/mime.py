@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import getaddresses
+from email.utils import getaddresses, unquote
 from urllib.parse import quote
 
 from mailpit_py.mailaccess.imap.syntax import ImapSyntaxError, plist, string
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 _PARSER = BytesHeaderParser(policy=compat32)
 
 
@@ -42,6 +43,18 @@ class Entity:
     @property
     def multipart(self) -> bool:
         return self.maintype == "multipart"
+
+
+def crlf(raw: bytes) -> bytes:
+    """A stored message as IMAP sends it: a bare LF line ending (kept as received) becomes
+    CRLF, since a client reads RFC 5322 mail, whose lines end in CRLF, and RFC822.SIZE is that
+    message's size (RFC 3501 section 7.4.2); CRLF messages are unchanged."""
+    return raw if raw.count(b"\n") == raw.count(b"\r\n") else _BARE_LF.sub(b"\r\n", raw)
+
+
+def crlf_size(raw: bytes) -> int:
+    """The octets of crlf(raw), without making it."""
+    return len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
 
 
 def parse_entity(
@@ -216,10 +229,65 @@ def _raw_value(headers: Message, name: str) -> str | None:
     return None
 
 
+def _groups(value: str) -> list[tuple[str, str | None]]:
+    """An address list cut at its groups (RFC 5322 `name: a, b;`): ("", addresses) for
+    addresses, (name, None) where a group starts and ("", None) where it ends. A ':' or ';'
+    inside quotes, a comment or angle brackets (a source route) cuts nothing."""
+    out: list[tuple[str, str | None]] = []
+    depth, angle, quoted, escaped = 0, False, False, False
+    start, in_group = 0, False
+    for i, ch in enumerate(value):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            quoted = ch != '"'
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif depth:
+            continue
+        elif ch == "<":
+            angle = True
+        elif ch == ">":
+            angle = False
+        elif ch == ":" and not angle and not in_group:
+            head, _, group = value[start:i].rpartition(",")
+            if head.strip():
+                out.append(("", head))
+            out.append((unquote(group.strip()) or " ", None))
+            start, in_group = i + 1, True
+        elif ch == ";" and not angle and in_group:
+            out += [("", value[start:i]), ("", None)]
+            start, in_group = i + 1, False
+    out.append(("", value[start:]))
+    if in_group:
+        out.append(("", None))  # a group never closed ends with the header
+    return out
+
+
 def _addresses(headers: Message, name: str) -> bytes:
+    """An address list as ENVELOPE gives it, a group as RFC 3501 section 7.4.2 says: its
+    name in a NIL-host entry, then its members, then an entry of NILs."""
     value = _raw_value(headers, name)
     if not value:
         return b"NIL"
+    items = []
+    for group, part in _groups(value):
+        if part is None:
+            items.append(plist([b"NIL", b"NIL", string(group) if group else b"NIL", b"NIL"]))
+        else:
+            items += _mailboxes(part)
+    # 1*address: the addresses follow each other without a space (RFC 3501 section 9).
+    return b"(" + b"".join(items) + b")" if items else b"NIL"
+
+
+def _mailboxes(value: str) -> list[bytes]:
+    """The ENVELOPE entries of a list of addresses without groups."""
     try:
         pairs = getaddresses([value])
     except Exception:  # the parser trips on some broken headers; show the text as a name
@@ -241,7 +309,7 @@ def _addresses(headers: Message, name: str) -> bytes:
                 ]
             )
         )
-    return plist(items) if items else b"NIL"
+    return items
 
 
 def envelope(entity: Entity) -> bytes:

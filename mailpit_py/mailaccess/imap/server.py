@@ -11,11 +11,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from mailpit_py.mailaccess.access import decode_plain
+from mailpit_py.mailaccess.imap.core import SIZES_KEPT
 from mailpit_py.mailaccess.imap.folder_commands import FolderCommands
 from mailpit_py.mailaccess.imap.folders import INBOX, Folder
 from mailpit_py.mailaccess.imap.mime import (
     Entity,
     bodystructure,
+    crlf,
+    crlf_size,
     envelope,
     parse_entity,
     parse_section,
@@ -346,11 +349,31 @@ class ImapServer(FolderCommands):
         entity = s.parsed.get(uid)
         if entity is None:
             assert s.view is not None
-            entity = parse_entity(s.view.raw(msg_id))
+            entity = parse_entity(crlf(s.view.raw(msg_id)))
             s.parsed[uid] = entity
             while len(s.parsed) > 8:
                 s.parsed.popitem(last=False)
         return entity
+
+    def _size(self, s: Session, uid: int, entry: IndexEntry) -> int:
+        """RFC822.SIZE: the octets BODY[] sends, CRLF line endings and all (worker thread). The
+        stored size counts a bare LF as one octet, so each message is measured once, and the
+        last sizes measured are kept (a message never changes; its UID is never reused)."""
+        entity = s.parsed.get(uid)
+        if entity is not None:
+            return len(entity.raw)
+        with self._sizes_lock:
+            size = self._sizes.get(uid)
+            if size is not None:
+                self._sizes.move_to_end(uid)
+                return size
+        assert s.view is not None
+        size = crlf_size(s.view.raw(entry.uid))
+        with self._sizes_lock:
+            self._sizes[uid] = size
+            while len(self._sizes) > SIZES_KEPT:
+                self._sizes.popitem(last=False)
+        return size
 
     def _fetch_one(
         self,
@@ -379,7 +402,7 @@ class ImapServer(FolderCommands):
             elif key == "INTERNALDATE":
                 parts.append(b'INTERNALDATE "' + internal_date(entry.created).encode() + b'"')
             elif key == "RFC822.SIZE":
-                parts.append(b"RFC822.SIZE %d" % entry.size)
+                parts.append(b"RFC822.SIZE %d" % self._size(s, uid, entry))
             else:
                 entity = self._entity(s, uid, entry.uid)
                 parts.append(self._fetch_content(entity, item))
@@ -544,8 +567,10 @@ class ImapServer(FolderCommands):
         space = await s.conn.call(self._space, s.user)
         # A name that is no folder yet is a new tag folder of the mailbox it names.
         target = space.parse(name)
-        if target is None or not target.folder.strip() or any(ord(c) < 32 for c in name):
-            return f"NO [CANNOT] {name[:40]!r} cannot be a folder (a tag) name"
+        refused = self._unnamable(target, name)
+        if refused:
+            return refused
+        assert target is not None
         if command == "MOVE" and target == Folder(s.box, s.folder or INBOX):
             return "NO [CANNOT] the messages are in that folder already"
         uids = [uid for _, uid in targets if uid in s.entries]

@@ -155,11 +155,15 @@ class SequenceSet:
         return [n for n in numbers if self.contains(n, largest)]
 
     def bounded(self, largest: int) -> bool:
-        """True when every number named exists (for message sequence numbers)."""
+        """True when every number named exists (for message sequence numbers). A range to `*`
+        always names the last message, as `3291:*` names the last UID even when it is lower
+        (RFC 3501 section 9, seq-range): a client that fetches `5:*` for what is new since
+        message 4 gets the last message, not an error, when some went meanwhile."""
         for a, b in self.ranges:
-            for v in (a, b):
-                if v is not None and v > largest:
-                    return False
+            if a is None or b is None:
+                continue
+            if a > largest or b > largest:
+                return False
         return True
 
 
