@@ -7,7 +7,7 @@ import { checkCell, forget, isChecked, onListLoaded, refresh as refreshChecks, r
 import {
   $, addressShort, addressText, drawFavicon, formatFullTime, formatSize, formatTime, h, plural,
 } from './dom.js';
-import { closeMessage, openMessage, renderMessageHead, updateReadButton } from './message.js';
+import { closeMessage, openMessage, renderMessageHead, updateMoveButtons, updateReadButton } from './message.js';
 import { closeNav, showView, toggleHelp, writeUrl } from './nav.js';
 import { notify } from './prefs.js';
 import { refusedMark } from './refused.js';
@@ -166,6 +166,7 @@ export function renderList() {
   els.next.disabled = state.start + PAGE >= count;
   if (state.selected && !state.messages.some((m) => m.ID === state.selected)) state.selected = null;
   updateActiveDescendant();
+  updateMoveButtons();
   $('#delete-all').hidden = Boolean(state.config?.HideDeleteAllButton) || empty;
   $('#mark-all-read').hidden = empty;
   refreshChecks();
@@ -219,11 +220,13 @@ function renderTags() {
 
 export function goPage(delta) {
   const start = state.start + delta * PAGE;
-  if (start < 0 || (delta > 0 && start >= state.matched)) return;
+  if (start < 0 || (delta > 0 && start >= state.matched)) return Promise.resolve();
   state.start = start;
   state.selected = null;
   writeUrl(true);
-  loadList().then(() => els.list.scrollTo(0, 0)).catch(showError);
+  return loadList()
+    .then(() => els.list.scrollTo(0, 0))
+    .catch(showError);
 }
 
 export function setSearch(q, { push = true } = {}) {

@@ -5,7 +5,7 @@ import { api, base, partPrefix, rawDownloadUrl } from './api.js';
 import { attachmentStrip, attachmentsTab, fileCount } from './attachments.js';
 import { renderChecks } from './checks.js';
 import { $, addressText, formatFullTime, formatSize, h, highlightHtml, isTyping } from './dom.js';
-import { loadList, onDelete, onUpdate, replaceRow, select, setSearch, tagChip } from './list.js';
+import { goPage, loadList, onDelete, onUpdate, replaceRow, select, setSearch, tagChip } from './list.js';
 import { showView, writeUrl } from './nav.js';
 import { refusedPanel } from './refused.js';
 import { openRelease, relayPanel, relayShown } from './release.js';
@@ -15,6 +15,8 @@ import { openTags } from './tagchips.js';
 import { ICONS, els, icon, showError, state, toast } from './state.js';
 
 const WIDTHS = { phone: 375, tablet: 768, desktop: 0 };
+// The width below which the open message covers the list (style.css's narrowest layout).
+const PHONE = matchMedia('(max-width: 760px)');
 
 let messageSeq = 0; // a newer open supersedes a load still under way
 
@@ -73,7 +75,6 @@ function toolButton(label, path, onclick, extra = {}) {
 export function renderMessage() {
   const m = state.message;
   const relay = state.config?.MessageRelay?.Enabled;
-  const idx = state.messages.findIndex((x) => x.ID === m.ID);
   const toolbar = h(
     'div',
     { class: 'toolbar msg-toolbar', role: 'toolbar', 'aria-label': 'Message actions' },
@@ -84,8 +85,8 @@ export function renderMessage() {
     relay ? toolButton('Release', ICONS.send, openReleaseDialog, { id: 'release-btn' }) : null,
     h('a', { class: 'btn ghost tool', href: rawDownloadUrl(m.ID), download: `${m.ID}.eml`, title: 'Download as .eml', 'aria-label': 'Download as .eml' }, icon(ICONS.download), h('span', { class: 'tool-label', text: '.eml' })),
     h('span', { class: 'spacer' }),
-    h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Newer message', title: 'Newer (k)', disabled: idx <= 0, onclick: () => moveOpen(-1) }, icon(ICONS.up)),
-    h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Older message', title: 'Older (j)', disabled: idx < 0 || idx >= state.messages.length - 1, onclick: () => moveOpen(1) }, icon(ICONS.down)),
+    h('button', { class: 'icon-btn', id: 'msg-newer', type: 'button', 'aria-label': 'Newer message', title: 'Newer (k)', onclick: () => moveOpen(-1) }, icon(ICONS.up)),
+    h('button', { class: 'icon-btn', id: 'msg-older', type: 'button', 'aria-label': 'Older message', title: 'Older (j)', onclick: () => moveOpen(1) }, icon(ICONS.down)),
   );
   const head = h('header', { class: 'msg-head', id: 'msg-head' });
   const tabs = messageTabs(m);
@@ -118,6 +119,7 @@ export function renderMessage() {
   els.message.hidden = false;
   renderMessageHead();
   updateReadButton();
+  updateMoveButtons();
   const keep = state.tab && tabs.some((t) => t.key === state.tab) && state.tab;
   showTab(keep || (m.HTML ? 'html' : 'text'));
 }
@@ -422,7 +424,14 @@ export async function deleteMessage(id) {
     return;
   }
   const next = state.messages[i + 1] || state.messages[i - 1];
-  if (state.openId === id) closeMessage();
+  if (state.openId === id && next && !PHONE.matches) {
+    // As Mailpit: with the list beside it, deleting the open message opens the next (older)
+    // one, so mail is read and cleared in a row; the deleted one's address leaves the history.
+    openMessage(next.ID, { history: false });
+    writeUrl();
+  } else if (state.openId === id) {
+    closeMessage();
+  }
   onDelete(id);
   if (next) select(next.ID, true);
   // Keep the keyboard in the list, unless the user has moved on to typing somewhere.
@@ -450,12 +459,41 @@ function openReleaseDialog() {
 
 // -- moving between messages -------------------------------------------------------------------
 
-export function moveOpen(delta) {
+// Where newer (-1) or older (+1) leads from the open message: a row of this page, the next or
+// previous page (the open message is at its edge), or nowhere.
+function moveTarget(delta) {
   const i = state.messages.findIndex((m) => m.ID === state.openId);
-  const next = state.messages[i + delta];
-  if (i < 0 || !next) return;
-  select(next.ID, true);
-  openMessage(next.ID);
+  if (i < 0) return null;
+  if (state.messages[i + delta]) return 'row';
+  if (delta < 0 && i === 0 && state.start > 0) return 'page';
+  if (delta > 0 && i === state.messages.length - 1 && state.start + state.messages.length < state.matched) return 'page';
+  return null;
+}
+
+// The list changes under an open message (mail arrives, a delete, another page, a poll), so the
+// newer and older buttons are set whenever it is drawn, not once when the message opens.
+export function updateMoveButtons() {
+  const newer = document.getElementById('msg-newer');
+  const older = document.getElementById('msg-older');
+  if (newer) newer.disabled = !moveTarget(-1);
+  if (older) older.disabled = !moveTarget(1);
+}
+
+export async function moveOpen(delta) {
+  const target = moveTarget(delta);
+  if (target === 'row') {
+    const i = state.messages.findIndex((m) => m.ID === state.openId);
+    const next = state.messages[i + delta];
+    select(next.ID, true);
+    openMessage(next.ID);
+  } else if (target === 'page') {
+    // Reading mail with j past a page's last message goes on to the next page's first.
+    await goPage(delta);
+    const next = delta > 0 ? state.messages[0] : state.messages[state.messages.length - 1];
+    if (!next) return;
+    select(next.ID, true);
+    openMessage(next.ID);
+  }
 }
 
 // Opens a message from elsewhere (a session, a notification): the inbox, unfiltered.
