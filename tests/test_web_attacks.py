@@ -7,12 +7,16 @@ others meanwhile.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import smtplib
+import warnings
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
+from PIL import Image
 from test_web_security import call as raw_call
 
 from helpers import make_server, wait_until
@@ -114,3 +118,84 @@ def test_a_body_over_twice_the_message_size_limit_is_a_413() -> None:
         ).encode()
         small_status, small_body = call(server, "POST", "/api/v1/send", small, JSON)
         assert small_status == 200, small_body
+
+
+# -- thumbnails of images that decode to gigabytes ----------------------------------------------
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory (the server runs in it), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # resets VmHWM to the current size (Linux 4.0 and later)
+
+
+def image_part(mp: Server, img: Image.Image, fmt: str, ctype: str) -> tuple[str, str]:
+    """Sends `img` encoded as `fmt` as an attachment; returns (message ID, part ID)."""
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    attachment = {"Content": base64.b64encode(buf.getvalue()).decode(), "ContentType": ctype}
+    body = {
+        "From": {"Email": "a@example.com"},
+        "To": [{"Email": "b@example.com"}],
+        "Subject": "picture",
+        "Attachments": [{**attachment, "Filename": "picture"}],
+    }
+    status, answer = call(mp, "POST", "/api/v1/send", json.dumps(body).encode())
+    assert status == 200, answer
+    uid = json.loads(answer)["ID"]
+    return uid, mp.mailbox.get(uid).detail["Attachments"][0]["PartID"]
+
+
+def thumb(mp: Server, uid: str, part: str) -> Image.Image:
+    status, data = call(mp, "GET", f"/api/v1/message/{uid}/part/{part}/thumb")
+    assert status == 200, data
+    with Image.open(io.BytesIO(data)) as img:
+        assert (img.format, img.size) == ("JPEG", (180, 120))
+        return img.convert("L")
+
+
+def test_a_small_png_of_a_hundred_million_pixels_gets_a_blank_thumbnail_cheaply(
+    mp: Server,
+) -> None:
+    # 12,000 x 8,000 one-bit pixels compress to 12 KB, and decoded as RGBA they took 900 MB
+    # and 8 s of CPU per thumbnail request: a mail of a few of them ran a server out of memory.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        uid, part = image_part(mp, Image.new("1", (12_000, 8_000), 0), "PNG", "image/png")
+    reset_peak_rss()
+    before = peak_rss_mb()
+    img = thumb(mp, uid, part)
+    assert peak_rss_mb() - before < 100
+    assert img.getextrema()[0] >= 245  # white all over: not drawn, as Mailpit past 20 MP
+
+
+def test_an_image_within_the_pixel_budget_still_gets_its_thumbnail(mp: Server) -> None:
+    uid, part = image_part(mp, Image.new("RGB", (5_000, 4_000), "black"), "PNG", "image/png")
+    assert thumb(mp, uid, part).getextrema()[1] <= 10  # black: drawn
+
+
+def test_a_large_jpeg_photo_is_decoded_at_a_reduced_scale(mp: Server) -> None:
+    uid, part = image_part(mp, Image.new("RGB", (4_000, 4_000), "black"), "JPEG", "image/jpeg")
+    reset_peak_rss()
+    before = peak_rss_mb()
+    assert thumb(mp, uid, part).getextrema()[1] <= 10  # black: drawn
+    # 16 MP at full scale is 64 MB as RGBA (twice that as RGB then RGBA); at 1/8 it is 1 MB
+    assert peak_rss_mb() - before < 40
+
+
+def test_formats_mailpit_does_not_decode_get_a_blank_thumbnail(mp: Server) -> None:
+    # Pillow reads dozens of formats by their bytes, whatever the part declares; each of its
+    # rarely used readers is more code for hostile bytes to reach. Mailpit decodes JPEG, PNG,
+    # GIF, BMP, TIFF and WebP.
+    uid, part = image_part(mp, Image.new("RGB", (300, 200), "black"), "TGA", "image/png")
+    assert thumb(mp, uid, part).getextrema()[0] >= 245
+    uid, part = image_part(mp, Image.new("RGB", (300, 200), "black"), "GIF", "image/png")
+    assert thumb(mp, uid, part).getextrema()[1] <= 10
