@@ -253,6 +253,38 @@ def test_pop3_deletions_are_one_prune() -> None:
             ws.close()
 
 
+def test_an_imap_client_emptying_its_inbox_sends_bounded_frames() -> None:
+    """`STORE 1:* +FLAGS (\\Deleted)` and `EXPUNGE` over 205 messages is one prune (Data null,
+    as Mailpit's: the page reloads), not a frame naming every message, whose size would grow
+    with the mailbox; a few messages are a delete each, as the API's."""
+    import imaplib
+
+    with make_server(imap_addr="127.0.0.1:0", imap_auth="ann:secret") as mp:
+        deliver_many(mp, 205, "imap bulk")
+        ws = connect(mp)
+        client = imaplib.IMAP4(*mp.imap_address, timeout=30)
+        try:
+            client.login("ann", "secret")
+            client.select("INBOX")
+            assert client.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+            typ, gone = client.expunge()
+            assert typ == "OK" and len(gone) == 205
+            seen = frames_until(ws, "prune")
+            assert seen[-1] == {"Type": "prune", "Data": None}
+            assert not [f for f in seen if f["Type"] == "delete"]
+            assert max(len(json.dumps(f)) for f in seen) < 1000
+            assert mp.mailbox.counts()[0] == 0
+            few = deliver_many(mp, 3, "imap few")
+            client.noop()
+            assert client.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+            typ, gone = client.expunge()
+            assert typ == "OK" and gone == [b"1", b"1", b"1"]  # each renumbers those after it
+            assert {next_of(ws, "delete")["Data"]["ID"] for _ in few} == set(few)
+        finally:
+            client.logout()
+            ws.close()
+
+
 def test_error_event_level_is_warning_for_4xx_and_error_for_5xx() -> None:
     with make_server(smtp_greylist=300) as mp:
         ws = connect(mp)
