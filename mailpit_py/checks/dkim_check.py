@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import dkim
+from dkim.canonicalization import CanonicalizationPolicy
 
 from mailpit_py.net.dns import DnsError, Resolver
 
@@ -79,6 +80,48 @@ def verify_all(raw: bytes, resolver: Resolver) -> list[DkimSignature]:
     return [_verify_one(raw, i, _tags(value), resolver) for i, value in enumerate(sigs)]
 
 
+def _unsigned_tail(checker: dkim.DKIM, tags: dict[str, str]) -> str:
+    """With l=, what of the body the signature leaves out: anyone on the way may append
+    there (RFC 6376 8.2), so a pass says so."""
+    if not tags.get("l", "").isdigit():
+        return ""
+    canon = tags.get("c", "simple/simple").encode()
+    body = CanonicalizationPolicy.from_c_value(canon).canonicalize_body(checker.body)
+    rest = len(body) - int(tags["l"])
+    if rest <= 0:
+        return ""
+    return f"partly signed: l={tags['l']}: the last {rest} octets of the body are not signed"
+
+
+def _key_tags(record: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in record.split(";"):
+        if "=" in item:
+            k, v = item.split("=", 1)
+            out.setdefault(k.strip().lower(), re.sub(r"\s+", "", v))
+    return out
+
+
+def _key_mismatch(key: dict[str, str], sig: dict[str, str]) -> str:
+    """Why the key record may not verify this signature (RFC 6376 3.6.1, 6.1.2), or ""."""
+    algorithm = sig.get("a", "").strip().lower()
+    key_type, _, hash_name = algorithm.partition("-")
+    if key.get("k", "rsa").lower() != key_type:
+        return (
+            f"key algorithm mismatch: the key is k={key.get('k', 'rsa')}, the signature "
+            f"a={algorithm}"
+        )
+    hashes = [h for h in key.get("h", "").lower().split(":") if h]
+    if hashes and hash_name not in hashes:
+        return f"inappropriate hash algorithm: the key allows h={key['h']}, not {hash_name}"
+    flags = key.get("t", "").lower().split(":")
+    domain = sig.get("d", "").strip().lower()
+    identity = sig.get("i", "").strip().lower().rpartition("@")[2]
+    if "s" in flags and identity and identity != domain:
+        return f"the key record says t=s: the i= domain {identity} must be d={domain} itself"
+    return ""
+
+
 def _broken(reason: str, tags: dict[str, str] | None = None) -> DkimSignature:
     t = tags or {}
     return DkimSignature(
@@ -97,6 +140,7 @@ def _broken(reason: str, tags: dict[str, str] | None = None) -> DkimSignature:
 
 def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) -> DkimSignature:
     key_problem: list[tuple[str, str]] = []  # (result, reason) found while fetching the key
+    key_flags: set[str] = set()  # the key record's t= flags (y: testing, s: strict)
 
     def dnsfunc(name: bytes | str, timeout: float = 5) -> bytes | None:
         qname = name.decode() if isinstance(name, bytes) else name
@@ -115,6 +159,11 @@ def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) 
         if re.search(r"(^|;)\s*p=\s*(;|$)", key):
             key_problem.append(("permerror", "revoked key: the key record has an empty p="))
             return None
+        problem = _key_mismatch(_key_tags(key), tags)
+        if problem:
+            key_problem.append(("permerror", problem))
+            return None
+        key_flags.update(_key_tags(key).get("t", "").replace(" ", "").lower().split(":"))
         return key.encode()
 
     # What the signature says of itself; each outcome below fills in the verdict.
@@ -147,9 +196,14 @@ def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) 
             base, body_hash_ok=False, signature_ok=False, result="permerror", reason=text
         )
     except dkim.DKIMException as exc:
-        return replace(
-            base, body_hash_ok=False, signature_ok=False, result="permerror", reason=str(exc)
-        )
+        text = str(exc)
+        small = re.fullmatch(r"public key too small: (\d+)", text)
+        if small:  # raised only once the signature itself verified
+            text = (
+                f"weak key: a {small.group(1)}-bit RSA key; RFC 8301 3.2 requires at least "
+                "1024 bits"
+            )
+        return replace(base, body_hash_ok=small is not None, result="permerror", reason=text)
     except Exception as exc:  # a malformed signature must not end the whole check
         return replace(
             base,
@@ -161,8 +215,23 @@ def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) 
     if key_problem:
         result, reason = key_problem[0]
         return replace(base, body_hash_ok=False, signature_ok=False, result=result, reason=reason)
+    if ok and base.algorithm.strip().lower() == "rsa-sha1":
+        # dkimpy still verifies SHA-1; RFC 8301 3.1: verifiers MUST NOT consider it valid.
+        return replace(
+            base,
+            body_hash_ok=True,
+            result="permerror",
+            reason="weak algorithm: rsa-sha1 signatures are not valid (RFC 8301 3.1), "
+            "even though this one verifies",
+        )
     if ok:
-        return replace(base, body_hash_ok=True, signature_ok=True, result="pass", reason="")
+        note = _unsigned_tail(checker, tags)
+        if "y" in key_flags:
+            note = (
+                "testing mode: the key record says t=y, so receivers treat the message as "
+                "unsigned (RFC 6376 3.6.1)"
+            )
+        return replace(base, body_hash_ok=True, signature_ok=True, result="pass", reason=note)
     return replace(
         base,
         body_hash_ok=True,

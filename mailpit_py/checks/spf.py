@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,21 +118,12 @@ class _Evaluator:
         if record is None:
             return "none", "", "", f"{domain} publishes no SPF record"
         self.trace.append(f"{domain}: {record}")
-        terms = record.split()[1:]
-        redirect = None
-        for term in terms:
-            m = re.fullmatch(r"([+\-~?]?)([a-z0-9]+)(?:[:/](.*))?", term, re.I)
-            if "=" in term and not term.split("=", 1)[0].count(":"):
-                name, _, value = term.partition("=")
-                if name.lower() == "redirect":
-                    redirect = value
-                elif not re.fullmatch(r"[a-z][a-z0-9_.-]*", name, re.I):
-                    raise _Stop("permerror", f"malformed modifier {term!r} in {domain}")
-                continue
-            if not m:
-                raise _Stop("permerror", f"malformed term {term!r} in {domain}")
-            qualifier = QUALIFIERS[m.group(1) or "+"]
-            if self.matches(term, m.group(2).lower(), domain, depth):
+        # RFC 7208 4.6: a syntax error anywhere makes the record a permerror, before any term
+        # is evaluated (a matching term ahead of it does not save it).
+        mechanisms, redirect = _parse_record(record, domain)
+        for term, mech in mechanisms:
+            qualifier = QUALIFIERS[term[0] if term[0] in QUALIFIERS else "+"]
+            if self.matches(term, mech, domain, depth):
                 return qualifier, term, record, f"{term} in {domain} matched {self.ip}"
         if redirect is not None:
             self.count()
@@ -153,10 +145,7 @@ class _Evaluator:
         if mech == "all":
             return True
         if mech in ("ip4", "ip6"):
-            try:
-                net = ipaddress.ip_network(arg.lstrip(":"), strict=False)
-            except ValueError:
-                raise _Stop("permerror", f"bad network in {term!r}") from None
+            net = ipaddress.ip_network(arg.lstrip(":"), strict=False)  # checked in parsing
             return self.ip.version == net.version and self.ip in net
         if mech == "include":
             self.count()
@@ -187,11 +176,26 @@ class _Evaluator:
             # RFC 7208 5.5: SHOULD NOT be used; evaluated for completeness.
             self.count()
             target = self.expand(value, domain) if value else domain
-            names = self.query(reverse_name(str(self.ip)), "PTR")[:MAX_MX_PTR]
-            return any(
-                (n == target or n.endswith("." + target)) and self.ip in self.addresses(n)
-                for n in names
-            )
+            # RFC 7208 5.5: a DNS error on the PTR lookup is no match, one on an A lookup
+            # skips that name: never a temperror.
+            try:
+                names = self.query(reverse_name(str(self.ip)), "PTR")[:MAX_MX_PTR]
+            except _Stop as stop:
+                if stop.result != "temperror":
+                    raise
+                return False
+            target = target.lower()
+            for name in names:
+                name = name.rstrip(".").lower()
+                if name != target and not name.endswith("." + target):
+                    continue
+                try:
+                    if self.ip in self.addresses(name):
+                        return True
+                except _Stop as stop:
+                    if stop.result != "temperror":
+                        raise
+            return False
         raise _Stop("permerror", f"unknown mechanism {term!r} in {domain}")
 
     def in_cidr(self, addr: Any, cidr4: int, cidr6: int) -> bool:
@@ -231,9 +235,77 @@ class _Evaluator:
                 parts.reverse()
             if digits:
                 parts = parts[-int(digits) :]
-            return ".".join(parts)
+            value = ".".join(parts)
+            # RFC 7208 7.3: an uppercase macro letter is URL-escaped after expansion.
+            return urllib.parse.quote(value, safe="-._~") if letter.isupper() else value
 
-        return re.sub(r"%\{([a-zA-Z])(\d*)(r?)([.\-+,/_=]*)\}|%%|%_|%-", one, spec).rstrip(".")
+        _check_macros(spec)
+        out = _MACRO.sub(one, spec).rstrip(".")
+        # RFC 7208 7.3: past 253 characters, whole labels go from the left until it fits.
+        while len(out) > 253 and "." in out:
+            out = out.split(".", 1)[1]
+        return out
+
+
+# A macro (RFC 7208 7.1): %{letter digits r delimiters}, or %% %_ %-.
+_MACRO = re.compile(r"%\{([a-zA-Z])(\d*)([rR]?)([.\-+,/_=]*)\}|%%|%_|%-")
+
+
+def _check_macros(spec: str) -> None:
+    """A permerror for a `%` that starts no macro, or a zero digit transformer (RFC 7208 7.1:
+    it MUST be nonzero)."""
+    for m in re.finditer(r"%(?:\{[^}]*\}|.?)", spec):
+        macro = _MACRO.fullmatch(m.group(0))
+        if macro is None:
+            raise _Stop("permerror", f"bad macro {m.group(0)!r} in {spec!r} (RFC 7208 7.1)")
+        if macro.group(2) and int(macro.group(2)) == 0:
+            raise _Stop("permerror", f"zero digit transformer in {m.group(0)!r} (RFC 7208 7.1)")
+
+
+_MECHANISM = re.compile(
+    r"(?P<q>[+\-~?]?)(?:"
+    r"(?P<all>all)"
+    r"|(?P<include>include|exists):(?P<spec>\S+)"
+    r"|(?P<am>a|mx)(?::(?P<amspec>(?:%\{[^}]*\}|[^/\s])+))?(?P<cidr>/\d+)?(?P<cidr6>//\d+)?"
+    r"|(?P<ptr>ptr)(?::(?P<ptrspec>\S+))?"
+    r"|(?P<ip>ip4|ip6):(?P<net>[^\s]+)"
+    r")",
+    re.IGNORECASE,
+)
+
+
+def _parse_record(record: str, domain: str) -> tuple[list[tuple[str, str]], str | None]:
+    """The record's mechanisms as (term, lower-case name) and its redirect target; a permerror
+    for any term that is not RFC 7208 12's syntax or a modifier given twice (6)."""
+    mechanisms: list[tuple[str, str]] = []
+    modifiers: dict[str, str] = {}
+    for term in record.split()[1:]:
+        name, eq, value = term.partition("=")
+        if eq and re.fullmatch(r"[a-z][a-z0-9_.\-]*", name, re.I):
+            name = name.lower()
+            if name in modifiers and name in ("redirect", "exp"):
+                raise _Stop("permerror", f"{name}= given twice in {domain} (RFC 7208 6)")
+            _check_macros(value)
+            modifiers[name] = value
+            continue
+        m = _MECHANISM.fullmatch(term)
+        if m is None:
+            raise _Stop("permerror", f"malformed term {term!r} in {domain} (RFC 7208 4.6)")
+        for spec in (m.group("spec"), m.group("amspec"), m.group("ptrspec")):
+            if spec is not None:
+                _check_macros(spec)
+        if m.group("ip"):
+            try:
+                net = ipaddress.ip_network(m.group("net"), strict=False)
+            except ValueError:
+                raise _Stop("permerror", f"bad network in {term!r} in {domain}") from None
+            if f"ip{net.version}" != m.group("ip").lower():
+                raise _Stop("permerror", f"{term!r} in {domain}: not an {m.group('ip')} network")
+        if m.group("am"):
+            _split_cidr(term[len(m.group("q")) + len(m.group("am")) :], term)
+        mech = next(g for g in ("all", "include", "am", "ptr", "ip") if m.group(g))
+        mechanisms.append((term, m.group(mech).lower()))
+    return mechanisms, modifiers.get("redirect")
 
 
 def _split_cidr(arg: str, term: str) -> tuple[str, int, int]:
@@ -248,12 +320,18 @@ def _split_cidr(arg: str, term: str) -> tuple[str, int, int]:
     return m.group(1), cidr4, cidr6
 
 
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{1,63}")
+
+
 def check_host(resolver: Resolver, ip: str, sender: str, helo: str = "") -> SpfResult:
     """RFC 7208 check_host() for MAIL FROM `sender` (or the HELO name when it is empty)."""
     sender = sender or (f"postmaster@{helo}" if helo else "")
     domain = sender.rpartition("@")[2].rstrip(".").lower()
     if not domain:
         return SpfResult("none", "", ip, "no sender domain (null sender and no HELO name)")
+    if not _DOMAIN.fullmatch(domain):
+        # RFC 7208 4.3: a malformed or single-label name (an address literal HELO) is "none".
+        return SpfResult("none", domain, ip, f"{domain!r} is not a multi-label domain name")
     try:
         ev = _Evaluator(resolver, ip, sender, helo)
     except ValueError:
