@@ -11,7 +11,7 @@ from email.message import Message
 from typing import IO
 
 from mailpit_py.config.errors import ConfigError
-from mailpit_py.config.values import split_hostport
+from mailpit_py.config.values import parse_message_size, split_hostport
 
 # sysexits.h, as sendmail uses them.
 EX_OK = 0
@@ -48,6 +48,25 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         "MP_WEBROOT, else http://127.0.0.1:8025/)",
     )
     where.add_argument("-d", "--database", metavar="FILE", help="read this database file")
+
+
+def _megabytes(value: str) -> int:
+    try:
+        return parse_message_size(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_max_message_size(parser: argparse.ArgumentParser, what: str, command: str) -> None:
+    """Mailpit's --max-message-size of dump and ingest: megabytes (0 = no limit) or a size with
+    a unit, 50 MB by default; args.max_message_size is in bytes."""
+    parser.add_argument(
+        "--max-message-size",
+        type=_megabytes,
+        default=50 * 1024**2,
+        metavar="MB",
+        help=f"{what}, in megabytes as Mailpit's {command} (default: 50; 0 = no limit)",
+    )
 
 
 def smtp_target(value: str, flag: str = "--smtp-addr") -> tuple[str, int]:

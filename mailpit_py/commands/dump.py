@@ -22,6 +22,7 @@ from mailpit_py.commands._common import (
     EX_USAGE,
     CommandError,
     Progress,
+    add_max_message_size,
     add_source_options,
     error,
 )
@@ -68,19 +69,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this mailbox's messages, written to DIR/ID.eml (default: every mailbox, "
         "the default one's in DIR, each other's in DIR/NAME)",
     )
+    add_max_message_size(parser, "from --url, skip a message larger than this", "dump")
+    parser.add_argument(
+        "--tenant-id",
+        default="",
+        metavar="ID",
+        help="with --database, the data of this tenant (the server's --tenant-id)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    parser.add_argument("-v", "--verbose", action="store_true", help="name each file written")
     return parser
 
 
 class ApiSource:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, limit: int = 0) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.total: int | None = None  # known once the first page arrives
+        self.limit = limit  # bytes of a message, 0: none
 
-    def _get(self, path: str, missing_ok: bool = False) -> bytes:
+    def _get(self, path: str, missing_ok: bool = False, limit: int = 0) -> bytes:
         try:
             with urllib.request.urlopen(self.url + path, timeout=60) as resp:
-                return bytes(resp.read())
+                # A limit reads one byte more, so a larger answer shows without reading it all.
+                return bytes(resp.read(limit + 1) if limit else resp.read())
         except urllib.error.HTTPError as exc:
             if missing_ok and exc.code == 404:
                 return b""
@@ -128,24 +139,30 @@ class ApiSource:
             if not found or start >= int(page.get("messages_count", 0)):
                 return
 
-    def raw(self, msg_id: str, box: str | None = None) -> bytes:
-        return self._get(f"{self._prefix(box)}api/v1/message/{urllib.parse.quote(msg_id)}/raw")
+    def raw(self, msg_id: str, box: str | None = None) -> bytes | None:
+        """The message's bytes; None when it is larger than --max-message-size."""
+        path = f"{self._prefix(box)}api/v1/message/{urllib.parse.quote(msg_id)}/raw"
+        data = self._get(path, limit=self.limit)
+        return None if self.limit and len(data) > self.limit else data
 
     def close(self) -> None:
         pass
 
 
 class DatabaseSource:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, tenant_id: str = "") -> None:
         from mailpit_py.config.settings import Config
         from mailpit_py.mailbox.facade import Mailbox
+        from mailpit_py.store.open import tenant_file, tenant_name
         from mailpit_py.store.records import StoreError
 
         self.total: int | None = None
-        if not Path(path).is_file():
-            raise CommandError(f"{path}: no such database file", EX_NOINPUT)
+        tenant = tenant_name(tenant_id)
+        file = tenant_file(path, tenant) if tenant else path
+        if not Path(file).is_file():
+            raise CommandError(f"{file}: no such database file", EX_NOINPUT)
         try:
-            self.mb = Mailbox(Config(database=path, max_messages=0))
+            self.mb = Mailbox(Config(database=path, max_messages=0, tenant_id=tenant_id))
         except (StoreError, OSError) as exc:
             raise CommandError(f"cannot open database {path}: {exc}", EX_NOINPUT) from None
 
@@ -175,7 +192,7 @@ class DatabaseSource:
         self.total = len(out)
         yield from out
 
-    def raw(self, msg_id: str, box: str | None = None) -> bytes:
+    def raw(self, msg_id: str, box: str | None = None) -> bytes | None:
         return bytes(self.mb.raw(msg_id, box=box))
 
     def close(self) -> None:
@@ -224,15 +241,15 @@ def main(argv: Sequence[str]) -> int:
         error(PROG, f"cannot create {out}: {exc.strerror or exc}")
         return EX_CANTCREAT
     progress = Progress("dump")
-    written = 0
+    written = skipped = 0
     folders: list[str] = []  # the other mailboxes' folders written into
     source: ApiSource | DatabaseSource | None = None
     try:
         if args.database:
-            source = DatabaseSource(args.database)
+            source = DatabaseSource(args.database, args.tenant_id)
             origin = f"database {args.database}"
         else:
-            source = ApiSource(args.url or default_url(dict(os.environ)))
+            source = ApiSource(args.url or default_url(dict(os.environ)), args.max_message_size)
             origin = source.url
         todo = [
             (box, folder, list(source.ids(args.query, box)))
@@ -247,6 +264,10 @@ def main(argv: Sequence[str]) -> int:
                         f"refusing a message ID that is not a file name: {msg_id!r}", EX_DATAERR
                     )
                 data = source.raw(msg_id, box)
+                if data is None:
+                    skipped += 1
+                    error(PROG, f"{msg_id} is larger than --max-message-size: skipped")
+                    continue
                 try:
                     if not made:
                         folder.mkdir(exist_ok=True)
@@ -258,6 +279,8 @@ def main(argv: Sequence[str]) -> int:
                         f"cannot write {folder / msg_id}.eml: {exc}", EX_CANTCREAT
                     ) from None
                 written += 1
+                if args.verbose:
+                    print(folder / f"{msg_id}.eml")
                 progress.update(f"{written} written", count=written)
     except CommandError as exc:
         progress.done()
@@ -272,5 +295,6 @@ def main(argv: Sequence[str]) -> int:
         where = ""
         if folders:
             where = f" (the default mailbox's in {out}, the others' in {', '.join(folders)})"
-        print(f"{written} messages{what} written to {out} from {origin}{where}")
+        larger = f", {skipped} larger than --max-message-size skipped" if skipped else ""
+        print(f"{written} messages{what} written to {out} from {origin}{where}{larger}")
     return EX_OK

@@ -25,6 +25,7 @@ from mailpit_py.commands._common import (
     EX_USAGE,
     CommandError,
     Progress,
+    add_max_message_size,
     error,
     header_addresses,
     refused_hint,
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DAYS",
         help="only files modified in the last DAYS days, as Mailpit's ingest (default: all)",
     )
+    add_max_message_size(parser, "skip a message larger than this", "ingest")
     parser.add_argument(
         "-q",
         "--quiet",
@@ -404,6 +406,8 @@ def main(argv: Sequence[str]) -> int:
                     error(PROG, f"{where}: {why}")
                 elif not item.strip():
                     skipped["empty"] += 1
+                elif args.max_message_size and len(item) > args.max_message_size:
+                    skipped["larger than --max-message-size"] += 1
                 else:
                     try:
                         target.deliver(item)

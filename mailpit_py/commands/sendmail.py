@@ -35,6 +35,7 @@ from mailpit_py.commands._smtp import reply_exit_code, send_failure, smtp_connec
 
 PROG = "mailpit-py sendmail"
 ENV_ADDR = "MP_SENDMAIL_SMTP_ADDR"
+ENV_FROM = "MP_SENDMAIL_FROM"  # Mailpit's default envelope sender
 
 HELP = f"""\
 usage: {PROG} [options] [RECIPIENT ...] < message
@@ -43,9 +44,12 @@ Read a message on standard input and send it to mailpit-py over SMTP, like sendm
 Also works when installed or linked under the name `sendmail`.
 
 options:
-  -t                 take recipients from the To, Cc and Bcc headers (plus any given)
-  -f ADDR, -r ADDR   envelope sender (default: the From header, else USER@HOST);
-                     -f '' or -f '<>' sends with the null sender
+  -t                 take recipients from the To, Cc and Bcc headers (plus any given);
+                     with no recipient given they are taken from there anyway, as
+                     Mailpit's sendmail does
+  -f ADDR, -r ADDR, --from ADDR
+                     envelope sender (default: ${ENV_FROM}, else the From header,
+                     else USER@HOST); -f '' or -f '<>' sends with the null sender
   -i, -oi            a line with a single dot does not end the message (read to end of input)
   -bs                speak SMTP on standard input and output (proxied to the server)
   -bm                read a message on standard input (the default)
@@ -65,7 +69,7 @@ by that header in the message (X-Mailbox: shop); sendmail does not log in, so au
 --mailbox-auto do not apply (mailpit-py send --auth does).
 
 exit status (sysexits.h):
-  0   sent            64 EX_USAGE: bad option or no recipients
+  0   sent            64 EX_USAGE: bad option, or no recipient given nor in the headers
   65  EX_DATAERR: the message could not be read
   69  EX_UNAVAILABLE: the server refused the message for good (5xx)
   75  EX_TEMPFAIL: connection refused or timed out, or a temporary refusal (4xx)
@@ -121,6 +125,11 @@ def parse_args(argv: Sequence[str]) -> Options:
         if arg.startswith("--smtp-addr"):
             opts.smtp_addr = arg.partition("=")[2] if "=" in arg else value("", "--smtp-addr")
             continue
+        if arg == "--from" or arg.startswith("--from="):  # Mailpit's long name of -f
+            opts.sender = arg.partition("=")[2] if "=" in arg else value("", "--from")
+            continue
+        if arg == "--verbose":  # Mailpit's long name of -v, ignored as there
+            continue
         if arg.startswith("--"):
             raise CommandError(f"unknown option {arg} (see {PROG} --help)", EX_USAGE)
         if not arg.startswith("-") or arg == "-":
@@ -145,6 +154,8 @@ def parse_args(argv: Sequence[str]) -> Options:
                 opts.smtp_mode = True
             elif rest not in ("m", ""):
                 raise CommandError(f"-b{rest} is not supported: use -bm (default) or -bs", EX_USAGE)
+        elif letter == "e" and not rest:
+            value("", "-e")  # Mailpit's -e takes a value (-e m), ignored as -em is
         elif letter in "vmnUGe":
             pass  # verbose, me-too, no-alias, initial submission, gateway, error mode
         elif letter in _WITH_VALUE:
@@ -174,11 +185,16 @@ def envelope(opts: Options, raw: bytes) -> tuple[str, list[str]]:
         for part in arg.split(","):
             if part.strip() and part.strip() not in rcpts:
                 rcpts.append(part.strip())
-    if opts.from_headers:
+    # Without -t, the headers' recipients stand in only when none is given, as Mailpit's
+    # sendmail takes them (PHP's sendmail_path = "mailpit sendmail" gives none).
+    if opts.from_headers or not rcpts:
         rcpts.extend(a for a in header_addresses(headers, ("To", "Cc", "Bcc")) if a not in rcpts)
     if not rcpts:
-        hint = "" if opts.from_headers else ", or use -t to take them from To, Cc and Bcc"
-        raise CommandError(f"no recipients: give them as arguments{hint}", EX_USAGE)
+        raise CommandError(
+            "no recipients: give them as arguments, or in the To, Cc or Bcc header", EX_USAGE
+        )
+    if opts.sender is None and os.environ.get(ENV_FROM, "").strip():
+        opts.sender = os.environ[ENV_FROM]
     if opts.sender is not None:
         sender = "" if opts.sender.strip() in ("", "<>") else opts.sender.strip().strip("<>")
     else:
