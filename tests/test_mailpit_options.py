@@ -308,3 +308,18 @@ def test_disable_wal_keeps_a_rollback_journal(tmp_path: Path, flag: bool, mode: 
         _send(mp, "Subject: s\r\n\r\nhi\r\n")
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == mode
+
+
+def test_database_folder_means_mailpit_db_in_it(tmp_path: Path) -> None:
+    # Mailpit reads `--database /data` (a volume) as /data/mailpit.db; SQLite cannot open a folder.
+    assert config_from(["--database", str(tmp_path)], {}).database == str(tmp_path / "mailpit.db")
+    cfg = config_from([], {"MP_DATABASE": str(tmp_path) + "/"})
+    with make_server(database=cfg.database).start() as mp:
+        _send(mp, "Subject: kept\r\n\r\nhi\r\n")
+    with sqlite3.connect(tmp_path / "mailpit.db") as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+
+
+def test_spamassassin_postmark_says_it_is_not_supported() -> None:
+    with pytest.raises(ConfigError, match="postmark .* is not supported: run SpamAssassin's spamd"):
+        config_from(["--enable-spamassassin", "postmark"], {})

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from mailpit_py.config.option import setting
 from mailpit_py.config.values import (
+    database_path,
     normalize_webroot,
-    optional_text,
     parse_duration,
     parse_int,
     parse_message_size,
@@ -56,12 +56,13 @@ class GeneralSettings:
         flags=("-d", "--database"),
         env="MP_DATABASE",
         help=(
-            "SQLite database file to keep messages across restarts; ':memory:' keeps them in "
-            "memory; or a PostgreSQL server, postgresql://user:password@host:5432/database "
+            "SQLite database file to keep messages across restarts (a folder: mailpit.db in "
+            "it); ':memory:' keeps them in memory; or a PostgreSQL server, "
+            "postgresql://user:password@host:5432/database "
             "(shared by several instances; pip install 'mailpit-py[postgres]'); default: a "
             "temporary file removed at exit"
         ),
-        convert=optional_text,
+        convert=database_path,
         metavar="PATH|URL",
     )
     max_messages: int = setting(

@@ -49,7 +49,14 @@ def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
 NO_EFFECT: dict[str, str] = {}
 
 # MP_* variables read outside the settings table (sub-commands, the pytest plugin).
-_OTHER_VARIABLES = {"MP_SENDMAIL_SMTP_ADDR"}
+_OTHER_VARIABLES = {"MP_SENDMAIL_SMTP_ADDR", "MP_SENDMAIL_FROM"}
+
+# Mailpit's variables that mailpit_py does not implement: named at start with what they did,
+# then ignored, so a Mailpit environment still starts.
+UNSUPPORTED_ENV = {
+    "MP_DEMO_MODE": "Mailpit's public demo mode (no relay, link check or send API, --max 1000) "
+    "is not supported",
+}
 
 
 def notices(config: Config, environ: Mapping[str, str], argv: list[str]) -> list[str]:
@@ -71,7 +78,9 @@ def notices(config: Config, environ: Mapping[str, str], argv: list[str]) -> list
     known = {opt.env for opt in OPTIONS} | set(ALIAS_ENV) | _OTHER_VARIABLES
     known |= relay_config.known_env()
     for var in sorted(environ):
-        if var.startswith("MP_") and var not in known:
+        if var in UNSUPPORTED_ENV:
+            out.append(f"{var}: {UNSUPPORTED_ENV[var]}: ignored")
+        elif var.startswith("MP_") and var not in known:
             out.append(f"{var} is not a variable mailpit_py knows: ignored (see --help)")
     return out
 
@@ -245,6 +254,13 @@ def _checks(config: Config) -> None:
             raise ConfigError(
                 f"--checks-dnsbl: {zone!r} is not a DNS zone: use e.g. zen.spamhaus.org"
             )
+    if config.enable_spamassassin.strip().lower() == "postmark":
+        # Mailpit's other choice sends every message to Postmark's online service.
+        raise ConfigError(
+            "--enable-spamassassin postmark (Mailpit's use of Postmark's online spam check) is "
+            "not supported: run SpamAssassin's spamd and give its HOST:PORT, e.g. "
+            "--enable-spamassassin 127.0.0.1:783"
+        )
     if config.enable_spamassassin:
         split_hostport(config.enable_spamassassin, "--enable-spamassassin")
 

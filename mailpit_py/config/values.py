@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 
 from mailpit_py.config.errors import ConfigError
@@ -100,6 +101,14 @@ def parse_int(value: str, flag: str) -> int:
 
 def optional_text(value: str, flag: str) -> str | None:
     """An empty value means the setting is off (None), as for a database or override file."""
+    return value or None
+
+
+def database_path(value: str, flag: str) -> str | None:
+    """--database: empty is none (a temporary file); an existing folder means the file
+    mailpit.db in it, as Mailpit reads `--database /data`."""
+    if value and os.path.isdir(value):
+        return os.path.join(value, "mailpit.db")
     return value or None
 
 
