@@ -23,6 +23,17 @@ _PARAM_RE = re.compile(r'(?:^|[;\s])\s*([^\s;="]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
 _TOKEN_RE = re.compile(r"[^;\s]*")
 _MSGID_RE = re.compile(r"<([^<>]*)>")
+# Header fields kept per header section. Real mail has a few hundred at most, Received lines
+# included; a million of them (14 MB) kept as pairs in the record and the headers table took
+# ~700 MB and seconds per read. The raw message keeps them all.
+MAX_FIELDS = 10_000
+# Past MAX_FIELDS the first field of each of these names is still kept: the parser, the auto
+# tags and the receiver profiles read them, wherever in the section they are.
+_LATE_FIELDS = frozenset(
+    b"from to cc bcc reply-to sender subject date message-id in-reply-to references "
+    b"mime-version content-type content-transfer-encoding content-disposition content-id "
+    b"list-unsubscribe list-unsubscribe-post list-id precedence x-tags return-path".split()
+)
 
 
 def _read_header_block(
@@ -40,11 +51,17 @@ def _read_header_block(
     pos = start
     first = True
     body_start = end
+    total = 0  # fields seen, kept or not
+    late: set[bytes] = set()  # the names kept past MAX_FIELDS
+    dropped = False  # whether the last field seen was left out (and so its continuations)
     while pos < end:
         # Fast path: one regex call takes a field with all its continuation lines.
         match = match_field(data, pos, end)
         if match is not None:
-            fields.append((match.group(1), match.group(2)))
+            total += 1
+            dropped = total > MAX_FIELDS and not _keep_late(match.group(1), late)
+            if not dropped:
+                fields.append((match.group(1), match.group(2)))
             pos = match.end()
             first = False
             continue
@@ -57,14 +74,15 @@ def _read_header_block(
             body_start = next_pos
             break
         if line[0] in (32, 9):
-            if fields:
+            if fields and not dropped:
                 fields[-1] = (fields[-1][0], fields[-1][1] + b"\n" + line)
-            else:
+            elif not fields:
                 stripped = line.lstrip(b" \t")
                 match = _FIELD_RE.match(stripped)
                 if match:
                     warn(f"{where}: the first header line starts with whitespace")
                     fields.append((match.group(1), stripped[match.end() :]))
+                    total += 1
                 elif stripped:
                     warn(f"{where}: the first header line starts with whitespace; ignored")
         elif not (first and line.startswith(b"From ")):
@@ -80,6 +98,12 @@ def _read_header_block(
             break
         first = False
         pos = next_pos
+    if total > MAX_FIELDS:
+        warn(
+            f"{where}: {total:,} header fields; only the first {MAX_FIELDS:,} are shown, and "
+            "after them the first of each field the message's display needs (the raw message "
+            "has them all)"
+        )
     result: list[tuple[str, bytes]] = []
     for raw_name, value in fields:
         try:
@@ -96,6 +120,15 @@ def _read_header_block(
             value = value.strip(b" \t\r")
         result.append((name, value))
     return result, body_start
+
+
+def _keep_late(name: bytes, late: set[bytes]) -> bool:
+    """Whether a field past MAX_FIELDS is kept: the first of each name in _LATE_FIELDS."""
+    key = name.lower()
+    if key not in _LATE_FIELDS or key in late:
+        return False
+    late.add(key)
+    return True
 
 
 def _header_text(
