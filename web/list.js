@@ -52,12 +52,27 @@ export function updateTitle() {
 // -- the list ----------------------------------------------------------------------------------
 
 let loadedQuery = null;
+let badSearch = ''; // the server's reason when it refused the search shown
 
 export async function loadList() {
   const seq = ++listSeq;
   const changesBefore = liveChanges;
-  const data = await api.list(state.query, state.start, PAGE);
+  let data;
+  try {
+    data = await api.list(state.query, state.start, PAGE);
+  } catch (err) {
+    if (seq !== listSeq || err.status !== 400 || !state.query) throw err;
+    // A search the server cannot run (a bad date, an unknown size): say why where the results
+    // would be, rather than leave the last results under the new search and a passing toast.
+    badSearch = err.message;
+    state.messages = [];
+    state.matched = 0;
+    state.loaded = true;
+    renderList();
+    return;
+  }
   if (seq !== listSeq) return;
+  badSearch = '';
   if (liveChanges !== changesBefore) scheduleRefresh(0);
   if (data.count === 0 && state.start > 0 && data.messages_count > 0) {
     // The page emptied under us (deletions): step back to the last page that has mail.
@@ -151,10 +166,16 @@ export function renderList() {
   const empty = state.messages.length === 0;
   els.listEmpty.hidden = !empty || !state.loaded;
   els.list.hidden = empty;
-  $('#list-empty-text').textContent = state.query ? 'No messages match this search' : 'No messages yet';
-  $('#list-empty-hint').textContent = state.query
-    ? 'Try fewer words, or press ? next to the search box for the syntax.'
-    : 'Send mail to the SMTP port and it shows up here at once.';
+  $('#list-empty-text').textContent = badSearch
+    ? 'This search cannot run'
+    : state.query
+      ? 'No messages match this search'
+      : 'No messages yet';
+  $('#list-empty-hint').textContent = badSearch
+    ? `${badSearch}. Press ? next to the search box for the syntax.`
+    : state.query
+      ? 'Try fewer words, or press ? next to the search box for the syntax.'
+      : 'Send mail to the SMTP port and it shows up here at once.';
   $('#list-title').textContent = state.query ? 'Search results' : 'Inbox';
   const count = state.matched;
   const from = count ? state.start + 1 : 0;
