@@ -977,3 +977,36 @@ def test_imap_envelope_groups_and_address_lists(imap_server: Server) -> None:
         (b"dan", b"example.net"),
     ]
     client.logout()
+
+
+def test_commands_sent_with_starttls_in_plain_text_are_dropped() -> None:
+    """Whatever follows STARTTLS (IMAP) or STLS (POP3) in plain text, before the handshake,
+    may have been added on the way: it is never run as if it came over TLS (the command
+    injection of CVE-2011-0411). The first answer over TLS is to the first command sent
+    over TLS."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with make_server(
+        imap_addr="127.0.0.1:0",
+        imap_auth=AUTH,
+        imap_tls_cert="sans:localhost,127.0.0.1",
+        pop3_addr="127.0.0.1:0",
+        pop3_auth=AUTH,
+        pop3_tls_cert="sans:localhost,127.0.0.1",
+        pop3_starttls=True,
+    ) as mp:
+        cases = [
+            (mp.imap_address, b"a STARTTLS\r\nb LOGIN ann secret\r\n", b"c NOOP\r\n", b"c OK"),
+            (mp.pop3_address, b"STLS\r\nUSER ann\r\nPASS secret\r\n", b"CAPA\r\n", b"+OK cap"),
+        ]
+        for address, plain, command, answer in cases:
+            with socket.create_connection(address, timeout=10) as sock:
+                f = sock.makefile("rb")
+                assert f.readline().startswith((b"* OK", b"+OK"))
+                sock.sendall(plain)  # in one segment: the server has read it all
+                assert f.readline().startswith((b"a OK", b"+OK"))
+                with context.wrap_socket(sock) as tls:
+                    tls.sendall(command)
+                    first = tls.makefile("rb").readline()
+                    assert first.startswith(answer), (address, first)

@@ -71,9 +71,18 @@ class Connection:
         await self.writer.drain()
 
     async def start_tls(self) -> None:
-        """Switch to TLS now (after the client asked and was told to go ahead)."""
+        """Switch to TLS now (after the client asked and was told to go ahead).
+
+        What the client sent after STARTTLS (STLS) and before the handshake came in plain
+        text, where anyone on the way may have added it: read after the handshake, it would
+        run as if it came over TLS (the command injection of CVE-2011-0411). A client must wait
+        for the go-ahead (RFC 3501 section 6.2.1, RFC 2595 section 4), so it is dropped."""
         context = self.listener.tls
         assert context is not None
+        pending: bytearray | None = getattr(self.reader, "_buffer", None)
+        if pending:
+            log.warning("%s: %d octets sent before TLS began were dropped", self.peer, len(pending))
+            pending.clear()
         await self.writer.start_tls(context)
         self.tls = True
 
