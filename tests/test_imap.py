@@ -599,6 +599,11 @@ def test_imap_empty_mailbox_and_bare_lf_messages(imap_server: Server, imap: imap
     assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]<5.6>") == b"one\r\n."
     typ, data = imap.uid("FETCH", str(uid), "(BODYSTRUCTURE)")
     assert typ == "OK" and b'"7BIT" 23 3 ' in _flat(data), data  # 23 octets with CRLF
+    # LARGER and SMALLER compare the same size (the stored one is 4 octets less).
+    size = len(sent)
+    assert imap.search(None, "LARGER", str(size - 2)) == ("OK", [b"1"])
+    assert imap.search(None, "SMALLER", str(size - 2)) == ("OK", [b""])
+    assert imap.search(None, "SMALLER", str(size + 1)) == ("OK", [b"1"])
     # EXAMINE is read-only: even a non-PEEK fetch leaves the message unread.
     imap.select("INBOX", readonly=True)
     fetch_literal(imap, uid, "BODY[]")

@@ -26,11 +26,18 @@ class Candidate:
 
     seq: int
     uid: int
-    size: int
+    measure: Callable[[], int]  # -> RFC822.SIZE, which may read the message (LARGER, SMALLER)
     created: float
     flags: set[str]
     load: Callable[[], dict[str, Any]]  # -> {"headers": [(name, value)], "text": str}
     _loaded: dict[str, Any] | None = field(default=None, repr=False)
+    _size: int | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        if self._size is None:
+            self._size = self.measure()
+        return self._size
 
     @property
     def data(self) -> dict[str, Any]:

@@ -465,7 +465,7 @@ class ImapServer(FolderCommands):
             candidate = Candidate(
                 seq,
                 uid,
-                entry.size,
+                partial(self._size, s, uid, entry),
                 entry.created,
                 set(self._flags(s, uid)),
                 partial(self._search_data, view, entry.uid),
