@@ -167,3 +167,23 @@ def test_mailpit_py_config_masks_relay_passwords() -> None:
     assert "hunter2-relay" not in done.stdout
     assert "MP_SMTP_RELAY_USERNAME" in done.stdout and "me" in done.stdout
     assert "hunter2-relay" not in repr(config_from([], env))
+
+
+def test_mailpits_deprecated_recipient_allowlist_still_works_and_is_named(tmp_path: Path) -> None:
+    from mailpit_py.config.validate import notices
+
+    old = write(tmp_path, "host: 127.0.0.1\nrecipient-allowlist: '@x\\.test$'\n")
+    config = validate(Config(smtp_relay_config=old))
+    up = settings(config).relay
+    assert up is not None and up.allowed_recipients == r"@x\.test$"
+    assert notices(config, {}, []) == [
+        f"--smtp-relay-config {old}: 'recipient-allowlist' is deprecated, as in Mailpit: "
+        "use 'allowed-recipients'"
+    ]
+    both = "host: 127.0.0.1\nrecipient-allowlist: old\nallowed-recipients: new\n"
+    up = settings(Config(smtp_relay_config=write(tmp_path, both, "both.yaml"))).relay
+    assert up is not None and up.allowed_recipients == "new"  # as in Mailpit, the new key wins
+    # Only the relay file knew that key: a forward file with it is still refused.
+    fwd = "host: 127.0.0.1\nto: a@x.test\nrecipient-allowlist: x\n"
+    with pytest.raises(ConfigError, match="unknown key 'recipient-allowlist'"):
+        settings(Config(smtp_forward_config=write(tmp_path, fwd, "fwd.yaml")))

@@ -75,6 +75,8 @@ def notices(config: Config, environ: Mapping[str, str], argv: list[str]) -> list
     for alias, (_name, current) in ALIAS_ENV.items():
         if alias in environ:
             out.append(_deprecated(alias, current))
+    if config.smtp_relay_config:
+        out.extend(relay_config.file_notices(config.smtp_relay_config))
     known = {opt.env for opt in OPTIONS} | set(ALIAS_ENV) | _OTHER_VARIABLES
     known |= relay_config.known_env()
     for var in sorted(environ):

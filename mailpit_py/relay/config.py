@@ -38,6 +38,9 @@ RELAY_KEYS: dict[str, tuple[type, str]] = {
     "blocked-recipients": (str, "blocked_recipients"),
     "preserve-message-ids": (bool, "preserve_message_ids"),
 }
+# Mailpit's deprecated spelling of allowed-recipients, still read by it: it stands in when
+# allowed-recipients is not given, and start-up names it (file_notices).
+_OLD_ALLOWED = "recipient-allowlist"
 FORWARD_KEYS: dict[str, tuple[type, str]] = {**_COMMON, "to": (str, "to")}
 
 RELAY_ENV = "MP_SMTP_RELAY_"
@@ -157,6 +160,9 @@ def _from_file(path: str, keys: dict[str, tuple[type, str]], flag: str) -> dict[
         raise ConfigError(f"{flag}: {path} must be a mapping of keys such as host: and port:")
     lines = _key_lines(text)
     out: dict[str, Any] = {}
+    old = data.pop(_OLD_ALLOWED, None) if keys is RELAY_KEYS else None
+    if old is not None:
+        data.setdefault("allowed-recipients", old)
     for key, value in data.items():
         where = f"{flag}: {path} line {lines.get(str(key), '?')}"
         if key not in keys:
@@ -172,6 +178,20 @@ def _from_file(path: str, keys: dict[str, tuple[type, str]], flag: str) -> dict[
             raise ConfigError(f"{where}: {key} must be text, got {value!r}")
         out[attr] = str(value) if kind is str else value
     return out
+
+
+def file_notices(path: str) -> list[str]:
+    """Start-up warnings for a --smtp-relay-config file: Mailpit's deprecated key in it."""
+    try:
+        data = yaml.safe_load(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # validation reports an unreadable file
+    if isinstance(data, dict) and _OLD_ALLOWED in data:
+        return [
+            f"--smtp-relay-config {path}: '{_OLD_ALLOWED}' is deprecated, as in Mailpit: use "
+            "'allowed-recipients'"
+        ]
+    return []
 
 
 def _key_lines(text: str) -> dict[str, int]:
