@@ -30,9 +30,10 @@ _JOIN_RE = re.compile(r">(.*?)<", re.S)
 _WS_RE = re.compile(r"\s+")
 
 
-def _addresses(value: str, where: str, warn: Warn) -> list[Address]:
-    """Parse an address-list; groups are flattened, entries without an addr-spec dropped."""
-    pairs = _simple_addresses(value)
+def _addresses(value: str, where: str, warn: Warn, limit: int = 0) -> list[Address]:
+    """Parse an address-list; groups are flattened, entries without an addr-spec dropped.
+    With a `limit`, the everyday forms are read no further than one past it."""
+    pairs = _simple_addresses(value, limit)
     if pairs is None:
         try:
             pairs = getaddresses([value], **_GETADDRESSES_OPTIONS)
@@ -86,7 +87,7 @@ def _split_list(value: str) -> list[str]:
     return [piece for piece in pieces if piece.strip()]
 
 
-def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
+def _simple_addresses(value: str, limit: int = 0) -> list[tuple[str, str]] | None:
     """Fast path for the everyday forms ('a@b', 'Name <a@b>', '"Name" <a@b>', lists of them).
 
     Returns None when anything unusual (comments, groups, escapes, quoted commas) is present,
@@ -106,6 +107,8 @@ def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
             if match is None:
                 return None
             pieces.append(match)
+            if len(pieces) == limit + 1:
+                break  # (limit 0: never) past the limit: the caller keeps no more
     result = []
     for match in pieces:
         quoted, phrase, angle, bare = match.groups()

@@ -18,6 +18,9 @@ __all__ = ["parse_message"]
 
 _PLUS_RE = re.compile(r"^(.*?)\+(.*?)@", re.S)
 _ADDRESS_FIELDS = ("from", "to", "cc", "bcc", "reply-to")
+# Addresses kept per address field: a To of a million (16 MB) took 36 s and 1.8 GB to accept
+# and open, and every list page carried them all. No real message comes near.
+MAX_ADDRESSES = 10_000
 # Fields RFC 5322 section 3.6 allows at most once.
 _SINGLE_FIELDS = ("date", "from", "sender", "reply-to", "to", "cc", "bcc", "message-id") + (
     "in-reply-to",
@@ -137,9 +140,16 @@ def _parse(
 
     lists: dict[str, list[Address]] = {}
     for key in _ADDRESS_FIELDS:
-        lists[key] = []
+        found: list[Address] = []
         for name, text, _decoded in by_name.get(key, ()):
-            lists[key].extend(_addresses(text, f"{name} header", warn))
+            found.extend(_addresses(text, f"{name} header", warn, MAX_ADDRESSES))
+        if len(found) > MAX_ADDRESSES:
+            warn(
+                f"{by_name[key][0][0]} header has more than {MAX_ADDRESSES:,} addresses; only "
+                "the first are shown (the raw message has them all)"
+            )
+            del found[MAX_ADDRESSES:]
+        lists[key] = found
 
     from_text = text_of("from")
     from_addr: Address | None = None
