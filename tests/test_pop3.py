@@ -137,6 +137,17 @@ def test_pop3_dele_applies_at_quit_and_publishes_one_prune(pop3_server: Server) 
     assert [e.uid for e in pop3_server.mailbox.index()] == [keep]
 
 
+def test_pop3_quit_counts_only_the_messages_it_deleted(pop3_server: Server) -> None:
+    """A message marked with DELE that the web UI deleted meanwhile is not counted again."""
+    ids = [send_raw(pop3_server, message(f"m{n}")) for n in range(3)]
+    client = login(pop3_server)
+    client.dele(1)
+    client.dele(2)
+    pop3_server.mailbox.delete([ids[0]])
+    assert client.quit() == b"+OK bye, 1 messages deleted"
+    assert [e.uid for e in pop3_server.mailbox.index()] == [ids[2]]
+
+
 def test_pop3_rset_and_a_dropped_connection_delete_nothing(pop3_server: Server) -> None:
     send_raw(pop3_server, message("a"))
     client = login(pop3_server)

@@ -262,12 +262,13 @@ class Pop3Server(MailReader):
         assert s.view is not None
         try:
             # announced as one prune, as Mailpit does after a POP3 session's deletions
-            await s.conn.call(functools.partial(s.view.delete, prune=True), uids)
+            gone = await s.conn.call(functools.partial(s.view.delete, prune=True), uids)
         except Exception as exc:
             log.exception("POP3 delete failed")
             await self._err(s, f"some deleted messages not removed: {exc}")
             return True
-        await self._ok(s, f"bye, {len(uids)} messages deleted")
+        # (A message deleted elsewhere meanwhile, in the web UI say, is not counted again.)
+        await self._ok(s, f"bye, {len(gone)} messages deleted")
         return True
 
     # -- TRANSACTION state (RFC 1939 section 5) -----------------------------------------------
