@@ -106,6 +106,17 @@ def test_sendmail_t_takes_recipients_from_headers_f_sets_sender_and_oi_keeps_dot
     assert raw.endswith(b"one\r\n.\r\ntwo\r\n")
 
 
+def test_sendmail_t_reads_utf8_addresses_in_the_headers(mp: Server) -> None:
+    # RFC 6532 headers: raw UTF-8 addresses went out as U+FFFD replacement characters, so the
+    # envelope named a recipient that does not exist.
+    msg = "From: Jürgen <jürgen@example.com>\nTo: Zoë <zoë@example.com>\nSubject: u\n\nx\n"
+    res = run("sendmail", "--smtp-addr", smtp_addr(mp), "-t", stdin=msg.encode())
+    assert res.returncode == 0, res.stderr
+    [(api, _raw)] = stored(mp)
+    assert api["Envelope"]["From"] == "jürgen@example.com"
+    assert api["Envelope"]["To"] == ["zoë@example.com"]
+
+
 def test_sendmail_bs_speaks_smtp_on_stdin_and_stdout(mp: Server) -> None:
     script = (
         b"EHLO client.test\nMAIL FROM:<x@example.com>\nRCPT TO:<y@example.com>\nDATA\n"

@@ -4,6 +4,7 @@ auto-relay, forward, recipient rules, header changes, retries, restarts, forward
 from __future__ import annotations
 
 import email
+import email.utils
 import json
 import smtplib
 import socket
@@ -182,9 +183,11 @@ def test_release_keeps_ids_with_preserve_message_ids_and_overrides_from(
     (got,) = upstream.received
     msg = headers_of(got.data)
     assert msg["Message-ID"] == "<original-id@app.test>"
-    assert msg["Date"] == "Mon, 01 Jan 2024 10:00:00 +0000"
+    # As Mailpit: the Date is the release's all the same, X-Original-From the bare address.
+    assert msg["Date"] != "Mon, 01 Jan 2024 10:00:00 +0000"
+    assert email.utils.parsedate_to_datetime(msg["Date"]).year >= 2025
     assert msg["From"] == "Alice Sender <relay@mine.test>"
-    assert msg["X-Original-From"] == "Alice Sender <alice@app.test>"
+    assert msg["X-Original-From"] == "alice@app.test"
     assert got.mail_from == "relay@mine.test"
 
 

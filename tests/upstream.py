@@ -34,6 +34,7 @@ class Received:
     username: str
     tls: bool
     helo: str = ""  # the name the client greeted with (EHLO or HELO)
+    mail_options: list[str] | None = None  # MAIL FROM's parameters (SMTPUTF8, BODY=8BITMIME)
 
 
 class _Handler:
@@ -61,6 +62,9 @@ class _Handler:
         return AuthResult(success=ok, handled=False, auth_data=LoginPassword(user, b""))
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.owner.data_started.set()
+        if self.owner.data_delay:
+            await asyncio.sleep(self.owner.data_delay)  # a slow upstream: the reply comes late
         if self.owner.data_replies:
             return self.owner.data_replies.pop(0)
         login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else b""
@@ -73,6 +77,7 @@ class _Handler:
                 # STARTTLS sets session.ssl; implicit TLS shows on the transport only.
                 session.ssl is not None or _on_tls(server),
                 session.host_name or "",
+                list(envelope.mail_options),
             )
         )
         return "250 2.0.0 Ok: upstream got it"
@@ -86,7 +91,9 @@ def _on_tls(server: Any) -> bool:
 class UpstreamServer:
     """A real SMTP server on 127.0.0.1 that records what it receives.
 
-    `rcpt_replies` / `data_replies` script refusals (consumed in order) such as a first 451.
+    `rcpt_replies` / `data_replies` script refusals (consumed in order) such as a first 451;
+    `data_delay` holds the reply to the data that long (`data_started` is set when it came);
+    `smtputf8` offers SMTPUTF8 (RFC 6531).
     """
 
     def __init__(
@@ -98,8 +105,12 @@ class UpstreamServer:
         port: int = 0,
         address: str = "127.0.0.1",
         implicit_tls: bool = False,
+        smtputf8: bool = False,
     ) -> None:
         self.received: list[Received] = []
+        self.smtputf8 = smtputf8
+        self.data_delay = 0.0
+        self.data_started = threading.Event()
         self.rcpt_replies: dict[str, list[str]] = {}
         self.data_replies: list[str] = []
         self.starttls = starttls
@@ -139,6 +150,7 @@ class UpstreamServer:
             authenticator=self._authenticate if self.auth else None,
             auth_required=self.auth,
             auth_require_tls=self.starttls and not self.implicit_tls,
+            enable_SMTPUTF8=self.smtputf8,
             loop=self.loop,
         )
 

@@ -96,13 +96,27 @@ def header_addresses(msg: Message, names: Iterable[str]) -> list[str]:
     """Bare addresses from the given headers, in order, without duplicates."""
     values: list[str] = []
     for name in names:
-        values.extend(str(v) for v in msg.get_all(name, []))
+        key = name.lower()
+        # The raw values: a compat32 header with 8-bit bytes reads back with U+FFFD for each,
+        # so a UTF-8 address (RFC 6532) became one nobody has. The parser keeps such bytes as
+        # surrogates: as UTF-8 they are the address as written.
+        values.extend(_as_text(v) for k, v in msg.raw_items() if k.lower() == key)
     found: list[str] = []
     for _, addr in email.utils.getaddresses(values):
         addr = addr.strip()
         if addr and "@" in addr and addr not in found:
             found.append(addr)
     return found
+
+
+def _as_text(value: object) -> str:
+    """A raw header value as text, its 8-bit bytes (kept as surrogates) read as UTF-8."""
+    if not isinstance(value, str):
+        return str(value)
+    try:
+        return value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # parsed from text, not bytes: already what was written
+        return value
 
 
 def error(prog: str, message: str) -> None:

@@ -130,18 +130,19 @@ def _from_field(display_name: str, address: str) -> bytes:
 
 
 def rewrite(raw: bytes, up: Upstream, *, release: bool) -> bytes:
-    """The message as sent: a release loses Bcc and gets a fresh Date and Message-ID (unless
-    preserve-message-ids); return-path and override-from apply to releases and forwards.
-    Every field written here is one line (or folded by the email package)."""
+    """The message as sent: a release loses Bcc and gets a fresh Date, and a fresh Message-ID
+    unless preserve-message-ids (as Mailpit); return-path and override-from apply to releases
+    and automatic copies. Every field written here is one line (or folded by the email
+    package)."""
     fields, rest = split_message(raw)
     drop: set[str] = set()
     add: list[bytes] = []
     if release:
-        drop.add("bcc")  # a Bcc line would tell every recipient who else got a copy
+        drop |= {"bcc", "date"}  # a Bcc line would tell every recipient who else got a copy
+        add.append(_field("Date", email.utils.formatdate(localtime=True)))
         if not up.preserve_message_ids:
             # Gmail and others hide a second message with a Message-ID they have seen.
-            drop |= {"date", "message-id"}
-            add.append(_field("Date", email.utils.formatdate(localtime=True)))
+            drop.add("message-id")
             add.append(_field("Message-ID", f"<{new_id()}@mailpit-py>"))
     if up.return_path:
         drop.add("return-path")
@@ -151,12 +152,24 @@ def rewrite(raw: bytes, up: Upstream, *, release: bool) -> bytes:
         name = ""
         if original is not None:
             value = one_line(_value(original))
-            add.append(_field("X-Original-From", value))
-            name = str(make_header(decode_header(email.utils.parseaddr(value)[0] or "")))
+            shown, address = email.utils.parseaddr(value)
+            # The original address, as Mailpit writes it; the whole value when it has none.
+            add.append(_field("X-Original-From", address if "@" in address else value))
+            name = str(make_header(decode_header(shown or "")))
         drop.add("from")
         add.append(_from_field(name, up.override_from))
     kept = [f for f in fields if _name(f) not in drop]
     return b"\r\n".join(add + kept) + (rest if rest else b"\r\n\r\n")
+
+
+def automatic_copy(raw: bytes, up: Upstream, kind: str) -> bytes:
+    """What an automatic copy sends: a forward gets return-path and override-from; so does an
+    auto-relayed one when either is set (Mailpit overrides its From too, and an upstream that
+    only sends from a verified address would refuse the envelope and From disagreeing), else
+    it goes unchanged."""
+    if kind == "forward" or up.return_path or up.override_from:
+        return rewrite(raw, up, release=False)
+    return raw
 
 
 def envelope_sender(up: Upstream, original: str) -> str:
@@ -222,7 +235,8 @@ def _session(
         client = smtplib.SMTP(host, port, local_hostname=name, timeout=SMTP_TIMEOUT)
     try:
         try:
-            _converse(client, up, mail_from, rcpts, data, result, verify, opportunistic)
+            where = f"{host}:{port}"
+            _converse(client, up, mail_from, rcpts, data, result, verify, opportunistic, where)
         except _Refused as exc:
             for r in rcpts:
                 if r not in result.replies or 200 <= result.replies[r][0] < 300:
@@ -244,6 +258,7 @@ def _converse(
     result: Result,
     verify: bool,
     opportunistic: bool,
+    where: str,
 ) -> None:
     try:
         code, msg = client.ehlo()
@@ -264,17 +279,29 @@ def _converse(
                 client.auth("LOGIN", client.auth_login)
             else:
                 client.auth("CRAM-MD5", client.auth_cram_md5)
+        utf8 = client.has_extn("smtputf8")
+        sender = wire_address(mail_from, utf8)
+        if sender is None:
+            raise _Refused(553, _needs_smtputf8(mail_from, where))
+        wired = {r: wire_address(r, utf8) for r in rcpts}
         options = []
-        if not (mail_from + "".join(rcpts)).isascii() and client.has_extn("smtputf8"):
+        wide = not (sender + "".join(w or "" for w in wired.values())).isascii()
+        # UTF-8 header fields (RFC 6532) ask for SMTPUTF8 too; an upstream without it still
+        # gets them as they are (8-bit text, as Mailpit sends them), never re-encoded.
+        if utf8 and (wide or not data.split(b"\r\n\r\n", 1)[0].isascii()):
             options.append("SMTPUTF8")
         if not data.isascii() and client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        code, msg = client.mail(mail_from, options)
+        code, msg = client.mail(sender, options)
         if code != 250:
             raise _Refused(code, msg.decode("utf-8", "replace"))
         accepted = []
         for r in rcpts:
-            code, msg = client.rcpt(r)
+            address = wired[r]
+            if address is None:
+                result.replies[r] = (553, _needs_smtputf8(r, where))
+                continue
+            code, msg = client.rcpt(address)
             result.replies[r] = (code, msg.decode("utf-8", "replace"))
             if code in (250, 251):
                 accepted.append(r)
@@ -291,6 +318,26 @@ def _converse(
         ) from None
     except smtplib.SMTPNotSupportedError as exc:
         raise _Refused(0, f"the server does not support it: {exc}") from None
+
+
+def wire_address(address: str, smtputf8: bool) -> str | None:
+    """`address` as it can go on the wire: as is when ASCII or when the server offers SMTPUTF8;
+    an internationalized domain with an ASCII local part as its A-label (IDNA, the same domain);
+    None when only SMTPUTF8 could carry it (a non-ASCII local part, RFC 6531), which is never
+    sent mangled: the recipient is refused instead."""
+    if address.isascii() or smtputf8:
+        return address
+    local, at, domain = address.rpartition("@")
+    if at and local.isascii():
+        try:
+            return f"{local}@{domain.encode('idna').decode('ascii')}"
+        except UnicodeError:
+            return None
+    return None
+
+
+def _needs_smtputf8(address: str, where: str) -> str:
+    return f"5.6.7 not sent: <{address}> needs SMTPUTF8 (RFC 6531), which {where} does not offer"
 
 
 # -- MX delivery (RFC 5321 section 5) --------------------------------------------------------

@@ -164,10 +164,10 @@ class Relay:
         for kind, up, rcpts in jobs:
             started = time.time()  # never queued: the copy is sent while the client waits
             sender = relay_send.envelope_sender(up, envelope.mail_from)
-            data = relay_send.rewrite(raw, up, release=False) if kind == "forward" else raw
+            data = relay_send.automatic_copy(raw, up, kind)
             result = self._deliver(up, sender, rcpts, data, uid)
             if result.sent() and (result.temporary() or result.permanent()):
-                self._partial(uid, kind, up, envelope.mail_from, sender, rcpts, data, result)
+                self._partial(uid, kind, up, envelope.mail_from, sender, rcpts, raw, result)
                 continue
             outcome = "sent" if not result.temporary() + result.permanent() else "failed"
             self.mailbox.telemetry.observe("relay_delivery", time.time() - started, outcome)
@@ -188,17 +188,18 @@ class Relay:
         original_sender: str,
         sender: str,
         rcpts: list[str],
-        data: bytes,
+        raw: bytes,
         result: Result,
     ) -> None:
         """forward-smtp-errors with a mixed upstream result. The DATA reply is one code for
         every recipient (RFC 5321 section 4.2.5) and ours were all accepted at RCPT before the
         upstream was asked, so the client hears 250 once one copy went out: a refused
-        recipient gets a bounce (DSN) in the catcher, a deferred one is queued for a retry."""
+        recipient gets a bounce (DSN) in the catcher, a deferred one is queued for a retry.
+        `raw` is the stored message: the worker makes the copy's changes as it sends, once."""
         later = result.temporary()
         now = time.time()
         if later:
-            item = self.mailbox.queue_relay(uid, kind, sender, later, data)
+            item = self.mailbox.queue_relay(uid, kind, sender, later, raw)
             self._record(
                 item, uid, kind, rcpts, result, "partial", "pending", later,
                 now + self.settings.retry_delay,
@@ -319,8 +320,8 @@ class Relay:
             )
             return
         data = bytes(row["raw"])
-        if kind == "forward":
-            data = relay_send.rewrite(data, up, release=False)
+        if kind != "release":  # a release was rewritten when it was queued
+            data = relay_send.automatic_copy(data, up, kind)
         result = self._deliver(up, row["mail_from"], rcpts, data, row["message_uid"])
         temporary = result.temporary()
         attempts = row["attempts"] + 1
