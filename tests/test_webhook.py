@@ -260,3 +260,17 @@ def test_webhook_limit_and_rate_from_mailpits_variable_and_ours() -> None:
     assert (cfg.webhook_limit, cfg.webhook_rate) == (5, 3)
     with pytest.raises(ConfigError, match="--webhook-rate"):
         validate(Config(webhook_rate=-1))
+
+
+def test_a_label_with_line_breaks_is_one_line_in_the_header_as_mailpits(
+    receiver_factory: Callable[..., Receiver], server_factory: Callable[..., Server]
+) -> None:
+    # Read raw, a label with a line break made every request fail: no header may hold one.
+    from mailpit_py.cli import config_from
+
+    label = config_from([], {"MP_LABEL": "  CI\n  box\r\n"}).label
+    receiver = receiver_factory()
+    mp = server_factory(webhook_url=receiver.url, webhook_limit=0, label=label)
+    send(mp, "labelled")
+    wait_until(lambda: len(receiver.received) == 1, timeout=20, what="the webhook delivery")
+    assert receiver.headers[0]["Mailpit-Label"] == "CI box"

@@ -9,6 +9,7 @@ from mailpit_py.config.option import setting
 from mailpit_py.config.values import (
     database_path,
     normalize_webroot,
+    one_line,
     parse_duration,
     parse_int,
     parse_message_size,
@@ -131,7 +132,9 @@ class GeneralSettings:
         "",
         flags=("--label",),
         env="MP_LABEL",
-        help="a label for this instance",
+        help="a label for this instance (white space and line breaks collapsed to one space, as "
+        "in Mailpit)",
+        convert=one_line,
         metavar="TEXT",
     )
     quiet: bool = setting(

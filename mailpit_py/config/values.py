@@ -112,6 +112,12 @@ def database_path(value: str, flag: str) -> str | None:
     return value or None
 
 
+def one_line(value: str, flag: str) -> str:
+    """Runs of white space, line breaks included, made one space and the ends trimmed, as
+    Mailpit normalizes --label: it is sent in a webhook's Mailpit-Label header."""
+    return " ".join(value.split())
+
+
 def parse_zones(value: str, flag: str) -> tuple[str, ...]:
     """`zen.spamhaus.org, dbl.example` -> the DNS zones, blanks dropped."""
     return tuple(z.strip() for z in value.split(",") if z.strip())
