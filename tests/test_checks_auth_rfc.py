@@ -10,16 +10,19 @@ import hashlib
 import re
 import subprocess
 import time
+from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dkim.canonicalization import CanonicalizationPolicy
+from test_checks_auth import get_json, send
 
-from helpers import dkim_rsa_key
+from helpers import dkim_rsa_key, make_server
 from mailpit_py.checks import auth, dmarc, spf
-from mailpit_py.checks.dkim_check import verify_all
+from mailpit_py.checks.dkim_check import DkimSignature, verify_all
 from mailpit_py.net.dns import Resolver, parse_overrides
 
 MSG = (
@@ -62,6 +65,19 @@ def dkimpy_says(raw: bytes, zone: str) -> bool:
         return found[0].encode() if found else None
 
     return bool(dkim.verify(raw, dnsfunc=dnsfunc))
+
+
+def checked(raw: bytes, zone: str) -> dict[str, Any]:
+    """The whole authentication check of a message from 192.0.2.1 with a null sender."""
+    return auth.check(
+        raw,
+        resolver(zone),
+        mail_from="",
+        helo="",
+        peer="",
+        client_ip="192.0.2.1",
+        authserv_id="mx.test",
+    )
 
 
 def hand_signed(msg: bytes, pem: bytes, template: str, body_canon: str = "relaxed") -> bytes:
@@ -279,15 +295,7 @@ def test_several_signatures_get_a_verdict_each_and_one_pass_counts(
     )
     sigs = verify_all(raw, resolver(zone))
     assert [(s.selector, s.result) for s in sigs] == [("old", "fail"), ("sel", "pass")]
-    report = auth.check(
-        raw,
-        resolver(zone),
-        mail_from="",
-        helo="",
-        peer="",
-        client_ip="192.0.2.1",
-        authserv_id="mx.test",
-    )
+    report = checked(raw, zone)
     assert report["DMARC"]["Result"] == "pass" and report["DMARC"]["DKIMAligned"]
     ar = report["AuthenticationResults"]
     assert "dkim=fail (header modified) header.d=example.test header.s=old" in ar
@@ -412,3 +420,159 @@ def test_spf_ipv6_macro_and_long_expansion() -> None:
     long = ev.expand("%{ir}.%{ir}.%{ir}.%{ir}.example.com", "email.example.com")
     assert len(long) <= 253 and long.endswith(".ip6.example.com") is False
     assert long.endswith("2.example.com") and not long.startswith(".")
+
+
+# -- DMARC ----------------------------------------------------------------------------------------
+
+DMARC_ZONE = """
+_dmarc.org.test TXT "v=DMARC1; p=reject; sp=quarantine"
+_dmarc.two.org.test TXT "v=DMARC1; p=none"
+_dmarc.two.org.test TXT "v=DMARC1; p=none"
+_dmarc.lower.test TXT "v=dmarc1; p=reject"
+_dmarc.spaced.test TXT "v = DMARC1 ; p = reject"
+_dmarc.other.test TXT "some text"
+_dmarc.other.test TXT "v=DMARC1; p=quarantine; adkim=strict; aspf=x; pct=abc; foo=bar"
+_dmarc.nop.test TXT "v=DMARC1; rua=mailto:dmarc@nop.test"
+_dmarc.nopnorua.test TXT "v=DMARC1; adkim=s"
+_dmarc.badsp.test TXT "v=DMARC1; p=reject; sp=never; rua=mailto:d@badsp.test"
+_dmarc.pct0.test TXT "v=DMARC1; p=reject; pct=0"
+_dmarc.pct50.test TXT "v=DMARC1; p=reject; pct=50"
+_dmarc.strict.test TXT "v=DMARC1; p=reject; adkim=s; aspf=s"
+_dmarc.evil.test TXT "v=DMARC1; p=reject"
+"""
+
+
+def dmarc_of(
+    domain: str, dkim_d: tuple[str, ...] = (), spf: str = "fail", spf_d: str = ""
+) -> dmarc.DmarcResult:
+    return dmarc.evaluate(resolver(DMARC_ZONE), domain, list(dkim_d), spf, spf_d)
+
+
+def test_dmarc_record_discovery() -> None:
+    sub = dmarc_of("news.org.test")
+    assert (sub.result, sub.record_domain, sub.policy) == ("fail", "org.test", "quarantine")
+    # Two records at the From domain: no DMARC, and no fallback to org.test's (6.6.3 step 5).
+    two = dmarc_of("two.org.test")
+    assert (two.result, two.record) == ("none", "")
+    assert "2 DMARC records" in two.reason
+    # v=DMARC1 is upper case; spaces around = are allowed (6.4).
+    assert dmarc_of("lower.test").result == "none"
+    assert (dmarc_of("spaced.test").result, dmarc_of("spaced.test").policy) == ("fail", "reject")
+
+
+def test_dmarc_tags_with_bad_values_take_their_defaults() -> None:
+    res = dmarc_of("other.test", dkim_d=("mail.other.test",))
+    assert (res.adkim, res.aspf) == ("r", "r")  # "strict" is not s: relaxed, so this aligns
+    assert (res.result, res.policy) == ("pass", "quarantine")
+    assert "pct" not in dmarc_of("other.test").reason  # pct=abc: 100
+
+
+def test_dmarc_without_a_valid_p() -> None:
+    with_rua = dmarc_of("nop.test")
+    assert (with_rua.result, with_rua.policy) == ("fail", "none")
+    assert "read as p=none" in with_rua.reason
+    without = dmarc_of("nopnorua.test", dkim_d=("nopnorua.test",))
+    assert (without.result, without.policy) == ("permerror", "")
+    bad_sp = dmarc_of("badsp.test")
+    assert (bad_sp.result, bad_sp.policy) == ("fail", "none")
+
+
+def test_dmarc_pct() -> None:
+    zero = dmarc_of("pct0.test")
+    assert (zero.result, zero.policy) == ("fail", "quarantine")
+    assert "lowered to p=quarantine by pct=0" in zero.reason
+    half = dmarc_of("pct50.test")
+    assert (half.result, half.policy) == ("fail", "reject")
+    assert "50% of failing mail (pct=50) and p=quarantine to the rest" in half.reason
+
+
+@pytest.mark.parametrize(
+    ("dkim_d", "spf_result", "spf_d", "result"),
+    [
+        (("strict.test",), "fail", "", "pass"),
+        (("mail.strict.test",), "fail", "", "fail"),  # adkim=s
+        ((), "pass", "bounce.strict.test", "fail"),  # aspf=s
+        ((), "pass", "strict.test", "pass"),
+        ((), "pass", "other.test", "fail"),  # SPF passes unaligned, no DKIM: fail
+        (("other.test",), "pass", "strict.test", "pass"),
+    ],
+)
+def test_dmarc_strict_alignment(
+    dkim_d: tuple[str, ...], spf_result: str, spf_d: str, result: str
+) -> None:
+    assert dmarc_of("strict.test", dkim_d, spf_result, spf_d).result == result
+
+
+def test_dmarc_relaxed_alignment_uses_the_public_suffix_list_offline() -> None:
+    assert dmarc.organizational_domain("mail.example.co.uk") == "example.co.uk"
+    assert dmarc.organizational_domain("a.b.example.github.io") == "example.github.io"
+    assert dmarc.aligned("bounce.example.co.uk", "news.example.co.uk", "r")
+    assert not dmarc.aligned("example.co.uk", "other.co.uk", "r")
+    assert not dmarc.aligned("one.github.io", "two.github.io", "r")
+
+
+def test_dmarc_checks_every_domain_of_a_from_field_with_several_addresses(
+    key: tuple[bytes, str],
+) -> None:
+    msg = MSG.replace(
+        b"From: News <news@example.test>", b"From: News <news@example.test>, ceo@evil.test"
+    )
+    raw = sign(msg, key[0])
+    zone = key_zone(key[1]) + DMARC_ZONE + '_dmarc.example.test TXT "v=DMARC1; p=none"\n'
+    report = checked(raw, zone)
+    assert report["DKIM"][0]["Result"] == "pass"
+    dm = report["DMARC"]
+    assert (dm["Result"], dm["FromDomain"], dm["Policy"]) == ("fail", "evil.test", "reject")
+    assert "the From field has 2 domains" in dm["Reason"] and "example.test pass" in dm["Reason"]
+    assert "dmarc=fail (p=reject) header.from=evil.test" in report["AuthenticationResults"]
+
+
+# -- Authentication-Results -----------------------------------------------------------------------
+
+
+def test_authentication_results_quotes_and_comments_hostile_values_safely() -> None:
+    sig = DkimSignature(
+        domain='ex"ample\\.test',
+        selector="s(1",
+        algorithm="rsa-sha256",
+        canonicalization="relaxed/relaxed",
+        identity="",
+        headers=["from"],
+        body_hash_ok=False,
+        signature_ok=False,
+        result="permerror",
+        reason="x= value is past (b'1)': more",
+    )
+    spf_res = spf.SpfResult("none", "a(b).test", "192.0.2.1", "")
+    dm = dmarc.DmarcResult("none", "example.test", "", "", "", "r", "r", False, False, "")
+    ar = auth.authentication_results("mx.test", [sig], spf_res, 'a"b@x.test', "", dm)
+    assert 'header.d="ex\\"ample\\\\.test"' in ar and 'header.s="s(1"' in ar
+    assert "dkim=permerror (x= value is past b'1') header.d" in ar
+    assert 'spf=none (ab.test: 192.0.2.1 is none) smtp.mailfrom="a\\"b@x.test"' in ar
+    assert ar.startswith("Authentication-Results: mx.test;\r\n\tdkim=")
+
+
+def test_stored_checks_read_the_from_addresses_as_sent_not_as_decoded(tmp_path: Path) -> None:
+    # The display name decodes to "boss@bank.test," which is no address (the stored header
+    # values are decoded, so the checks read the raw field); written out, it is one.
+    zone = tmp_path / "zone.txt"
+    zone.write_text(
+        'evil.test TXT "v=spf1 ip4:192.0.2.0/24 -all"\n'
+        '_dmarc.evil.test TXT "v=DMARC1; p=none"\n'
+        '_dmarc.bank.test TXT "v=DMARC1; p=reject"\n'
+    )
+    disguised = (
+        b"From: =?utf-8?q?boss=40bank.test=2C?= <x@evil.test>\r\nTo: dev@example.org\r\n"
+        b"Subject: hi\r\n\r\nHello\r\n"
+    )
+    two = disguised.replace(
+        b"=?utf-8?q?boss=40bank.test=2C?= <x@evil.test>", b"x@evil.test, boss@bank.test"
+    )
+    with make_server(dns_override=str(zone), dns_offline=True, checks_client_ip="192.0.2.5") as mp:
+        first = get_json(mp, f"/api/v1/message/{send(mp, disguised, 'b@evil.test')}/auth-check")
+        second = get_json(mp, f"/api/v1/message/{send(mp, two, 'b@evil.test')}/auth-check")
+    assert first["SPF"]["Result"] == "pass"
+    dm = first["DMARC"]
+    assert (dm["Result"], dm["FromDomain"], dm["Policy"]) == ("pass", "evil.test", "none")
+    dm = second["DMARC"]
+    assert (dm["Result"], dm["FromDomain"], dm["Policy"]) == ("fail", "bank.test", "reject")

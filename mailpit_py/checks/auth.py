@@ -36,17 +36,37 @@ def is_internal(ip: str) -> bool:
     return not addr.is_global
 
 
-def header_from_domain(raw: bytes) -> str:
-    """The domain of the (first) RFC5322.From address, as DMARC uses it."""
-    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-    value = str(headers.get("From", "") or "")
-    _, addr = email.utils.parseaddr(value)
-    return addr.rpartition("@")[2].strip().rstrip(">").lower()
+def from_domains(values: list[str]) -> list[str]:
+    """The domains of every address of the From field(s) given, in order, once each: DMARC
+    checks them all (RFC 7489 6.6.1)."""
+    domains = []
+    for _, addr in email.utils.getaddresses([str(v) for v in values]):
+        domain = addr.rpartition("@")[2].strip().rstrip(">").rstrip(".").lower()
+        if "@" in addr and domain:
+            domains.append(domain)
+    return list(dict.fromkeys(domains))
+
+
+def header_from_domains(raw: bytes) -> list[str]:
+    """The RFC5322.From domains of a raw message, as DMARC uses them."""
+    # As text (UTF-8 where it is, RFC 6532), so a non-ASCII domain stays itself.
+    text = raw.decode("utf-8", "surrogateescape")
+    headers = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
+    return from_domains([str(v) for v in headers.get_all("From") or []])
 
 
 def _ar_value(value: str) -> str:
-    """An RFC 8601 property value: quoted unless it is a plain token."""
-    return value if re.fullmatch(r"[A-Za-z0-9.@_+\-]+", value or "x") else f'"{value}"'
+    """An RFC 8601 property value: a plain token, else a quoted string (RFC 5322 3.2.4) with
+    its quotes and backslashes escaped and nothing unprintable (the value is the sender's)."""
+    if re.fullmatch(r"[A-Za-z0-9.@_+\-]+", value or "x"):
+        return value
+    value = re.sub(r"[^\x20-\x7e]", "?", value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _ar_comment(text: str) -> str:
+    """An RFC 5322 comment: printable, no parentheses or backslashes to unbalance it."""
+    return "(" + re.sub(r"[^\x20-\x7e]|[()\\]", "", text).strip() + ")"
 
 
 def authentication_results(
@@ -62,7 +82,7 @@ def authentication_results(
     if not sigs:
         parts.append("dkim=none (no signatures)")
     for s in sigs:
-        comment = f" ({s.reason.split(':')[0]})" if s.reason else ""
+        comment = f" {_ar_comment(s.reason.split(':')[0])}" if s.reason else ""
         props = f" header.d={_ar_value(s.domain)} header.s={_ar_value(s.selector)}"
         props += f" header.a={_ar_value(s.algorithm)}" if s.algorithm else ""
         parts.append(f"dkim={s.result}{comment}{props}")
@@ -70,7 +90,9 @@ def authentication_results(
         spf_prop = f"smtp.mailfrom={_ar_value(mail_from)}"
     else:
         spf_prop = f"smtp.helo={_ar_value(helo or spf_result.domain)}"
-    spf_comment = f" ({spf_result.domain}: {spf_result.client_ip} is {spf_result.result})"
+    spf_comment = " " + _ar_comment(
+        f"{spf_result.domain}: {spf_result.client_ip} is {spf_result.result}"
+    )
     parts.append(f"spf={spf_result.result}{spf_comment} {spf_prop}")
     pol = f" (p={dmarc_result.policy})" if dmarc_result.policy else ""
     parts.append(
@@ -88,10 +110,9 @@ def check(
     peer: str,
     client_ip: str,
     authserv_id: str,
-    from_address: str | None = None,
 ) -> dict[str, Any]:
-    """DKIM for every signature, SPF for the envelope sender, DMARC for the From domain
-    (`from_address`, the RFC5322.From address, is read from `raw` when not given)."""
+    """DKIM for every signature, SPF for the envelope sender, DMARC for every domain of the
+    From fields (`raw` may be the header section alone when the message is unsigned)."""
     real_ip = peer_ip(peer)
     ip = client_ip or real_ip or "127.0.0.1"
     simulated = bool(client_ip) or is_internal(ip)
@@ -111,14 +132,12 @@ def check(
         note = ""
     sigs = dkim_check.verify_all(raw, resolver)
     spf_result = spf.check_host(resolver, ip, mail_from, helo)
-    # The parsed From (ingest did that work already) when the caller has it; else parse.
-    if from_address is not None:
-        from_domain = from_address.rpartition("@")[2].strip().lower()
-    else:
-        from_domain = header_from_domain(raw)
-    dmarc_result = dmarc.evaluate(
+    # From the raw fields: the parsed ones have encoded words decoded, which may read as
+    # addresses ("=?utf-8?q?boss=40bank.test?=" in a display name).
+    domains = header_from_domains(raw)
+    dmarc_result = dmarc.evaluate_all(
         resolver,
-        from_domain,
+        domains,
         [s.domain for s in sigs if s.result == "pass"],
         spf_result.result,
         spf_result.domain,

@@ -256,6 +256,21 @@ class Checks:
         if done is not None:
             done.set()
 
+    def _head(self, uid: str, limit: int = 1 << 20) -> bytes:
+        """The raw header section of a message (at most `limit` bytes), read in chunks."""
+        _, chunks = self.mailbox.raw_stream(uid)
+        head = b""
+        try:
+            for chunk in chunks:
+                head += chunk
+                if b"\n\n" in head or b"\n\r\n" in head or len(head) >= limit:
+                    break
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return head[:limit]
+
     def compute(self, uid: str) -> dict[str, Any]:
         self._reload_overrides()
         msg = self.mailbox.get(uid)
@@ -264,7 +279,9 @@ class Checks:
         # parsed headers say whether there is one), SpamAssassin takes the whole message. A
         # 50 MB message is then not read back and held again just to find it unsigned.
         signed = any(name.lower() == "dkim-signature" for name, _ in msg.detail["Headers"])
-        raw = self.mailbox.raw(uid) if signed or cfg.enable_spamassassin else b""
+        # Else the header section alone: DMARC reads every address of the From fields as sent
+        # (the stored header values have encoded words decoded, which can look like addresses).
+        raw = self.mailbox.raw(uid) if signed or cfg.enable_spamassassin else self._head(uid)
         envelope = msg.detail.get("Envelope") or {}
         authn = auth.check(
             raw,
@@ -274,7 +291,6 @@ class Checks:
             peer=str(envelope.get("Peer") or ""),
             client_ip=cfg.checks_client_ip,
             authserv_id=cfg.smtp_hostname,
-            from_address=str((msg.summary.get("From") or {}).get("Address") or ""),
         )
         urls = extract_links(str(msg.detail.get("HTML") or ""), str(msg.detail.get("Text") or ""))
         internal = not cfg.checks_client_ip and auth.is_internal(authn["ClientIP"])

@@ -208,7 +208,6 @@ class Receiver:
         parsed = parse_message(raw, Envelope(mail_from, rcpt_to))
         authn: dict[str, Any] | None = None
         if self.profile.verdicts & _AUTH:
-            from_addr = parsed.from_addr.address if parsed.from_addr is not None else ""
             authn = auth.check(
                 raw,
                 self.resolver,
@@ -217,7 +216,6 @@ class Receiver:
                 peer=s.peer_ip,
                 client_ip=self.client_ip,
                 authserv_id=self.hostname,
-                from_address=from_addr,
             )
             self._auth_facts(s, authn, self._bulk(parsed.headers))
         detail = {
