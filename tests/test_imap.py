@@ -1015,3 +1015,34 @@ def test_commands_sent_with_starttls_in_plain_text_are_dropped() -> None:
                     tls.sendall(command)
                     first = tls.makefile("rb").readline()
                     assert first.startswith(answer), (address, first)
+
+
+def test_imap_flags_set_in_one_session_reach_another_at_once(imap_server: Server) -> None:
+    """A flag one client sets (a phone flags a message) reaches another client in that folder
+    as an unsolicited FETCH (RFC 3501 section 7.4.2), at once while it idles: it was only seen
+    when that client fetched FLAGS again. A client is not told again of its own STORE."""
+    from imapclient import IMAPClient
+
+    for n in range(2):
+        send_raw(imap_server, message(f"m{n}"))
+    idler = IMAPClient("127.0.0.1", port=imap_server.imap_address[1], ssl=False, timeout=10)
+    idler.login("ann", "secret")
+    idler.select_folder("INBOX")
+    idler.idle()
+    phone = selected(imap_server)
+    try:
+        assert phone.store("2", "+FLAGS.SILENT", "(\\Flagged $Label1)")[0] == "OK"
+        pushed = idler.idle_check(timeout=10)
+        assert (2, b"FETCH", (b"FLAGS", (b"$Label1", b"\\Flagged"))) in pushed, pushed
+        idler.idle_done()
+        # Its own change is answered once, by its STORE; a NOOP after it says nothing more.
+        stored = idler.add_flags([uids(imap_server)[0]], [b"\\Answered"])
+        assert stored == {uids(imap_server)[0]: (b"\\Answered",)}
+        assert idler.noop()[1] == []
+        # The other client hears of it at its next command.
+        typ, data = phone.noop()
+        assert typ == "OK"
+        assert phone.untagged_responses.get("FETCH") == [b"1 (FLAGS (\\Answered))"]
+    finally:
+        phone.logout()
+        idler.logout()

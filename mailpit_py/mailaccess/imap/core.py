@@ -8,7 +8,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -51,6 +51,7 @@ log = logging.getLogger("mailpit_py.imap")
 
 MAX_GARBAGE = 20  # untagged lines in a row before the server hangs up
 MAX_COMMAND_LITERAL = 1024 * 1024  # literals outside APPEND are names, passwords, search words
+FLAG_LOG = 10_000  # flag changes kept for the sessions that have yet to tell their clients
 SIZES_KEPT = 100_000  # RFC822.SIZEs measured and kept (~13 MB), the least recently asked go
 PRE_AUTH_COMMAND = 8 * 1024  # before a login: room for LOGIN with literal name and password
 # A tag is any ASTRING-CHAR but "+" (RFC 3501 section 9): no controls, spaces or specials.
@@ -103,6 +104,10 @@ class ImapCore(MailReader):
         # session; kept in the store too, so they survive a restart.
         self.flags: dict[int, set[str]] = mailbox.imap_flags()
         self._flags_version = 0  # bumped by each change of self.flags
+        # (version, UID) of the latest flag changes, so that each session tells its client of
+        # those another session made (an unsolicited FETCH, RFC 3501 section 7.4.2): a phone
+        # flags a message, the laptop idling in that folder shows it at once.
+        self._flag_log: deque[tuple[int, int]] = deque(maxlen=FLAG_LOG)
         # Tag folders made by CREATE that no message is in yet, as (mailbox, tag).
         self.created: set[tuple[str, str]] = set()
         # Bumped (on the listener loop) for each change: `generation` for every change,
@@ -359,6 +364,7 @@ class ImapCore(MailReader):
     def _set_flags(self, uid: int, flags: set[str]) -> None:
         """Replace a message's flags and marks (a new set: worker threads read the old one)."""
         self._flags_version += 1
+        self._flag_log.append((self._flags_version, uid))
         if flags:
             self.flags[uid] = flags
         else:
@@ -431,12 +437,13 @@ class ImapCore(MailReader):
                     del s.uids[seq - 1]
                     s.entries.pop(uid, None)
             s.generation = generation  # else what cannot be said yet is said next time
+        flagged = self._flagged_since(s)
         for seq, uid in enumerate(s.uids, 1):
             old, new = s.entries.get(uid), now.get(uid)
             if new is None:
                 continue
             s.entries[uid] = new
-            if old is not None and old.read != new.read:
+            if (old is not None and old.read != new.read) or uid in flagged:
                 out.append(f"* {seq} FETCH (FLAGS ({' '.join(self._flags(s, uid))}))")
         last = s.uids[-1] if s.uids else 0
         added = [e for e in index if e.imap_uid > last]
@@ -446,6 +453,19 @@ class ImapCore(MailReader):
             out.append(f"* {len(s.uids)} EXISTS")
         if out:
             await self._send(s, "\r\n".join(out))
+
+    def _flagged_since(self, s: Session) -> set[int]:
+        """The UIDs whose flags changed since the session last told its client (the oldest
+        changes may have left the log: those are seen at the client's next FETCH FLAGS)."""
+        mark, s.flag_mark = s.flag_mark, self._flags_version
+        own_from, own_to = s.own_flags
+        found = set()
+        for version, uid in reversed(self._flag_log):
+            if version <= mark:
+                break
+            if not own_from < version <= own_to:
+                found.add(uid)
+        return found
 
     def _space(self, user: str) -> FolderSpace:
         """The folders `user` sees now (worker thread: mailboxes come and go while it reads)."""

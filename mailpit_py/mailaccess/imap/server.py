@@ -155,6 +155,7 @@ class ImapServer(FolderCommands):
         s.box, s.view = found.box, self.mailbox.view(found.box)
         s.folder, s.readonly = found.folder, readonly
         s.generation = self._generation(s.box)
+        s.flag_mark = self._flags_version
         index = await self._load(s)
         s.uids = [e.imap_uid for e in index]
         s.entries = {e.imap_uid: e for e in index}
@@ -500,6 +501,7 @@ class ImapServer(FolderCommands):
         mine = deleted_mark(s.folder)
         seen_on: list[int] = []
         seen_off: list[int] = []
+        before = self._flags_version
         for _, uid in targets:
             entry = s.entries.get(uid)
             if entry is None:
@@ -510,10 +512,12 @@ class ImapServer(FolderCommands):
                 (seen_on if "\\Seen" in new else seen_off).append(uid)
                 s.entries[uid] = entry._replace(read=int("\\Seen" in new))
             self._set_flags(uid, kept_with(self.flags.get(uid, set()), new, mine))
+        s.own_flags = (before, self._flags_version)  # answered below, not told again
         changed = {uid: set(self.flags.get(uid, ())) for _, uid in targets if uid in s.entries}
         assert s.view is not None
         if changed:
             await s.conn.call(self._save_flags, changed)
+            self._bump(s.box)  # the other sessions in this mailbox tell their clients
         for uids, read in ((seen_on, True), (seen_off, False)):
             if uids:
                 # The read state the web UI shows: through the mailbox, which publishes it.

@@ -59,6 +59,10 @@ class Session:
     uids: list[int] = field(default_factory=list)  # UID of each message sequence number
     entries: dict[int, IndexEntry] = field(default_factory=dict)
     generation: int = -1  # the server's change counter as of the last update sent
+    flag_mark: int = 0  # the flag change (core.py's version) the client was last told of
+    # Its own last STORE's changes (the versions after the first, up to the second): its
+    # answer told them, so they are not told again as another session's.
+    own_flags: tuple[int, int] = (0, 0)
     parsed: OrderedDict[int, Entity] = field(default_factory=OrderedDict)
     garbage: int = 0  # lines in a row without a tag: past a limit this is not an IMAP client
     keywords: frozenset[str] = frozenset()  # the keywords the last FLAGS response listed
