@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -15,6 +16,7 @@ from test_api import Http, plain, send
 
 from helpers import make_server
 from mailpit_py.server import Server
+from mailpit_py.timefmt import rfc3339
 
 
 @pytest.fixture
@@ -266,3 +268,17 @@ def test_an_empty_search_query_is_mailpits_400(
     code, _, body = http.call(method, f"api/v1/search?{query}")
     assert (code, body) == (400, b"Error: no search query\n")
     assert http.json("GET", "api/v1/messages")["total"] == 1
+
+
+def test_times_are_written_as_gos_json_writes_mailpits(mp: Server, http: Http) -> None:
+    # Go drops a fraction's trailing zeros, and a zero fraction altogether: a client comparing
+    # the Date of a message it sent as text gets Mailpit's string.
+    send(mp, b"Date: Mon, 01 Jan 2024 10:00:00 +0200\r\nSubject: dated\r\n\r\nhi\r\n")
+    listed = http.json("GET", "api/v1/messages")["messages"][0]
+    message = http.json("GET", f"api/v1/message/{listed['ID']}")
+    assert message["Date"] == "2024-01-01T10:00:00+02:00"
+    created = listed["Created"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,2}[1-9])?Z", created), created
+    assert abs(datetime.fromisoformat(created).timestamp() - time.time()) < 600
+    assert rfc3339(1700000000.5) == "2023-11-14T22:13:20.5Z"
+    assert rfc3339(1700000000.0) == "2023-11-14T22:13:20Z"
