@@ -108,8 +108,10 @@ def test_imap_fetch_gives_every_corpus_message_byte_for_byte(
     imap.select("INBOX", readonly=True)
     by_id = {e.uid: e.imap_uid for e in imap_server.mailbox.index()}
     for msg_id in ids:
-        # The stored bytes, but a bare LF sent as CRLF (some corpus messages have them).
+        # The stored bytes, but a bare LF sent as CRLF and a NUL as 0x80 (corpus messages have
+        # both).
         stored = re.sub(rb"(?<!\r)\n", b"\r\n", imap_server.mailbox.raw(msg_id))
+        stored = stored.replace(b"\x00", b"\x80")
         assert fetch_literal(imap, by_id[msg_id], "BODY.PEEK[]") == stored, msg_id
         typ, data = imap.uid("FETCH", str(by_id[msg_id]), "(RFC822.SIZE BODYSTRUCTURE ENVELOPE)")
         assert typ == "OK" and f"RFC822.SIZE {len(stored)} ".encode() in _flat(data), msg_id
@@ -599,11 +601,17 @@ def test_imap_empty_mailbox_and_bare_lf_messages(imap_server: Server, imap: imap
     assert fetch_literal(imap, uid, "BODY.PEEK[TEXT]<5.6>") == b"one\r\n."
     typ, data = imap.uid("FETCH", str(uid), "(BODYSTRUCTURE)")
     assert typ == "OK" and b'"7BIT" 23 3 ' in _flat(data), data  # 23 octets with CRLF
+    # A NUL, which no literal may hold, is sent as 0x80, the size unchanged.
+    nul = send_raw(imap_server, b"Subject: nul\r\n\r\na\x00b\r\n")
+    imap.noop()
+    nul_uid = uids(imap_server)[-1]
+    assert b"\x00" in imap_server.mailbox.raw(nul)
+    assert fetch_literal(imap, nul_uid, "BODY.PEEK[TEXT]") == b"a\x80b\r\n"
     # LARGER and SMALLER compare the same size (the stored one is 4 octets less).
     size = len(sent)
     assert imap.search(None, "LARGER", str(size - 2)) == ("OK", [b"1"])
-    assert imap.search(None, "SMALLER", str(size - 2)) == ("OK", [b""])
-    assert imap.search(None, "SMALLER", str(size + 1)) == ("OK", [b"1"])
+    assert imap.search(None, "SMALLER", str(size - 2)) == ("OK", [b"2"])  # (the NUL one)
+    assert imap.search(None, "SMALLER", str(size + 1)) == ("OK", [b"1 2"])
     # EXAMINE is read-only: even a non-PEEK fetch leaves the message unread.
     imap.select("INBOX", readonly=True)
     fetch_literal(imap, uid, "BODY[]")

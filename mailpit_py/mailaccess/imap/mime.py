@@ -48,7 +48,11 @@ class Entity:
 def crlf(raw: bytes) -> bytes:
     """A stored message as IMAP sends it: a bare LF line ending (kept as received) becomes
     CRLF, since a client reads RFC 5322 mail, whose lines end in CRLF, and RFC822.SIZE is that
-    message's size (RFC 3501 section 7.4.2); CRLF messages are unchanged."""
+    message's size (RFC 3501 section 7.4.2); CRLF messages are unchanged. A NUL octet, which
+    no IMAP4rev1 literal may hold (CHAR8, RFC 3501 section 9) and which ends a C client's
+    string, is sent as 0x80, as Dovecot does: the size stays the same."""
+    if b"\0" in raw:
+        raw = raw.replace(b"\0", b"\x80")
     return raw if raw.count(b"\n") == raw.count(b"\r\n") else _BARE_LF.sub(b"\r\n", raw)
 
 
