@@ -73,6 +73,40 @@ def test_a_malformed_auth_parameter_gets_501(server_factory, param: str) -> None
     c.close()
 
 
+# -- DSN parameters (RFC 3461) ---------------------------------------------------------------
+
+
+def test_dsn_parameters_are_checked_and_ignored_and_unknown_ones_get_555(server_factory) -> None:
+    # PHPMailer sends NOTIFY= whether or not the server offers DSN, and Mailpit takes any
+    # parameter: a 555 failed the message. A catcher sends no notifications, so DSN is not
+    # advertised; a malformed value is still a 501, and an unknown parameter a 555.
+    mp = server_factory()
+    c = RawClient(mp.smtp_address)
+    assert "DSN" not in c.cmd("EHLO me").split()
+    assert c.cmd("MAIL FROM:<a@example.com> RET=HDRS ENVID=QQ314159 SIZE=100") == "250 2.1.0 OK"
+    assert c.cmd("RCPT TO:<b@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.com") == (
+        "250 2.1.5 OK"
+    )
+    assert c.cmd("RCPT TO:<c@example.com> notify=never orcpt=utf-8;c@example.com").startswith("250")
+    for bad in ("NOTIFY=NEVER,SUCCESS", "NOTIFY=", "NOTIFY=SOMETIMES", "ORCPT=b@example.com"):
+        assert c.cmd(f"RCPT TO:<d@example.com> {bad}").startswith("501 5.5.4"), bad
+    assert c.cmd("RCPT TO:<d@example.com> NOTIFY=DELAY NOTIFY=DELAY").startswith("501 5.5.4")
+    assert c.cmd("RCPT TO:<d@example.com> XFORWARD=1").startswith("555 5.5.4")
+    assert c.cmd("DATA").startswith("354")
+    c.send(message("dsn params") + b".\r\n")
+    assert c.reply().startswith("250 2.0.0 Ok: queued as ")
+    for bad in ("RET=ALL", "RET=FULL RET=FULL", "ENVID=" + "x" * 101, "ENVID=a=b"):
+        assert c.cmd(f"MAIL FROM:<a@example.com> {bad}").startswith("501 5.5.4"), bad
+    assert c.cmd("MAIL FROM:<a@example.com> FOO=bar").startswith("555 5.5.4")
+    c.close()
+    detail = mp.mailbox.get("latest").detail
+    assert detail["Envelope"]["To"] == ["b@example.com", "c@example.com"]
+    helo = RawClient(mp.smtp_address)
+    helo.cmd("HELO me")  # no parameters without EHLO (RFC 5321 section 4.1.1.2)
+    assert helo.cmd("MAIL FROM:<a@example.com> RET=HDRS").startswith("501 5.5.4")
+    helo.close()
+
+
 # -- which mechanisms are offered ----------------------------------------------------------
 
 
