@@ -112,6 +112,15 @@ def data_reply(mp: Server, raw: bytes, mail_from: str, tls: bool = False) -> tup
     return code, text.decode()
 
 
+def rcpt_reply(mp: Server, mail_from: str) -> tuple[int, str]:
+    """(code, text) of the answer to RCPT after MAIL FROM `mail_from` was taken."""
+    with smtplib.SMTP(*mp.smtp_address) as client:
+        client.ehlo("mail.shop.test")
+        assert client.mail(mail_from)[0] == 250  # Postfix's smtpd_delay_reject=yes
+        code, text = client.rcpt("dev@example.org")
+    return code, text.decode()
+
+
 GMAIL_DMARC = (
     "5.7.26 Unauthenticated email from bank.test is not accepted due to domain's\n"
     "5.7.26 DMARC policy. Please contact the administrator of bank.test domain if\n"
@@ -230,33 +239,47 @@ def test_outlook_refuses_dmarc_reject_with_5_7_509(start: Callable[..., Server])
     )
 
 
-def test_outlook_refuses_a_blocklisted_client_at_connect(start: Callable[..., Server]) -> None:
-    mp = start("outlook", LISTED)
-    client = RawClient(mp.smtp_address)
-    assert client.greeting == (
-        f"550 5.7.1 Service unavailable, Client host [{CLIENT_IP}] blocked using Spamhaus. "
-        f"To request removal from this list see https://www.spamhaus.org/query/ip/{CLIENT_IP}"
-    )
-    assert client.cmd("QUIT").startswith("221")
-    client.close()
+def assert_logged_without_a_message(mp: Server, start_of_line: str) -> None:
+    """No message was kept, and the session log has a line starting so."""
     assert api(mp, "api/v1/messages")["messages"] == []
     session = wait_until(lambda: api(mp, "api/v1/sessions")["sessions"], what="session log")[0]
     lines = [t["Line"] for t in session["Transcript"]]
-    assert any(
-        line.startswith("rule receiver:dnsbl-listed: outlook at connect: 203.0.113.7 is listed")
-        for line in lines
-    ), lines
+    assert any(line.startswith(start_of_line) for line in lines), lines
 
 
-def test_strict_refuses_spf_fail_at_mail_from(start: Callable[..., Server]) -> None:
-    mp = start("strict")
-    with smtplib.SMTP(*mp.smtp_address) as client:
-        client.ehlo("mail.shop.test")
-        code, text = client.mail("news@bank.test")
-    assert (code, text.decode()) == (
+def test_outlook_refuses_a_blocklisted_client_at_rcpt(start: Callable[..., Server]) -> None:
+    # Not in the greeting: RFC 5321 4.3.2 allows only 220 or 554 there, and a front end shared
+    # by many domains knows whose policy applies only once RCPT names the recipient.
+    mp = start("outlook", LISTED)
+    assert rcpt_reply(mp, "a@shop.test") == (
         550,
-        "5.7.23 <news@bank.test>: SPF validation failed: bank.test does not designate "
-        "203.0.113.7 as a permitted sender",
+        f"5.7.1 Service unavailable, Client host [{CLIENT_IP}] blocked using Spamhaus. "
+        f"To request removal from this list see https://www.spamhaus.org/query/ip/{CLIENT_IP}",
+    )
+    assert_logged_without_a_message(mp, "rule receiver:dnsbl-listed: outlook at rcpt: 203.0.113.7")
+
+
+def test_yahoo_refuses_a_blocklisted_client_in_its_greeting(start: Callable[..., Server]) -> None:
+    mp = start("yahoo", LISTED)
+    client = RawClient(mp.smtp_address)
+    assert client.greeting == (
+        f"553 5.7.1 [BL21] Connections will not be accepted from {CLIENT_IP}, because the ip "
+        "is in Spamhaus's list; see https://senders.yahooinc.com/smtp-error-codes"
+    )
+    assert client.cmd("QUIT").startswith("221")
+    client.close()
+    assert_logged_without_a_message(mp, "rule receiver:dnsbl-listed: yahoo at connect: 203.0.113.7")
+
+
+def test_strict_refuses_spf_fail_at_rcpt_as_postfix_with_its_spf_policy_service(
+    start: Callable[..., Server],
+) -> None:
+    mp = start("strict")
+    assert rcpt_reply(mp, "news@bank.test") == (
+        550,
+        "5.7.23 <dev@example.org>: Recipient address rejected: Message rejected due to: SPF "
+        "fail - not authorized. Please see http://www.open-spf.org/Why?s=mfrom;"
+        "id=news@bank.test;ip=203.0.113.7;r=test.local",
     )
     assert api(mp, "api/v1/messages")["messages"] == []
 
@@ -266,25 +289,49 @@ def test_strict_refuses_a_client_without_reverse_dns_at_rcpt_as_postfix(
 ) -> None:
     zone = 'nodmarc2.test TXT "v=spf1 ip4:203.0.113.0/24 -all"\n'
     mp = start("strict", zone, checks_client_ip=NO_PTR_IP)
-    with smtplib.SMTP(*mp.smtp_address) as client:
-        client.ehlo("mail.shop.test")
-        assert client.mail("a@nodmarc2.test")[0] == 250
-        code, text = client.rcpt("dev@example.org")
-    assert (code, text.decode()) == (
+    assert rcpt_reply(mp, "a@nodmarc2.test") == (
         450,
         f"4.7.1 Client host rejected: cannot find your reverse hostname, [{NO_PTR_IP}]",
     )
+
+
+def test_strict_refuses_a_ptr_name_that_does_not_resolve_back_with_4_7_25(
+    start: Callable[..., Server],
+) -> None:
+    zone = "9.113.0.203.in-addr.arpa PTR mail.shop.test\n"  # mail.shop.test is .7, not .9
+    mp = start("strict", zone, checks_client_ip=NO_PTR_IP)
+    assert rcpt_reply(mp, "a@shop.test") == (
+        450,
+        f"4.7.25 Client host rejected: cannot find your hostname, [{NO_PTR_IP}]",
+    )
+
+
+def test_gmail_refuses_spf_fail_only_when_no_dkim_signature_passes(
+    start: Callable[..., Server], key: tuple[bytes, str]
+) -> None:
+    # forwarder.test's SPF does not list the client and its DMARC policy is none: a message
+    # forwarded with its DKIM signature intact is taken, an unsigned one is refused.
+    zone = (
+        'forwarder.test TXT "v=spf1 ip4:198.51.100.9 -all"\n'
+        '_dmarc.forwarder.test TXT "v=DMARC1; p=none"\n'
+    )
+    mp = start("gmail", zone)
+    forwarded = signed(message("shop.test"), "shop.test", key[0])
+    assert data_reply(mp, forwarded, "bounce@forwarder.test")[0] == 250
+    code, text = data_reply(mp, message("forwarder.test"), "bounce@forwarder.test")
+    assert code == 550
+    assert text.splitlines()[0] == (
+        "5.7.26 This message fails to pass SPF checks for an SPF record with a hard fail"
+    )
+    refused = api(mp, "api/v1/search?query=is:refused")["messages"]
+    assert len(refused) == 1
 
 
 def test_strict_blocklisted_client_is_refused_at_rcpt_with_postfix_text(
     start: Callable[..., Server],
 ) -> None:
     mp = start("strict", LISTED)
-    with smtplib.SMTP(*mp.smtp_address) as client:
-        client.ehlo("mail.shop.test")
-        assert client.mail("a@shop.test")[0] == 250
-        code, text = client.rcpt("dev@example.org")
-    assert (code, text.decode()) == (
+    assert rcpt_reply(mp, "a@shop.test") == (
         554,
         f"5.7.1 Service unavailable; Client host [{CLIENT_IP}] blocked using zen.spamhaus.org",
     )
@@ -304,27 +351,35 @@ def test_a_local_client_is_not_refused_at_connect_and_the_transcript_says_why(
     assert any("connect rules not applied: the client 127.0.0.1" in line for line in lines)
 
 
-def test_a_refusal_at_mail_from_is_in_the_session_log_with_its_rule(
+def test_a_refusal_before_data_is_in_the_session_log_with_its_rule(
     start: Callable[..., Server],
 ) -> None:
     mp = start("strict")
     with smtplib.SMTP(*mp.smtp_address) as client:
         client.ehlo("mail.shop.test")
-        assert client.mail("news@bank.test")[0] == 550
+        client.mail("news@bank.test")
+        assert client.rcpt("dev@example.org")[0] == 550
     session = wait_until(lambda: api(mp, "api/v1/sessions")["sessions"], what="session log")[0]
     assert session["Outcome"] == "rejected" and session["Messages"] == []
     lines = [t["Line"] for t in session["Transcript"]]
-    assert "rule receiver:spf-fail: strict at mail: SPF fail for bank.test" in "\n".join(lines)
+    assert "rule receiver:spf-fail: strict at rcpt: SPF fail for bank.test" in "\n".join(lines)
 
 
-def test_gmail_closes_with_421_when_the_ptr_name_does_not_resolve_back(
+def test_gmail_answers_a_ptr_name_that_does_not_resolve_back_at_the_end_of_data(
     start: Callable[..., Server],
 ) -> None:
-    # .9 has a PTR name, but that name's address is another one: not forward-confirmed
+    # .9 has a PTR name, but that name's address is another one: not forward-confirmed. Gmail
+    # greets every client with 220 and says so after DATA, then closes (421).
     zone = "9.113.0.203.in-addr.arpa PTR mail.shop.test\n"
     mp = start("gmail", zone, checks_client_ip=NO_PTR_IP)
     client = RawClient(mp.smtp_address)
-    assert client.greeting.splitlines() == [
+    assert client.greeting.startswith("220 ")
+    assert client.cmd("EHLO mail.shop.test").startswith("250")
+    assert client.cmd("MAIL FROM:<news@shop.test>").startswith("250")
+    assert client.cmd("RCPT TO:<dev@example.org>").startswith("250")
+    assert client.cmd("DATA").startswith("354")
+    reply = client.cmd(message("shop.test").decode() + ".")
+    assert reply.splitlines() == [
         f"421-4.7.23 [{NO_PTR_IP}] The sending IP does not match the IP address of the hostname "
         "specified in the",
         "421-4.7.23 pointer (PTR) record. For more information, go to",
@@ -360,7 +415,7 @@ def test_a_refused_message_is_never_relayed(
 @pytest.mark.parametrize(
     ("profile", "first_line"),
     [
-        ("strict", "550 5.7.1 Email rejected per DMARC policy for bank.test (p=reject)"),
+        ("strict", "550 5.7.1 rejected by DMARC policy for bank.test"),
         (
             "gmail",
             "550-5.7.26 Unauthenticated email from bank.test is not accepted due to domain's",

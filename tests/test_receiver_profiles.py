@@ -246,7 +246,7 @@ def test_the_receiver_profile_command_lists_prints_and_checks(tmp_path: Path) ->
     checked = run("--check", str(copy))
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.splitlines()[0].startswith("strict: 12 rules")
-    assert "  mail    spf-fail" in checked.stdout
+    assert "  rcpt    spf-fail" in checked.stdout
     assert load(str(copy)).rules == load("strict").rules  # the copy is the same profile
     bad = tmp_path / "bad.yml"
     bad.write_text("name: x\nrules:\n  - when: nothing\n")

@@ -18,6 +18,8 @@ from mailpit_py.server import Server
 ZONE = """
 bank.test TXT "v=spf1 ip4:198.51.100.1 -all"
 _dmarc.bank.test TXT "v=DMARC1; p=reject"
+7.113.0.203.in-addr.arpa PTR mail.bank.test
+mail.bank.test A 203.0.113.7
 """
 
 
@@ -89,10 +91,14 @@ def test_a_refusal_before_data_shows_in_the_sessions_page_with_its_rule(
     with receiving_as("strict", tmp_path) as mp:
         with smtplib.SMTP(*mp.smtp_address, timeout=10) as client:
             client.ehlo("mail.bank.test")
-            assert client.mail("news@bank.test")[0] == 550
+            assert client.mail("news@bank.test")[0] == 250
+            assert client.rcpt("dev@example.org")[0] == 550
         page = open_page(mp.http_url)
         page.get_by_role("link", name="SMTP sessions").click()
         page.locator("#session-list .row", has_text="mail.bank.test").click()
         transcript = page.locator("#session-detail .transcript")
-        expect(transcript).to_contain_text("550 5.7.23 <news@bank.test>: SPF validation failed")
-        expect(transcript).to_contain_text("rule receiver:spf-fail: strict at mail")
+        expect(transcript).to_contain_text(
+            "550 5.7.23 <dev@example.org>: Recipient address rejected: Message rejected due to: "
+            "SPF fail - not authorized."
+        )
+        expect(transcript).to_contain_text("rule receiver:spf-fail: strict at rcpt")

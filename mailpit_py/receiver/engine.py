@@ -121,6 +121,7 @@ class Receiver:
         s.facts["no-tls"] = "" if tls else "the session is not encrypted (no STARTTLS or TLS)"
         s.values.update(helo=clean(helo), mail_from=clean(mail_from))
         s.values["mail_from_domain"] = clean(mail_from.rpartition("@")[2] or helo)
+        s.values["rcpt"] = clean(rcpt_to[0]) if rcpt_to else ""
         wanted = {r.verdict for r in rules}
         if wanted & _CONNECT and "connect" not in s.done:
             self._connect(s)
@@ -261,6 +262,11 @@ class Receiver:
             else ""
         )
         facts["dkim-none"] = "" if dkim_pass else "no DKIM signature passes"
+        facts["spf-fail-no-dkim"] = (
+            f"SPF fail ({authn['SPF']['Reason']}) and no DKIM signature passes"
+            if spf_result == "fail" and not dkim_pass
+            else ""
+        )
         facts["unauthenticated"] = (
             ""
             if dkim_pass or spf_result == "pass"

@@ -30,6 +30,11 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "spf-none": ("mail", "the MAIL FROM domain publishes no SPF record"),
     "spf-temperror": ("mail", "SPF could not be evaluated for a DNS failure"),
     "spf-permerror": ("mail", "the SPF record is broken"),
+    "spf-fail-no-dkim": (
+        "data",
+        "SPF is fail and no DKIM signature passes (a forwarded message that DKIM still "
+        "authenticates is not refused for its SPF)",
+    ),
     "dkim-fail": ("data", "the message has DKIM signatures and none of them passes"),
     "dkim-none": ("data", "no DKIM signature passes (none, or all broken)"),
     "unauthenticated": ("data", "neither SPF nor any DKIM signature passes"),
@@ -65,6 +70,7 @@ PLACEHOLDERS = frozenset(
         "hostname",  # this server's name (--smtp-hostname)
         "mail_from",
         "mail_from_domain",
+        "rcpt",  # the recipient refused at RCPT (at DATA, the first recipient)
         "from_domain",  # the RFC5322.From domain (DMARC's)
         "policy",  # the DMARC policy in force
         "zone",  # the DNSBL zone that lists the client
