@@ -4,7 +4,7 @@ tests/mailpit-flags.tsv), is taken by mailpit_py with the same variable, default
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -152,3 +152,15 @@ def test_each_sendmail_flag_is_taken(flag: Flag) -> None:
     if not flag.long.startswith("--ignored"):
         opts = sendmail_args([flag.long, *value, "to@example.com"])
         assert opts.recipients == ["to@example.com"]
+
+
+@pytest.mark.parametrize("env", [name for name, _ in ENVS], ids=str)
+def test_a_variable_set_to_nothing_is_one_not_set_as_mailpit_reads_them(env: str) -> None:
+    # Compose files template variables (`MP_SMTP_RELAY_HOST: ${RELAY:-}`): Mailpit starts
+    # with its defaults; an empty value stopped start-up here ("'' is not a whole number").
+    from mailpit_py.relay.config import settings
+
+    unset = config_from([], {})
+    empty = config_from([], {env: ""})
+    assert replace(empty, smtp_relay_env=()) == unset
+    assert settings(empty) == settings(unset)

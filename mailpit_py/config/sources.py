@@ -91,6 +91,9 @@ def server_parser(epilog: str = "") -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
     """The fields set by flags or MP_* variables: flags win over variables, which win over
     defaults (a field set by neither is left out)."""
+    # A variable set to nothing is one not set, as Mailpit reads them all (a compose file's
+    # `MP_MAX_MESSAGES: ${KEEP:-}` keeps the default); a switch's empty value is off anyway.
+    environ = {name: value for name, value in environ.items() if value != ""}
     values: dict[str, Any] = {}
     for opt in OPTIONS:
         raw = getattr(args, opt.field)

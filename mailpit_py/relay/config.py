@@ -225,8 +225,8 @@ def _from_env(
     by_var = env_names(prefix, keys)
     out: dict[str, Any] = {}
     for var, raw in environ.items():
-        if var not in by_var:  # another's, or unknown: reported at start, never fatal
-            continue
+        if var not in by_var or raw == "":  # another's, or unknown: reported at start, never
+            continue  # fatal; empty: not set, as Mailpit reads its variables
         kind, attr = by_var[var]
         if kind is bool:
             if raw.strip().lower() not in _TRUE | _FALSE:
