@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import smtplib
 
 import bcrypt
@@ -17,7 +18,7 @@ from front_door import (
     starttls,
     swaks,
 )
-from helpers import RawClient
+from helpers import RawClient, wait_until
 from mailpit_py.cli import config_from
 from mailpit_py.config.errors import ConfigError
 
@@ -168,6 +169,28 @@ def test_aborted_auth_and_bad_base64_get_501(server_factory) -> None:
     assert c.cmd("AUTH PLAIN not-base64!").startswith("501 5.5.2")
     assert c.cmd("AUTH XOAUTH9").startswith("504 5.5.4")
     c.close()
+
+
+def test_an_over_long_auth_response_gets_500_and_an_empty_initial_response_is_empty(
+    server_factory,
+) -> None:
+    # A response line past the reader's limit raised out of the exchange: logged as a
+    # server error and answered 451 (RFC 4954 section 4: 500 5.5.6). "=" is an initial
+    # response of zero length (RFC 4954 section 4), not bad base64.
+    mp = server_factory(smtp_auth="alice:s3cret", smtp_auth_allow_insecure=True)
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    for mechanism in ("LOGIN", "PLAIN", "CRAM-MD5"):
+        assert c.cmd(f"AUTH {mechanism}").startswith("334")
+        assert c.cmd("A" * 5000).startswith("500 5.5.6"), mechanism
+    assert c.cmd("NOOP").startswith("250")
+    assert c.cmd("AUTH PLAIN =") == "501 5.5.2 Error: cannot split the PLAIN credentials"
+    assert c.cmd("AUTH LOGIN =").startswith("334 UGFzc3dvcmQ6")  # the user is ""; the password
+    assert c.cmd(b64("s3cret")).startswith("535 5.7.8")
+    assert c.cmd(f"AUTH PLAIN {b64(chr(0) + 'alice' + chr(0) + 's3cret')}").startswith("235")
+    c.close()
+    sessions = wait_until(mp.mailbox.sessions, what="the session record")
+    assert "internal error" not in json.dumps(sessions)
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])

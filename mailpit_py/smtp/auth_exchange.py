@@ -126,12 +126,20 @@ class AuthCommand(SessionBase):
         return self._auth_result("CRAM-MD5", pair[0] if pair else "", ok)
 
     async def _challenge(self, challenge: bytes) -> bytes | None:
-        blob = await self.challenge_auth(challenge)
+        try:
+            blob = await self.challenge_auth(challenge)
+        except ValueError:
+            # The response line is longer than the reader's limit (asyncio drops it). Let out,
+            # it ended the exchange as a server error and a 451.
+            await self.push("500 5.5.6 Error: authentication exchange line is too long")
+            return None
         return None if blob is MISSING else blob
 
     async def _initial_or_challenge(self, args: list[str], challenge: bytes) -> bytes | None:
         if len(args) == 1:
             return await self._challenge(challenge)
+        if args[1] == "=":
+            return b""  # an initial response of zero length (RFC 4954 section 4)
         try:
             return b64decode(args[1].encode(), validate=True)
         except ValueError:
