@@ -323,3 +323,11 @@ def test_database_folder_means_mailpit_db_in_it(tmp_path: Path) -> None:
 def test_spamassassin_postmark_says_it_is_not_supported() -> None:
     with pytest.raises(ConfigError, match="postmark .* is not supported: run SpamAssassin's spamd"):
         config_from(["--enable-spamassassin", "postmark"], {})
+
+
+@pytest.mark.parametrize("value", ["0h", "0d", "0"])
+def test_max_age_zero_is_no_age_limit_as_in_mailpit(value: str) -> None:
+    # Mailpit reads 0h as no pruning by age; it stopped start-up here ("a positive duration").
+    assert config_from(["--max-age", value], {}).max_age is None
+    assert config_from([], {"MP_MAX_AGE": value}).max_age is None
+    assert config_from(["--max-age", "2d"], {}).max_age == 2 * 86400

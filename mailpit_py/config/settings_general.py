@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from mailpit_py.config.option import setting
 from mailpit_py.config.values import (
+    age_limit,
     database_path,
     normalize_webroot,
     one_line,
@@ -80,8 +81,8 @@ class GeneralSettings:
         None,
         flags=("--max-age",),
         env="MP_MAX_AGE",
-        help="prune messages older than this, e.g. 12h or 3d (default: no age limit)",
-        convert=parse_duration,
+        help="prune messages older than this, e.g. 12h or 3d (default, or 0: no age limit)",
+        convert=age_limit,
         metavar="AGE",
     )
     max_message_size: int = setting(

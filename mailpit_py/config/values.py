@@ -91,6 +91,11 @@ def parse_duration(value: str, flag: str = "duration") -> float:
     return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
+def age_limit(value: str, flag: str) -> float | None:
+    """--max-age: a duration in seconds; 0 (0h, 0d) is no limit, as Mailpit reads it."""
+    return parse_duration(value, flag) or None
+
+
 def parse_int(value: str, flag: str) -> int:
     """`42` -> 42; anything else names the flag or variable it came from."""
     try:
