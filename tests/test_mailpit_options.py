@@ -331,3 +331,14 @@ def test_max_age_zero_is_no_age_limit_as_in_mailpit(value: str) -> None:
     assert config_from(["--max-age", value], {}).max_age is None
     assert config_from([], {"MP_MAX_AGE": value}).max_age is None
     assert config_from(["--max-age", "2d"], {}).max_age == 2 * 86400
+
+
+def test_smtp_max_recipients_zero_is_mailpits_default_of_100() -> None:
+    # Mailpit's SMTP server takes 0 as its default; it stopped start-up here.
+    assert config_from(["--smtp-max-recipients", "0"], {}).smtp_max_recipients == 100
+    assert config_from([], {"MP_SMTP_MAX_RECIPIENTS": "0"}).smtp_max_recipients == 100
+    with _serve({"MP_SMTP_MAX_RECIPIENTS": "0"}).start() as mp:
+        rcpts = [f"r{i}@example.com" for i in range(101)]
+        with smtplib.SMTP(*mp.smtp_address, timeout=10) as smtp:
+            refused = smtp.sendmail("a@example.com", rcpts, "Subject: s\r\n\r\nhi\r\n")
+        assert list(refused) == ["r100@example.com"] and refused["r100@example.com"][0] == 452

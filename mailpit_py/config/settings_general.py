@@ -9,6 +9,7 @@ from mailpit_py.config.option import setting
 from mailpit_py.config.values import (
     age_limit,
     database_path,
+    max_recipients,
     normalize_webroot,
     one_line,
     parse_duration,
@@ -100,8 +101,8 @@ class GeneralSettings:
         100,
         flags=("--smtp-max-recipients",),
         env="MP_SMTP_MAX_RECIPIENTS",
-        help="most recipients per message; more get 452",
-        convert=parse_int,
+        help="most recipients per message; more get 452 (0: the default, as in Mailpit)",
+        convert=max_recipients,
         metavar="N",
     )
     # idle seconds before 421 (RFC 5321 section 4.5.3.2.7)

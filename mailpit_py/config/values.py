@@ -96,6 +96,11 @@ def age_limit(value: str, flag: str) -> float | None:
     return parse_duration(value, flag) or None
 
 
+def max_recipients(value: str, flag: str) -> int:
+    """--smtp-max-recipients: 0 is Mailpit's default of 100, as its SMTP server reads it."""
+    return parse_int(value, flag) or 100
+
+
 def parse_int(value: str, flag: str) -> int:
     """`42` -> 42; anything else names the flag or variable it came from."""
     try:
