@@ -1054,3 +1054,23 @@ def test_imap_flags_set_in_one_session_reach_another_at_once(imap_server: Server
     finally:
         phone.logout()
         idler.logout()
+
+
+def test_imap_expunge_of_many_numbers_each_and_keeps_the_tagged(imap_server: Server) -> None:
+    """An EXPUNGE of messages here and there says each one's number as of that response
+    (RFC 3501 section 7.4.1), and of a whole INBOX of 150 (past the count whose tags are read
+    one message at a time) keeps those a tag folder still holds."""
+    ids = [send_raw(imap_server, message(f"m{n}")) for n in range(150)]
+    imap_server.mailbox.set_tags(ids[10:20], ["keep"])
+    client = selected(imap_server)
+    try:
+        assert client.store("2,4,5", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+        assert client.expunge() == ("OK", [b"2", b"3", b"3"])
+        assert client.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+        typ, gone = client.expunge()
+        assert typ == "OK" and gone == [b"1"] * 147
+        left = {e.uid for e in imap_server.mailbox.index()}
+        assert left == set(ids[10:20])
+        assert client.select("keep")[1] == [b"10"]
+    finally:
+        client.logout()
