@@ -70,7 +70,12 @@ async function request(method, path, { params, body, as = 'json', signal } = {})
     init.headers['Content-Type'] = 'application/json';
   }
   const resp = await fetch(url(path, params), init);
-  if (!resp.ok) throw new ApiError(resp.status, (await resp.text()).trim());
+  if (!resp.ok) {
+    const err = new ApiError(resp.status, (await resp.text()).trim());
+    // Under a renamed mailbox's old address the server's 404 names the new one.
+    err.renamedTo = resp.headers.get('X-Mailbox-Renamed-To');
+    throw err;
+  }
   if (as === 'json') return resp.json();
   return resp.text();
 }

@@ -103,9 +103,12 @@ export async function refreshBoxes() {
   try {
     data = await api.mailboxes();
   } catch (err) {
-    // Under a mailbox's address every call answers 404 once the mailbox is gone: this page
-    // came from the browser's cache (a step back in history) after a rename or a delete.
-    if (err?.status === 404 && box !== null) reloadOnce();
+    // Under a mailbox's address every call answers 404 once the mailbox is gone: renamed, the
+    // answer says where it went, and the page follows it as it does the websocket's event (a
+    // tab that polls, its websocket down, learns of the rename only here); else this page came
+    // from the browser's cache (a step back in history) after a rename or a delete.
+    if (err?.status === 404 && box !== null && err.renamedTo) follow(current, err.renamedTo);
+    else if (err?.status === 404 && box !== null) reloadOnce();
     // Else a server without mailboxes (or one that refuses the list) shows no switcher.
     return;
   }

@@ -20,7 +20,7 @@ from mailpit_py.mailbox.base import BoxTally, MessageNotFound, SessionNotFound
 from mailpit_py.mailbox.boxview import BoxView
 from mailpit_py.mailbox.delivery import Delivering
 from mailpit_py.mailbox.hooks import NO_HOOKS, DeliveryHooks
-from mailpit_py.mailbox.manage import BoxAdmin, Renames
+from mailpit_py.mailbox.manage import BoxAdmin
 from mailpit_py.mailbox.outbox import RelayOutbox
 from mailpit_py.mailbox.record import index_record
 from mailpit_py.mailbox.shapes import (
@@ -121,7 +121,6 @@ class Mailbox(Delivering, BoxAdmin, RelayOutbox):
         self._closing = threading.Event()
         self._tallies: dict[str, BoxTally] = {}
         self._published: dict[str, tuple[int, int]] = {}
-        self.renames = Renames()
         self._stats_thread = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
         self._stats_thread.start()
         self.accepted = 0

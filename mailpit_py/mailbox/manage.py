@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from mailpit_py import events
@@ -20,48 +19,12 @@ from mailpit_py.mailbox.shapes import stats_data
 from mailpit_py.store.interface import StoreBackend
 
 
-class Renames:
-    """The old names of the latest renamed mailboxes, each to its name now (in this process's
-    memory): a browser tab's history still holds pages of the old address, which the web sends
-    on to the new one instead of answering 404."""
-
-    KEPT = 256
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # Each old name to the current name, never to another old one: a rename moves every
-        # name that led to the mailbox, so a name taken again (B back to A) starts no chain.
-        self._to: dict[str, str] = {}
-
-    def add(self, old: str, new: str) -> None:
-        with self._lock:
-            for name, now in list(self._to.items()):
-                if now == old:
-                    self._to[name] = new
-            self._to.pop(new, None)  # a name in use is that mailbox's, not a way elsewhere
-            self._to.pop(old, None)  # (to the end: the latest are kept)
-            self._to[old] = new
-            while len(self._to) > self.KEPT:
-                del self._to[next(iter(self._to))]
-
-    def forget(self, name: str) -> None:
-        """The mailbox `name` was deleted: its names are gone, not moved."""
-        with self._lock:
-            self._to = {old: now for old, now in self._to.items() if name not in (old, now)}
-
-    def resolve(self, name: str) -> str | None:
-        """The name now of the mailbox once called `name`; None."""
-        with self._lock:
-            return self._to.get(name)
-
-
 class BoxAdmin(MailboxBase):
     """Mailbox's mailboxes (mailbox/facade.py): each change commits, then is announced."""
 
     # (total, unread) of each mailbox as last published, so that a round of count events
     # names only the mailboxes that changed.
     _published: dict[str, tuple[int, int]]
-    renames: Renames
 
     def boxes(self) -> list[BoxInfo]:
         """Every mailbox, sorted by name ('default' always among them)."""
@@ -73,6 +36,11 @@ class BoxAdmin(MailboxBase):
             if info.name == name:
                 return info
         raise BoxNotFound(name)
+
+    def renamed_to(self, name: str) -> str | None:
+        """The name now of a mailbox once called `name` (the store keeps the latest renames,
+        so every instance on it answers alike, after a restart too); None."""
+        return self.store.mailbox_renamed(name)
 
     def create_box(self, name: str) -> str:
         """Make an empty mailbox; returns its name as cleaned (mailbox/boxes.py). ValueError
@@ -113,7 +81,6 @@ class BoxAdmin(MailboxBase):
         if refused is not None:
             raise refused
         self._move_tally(old, clean)
-        self.renames.add(old, clean)
         self.bus.publish(events.MailboxRenamed({"From": old, "To": clean}, box=old))
         self.bus.publish(events.Truncate(box=old))
         self.bus.publish(events.Prune({"IDs": []}, box=clean))
@@ -139,7 +106,6 @@ class BoxAdmin(MailboxBase):
             raise gone
         self.deleted += len(gone)
         self._tallies.pop(name, None)
-        self.renames.forget(name)
         self.bus.publish(events.Truncate(box=name))
         self._changed()
         return gone

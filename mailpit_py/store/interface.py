@@ -37,6 +37,10 @@ from mailpit_py.store.search import Term
 
 T = TypeVar("T")
 
+# How many mailbox renames a store keeps (the latest), for mailbox_renamed: enough for the tabs
+# still open on old names, bounded for a server that renames a mailbox per test.
+RENAMES_KEPT = 256
+
 
 class StoreBackend(Protocol):
     """A mail store: messages with their parts, tags and flags, the session log, the relay
@@ -269,6 +273,12 @@ class StoreBackend(Protocol):
 
     def box_of(self, uid: str) -> str | None:
         """The mailbox a message is in, None when there is no such message."""
+        ...
+
+    def mailbox_renamed(self, name: str) -> str | None:
+        """The name now of a mailbox renamed from `name`, among the latest RENAMES_KEPT renames (a
+        rename moves every old name of its mailbox; deleting a mailbox forgets its names);
+        None when `name` was not renamed or was taken again by a rename."""
         ...
 
     def create_mailbox(self, name: str, now: float) -> bool:

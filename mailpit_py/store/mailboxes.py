@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from mailpit_py.store.base import SQLiteParts
+from mailpit_py.store.interface import RENAMES_KEPT
 from mailpit_py.store.schema import DEFAULT_BOX
 
 
@@ -19,6 +22,11 @@ class Mailboxes(SQLiteParts):
     def box_of(self, uid: str) -> str | None:
         with self.reading() as conn:
             row = conn.execute("SELECT mailbox FROM messages WHERE uid = ?", (uid,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def mailbox_renamed(self, name: str) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute("SELECT new FROM mailbox_renames WHERE old = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
     def create_mailbox(self, name: str, now: float) -> bool:
@@ -46,6 +54,18 @@ class Mailboxes(SQLiteParts):
         conn.execute("UPDATE messages SET mailbox = ? WHERE mailbox = ?", (new, old))
         conn.execute("UPDATE sessions SET mailbox = ? WHERE mailbox = ?", (new, old))
         self.hold_index(old, 0)  # (the next delivery's prune tells the new name's)
+        # Each old name leads to the name now, never to another old one (a name taken again,
+        # B back to A, starts no chain), and a name in use is that mailbox's, not a way on.
+        conn.execute("UPDATE mailbox_renames SET new = ? WHERE new = ?", (new, old))
+        conn.execute("DELETE FROM mailbox_renames WHERE old IN (?, ?)", (old, new))
+        conn.execute(
+            "INSERT INTO mailbox_renames (old, new, at) VALUES (?, ?, ?)", (old, new, time.time())
+        )
+        conn.execute(
+            "DELETE FROM mailbox_renames WHERE old NOT IN "
+            "(SELECT old FROM mailbox_renames ORDER BY at DESC LIMIT ?)",
+            (RENAMES_KEPT,),
+        )
 
     def delete_mailbox(self, name: str) -> list[str]:
         conn = self._wconn
@@ -58,6 +78,8 @@ class Mailboxes(SQLiteParts):
         self._forget_relays([r[1] for r in rows])
         conn.execute("DELETE FROM sessions WHERE mailbox = ?", (name,))
         conn.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
+        # Its names are gone, not moved: an old name of it leads nowhere now.
+        conn.execute("DELETE FROM mailbox_renames WHERE old = ? OR new = ?", (name, name))
         # What retention held back for it goes with it: a long-lived server that makes a
         # mailbox per test and deletes it would otherwise keep a hold per name it ever had.
         self.hold_index(name, 0)

@@ -314,6 +314,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS headers_name_value_message ON headers (name, value, message);
     DROP INDEX IF EXISTS headers_name_value;
     """,
+    # 18: the latest mailbox renames, each old name to the name now (mailboxes.py), so the web
+    # page of an old name leads to the new one after a restart, and on every instance.
+    """
+    CREATE TABLE IF NOT EXISTS mailbox_renames (
+        old TEXT PRIMARY KEY,
+        new TEXT NOT NULL,
+        at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

@@ -142,17 +142,27 @@ def require_unrestricted(what: str) -> None:
         )
 
 
+# The header of a 404 under a renamed mailbox's old address that names the mailbox's name now.
+RENAMED_HEADER = "X-Mailbox-Renamed-To"
+
+
 def renamed_page(name: str) -> Response | None:
-    """The UI page of a mailbox renamed since (a step back in a tab's history, which still holds
-    its old address): a 302 to the page at its new name, the query kept; None for anything else,
-    and for a user who may not see both names (so a rename tells a user nothing new)."""
-    if request.method not in ("GET", "HEAD") or request.path != "/":
-        return None  # the API stays exact: a client of the old name must learn it is gone
+    """A request under the old address of a mailbox renamed since (the store keeps the latest
+    renames: after a restart, and on every instance of a shared database). The UI page (a step
+    back in a tab's history, which still holds the old address) gets a 302 to the page at the
+    new name, the query kept; anything else a 404 that says where it went, in its text and its
+    X-Mailbox-Renamed-To header, so a client, or a tab that polls without a websocket, can
+    follow (the API stays exact: it answers for no mailbox but the one named). None when it was
+    not renamed, and for a user who may not see both names (a rename tells a user nothing new)."""
     if not (is_box_name(name) and may_see(name)):
         return None
-    new = mailbox().renames.resolve(name)
+    new = mailbox().renamed_to(name)
     if new is None or not (may_see(new) and exists(new)):
         return None
+    if request.method not in ("GET", "HEAD") or request.path != "/":
+        answer = text(404, f"mailbox not found: {name} (renamed to {new})")
+        answer.headers[RENAMED_HEADER] = new
+        return answer
     # The prefix is the script root's end, as MailboxPrefix put it there.
     root = request.script_root[: -len(PREFIX + name)]
     target = f"{root}{PREFIX}{quote(new, safe='@+')}/"

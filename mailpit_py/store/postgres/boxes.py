@@ -3,6 +3,9 @@ and creating, renaming and deleting one; every instance on the database reads th
 
 from __future__ import annotations
 
+import time
+
+from mailpit_py.store.interface import RENAMES_KEPT
 from mailpit_py.store.postgres.base import PgParts, text
 
 DEFAULT_BOX = "default"  # (mailbox/boxes.py's name: the store sits below that layer)
@@ -22,6 +25,13 @@ class PgMailboxes(PgParts):
         with self.reading() as conn:
             row = conn.execute(
                 "SELECT mailbox FROM messages WHERE uid = %s", (text(uid),)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def mailbox_renamed(self, name: str) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT new FROM mailbox_renames WHERE old = %s", (text(name),)
             ).fetchone()
         return None if row is None else str(row[0])
 
@@ -68,6 +78,19 @@ class PgMailboxes(PgParts):
         conn.execute("UPDATE messages SET mailbox = %s WHERE mailbox = %s", (new, old))
         conn.execute("UPDATE sessions SET mailbox = %s WHERE mailbox = %s", (new, old))
         conn.execute("DELETE FROM mailboxes WHERE name = %s", (old,))
+        # As SQLite's: each old name to the name now; a name in use leads nowhere else. (The
+        # mailboxes' rows locked above keep two renames from writing these rows at once.)
+        conn.execute("UPDATE mailbox_renames SET new = %s WHERE new = %s", (new, old))
+        conn.execute("DELETE FROM mailbox_renames WHERE old IN (%s, %s)", (old, new))
+        conn.execute(
+            "INSERT INTO mailbox_renames (old, new, at) VALUES (%s, %s, %s)",
+            (old, new, time.time()),
+        )
+        conn.execute(
+            "DELETE FROM mailbox_renames WHERE old NOT IN "
+            "(SELECT old FROM mailbox_renames ORDER BY at DESC LIMIT %s)",
+            (RENAMES_KEPT,),
+        )
 
     def delete_mailbox(self, name: str) -> list[str]:
         conn = self._wconn
@@ -85,5 +108,6 @@ class PgMailboxes(PgParts):
         ]
         conn.execute("DELETE FROM sessions WHERE mailbox = %s", (name,))
         conn.execute("DELETE FROM mailboxes WHERE name = %s", (name,))
+        conn.execute("DELETE FROM mailbox_renames WHERE old = %s OR new = %s", (name, name))
         self._forget_relays(gone)
         return gone

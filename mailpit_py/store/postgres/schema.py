@@ -303,6 +303,14 @@ MIGRATIONS: list[str] = [
         REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
         EXECUTE FUNCTION mailpit_delete_message_rows();
     """,
+    # 7: the latest mailbox renames (SQLite's 18), read by every instance on the database.
+    """
+    CREATE TABLE IF NOT EXISTS mailbox_renames (
+        old TEXT PRIMARY KEY,
+        new TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]
 
 
