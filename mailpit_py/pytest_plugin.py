@@ -10,6 +10,7 @@ gets a mailbox of its own on it, routed by a unique SMTP AUTH username and recip
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import threading
 import time
@@ -79,6 +80,18 @@ def per_test(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    smtp = config.getoption("mailpit_smtp")
+    if smtp:
+        host, _, port = smtp.rpartition(":")
+        if not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise pytest.UsageError(
+                f"--mailpit-smtp wants HOST:PORT, e.g. 127.0.0.1:1025: {smtp!r}"
+            )
+        if not config.getoption("mailpit_url"):
+            raise pytest.UsageError(
+                "--mailpit-smtp names the SMTP address of the server of --mailpit-url; "
+                "without --mailpit-url the plugin starts its own server"
+            )
     config.addinivalue_line(
         "markers",
         "mailpit(**settings): give this test its own mailpit_py server with these Config "
@@ -87,28 +100,51 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _self_signed_files() -> tuple[str, str]:
-    """A certificate for localhost and 127.0.0.1 and its key, as PEM files a client can trust."""
-    import tempfile
+SHORTHANDS = ("auth", "starttls", "tls", "chaos", "max_size")
+
+
+def _self_signed_files(folder: str) -> tuple[str, str]:
+    """A certificate for localhost and 127.0.0.1 and its key, as PEM files a client can trust,
+    in `folder` (the caller removes it with the server)."""
     from pathlib import Path
 
     from mailpit_py.net.tls import self_signed
 
     cert, key = self_signed(["localhost", "127.0.0.1"])
-    folder = Path(tempfile.mkdtemp(prefix="mailpit-py-tls-"))
-    (folder / "cert.pem").write_bytes(cert)
-    (folder / "key.pem").write_bytes(key)
-    return str(folder / "cert.pem"), str(folder / "key.pem")
+    (Path(folder) / "cert.pem").write_bytes(cert)
+    (Path(folder) / "key.pem").write_bytes(key)
+    return str(Path(folder) / "cert.pem"), str(Path(folder) / "key.pem")
 
 
-def marker_settings(settings: dict[str, Any]) -> dict[str, Any]:
+def marker_problem(settings: dict[str, Any]) -> str:
+    """Why the marker's settings cannot make a server ("" when they can): a name that is
+    neither a shorthand nor a Config field, with the nearest names it may have meant."""
+    import dataclasses
+
+    from mailpit_py.config.settings import Config
+
+    known = [f.name for f in dataclasses.fields(Config)] + list(SHORTHANDS)
+    for name in settings:
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=3)
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            return (
+                f"@pytest.mark.mailpit: unknown setting {name!r}{hint}; it takes "
+                f"{', '.join(SHORTHANDS)} and the Config fields (mailpit-py --help names "
+                "their flags: --max-message-size is max_message_size)"
+            )
+    return ""
+
+
+def marker_settings(settings: dict[str, Any], folder: str | None = None) -> dict[str, Any]:
     """The marker's shorthands -> Config fields; any Config field may also be given as is.
 
     auth="user:pass ...": AUTH required with these users (over plain SMTP too, unless
     starttls/tls asks for encryption first); starttls=True: STARTTLS with a self-signed
     certificate, required before anything else; tls=True: implicit TLS (SMTPS);
     chaos="Sender:451:100,...": chaos triggers (with chaos_seed= for a fixed sequence);
-    max_size=N: the size limit in bytes.
+    max_size=N: the size limit in bytes. The self-signed certificate files starttls/tls
+    make go in `folder` (a new temporary folder when None).
     """
     cfg = dict(settings)
     auth = cfg.pop("auth", None)
@@ -118,7 +154,11 @@ def marker_settings(settings: dict[str, Any]) -> dict[str, Any]:
     max_size = cfg.pop("max_size", None)
     if starttls or tls:
         if not cfg.get("smtp_tls_cert"):
-            cfg["smtp_tls_cert"], cfg["smtp_tls_key"] = _self_signed_files()
+            if folder is None:
+                import tempfile
+
+                folder = tempfile.mkdtemp(prefix="mailpit-py-tls-")
+            cfg["smtp_tls_cert"], cfg["smtp_tls_key"] = _self_signed_files(folder)
         cfg.setdefault("smtp_require_tls" if tls else "smtp_require_starttls", True)
     if auth is not None:
         cfg.setdefault("smtp_auth", auth)
@@ -131,7 +171,7 @@ def marker_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def _start_server(**settings: Any) -> Server:
+def _start_server(folder: str | None = None, **settings: Any) -> Server:
     from mailpit_py.config.settings import Config
     from mailpit_py.server import Server
 
@@ -142,8 +182,28 @@ def _start_server(**settings: Any) -> Server:
         "max_messages": 0,
         "quiet": True,
     }
-    cfg.update(marker_settings(settings))
+    cfg.update(marker_settings(settings, folder))
     return Server(Config(**cfg)).start()  # Server validates it
+
+
+@contextlib.contextmanager
+def _marked_server(settings: dict[str, Any]) -> Iterator[Server]:
+    """The server of a test with @pytest.mark.mailpit(...): a bad setting fails the test with
+    what is wrong, and the certificate files made for it go when it stops."""
+    import tempfile
+
+    problem = marker_problem(settings)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="mailpit-py-tls-") as folder:
+        try:
+            server = _start_server(folder, **settings)
+        except (TypeError, ValueError) as err:  # a ConfigError is a ValueError
+            pytest.fail(f"@pytest.mark.mailpit: {err}", pytrace=False)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def _matches(msg: Message, filters: dict[str, str]) -> bool:
@@ -442,18 +502,15 @@ def _remote(request: pytest.FixtureRequest, url: str) -> Mailpit:
 def mailpit(request: pytest.FixtureRequest) -> Iterator[Mailpit]:
     """A mail catcher with an empty mailbox for this test (its own mailbox on a shared server
     with --mailpit-mailbox-per-test)."""
-    from mailpit_py.client import Client
+    from mailpit_py.client import Client, ClientError
 
     marker = request.node.get_closest_marker("mailpit")
     url = request.config.getoption("mailpit_url")
     if marker is not None:
         if url:
             pytest.skip("@pytest.mark.mailpit needs its own server; not with --mailpit-url")
-        own = _start_server(**marker.kwargs)
-        try:
+        with _marked_server(marker.kwargs) as own:
             yield Mailpit(Client(own.http_url), own.smtp_address, own)
-        finally:
-            own.stop()
         return
     if per_test(request.config):
         yield request.getfixturevalue("mailpit_mailbox")
@@ -463,7 +520,12 @@ def mailpit(request: pytest.FixtureRequest) -> Iterator[Mailpit]:
     else:
         server = request.getfixturevalue("mailpit_server")
         mp = Mailpit(Client(server.http_url), server.smtp_address, server)
-    mp.clear()
+    try:
+        mp.clear()
+    except ClientError as err:
+        if err.status == 0:  # --mailpit-url names a server that is not there
+            pytest.fail(f"--mailpit-url: {err.message}", pytrace=False)
+        raise
     yield mp
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from upstream import free_port
 
 from helpers import make_server
 
@@ -234,6 +237,72 @@ def test_marker_is_skipped(mailpit):
         )
         result.assert_outcomes(passed=2, skipped=1)
         assert [m["Subject"] for m in mp.mailbox.list_messages()] == ["remote two"]
+
+
+def test_bad_external_server_options_say_what_is_wrong(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_uses_it(mailpit):\n    pass\n")
+    result = pytester.runpytest("--mailpit-url", "http://127.0.0.1:8025/", "--mailpit-smtp", "x")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mailpit-smtp wants HOST:PORT, e.g. 127.0.0.1:1025: 'x'"])
+    result = pytester.runpytest("--mailpit-smtp", "127.0.0.1:1025")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mailpit-smtp names the SMTP address of *--mailpit-url*"])
+    down = f"http://127.0.0.1:{free_port()}/"
+    result = pytester.runpytest("--mailpit-url", down)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*--mailpit-url: cannot reach {down}: *refused*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_marked_servers_leave_no_files_and_a_misspelt_setting_is_named(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Run as a user runs it, in a process of its own, with its own temporary folder to check.
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    pytester.makepyfile(
+        """
+import smtplib
+import ssl
+
+import pytest
+
+
+def send_welcome(to, host, port):  # the app: STARTTLS when offered, verified; then AUTH
+    with smtplib.SMTP(host, port) as smtp:
+        smtp.starttls(context=ssl.create_default_context())
+        smtp.login("app", "s3cret")
+        raw = f"To: {to}\\r\\nSubject: Welcome\\r\\n\\r\\nactivate\\r\\n"
+        smtp.sendmail("app@example.com", [to], raw)
+
+
+@pytest.mark.mailpit(starttls=True, auth="app:s3cret")
+def test_mailer_uses_starttls_and_logs_in(mailpit, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", mailpit.tls_cert)  # trust the test certificate
+    send_welcome("ann@example.com", host=mailpit.smtp_host, port=mailpit.smtp_port)
+    [msg] = mailpit.wait_for(to="ann@example.com")
+    assert msg.envelope.username == "app" and msg.envelope.tls
+
+
+@pytest.mark.mailpit(tls=True)
+def test_failing_keeps_nothing_either(mailpit):
+    assert mailpit.tls_cert.endswith("cert.pem")
+    assert False, "on purpose"
+
+
+@pytest.mark.mailpit(max_sise=1000)
+def test_misspelt(mailpit):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.mailpit: unknown setting 'max_sise' (did you mean max_size*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert sorted(p.name for p in temp.glob("mailpit-py-*")) == []
 
 
 def test_each_xdist_worker_has_its_own_server(pytester: pytest.Pytester) -> None:
