@@ -227,6 +227,13 @@ def test_a_signature_header_with_fws_everywhere_verifies(key: tuple[bytes, str])
     assert sig.headers == ["from", "to", "subject", "date", "message-id"]
 
 
+def test_a_signature_that_does_not_sign_from_is_a_permerror(key: tuple[bytes, str]) -> None:
+    raw = hand_signed(MSG, key[0], template("").replace("h=from:", "h="))
+    assert dkimpy_says(raw, key_zone(key[1]))  # dkimpy verifies it all the same
+    ((result, reason),) = verdicts(raw, key_zone(key[1]))
+    assert result == "permerror" and reason.startswith("From field not signed")
+
+
 def test_a_selector_with_dots(key: tuple[bytes, str]) -> None:
     raw = sign(MSG, key[0], selector=b"2026.eu.mail")
     (sig,) = verify_all(raw, resolver(key_zone(key[1], selector="2026.eu.mail")))

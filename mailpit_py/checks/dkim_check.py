@@ -179,6 +179,13 @@ def _verify_one(raw: bytes, idx: int, tags: dict[str, str], resolver: Resolver) 
         result="",
         reason="",
     )
+    if base.headers and "from" not in base.headers:
+        # RFC 6376 6.1.1: MUST be ignored, PERMFAIL; dkimpy verifies it all the same.
+        return replace(
+            base,
+            result="permerror",
+            reason="From field not signed: h= must list From (RFC 6376 6.1.1)",
+        )
     checker = dkim.DKIM(raw, logger=_quiet, timeout=resolver.timeout)
     try:
         ok = checker.verify(idx=idx, dnsfunc=dnsfunc)
