@@ -297,6 +297,26 @@ def test_arguments_with_control_characters_get_501_and_reach_no_header(
     assert b"Bcc" not in head and b"\r" not in head.replace(b"\r\n", b""), head
 
 
+@pytest.mark.parametrize(
+    "address",
+    ['"', "<", "-=@", "a@[", "<a@[>", "\tb\t.@[@:\\)(,\\)b>;", "<(x"],
+)
+def test_addresses_the_header_parser_chokes_on_get_553_not_451(
+    offline: Server, address: str
+) -> None:
+    # The standard library's address parser raised on these (IndexError, AttributeError):
+    # 451 "internal error", a temporary failure a client retries for ever, and a traceback
+    # logged per command.
+    c = RawClient(offline.smtp_address)
+    c.cmd("EHLO me")
+    assert c.cmd(f"MAIL FROM:{address}").startswith("553 5.1.3"), address
+    assert c.cmd("MAIL FROM:<a@example.test>").startswith("250 2.1.0")
+    assert c.cmd(f"RCPT TO:{address}").startswith("553 5.1.3"), address
+    assert c.cmd(f"VRFY {address}")[:1] in ("2", "5"), address
+    assert c.cmd("RCPT TO:<b@example.test>").startswith("250 2.1.5")
+    c.close()
+
+
 def test_addresses_that_are_not_utf8_get_553_and_the_session_goes_on(offline: Server) -> None:
     c = RawClient(offline.smtp_address)
     c.cmd("EHLO me.example")

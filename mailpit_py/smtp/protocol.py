@@ -541,7 +541,12 @@ class CatcherSMTP(EnvelopeCommands, AuthCommand, DataCommand, ConnectionEvents, 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         match = _SIMPLE_PATH.match(arg) if arg else None
         if match is None:
-            return super()._getaddr(arg)
+            try:
+                return super()._getaddr(arg)
+            except Exception:
+                # The email package's parser raises on some malformed input (`<`, `"`,
+                # `a@[`): a malformed address (553), not an internal error (451, retried).
+                return None, None
         addr = match.group(1)
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
             return None, None
