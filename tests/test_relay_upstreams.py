@@ -137,9 +137,9 @@ def test_auto_relay_applies_override_from_and_return_path_as_the_envelope_does(
         assert msg["From"] == "Alice Sender <relay@mine.test>"  # the name kept, as Mailpit
         assert msg["X-Original-From"] == "alice@app.test"
         assert msg["Return-Path"] == "<bounces@mine.test>"
-        # Not a release: its identity and its Bcc stay.
+        # Not a release: its identity stays; its Bcc goes, as from any auto-relayed copy.
         assert msg["Message-ID"] == "<original-id@app.test>"
-        assert msg["Bcc"] == "secret@hidden.test"
+        assert msg["Bcc"] is None
         assert msg.get_all("From") == ["Alice Sender <relay@mine.test>"]
 
 

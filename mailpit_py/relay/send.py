@@ -129,16 +129,18 @@ def _from_field(display_name: str, address: str) -> bytes:
         return _field("From", f"{shown} <{address}>")
 
 
-def rewrite(raw: bytes, up: Upstream, *, release: bool) -> bytes:
+def rewrite(raw: bytes, up: Upstream, *, release: bool, strip_bcc: bool = False) -> bytes:
     """The message as sent: a release loses Bcc and gets a fresh Date, and a fresh Message-ID
     unless preserve-message-ids (as Mailpit); return-path and override-from apply to releases
-    and automatic copies. Every field written here is one line (or folded by the email
-    package)."""
+    and automatic copies; `strip_bcc` drops Bcc alone. Every field written here is one line
+    (or folded by the email package)."""
     fields, rest = split_message(raw)
     drop: set[str] = set()
     add: list[bytes] = []
+    if release or strip_bcc:
+        drop.add("bcc")  # a Bcc line would tell every recipient who else got a copy
     if release:
-        drop |= {"bcc", "date"}  # a Bcc line would tell every recipient who else got a copy
+        drop.add("date")
         add.append(_field("Date", email.utils.formatdate(localtime=True)))
         if not up.preserve_message_ids:
             # Gmail and others hide a second message with a Message-ID they have seen.
@@ -163,12 +165,16 @@ def rewrite(raw: bytes, up: Upstream, *, release: bool) -> bytes:
 
 
 def automatic_copy(raw: bytes, up: Upstream, kind: str) -> bytes:
-    """What an automatic copy sends: a forward gets return-path and override-from; so does an
-    auto-relayed one when either is set (Mailpit overrides its From too, and an upstream that
-    only sends from a verified address would refuse the envelope and From disagreeing), else
-    it goes unchanged."""
-    if kind == "forward" or up.return_path or up.override_from:
-        return rewrite(raw, up, release=False)
+    """What an automatic copy sends: a forward (a full copy for the tester) gets return-path
+    and override-from; so does an auto-relayed one when either is set (Mailpit overrides its
+    From too, and an upstream that only sends from a verified address would refuse the
+    envelope and From disagreeing). An auto-relayed copy also loses its Bcc field, as the
+    mail server the app submits to in production drops it (Postfix's cleanup does): each of
+    its recipients would otherwise read who else got it. Else it goes unchanged."""
+    relay = kind == "relay"
+    bcc = relay and any(_name(f) == "bcc" for f in split_message(raw)[0])
+    if kind == "forward" or up.return_path or up.override_from or bcc:
+        return rewrite(raw, up, release=False, strip_bcc=relay)
     return raw
 
 
