@@ -1074,3 +1074,25 @@ def test_imap_expunge_of_many_numbers_each_and_keeps_the_tagged(imap_server: Ser
         assert client.select("keep")[1] == [b"10"]
     finally:
         client.logout()
+
+
+def test_a_line_too_long_gets_its_answer_and_a_clean_close() -> None:
+    """A command line past the limit (64 KB) is answered and the connection closed, with the
+    rest of the line read and dropped first: closed on unread input, the socket sent a reset,
+    and a client still sending could lose the answer to an error."""
+    with make_server(
+        imap_addr="127.0.0.1:0", imap_auth=AUTH, pop3_addr="127.0.0.1:0", pop3_auth=AUTH
+    ) as mp:
+        cases = [
+            (mp.imap_address, b"a NOOP ", b"* BYE command line too long\r\n"),
+            (mp.pop3_address, b"USER ", b"-ERR line too long (RFC 2449 allows 255 octets)\r\n"),
+        ]
+        for address, start, answer in cases:
+            with socket.create_connection(address, timeout=10) as sock:
+                f = sock.makefile("rb")
+                f.readline()
+                sock.sendall(start + b"x" * 300_000 + b"\r\n")
+                received = b""
+                while chunk := f.read1(65536):  # a reset raises ConnectionResetError here
+                    received += chunk
+                assert received == answer, address

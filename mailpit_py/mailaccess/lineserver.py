@@ -23,6 +23,8 @@ log = logging.getLogger("mailpit_py.lineserver")
 T = TypeVar("T")
 
 MAX_LINE = 64 * 1024  # a command line longer than this is refused, not buffered without end
+HANG_UP_DRAIN = 1024 * 1024  # what hang_up reads and drops at most, and for how long:
+HANG_UP_WAIT = 2.0
 
 
 class LineTooLong(Exception):
@@ -85,6 +87,26 @@ class Connection:
             pending.clear()
         await self.writer.start_tls(context)
         self.tls = True
+
+    async def hang_up(self) -> None:
+        """End a session the server gives up on (its last words written) while the client may
+        still be sending, as after a line too long: closed on unread input, the socket would
+        answer with a reset, which can make the client lose those last words and see an
+        error instead of them. So this side's end is sent, and what still comes is read and
+        dropped (1 MB and 2 s at most) before the connection is closed."""
+        try:
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            deadline = asyncio.get_running_loop().time() + HANG_UP_WAIT
+            left = HANG_UP_DRAIN
+            while left > 0:
+                wait = deadline - asyncio.get_running_loop().time()
+                chunk = await asyncio.wait_for(self.reader.read(min(left, 65536)), max(wait, 0))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except (OSError, ssl.SSLError, TimeoutError, asyncio.LimitOverrunError):
+            pass
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking mailbox call off the event loop (SQLite reads, waits for commits)."""

@@ -105,6 +105,7 @@ class Pop3Server(MailReader):
                 return
             except LineTooLong:
                 await self._err(s, "line too long (RFC 2449 allows 255 octets)")
+                await s.conn.hang_up()
                 return
             if not line:
                 return  # the client went away: no UPDATE state, nothing deleted (RFC 1939)

@@ -213,6 +213,7 @@ class ImapCore(MailReader):
                 return None
             except LineTooLong:
                 await self._send(s, "* BYE command line too long")
+                await s.conn.hang_up()
                 return None
             if not line:
                 return None
