@@ -5,6 +5,7 @@ a slow one that is still answering when the server stops (the copy is not sent t
 
 from __future__ import annotations
 
+import email
 import smtplib
 import socket
 import sqlite3
@@ -80,7 +81,14 @@ def test_an_address_needing_smtputf8_is_refused_for_good_by_an_upstream_without_
         bounce = wait_until(
             lambda: [m for m in mp.mailbox.list_messages() if m["ID"] != uid], what="the bounce"
         )[0]
-        assert b"5.6.7" in mp.mailbox.raw(bounce["ID"])
+        report = email.message_from_bytes(mp.mailbox.raw(bounce["ID"]))
+        status, returned = report.get_payload()[1:]
+        # RFC 6533: a UTF-8 address is of type utf-8, in the global (8-bit) report types.
+        assert status.get_content_type() == "message/global-delivery-status"
+        text = status.as_bytes().decode()
+        assert "Final-Recipient: utf-8; zoë@example.test" in text
+        assert "Status: 5.6.7" in text
+        assert returned.get_content_type() == "message/global-headers"
 
 
 def test_a_non_ascii_sender_to_an_upstream_without_smtputf8_fails_clearly(

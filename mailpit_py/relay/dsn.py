@@ -107,9 +107,11 @@ def build(
         lines.append(f"<{f.recipient}>: {one_line(reply)}")
     status = [f"Reporting-MTA: dns; {hostname}", f"Arrival-Date: {formatdate(arrival, True)}"]
     for f in failures:
+        # RFC 6533 section 3: an address that is not ASCII is of type utf-8, not rfc822.
+        kind = "rfc822" if f.recipient.isascii() else "utf-8"
         status += [
             "",
-            f"Final-Recipient: rfc822; {f.recipient}",
+            f"Final-Recipient: {kind}; {f.recipient}",
             "Action: failed",
             f"Status: {status_of(f.code, f.reply)}",
         ]
@@ -120,6 +122,13 @@ def build(
         else:  # no SMTP reply: the connection error, under a private diagnostic type
             status.append(f"Diagnostic-Code: X-mailpit-py; {one_line(f.reply)}")
         status.append(f"Last-Attempt-Date: {formatdate(localtime=True)}")
+    headers = b"\r\n".join(fields) + b"\r\n"
+    # RFC 6533 section 6: UTF-8 in the report or in the returned header section (an
+    # SMTPUTF8 message's) makes them message/global-delivery-status and message/global-headers;
+    # the 7-bit types must stay ASCII.
+    report = "\r\n".join(status)
+    report_type = "delivery-status" if report.isascii() else "global-delivery-status"
+    headers_type = "text/rfc822-headers" if headers.isascii() else "message/global-headers"
     parts = [
         "\r\n".join(head),
         "",
@@ -131,17 +140,16 @@ def build(
         "",
         "\r\n".join(lines),
         f"--{boundary}",
-        "Content-Type: message/delivery-status",
+        f"Content-Type: message/{report_type}",
         "Content-Description: Delivery report",
         "",
-        "\r\n".join(status),
+        report,
         "",
         f"--{boundary}",
-        "Content-Type: text/rfc822-headers",
+        f"Content-Type: {headers_type}",
         "Content-Description: Undelivered Message Headers",
         "",
     ]
-    headers = b"\r\n".join(fields) + b"\r\n"
     return (
         "\r\n".join(parts).encode("utf-8", "replace")
         + b"\r\n"
