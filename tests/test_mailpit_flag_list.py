@@ -164,3 +164,20 @@ def test_a_variable_set_to_nothing_is_one_not_set_as_mailpit_reads_them(env: str
     empty = config_from([], {env: ""})
     assert replace(empty, smtp_relay_env=()) == unset
     assert settings(empty) == settings(unset)
+
+
+@pytest.mark.parametrize("flag", [f for f in ROOT if f.kind == "bool"], ids=lambda f: f.long)
+def test_a_switch_takes_gos_true_and_false_values(flag: Flag) -> None:
+    # Go's flags take --switch=true / --switch=false (compose files write them so); argparse
+    # refused any value for a switch with a usage error.
+    parser = server_parser()
+    on = settings_from(parser.parse_args([flag.long]), {})
+    for word in ("true", "1", "T", "True"):
+        assert settings_from(parser.parse_args([f"{flag.long}={word}"]), {}) == on, word
+    if not flag.env:
+        return
+    # Given off, the switch wins over its variable, as a flag does in Mailpit.
+    off = settings_from(parser.parse_args([f"{flag.long}=false"]), {flag.env: "true"})
+    assert off and not any(off.values()), off
+    with pytest.raises(SystemExit):
+        parser.parse_args([f"{flag.long}=maybe"])

@@ -35,15 +35,55 @@ ALIAS_ENV: dict[str, tuple[str, str]] = {
 }
 _BOOLEAN_ALIASES = {"--smtp-tls-required", "--disable-html-check"}
 
+# The values Go's flag parser takes for a switch written --flag=VALUE (strconv.ParseBool),
+# and the words the MP_* variables take.
+_SWITCH_ON = TRUE_WORDS | {"t"}
+_SWITCH_OFF = (FALSE_WORDS - {""}) | {"f"}
+
+
+class ServerParser(argparse.ArgumentParser):
+    """argparse, plus Mailpit's `--switch=true` / `--switch=false` (a compose file's
+    `--smtp-auth-allow-insecure=true`): argparse refuses a value for a switch."""
+
+    switches: dict[str, str]  # long switch flag -> its dest
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        import sys
+
+        given = list(sys.argv[1:] if args is None else args)
+        rewritten, off = [], []
+        for index, arg in enumerate(given):
+            if arg == "--":
+                rewritten.extend(given[index:])
+                break
+            name, sep, value = arg.partition("=")
+            if sep and name in self.switches:
+                word = value.strip().lower()
+                if word in _SWITCH_ON:
+                    rewritten.append(name)
+                    continue
+                if word in _SWITCH_OFF:
+                    off.append(self.switches[name])  # given off: it wins over the variable
+                    continue
+                self.error(f"{name}: {value!r} is not true or false")
+            rewritten.append(arg)
+        parsed, extras = super().parse_known_args(rewritten, namespace)
+        for dest in off:
+            if getattr(parsed, dest, None) is None:
+                setattr(parsed, dest, False)
+        return parsed, extras
+
 
 def server_parser(epilog: str = "") -> argparse.ArgumentParser:
     """The parser of `mailpit-py [OPTIONS]`: one flag per row of the table, help from the row."""
     defaults = Config()
-    parser = argparse.ArgumentParser(
+    parser = ServerParser(
         prog="mailpit-py",
         description="A local-development mail catcher: every message sent to the SMTP port is "
         "stored, never delivered. Each option can also be set by the environment variable "
-        "shown.",
+        "shown. A switch also takes a value, as in Mailpit: --disable-wal=true, =false.",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -85,6 +125,13 @@ def server_parser(epilog: str = "") -> argparse.ArgumentParser:
         else:
             parser.add_argument(alias, dest=dest, default=None, help=SUPPRESS)
     parser.add_argument("--version", action="version", version=f"mailpit-py {__version__}")
+    parser.switches = {
+        flag: action.dest
+        for action in parser._actions
+        if action.nargs == 0 and action.const is True  # the store_true switches
+        for flag in action.option_strings
+        if flag.startswith("--")
+    }
     return parser
 
 
