@@ -19,6 +19,7 @@ TIMEOUT = 5.0  # seconds per request
 WORKERS = 8
 PER_HOST = 2  # concurrent requests to one host: a link check must not look like a flood
 MAX_REDIRECTS = 5
+MAX_LINKS = 100  # distinct URLs checked per message, the first ones in it (Mailpit's limit)
 USER_AGENT = "mailpit-py link check"
 
 
@@ -208,7 +209,10 @@ def check(
             kept = throttle.cached(key)
             if kept is not None:
                 return dict(kept)
-        host = (urllib.parse.urlsplit(url).hostname or "").lower()
+        try:
+            host = (urllib.parse.urlsplit(url).hostname or "").lower()
+        except ValueError:  # a host such as `[x`: check_url reports the link broken
+            host = ""
         with lock:
             sem = limits.setdefault(host, threading.Semaphore(PER_HOST))
         with sem, throttle.slot(url) if throttle is not None else nullcontext():
