@@ -50,6 +50,19 @@ def deliver(mp: Server, subject: str) -> str:
     return str(mp.mailbox.list_messages()[0]["ID"])
 
 
+def send(mp: Server, subject: str, **fields: object) -> str:
+    """Stores a message through POST /api/v1/send; returns its ID."""
+    body = {
+        "From": {"Email": "a@example.com"},
+        "To": [{"Email": "b@example.com"}],
+        "Subject": subject,
+        **fields,
+    }
+    status, answer = call(mp, "POST", "/api/v1/send", json.dumps(body).encode())
+    assert status == 200, answer
+    return str(json.loads(answer)["ID"])
+
+
 # -- JSON nested past the parser's recursion limit ---------------------------------------------
 
 
@@ -144,15 +157,7 @@ def image_part(mp: Server, img: Image.Image, fmt: str, ctype: str) -> tuple[str,
     buf = io.BytesIO()
     img.save(buf, fmt)
     attachment = {"Content": base64.b64encode(buf.getvalue()).decode(), "ContentType": ctype}
-    body = {
-        "From": {"Email": "a@example.com"},
-        "To": [{"Email": "b@example.com"}],
-        "Subject": "picture",
-        "Attachments": [{**attachment, "Filename": "picture"}],
-    }
-    status, answer = call(mp, "POST", "/api/v1/send", json.dumps(body).encode())
-    assert status == 200, answer
-    uid = json.loads(answer)["ID"]
+    uid = send(mp, "picture", Attachments=[{**attachment, "Filename": "picture"}])
     return uid, mp.mailbox.get(uid).detail["Attachments"][0]["PartID"]
 
 
@@ -212,15 +217,7 @@ def test_the_link_check_of_a_mail_of_20000_links_checks_its_first_hundred(mp: Se
     # threads (for hours with names that need DNS), and the server could not exit meanwhile.
     links = [f"http://10.{i // 250}.{i % 250}.1/" for i in range(20_000)]
     html = "".join(f'<a href="{url}">x</a>' for url in links)
-    body = {
-        "From": {"Email": "a@example.com"},
-        "To": [{"Email": "b@example.com"}],
-        "Subject": "links",
-        "HTML": html,
-    }
-    status, answer = call(mp, "POST", "/api/v1/send", json.dumps(body).encode())
-    assert status == 200, answer
-    uid = json.loads(answer)["ID"]
+    uid = send(mp, "links", HTML=html)
     status, answer = call(mp, "GET", f"/api/v1/message/{uid}/link-check")
     assert status == 200, answer
     checked = json.loads(answer)["Links"]
@@ -244,15 +241,7 @@ def test_a_link_no_url_parser_accepts_is_reported_broken_not_an_internal_error(
     mp: Server,
 ) -> None:
     html = '<a href="http://[x">bad</a> <a href="http://10.1.2.3/">private</a>'
-    body = {
-        "From": {"Email": "a@example.com"},
-        "To": [{"Email": "b@example.com"}],
-        "Subject": "a broken link",
-        "HTML": html,
-    }
-    status, answer = call(mp, "POST", "/api/v1/send", json.dumps(body).encode())
-    assert status == 200, answer
-    uid = json.loads(answer)["ID"]
+    uid = send(mp, "a broken link", HTML=html)
     status, answer = call(mp, "GET", f"/api/v1/message/{uid}/link-check")
     assert status == 200, answer  # was 500: urlsplit raises on a host of "[x"
     checked = json.loads(answer)
