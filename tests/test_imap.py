@@ -1096,3 +1096,27 @@ def test_a_line_too_long_gets_its_answer_and_a_clean_close() -> None:
                 while chunk := f.read1(65536):  # a reset raises ConnectionResetError here
                     received += chunk
                 assert received == answer, address
+
+
+def test_imap_copy_and_move_of_many_keep_each_messages_other_tags(imap_server: Server) -> None:
+    """COPY and MOVE of 150 messages (past the count whose tags are read one message at a
+    time; those with the same tags are written together) add and take only their folder's
+    tag, whatever other tags each message has."""
+    ids = [send_raw(imap_server, message(f"m{n}")) for n in range(150)]
+    imap_server.mailbox.set_tags(ids[:50], ["red"])
+    imap_server.mailbox.set_tags(ids[50:60], ["red", "blue"])
+    client = selected(imap_server)
+    try:
+        assert client.copy("1:*", "work")[0] == "OK"
+        client.select("work")
+        assert client.uid("MOVE", "1:*", "done")[0] == "OK"
+
+        def tags(msg_id: str) -> list[str]:
+            return sorted(imap_server.mailbox.summary(msg_id)["Tags"])
+
+        assert [tags(i) for i in ids[:50]] == [["done", "red"]] * 50
+        assert [tags(i) for i in ids[50:60]] == [["blue", "done", "red"]] * 10
+        assert [tags(i) for i in ids[60:]] == [["done"]] * 90
+        assert client.select("done")[1] == [b"150"] and client.select("INBOX")[1] == [b"150"]
+    finally:
+        client.logout()
