@@ -13,10 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_relay import headers_of, history, http, only_id, relay_yaml, send
 from upstream import UpstreamServer
 
 from helpers import make_server, wait_until
+from mailpit_py.relay import send as relay_send
 from mailpit_py.server import Server
 
 UTF8_MESSAGE = (
@@ -274,4 +276,23 @@ def test_a_stop_while_a_slow_upstream_answers_does_not_send_the_copy_twice(
             assert [q["State"] for q in history(second, uid)["Queue"]] == ["sent"]
             assert [a["Outcome"] for a in history(second, uid)["Attempts"]] == ["sent"]
             assert second.mailbox.outbox_due(1e18) == []
+        assert len(up.received) == 1
+
+
+def test_an_upstream_slow_to_answer_the_data_is_waited_for_not_sent_to_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Commands time out fast here; the reply to the end of the data is waited for longer (RFC
+    # 5321 section 4.5.3.2.6), as the upstream may be filtering what it will accept.
+    monkeypatch.setattr(relay_send, "SMTP_TIMEOUT", 0.3)
+    with (
+        UpstreamServer(starttls=False, auth=False) as up,
+        relaying(smtp_relay_config=plain_yaml(tmp_path, up.port), smtp_relay_all=True) as mp,
+    ):
+        up.data_delay = 1.0
+        send(mp, ["bob@example.test"])
+        uid = only_id(mp)
+        attempt = final_attempt(mp, uid)
+        assert (attempt["State"], attempt["Outcome"]) == ("sent", "sent")
+        assert len(history(mp, uid)["Attempts"]) == 1
         assert len(up.received) == 1

@@ -23,6 +23,10 @@ from mailpit_py.net.dns import DnsError, Resolver, load_overrides
 from mailpit_py.relay.config import Upstream
 
 SMTP_TIMEOUT = 30.0  # seconds per command; a dead upstream must not stall the worker long
+# The reply to the end of the data may take long: the upstream filters the message then. Giving
+# up sooner would retry a copy it may well have taken, sending it twice, so this waits as RFC
+# 5321 section 4.5.3.2.6 says (10 minutes); a hung upstream is mostly caught earlier.
+DATA_END_TIMEOUT = 600.0
 
 
 @dataclass
@@ -314,6 +318,8 @@ def _converse(
         if not accepted:
             client.rset()
             return
+        if client.sock is not None:
+            client.sock.settimeout(DATA_END_TIMEOUT)
         code, msg = client.data(data)
         for r in accepted:
             result.replies[r] = (code, msg.decode("utf-8", "replace"))
