@@ -107,6 +107,26 @@ def test_dsn_parameters_are_checked_and_ignored_and_unknown_ones_get_555(server_
     helo.close()
 
 
+def test_mail_and_rcpt_lines_may_grow_by_what_their_parameters_add(server_factory) -> None:
+    # RFC 5321 section 4.5.3.1.4's 512 octets grow with each extension's parameters (RFC 1870
+    # SIZE 26, RFC 4954 AUTH 500, RFC 3461 RET and ENVID 109, ORCPT and NOTIFY ~530): a long
+    # submitter or original recipient was refused as a command line too long.
+    mp = server_factory()
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    sender = "s" * 60 + "@" + "d" * 180 + ".example"
+    mail = f"MAIL FROM:<{sender}> SIZE=1000 BODY=8BITMIME AUTH={sender} RET=HDRS ENVID={'e' * 100}"
+    assert 600 < len(mail) < 1000
+    assert c.cmd(mail) == "250 2.1.0 OK"
+    rcpt = f"RCPT TO:<{sender}> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;{sender}"
+    assert 512 < len(rcpt) < 1000
+    assert c.cmd(rcpt) == "250 2.1.5 OK"
+    assert c.cmd("NOOP " + "x" * 600).startswith("500 5.5.2")  # other commands keep 512
+    assert c.cmd(f"RCPT TO:<{sender}> ORCPT=rfc822;{'x' * 1200}").startswith("500 5.5.2")
+    assert c.cmd("RCPT TO:<b@example.com>") == "250 2.1.5 OK"
+    c.close()
+
+
 # -- which mechanisms are offered ----------------------------------------------------------
 
 

@@ -97,6 +97,14 @@ _SIMPLE_PATH = re.compile(
     rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+(?=[^\s(])|$)"
 )  # RFC 3207 section 4: what a client may send before STARTTLS when TLS is required.
 _BEFORE_STARTTLS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "STARTTLS", "QUIT"})
+# RFC 5321 section 4.5.3.1.4 allows 512 octets a command line, and each service extension adds
+# what its parameters need, after EHLO: MAIL 26 for SIZE (RFC 1870), 15 for BODY=8BITMIME,
+# 9 for SMTPUTF8, 500 for AUTH= (RFC 4954 section 5), 109 for RET and ENVID (RFC 3461 section
+# 4); RCPT 500 for ORCPT and 31 for NOTIFY.
+_EXTENDED_LINE = {"MAIL": 512 + 26 + 15 + 9 + 500 + 109, "RCPT": 512 + 500 + 31}
+# The longest line the stream reads whole (aiosmtpd's is 1001); a longer one is read to its
+# end and refused.
+_LINE_LIMIT = 2048
 
 
 class _Session(SmtpSession):
@@ -150,7 +158,7 @@ class CatcherSMTP(EnvelopeCommands, AuthCommand, DataCommand, ConnectionEvents, 
         self.loop = server.loop
         asyncio.StreamReaderProtocol.__init__(
             self,
-            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            asyncio.StreamReader(loop=self.loop, limit=_LINE_LIMIT),
             client_connected_cb=self._cb_client_connected,
             loop=self.loop,
         )
@@ -347,7 +355,7 @@ class CatcherSMTP(EnvelopeCommands, AuthCommand, DataCommand, ConnectionEvents, 
                 else:
                     control = arg is not None and CONTROL.search(arg) is not None
                 max_sz = (
-                    self.command_size_limits[command]
+                    _EXTENDED_LINE.get(command, self.command_size_limit)
                     if self.session.extended_smtp
                     else self.command_size_limit
                 )
