@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from test_relay import headers_of, history, http, only_id, relay_yaml, send
-from upstream import UpstreamServer
+from upstream import USER, UpstreamServer
 
 from helpers import make_server, wait_until
 from mailpit_py.relay import send as relay_send
@@ -194,6 +194,42 @@ def test_the_upstreams_certificate_is_verified_unless_allow_insecure(
             uid = only_id(mp)
             status, _ = http(mp, "POST", f"api/v1/message/{uid}/release", {"To": ["t@ok.test"]})
             assert status == 200 and up.received[0].tls
+
+
+def outward_address() -> str:
+    """An address of this machine that is not loopback (the route to a TEST-NET-1 host), or
+    a skip when it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: nothing is sent
+        except OSError:
+            pytest.skip("no network interface but loopback")
+        address = str(probe.getsockname()[0])
+    if address.startswith("127."):
+        pytest.skip("no network interface but loopback")
+    return address
+
+
+@pytest.mark.parametrize("auth", ["plain", "login"])
+def test_a_password_is_never_sent_unencrypted_beyond_this_machine(
+    tmp_path: Path, auth: str
+) -> None:
+    remote = outward_address()
+    cfg = {"starttls": False, "auth": auth}
+    with UpstreamServer(starttls=False, address=remote) as up:
+        with relaying(smtp_relay_config=relay_yaml(tmp_path, up.port, host=remote, **cfg)) as mp:
+            send(mp, ["bob@example.test"])
+            uid = only_id(mp)
+            status, text = http(mp, "POST", f"api/v1/message/{uid}/release", {"To": ["t@ok.test"]})
+        assert status == 502
+        assert f"AUTH {auth.upper()} would send the password unencrypted to {remote}:" in text
+        assert up.received == []
+    with UpstreamServer(starttls=False) as local:  # on loopback the password stays here
+        with relaying(smtp_relay_config=relay_yaml(tmp_path, local.port, **cfg)) as mp:
+            send(mp, ["bob@example.test"])
+            uid = only_id(mp)
+            status, _ = http(mp, "POST", f"api/v1/message/{uid}/release", {"To": ["t@ok.test"]})
+        assert status == 200 and local.received[0].username == USER
 
 
 # -- a dropped connection, a slow upstream and a restart ---------------------------------------

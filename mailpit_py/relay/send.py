@@ -246,7 +246,10 @@ def _session(
     try:
         try:
             where = f"{host}:{port}"
-            _converse(client, up, mail_from, rcpts, data, result, verify, opportunistic, where)
+            _converse(
+                client, up, mail_from, rcpts, data, result, verify, opportunistic, where,
+                _loopback(host),
+            )  # fmt: skip
         except _Refused as exc:
             for r in rcpts:
                 if r not in result.replies or 200 <= result.replies[r][0] < 300:
@@ -269,6 +272,7 @@ def _converse(
     verify: bool,
     opportunistic: bool,
     where: str,
+    loopback: bool,
 ) -> None:
     try:
         code, msg = client.ehlo()
@@ -276,9 +280,18 @@ def _converse(
             code, msg = client.helo()
             if not 200 <= code < 300:
                 raise _Refused(code, msg.decode("utf-8", "replace"))
+        encrypted = up.tls
         if up.starttls or (opportunistic and client.has_extn("starttls")):
             code, msg = client.starttls(context=_tls_context(up, verify))
             client.ehlo()
+            encrypted = True
+        if up.auth in ("plain", "login") and not (encrypted or loopback):
+            # The password would cross the network as it is (Mailpit's PLAIN refuses this too).
+            raise _Refused(
+                538,
+                f"5.7.11 not sent: AUTH {up.auth.upper()} would send the password unencrypted "
+                f"to {where}; set starttls or tls",
+            )
         if up.auth != "none":
             client.user = up.username
             client.password = up.secret if up.auth == "cram-md5" else up.password
@@ -330,6 +343,16 @@ def _converse(
         ) from None
     except smtplib.SMTPNotSupportedError as exc:
         raise _Refused(0, f"the server does not support it: {exc}") from None
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is this machine, where a password sent in the clear stays local."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def wire_address(address: str, smtputf8: bool) -> str | None:
