@@ -8,9 +8,11 @@ from typing import Any
 
 from mailpit_py.store.postgres.base import PgParts, PgRow, rows, text
 
-# How long an item handed to one instance's relay worker stays its own: its attempt records
-# an outcome long before; if that instance died meanwhile, another retries it after this.
-CLAIM_LEASE = 120.0
+# How long an item handed to one instance's relay worker stays its own: longer than one attempt
+# can last (commands of 30 s each and up to 10 minutes for the reply to the end of the data),
+# so another instance never sends a copy that is still being sent; if the instance died
+# meanwhile, another retries the item after this.
+CLAIM_LEASE = 900.0
 
 
 class PgOutbox(PgParts):
