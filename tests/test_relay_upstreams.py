@@ -127,6 +127,20 @@ def test_an_upstream_with_smtputf8_gets_the_addresses_and_headers_as_they_are(
         assert "Subject: Grüße\r\n".encode() in second.data
 
 
+def test_lines_of_dots_and_8bit_text_reach_the_upstream_as_they_were(tmp_path: Path) -> None:
+    body = b"first\r\n.\r\n..two dots\r\n.\r\nafter a lone dot: caf\xc3\xa9\r\n"
+    data = b"From: a@app.test\r\nTo: bob@example.test\r\nSubject: dots\r\n\r\n" + body
+    with (
+        UpstreamServer(starttls=False, auth=False) as up,
+        relaying(smtp_relay_config=plain_yaml(tmp_path, up.port), smtp_relay_all=True) as mp,
+    ):
+        send(mp, ["bob@example.test"], data)
+        got = wait_until(lambda: up.received, what="the relayed copy")[0]
+        # A lone "." in the body would end the data early were it not dot-stuffed.
+        assert got.data.endswith(body)
+        assert got.mail_options == ["BODY=8BITMIME"]
+
+
 # -- override-from and return-path on automatic copies -----------------------------------------
 
 
