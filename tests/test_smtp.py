@@ -273,6 +273,31 @@ def test_a_message_sent_slowly_is_not_timed_out_and_silence_mid_data_is(server_f
     assert [m["Subject"] for m in mp.mailbox.list_messages()] == ["slow"]
 
 
+def test_a_session_of_endless_commands_keeps_a_bounded_transcript(server: Server) -> None:
+    # NOOP re-arms the idle timer, so a client may send commands for as long as it likes: each
+    # one and its reply were kept (300,000 NOOPs held 600,000 lines, 115 MB, then written as
+    # the session's record). Past the bound they are counted in a note; the session goes on.
+    c = RawClient(server.smtp_address)
+    c.cmd("EHLO me")
+    c.send(b"NOOP\r\n" * 5000)
+    for _ in range(5000):
+        assert c.reply().startswith("250 2.0.0")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.cmd("DATA")
+    c.send(b"Subject: after the flood\r\n\r\nbody\r\n.\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    c.cmd("QUIT")
+    c.close()
+    assert server.mailbox is not None
+    [session] = wait_until(server.mailbox.sessions, what="the session record")
+    lines = [t["Line"] for t in session["Transcript"]]
+    assert len(lines) < 2100
+    assert any("lines of this part of the session are not kept" in line for line in lines)
+    assert "QUIT" in lines[-2:] or "221 2.0.0 Bye" in lines[-2:]
+    assert [m["Subject"] for m in server.mailbox.list_messages()] == ["after the flood"]
+
+
 def test_an_over_long_command_line_gets_500_and_the_session_goes_on(raw_client) -> None:
     c = raw_client()
     c.cmd("EHLO me")
