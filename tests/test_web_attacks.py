@@ -11,13 +11,16 @@ import base64
 import io
 import json
 import smtplib
+import socket
 import time
 import warnings
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from PIL import Image
+from test_web_security import browser, context  # noqa: F401 (fixtures)
 from test_web_security import call as raw_call
 
 from helpers import make_server, wait_until
@@ -250,3 +253,61 @@ def test_a_link_no_url_parser_accepts_is_reported_broken_not_an_internal_error(
     # the checks run on every new message read the same links
     status, answer = call(mp, "GET", f"/api/v1/message/{uid}/blocklist-check")
     assert status == 200, answer
+
+
+# -- links in a mail that try to run script when clicked ---------------------------------------
+
+CLICK_ME = (
+    '<a id="js" href="javascript:document.title=\'js ran\';'
+    "fetch('/api/v1/messages', {method: 'DELETE'})\">js</a> "
+    '<a id="data" href="data:text/html,<script>document.title=\'data ran\'</script>">data</a> '
+    "<svg><a id=\"svg\" href=\"javascript:document.title='svg ran'\"><text y='20'>svg</text></a>"
+    "</svg>"
+)
+
+
+@pytest.mark.parametrize("where", ["view", "preview"])
+def test_clicking_javascript_and_data_links_of_a_mail_runs_nothing(
+    mp: Server,
+    context: Any,  # noqa: F811 (the fixture imported above)
+    where: str,
+) -> None:
+    uid = send(mp, "click me", HTML=CLICK_ME)
+    page = context.new_page()
+    if where == "view":  # the page a "view in browser" link opens, in a tab of its own
+        page.goto(mp.http_url + f"view/{uid}.html")
+        links = page
+    else:
+        page.goto(mp.http_url + f"?m={uid}")
+        links = page.frame_locator("#html-frame")
+    opened: list[Any] = []
+    context.on("page", lambda popup: opened.append(popup))
+    for name in ("js", "data", "svg"):
+        links.locator(f"#{name}").click()
+    # A popup, if any, has opened by the time a page opened after the clicks has loaded.
+    probe = context.new_page()
+    assert probe.goto(mp.http_url + "livez").status == 200
+    titles = [page.title(), *(p.title() for p in opened if p is not probe)]
+    assert not any("ran" in t for t in titles), titles
+    assert mp.mailbox.counts()[0] == 1  # the DELETE never ran
+
+
+def test_with_credentials_a_strangers_unfinished_bodies_hold_no_threads() -> None:
+    with make_server(max_messages=0, ui_auth="ann:secret") as server:
+        held = []
+        try:
+            for _ in range(80):  # more than the pool's 64 threads
+                sock = socket.create_connection(server.http_address, timeout=10)
+                sock.sendall(
+                    b"POST /api/v1/send HTTP/1.1\r\nHost: localhost\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+                )
+                held.append(sock)
+            for sock in held[:3]:  # each was answered without its body
+                assert sock.recv(64).startswith(b"HTTP/1.1 401")
+            login = {"Authorization": "Basic " + base64.b64encode(b"ann:secret").decode()}
+            status, _ = call(server, "GET", "/api/v1/messages", None, login)
+            assert status == 200
+        finally:
+            for sock in held:
+                sock.close()
