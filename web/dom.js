@@ -31,26 +31,31 @@ export function formatSize(n) {
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }
 
+// toLocaleString() with options builds a new formatter at each call (~0.15 ms): two a row made
+// formatting the larger part of drawing a page of the list. These are built once.
+const FORMATS = {
+  time: new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit' }),
+  day: new Intl.DateTimeFormat([], { month: 'short', day: 'numeric' }),
+  date: new Intl.DateTimeFormat([], { year: 'numeric', month: 'short', day: 'numeric' }),
+  full: new Intl.DateTimeFormat([], {
+    weekday: 'short', year: 'numeric', month: 'short', day: 'numeric',
+    hour: '2-digit', minute: '2-digit', second: '2-digit',
+  }),
+};
+
 export function formatTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '';
   const now = new Date();
-  if (d.toDateString() === now.toDateString()) {
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  }
-  if (d.getFullYear() === now.getFullYear()) {
-    return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
-  }
-  return d.toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' });
+  if (d.toDateString() === now.toDateString()) return FORMATS.time.format(d);
+  if (d.getFullYear() === now.getFullYear()) return FORMATS.day.format(d);
+  return FORMATS.date.format(d);
 }
 
 export function formatFullTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso || '';
-  return d.toLocaleString([], {
-    weekday: 'short', year: 'numeric', month: 'short', day: 'numeric',
-    hour: '2-digit', minute: '2-digit', second: '2-digit',
-  });
+  return FORMATS.full.format(d);
 }
 
 export function addressText(a) {
