@@ -4,7 +4,9 @@ in-session TLS upgrades, idle timeouts, and a worker pool for blocking mailbox c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +48,14 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
         self.tls = writer.get_extra_info("ssl_object") is not None
+        # Answers go out as written, not held for the client's ACK of the previous write
+        # (Nagle): an untagged response then its tagged OK waited for the client's delayed ACK,
+        # 40 ms a command. asyncio sets this only on a socket made with IPPROTO_TCP, and the
+        # listening socket (socket.create_server) has protocol 0.
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     async def readline(self, timeout: float | None) -> bytes:
         """The next line with its ending; b"" at end of stream; TimeoutError when idle."""

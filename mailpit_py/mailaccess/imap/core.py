@@ -170,6 +170,10 @@ class ImapCore(MailReader):
             self._everywhere += 1
         else:
             self.generations[box] = self.generations.get(box, 0) + 1
+        self._wake(box)
+
+    def _wake(self, box: str) -> None:
+        """Wake the sessions idling in `box` (or every mailbox) to tell what changed."""
         for waiter, waits_for in self._waiters.items():
             if box == events.EVERY_BOX or waits_for in (None, box):
                 waiter.set()
@@ -426,6 +430,12 @@ class ImapCore(MailReader):
         """Tell the client what changed since its last update: expunged messages (when that may
         be said now), new flags, and new messages (RFC 3501 section 7.3 and 7.4)."""
         if s.generation == self._generation(s.box) and not force:
+            if s.flag_mark != self._flags_version:  # only flags changed: no index to read
+                flagged = self._flagged_since(s)
+                numbered = enumerate(s.uids, 1)
+                lines = [self._flags_fetch(s, n, uid) for n, uid in numbered if uid in flagged]
+                if lines:
+                    await self._send(s, "\r\n".join(lines))
             return
         generation = self._generation(s.box)
         index = await self._load(s)
@@ -446,7 +456,7 @@ class ImapCore(MailReader):
                 continue
             s.entries[uid] = new
             if (old is not None and old.read != new.read) or uid in flagged:
-                out.append(f"* {seq} FETCH (FLAGS ({' '.join(self._flags(s, uid))}))")
+                out.append(self._flags_fetch(s, seq, uid))
         last = s.uids[-1] if s.uids else 0
         added = [e for e in index if e.imap_uid > last]
         if added:
@@ -455,6 +465,9 @@ class ImapCore(MailReader):
             out.append(f"* {len(s.uids)} EXISTS")
         if out:
             await self._send(s, "\r\n".join(out))
+
+    def _flags_fetch(self, s: Session, seq: int, uid: int) -> str:
+        return f"* {seq} FETCH (FLAGS ({' '.join(self._flags(s, uid))}))"
 
     def _flagged_since(self, s: Session) -> set[int]:
         """The UIDs whose flags changed since the session last told its client (the oldest

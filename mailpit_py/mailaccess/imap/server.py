@@ -517,7 +517,7 @@ class ImapServer(FolderCommands):
         assert s.view is not None
         if changed:
             await s.conn.call(self._save_flags, changed)
-            self._bump(s.box)  # the other sessions in this mailbox tell their clients
+            self._wake(s.box)  # the other sessions idling in this mailbox tell their clients
         for uids, read in ((seen_on, True), (seen_off, False)):
             if uids:
                 # The read state the web UI shows: through the mailbox, which publishes it.
