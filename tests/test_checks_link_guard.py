@@ -130,10 +130,35 @@ def test_the_stand_in_public_site_is_reached_and_followed_to_another_public_page
 
 @pytest.mark.parametrize(
     "addr",
-    ["::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1", "8.8.8.8", "2606:4700::1111"],
+    [
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+        "8.8.8.8",
+        "2606:4700::1111",
+        "192.0.0.9",  # Port Control Protocol anycast: globally reachable, per IANA
+        "192.0.0.10",  # TURN anycast
+    ],
 )
 def test_public_addresses_and_public_embedded_ipv4_pass(addr: str) -> None:
     assert link_check.internal_reason(addr) == ""
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "192.0.0.8",  # IPv4 dummy address (RFC 7600)
+        "192.0.0.200",  # IETF protocol assignments
+        "192.88.99.1",  # 6to4 relay anycast, deprecated (RFC 7526)
+        "fec0::1",  # IPv6 site-local, deprecated but routed inside some sites
+        "::ffff:192.0.0.8",
+        "2002:c000:8::1",  # 6to4 around 192.0.0.8
+    ],
+)
+def test_ranges_python_311_calls_global_are_refused(addr: str) -> None:
+    # IANA's special-purpose registries mark these not globally reachable; Python 3.11's
+    # is_global (before 3.11.10) says they are, and the link check fetched them.
+    assert "internal address" in link_check.internal_reason(addr)
 
 
 def test_allow_internal_reaches_loopback_in_another_spelling(

@@ -48,8 +48,27 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     return found
 
 
+# Not globally reachable (IANA's special-purpose registries) though Python 3.11's is_global
+# says they are: the rest of 192.0.0.0/24 (3.11.10 and 3.12.4 learnt it), the 6to4 relay
+# anycast 192.88.99.0/24 (RFC 7526) and IPv6 site-local fec0::/10 (deprecated, still routed
+# inside some sites).
+_NOT_GLOBAL = (
+    ipaddress.IPv4Network("192.0.0.0/24"),
+    ipaddress.IPv4Network("192.88.99.0/24"),
+    ipaddress.IPv6Network("fec0::/10"),
+)
+# 192.0.0.9 (Port Control Protocol anycast) and 192.0.0.10 (TURN anycast) are global.
+_GLOBAL = frozenset({ipaddress.IPv4Address("192.0.0.9"), ipaddress.IPv4Address("192.0.0.10")})
+
+
 def _not_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return not ip.is_global or ip.is_multicast
+    if ip in _GLOBAL:
+        return False
+    return (
+        not ip.is_global
+        or ip.is_multicast
+        or any(ip.version == net.version and ip in net for net in _NOT_GLOBAL)
+    )
 
 
 def internal_reason(addr: str) -> str:
