@@ -7,7 +7,9 @@ import { checkCell, forget, isChecked, onListLoaded, refresh as refreshChecks, r
 import {
   $, addressShort, addressText, drawFavicon, formatFullTime, formatSize, formatTime, h, plural,
 } from './dom.js';
-import { closeMessage, openMessage, renderMessageHead, updateMoveButtons, updateReadButton } from './message.js';
+import {
+  closeMessage, openMessage, recheckOpen, renderMessageHead, updateMoveButtons, updateReadButton,
+} from './message.js';
 import { closeNav, showView, toggleHelp, writeUrl } from './nav.js';
 import { notify } from './prefs.js';
 import { refusedMark } from './refused.js';
@@ -87,6 +89,7 @@ export async function loadList() {
     writeUrl();
     return loadList();
   }
+  const openLeft = state.openId && state.messages.some((m) => m.ID === state.openId) && !data.messages.some((m) => m.ID === state.openId);
   state.messages = data.messages;
   state.matched = data.messages_count;
   state.tags = data.tags || [];
@@ -96,6 +99,7 @@ export async function loadList() {
   renderList();
   onListLoaded(loadedQuery !== state.query);
   loadedQuery = state.query;
+  if (openLeft) recheckOpen();
 }
 
 export function scheduleRefresh(delay = 200) {

@@ -68,6 +68,19 @@ export function closeMessage({ history: push = true, note = '' } = {}) {
   if (wasOpen && !state.selected) select(wasOpen);
 }
 
+// The open message left the list without a delete event (a poll while the websocket is down, a
+// server restarted on a new database): ask the server, and close it as a delete event would if
+// it is gone, rather than go on showing a message every action on fails.
+export async function recheckOpen() {
+  const id = state.openId;
+  if (!id) return;
+  try {
+    await api.message(id);
+  } catch (err) {
+    if (err.status === 404 && state.openId === id) closeMessage({ note: 'This message was deleted' });
+  }
+}
+
 function toolButton(label, path, onclick, extra = {}) {
   return h('button', { class: 'btn ghost tool', type: 'button', title: label, 'aria-label': label, onclick, ...extra }, icon(path), h('span', { class: 'tool-label', text: label }));
 }
