@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import smtplib
 import socket
 import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from PIL import Image
@@ -311,3 +312,67 @@ def test_with_credentials_a_strangers_unfinished_bodies_hold_no_threads() -> Non
         finally:
             for sock in held:
                 sock.close()
+
+
+# -- download names a sender chose ---------------------------------------------------------------
+
+HOSTILE_NAMES = b"""From: a@example.com\r
+To: b@example.com\r
+Subject: names\r
+MIME-Version: 1.0\r
+Content-Type: multipart/mixed; boundary=XX\r
+\r
+--XX\r
+Content-Type: text/plain\r
+\r
+hi\r
+--XX\r
+Content-Type: application/octet-stream\r
+Content-Disposition: attachment; filename="a\\";b=c.html"\r
+\r
+1\r
+--XX\r
+Content-Type: application/octet-stream\r
+Content-Disposition: attachment; filename*=UTF-8''x%0D%0ASet-Cookie%3A%20y%3D1.bin\r
+\r
+2\r
+--XX\r
+Content-Type: application/octet-stream\r
+Content-Disposition: attachment; filename*=UTF-8''invoice%E2%80%AEfdp.exe\r
+\r
+3\r
+--XX\r
+Content-Type: application/octet-stream\r
+Content-Disposition: attachment; filename*=UTF-8''na%C3%AFve%20%E2%80%8F%E2%81%A6caf%C3%A9.txt\r
+\r
+4\r
+--XX--\r
+"""
+
+
+def test_download_names_cannot_add_headers_break_quoting_or_reverse_their_extension(
+    mp: Server,
+) -> None:
+    with smtplib.SMTP(*mp.smtp_address, timeout=10) as smtp:
+        smtp.sendmail("a@example.com", ["b@example.com"], HOSTILE_NAMES)
+    wait_until(lambda: mp.mailbox.counts()[0] == 1, what="the message stored")
+    uid = str(mp.mailbox.list_messages()[0]["ID"])
+    parts = mp.mailbox.get(uid).detail["Attachments"]
+    names = []
+    for part in parts:
+        status, headers, _ = raw_call(
+            mp, "GET", f"/api/v1/message/{uid}/part/{part['PartID']}", None, {"Host": "localhost"}
+        )
+        assert status == 200
+        assert headers.get_all("Set-Cookie") is None
+        (disposition,) = headers.get_all("Content-Disposition")
+        assert "\r" not in disposition and "\n" not in disposition
+        # what a browser saves it as: filename* (RFC 6266) when given, else filename
+        extended = re.search(r"filename\*=UTF-8''([^;\s]+)", disposition)
+        plain = re.search(r'filename="((?:[^"\\]|\\.)*)"', disposition)
+        assert plain is not None, disposition
+        names.append(unquote(extended.group(1)) if extended else plain.group(1))
+    # A quote ends nothing (filename* percent-encodes it); a line break adds no header; a
+    # right-to-left override cannot make "invoice<RLO>fdp.exe" show as "invoiceexe.pdf" in the
+    # download bar, nor the other direction marks and isolates reorder a name.
+    assert names == ['a";b=c.html', "xSet-Cookie: y=1.bin", "invoicefdp.exe", "naïve café.txt"]

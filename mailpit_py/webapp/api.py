@@ -590,7 +590,13 @@ def readyz() -> Response:
 def _disposition(kind: str, filename: str) -> str:
     # The sender chose the name: keep its last path segment only (`../../evil.sh` and
     # `..\\evil.bat` would otherwise reach a browser or a script that saves under it as given).
-    filename = re.sub(r"[\x00-\x1f\x7f]", "", re.split(r"[/\\]", filename)[-1]).strip()
+    # Control characters go, and so do the bidirectional controls (embeddings, overrides,
+    # isolates, marks): "invoice<RLO>fdp.exe" is shown as "invoiceexe.pdf" by a download bar.
+    filename = re.sub(
+        r"[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]",
+        "",
+        re.split(r"[/\\]", filename)[-1],
+    ).strip()
     if filename in ("", ".", ".."):
         filename = "attachment"
     ascii_name = re.sub(r'[^\x20-\x7e]|["\\]', "_", filename)
