@@ -376,3 +376,29 @@ def test_download_names_cannot_add_headers_break_quoting_or_reverse_their_extens
     # right-to-left override cannot make "invoice<RLO>fdp.exe" show as "invoiceexe.pdf" in the
     # download bar, nor the other direction marks and isolates reorder a name.
     assert names == ['a";b=c.html', "xSet-Cookie: y=1.bin", "invoicefdp.exe", "naïve café.txt"]
+
+
+def test_the_ui_shows_attachment_names_without_bidirectional_controls(
+    mp: Server,
+    context: Any,  # noqa: F811 (the fixture imported above)
+) -> None:
+    from playwright.sync_api import expect
+
+    uid = send(
+        mp,
+        "invoice",
+        Text="see attached",
+        Attachments=[
+            {
+                "Content": base64.b64encode(b"MZ").decode(),
+                "Filename": "invoice\u202efdp.exe",
+                "ContentType": "application/octet-stream",
+            }
+        ],
+    )
+    page = context.new_page()
+    page.goto(mp.http_url + f"?m={uid}")
+    chip = page.locator("#att-strip a")
+    # shown and saved as what it is, an .exe, not as "invoiceexe.pdf"
+    expect(chip.locator(".att-chip-name")).to_have_text("invoicefdp.exe")
+    expect(chip).to_have_attribute("download", "invoicefdp.exe")

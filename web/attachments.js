@@ -12,7 +12,9 @@ function parts(m) {
   ];
 }
 
-const fileName = (p) => p.FileName || `part-${p.PartID}`;
+// Without bidirectional controls: "invoice<U+202E>fdp.exe" would show as "invoiceexe.pdf".
+const BIDI = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const fileName = (p) => (p.FileName || '').replace(BIDI, '') || `part-${p.PartID}`;
 
 // Attachments only: inline parts (the images an HTML body shows) are in the tab, not the strip.
 export function attachmentStrip(m) {
