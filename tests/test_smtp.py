@@ -219,6 +219,15 @@ def test_too_many_unknown_commands_end_the_session_with_421(raw_client) -> None:
     assert c.file.readline() == b""
 
 
+def test_quit_with_an_argument_still_ends_the_session(raw_client) -> None:
+    # A client that says QUIT wants to leave: a 501 kept it waiting on a session it was done
+    # with. Mailpit and Postfix answer 221 whatever follows QUIT.
+    c = raw_client()
+    c.cmd("EHLO me")
+    assert c.cmd("QUIT now please").startswith("221 2.0.0")
+    assert c.file.readline() == b""
+
+
 def test_idle_client_gets_421_after_the_timeout(server_factory) -> None:
     mp = server_factory(smtp_timeout=0.3)
     c = RawClient(mp.smtp_address)

@@ -1,6 +1,6 @@
 """The SMTP commands aiosmtpd answers that we answer otherwise: EHLO and HELO (the chaos
 Helo trigger, no enhanced code on their 250), MAIL's AUTH= and the DSN parameters of MAIL and
-RCPT, HELP's 214 and QUIT."""
+RCPT, HELP's 214 and QUIT (whatever follows it)."""
 
 from __future__ import annotations
 
@@ -141,5 +141,7 @@ class EnvelopeCommands(SessionBase):
 
     @syntax("QUIT")
     async def smtp_QUIT(self, arg: str) -> None:
+        # A client that says QUIT wants to leave, whatever follows (as Mailpit and Postfix
+        # take it): aiosmtpd's 501 for an argument kept the session open.
         self._quit = True
-        await super().smtp_QUIT(arg)
+        await super().smtp_QUIT("")
