@@ -1,7 +1,7 @@
 """The message view hides nothing at ordinary widths: every tab and the attachment list show
 without scrolling sideways at 360, 390, 1024 and 1280 px, with the Relay tab too, and the bulk
-bar fits (Playwright and Debian's Chromium, as tests/test_ui_browser.py). Screenshots at each
-width go to test-artifacts/."""
+bar and the search syntax fit (Playwright and Debian's Chromium, as tests/test_ui_browser.py).
+Screenshots at each width go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -110,3 +110,23 @@ def test_the_bulk_bar_fits_at_every_width(
     assert_fully_visible(page, "#check-page")
     assert_no_sideways_scroll(page)
     save_screenshot(page, f"bulk-{width}")
+
+
+@pytest.mark.parametrize("width", [360, *sorted(WIDTHS.values())])
+def test_the_search_syntax_shows_whole_at_every_width(
+    open_page: Any,  # noqa: F811
+    relay_server: Server,
+    width: int,
+) -> None:
+    from playwright.sync_api import expect
+
+    # On a phone the search box is narrow and the help, aligned to its right edge, ran off the
+    # screen's left: half of each line of the syntax could not be read.
+    page = open_page(relay_server.http_url, viewport={"width": width, "height": 800})
+    page.locator("#search-help-btn").click()
+    expect(page.locator("#search-help")).to_be_visible()
+    assert_fully_visible(page, "#search-help")
+    assert_fully_visible(page, "#search-help dt")
+    assert_fully_visible(page, "#search-help dd")
+    assert_no_sideways_scroll(page)
+    save_screenshot(page, f"search-help-{width}")
