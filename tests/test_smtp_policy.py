@@ -72,6 +72,25 @@ def test_recipient_outside_the_allowed_pattern_gets_550(server_factory) -> None:
     )
 
 
+def test_ignored_recipients_count_towards_the_recipient_limit(server_factory) -> None:
+    # Each one got 250, so the client sent that many recipients (RFC 5321 4.5.3.1.8); they
+    # were left out of the count, and the list of them grew without a bound.
+    mp = server_factory(
+        smtp_allowed_recipients=r"@example\.com$",
+        smtp_ignore_rejected_recipients=True,
+        smtp_max_recipients=3,
+    )
+    c = RawClient(mp.smtp_address)
+    c.cmd("EHLO me")
+    c.cmd("MAIL FROM:<a@example.com>")
+    assert c.cmd("RCPT TO:<ok@example.com>") == "250 2.1.5 OK"
+    assert c.cmd("RCPT TO:<x@elsewhere.org>") == "250 2.1.5 OK"
+    assert c.cmd("RCPT TO:<y@elsewhere.org>") == "250 2.1.5 OK"
+    assert c.cmd("RCPT TO:<z@elsewhere.org>").startswith("452 4.5.3")
+    assert c.cmd("RCPT TO:<ok2@example.com>").startswith("452 4.5.3")
+    c.close()
+
+
 def test_ignore_rejected_recipients_answers_250_and_drops_them(server_factory) -> None:
     mp = server_factory(
         smtp_allowed_recipients=r"@example\.com$", smtp_ignore_rejected_recipients=True

@@ -154,7 +154,8 @@ class SmtpServer:
             )
         if not envelope.smtp_utf8 and not address.isascii():
             return server.mark(non_ascii("recipient", address))
-        if len(envelope.rcpt_tos) >= self.config.smtp_max_recipients:
+        # Ignored recipients got 250 too: the client sent them (and their list is bounded).
+        if len(envelope.rcpt_tos) + len(envelope.ignored) >= self.config.smtp_max_recipients:
             return (
                 f"452 4.5.3 Error: too many recipients (at most "
                 f"{self.config.smtp_max_recipients} per message)"
