@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 from PIL import Image
-from test_web_security import browser, context  # noqa: F401 (fixtures)
+from test_web_security import OtherSite, browser, context, other_site  # noqa: F401 (fixtures)
 from test_web_security import call as raw_call
 
 from helpers import make_server, wait_until
@@ -402,3 +402,48 @@ def test_the_ui_shows_attachment_names_without_bidirectional_controls(
     # shown and saved as what it is, an .exe, not as "invoiceexe.pdf"
     expect(chip.locator(".att-chip-name")).to_have_text("invoicefdp.exe")
     expect(chip).to_have_attribute("download", "invoicefdp.exe")
+
+
+# -- another site's page loading the API as an image -------------------------------------------
+
+LOADS = """<img id="read" src="%(target)sapi/v1/message/latest">
+<img id="all" src="%(target)sapi/v1/messages?limit=0">
+<img id="part" src="%(target)sapi/v1/message/%(uid)s/part/%(part)s">"""
+
+
+def test_another_sites_images_cannot_make_the_api_mark_read_or_work(
+    context: Any,  # noqa: F811 (the fixture imported above)
+    other_site: OtherSite,  # noqa: F811
+) -> None:
+    from playwright.sync_api import expect
+
+    with make_server(max_messages=0) as server:
+        uid, part = image_part(server, Image.new("RGB", (30, 20), "red"), "PNG", "image/png")
+        assert server.mailbox.counts()[1] == 1  # unread
+        other_site.page = LOADS % {"target": server.http_url, "uid": uid, "part": part}
+        page = context.new_page()
+        page.goto(other_site.origin + "/")
+        # An image of the mail still shows (parts and thumbnails may be embedded anywhere) ...
+        expect(page.locator("#part")).to_have_js_property("naturalWidth", 30)
+        expect(page.locator("#read")).to_have_js_property("complete", True)
+        # ... but loading the message's JSON as an image no longer marks it read.
+        assert server.mailbox.counts()[1] == 1
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_subresource_of_another_site_is_refused_on_api_routes_naming_why(
+    mp: Server, site: str
+) -> None:
+    uid = deliver(mp, "unread")
+    fetch = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+    status, body = call(mp, "GET", f"/api/v1/message/{uid}", None, fetch)
+    assert status == 403 and b"another site" in body, body
+    assert mp.mailbox.counts()[1] == 1
+    # a link followed from another site (a navigation) and the browser's own requests pass
+    for headers in (
+        {**fetch, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+        {**fetch, "Sec-Fetch-Site": "same-origin"},
+        {**fetch, "Sec-Fetch-Site": "none"},
+        {},  # curl, scripts: no Sec-Fetch headers at all
+    ):
+        assert call(mp, "GET", f"/api/v1/message/{uid}/headers", None, headers)[0] == 200

@@ -162,6 +162,7 @@ class OriginPolicy:
     def __init__(self, api_cors: str) -> None:
         self.allowed = parse_cors(api_cors)
         self.configured = bool(self.allowed)
+        self.any = "*" in self.allowed
 
     def allows(self, origin: str, host_header: str) -> bool:
         if "*" in self.allowed:

@@ -3,6 +3,8 @@ POSTs, and the headers that keep mail content from running as script in the UI's
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, Response, g, request
 
 from mailpit_py.config.settings import Config
@@ -90,6 +92,13 @@ def install(app: Flask, config: Config) -> None:
                 f"rebinding): if that name is yours, start mailpit-py with --allowed-hosts "
                 f"{name} (or MP_ALLOWED_HOSTS={name}; * allows any)",
             )
+        if _foreign_subresource(origins):
+            return text(
+                403,
+                f"another site's page may not load {request.path} (as an image, script or "
+                "similar): only this server's pages use its API; open the address in a tab of "
+                "its own, or call it with fetch() from a site that --api-cors names",
+            )
         origin = request.headers.get("Origin")
         if origin is None:
             return None  # not sent by a browser across sites
@@ -132,6 +141,29 @@ def install(app: Flask, config: Config) -> None:
             )
             resp.vary.add("Origin")
         return resp
+
+
+# A part of a message (and its thumbnail) may be embedded by any page, as an <img>: the UI's own
+# preview loads a mail's cid: images so, from its sandboxed frame (an opaque origin: a
+# cross-site request), and a "view in browser" page shows them.
+PART_ROUTE = re.compile(r"/api/v1/message/[^/]+/part/[^/]+(?:/thumb)?")
+
+
+def _foreign_subresource(origins: OriginPolicy) -> bool:
+    """An API request a page of another site made by loading it as an image, script, style or
+    the like (browsers send Sec-Fetch-*, and no Origin on such a GET). Such a load cannot read
+    the answer, but the request is served: `GET /api/v1/message/latest` marks the newest mail
+    read, a list with limit=0 builds every summary, a check refreshes. A navigation (a link
+    followed) and the browser's own requests pass; clients that are not browsers send no
+    Sec-Fetch headers."""
+    if not request.path.startswith("/api/") or origins.any:
+        return False
+    if request.headers.get("Sec-Fetch-Site") not in ("cross-site", "same-site"):
+        return False
+    mode = request.headers.get("Sec-Fetch-Mode")
+    if mode in ("navigate", "cors", "websocket"):
+        return False  # a tab's page; CORS and websockets carry an Origin, checked below
+    return not PART_ROUTE.fullmatch(request.path)
 
 
 def _upgrade() -> bool:
