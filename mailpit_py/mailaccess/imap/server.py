@@ -156,6 +156,7 @@ class ImapServer(FolderCommands):
         s.folder, s.readonly = found.folder, readonly
         s.generation = self._generation(s.box)
         s.flag_mark = self._flags_version
+        s.known = await s.conn.call(self._mark, s.view)
         index = await self._load(s)
         s.uids = [e.imap_uid for e in index]
         s.entries = {e.imap_uid: e for e in index}

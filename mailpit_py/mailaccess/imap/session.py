@@ -59,6 +59,7 @@ class Session:
     uids: list[int] = field(default_factory=list)  # UID of each message sequence number
     entries: dict[int, IndexEntry] = field(default_factory=dict)
     generation: int = -1  # the server's change counter as of the last update sent
+    known: tuple[int, int, int] = (0, 0, 0)  # the mailbox's _mark when its folder was read
     flag_mark: int = 0  # the flag change (core.py's version) the client was last told of
     # Its own last STORE's changes (the versions after the first, up to the second): its
     # answer told them, so they are not told again as another session's.
