@@ -77,6 +77,13 @@ def test_j_and_k_go_on_across_pages(open_page: Any, server: Server) -> None:  # 
     expect(page.locator("#page-info")).to_have_text("1–50 of 51")
     expect(page).to_have_url(_containing("m="))
     expect(page).not_to_have_url(_containing("start="))
+    # Each move is one step back in the history: to Paged 00 on page two, then Paged 01.
+    page.go_back()
+    expect(page.locator("#message .msg-subject")).to_have_text("Paged 00")
+    expect(page).to_have_url(_containing("start=50"))
+    page.go_back()
+    expect(page.locator("#message .msg-subject")).to_have_text("Paged 01")
+    expect(page).not_to_have_url(_containing("start="))
 
 
 def test_deleting_the_open_message_opens_the_next_one(

@@ -505,7 +505,9 @@ export async function moveOpen(delta) {
     const next = delta > 0 ? state.messages[0] : state.messages[state.messages.length - 1];
     if (!next) return;
     select(next.ID, true);
-    openMessage(next.ID);
+    // One step in the history (the page's, now naming the message), not one more for it.
+    openMessage(next.ID, { history: false });
+    writeUrl();
   }
 }
 
