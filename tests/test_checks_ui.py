@@ -91,6 +91,10 @@ def test_checks_tab_shows_dkim_pass_and_the_authentication_results(
         "dkim=pass header.d=football.example.com header.s=brisbane"
     )
     expect(page.locator(".check-note").first).to_contain_text("simulation")
+    # The flag the note names stays on one line (it broke after its first hyphen).
+    flag = page.locator(".check-note code.flag").first
+    expect(flag).to_have_text("--checks-client-ip")
+    assert flag.evaluate("el => getComputedStyle(el).whiteSpace") == "nowrap"
     expect(page.locator('#requirements li[data-name="DKIM"]')).to_have_class("req-ok")
     page.locator("#checks-rerun").click()  # runs the checks again and redraws the tab
     expect(page.locator("#checks-rerun")).to_have_text("Run the checks again")

@@ -4,6 +4,12 @@
 import { url } from './api.js';
 import { h } from './dom.js';
 
+// A note names the flag that changes what it says (--checks-client-ip): the flag is kept on one
+// line, which the browser broke after its first hyphen ("set -" and "-checks-client-ip").
+function noteParts(text) {
+  return text.split(/(--[a-z][a-z0-9-]*)/).map((part, i) => (i % 2 ? h('code', { class: 'flag', text: part }) : part));
+}
+
 async function getJson(path, params) {
   const resp = await fetch(url(path, params));
   if (!resp.ok) throw new Error((await resp.text()).trim() || `HTTP ${resp.status}`);
@@ -64,7 +70,7 @@ function authSection(auth) {
       verdict(spf.Result, 'SPF'),
       verdict(dmarc.Result, 'DMARC'),
     ),
-    auth.Note ? h('p', { class: 'check-note', text: auth.Note }) : null,
+    auth.Note ? h('p', { class: 'check-note' }, noteParts(auth.Note)) : null,
     dkimRows.length
       ? table(['DKIM', 'Domain', 'Selector', 'Algorithm', 'Canon.', 'Body hash', 'Signature', 'Why'], dkimRows)
       : h('p', { class: 'muted', text: 'No DKIM signature.' }),
@@ -124,7 +130,7 @@ function blocklistSection(bl) {
   ]);
   return section(
     `Blocklists (${bl.Listed} listed)`,
-    bl.Note ? h('p', { class: 'check-note', text: bl.Note }) : null,
+    bl.Note ? h('p', { class: 'check-note' }, noteParts(bl.Note)) : null,
     rows.length ? table(['', 'Zone', 'Looked up', 'Answer', 'Text'], rows) : h('p', { class: 'muted', text: 'Nothing to look up.' }),
   );
 }
