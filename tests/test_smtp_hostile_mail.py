@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import smtplib
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -162,12 +161,12 @@ def test_hostile_mail_is_stored_listed_and_opened(mp: Server, name: str) -> None
     assert_opens(mp, uid, raw)
 
 
-def test_a_million_header_fields_are_stored_and_opened_quickly(mp: Server) -> None:
+def test_a_million_header_fields_are_stored_and_opened(mp: Server) -> None:
+    # (~2 s; about 14 s and ~700 MB when every field was kept: what is bounded is checked
+    # below, the count of fields the API gives)
     raw = b"".join(b"X-Flood-%d: v\r\n" % i for i in range(1_000_000)) + head(b"\r\nbody\r\n")
-    started = time.monotonic()
     uid = send(mp, raw)
     message = assert_opens(mp, uid, raw)
-    assert time.monotonic() - started < 20  # ~2 s (about 14 s when every field was kept)
     assert message["Subject"] == "hostile" and message["From"]["Address"] == "a@example.com"
     status, body = api(mp, f"/api/v1/message/{uid}/headers")
     assert len(json.loads(body)) < 20_000
