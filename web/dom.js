@@ -19,6 +19,24 @@ export function h(tag, attrs = {}, ...children) {
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
+/** A reload that events ask for: `soon(ms)` runs `fn` once, `ms` after the first ask of a run
+ * (or sooner, when a later ask wants it sooner). A wait that started over at each ask never ran
+ * while mail kept coming faster than it (a test suite's steady stream). */
+export function later(fn) {
+  let timer = 0;
+  let due = 0;
+  return function soon(ms) {
+    const at = Date.now() + ms;
+    if (timer && due <= at) return;
+    clearTimeout(timer);
+    due = at;
+    timer = setTimeout(() => {
+      timer = 0;
+      fn();
+    }, ms);
+  };
+}
+
 export function formatSize(n) {
   if (n < 1024) return `${n} B`;
   const units = ['kB', 'MB', 'GB'];

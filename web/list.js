@@ -5,7 +5,7 @@
 import { api, box } from './api.js';
 import { checkCell, forget, isChecked, onListLoaded, refresh as refreshChecks, rowClickSelects } from './bulk.js';
 import {
-  $, addressShort, addressText, drawFavicon, formatFullTime, formatSize, formatTime, h, plural,
+  $, addressShort, addressText, drawFavicon, formatFullTime, formatSize, formatTime, h, later, plural,
 } from './dom.js';
 import {
   closeMessage, openMessage, recheckOpen, renderMessageHead, updateMoveButtons, updateReadButton,
@@ -22,7 +22,6 @@ let listSeq = 0;
 // event's change applied to the old list, then overwritten by the answer), so such a load is
 // followed by another.
 let liveChanges = 0;
-let refreshTimer = 0;
 let searchTimer = 0;
 
 // -- counts, title, favicon --------------------------------------------------------------------
@@ -82,7 +81,7 @@ export async function loadList() {
   }
   if (seq !== listSeq) return;
   badSearch = '';
-  if (liveChanges !== changesBefore) scheduleRefresh(0);
+  if (liveChanges !== changesBefore) scheduleRefresh();
   if (data.count === 0 && state.start > 0 && data.messages_count > 0) {
     // The page emptied under us (deletions): step back to the last page that has mail.
     state.start = Math.max(0, Math.floor((data.messages_count - 1) / PAGE) * PAGE);
@@ -102,9 +101,10 @@ export async function loadList() {
   if (openLeft) recheckOpen();
 }
 
+const refreshSoon = later(() => loadList().catch(() => {}));
+
 export function scheduleRefresh(delay = 200) {
-  clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => loadList().catch(() => {}), delay);
+  refreshSoon(delay);
 }
 
 export function tagChip(tag, onclick) {

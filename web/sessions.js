@@ -2,15 +2,14 @@
 // session's details and its transcript; the transcript table is shared with the SMTP tab.
 
 import { api } from './api.js';
-import { $, formatFullTime, formatTime, h, plural } from './dom.js';
+import { $, formatFullTime, formatTime, h, later, plural } from './dom.js';
 import { goMessage } from './message.js';
 import { showView, writeUrl } from './nav.js';
 import { ICONS, PAGE, els, icon, showError, state } from './state.js';
 
-let sessionsTimer = 0;
+const sessionsSoon = later(() => loadSessions().catch(() => {}));
 export function scheduleSessions() {
-  clearTimeout(sessionsTimer);
-  sessionsTimer = setTimeout(() => loadSessions().catch(() => {}), 300);
+  sessionsSoon(300);
 }
 
 export function showSessions(id = null) {

@@ -3,7 +3,7 @@
 // recipient domains. Everything from mail is set as text, never as HTML.
 
 import { ApiError, url } from './api.js';
-import { $, formatSize, h, plural } from './dom.js';
+import { $, formatSize, h, later, plural } from './dom.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const REFRESH = 10_000; // ms between reloads while the view is shown
@@ -161,16 +161,17 @@ export class StatsView {
     this.el = el;
     this.timer = 0;
     this.seq = 0;
+    this.reload = later(() => this.load());
   }
 
   get visible() {
     return !this.el.hidden;
   }
 
-  // A burst of events gives one reload, half a second after the last.
+  // A burst of events gives one reload, half a second after its first event (and a steady
+  // stream one every half second).
   soon() {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.load(), 500);
+    this.reload(500);
   }
 
   async load() {
