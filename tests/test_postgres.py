@@ -220,6 +220,7 @@ def test_two_instances_prune_each_message_once(pg_url: str) -> None:
 
 def test_two_instances_take_each_due_outbox_item_once(pg_url: str) -> None:
     from mailpit_py.store.postgres.backend import PgStore
+    from mailpit_py.store.postgres.outbox import CLAIM_LEASE
 
     first, other = PgStore(pg_url), PgStore(pg_url)
     try:
@@ -229,7 +230,9 @@ def test_two_instances_take_each_due_outbox_item_once(pg_url: str) -> None:
         theirs = [r["id"] for r in other.outbox_due(5.0)]
         assert len(mine) == 2 and len(theirs) == 1 and not set(mine) & set(theirs)
         assert first.outbox_due(5.0) == [] == other.outbox_due(5.0)  # all claimed
-        assert len(other.outbox_due(5.0 + 121)) == 3  # a claim not followed up runs out
+        # A claim not followed up runs out (the lease outlasts one relay attempt's longest wait).
+        assert other.outbox_due(5.0 + CLAIM_LEASE - 1) == []
+        assert len(other.outbox_due(5.0 + CLAIM_LEASE + 1)) == 3
     finally:
         other.close()
         first.close()
