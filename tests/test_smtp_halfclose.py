@@ -4,7 +4,6 @@ hears every reply to what it sent, and the session ends at once instead of at th
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 from helpers import make_server, wait_until
@@ -22,16 +21,15 @@ def read_to_eof(sock: socket.socket, timeout: float = 10.0) -> bytes:
 
 
 def test_half_close_before_the_greeting_gets_the_greeting_and_a_close(tmp_path: Path) -> None:
-    # A load balancer's TCP check does this; held until the idle timeout (here 60 s), such
-    # connections pile up and the balancer steers away from the instance.
-    with make_server(database=str(tmp_path / "mail.db"), smtp_timeout=60) as mp:
+    # A load balancer's TCP check does this; held until the idle timeout, such connections pile
+    # up and the balancer steers away from the instance. The idle timeout here is an hour, the
+    # wait for the close (its deadline only) 30 s: a close at all is the half-close's doing.
+    with make_server(database=str(tmp_path / "mail.db"), smtp_timeout=3600) as mp:
         for _ in range(5):
             with socket.create_connection(mp.smtp_address) as sock:
                 sock.shutdown(socket.SHUT_WR)
-                started = time.monotonic()
                 said = read_to_eof(sock, timeout=30)
                 assert said.startswith(b"220 "), said
-                assert time.monotonic() - started < 30
 
 
 def test_a_whole_session_piped_then_half_closed_is_answered_and_stored(tmp_path: Path) -> None:
