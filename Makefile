@@ -84,7 +84,8 @@ format: $(VENV)/.installed-test
 
 # The quick benchmarks (a few minutes); each prints its figures, and the target fails if one did.
 QUICK_BENCHES := "ingest.py -n 1000 --repeat 1" "scale.py -n 20000" "bigmail.py" \
-	"livepath.py --seconds 5 --repeat 1" "soak.py --minutes 1" "compress.py --rounds 1"
+	"livepath.py --seconds 5 --repeat 1" "soak.py --minutes 1" "compress.py --rounds 1" \
+	"parse.py"
 
 bench: $(VENV)/.installed
 	@status=0; for b in $(QUICK_BENCHES); do \

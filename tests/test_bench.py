@@ -8,6 +8,7 @@ byte-exact, retention held), never a speed or a ratio: speed is for `make bench`
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -163,6 +164,14 @@ def test_compress_measures_each_mix() -> None:
     out = bench("compress.py", "--rounds", "1")
     for mix in ("2 KB text (smtpload)", "100 KB attachment", "5 MB attachment"):
         assert mix in out and "zlib-1" in out, f"{mix!r} missing:\n{out}"
+
+
+def test_parse_times_every_hand_written_message() -> None:
+    # The limit is an hour: what is checked is that every file is parsed and listed, not a speed.
+    out = bench("parse.py", "--messages-only", "--repeat", "1", "--top", "3", "--limit", "3600")
+    count = len(json.loads((REPO / "tests" / "messages" / "manifest.json").read_text())["files"])
+    assert f"parsed {count} files," in out and ", 0 over 3600 s" in out, out
+    assert len(re.findall(r"^ +[\d.]+ ms  \S+$", out, re.M)) == 3, out
 
 
 def test_uptime_keeps_descriptors_and_threads_flat() -> None:
