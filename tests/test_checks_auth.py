@@ -582,3 +582,21 @@ def test_a_signature_is_looked_for_in_the_header_section_only() -> None:
     # Quoted in the body (a forwarded message shown as text) is not a signature of this one.
     assert not has_signature(b"From: a@b\r\n\r\nDKIM-Signature: v=1; d=example.com\r\n")
     assert not has_signature(b"")
+
+
+@pytest.mark.parametrize(
+    ("peer", "ip"),
+    [
+        ("[::ffff:127.0.0.1]:5000", "127.0.0.1"),  # an IPv4 client on a dual-stack listener
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("[::1]:25", "::1"),
+        ("[2001:db8::5]:25", "2001:db8::5"),
+        ("192.0.2.9:2525", "192.0.2.9"),
+        ("not an address", ""),
+    ],
+)
+def test_the_peer_address_is_the_clients_own(peer: str, ip: str) -> None:
+    # Python 3.11 writes ::ffff:127.0.0.1 as ::ffff:7f00:1, which the Checks tab showed.
+    from mailpit_py.checks.auth import peer_ip
+
+    assert peer_ip(peer) == ip

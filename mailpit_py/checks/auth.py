@@ -22,9 +22,14 @@ def peer_ip(peer: str) -> str:
         return ""
     value = m.group(1) or m.group(2) or m.group(3) or ""
     try:
-        return str(ipaddress.ip_address(value))
+        ip = ipaddress.ip_address(value)
     except ValueError:
         return ""
+    # A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d, which Python 3.11 writes
+    # ::ffff:7f00:1: the client's address is the IPv4 one, for SPF and for the reader alike.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def is_internal(ip: str) -> bool:
