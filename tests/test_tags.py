@@ -181,3 +181,24 @@ def test_smtp_auth_user_becomes_a_tag(server_factory: Callable[..., Server]) -> 
         client.sendmail("ann@example.com", ["bob@shop.test"], message("auth"))
     listed = json.loads(call(mp, "GET", "api/v1/messages")[1])["messages"]
     assert "alice" in listed[0]["Tags"]
+
+
+def test_a_message_names_at_most_a_hundred_tags_of_its_own(
+    box: Callable[..., Mailbox], caplog: pytest.LogCaptureFixture
+) -> None:
+    # One 160 KB X-Tags field made 20,000 tags (a row, a filter and an IMAP folder each): the
+    # first hundred a message names (X-Tags, then plus addresses) are kept, the user name and
+    # the rules' tags on top.
+    mb = box(tags_username=True)
+    x_tags = ", ".join(f"t{i:03}" for i in range(300))
+    raw = (
+        "From: Ann <ann@example.com>\r\nTo: bob+plus@shop.test\r\nSubject: flood\r\n"
+        f"X-Tags: {x_tags}\r\n\r\nBody of the flood.\r\n"
+    ).encode()
+    with caplog.at_level("WARNING", logger="mailpit_py.mailbox"):
+        tags = stored_tags(mb, raw, username="carol")
+    assert tags == sorted([f"t{i:03}" for i in range(100)] + ["carol"])
+    assert "a message names 301 tags" in caplog.text
+    assert len(mb.tags()) == 101
+    few = stored_tags(mb, message("few"), username="carol")
+    assert few == ["Alpha", "beta gamma", "carol"]  # under the bound: every one, as before

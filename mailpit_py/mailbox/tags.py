@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from mailpit_py.config.settings import Config
 from mailpit_py.models import Address
 from mailpit_py.store.search import SearchError, Term, parse_query
 
+log = logging.getLogger("mailpit_py.mailbox")
+
 # Mailpit keeps letters, digits, space, '-', '_', '.' and '@' in a tag; anything else becomes a
 # space, spaces collapse, and a name is at most 100 characters.
 # Mailpit keeps ASCII letters and digits, space, '-', '_', '.' and '@'; letters and digits of
@@ -20,6 +23,10 @@ from mailpit_py.store.search import SearchError, Term, parse_query
 _TAG_INVALID = re.compile(r"[^\w\- .@]")
 _TAG_SPACE = re.compile(r"\s+")
 TAG_MAX = 100
+# Tags a message names itself (X-Tags, plus addresses) are kept up to this many: one 160 KB
+# X-Tags field made 20,000 tags, each a row, a UI filter and an IMAP folder. Mailpit sets no
+# bound; no real message comes near it. Rule tags and the user name come on top.
+MESSAGE_TAGS_MAX = 100
 # user+tag@ (or user+one+two@): everything from the first '+' to the '@', split at '+'.
 _PLUS = re.compile(r"^(.*?)\+(.*?)@", re.S)
 # A word starts after anything but a letter, digit, '_', '.' or an apostrophe (roughly the
@@ -202,6 +209,14 @@ class AutoTags:
                     found += self._cased(value.strip().split(","))
         if self.plus_addresses:
             found += self._cased(plus_address_tags(addresses))
+        own = clean_tags(found)
+        if len(own) > MESSAGE_TAGS_MAX:
+            log.warning(
+                "a message names %d tags (X-Tags, plus addresses): only the first %d are kept",
+                len(own),
+                MESSAGE_TAGS_MAX,
+            )
+            found = own[:MESSAGE_TAGS_MAX]
         if self.username and username:
             found.append(username)
         if self.rules:
