@@ -23,6 +23,7 @@ from boxweb import (
     DEFAULT_SECRET,
     MAILBOX_CONFIG,
     SECRET,
+    USERS,
     Boxes,
     basic,
     call,
@@ -310,4 +311,24 @@ def test_without_login_the_access_list_limits_no_one(tmp_path: Path) -> None:
         assert names == ["blog", "default", "shop"]
         assert call(mp.http_url + "mailbox/blog/api/v1/messages")[0] == 200
         status, _, body = call(mp.http_url + "mailbox/nothing/api/v1/messages")
+        assert (status, body) == (404, b"mailbox not found: nothing\n")
+
+
+def test_a_browser_asking_for_an_unknown_mailbox_page_gets_a_way_back(tmp_path: Path) -> None:
+    # A mistyped or deleted mailbox's page was a bare line of text: a browser now gets a page
+    # saying so with a link to the inbox (still 404, the same for a mailbox the user may not
+    # see); API clients and scripts keep Mailpit's plain-text answer.
+    config = tmp_path / "mailboxes.yml"
+    config.write_text(MAILBOX_CONFIG)
+    page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    with make_server(mailbox_config=str(config), ui_auth=USERS) as mp:
+        for user, name in (("bob", "nothing"), ("ann", "blog"), ("ann", "nothing")):
+            status, headers, body = call(mp.http_url + f"mailbox/{name}/", user, headers=page)
+            assert status == 404 and headers["Content-Type"].startswith("text/html"), name
+            assert f"No mailbox named \u201c{name}\u201d".encode() in body
+            assert b'<a href="/">Go to the inbox</a>' in body
+            assert b"<script" not in body
+        status, _, body = call(mp.http_url + "mailbox/nothing/", "bob")  # (no Accept)
+        assert (status, body) == (404, b"mailbox not found: nothing\n")
+        status, _, body = call(mp.http_url + "mailbox/nothing/api/v1/messages", "bob", headers=page)
         assert (status, body) == (404, b"mailbox not found: nothing\n")

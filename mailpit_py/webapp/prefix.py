@@ -10,6 +10,7 @@ authentication, against the mailbox config's `access` for the user who signed in
 
 from __future__ import annotations
 
+import html
 from typing import Any
 from urllib.parse import quote
 
@@ -170,6 +171,28 @@ def renamed_page(name: str) -> Response | None:
     return Response(status=302, headers={"Location": target + ("?" + query if query else "")})
 
 
+def wants_html() -> bool:
+    """Whether the request is a browser's for a page (not an API client's or a script's)."""
+    best = request.accept_mimetypes.best_match(["text/html", "text/plain"])
+    return best == "text/html" and request.accept_mimetypes["text/html"] > 0
+
+
+def missing_page(name: str) -> Response:
+    """The 404 of a mailbox page nobody can open (mistyped, deleted, or not this user's), as a
+    page with the way back to the inbox: a browser showed a bare line of text and nothing to
+    click. The name is the request's own, escaped."""
+    root = request.script_root[: -len(PREFIX + name)] + "/"
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>No such mailbox - mailpit_py</title></head><body>"
+        f"<h1>No mailbox named \u201c{html.escape(name)}\u201d</h1>"
+        "<p>It may have been deleted or renamed, or the address mistyped.</p>"
+        f'<p><a href="{html.escape(root)}">Go to the inbox</a></p></body></html>'
+    )
+    return Response(body, status=404, mimetype="text/html")
+
+
 def install(app: Flask) -> None:
     """Check the prefix's mailbox before any view runs: unknown, or not this user's: 404."""
     app.wsgi_app = MailboxPrefix(app.wsgi_app)  # type: ignore[method-assign]
@@ -185,6 +208,8 @@ def install(app: Flask) -> None:
             moved = renamed_page(name)
             if moved is not None:
                 return moved
+            if request.method in ("GET", "HEAD") and request.path == "/" and wants_html():
+                return missing_page(name)
             # One the user may not see answers as one that does not exist: no name leaks.
             raise BoxNotFound(name)
         return None
