@@ -539,3 +539,25 @@ def test_send_with_tls_and_auth_against_a_server_that_requires_them(
         [(api, _)] = stored(secure)
         assert api["Subject"] == "secured" and api["Username"] == "app"
         assert api["Envelope"]["TLS"] is True
+
+
+def test_dump_logs_in_with_the_urls_user_info(tmp_path: Path, capsys) -> None:
+    # Mailpit's dump (Go's HTTP client) sends a URL's user:password as Basic auth, so
+    # `--http http://user:pass@host/` dumps an instance behind --ui-auth-file; urllib took
+    # "user:pass@host" for the host name. The password never shows in a message.
+    from mailpit_py.models import Envelope
+
+    with make_server(ui_auth="ann:s3cr%t") as mp:
+        assert mp.mailbox is not None
+        raw = b"To: a@example.com\r\nSubject: behind a login\r\n\r\nx\r\n"
+        mp.mailbox.deliver(Envelope("s@example.com", ("a@example.com",)), raw).result()
+        host, port = mp.http_url.split("//")[1].rstrip("/").rsplit(":", 1)
+        login = f"http://ann:s3cr%25t@{host}:{port}/"
+        assert main(["dump", "--url", login, str(tmp_path / "in")]) == 0
+        assert [p.read_bytes() for p in (tmp_path / "in").glob("*.eml")] == [raw]
+        assert main(["queue", "--url", login]) == 0  # (the relay queue, through the same login)
+        capsys.readouterr()
+        wrong = f"http://ann:nope@{host}:{port}/"
+        assert main(["dump", "--url", wrong, str(tmp_path / "out")]) == 75
+        err = capsys.readouterr().err
+        assert "401" in err and "nope" not in err and f"http://{host}:{port}/" in err

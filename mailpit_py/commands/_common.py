@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import email.utils
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterable
 from email.message import Message
 from typing import IO
@@ -44,10 +46,25 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         "--url",
         "--http",  # Mailpit's name
         dest="url",
-        help="base URL of the instance, webroot included (default: from MP_UI_BIND_ADDR and "
-        "MP_WEBROOT, else http://127.0.0.1:8025/)",
+        help="base URL of the instance, webroot included, with user:password@ before the host "
+        "to log in (default: from MP_UI_BIND_ADDR and MP_WEBROOT, else http://127.0.0.1:8025/)",
     )
     where.add_argument("-d", "--database", metavar="FILE", help="read this database file")
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without its `user:password@`, and the Basic Authorization value they make (None
+    when it has none): Mailpit's dump (Go's HTTP client) logs in with a URL's user info, so a
+    `--http http://user:pass@host/` against an instance behind --ui-auth-file works there;
+    urllib took the user info for part of the host name."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
 
 
 def _megabytes(value: str) -> int:

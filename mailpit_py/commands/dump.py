@@ -25,6 +25,7 @@ from mailpit_py.commands._common import (
     add_max_message_size,
     add_source_options,
     error,
+    split_credentials,
 )
 from mailpit_py.commands.readyz import default_url
 
@@ -83,13 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 class ApiSource:
     def __init__(self, url: str, limit: int = 0) -> None:
+        url, self.auth = split_credentials(url)
         self.url = url if url.endswith("/") else url + "/"
         self.total: int | None = None  # known once the first page arrives
         self.limit = limit  # bytes of a message, 0: none
 
     def _get(self, path: str, missing_ok: bool = False, limit: int = 0) -> bytes:
+        request = urllib.request.Request(self.url + path)
+        if self.auth is not None:
+            request.add_header("Authorization", self.auth)
         try:
-            with urllib.request.urlopen(self.url + path, timeout=60) as resp:
+            with urllib.request.urlopen(request, timeout=60) as resp:
                 # A limit reads one byte more, so a larger answer shows without reading it all.
                 return bytes(resp.read(limit + 1) if limit else resp.read())
         except urllib.error.HTTPError as exc:

@@ -21,6 +21,7 @@ from mailpit_py.commands._common import (
     CommandError,
     add_source_options,
     error,
+    split_credentials,
 )
 from mailpit_py.commands.readyz import default_url
 
@@ -58,10 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def from_api(url: str) -> dict[str, Any]:
+    url, auth = split_credentials(url)
     url = url if url.endswith("/") else url + "/"
     target = url + "api/v1/relay/queue"
+    request = urllib.request.Request(target)
+    if auth is not None:
+        request.add_header("Authorization", auth)
     try:
-        with urllib.request.urlopen(target, timeout=30) as resp:
+        with urllib.request.urlopen(request, timeout=30) as resp:
             data: dict[str, Any] = json.loads(resp.read())
             return data
     except urllib.error.HTTPError as exc:
